@@ -1,0 +1,149 @@
+// Package driver is hostpass's network driver. Like Docker's built-in host
+// driver it hands out no interfaces, addresses or routes; unlike it, every
+// lifecycle call leaves a durable audit record before Docker hears "ok".
+package driver
+
+import (
+	"sync"
+	"time"
+
+	"github.com/docker/go-plugins-helpers/network"
+	"github.com/sirupsen/logrus"
+
+	"github.com/hostpass/hostpass/audit"
+	"github.com/hostpass/hostpass/hostview"
+)
+
+// Config is what the daemon wires into the driver.
+type Config struct {
+	Name     string // the driver name Docker uses (-d NAME)
+	Hostname string
+	StateDir string
+	Audit    *audit.Log
+	// HostInterfaces returns the host's links, recorded on every join.
+	HostInterfaces func() []hostview.Interface
+	Log            *logrus.Entry
+	Now            func() time.Time // time.Now when nil
+}
+
+// Driver implements network.Driver.
+type Driver struct {
+	cfg   Config
+	store *store
+
+	// mu guards networks and endpoints. Never held across disk I/O.
+	mu        sync.Mutex
+	networks  map[string]Network
+	endpoints map[string]endpoint
+}
+
+type endpoint struct {
+	networkID string
+	address   string
+}
+
+var _ network.Driver = (*Driver)(nil)
+
+// New loads the networks saved in cfg.StateDir. A state file that cannot be
+// read stops the daemon rather than being overwritten.
+func New(cfg Config) (*Driver, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.HostInterfaces == nil {
+		cfg.HostInterfaces = func() []hostview.Interface { return nil }
+	}
+	st := newStore(cfg.StateDir)
+	networks, err := st.load()
+	if err != nil {
+		return nil, err
+	}
+	return &Driver{cfg: cfg, store: st, networks: networks, endpoints: map[string]endpoint{}}, nil
+}
+
+// GetCapabilities: like the host driver, local scope.
+func (d *Driver) GetCapabilities() (*network.CapabilitiesResponse, error) {
+	return &network.CapabilitiesResponse{Scope: network.LocalScope, ConnectivityScope: network.LocalScope}, nil
+}
+
+// record starts an audit record for a call on network n.
+func (d *Driver) record(event string, n Network) audit.Record {
+	return audit.Record{
+		Time:      d.cfg.Now().UTC(),
+		Event:     event,
+		Outcome:   audit.OK,
+		Driver:    d.cfg.Name,
+		Host:      d.cfg.Hostname,
+		NetworkID: n.ID,
+		Tag:       n.Tag,
+		Internal:  n.Internal,
+		Adopted:   n.Adopted,
+	}
+}
+
+// commit makes rec durable before a create or join is allowed. If the audit
+// log cannot take it, the call is refused, and the refusal is kept in memory
+// until the log can take it.
+func (d *Driver) commit(rec audit.Record) error {
+	err := d.cfg.Audit.Append(rec)
+	if err == nil {
+		return nil
+	}
+	rec.Outcome, rec.Error = audit.Refused, err.Error()
+	d.cfg.Audit.AppendOrKeep(rec)
+	d.cfg.Log.WithError(err).WithField("event", rec.Event).Error("audit log unavailable: refusing the call")
+	return unavailable("%v; refusing %s so that nothing joins unaudited", err, rec.Event)
+}
+
+// keep records teardown, which is never refused: a record the log cannot take
+// now is written as soon as it can.
+func (d *Driver) keep(rec audit.Record) {
+	if err := d.cfg.Audit.AppendOrKeep(rec); err != nil {
+		d.cfg.Log.WithError(err).WithField("event", rec.Event).
+			Error("audit log unavailable: teardown record kept in memory until the log is writable")
+	}
+}
+
+// refuse records a refused call and returns err for Docker.
+func (d *Driver) refuse(rec audit.Record, err error) error {
+	rec.Outcome, rec.Error = audit.Refused, err.Error()
+	d.keep(rec)
+	return err
+}
+
+// The calls below do nothing, as in Docker's host driver.
+
+func (d *Driver) AllocateNetwork(*network.AllocateNetworkRequest) (*network.AllocateNetworkResponse, error) {
+	return nil, invalid("AllocateNetwork is for swarm-scope drivers; hostpass is local scope")
+}
+func (d *Driver) FreeNetwork(*network.FreeNetworkRequest) error {
+	return invalid("FreeNetwork is for swarm-scope drivers; hostpass is local scope")
+}
+func (d *Driver) DiscoverNew(*network.DiscoveryNotification) error    { return nil }
+func (d *Driver) DiscoverDelete(*network.DiscoveryNotification) error { return nil }
+func (d *Driver) ProgramExternalConnectivity(*network.ProgramExternalConnectivityRequest) error {
+	return nil
+}
+func (d *Driver) RevokeExternalConnectivity(*network.RevokeExternalConnectivityRequest) error {
+	return nil
+}
+
+// events maps the API's lifecycle methods to their audit events.
+var events = map[string]string{
+	"NetworkDriver.CreateNetwork":  audit.NetworkCreate,
+	"NetworkDriver.DeleteNetwork":  audit.NetworkDelete,
+	"NetworkDriver.CreateEndpoint": audit.EndpointCreate,
+	"NetworkDriver.Join":           audit.EndpointJoin,
+	"NetworkDriver.Leave":          audit.EndpointLeave,
+	"NetworkDriver.DeleteEndpoint": audit.EndpointDelete,
+}
+
+// Malformed records a lifecycle request whose body could not be decoded, and
+// returns the error to send back.
+func (d *Driver) Malformed(method string, cause error) error {
+	err := invalid("malformed %s request: %v; expected the JSON object of Docker's remote network driver API", method, cause)
+	if event, ok := events[method]; ok {
+		d.refuse(d.record(event, Network{}), err)
+	}
+	return err
+}

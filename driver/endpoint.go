@@ -1,0 +1,60 @@
+package driver
+
+import (
+	"github.com/docker/go-plugins-helpers/network"
+
+	"github.com/hostpass/hostpass/audit"
+)
+
+// CreateEndpoint hands out nothing. Docker may offer an address from its
+// IPAM; the reply must not echo an Interface back, or Docker rolls the
+// endpoint back.
+func (d *Driver) CreateEndpoint(req *network.CreateEndpointRequest) (*network.CreateEndpointResponse, error) {
+	n := d.network(req.NetworkID)
+	rec := d.record(audit.EndpointCreate, n)
+	rec.EndpointID, rec.Options = req.EndpointID, req.Options
+	var addr string
+	if req.Interface != nil {
+		addr = req.Interface.Address
+	}
+	rec.Address = addr
+	if req.EndpointID == "" {
+		return nil, d.refuse(rec, invalid("CreateEndpoint request has no EndpointID"))
+	}
+	if err := d.commit(rec); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	d.endpoints[req.EndpointID] = endpoint{networkID: n.ID, address: addr}
+	d.mu.Unlock()
+	return &network.CreateEndpointResponse{}, nil
+}
+
+// DeleteEndpoint forgets the endpoint. Never refused; repeatable.
+func (d *Driver) DeleteEndpoint(req *network.DeleteEndpointRequest) error {
+	n := d.known(req.NetworkID)
+	d.mu.Lock()
+	delete(d.endpoints, req.EndpointID)
+	d.mu.Unlock()
+	rec := d.record(audit.EndpointDelete, n)
+	rec.EndpointID = req.EndpointID
+	d.keep(rec)
+	return nil
+}
+
+// EndpointInfo reports what hostpass knows of the endpoint; Docker shows it
+// in `docker inspect`.
+func (d *Driver) EndpointInfo(req *network.InfoRequest) (*network.InfoResponse, error) {
+	d.mu.Lock()
+	n, known := d.networks[req.NetworkID]
+	ep := d.endpoints[req.EndpointID]
+	d.mu.Unlock()
+	value := map[string]string{"hostpass.driver": d.cfg.Name}
+	if known {
+		value["hostpass.tag"] = n.Tag
+	}
+	if ep.address != "" {
+		value["hostpass.unused_address"] = ep.address
+	}
+	return &network.InfoResponse{Value: value}, nil
+}

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/hostpass/hostpass/audit"
+	"github.com/hostpass/hostpass/driver"
+	"github.com/hostpass/hostpass/hostview"
+	"github.com/hostpass/hostpass/server"
+)
+
+// shutdownGrace bounds how long calls in flight may take once SIGTERM came.
+const shutdownGrace = 10 * time.Second
+
+type serveOptions struct {
+	socket   string
+	auditLog string
+	stateDir string
+	logLevel string
+}
+
+// setting is one flag, its environment variable (how `docker plugin set`
+// configures a managed plugin) and its default.
+type setting struct {
+	flag, env, def, help string
+	dst                  *string
+}
+
+func settings(o *serveOptions) []setting {
+	return []setting{
+		{"socket", "HOSTPASS_SOCKET", "/run/docker/plugins/hostpass.sock", "unix socket to serve on; the driver name is its file name without .sock", &o.socket},
+		{"audit-log", "HOSTPASS_AUDIT_LOG", "/var/log/hostpass/audit.jsonl", "audit log file (JSON lines, fsynced per record)", &o.auditLog},
+		{"state-dir", "HOSTPASS_STATE_DIR", "/var/lib/hostpass", "directory for the known networks", &o.stateDir},
+		{"log-level", "HOSTPASS_LOG_LEVEL", "info", "log level: " + strings.Join(logLevels(), ", "), &o.logLevel},
+	}
+}
+
+// serveFlags defines the flags; an environment variable, when set, replaces
+// the built-in default, and a flag replaces both.
+func serveFlags(o *serveOptions, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("hostpass serve", flag.ContinueOnError)
+	fs.SetOutput(out)
+	for _, s := range settings(o) {
+		def := s.def
+		if v, ok := os.LookupEnv(s.env); ok && v != "" {
+			def = v
+		}
+		fs.StringVar(s.dst, s.flag, def, fmt.Sprintf("%s (env %s)", s.help, s.env))
+	}
+	fs.Usage = func() {
+		fmt.Fprintln(out, "Usage: hostpass serve [flags]\n\nFlags (an environment variable replaces the default; a flag replaces both):")
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func runServe(args []string, stdout, stderr io.Writer) int {
+	var o serveOptions
+	fs := serveFlags(&o, stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "hostpass serve: unexpected argument %q; it takes flags only\n", fs.Arg(0))
+		return 2
+	}
+	log := logrus.New()
+	log.SetOutput(stdout) // a managed plugin's stdout reaches dockerd's log at info
+	log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: time.RFC3339Nano})
+	level, err := logrus.ParseLevel(o.logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "hostpass serve: unknown log level %q; accepted: %s\n", o.logLevel, strings.Join(logLevels(), ", "))
+		return 2
+	}
+	log.SetLevel(level)
+	if err := serve(o, log); err != nil {
+		log.WithError(err).Error("hostpass stopped")
+		return 1
+	}
+	return 0
+}
+
+func serve(o serveOptions, log *logrus.Logger) error {
+	name := strings.TrimSuffix(filepath.Base(o.socket), ".sock")
+	entry := log.WithField("driver", name)
+	hostname, err := os.Hostname()
+	if err != nil {
+		return fmt.Errorf("reading the hostname: %w", err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	view, err := hostview.Start(ctx, entry)
+	if err != nil {
+		return fmt.Errorf("watching the host's links over netlink: %w", err)
+	}
+	auditLog := audit.Open(o.auditLog, func(line []byte) {
+		entry.WithField("record", string(line)).Info("audit")
+	})
+	d, err := driver.New(driver.Config{
+		Name: name, Hostname: hostname, StateDir: o.stateDir, Audit: auditLog,
+		HostInterfaces: view.Snapshot, Log: entry,
+	})
+	if err != nil {
+		return err
+	}
+	l, err := listen(o.socket)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: server.New(d, entry), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	entry.WithFields(logrus.Fields{"socket": o.socket, "audit_log": o.auditLog, "state_dir": o.stateDir, "version": version}).Info("hostpass serving")
+
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	select {
+	case sig := <-signals:
+		entry.WithField("signal", sig.String()).Info("stopping: letting calls in flight finish")
+	case err := <-served:
+		return fmt.Errorf("serving %s: %w", o.socket, err)
+	}
+	// Shutdown closes the listener, then waits for calls in flight to
+	// answer; their records are already durable when they do.
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	shutdownErr := srv.Shutdown(sctx)
+	os.Remove(o.socket)
+	if err := auditLog.Close(); err != nil {
+		return err
+	}
+	if shutdownErr != nil {
+		return fmt.Errorf("calls still in flight after %s: %w", shutdownGrace, shutdownErr)
+	}
+	entry.Info("hostpass stopped")
+	return nil
+}
+
+// listen opens the unix socket. A socket left by a killed daemon is replaced;
+// one a live daemon answers on is not.
+func listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	if _, err := os.Lstat(path); err == nil {
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("socket %s is in use by a running daemon; stop it first or choose another --socket", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("removing stale socket %s: %w", path, err)
+		}
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	// Only root and Docker need the socket.
+	if err := os.Chmod(path, 0o660); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+func logLevels() []string {
+	out := make([]string, 0, len(logrus.AllLevels))
+	for _, l := range logrus.AllLevels {
+		out = append(out, l.String())
+	}
+	return out
+}

@@ -1,0 +1,126 @@
+// Package server serves a network.Driver over HTTP as Docker's remote network
+// driver API expects. It replaces go-plugins-helpers' handler (kept for the
+// wire types) for three reasons: that handler has no graceful shutdown, turns
+// every error into HTTP 500, and answers a malformed body in plain text that
+// is never audited.
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/docker/go-plugins-helpers/network"
+	"github.com/docker/go-plugins-helpers/sdk"
+	"github.com/sirupsen/logrus"
+
+	"github.com/hostpass/hostpass/driver"
+)
+
+// maxBody bounds a request body; Docker's largest requests are a few KiB.
+const maxBody = 1 << 20
+
+// Driver is what the server serves.
+type Driver interface {
+	network.Driver
+	// Malformed is told of a request body that could not be decoded, and
+	// returns the error to send back.
+	Malformed(method string, cause error) error
+}
+
+// New returns the HTTP handler for d.
+func New(d Driver, log *logrus.Entry) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/Plugin.Activate", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, http.StatusOK, map[string][]string{"Implements": {"NetworkDriver"}})
+	})
+	h := &handler{d: d, log: log}
+	route(mux, h, "GetCapabilities", func(*struct{}) (any, error) { return d.GetCapabilities() })
+	route(mux, h, "CreateNetwork", none(d.CreateNetwork))
+	route(mux, h, "DeleteNetwork", none(d.DeleteNetwork))
+	route(mux, h, "AllocateNetwork", func(r *network.AllocateNetworkRequest) (any, error) { return d.AllocateNetwork(r) })
+	route(mux, h, "FreeNetwork", none(d.FreeNetwork))
+	route(mux, h, "CreateEndpoint", func(r *network.CreateEndpointRequest) (any, error) { return d.CreateEndpoint(r) })
+	route(mux, h, "DeleteEndpoint", none(d.DeleteEndpoint))
+	route(mux, h, "EndpointOperInfo", func(r *network.InfoRequest) (any, error) { return d.EndpointInfo(r) })
+	route(mux, h, "Join", func(r *network.JoinRequest) (any, error) { return d.Join(r) })
+	route(mux, h, "Leave", none(d.Leave))
+	route(mux, h, "DiscoverNew", none(d.DiscoverNew))
+	route(mux, h, "DiscoverDelete", none(d.DiscoverDelete))
+	route(mux, h, "ProgramExternalConnectivity", none(d.ProgramExternalConnectivity))
+	route(mux, h, "RevokeExternalConnectivity", none(d.RevokeExternalConnectivity))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		msg := fmt.Sprintf("unknown method %q; hostpass serves Plugin.Activate and NetworkDriver.*", strings.TrimPrefix(r.URL.Path, "/"))
+		reply(w, http.StatusNotFound, network.NewErrorResponse(msg))
+	})
+	return mux
+}
+
+type handler struct {
+	d   Driver
+	log *logrus.Entry
+}
+
+// none adapts a call that answers with an empty object.
+func none[Req any](call func(*Req) error) func(*Req) (any, error) {
+	return func(r *Req) (any, error) { return struct{}{}, call(r) }
+}
+
+// route serves NetworkDriver.<name>: decode, call, log one line, answer.
+func route[Req any](mux *http.ServeMux, h *handler, name string, call func(*Req) (any, error)) {
+	method := "NetworkDriver." + name
+	mux.HandleFunc("/"+method, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		req := new(Req)
+		if err == nil && len(body) > 0 {
+			err = json.Unmarshal(body, req)
+		} else if err == nil && name != "GetCapabilities" {
+			err = errors.New("empty body")
+		}
+		var res any
+		if err != nil {
+			err = h.d.Malformed(method, err)
+		} else {
+			res, err = call(req)
+		}
+		var ids struct{ NetworkID, EndpointID string }
+		json.Unmarshal(body, &ids) // for the log line only
+		entry := h.log.WithFields(logrus.Fields{
+			"op": method, "network": ids.NetworkID, "endpoint": ids.EndpointID,
+			"took": time.Since(start).Round(time.Microsecond).String(),
+		})
+		entry.WithField("request", string(body)).Debug("request")
+		if err != nil {
+			entry.WithError(err).Info("refused")
+			reply(w, status(err), network.NewErrorResponse(err.Error()))
+			return
+		}
+		entry.Info("ok")
+		reply(w, http.StatusOK, res)
+	})
+}
+
+// status maps an error's kind to its HTTP status. Docker shows the text
+// whatever the status; the status is for anyone else reading the socket.
+func status(err error) int {
+	var inv *driver.InvalidError
+	var unav *driver.UnavailableError
+	switch {
+	case errors.As(err, &inv):
+		return http.StatusBadRequest
+	case errors.As(err, &unav):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+func reply(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", sdk.DefaultContentTypeV1_1)
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
