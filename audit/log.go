@@ -177,14 +177,16 @@ func (l *Log) openLocked() error {
 	if err != nil {
 		return err
 	}
-	size, seq, err := lastRecord(f)
+	size, seq, partial, err := lastRecord(f)
 	if err != nil {
 		f.Close()
 		return err
 	}
-	if err := f.Truncate(size); err != nil {
-		f.Close()
-		return err
+	if partial {
+		if err := f.Truncate(size); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	if err := syncDir(dir); err != nil {
 		f.Close()
@@ -197,12 +199,12 @@ func (l *Log) openLocked() error {
 // tailWindow bounds how far back from the end the last record is searched.
 const tailWindow = 1 << 20
 
-// lastRecord returns the length of the file up to its last newline and the
-// seq of the last complete record.
-func lastRecord(f *os.File) (size int64, seq uint64, err error) {
+// lastRecord returns the length of the file up to its last newline, the seq
+// of the last complete record, and whether a partial line follows it.
+func lastRecord(f *os.File) (size int64, seq uint64, partial bool, err error) {
 	st, err := f.Stat()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, false, err
 	}
 	start := st.Size() - tailWindow
 	if start < 0 {
@@ -210,23 +212,24 @@ func lastRecord(f *os.File) (size int64, seq uint64, err error) {
 	}
 	tail := make([]byte, st.Size()-start)
 	if _, err := f.ReadAt(tail, start); err != nil && err != io.EOF {
-		return 0, 0, err
+		return 0, 0, false, err
 	}
 	end := bytes.LastIndexByte(tail, '\n')
 	if end < 0 {
 		if start > 0 {
-			return 0, 0, fmt.Errorf("%s: no record boundary in its last %d bytes", f.Name(), tailWindow)
+			return 0, 0, false, fmt.Errorf("%s: no record boundary in its last %d bytes", f.Name(), tailWindow)
 		}
-		return 0, 0, nil // empty, or one partial line: nothing durable yet
+		return 0, 0, len(tail) > 0, nil // empty, or one partial line: nothing durable yet
 	}
 	line := tail[bytes.LastIndexByte(tail[:end], '\n')+1 : end]
 	var last struct {
 		Seq uint64 `json:"seq"`
 	}
 	if err := json.Unmarshal(line, &last); err != nil || last.Seq == 0 {
-		return 0, 0, fmt.Errorf("%s: its last line is not an audit record, so the next seq is unknown; move the file away to start a new log", f.Name())
+		return 0, 0, false, fmt.Errorf("%s: its last line is not an audit record, so the next seq is unknown; move the file away to start a new log", f.Name())
 	}
-	return start + int64(end) + 1, last.Seq, nil
+	size = start + int64(end) + 1
+	return size, last.Seq, size < st.Size(), nil
 }
 
 func syncDir(dir string) error {

@@ -1,0 +1,132 @@
+package audit
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func readRecords(t *testing.T, path string) []Record {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []Record
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var r Record
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("line %q is not a record: %v", sc.Text(), err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func wantSeqs(t *testing.T, recs []Record, events ...string) {
+	t.Helper()
+	if len(recs) != len(events) {
+		t.Fatalf("got %d records, want %d: %+v", len(recs), len(events), recs)
+	}
+	for i, r := range recs {
+		if r.Seq != uint64(i+1) || r.Event != events[i] {
+			t.Errorf("record %d: seq %d event %q, want seq %d event %q", i, r.Seq, r.Event, i+1, events[i])
+		}
+	}
+}
+
+func TestAppendNumbersRecordsAndResumesAfterReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "audit.jsonl")
+	var mirrored []string
+	l := Open(path, func(line []byte) { mirrored = append(mirrored, string(line)) })
+	for _, ev := range []string{NetworkCreate, EndpointCreate} {
+		if err := l.Append(Record{Time: time.Now().UTC(), Event: ev, Outcome: OK}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = Open(path, nil)
+	if err := l.Append(Record{Event: EndpointJoin, Outcome: OK}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	wantSeqs(t, readRecords(t, path), NetworkCreate, EndpointCreate, EndpointJoin)
+	if len(mirrored) != 2 || !strings.Contains(mirrored[1], `"seq":2`) {
+		t.Errorf("mirror got %q, want the two durable lines", mirrored)
+	}
+}
+
+func TestReopenCutsPartialLineLeftByACrash(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l := Open(path, nil)
+	if err := l.Append(Record{Event: NetworkCreate, Outcome: OK}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"time":"2026-`) // killed mid-write
+	f.Close()
+	l = Open(path, nil)
+	if err := l.Append(Record{Event: NetworkDelete, Outcome: OK}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	wantSeqs(t, readRecords(t, path), NetworkCreate, NetworkDelete)
+}
+
+func TestLastLineNotARecordIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	os.WriteFile(path, []byte("hello\n"), 0o640)
+	err := Open(path, nil).Append(Record{Event: NetworkCreate})
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "last line is not an audit record") {
+		t.Fatalf("got %v, want unavailable: last line is not an audit record", err)
+	}
+}
+
+func TestUnwritableLogRefusesAppendAndKeepsTeardown(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "logs")
+	os.WriteFile(blocker, nil, 0o640) // a file where the log's directory should be
+	path := filepath.Join(blocker, "audit.jsonl")
+	l := Open(path, nil)
+	defer l.Close()
+
+	err := l.Append(Record{Event: EndpointJoin, Outcome: OK})
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("Append: got %v, want unavailable naming the cause", err)
+	}
+	if err := l.AppendOrKeep(Record{Event: EndpointLeave, Outcome: OK}); err == nil {
+		t.Fatal("AppendOrKeep: want an error while the log is unwritable")
+	}
+	if err := l.AppendOrKeep(Record{Event: EndpointDelete, Outcome: OK}); err == nil {
+		t.Fatal("AppendOrKeep: want an error while the log is unwritable")
+	}
+	if n := l.Pending(); n != 2 {
+		t.Fatalf("pending = %d, want the 2 teardown records", n)
+	}
+
+	os.Remove(blocker) // the disk is writable again; the retry loop writes them
+	deadline := time.Now().Add(5 * time.Second)
+	for l.Pending() > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	wantSeqs(t, readRecords(t, path), EndpointLeave, EndpointDelete)
+}
+
+func TestFullDiskRefusesAppendNamingTheCause(t *testing.T) {
+	l := Open("/dev/full", nil) // every write fails with ENOSPC
+	defer l.Close()
+	err := l.Append(Record{Event: NetworkCreate, Outcome: OK})
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "no space left on device") {
+		t.Fatalf("got %v, want unavailable: no space left on device", err)
+	}
+}
