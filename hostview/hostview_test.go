@@ -99,4 +99,3 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
-

@@ -22,7 +22,7 @@ import (
 // plugin is the real handler over a real driver and audit log in a temp dir;
 // only the host's links are faked.
 type plugin struct {
-	t        *testing.T
+	t        testing.TB
 	srv      *httptest.Server
 	auditLog string
 	stateDir string
@@ -30,7 +30,7 @@ type plugin struct {
 
 var fakeHost = []hostview.Interface{{Name: "lo", Index: 1, MTU: 65536, Up: true, Addrs: []string{"127.0.0.1/8"}}}
 
-func newPlugin(t *testing.T, auditLog, stateDir string) *plugin {
+func newPlugin(t testing.TB, auditLog, stateDir string) *plugin {
 	t.Helper()
 	log := logrus.New()
 	log.SetOutput(io.Discard)
@@ -48,7 +48,7 @@ func newPlugin(t *testing.T, auditLog, stateDir string) *plugin {
 	return &plugin{t: t, srv: srv, auditLog: auditLog, stateDir: stateDir}
 }
 
-func startPlugin(t *testing.T) *plugin {
+func startPlugin(t testing.TB) *plugin {
 	dir := t.TempDir()
 	return newPlugin(t, filepath.Join(dir, "audit.jsonl"), filepath.Join(dir, "state"))
 }

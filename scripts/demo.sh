@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Shows hostpass working for real: starts the plugin daemon, creates a
+# hostpass network, runs a container on it, removes the network and prints
+# the audit records. It uses the machine's Docker when one answers, and
+# otherwise starts a private dockerd in its own network namespace (as the
+# end-to-end tests do) and stops it afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "demo: run as root: it serves a socket in /run/docker/plugins and may start a dockerd" >&2; exit 1; }
+scripts/deps.sh
+export PATH="$PATH:/usr/local/go/bin"
+make --no-print-directory build
+
+name=hpdemo$$
+work=$(mktemp -d /tmp/hostpass-demo.XXXXXX)
+socket=/run/docker/plugins/$name.sock
+image=hostpass-demo-busybox:latest
+plugin_pid= dockerd_pid=
+cleanup() {
+	set +e
+	docker network rm "$name" >/dev/null 2>&1
+	[ -n "$plugin_pid" ] && kill "$plugin_pid" && wait "$plugin_pid"
+	if [ -n "$dockerd_pid" ]; then
+		kill "$dockerd_pid"
+		for _ in $(seq 50); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.2; done
+		kill -9 "$dockerd_pid" 2>/dev/null
+		ip netns del "$name"
+		umount -R "$work/exec" "$work/data" 2>/dev/null
+	fi
+	rm -f "$socket"
+}
+trap cleanup EXIT
+
+if docker info >/dev/null 2>&1; then
+	echo "== using the machine's Docker"
+else
+	echo "== no Docker answers here: starting a private dockerd in network namespace $name"
+	ip netns add "$name"
+	ip -n "$name" link set lo up
+	nsenter --net="/run/netns/$name" dockerd --data-root "$work/data" --exec-root "$work/exec" \
+		-H "unix://$work/docker.sock" --pidfile "$work/docker.pid" >"$work/dockerd.log" 2>&1 &
+	dockerd_pid=$!
+	export DOCKER_HOST="unix://$work/docker.sock"
+	for _ in $(seq 100); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
+	docker info >/dev/null || { echo "demo: dockerd did not start; see $work/dockerd.log" >&2; exit 1; }
+fi
+
+if ! docker image inspect "$image" >/dev/null 2>&1; then
+	echo "== building a local busybox image (nothing is pulled)"
+	rootfs="$work/rootfs"
+	mkdir -p "$rootfs/bin"
+	cp /bin/busybox "$rootfs/bin/busybox"
+	for app in sh ip ls cat sleep true; do ln -s busybox "$rootfs/bin/$app"; done
+	tar -C "$rootfs" -c . | docker import - "$image" >/dev/null
+fi
+
+echo "== starting hostpass (driver name $name)"
+bin/hostpass serve --socket "$socket" --audit-log "$work/audit.jsonl" --state-dir "$work/state" >"$work/hostpass.log" 2>&1 &
+plugin_pid=$!
+for _ in $(seq 50); do [ -S "$socket" ] && break; sleep 0.1; done
+
+set -x
+docker network create -d "$name" --ipam-driver null -o tag=demo "$name"
+docker run --rm --network "$name" "$image" ip -o link
+docker network rm "$name"
+{ set +x; } 2>/dev/null
+
+echo "== audit records ($work/audit.jsonl)"
+cat "$work/audit.jsonl"
+echo "== the daemon's log is $work/hostpass.log"
