@@ -16,6 +16,7 @@ work=$(mktemp -d /tmp/hostpass-demo.XXXXXX)
 socket=/run/docker/plugins/$name.sock
 image=hostpass-demo-busybox:latest
 plugin_pid= dockerd_pid=
+in_host_netns=() # hostpass runs in the network namespace its dockerd calls "the host"
 cleanup() {
 	set +e
 	docker network rm "$name" >/dev/null 2>&1
@@ -41,6 +42,7 @@ else
 		-H "unix://$work/docker.sock" --pidfile "$work/docker.pid" >"$work/dockerd.log" 2>&1 &
 	dockerd_pid=$!
 	export DOCKER_HOST="unix://$work/docker.sock"
+	in_host_netns=(nsenter --net="/run/netns/$name")
 	for _ in $(seq 100); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
 	docker info >/dev/null || { echo "demo: dockerd did not start; see $work/dockerd.log" >&2; exit 1; }
 fi
@@ -55,7 +57,7 @@ if ! docker image inspect "$image" >/dev/null 2>&1; then
 fi
 
 echo "== starting hostpass (driver name $name)"
-bin/hostpass serve --socket "$socket" --audit-log "$work/audit.jsonl" --state-dir "$work/state" >"$work/hostpass.log" 2>&1 &
+"${in_host_netns[@]}" bin/hostpass serve --socket "$socket" --audit-log "$work/audit.jsonl" --state-dir "$work/state" >"$work/hostpass.log" 2>&1 &
 plugin_pid=$!
 for _ in $(seq 50); do [ -S "$socket" ] && break; sleep 0.1; done
 
