@@ -1,0 +1,109 @@
+# hostpass build, test and packaging.
+#
+#   make demo      hostpass on a real Docker: network, container, audit records
+#   make test      unit tests, then the end-to-end suite (what CI runs)
+#   make bench     Go benchmarks, and docker run timings against none/host/bridge
+#   make build     static binary bin/hostpass
+#   make plugin    managed (v2) plugin $(PLUGIN_NAME) on the engine at $$DOCKER_HOST
+#   make push      same, named $(REGISTRY)/$(PLUGIN_NAME), pushed to $(REGISTRY)
+#
+# Managed plugin notes (measured on dockerd 20.10):
+# - The plugin bind-mounts two host directories, /var/log/hostpass (mount "audit")
+#   and /var/lib/hostpass (mount "state"). Docker does not create them: `docker
+#   plugin enable` fails with "stat /var/log/hostpass: no such file or directory"
+#   unless they exist on the engine's host. Create them first, or point the mounts
+#   elsewhere with PLUGIN_SETTINGS, e.g.
+#     make plugin PLUGIN_SETTINGS="audit.source=/srv/hp/log state.source=/srv/hp/state"
+# - The plugin needs no capabilities: reading links and addresses over netlink
+#   needs none, and it creates no interfaces.
+# - Two plugins made from the same build/ folder on one engine clash ("content
+#   sha256:... already exists"); every `make plugin` / `make push` exports a fresh
+#   rootfs, and `make push` removes its local copy once pushed, so a later
+#   `docker plugin install` of the pushed name does not clash with it.
+
+GO          ?= go
+DOCKER      ?= docker
+VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+COMMIT      ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+PLUGIN_NAME ?= hostpass:latest
+# Space-separated `docker plugin set` arguments applied before enabling.
+PLUGIN_SETTINGS ?=
+REGISTRY    ?=
+
+BIN      := bin/hostpass
+BUILD    := build
+LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# Unique per run, so parallel runs against one engine do not collide.
+TMP_NAME := hostpass-rootfs-$(shell echo $$$$)
+
+.PHONY: all deps demo build unit e2e test bench lint rootfs plugin push clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./plugin
+
+# deps: Debian packages the demo and the end-to-end suite need (root; only
+# what is missing is installed).
+deps:
+	scripts/deps.sh
+
+demo: deps
+	scripts/demo.sh
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+e2e: build
+	$(GO) test -race -count=1 -tags e2e -v -timeout 40m ./test/...
+
+test: deps unit e2e
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 3000x ./server/
+	$(GO) test -count=1 -tags e2e -run '^$$' -bench DockerRun -benchtime 20x ./test/
+
+lint:
+	@out="$$(gofmt -l .)"; \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./test/...
+
+# build/rootfs: the plugin's root filesystem, exported from an image built
+# FROM scratch. The build context is a staging folder holding only the binary.
+rootfs: build
+	rm -rf $(BUILD)
+	mkdir -p $(BUILD)/context/bin $(BUILD)/rootfs
+	cp $(BIN) $(BUILD)/context/bin/hostpass
+	$(DOCKER) build -q -t $(TMP_NAME) -f Dockerfile $(BUILD)/context
+	$(DOCKER) create --name $(TMP_NAME) $(TMP_NAME) >/dev/null
+	$(DOCKER) export $(TMP_NAME) | tar -C $(BUILD)/rootfs -x
+	$(DOCKER) rm -f $(TMP_NAME) >/dev/null
+	$(DOCKER) rmi $(TMP_NAME) >/dev/null
+	rm -rf $(BUILD)/context
+	cp config.json $(BUILD)/config.json
+
+# plugin: (re)create and enable $(PLUGIN_NAME) on the engine at $$DOCKER_HOST.
+plugin: rootfs
+	$(DOCKER) plugin rm -f $(PLUGIN_NAME) >/dev/null 2>&1 || true
+	$(DOCKER) plugin create $(PLUGIN_NAME) $(BUILD)
+	$(if $(strip $(PLUGIN_SETTINGS)),$(DOCKER) plugin set $(PLUGIN_NAME) $(PLUGIN_SETTINGS))
+	$(DOCKER) plugin enable $(PLUGIN_NAME)
+
+# push: publish $(REGISTRY)/$(PLUGIN_NAME), e.g. make push REGISTRY=127.0.0.1:5000
+push: check-registry rootfs
+	$(DOCKER) plugin rm -f $(REGISTRY)/$(PLUGIN_NAME) >/dev/null 2>&1 || true
+	$(DOCKER) plugin create $(REGISTRY)/$(PLUGIN_NAME) $(BUILD)
+	$(DOCKER) plugin push $(REGISTRY)/$(PLUGIN_NAME)
+	$(DOCKER) plugin rm $(REGISTRY)/$(PLUGIN_NAME)
+	@echo "pushed; install with: docker plugin install $(REGISTRY)/$(PLUGIN_NAME)"
+
+.PHONY: check-registry
+check-registry:
+	@if [ -z "$(REGISTRY)" ]; then \
+		echo "make push: set REGISTRY to the registry to push to, e.g. make push REGISTRY=127.0.0.1:5000" >&2; \
+		exit 1; \
+	fi
+
+clean:
+	rm -rf bin $(BUILD)

@@ -1,0 +1,177 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const registryReady = 20 * time.Second
+
+// managedRun creates a network on the managed plugin driver, runs a
+// container on it and checks the records in the host-side audit log.
+func managedRun(t *testing.T, e *engine, driver, auditLog, tag string) {
+	t.Helper()
+	network := "n-" + tag
+	id := e.docker(t, "network", "create", "-d", driver, "-o", "tag="+tag, network)
+	recs := waitCount(t, auditLog, 1)
+	before := len(recs)
+	c := last(t, recs)
+	if c.Event != "network.create" || c.Outcome != "ok" || c.NetworkID != id || c.Tag != tag {
+		t.Fatalf("want network.create ok for %s tag %s in the host-side log, got:\n%s", id, tag, c.line)
+	}
+	t.Logf("driver field of a managed plugin's record: %q", c.Driver)
+	if got, want := e.interfaces(t, network), []string{"eth0", "lo"}; !equal(got, want) {
+		t.Errorf("container interfaces %v, want %v", got, want)
+	}
+	recs = waitCount(t, auditLog, before+4)
+	checkRun(t, recs[before:], id, tag, false)
+	checkSeq(t, recs)
+}
+
+// pluginEnabled reports `docker plugin inspect`'s Enabled for name.
+func pluginEnabled(t *testing.T, e *engine, name string) bool {
+	t.Helper()
+	return e.docker(t, "plugin", "inspect", "-f", "{{.Enabled}}", name) == "true"
+}
+
+// TestManagedPlugin builds the managed plugin with `make plugin`, points its
+// mounts at test folders, and uses it; the audit trail lands on the host and
+// survives disabling and enabling the plugin.
+func TestManagedPlugin(t *testing.T) {
+	e := newEngine(t)
+	e.loadBusybox(t)
+	name := "hp-e2e-" + randHex(t, 4) + ":latest"
+	auditDir, stateDir := e.mkdir(t, "p-audit"), e.mkdir(t, "p-state")
+	e.make(t, "plugin", "PLUGIN_NAME="+name, "BUILD="+filepath.Join(e.dir, "build"),
+		fmt.Sprintf("PLUGIN_SETTINGS=audit.source=%s state.source=%s", auditDir, stateDir))
+	if !pluginEnabled(t, e, name) {
+		t.Fatalf("plugin %s not enabled after make plugin", name)
+	}
+	if caps := e.docker(t, "plugin", "inspect", "-f", "{{.Config.Linux.Capabilities}}", name); caps != "[]" {
+		t.Errorf("plugin asks for capabilities %s, want none", caps)
+	}
+	auditLog := filepath.Join(auditDir, "audit.jsonl")
+	managedRun(t, e, name, auditLog, "e2e-managed")
+	if entries, err := os.ReadDir(stateDir); err != nil || len(entries) == 0 {
+		t.Errorf("host-side state dir %s is empty (%v): the plugin's state would not survive", stateDir, err)
+	}
+
+	// Disable and enable: the log and the known networks stay on the host.
+	before := len(readAudit(t, auditLog))
+	e.docker(t, "plugin", "disable", "-f", name)
+	e.docker(t, "plugin", "enable", name)
+	e.docker(t, "run", "--rm", "--network", "n-e2e-managed", image, "true")
+	recs := waitCount(t, auditLog, before+4)
+	checkRun(t, recs[before:], e.networkID(t, "n-e2e-managed"), "e2e-managed", false)
+	checkSeq(t, recs)
+}
+
+// TestPluginInstall pushes the plugin with `make push` to a registry inside
+// the test's namespace, installs it with `docker plugin install`, changes
+// settings and uses it.
+func TestPluginInstall(t *testing.T) {
+	e := newEngine(t)
+	e.loadBusybox(t)
+	registry := startRegistry(t, e)
+	name := "hp-e2e-" + randHex(t, 4) + ":latest"
+	remote := registry + "/" + name
+
+	e.make(t, "push", "REGISTRY="+registry, "PLUGIN_NAME="+name, "BUILD="+filepath.Join(e.dir, "build"))
+	// make push removes its local copy, which would otherwise clash with the
+	// install ("content ... already exists").
+	if out, err := e.dockerTry("plugin", "inspect", remote); err == nil {
+		t.Fatalf("make push left the local plugin %s behind:\n%s", remote, out)
+	}
+
+	e.docker(t, "plugin", "install", "--grant-all-permissions", "--disable", remote)
+	auditDir, stateDir := e.mkdir(t, "i-audit"), e.mkdir(t, "i-state")
+	e.docker(t, "plugin", "set", remote, "HOSTPASS_LOG_LEVEL=debug", "audit.source="+auditDir, "state.source="+stateDir)
+	if env := e.docker(t, "plugin", "inspect", "-f", "{{.Settings.Env}}", remote); !strings.Contains(env, "HOSTPASS_LOG_LEVEL=debug") {
+		t.Errorf("plugin settings env %s lacks HOSTPASS_LOG_LEVEL=debug", env)
+	}
+	e.docker(t, "plugin", "enable", remote)
+	if !pluginEnabled(t, e, remote) {
+		t.Fatalf("installed plugin %s not enabled", remote)
+	}
+	managedRun(t, e, remote, filepath.Join(auditDir, "audit.jsonl"), "e2e-installed")
+
+	// The setting reached the plugin: its debug lines are in dockerd's log,
+	// which carries the plugin's stdout tagged with its ID.
+	id := e.docker(t, "plugin", "inspect", "-f", "{{.Id}}", remote)
+	b, err := os.ReadFile(filepath.Join(e.dir, "dockerd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	debug := false
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, "plugin="+id) && strings.Contains(line, "level=debug") {
+			debug = true
+			break
+		}
+	}
+	if !debug {
+		t.Errorf("no debug line from plugin %s in dockerd's log after HOSTPASS_LOG_LEVEL=debug", id)
+	}
+}
+
+// startRegistry runs Debian's docker-registry on loopback inside the
+// engine's namespace and returns its address. Cleanup stops it by pid.
+func startRegistry(t *testing.T, e *engine) string {
+	t.Helper()
+	const addr = "127.0.0.1:5000" // the namespace's own loopback: no clash
+	cfg := filepath.Join(e.dir, "registry.yml")
+	conf := fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n",
+		e.mkdir(t, "registry"), addr)
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(e.dir, "registry.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := e.nsenter("docker-registry", "serve", cfg)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start docker-registry: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("registry log (tail):\n%s", tail(logPath, 20))
+		}
+	})
+	deadline := time.Now().Add(registryReady)
+	for {
+		select {
+		case <-done:
+			t.Fatalf("docker-registry exited; log:\n%s", tail(logPath, 20))
+		default:
+		}
+		probe := exec.Command("nsenter", "--net=/run/netns/"+e.ns, busyboxPath, "wget", "-q", "-O", "/dev/null", "http://"+addr+"/v2/")
+		if probe.Run() == nil {
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("registry not answering on %s after %s; log:\n%s", addr, registryReady, tail(logPath, 20))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
