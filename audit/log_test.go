@@ -65,7 +65,7 @@ func TestAppendNumbersRecordsAndResumesAfterReopen(t *testing.T) {
 	}
 }
 
-func TestReopenCutsPartialLineLeftByACrash(t *testing.T) {
+func TestReopenSetsAsidePartialLineLeftByACrash(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	l := Open(path, nil)
 	if err := l.Append(Record{Event: NetworkCreate, Outcome: OK}); err != nil {
@@ -80,7 +80,15 @@ func TestReopenCutsPartialLineLeftByACrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Close()
-	wantSeqs(t, readRecords(t, path), NetworkCreate, NetworkDelete)
+	recs := readRecords(t, path)
+	wantSeqs(t, recs, NetworkCreate, TornTail, NetworkDelete)
+	saved, _ := filepath.Glob(path + ".torn-*")
+	if len(saved) != 1 || !strings.Contains(recs[1].Detail, "partial line of 14 bytes") || !strings.Contains(recs[1].Detail, saved[0]) {
+		t.Fatalf("torn tail record %+v, saved files %v: want the 14 bytes reported and set aside", recs[1], saved)
+	}
+	if b, _ := os.ReadFile(saved[0]); string(b) != `{"time":"2026-` {
+		t.Errorf("set-aside bytes %q, want the partial line", b)
+	}
 }
 
 func TestLastLineNotARecordIsRefused(t *testing.T) {

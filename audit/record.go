@@ -16,6 +16,10 @@ const (
 	EndpointJoin   = "endpoint.join"
 	EndpointLeave  = "endpoint.leave"
 	EndpointDelete = "endpoint.delete"
+
+	// Written by the log itself.
+	EpochEnd = "audit.epoch"     // the sealing key evolves: epoch ends here
+	TornTail = "audit.torn_tail" // a crash left a partial line; it was set aside
 )
 
 // Outcomes of a call.
@@ -51,4 +55,12 @@ type Record struct {
 	IPAMPools      []string             `json:"ipam_pools,omitempty"`
 	Address        string               `json:"address,omitempty"`
 	HostInterfaces []hostview.Interface `json:"host_interfaces,omitempty"`
+	Detail         string               `json:"detail,omitempty"`
+
+	// The chain (see chain.go). Epoch is set in sealed logs only; NextEpoch
+	// only on audit.epoch records. Hash is always the line's last member.
+	Epoch     *uint64 `json:"epoch,omitempty"`
+	NextEpoch *uint64 `json:"next_epoch,omitempty"`
+	Prev      string  `json:"prev"`
+	Hash      string  `json:"hash,omitempty"`
 }

@@ -1,0 +1,169 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"os"
+)
+
+// The chain: every line ends with `,"hash":"<64 hex>"}`. The hash covers the
+// line's bytes before that member, closed with `}` (the record as encoded
+// without its hash), and that encoding includes `prev`, the hash of the line
+// before. Hashing the exact bytes, not a re-encoding, leaves nothing to
+// canonicalise. In a plain log the hash is SHA-256; in a sealed log it is
+// HMAC-SHA256 under the key of the record's epoch.
+
+// Genesis is the prev of a log's first record.
+const Genesis = "0000000000000000000000000000000000000000000000000000000000000000"
+
+const hashMember = `,"hash":"`
+
+// hashSuffixLen is the length of `,"hash":"<64 hex>"}`.
+const hashSuffixLen = len(hashMember) + 64 + 2
+
+// keyLabel separates hostpass's key evolution from any other use of SHA-256.
+const keyLabel = "hostpass audit seal key evolution v1\x00"
+
+// NextKey is the one-way step from one epoch's sealing key to the next:
+// SHA-256(label || key). Knowing a key gives every later one, never an
+// earlier one.
+func NextKey(key []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(keyLabel))
+	h.Write(key)
+	return h.Sum(nil)
+}
+
+// hasher computes record hashes: SHA-256, or HMAC-SHA256 under key.
+func hasher(key []byte) hash.Hash {
+	if key == nil {
+		return sha256.New()
+	}
+	return hmac.New(sha256.New, key)
+}
+
+// encode returns rec's line, without the newline, and sets rec.Hash.
+func encode(rec *Record, key []byte) ([]byte, error) {
+	rec.Hash = ""
+	body, err := json.Marshal(rec)
+	if err != nil {
+		return nil, err
+	}
+	h := hasher(key)
+	h.Write(body)
+	rec.Hash = hex.EncodeToString(h.Sum(nil))
+	line := make([]byte, 0, len(body)+hashSuffixLen)
+	line = append(line, body[:len(body)-1]...)
+	line = append(line, hashMember...)
+	line = append(line, rec.Hash...)
+	return append(line, '"', '}'), nil
+}
+
+// splitHash returns the part of line the hash covers (without the closing
+// brace, which the caller adds) and the hash the line claims.
+func splitHash(line []byte) (body []byte, sum string, ok bool) {
+	if len(line) < hashSuffixLen+2 {
+		return nil, "", false
+	}
+	cut := len(line) - hashSuffixLen
+	suffix := line[cut:]
+	if !bytes.HasPrefix(suffix, []byte(hashMember)) || !bytes.HasSuffix(suffix, []byte(`"}`)) {
+		return nil, "", false
+	}
+	sum = string(suffix[len(hashMember) : len(hashMember)+64])
+	if _, err := hex.DecodeString(sum); err != nil {
+		return nil, "", false
+	}
+	return line[:cut], sum, true
+}
+
+// lineHash recomputes the hash of line under key (nil: SHA-256).
+func lineHash(h hash.Hash, body []byte) string {
+	h.Reset()
+	h.Write(body)
+	h.Write([]byte{'}'})
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// KeyFile is a sealing key on disk. The daemon's copy holds the current
+// epoch's key and is overwritten as the key evolves; the initial copy
+// (epoch 0), kept off the host, is what `hostpass audit verify --key` takes.
+type KeyFile struct {
+	Epoch uint64 `json:"epoch"`
+	Key   string `json:"key"`
+}
+
+// NewKeyFile writes a fresh random epoch-0 key to path, which must not exist.
+func NewKeyFile(path string) error {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(KeyFile{Epoch: 0, Key: hex.EncodeToString(key)})
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// ReadKeyFile reads a key file.
+func ReadKeyFile(path string) (epoch uint64, key []byte, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, nil, err
+	}
+	var kf KeyFile
+	if err := json.Unmarshal(b, &kf); err != nil {
+		return 0, nil, fmt.Errorf("key file %s is not a hostpass key file: %v", path, err)
+	}
+	key, err = hex.DecodeString(kf.Key)
+	if err != nil || len(key) != 32 {
+		return 0, nil, fmt.Errorf("key file %s: key must be 64 hex digits", path)
+	}
+	return kf.Epoch, key, nil
+}
+
+// overwriteKeyFile replaces the key in place (same file, same blocks where
+// the file system allows) and fsyncs, so the old key does not stay behind in
+// a renamed-away file.
+func overwriteKeyFile(path string, epoch uint64, key []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b, _ := json.Marshal(KeyFile{Epoch: epoch, Key: hex.EncodeToString(key)})
+	b = append(b, '\n')
+	if _, err := f.WriteAt(b, 0); err != nil {
+		return err
+	}
+	if err := f.Truncate(int64(len(b))); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// wipe zeroes a key in memory.
+func wipe(key []byte) {
+	for i := range key {
+		key[i] = 0
+	}
+}
+
+var errNoHash = errors.New(`line does not end with a "hash" member`)

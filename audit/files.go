@@ -1,0 +1,148 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// A log is its current file (say audit.jsonl) and the files rotated away
+// from it, named audit.jsonl.<seq of their first record, 20 digits>, so
+// that names sort in chain order. A rotated file may be gzipped by the
+// operator (audit.jsonl.<seq>.gz); readers take both.
+
+func rotatedName(path string, firstSeq uint64) string {
+	return fmt.Sprintf("%s.%020d", path, firstSeq)
+}
+
+var rotatedSuffix = regexp.MustCompile(`^\.(\d{20})(\.gz)?$`)
+
+// Files returns the files of the log whose current file is path, in chain
+// order: rotated files by first seq, then the current file if it exists.
+func Files(path string) ([]string, error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var rotated []string
+	current := false
+	for _, e := range entries {
+		name := e.Name()
+		if name == base {
+			current = true
+			continue
+		}
+		if strings.HasPrefix(name, base) && rotatedSuffix.MatchString(name[len(base):]) {
+			rotated = append(rotated, filepath.Join(dir, name))
+		}
+	}
+	sort.Strings(rotated) // equal-width numbers sort as numbers
+	if current {
+		rotated = append(rotated, filepath.Join(dir, base))
+	}
+	return rotated, nil
+}
+
+// FilesIn finds the one log in dir: the current file is the *.jsonl whose
+// name the rotated files extend. It refuses a dir holding several logs.
+func FilesIn(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	bases := map[string]bool{}
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasSuffix(name, ".jsonl") {
+			bases[name] = true
+			continue
+		}
+		if i := strings.Index(name, ".jsonl."); i >= 0 && rotatedSuffix.MatchString(name[i+len(".jsonl"):]) {
+			bases[name[:i+len(".jsonl")]] = true
+		}
+	}
+	if len(bases) != 1 {
+		var names []string
+		for b := range bases {
+			names = append(names, b)
+		}
+		sort.Strings(names)
+		return nil, fmt.Errorf("%s holds %d audit logs (%s): name the log's file instead", dir, len(bases), strings.Join(names, ", "))
+	}
+	for b := range bases {
+		return Files(filepath.Join(dir, b))
+	}
+	return nil, nil
+}
+
+// openReader opens a log file for reading, gunzipping a .gz file.
+func openReader(path string) (io.ReadCloser, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasSuffix(path, ".gz") {
+		return f, nil
+	}
+	z, err := gzip.NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{z, f}, nil
+}
+
+// maxLine bounds one record; a longer line is reported, not read into memory.
+const maxLine = 16 << 20
+
+// errLongLine is returned for a line over maxLine.
+var errLongLine = errors.New("line longer than 16 MiB")
+
+// eachLine calls fn with every line of r, without its newline. complete is
+// false for a last line that has no newline (a torn write, or a cut file).
+func eachLine(r io.Reader, fn func(line []byte, complete bool) error) error {
+	br := bufio.NewReaderSize(r, 1<<20)
+	var long []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			long = append(long, chunk...)
+			if len(long) > maxLine {
+				return errLongLine
+			}
+			continue
+		}
+		line := chunk
+		if long != nil {
+			line = append(long, chunk...)
+			long = nil
+		}
+		if err == io.EOF {
+			if len(line) > 0 {
+				return fn(line, false)
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if ferr := fn(bytes.TrimSuffix(line, []byte{'\n'}), true); ferr != nil {
+			return ferr
+		}
+	}
+}

@@ -1,0 +1,352 @@
+package audit
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"path/filepath"
+	"runtime"
+	"time"
+)
+
+// Kinds of Problem, as verify names them.
+const (
+	Modified     = "modified"     // a line's content does not match its hash or seal
+	Missing      = "missing"      // records are absent: deleted, or a file removed
+	Reordered    = "reordered"    // records are out of order
+	Inserted     = "inserted"     // a record is in the log that the chain does not account for
+	Truncated    = "truncated"    // a file ends inside a line, or the log ends before an anchor
+	BadKey       = "bad key"      // the first sealed record does not verify under the key given
+	ChainBroken  = "chain broken" // a record's prev is not the hash of the record before it
+	NotJSON      = "not JSON"
+	MissingStart = "missing start" // the log does not begin at the genesis record
+)
+
+// Problem is the first thing wrong with a log, and where.
+type Problem struct {
+	File   string
+	Line   int
+	Seq    uint64 // 0 when the line has none
+	Kind   string
+	Detail string
+}
+
+func (p *Problem) Error() string {
+	seq := "seq ?"
+	if p.Seq > 0 {
+		seq = fmt.Sprintf("seq %d", p.Seq)
+	}
+	return fmt.Sprintf("%s line %d (%s): %s: %s", p.File, p.Line, seq, p.Kind, p.Detail)
+}
+
+// VerifyOptions: Key is the initial (epoch 0) sealing key, nil to leave seals
+// unchecked. Anchors are seq → hash pairs known from outside the host (a
+// syslog collector has every record): they reveal records cut off the end,
+// which no chain can show by itself.
+type VerifyOptions struct {
+	Key     []byte
+	Anchors map[uint64]string
+}
+
+// Summary describes a log that verified.
+type Summary struct {
+	Files, Records    int
+	FirstSeq, LastSeq uint64
+	First, Last       time.Time
+	LastHash          string
+	Sealed            bool // some records are sealed
+	SealsChecked      bool // and their seals were verified
+	FirstEpoch        uint64
+	LastEpoch         uint64
+	TornTails         int
+}
+
+// chainFields are the parts of a record verify needs.
+type chainFields struct {
+	Time      time.Time `json:"time"`
+	Seq       uint64    `json:"seq"`
+	Event     string    `json:"event"`
+	Epoch     *uint64   `json:"epoch"`
+	NextEpoch *uint64   `json:"next_epoch"`
+	Prev      string    `json:"prev"`
+}
+
+type verifier struct {
+	o   VerifyOptions
+	sum Summary
+
+	file   string
+	lineNo int
+
+	next    uint64 // seq expected next; 0 before the first record
+	prev    string // hash of the last record
+	plain   hash.Hash
+	sealed  bool    // a sealed record was seen
+	epoch   uint64  // of the last sealed record
+	ended   *uint64 // next_epoch of the last record, if it ended its epoch
+	key     []byte  // the key of keyEpoch, derived from o.Key
+	keyAt   uint64
+	checked bool // a seal was checked
+
+	// A seq ahead of the expected one is judged with the line after it:
+	// the expected seq right after means a swap, anything else a gap.
+	ahead *Problem
+	seen  map[uint64]string // hashes of anchored seqs
+}
+
+// Verify checks files, in chain order, as one log. It returns the summary,
+// or the first Problem found (or an I/O error).
+func Verify(files []string, o VerifyOptions) (Summary, error) {
+	v := &verifier{o: o, prev: Genesis, plain: sha256.New(), seen: map[uint64]string{}}
+	if o.Key != nil {
+		v.key = append([]byte(nil), o.Key...)
+	}
+	for _, f := range files {
+		if err := v.file1(f); err != nil {
+			return v.sum, err
+		}
+	}
+	if v.ahead != nil {
+		return v.sum, v.gap()
+	}
+	v.sum.Files = len(files)
+	v.sum.LastHash = v.prev
+	v.sum.SealsChecked = v.sealed && v.o.Key != nil
+	for seq, want := range o.Anchors {
+		got, ok := v.seen[seq]
+		switch {
+		case !ok && seq > v.sum.LastSeq:
+			return v.sum, &Problem{File: v.file, Line: v.lineNo, Seq: v.sum.LastSeq, Kind: Truncated,
+				Detail: fmt.Sprintf("the log ends at seq %d but an anchor names seq %d: records were cut off the end", v.sum.LastSeq, seq)}
+		case !ok:
+			return v.sum, &Problem{File: v.file, Seq: seq, Kind: Missing, Detail: fmt.Sprintf("anchored seq %d is not in the log", seq)}
+		case got != want:
+			return v.sum, &Problem{File: v.file, Seq: seq, Kind: Modified,
+				Detail: fmt.Sprintf("seq %d has hash %s, the anchor says %s", seq, got, want)}
+		}
+	}
+	return v.sum, nil
+}
+
+func (v *verifier) file1(path string) error {
+	r, err := openReader(path)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	v.file, v.lineNo = path, 0
+	batches := make(chan *batch, runtime.GOMAXPROCS(0)+1)
+	stop := make(chan struct{})
+	defer close(stop)
+	read := make(chan error, 1)
+	go func() { read <- readBatches(r, batches, stop) }()
+	for b := range batches {
+		if err := v.batch(b); err != nil {
+			return err
+		}
+	}
+	if err := <-read; err == errLongLine {
+		return v.problem(0, Modified, err.Error())
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// A batch is a run of lines read ahead of the chain checks. Checking that
+// every line is JSON costs three times what the chain does, so it runs on
+// the batches ahead, on every core, while the chain is checked in order.
+type batch struct {
+	lines    [][]byte
+	complete bool // false: the last line has no newline
+	invalid  chan int
+}
+
+const batchLines = 4096
+
+func readBatches(r io.Reader, out chan<- *batch, stop <-chan struct{}) error {
+	defer close(out)
+	b := &batch{complete: true}
+	send := func() bool {
+		b.invalid = make(chan int, 1)
+		go func(b *batch) { b.invalid <- firstInvalid(b.lines) }(b)
+		select {
+		case out <- b:
+		case <-stop:
+			return false
+		}
+		b = &batch{complete: true}
+		return true
+	}
+	err := eachLine(r, func(line []byte, complete bool) error {
+		b.lines = append(b.lines, append([]byte(nil), line...))
+		b.complete = complete
+		if len(b.lines) == batchLines && !send() {
+			return errStopped
+		}
+		return nil
+	})
+	if err == nil && len(b.lines) > 0 {
+		send()
+	}
+	if err == errStopped {
+		return nil
+	}
+	return err
+}
+
+var errStopped = errors.New("stopped")
+
+// firstInvalid returns the index of the first line that is not JSON, or -1.
+func firstInvalid(lines [][]byte) int {
+	for i, l := range lines {
+		if !json.Valid(l) {
+			return i
+		}
+	}
+	return -1
+}
+
+func (v *verifier) batch(b *batch) error {
+	invalid := <-b.invalid
+	for i, line := range b.lines {
+		v.lineNo++
+		if i == len(b.lines)-1 && !b.complete {
+			return v.problem(0, Truncated, fmt.Sprintf("the last line is incomplete (%d bytes, no newline): a torn write or a cut file", len(line)))
+		}
+		if i == invalid {
+			var f chainFields
+			err := json.Unmarshal(line, &f)
+			return v.problem(f.Seq, NotJSON, fmt.Sprint(err))
+		}
+		if err := v.line(line); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (v *verifier) problem(seq uint64, kind, detail string) *Problem {
+	return &Problem{File: v.file, Line: v.lineNo, Seq: seq, Kind: kind, Detail: detail}
+}
+
+func (v *verifier) gap() *Problem {
+	p := v.ahead
+	p.Kind = Missing
+	p.Detail = fmt.Sprintf("seq %d to %d are absent before this line", v.next, p.Seq-1)
+	if p.Line == 1 {
+		p.Detail += fmt.Sprintf(" (it is the first line of %s: a rotated file removed?)", filepath.Base(p.File))
+	}
+	return p
+}
+
+func (v *verifier) line(line []byte) error {
+	body, claimed, ok := splitHash(line)
+	f, fast := fastFields(body)
+	if !fast {
+		f = chainFields{}
+		if err := json.Unmarshal(line, &f); err != nil {
+			return v.problem(0, NotJSON, err.Error())
+		}
+	}
+	if !ok {
+		return v.problem(f.Seq, Modified, errNoHash.Error())
+	}
+	if v.ahead != nil {
+		if f.Seq == v.next {
+			p := v.ahead
+			p.Kind = Reordered
+			p.Detail = fmt.Sprintf("seq %d comes before seq %d (line %d)", p.Seq, f.Seq, v.lineNo)
+			return p
+		}
+		return v.gap()
+	}
+	switch {
+	case v.next == 0 && f.Prev != Genesis && f.Seq > 1:
+		return v.problem(f.Seq, MissingStart, fmt.Sprintf("the log starts at seq %d, not at the genesis record: its oldest files are gone", f.Seq))
+	case v.next == 0 && (f.Seq != 1 || f.Prev != Genesis):
+		return v.problem(f.Seq, Modified, "the first record must be seq 1 with the genesis prev")
+	case v.next != 0 && f.Seq > v.next:
+		v.ahead = v.problem(f.Seq, "", "")
+		return nil
+	case v.next != 0 && f.Seq < v.next:
+		if f.Seq == v.next-1 {
+			return v.problem(f.Seq, Inserted, fmt.Sprintf("seq %d appears twice (lines %d and %d): one of them was inserted", f.Seq, v.lineNo-1, v.lineNo))
+		}
+		return v.problem(f.Seq, Reordered, fmt.Sprintf("seq %d comes after seq %d", f.Seq, v.next-1))
+	}
+	if f.Prev != v.prev {
+		return v.problem(f.Seq, ChainBroken, fmt.Sprintf("prev %s is not the hash of seq %d (%s): a record was replaced or inserted before it", short(f.Prev), f.Seq-1, short(v.prev)))
+	}
+	if err := v.seal(f, body, claimed); err != nil {
+		return err
+	}
+	if _, ok := v.o.Anchors[f.Seq]; ok {
+		v.seen[f.Seq] = claimed
+	}
+	v.prev, v.next = claimed, f.Seq+1
+	v.sum.Records++
+	if v.sum.FirstSeq == 0 {
+		v.sum.FirstSeq, v.sum.First = f.Seq, f.Time
+	}
+	v.sum.LastSeq, v.sum.Last = f.Seq, f.Time
+	if f.Event == TornTail {
+		v.sum.TornTails++
+	}
+	return nil
+}
+
+// seal checks the record's hash, and for a sealed record its epoch.
+func (v *verifier) seal(f chainFields, body []byte, claimed string) error {
+	if f.Epoch == nil {
+		if v.sealed {
+			return v.problem(f.Seq, Modified, "an unsealed record in a sealed log: a sealed log never goes back to plain hashes")
+		}
+		if lineHash(v.plain, body) != claimed {
+			return v.problem(f.Seq, Modified, "the line does not match its hash")
+		}
+		return nil
+	}
+	e := *f.Epoch
+	switch {
+	case !v.sealed:
+		v.sum.FirstEpoch = e
+	case e < v.epoch:
+		return v.problem(f.Seq, Reordered, fmt.Sprintf("epoch %d after epoch %d", e, v.epoch))
+	case v.ended != nil && e != *v.ended:
+		return v.problem(f.Seq, Modified, fmt.Sprintf("sealed in epoch %d, but epoch %d ended with the record before it and the next is %d", e, v.epoch, *v.ended))
+	case v.ended == nil && e != v.epoch:
+		return v.problem(f.Seq, Missing, fmt.Sprintf("epoch %d follows epoch %d without its audit.epoch record: records were removed, or forged with a later key", e, v.epoch))
+	}
+	v.sealed, v.epoch, v.ended = true, e, f.NextEpoch
+	v.sum.Sealed, v.sum.LastEpoch = true, e
+	if v.key == nil {
+		return nil
+	}
+	if e < v.keyAt {
+		return v.problem(f.Seq, Reordered, fmt.Sprintf("epoch %d is older than a verified one", e))
+	}
+	for v.keyAt < e {
+		v.key = NextKey(v.key)
+		v.keyAt++
+	}
+	if lineHash(hmac.New(sha256.New, v.key), body) != claimed {
+		if !v.checked {
+			return v.problem(f.Seq, BadKey, fmt.Sprintf("the first sealed record (epoch %d) does not verify under this key: wrong key, or the record was changed", e))
+		}
+		return v.problem(f.Seq, Modified, fmt.Sprintf("the seal does not verify under epoch %d's key: changed, or forged without that key", e))
+	}
+	v.checked = true
+	return nil
+}
+
+func short(h string) string {
+	if len(h) > 12 {
+		return h[:12] + "…"
+	}
+	return h
+}
