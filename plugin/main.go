@@ -18,6 +18,10 @@ const usage = `hostpass: a Docker network plugin that audits host-mode networkin
 
 Usage:
   hostpass serve [flags]   serve Docker's network driver API (see: hostpass serve --help)
+  hostpass audit verify    check the audit log's chain and seals (see: hostpass audit help)
+  hostpass audit show      list audit records by network, endpoint, event, time
+  hostpass audit keygen    write a new initial sealing key
+  hostpass bench [flags]   load the daemon over its socket: calls/s and latency
   hostpass version         print version and commit
   hostpass help            print this help
 `
@@ -34,6 +38,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return runServe(args[1:], stdout, stderr)
+	case "bench":
+		return runBench(args[1:], stdout, stderr)
+	case "audit":
+		return runAudit(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "hostpass %s (commit %s)\n", version, commit)
 		return 0
@@ -43,6 +51,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		serveFlags(&serveOptions{}, stdout).Usage()
 		return 0
 	}
-	fmt.Fprintf(stderr, "hostpass: unknown command %q; commands: serve, version, help\n", args[0])
+	fmt.Fprintf(stderr, "hostpass: unknown command %q; commands: serve, audit, bench, version, help\n", args[0])
 	return 2
 }

@@ -20,7 +20,7 @@ func TestCommands(t *testing.T) {
 	}{
 		{"version", []string{"version"}, 0, "hostpass dev (commit unknown)", ""},
 		{"no command", nil, 2, "", "Usage:"},
-		{"unknown command", []string{"frob"}, 2, "", `unknown command "frob"; commands: serve, version, help`},
+		{"unknown command", []string{"frob"}, 2, "", `unknown command "frob"; commands: serve, audit, bench, version, help`},
 		{"help lists settings", []string{"--help"}, 0, "HOSTPASS_STATE_DIR", ""},
 		{"serve help shows env default", []string{"serve", "--help"}, 0, `(default "/srv/audit/hp.jsonl")`, ""},
 		{"bad log level", []string{"serve", "--log-level", "loud"}, 2, "", `unknown log level "loud"; accepted: panic, fatal, error, warning, info, debug, trace`},

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -21,16 +22,22 @@ import (
 	"github.com/hostpass/hostpass/driver"
 	"github.com/hostpass/hostpass/hostview"
 	"github.com/hostpass/hostpass/server"
+	"github.com/hostpass/hostpass/sink"
 )
 
 // shutdownGrace bounds how long calls in flight may take once SIGTERM came.
 const shutdownGrace = 10 * time.Second
 
 type serveOptions struct {
-	socket   string
-	auditLog string
-	stateDir string
-	logLevel string
+	socket        string
+	auditLog      string
+	auditMaxSize  string
+	sealKey       string
+	epochRecords  string
+	epochInterval string
+	syslog        string
+	stateDir      string
+	logLevel      string
 }
 
 // setting is one flag, its environment variable (how `docker plugin set`
@@ -43,7 +50,12 @@ type setting struct {
 func settings(o *serveOptions) []setting {
 	return []setting{
 		{"socket", "HOSTPASS_SOCKET", "/run/docker/plugins/hostpass.sock", "unix socket to serve on; the driver name is its file name without .sock", &o.socket},
-		{"audit-log", "HOSTPASS_AUDIT_LOG", "/var/log/hostpass/audit.jsonl", "audit log file (JSON lines, fsynced per record)", &o.auditLog},
+		{"audit-log", "HOSTPASS_AUDIT_LOG", "/var/log/hostpass/audit.jsonl", "audit log file (hash-chained JSON lines, fsynced before each reply)", &o.auditLog},
+		{"audit-max-size", "HOSTPASS_AUDIT_MAX_SIZE", "64MiB", "rotate the audit log at this size (bytes, or with KiB, MiB, GiB; 0: only on SIGHUP)", &o.auditMaxSize},
+		{"seal-key", "HOSTPASS_SEAL_KEY", "", "sealing key file (hostpass audit keygen): seal records with a forward-secure HMAC; empty: plain SHA-256 chain", &o.sealKey},
+		{"seal-epoch-records", "HOSTPASS_SEAL_EPOCH_RECORDS", "1000", "evolve the sealing key after this many records", &o.epochRecords},
+		{"seal-epoch-interval", "HOSTPASS_SEAL_EPOCH_INTERVAL", "1m", "or this long after an epoch's first record, whichever comes first", &o.epochInterval},
+		{"syslog", "HOSTPASS_SYSLOG", "", "also send records to syslog (RFC 5424): unixgram:///dev/log, unix:///PATH, udp://HOST:PORT or tcp://HOST:PORT; empty: off", &o.syslog},
 		{"state-dir", "HOSTPASS_STATE_DIR", "/var/lib/hostpass", "directory for the known networks", &o.stateDir},
 		{"log-level", "HOSTPASS_LOG_LEVEL", "info", "log level: " + strings.Join(logLevels(), ", "), &o.logLevel},
 	}
@@ -106,15 +118,36 @@ func serve(o serveOptions, log *logrus.Logger) error {
 	if err != nil {
 		return fmt.Errorf("reading the hostname: %w", err)
 	}
+	ao, err := o.auditOptions()
+	if err != nil {
+		return err
+	}
+	ao.Host, ao.Driver, ao.Log = hostname, name, entry
+	var syslog *sink.Syslog
+	if o.syslog != "" {
+		if syslog, err = sink.NewSyslog(o.syslog, hostname, entry); err != nil {
+			return err
+		}
+		defer syslog.Close(2 * time.Second)
+	}
+	// Sinks get each record once it is durable; none can delay or fail a
+	// call: the file alone decides.
+	ao.Mirror = func(rec audit.Record, line []byte) {
+		entry.WithField("record", string(line)).Info("audit")
+		if syslog != nil {
+			syslog.Send(rec.Event, rec.Outcome == audit.Refused, line)
+		}
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	view, err := hostview.Start(ctx, entry)
 	if err != nil {
 		return fmt.Errorf("watching the host's links over netlink: %w", err)
 	}
-	auditLog := audit.Open(o.auditLog, func(line []byte) {
-		entry.WithField("record", string(line)).Info("audit")
-	})
+	auditLog, err := audit.OpenWith(o.auditLog, ao)
+	if err != nil {
+		return err
+	}
 	d, err := driver.New(driver.Config{
 		Name: name, Hostname: hostname, StateDir: o.stateDir, Audit: auditLog,
 		HostInterfaces: view.Snapshot, Log: entry,
@@ -129,15 +162,25 @@ func serve(o serveOptions, log *logrus.Logger) error {
 	srv := &http.Server{Handler: server.New(d, entry), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
-	entry.WithFields(logrus.Fields{"socket": o.socket, "audit_log": o.auditLog, "state_dir": o.stateDir, "version": version}).Info("hostpass serving")
+	entry.WithFields(logrus.Fields{"socket": o.socket, "audit_log": o.auditLog, "sealed": o.sealKey != "", "syslog": o.syslog,
+		"state_dir": o.stateDir, "version": version}).Info("hostpass serving")
 
 	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
-	select {
-	case sig := <-signals:
-		entry.WithField("signal", sig.String()).Info("stopping: letting calls in flight finish")
-	case err := <-served:
-		return fmt.Errorf("serving %s: %w", o.socket, err)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	for stopping := false; !stopping; {
+		select {
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				if err := auditLog.Rotate(); err != nil {
+					entry.WithError(err).Error("SIGHUP: cannot rotate the audit log")
+				}
+				continue
+			}
+			entry.WithField("signal", sig.String()).Info("stopping: letting calls in flight finish")
+			stopping = true
+		case err := <-served:
+			return fmt.Errorf("serving %s: %w", o.socket, err)
+		}
 	}
 	// Shutdown closes the listener, then waits for calls in flight to
 	// answer; their records are already durable when they do.
@@ -153,6 +196,41 @@ func serve(o serveOptions, log *logrus.Logger) error {
 	}
 	entry.Info("hostpass stopped")
 	return nil
+}
+
+// auditOptions checks and converts the audit log's settings.
+func (o serveOptions) auditOptions() (audit.Options, error) {
+	var ao audit.Options
+	var err error
+	if ao.MaxSize, err = parseSize(o.auditMaxSize); err != nil {
+		return ao, fmt.Errorf("--audit-max-size: %w", err)
+	}
+	ao.SealKey = o.sealKey
+	if ao.EpochRecords, err = strconv.Atoi(o.epochRecords); err != nil || ao.EpochRecords < 1 {
+		return ao, fmt.Errorf("--seal-epoch-records: %q is not a whole number of records, 1 or more", o.epochRecords)
+	}
+	if ao.EpochInterval, err = time.ParseDuration(o.epochInterval); err != nil || ao.EpochInterval <= 0 {
+		return ao, fmt.Errorf("--seal-epoch-interval: %q is not a positive duration such as 30s or 1m", o.epochInterval)
+	}
+	return ao, nil
+}
+
+// parseSize reads a byte count: 1048576, 64MiB, 512KiB, 1GiB.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}, {"", 1}}
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+			if err != nil || n < 0 {
+				break
+			}
+			return n * u.mult, nil
+		}
+	}
+	return 0, fmt.Errorf("%q is not a size: want bytes, or a number with KiB, MiB or GiB (64MiB)", s)
 }
 
 // listen opens the unix socket. A socket left by a killed daemon is replaced;

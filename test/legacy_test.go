@@ -211,4 +211,24 @@ func TestLegacyPlugin(t *testing.T) {
 			t.Errorf("records not ok:\n%s", dumpRecords(bad))
 		}
 	})
+	// The log a real dockerd produced verifies, and show finds a network's
+	// records by its ID.
+	t.Run("verify-and-show", func(t *testing.T) {
+		verifyLog(t, p.audit)
+		id := e.networkID(t, "n-par")
+		out := run(t, hostpassBin(t), "audit", "show", "--network", id[:12], "--event", "endpoint.join", p.audit)
+		rows := strings.Split(strings.TrimSpace(out), "\n")
+		if len(rows) != 21 || !strings.HasPrefix(rows[0], "TIME ") {
+			t.Fatalf("show --network %s --event endpoint.join: want a header and 20 rows, got:\n%s", id[:12], out)
+		}
+		for _, row := range rows[1:] {
+			if f := strings.Fields(row); len(f) < 7 || f[2] != "endpoint.join" || f[3] != "ok" || f[4] != id[:12] || f[6] != "e2e-par" {
+				t.Errorf("row %q: want endpoint.join ok on %s tagged e2e-par", row, id[:12])
+			}
+		}
+		jsonOut := run(t, hostpassBin(t), "audit", "show", "--json", "--network", id, p.audit)
+		if n := strings.Count(jsonOut, "\n"); n != 81 { // network.create and 4 records for each of 20 runs
+			t.Errorf("show --json --network %s printed %d records, want 81:\n%s", id, n, jsonOut)
+		}
+	})
 }
