@@ -69,4 +69,8 @@ docker network rm "$name"
 
 echo "== audit records ($work/audit.jsonl)"
 cat "$work/audit.jsonl"
+echo "== the same, as hostpass audit show prints them"
+bin/hostpass audit show "$work/audit.jsonl"
+echo "== hostpass audit verify"
+bin/hostpass audit verify "$work/audit.jsonl"
 echo "== the daemon's log is $work/hostpass.log"
