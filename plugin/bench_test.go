@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/hostpass/hostpass/audit"
+	"github.com/hostpass/hostpass/driver"
+	"github.com/hostpass/hostpass/server"
+)
+
+// startDaemon serves the real handler, driver and audit log on a unix socket
+// in a temp dir, and returns the socket and the audit log's path (auditPath
+// when given).
+func startDaemon(t *testing.T, auditPath string) (string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	socket := filepath.Join(dir, "hp.sock")
+	if auditPath == "" {
+		auditPath = filepath.Join(dir, "audit.jsonl")
+	}
+	logger := logrus.New()
+	logger.SetOutput(io.Discard)
+	entry := logrus.NewEntry(logger)
+	log := audit.Open(auditPath, nil)
+	d, err := driver.New(driver.Config{Name: "hp", Hostname: "node1", StateDir: filepath.Join(dir, "state"), Audit: log, Log: entry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: server.New(d, entry)}
+	go srv.Serve(l)
+	t.Cleanup(func() {
+		srv.Close()
+		log.Close()
+	})
+	return socket, auditPath
+}
+
+// events counts the audit log's records by event.
+func events(t *testing.T, path string) map[string]int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := map[string]int{}
+	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		var rec struct{ Event string }
+		if err := json.Unmarshal(line, &rec); err != nil {
+			t.Fatalf("audit line %q: %v", line, err)
+		}
+		n[rec.Event]++
+	}
+	return n
+}
+
+func TestBenchJoinsAreAudited(t *testing.T) {
+	socket, auditPath := startDaemon(t, "")
+	var out, errOut bytes.Buffer
+	code := runBench([]string{"--socket", socket, "--calls", "200", "--clients", "4"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
+	}
+	for _, want := range []string{"op=join ", " clients=4 ", " calls=200 ", " errors=0 ", " rate=", " p50=", " p99="} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("summary %q lacks %q", out.String(), want)
+		}
+	}
+	if n := strings.Count(out.String(), "\n"); n != 1 {
+		t.Errorf("want one summary line, got %d: %q", n, out.String())
+	}
+	got := events(t, auditPath)
+	if got[audit.EndpointJoin] != 200 {
+		t.Errorf("audit log has %d %s records, want 200 (all: %v)", got[audit.EndpointJoin], audit.EndpointJoin, got)
+	}
+	if got[audit.NetworkCreate] != 1 || got[audit.NetworkDelete] != 1 {
+		t.Errorf("want bench to create and delete its own network once each, audit log has %v", got)
+	}
+}
+
+func TestBenchJSONByDuration(t *testing.T) {
+	socket, auditPath := startDaemon(t, "")
+	var out, errOut bytes.Buffer
+	code := runBench([]string{"--socket", socket, "--duration", "200ms", "--clients", "2", "--op", "create-endpoint", "--network", "given", "--json"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
+	}
+	var sum benchSummary
+	if err := json.Unmarshal(out.Bytes(), &sum); err != nil {
+		t.Fatalf("--json output %q: %v", out.String(), err)
+	}
+	if sum.Op != "create-endpoint" || sum.Clients != 2 || sum.Calls < 1 || sum.Errors != 0 || sum.Rate <= 0 || sum.P99Ms < sum.P50Ms {
+		t.Errorf("summary %+v", sum)
+	}
+	if sum.DurationS < 0.2 || sum.DurationS > 0.2+benchCallTimeout.Seconds() {
+		t.Errorf("ran %.3fs for --duration 200ms", sum.DurationS)
+	}
+	got := events(t, auditPath)
+	if got[audit.EndpointCreate] != sum.Calls || got[audit.NetworkCreate] != 0 {
+		t.Errorf("want %d %s records on the given network and no network created, audit log has %v", sum.Calls, audit.EndpointCreate, got)
+	}
+}
+
+func TestBenchCountsRefusedCalls(t *testing.T) {
+	// An audit log under a regular file, unwritable even for root: every
+	// join is refused.
+	notDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notDir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	socket, _ := startDaemon(t, filepath.Join(notDir, "audit.jsonl"))
+	var out, errOut bytes.Buffer
+	code := runBench([]string{"--socket", socket, "--calls", "20", "--clients", "2", "--network", "given"}, &out, &errOut)
+	if code != 1 || !strings.Contains(out.String(), " calls=20 errors=20 ") ||
+		!strings.Contains(errOut.String(), "20 of 20 calls failed; first: NetworkDriver.Join: HTTP 503: audit log unavailable") {
+		t.Errorf("exit %d\nstdout: %s\nstderr: %s\nwant exit 1, 20 errors and the first one's text", code, out.String(), errOut.String())
+	}
+}
+
+func TestBenchRefusals(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "none.sock")
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"no socket", []string{"--calls", "1"}, 2, "--socket is required"},
+		{"unknown op", []string{"--socket", missing, "--op", "leave"}, 2, `unknown --op "leave"; accepted: join, create-endpoint, capabilities`},
+		{"no clients", []string{"--socket", missing, "--clients", "0"}, 2, "--clients 0 is out of range; accepted: 1 to 4096"},
+		{"both bounds", []string{"--socket", missing, "--calls", "10", "--duration", "1s"}, 2, "--duration and --calls both given; accepted: one of them"},
+		{"no calls", []string{"--socket", missing, "--calls", "0"}, 2, "--calls 0 is out of range; accepted: 1 or more"},
+		{"zero duration", []string{"--socket", missing, "--duration", "0s"}, 2, "--duration 0s is out of range; accepted: more than 0"},
+		{"bad duration", []string{"--socket", missing, "--duration", "ten"}, 2, `invalid value "ten" for flag -duration`},
+		{"stray argument", []string{"--socket", missing, "now"}, 2, `unexpected argument "now"`},
+		{"nobody answers", []string{"--socket", missing, "--calls", "1"}, 1, "no hostpass daemon answers on " + missing},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := runBench(tc.args, &out, &errOut)
+			if code != tc.code || !strings.Contains(errOut.String(), tc.stderr) || out.Len() != 0 {
+				t.Errorf("runBench(%q) = %d\nstdout: %s\nstderr: %s\nwant %d, empty stdout, stderr with %q",
+					tc.args, code, out.String(), errOut.String(), tc.code, tc.stderr)
+			}
+		})
+	}
+}
