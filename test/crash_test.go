@@ -202,3 +202,75 @@ func TestTornTailIsSetAside(t *testing.T) {
 		t.Errorf("verify summary does not mention the torn tail: %s", out)
 	}
 }
+
+// TestSighupRotatesAndChainContinues rotates the log with SIGHUP between two
+// calls: two files, one chain.
+func TestSighupRotatesAndChainContinues(t *testing.T) {
+	requirePrereqs(t)
+	dir := t.TempDir()
+	d := startDaemon(t, dir)
+	c := d.client()
+	d.post(c, "CreateNetwork", `{"NetworkID":"hupnet"}`)
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	waitFiles := func() []string {
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if m, _ := filepath.Glob(d.auditLog + ".*"); len(m) == 1 {
+				return m
+			}
+		}
+		t.Fatalf("no rotated file after SIGHUP")
+		return nil
+	}
+	rotated := waitFiles()
+	if filepath.Base(rotated[0]) != "audit.jsonl.00000000000000000001" {
+		t.Errorf("rotated file %s, want audit.jsonl.00000000000000000001", rotated[0])
+	}
+	d.post(c, "Join", `{"NetworkID":"hupnet","EndpointID":"e1"}`)
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.cmd.Wait()
+	if out := verifyLog(t, filepath.Dir(d.auditLog)); !strings.Contains(out, "ok: 2 records in 2 file(s)") {
+		t.Errorf("verify after SIGHUP: %s", out)
+	}
+}
+
+// TestSyslogSink: records reach a syslog collector as RFC 5424 messages, and
+// a collector that is down delays and fails nothing.
+func TestSyslogSink(t *testing.T) {
+	requirePrereqs(t)
+	collector, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer collector.Close()
+	d := startDaemon(t, t.TempDir(), "--syslog", "udp://"+collector.LocalAddr().String())
+	if code, err := d.post(d.client(), "CreateNetwork", `{"NetworkID":"sysnet"}`); err != nil || code != 200 {
+		t.Fatalf("CreateNetwork: %d %v", code, err)
+	}
+	collector.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 65536)
+	n, _, err := collector.ReadFrom(buf)
+	if err != nil {
+		t.Fatalf("no syslog message: %v", err)
+	}
+	msg := string(buf[:n])
+	recs := readAudit(t, d.auditLog)
+	if !strings.HasPrefix(msg, "<86>1 ") || !strings.Contains(msg, " hostpass ") || !strings.Contains(msg, " network.create - ") ||
+		!strings.HasSuffix(msg, recs[0].line) {
+		t.Errorf("syslog message %q\nwant <86>1 ... hostpass PID network.create - <the record's line>", msg)
+	}
+
+	// A collector that is down: tcp to a port nothing listens on.
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	down := l.Addr().String()
+	l.Close()
+	d2 := startDaemon(t, t.TempDir(), "--syslog", "tcp://"+down)
+	c := d2.client()
+	for i := 0; i < 50; i++ {
+		if code, err := d2.post(c, "Join", fmt.Sprintf(`{"NetworkID":"sysnet","EndpointID":"e%d"}`, i)); err != nil || code != 200 {
+			t.Fatalf("join %d with syslog down: %d %v", i, code, err)
+		}
+	}
+	if n := len(readAudit(t, d2.auditLog)); n != 50 {
+		t.Errorf("%d records with syslog down, want 50", n)
+	}
+}
