@@ -101,7 +101,7 @@ func BenchmarkShow1M(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		n := 0
-		err := Query(files, Filter{Endpoint: want}, func(r *Record, _ []byte) error { n++; return nil })
+		err := Query(files, Filter{Endpoint: want}, func(*Entry, []byte) error { n++; return nil })
 		if err != nil || n != 1 {
 			b.Fatal(n, err)
 		}

@@ -146,3 +146,51 @@ func eachLine(r io.Reader, fn func(line []byte, complete bool) error) error {
 		}
 	}
 }
+
+// A batch is a run of lines read ahead of the reader that needs them in
+// order, so that per-line work (JSON checks, decoding) runs on every core.
+type batch struct {
+	lines    [][]byte
+	complete bool          // false: the last line has no newline
+	ready    chan struct{} // closed once work is done
+
+	invalid int      // verify: first line that is not JSON, or -1
+	entries []*Entry // show: the decoded entry of each matching line, nil for the rest
+}
+
+const batchLines = 4096
+
+// readBatches reads r in batches, starts work on each in its own goroutine
+// and sends them, in order, to out; out is closed at the end.
+func readBatches(r io.Reader, out chan<- *batch, stop <-chan struct{}, work func(*batch)) error {
+	defer close(out)
+	b := &batch{complete: true}
+	send := func() bool {
+		b.ready = make(chan struct{})
+		go func(b *batch) { work(b); close(b.ready) }(b)
+		select {
+		case out <- b:
+		case <-stop:
+			return false
+		}
+		b = &batch{complete: true}
+		return true
+	}
+	err := eachLine(r, func(line []byte, complete bool) error {
+		b.lines = append(b.lines, append([]byte(nil), line...))
+		b.complete = complete
+		if len(b.lines) == batchLines && !send() {
+			return errStopped
+		}
+		return nil
+	})
+	if err == nil && len(b.lines) > 0 {
+		send()
+	}
+	if err == errStopped {
+		return nil
+	}
+	return err
+}
+
+var errStopped = errors.New("stopped")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -20,8 +21,23 @@ type Filter struct {
 	Since, Until             time.Time
 }
 
+// Entry is the part of a record that show filters on and prints. Decoding
+// only these fields skips the costly rest (options, host_interfaces).
+type Entry struct {
+	Time       time.Time `json:"time"`
+	Seq        uint64    `json:"seq"`
+	Event      string    `json:"event"`
+	Outcome    string    `json:"outcome"`
+	Error      string    `json:"error"`
+	NetworkID  string    `json:"network_id"`
+	EndpointID string    `json:"endpoint_id"`
+	Tag        string    `json:"tag"`
+	Adopted    bool      `json:"adopted"`
+	Detail     string    `json:"detail"`
+}
+
 // Match reports whether r passes the filter.
-func (f Filter) Match(r *Record) bool {
+func (f Filter) Match(r *Entry) bool {
 	switch {
 	case f.Network != "" && !strings.HasPrefix(r.NetworkID, f.Network):
 		return false
@@ -52,38 +68,60 @@ func (f Filter) mayMatch(line []byte) bool {
 }
 
 // Query calls fn with every record of files that passes f, in log order.
-func Query(files []string, f Filter, fn func(r *Record, line []byte) error) error {
+// Lines are decoded on every core, ahead of fn.
+func Query(files []string, f Filter, fn func(r *Entry, line []byte) error) error {
 	for _, path := range files {
-		r, err := openReader(path)
-		if err != nil {
-			return err
-		}
-		err = eachLine(r, func(line []byte, complete bool) error {
-			if !complete {
-				return nil // a torn last line: verify reports it
-			}
-			return match(f, line, fn)
-		})
-		r.Close()
-		if err != nil {
+		if err := queryFile(path, f, fn); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func match(f Filter, line []byte, fn func(r *Record, line []byte) error) error {
+func queryFile(path string, f Filter, fn func(r *Entry, line []byte) error) error {
+	r, err := openReader(path)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	batches := make(chan *batch, runtime.GOMAXPROCS(0)+1)
+	stop := make(chan struct{})
+	defer close(stop)
+	read := make(chan error, 1)
+	go func() {
+		read <- readBatches(r, batches, stop, func(b *batch) {
+			b.entries = make([]*Entry, len(b.lines))
+			for i, line := range b.lines {
+				if i == len(b.lines)-1 && !b.complete {
+					break // a torn last line: verify reports it
+				}
+				b.entries[i] = decode(f, line)
+			}
+		})
+	}()
+	for b := range batches {
+		<-b.ready
+		for i, e := range b.entries {
+			if e != nil {
+				if err := fn(e, b.lines[i]); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return <-read
+}
+
+// decode returns the line's entry if it passes f, else nil.
+func decode(f Filter, line []byte) *Entry {
 	if !f.mayMatch(line) {
 		return nil
 	}
-	var rec Record
-	if err := json.Unmarshal(line, &rec); err != nil {
-		return nil // verify reports it
+	var e Entry
+	if err := json.Unmarshal(line, &e); err != nil || !f.Match(&e) {
+		return nil // a line that is not JSON: verify reports it
 	}
-	if !f.Match(&rec) {
-		return nil
-	}
-	return fn(&rec, line)
+	return &e
 }
 
 // followPoll is how often Follow looks for new records.
@@ -91,7 +129,7 @@ const followPoll = 200 * time.Millisecond
 
 // Follow calls fn with the records appended to the log at path from now on,
 // until ctx ends. It follows the log across rotation.
-func Follow(ctx context.Context, path string, f Filter, fn func(r *Record, line []byte) error) error {
+func Follow(ctx context.Context, path string, f Filter, fn func(r *Entry, line []byte) error) error {
 	file, err := os.Open(path)
 	if err != nil {
 		return err
@@ -111,8 +149,10 @@ func Follow(ctx context.Context, path string, f Filter, fn func(r *Record, line 
 				if i < 0 {
 					break
 				}
-				if err := match(f, partial[:i], fn); err != nil {
-					return err
+				if e := decode(f, partial[:i]); e != nil {
+					if err := fn(e, partial[:i]); err != nil {
+						return err
+					}
 				}
 				partial = partial[i+1:]
 			}

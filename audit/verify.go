@@ -4,10 +4,8 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash"
-	"io"
 	"path/filepath"
 	"runtime"
 	"time"
@@ -143,7 +141,9 @@ func (v *verifier) file1(path string) error {
 	stop := make(chan struct{})
 	defer close(stop)
 	read := make(chan error, 1)
-	go func() { read <- readBatches(r, batches, stop) }()
+	go func() {
+		read <- readBatches(r, batches, stop, func(b *batch) { b.invalid = firstInvalid(b.lines) })
+	}()
 	for b := range batches {
 		if err := v.batch(b); err != nil {
 			return err
@@ -157,51 +157,9 @@ func (v *verifier) file1(path string) error {
 	return nil
 }
 
-// A batch is a run of lines read ahead of the chain checks. Checking that
-// every line is JSON costs three times what the chain does, so it runs on
-// the batches ahead, on every core, while the chain is checked in order.
-type batch struct {
-	lines    [][]byte
-	complete bool // false: the last line has no newline
-	invalid  chan int
-}
-
-const batchLines = 4096
-
-func readBatches(r io.Reader, out chan<- *batch, stop <-chan struct{}) error {
-	defer close(out)
-	b := &batch{complete: true}
-	send := func() bool {
-		b.invalid = make(chan int, 1)
-		go func(b *batch) { b.invalid <- firstInvalid(b.lines) }(b)
-		select {
-		case out <- b:
-		case <-stop:
-			return false
-		}
-		b = &batch{complete: true}
-		return true
-	}
-	err := eachLine(r, func(line []byte, complete bool) error {
-		b.lines = append(b.lines, append([]byte(nil), line...))
-		b.complete = complete
-		if len(b.lines) == batchLines && !send() {
-			return errStopped
-		}
-		return nil
-	})
-	if err == nil && len(b.lines) > 0 {
-		send()
-	}
-	if err == errStopped {
-		return nil
-	}
-	return err
-}
-
-var errStopped = errors.New("stopped")
-
 // firstInvalid returns the index of the first line that is not JSON, or -1.
+// Checking JSON costs three times what the chain does, so it runs on the
+// batches read ahead, on every core, while the chain is checked in order.
 func firstInvalid(lines [][]byte) int {
 	for i, l := range lines {
 		if !json.Valid(l) {
@@ -212,7 +170,8 @@ func firstInvalid(lines [][]byte) int {
 }
 
 func (v *verifier) batch(b *batch) error {
-	invalid := <-b.invalid
+	<-b.ready
+	invalid := b.invalid
 	for i, line := range b.lines {
 		v.lineNo++
 		if i == len(b.lines)-1 && !b.complete {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -12,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/hostpass/hostpass/audit"
@@ -202,7 +202,7 @@ func runShow(args []string, stdout, stderr io.Writer) int {
 	if *follow {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		err = audit.Follow(ctx, files[len(files)-1], f, func(r *audit.Record, line []byte) error {
+		err = audit.Follow(ctx, files[len(files)-1], f, func(r *audit.Entry, line []byte) error {
 			err := out.print(r, line)
 			out.flush()
 			return err
@@ -228,25 +228,28 @@ func parseWhen(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time (2026-11-28T10:00:00Z) nor a duration (90m)", s)
 }
 
-// printer writes records as a table (the default) or as raw JSON lines.
+// printer writes records as a table (the default) or as raw JSON lines. The
+// table has fixed columns, so a million rows stream out without being held
+// to measure them.
 type printer struct {
-	w      io.Writer
-	tw     *tabwriter.Writer
+	w      *bufio.Writer
 	json   bool
 	header bool
 }
 
 func newPrinter(w io.Writer, asJSON bool) *printer {
-	return &printer{w: w, json: asJSON, tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+	return &printer{w: bufio.NewWriterSize(w, 1<<16), json: asJSON}
 }
 
-func (p *printer) print(r *audit.Record, line []byte) error {
+const rowFormat = "%-24s  %7s  %-15s  %-7s  %-12s  %-12s  %-14s  %s\n"
+
+func (p *printer) print(r *audit.Entry, line []byte) error {
 	if p.json {
 		_, err := fmt.Fprintf(p.w, "%s\n", line)
 		return err
 	}
 	if !p.header {
-		fmt.Fprintln(p.tw, "TIME\tSEQ\tEVENT\tOUTCOME\tNETWORK\tENDPOINT\tTAG\tNOTE")
+		fmt.Fprintf(p.w, rowFormat, "TIME", "SEQ", "EVENT", "OUTCOME", "NETWORK", "ENDPOINT", "TAG", "NOTE")
 		p.header = true
 	}
 	note := r.Error
@@ -256,12 +259,12 @@ func (p *printer) print(r *audit.Record, line []byte) error {
 	if r.Adopted && note == "" {
 		note = "adopted network"
 	}
-	_, err := fmt.Fprintf(p.tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.Format("2006-01-02T15:04:05.000Z07:00"), r.Seq, r.Event, r.Outcome,
+	_, err := fmt.Fprintf(p.w, rowFormat, r.Time.Format("2006-01-02T15:04:05.000Z07:00"), strconv.FormatUint(r.Seq, 10), r.Event, r.Outcome,
 		shortID(r.NetworkID), shortID(r.EndpointID), dash(r.Tag), note)
 	return err
 }
 
-func (p *printer) flush() { p.tw.Flush() }
+func (p *printer) flush() { p.w.Flush() }
 
 func shortID(id string) string {
 	if len(id) > 12 {
