@@ -1,0 +1,95 @@
+package audit
+
+import (
+	"compress/gzip"
+	"context"
+	"os"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestQueryFiltersAndReadsGzippedRotatedFiles(t *testing.T) {
+	_, files := writeLog(t, 60, 2000, "")
+	// The operator compresses the oldest rotated file.
+	b, _ := os.ReadFile(files[0])
+	gz, _ := os.Create(files[0] + ".gz")
+	w := gzip.NewWriter(gz)
+	w.Write(b)
+	w.Close()
+	gz.Close()
+	os.Remove(files[0])
+	files, _ = Files(files[len(files)-1])
+	if len(files) < 3 || files[0][len(files[0])-3:] != ".gz" {
+		t.Fatalf("files %v, want the .gz one first", files)
+	}
+	if sum, err := Verify(files, VerifyOptions{}); err != nil || sum.Records != 60 {
+		t.Fatalf("verify with a gzipped file: %+v %v", sum, err)
+	}
+
+	for _, tc := range []struct {
+		f    Filter
+		want []uint64
+	}{
+		{Filter{Endpoint: "ep7"}, []uint64{8}},
+		{Filter{Endpoint: "ep5"}, []uint64{6, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60}}, // a prefix: ep5, ep50..ep59
+		{Filter{Event: "endpoint.", Network: "net"}, nil},                              // all 60
+		{Filter{Event: "network."}, []uint64{}},
+		{Filter{Network: "other"}, []uint64{}},
+		{Filter{Until: time.Now().Add(-time.Hour)}, []uint64{}},
+	} {
+		var got []uint64
+		err := Query(files, tc.f, func(e *Entry, _ []byte) error { got = append(got, e.Seq); return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.want == nil {
+			if len(got) != 60 {
+				t.Errorf("%+v: %d records, want all 60", tc.f, len(got))
+			}
+			continue
+		}
+		if len(got) != len(tc.want) || (len(got) > 0 && (got[0] != tc.want[0] || got[len(got)-1] != tc.want[len(tc.want)-1])) {
+			t.Errorf("%+v: seqs %v, want %v", tc.f, got, tc.want)
+		}
+	}
+}
+
+func TestFollowSeesNewRecordsAcrossRotation(t *testing.T) {
+	path, _ := writeLog(t, 3, 0, "")
+	l, _ := OpenWith(path, Options{})
+	defer l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var got []string
+	go Follow(ctx, path, Filter{Event: "endpoint.leave"}, func(e *Entry, _ []byte) error {
+		mu.Lock()
+		got = append(got, e.EndpointID)
+		mu.Unlock()
+		return nil
+	})
+	time.Sleep(100 * time.Millisecond) // Follow starts at the end: the 3 old joins are not followed
+	l.Append(Record{Event: EndpointLeave, Outcome: OK, EndpointID: "before-rotation"})
+	l.Append(Record{Event: EndpointJoin, Outcome: OK, EndpointID: "filtered-out"})
+	time.Sleep(300 * time.Millisecond)
+	if err := l.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	l.Append(Record{Event: EndpointLeave, Outcome: OK, EndpointID: "after-rotation"})
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 || got[0] != "before-rotation" || got[1] != "after-rotation" {
+		t.Errorf("followed %v, want [before-rotation after-rotation]", got)
+	}
+}
