@@ -13,12 +13,19 @@ import (
 	"time"
 )
 
-// Filter selects records. Empty fields match everything. Network and
-// Endpoint match an ID or its prefix; Event matches an event or a prefix of
-// one ("endpoint." for all endpoint events).
+// Filter selects records. Empty fields match everything. Network matches a
+// network ID, an ID prefix, or a network name (names come from the
+// watcher's attribution records). Endpoint matches an ID or prefix. Container
+// matches a container ID, prefix or name: its attribution and host-mode
+// records, and every record of the endpoints attributed to it. Event matches
+// an event or a prefix of one ("endpoint." for all endpoint events).
 type Filter struct {
-	Network, Endpoint, Event string
-	Since, Until             time.Time
+	Network, Endpoint, Container, Event string
+	Since, Until                        time.Time
+
+	// Filled by Query's first pass over the log.
+	networkIDs map[string]bool // networks named Network
+	endpoints  map[string]bool // endpoints attributed to Container
 }
 
 // Entry is the part of a record that show filters on and prints. Decoding
@@ -34,12 +41,25 @@ type Entry struct {
 	Tag        string    `json:"tag"`
 	Adopted    bool      `json:"adopted"`
 	Detail     string    `json:"detail"`
+	Container  *struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	} `json:"container"`
+	NetworkName  string `json:"network_name"`
+	ObservedLate bool   `json:"observed_late"`
+	Action       string `json:"action"`
+}
+
+func (f Filter) isContainer(r *Entry) bool {
+	return r.Container != nil && (strings.HasPrefix(r.Container.ID, f.Container) || r.Container.Name == f.Container)
 }
 
 // Match reports whether r passes the filter.
 func (f Filter) Match(r *Entry) bool {
 	switch {
-	case f.Network != "" && !strings.HasPrefix(r.NetworkID, f.Network):
+	case f.Network != "" && !strings.HasPrefix(r.NetworkID, f.Network) && r.NetworkName != f.Network && !f.networkIDs[r.NetworkID]:
+		return false
+	case f.Container != "" && !f.isContainer(r) && !f.endpoints[r.EndpointID]:
 		return false
 	case f.Endpoint != "" && !strings.HasPrefix(r.EndpointID, f.Endpoint):
 		return false
@@ -56,10 +76,14 @@ func (f Filter) Match(r *Entry) bool {
 // mayMatch is a cheap test on the raw line: whatever it rejects, Match
 // would reject too, so most lines of a large log are never decoded.
 func (f Filter) mayMatch(line []byte) bool {
-	for _, s := range []string{f.Network, f.Endpoint} {
-		if s != "" && !bytes.Contains(line, []byte(s)) {
-			return false
-		}
+	if f.Endpoint != "" && !bytes.Contains(line, []byte(f.Endpoint)) {
+		return false
+	}
+	if f.Network != "" && !bytes.Contains(line, []byte(f.Network)) && !containsAny(line, f.networkIDs) {
+		return false
+	}
+	if f.Container != "" && !bytes.Contains(line, []byte(f.Container)) && !containsAny(line, f.endpoints) {
+		return false
 	}
 	if f.Event != "" && !bytes.Contains(line, []byte(`"event":"`+f.Event)) {
 		return false
@@ -67,9 +91,40 @@ func (f Filter) mayMatch(line []byte) bool {
 	return true
 }
 
+func containsAny(line []byte, set map[string]bool) bool {
+	for s := range set {
+		if bytes.Contains(line, []byte(s)) {
+			return true
+		}
+	}
+	return false
+}
+
 // Query calls fn with every record of files that passes f, in log order.
-// Lines are decoded on every core, ahead of fn.
+// Lines are decoded on every core, ahead of fn. A network name or a
+// container takes a first pass, to learn the network IDs with that name and
+// the endpoints attributed to that container.
 func Query(files []string, f Filter, fn func(r *Entry, line []byte) error) error {
+	if f.Network != "" || f.Container != "" {
+		f.networkIDs, f.endpoints = map[string]bool{}, map[string]bool{}
+		first := Filter{Event: EndpointAttribute}
+		err := queryAll(files, first, func(r *Entry, _ []byte) error {
+			if f.Network != "" && r.NetworkName == f.Network {
+				f.networkIDs[r.NetworkID] = true
+			}
+			if f.Container != "" && f.isContainer(r) && r.EndpointID != "" {
+				f.endpoints[r.EndpointID] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return queryAll(files, f, fn)
+}
+
+func queryAll(files []string, f Filter, fn func(r *Entry, line []byte) error) error {
 	for _, path := range files {
 		if err := queryFile(path, f, fn); err != nil {
 			return err

@@ -3,6 +3,7 @@ package audit
 import (
 	"compress/gzip"
 	"context"
+	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -91,5 +92,48 @@ func TestFollowSeesNewRecordsAcrossRotation(t *testing.T) {
 	defer mu.Unlock()
 	if len(got) != 2 || got[0] != "before-rotation" || got[1] != "after-rotation" {
 		t.Errorf("followed %v, want [before-rotation after-rotation]", got)
+	}
+}
+
+func TestQueryByContainerAndNetworkName(t *testing.T) {
+	path := t.TempDir() + "/audit.jsonl"
+	l := Open(path, nil)
+	web := &Container{ID: "c0ffee0000", Name: "web"}
+	for _, r := range []Record{
+		{Event: NetworkCreate, NetworkID: "net1"},
+		{Event: EndpointJoin, NetworkID: "net1", EndpointID: "epA"},
+		{Event: EndpointJoin, NetworkID: "net1", EndpointID: "epB"},
+		{Event: EndpointAttribute, NetworkID: "net1", NetworkName: "payments", EndpointID: "epA", Container: web},
+		{Event: EndpointAttribute, NetworkID: "net1", NetworkName: "payments", EndpointID: "epB", Container: &Container{ID: "other", Name: "db"}},
+		{Event: HostJoin, Container: web},
+		{Event: EndpointLeave, NetworkID: "net1", EndpointID: "epA"},
+	} {
+		r.Outcome = OK
+		if err := l.Append(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	seqs := func(f Filter) []uint64 {
+		var got []uint64
+		if err := Query([]string{path}, f, func(e *Entry, _ []byte) error { got = append(got, e.Seq); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	for _, tc := range []struct {
+		f    Filter
+		want string
+	}{
+		{Filter{Container: "web"}, "[2 4 6 7]"},
+		{Filter{Container: "c0ffee"}, "[2 4 6 7]"},
+		{Filter{Container: "web", Event: "endpoint.join"}, "[2]"},
+		{Filter{Network: "payments"}, "[1 2 3 4 5 7]"},
+		{Filter{Network: "net1"}, "[1 2 3 4 5 7]"},
+		{Filter{Container: "nobody"}, "[]"},
+	} {
+		if got := fmt.Sprint(seqs(tc.f)); got != tc.want {
+			t.Errorf("%+v: seqs %s, want %s", tc.f, got, tc.want)
+		}
 	}
 }

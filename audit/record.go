@@ -17,6 +17,12 @@ const (
 	EndpointLeave  = "endpoint.leave"
 	EndpointDelete = "endpoint.delete"
 
+	// Written by the watcher, from Docker's events.
+	EndpointAttribute = "endpoint.attribute" // which container is behind an endpoint
+	HostJoin          = "host.join"          // a container got --network host
+	HostLeave         = "host.leave"         // and left it (disconnect or death)
+	PolicyViolation   = "policy.violation"   // a container not allowed on hostpass networks joined one
+
 	// Written by the log itself.
 	EpochEnd = "audit.epoch"     // the sealing key evolves: epoch ends here
 	TornTail = "audit.torn_tail" // a crash left a partial line; it was set aside
@@ -27,6 +33,19 @@ const (
 	OK      = "ok"
 	Refused = "refused"
 )
+
+// Container is what the audit trail says of a container.
+type Container struct {
+	ID         string            `json:"id"`
+	Name       string            `json:"name,omitempty"`
+	Image      string            `json:"image,omitempty"`
+	ImageID    string            `json:"image_id,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	Privileged bool              `json:"privileged"`
+	CapAdd     []string          `json:"cap_add,omitempty"`
+	Ports      []string          `json:"published_ports,omitempty"`
+	StartedAt  *time.Time        `json:"started_at,omitempty"`
+}
 
 // Record is one line of the audit log. docs/audit.md is its schema; keep the
 // two in step.
@@ -56,6 +75,20 @@ type Record struct {
 	Address        string               `json:"address,omitempty"`
 	HostInterfaces []hostview.Interface `json:"host_interfaces,omitempty"`
 	Detail         string               `json:"detail,omitempty"`
+
+	// Attribution, from the watcher.
+	Container     *Container        `json:"container,omitempty"`
+	NetworkName   string            `json:"network_name,omitempty"`
+	NetworkLabels map[string]string `json:"network_labels,omitempty"`
+	// ObservedLate: the watcher found this by reconciling with the running
+	// containers (after a reconnect or its own start), not from the event.
+	ObservedLate bool `json:"observed_late,omitempty"`
+	// HostModeSeconds: on host.leave, how long the container had host mode.
+	HostModeSeconds *float64 `json:"host_mode_seconds,omitempty"`
+	// Policy: on policy.violation, the rule set the container failed, and
+	// Action what hostpass did ("recorded", or "stopped").
+	Policy string `json:"policy,omitempty"`
+	Action string `json:"action,omitempty"`
 
 	// The chain (see chain.go). Epoch is set in sealed logs only; NextEpoch
 	// only on audit.epoch records. Hash is always the line's last member.

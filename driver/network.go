@@ -193,3 +193,12 @@ func isTrue(v any) bool {
 	}
 	return false
 }
+
+// Knows reports whether id is a network hostpass serves (created or
+// adopted), for the watcher's attribution.
+func (d *Driver) Knows(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.networks[id]
+	return ok
+}

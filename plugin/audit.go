@@ -20,7 +20,7 @@ import (
 
 const auditUsage = `Usage:
   hostpass audit verify [--key INITIAL-KEY-FILE] [--anchor SEQ:HASH]... [FILE... | DIR]
-  hostpass audit show [--network ID] [--endpoint ID] [--event EVENT] [--since T] [--until T] [--json] [--follow] [FILE... | DIR]
+  hostpass audit show [--network NAME|ID] [--endpoint ID] [--container NAME|ID] [--event EVENT] [--since T] [--until T] [--json] [--follow] [FILE... | DIR]
   hostpass audit keygen FILE
 
 Without FILE or DIR, the daemon's log ($HOSTPASS_AUDIT_LOG, or /var/log/hostpass/audit.jsonl)
@@ -169,8 +169,9 @@ func runShow(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var f audit.Filter
 	var since, until string
-	fs.StringVar(&f.Network, "network", "", "network ID or ID prefix")
+	fs.StringVar(&f.Network, "network", "", "network name, ID or ID prefix")
 	fs.StringVar(&f.Endpoint, "endpoint", "", "endpoint ID or ID prefix")
+	fs.StringVar(&f.Container, "container", "", "container name, ID or ID prefix: its host-mode records, and every record of its endpoints")
 	fs.StringVar(&f.Event, "event", "", "event, or a prefix of one (endpoint. for all endpoint events)")
 	fs.StringVar(&since, "since", "", "records at or after T: RFC 3339 time, or a duration ago (10m)")
 	fs.StringVar(&until, "until", "", "records at or before T: RFC 3339 time, or a duration ago")
@@ -241,7 +242,7 @@ func newPrinter(w io.Writer, asJSON bool) *printer {
 	return &printer{w: bufio.NewWriterSize(w, 1<<16), json: asJSON}
 }
 
-const rowFormat = "%-24s  %7s  %-15s  %-7s  %-12s  %-12s  %-14s  %s\n"
+const rowFormat = "%-24s  %7s  %-18s  %-7s  %-12s  %-12s  %-20s  %-14s  %s\n"
 
 func (p *printer) print(r *audit.Entry, line []byte) error {
 	if p.json {
@@ -249,18 +250,31 @@ func (p *printer) print(r *audit.Entry, line []byte) error {
 		return err
 	}
 	if !p.header {
-		fmt.Fprintf(p.w, rowFormat, "TIME", "SEQ", "EVENT", "OUTCOME", "NETWORK", "ENDPOINT", "TAG", "NOTE")
+		fmt.Fprintf(p.w, rowFormat, "TIME", "SEQ", "EVENT", "OUTCOME", "NETWORK", "ENDPOINT", "CONTAINER", "TAG", "NOTE")
 		p.header = true
 	}
 	note := r.Error
 	if note == "" {
 		note = r.Detail
 	}
-	if r.Adopted && note == "" {
+	switch {
+	case note == "" && r.Adopted:
 		note = "adopted network"
+	case note == "" && r.Action != "":
+		note = r.Action
+	}
+	if r.ObservedLate {
+		note = strings.TrimSpace("observed late " + note)
+	}
+	container := "-"
+	if r.Container != nil {
+		container = r.Container.Name
+		if container == "" {
+			container = shortID(r.Container.ID)
+		}
 	}
 	_, err := fmt.Fprintf(p.w, rowFormat, r.Time.Format("2006-01-02T15:04:05.000Z07:00"), strconv.FormatUint(r.Seq, 10), r.Event, r.Outcome,
-		shortID(r.NetworkID), shortID(r.EndpointID), dash(r.Tag), note)
+		shortID(r.NetworkID), shortID(r.EndpointID), container, dash(r.Tag), note)
 	return err
 }
 

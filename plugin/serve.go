@@ -23,6 +23,7 @@ import (
 	"github.com/hostpass/hostpass/hostview"
 	"github.com/hostpass/hostpass/server"
 	"github.com/hostpass/hostpass/sink"
+	"github.com/hostpass/hostpass/watcher"
 )
 
 // shutdownGrace bounds how long calls in flight may take once SIGTERM came.
@@ -36,6 +37,10 @@ type serveOptions struct {
 	epochRecords  string
 	epochInterval string
 	syslog        string
+	dockerSocket  string
+	watch         string
+	policyAllow   string
+	policyStop    string
 	stateDir      string
 	logLevel      string
 }
@@ -56,6 +61,10 @@ func settings(o *serveOptions) []setting {
 		{"seal-epoch-records", "HOSTPASS_SEAL_EPOCH_RECORDS", "1000", "evolve the sealing key after this many records", &o.epochRecords},
 		{"seal-epoch-interval", "HOSTPASS_SEAL_EPOCH_INTERVAL", "1m", "or this long after an epoch's first record, whichever comes first", &o.epochInterval},
 		{"syslog", "HOSTPASS_SYSLOG", "", "also send records to syslog (RFC 5424): unixgram:///dev/log, unix:///PATH, udp://HOST:PORT or tcp://HOST:PORT; empty: off", &o.syslog},
+		{"docker-socket", "HOSTPASS_DOCKER_SOCKET", "/var/run/docker.sock", "Docker's API socket, for container attribution and --network host auditing", &o.dockerSocket},
+		{"watch", "HOSTPASS_WATCH", "true", "follow Docker's events (true or false); false: the driver alone, as without the socket", &o.watch},
+		{"policy-allow", "HOSTPASS_POLICY_ALLOW", "all", "containers allowed on hostpass networks: all, or rules label:KEY=VALUE, label:KEY, image:PATTERN separated by commas", &o.policyAllow},
+		{"policy-stop", "HOSTPASS_POLICY_STOP", "false", "stop a container that the policy does not allow (true or false); false: record the violation only", &o.policyStop},
 		{"state-dir", "HOSTPASS_STATE_DIR", "/var/lib/hostpass", "directory for the known networks", &o.stateDir},
 		{"log-level", "HOSTPASS_LOG_LEVEL", "info", "log level: " + strings.Join(logLevels(), ", "), &o.logLevel},
 	}
@@ -155,6 +164,12 @@ func serve(o serveOptions, log *logrus.Logger) error {
 	if err != nil {
 		return err
 	}
+	watcherCtx, stopWatcher := context.WithCancel(ctx)
+	defer stopWatcher()
+	watcherDone, err := startWatcher(watcherCtx, o, d, auditLog, view, hostname, name, entry)
+	if err != nil {
+		return err
+	}
 	l, err := listen(o.socket)
 	if err != nil {
 		return err
@@ -188,6 +203,8 @@ func serve(o serveOptions, log *logrus.Logger) error {
 	defer cancel()
 	shutdownErr := srv.Shutdown(sctx)
 	os.Remove(o.socket)
+	stopWatcher()
+	<-watcherDone
 	if err := auditLog.Close(); err != nil {
 		return err
 	}
@@ -196,6 +213,43 @@ func serve(o serveOptions, log *logrus.Logger) error {
 	}
 	entry.Info("hostpass stopped")
 	return nil
+}
+
+// startWatcher starts following Docker's events beside the driver, unless
+// told not to. A missing socket is said once; the watcher keeps trying (a
+// legacy plugin starts before Docker), and the driver works meanwhile.
+func startWatcher(ctx context.Context, o serveOptions, d *driver.Driver, auditLog *audit.Log, view *hostview.View, hostname, name string, log *logrus.Entry) (done <-chan struct{}, err error) {
+	watch, err := strconv.ParseBool(o.watch)
+	if err != nil {
+		return nil, fmt.Errorf("--watch: %q is not true or false", o.watch)
+	}
+	stop, err := strconv.ParseBool(o.policyStop)
+	if err != nil {
+		return nil, fmt.Errorf("--policy-stop: %q is not true or false", o.policyStop)
+	}
+	policy, err := watcher.ParsePolicy(o.policyAllow)
+	if err != nil {
+		return nil, fmt.Errorf("--policy-allow: %w", err)
+	}
+	finished := make(chan struct{})
+	if !watch {
+		log.Info("watcher off (--watch=false): no container attribution, no --network host auditing; the driver audits as usual")
+		close(finished)
+		return finished, nil
+	}
+	engine, err := watcher.NewDockerEngine(o.dockerSocket)
+	if err != nil {
+		return nil, err
+	}
+	w, err := watcher.New(watcher.Config{
+		Engine: engine, Source: o.dockerSocket, Audit: auditLog, Known: d.Knows, HostInterfaces: view.Snapshot,
+		Policy: policy, StopViolators: stop, StateDir: o.stateDir, Host: hostname, Driver: name, Log: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	go func() { w.Run(ctx); close(finished) }()
+	return finished, nil
 }
 
 // auditOptions checks and converts the audit log's settings.

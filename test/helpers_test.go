@@ -95,6 +95,10 @@ type legacyPlugin struct {
 	logDir string
 	env    []string // extra environment for hostpass
 	args   []string // replaces the serve flags when set
+	// watch turns the watcher on, on the engine's socket. Off by default,
+	// so that tests of the driver count its records exactly.
+	watch bool
+	extra []string // more serve flags
 
 	cmd     *exec.Cmd
 	done    chan struct{}
@@ -159,6 +163,12 @@ func (p *legacyPlugin) start(t testing.TB) {
 			"--audit-log", p.audit,
 			"--state-dir", p.state,
 			"--log-level", "debug"}
+		if p.watch {
+			args = append(args, "--docker-socket", p.e.sock)
+		} else {
+			args = append(args, "--watch=false")
+		}
+		args = append(args, p.extra...)
 	}
 	cmd := p.e.nsenter(hostpassBin(t), args...)
 	cmd.Env = append(os.Environ(), p.env...)
@@ -241,6 +251,25 @@ type record struct {
 	HostInterfaces []hostInterface `json:"host_interfaces"`
 	Adopted        bool            `json:"adopted"`
 	Driver         string          `json:"driver"`
+	// From the watcher.
+	Container *struct {
+		ID         string            `json:"id"`
+		Name       string            `json:"name"`
+		Image      string            `json:"image"`
+		ImageID    string            `json:"image_id"`
+		Labels     map[string]string `json:"labels"`
+		Privileged bool              `json:"privileged"`
+		CapAdd     []string          `json:"cap_add"`
+		Ports      []string          `json:"published_ports"`
+		StartedAt  string            `json:"started_at"`
+	} `json:"container"`
+	NetworkName     string            `json:"network_name"`
+	NetworkLabels   map[string]string `json:"network_labels"`
+	ObservedLate    bool              `json:"observed_late"`
+	HostModeSeconds *float64          `json:"host_mode_seconds"`
+	Policy          string            `json:"policy"`
+	Action          string            `json:"action"`
+	Detail          string            `json:"detail"`
 
 	line string // as written, for failure messages
 }

@@ -16,8 +16,9 @@ import (
 const registryReady = 20 * time.Second
 
 // managedRun creates a network on the managed plugin driver, runs a
-// container on it and checks the records in the host-side audit log.
-func managedRun(t *testing.T, e *engine, driver, auditLog, tag string) {
+// container on it and checks the records in the host-side audit log; with
+// watching, also the watcher's attribution of the container.
+func managedRun(t *testing.T, e *engine, driver, auditLog, tag string, watching bool) {
 	t.Helper()
 	network := "n-" + tag
 	id := e.docker(t, "network", "create", "-d", driver, "-o", "tag="+tag, network)
@@ -31,9 +32,31 @@ func managedRun(t *testing.T, e *engine, driver, auditLog, tag string) {
 	if got, want := e.interfaces(t, network), []string{"eth0", "lo"}; !equal(got, want) {
 		t.Errorf("container interfaces %v, want %v", got, want)
 	}
-	recs = waitCount(t, auditLog, before+4)
-	checkRun(t, recs[before:], id, tag, false)
+	checkManagedRun(t, auditLog, before, id, tag, watching)
+}
+
+// checkManagedRun checks the records of one docker run from before on: the
+// driver's four, and, with watching, the watcher's endpoint.attribute.
+func checkManagedRun(t *testing.T, auditLog string, before int, id, tag string, watching bool) {
+	t.Helper()
+	driverRec := func(r record) bool { return r.Event != "endpoint.attribute" }
+	recs := waitAudit(t, auditLog, "the run's records", func(recs []record) bool {
+		if len(recs) < before {
+			return false
+		}
+		attributed := len(filter(recs[before:], byEvent("endpoint.attribute", "ok"))) > 0
+		return len(filter(recs[before:], driverRec)) >= 4 && (attributed || !watching)
+	})
+	mine := filter(recs[before:], driverRec)
+	checkRun(t, mine, id, tag, false)
 	checkSeq(t, recs)
+	attr := filter(recs[before:], byEvent("endpoint.attribute", "ok"))
+	switch {
+	case !watching && len(attr) > 0:
+		t.Errorf("the watcher is off, yet it attributed:\n%s", dumpRecords(attr))
+	case watching && (len(attr) != 1 || attr[0].EndpointID != mine[0].EndpointID || attr[0].Container == nil || attr[0].Container.Image != image):
+		t.Errorf("want one endpoint.attribute for endpoint %s, image %s; got:\n%s", mine[0].EndpointID, image, dumpRecords(attr))
+	}
 }
 
 // pluginEnabled reports `docker plugin inspect`'s Enabled for name.
@@ -51,7 +74,7 @@ func TestManagedPlugin(t *testing.T) {
 	name := "hp-e2e-" + randHex(t, 4) + ":latest"
 	auditDir, stateDir := e.mkdir(t, "p-audit"), e.mkdir(t, "p-state")
 	e.make(t, "plugin", "PLUGIN_NAME="+name, "BUILD="+filepath.Join(e.dir, "build"),
-		fmt.Sprintf("PLUGIN_SETTINGS=audit.source=%s state.source=%s", auditDir, stateDir))
+		fmt.Sprintf("PLUGIN_SETTINGS=audit.source=%s state.source=%s docker.source=%s", auditDir, stateDir, e.sock))
 	if !pluginEnabled(t, e, name) {
 		t.Fatalf("plugin %s not enabled after make plugin", name)
 	}
@@ -59,7 +82,7 @@ func TestManagedPlugin(t *testing.T) {
 		t.Errorf("plugin asks for capabilities %s, want none", caps)
 	}
 	auditLog := filepath.Join(auditDir, "audit.jsonl")
-	managedRun(t, e, name, auditLog, "e2e-managed")
+	managedRun(t, e, name, auditLog, "e2e-managed", true)
 	if entries, err := os.ReadDir(stateDir); err != nil || len(entries) == 0 {
 		t.Errorf("host-side state dir %s is empty (%v): the plugin's state would not survive", stateDir, err)
 	}
@@ -69,9 +92,7 @@ func TestManagedPlugin(t *testing.T) {
 	e.docker(t, "plugin", "disable", "-f", name)
 	e.docker(t, "plugin", "enable", name)
 	e.docker(t, "run", "--rm", "--network", "n-e2e-managed", image, "true")
-	recs := waitCount(t, auditLog, before+4)
-	checkRun(t, recs[before:], e.networkID(t, "n-e2e-managed"), "e2e-managed", false)
-	checkSeq(t, recs)
+	checkManagedRun(t, auditLog, before, e.networkID(t, "n-e2e-managed"), "e2e-managed", true)
 }
 
 // TestPluginInstall pushes the plugin with `make push` to a registry inside
@@ -93,7 +114,8 @@ func TestPluginInstall(t *testing.T) {
 
 	e.docker(t, "plugin", "install", "--grant-all-permissions", "--disable", remote)
 	auditDir, stateDir := e.mkdir(t, "i-audit"), e.mkdir(t, "i-state")
-	e.docker(t, "plugin", "set", remote, "HOSTPASS_LOG_LEVEL=debug", "audit.source="+auditDir, "state.source="+stateDir)
+	e.docker(t, "plugin", "set", remote, "HOSTPASS_LOG_LEVEL=debug", "HOSTPASS_WATCH=false",
+		"audit.source="+auditDir, "state.source="+stateDir, "docker.source="+e.sock)
 	if env := e.docker(t, "plugin", "inspect", "-f", "{{.Settings.Env}}", remote); !strings.Contains(env, "HOSTPASS_LOG_LEVEL=debug") {
 		t.Errorf("plugin settings env %s lacks HOSTPASS_LOG_LEVEL=debug", env)
 	}
@@ -101,7 +123,7 @@ func TestPluginInstall(t *testing.T) {
 	if !pluginEnabled(t, e, remote) {
 		t.Fatalf("installed plugin %s not enabled", remote)
 	}
-	managedRun(t, e, remote, filepath.Join(auditDir, "audit.jsonl"), "e2e-installed")
+	managedRun(t, e, remote, filepath.Join(auditDir, "audit.jsonl"), "e2e-installed", false)
 
 	// The setting reached the plugin: its debug lines are in dockerd's log,
 	// which carries the plugin's stdout tagged with its ID.

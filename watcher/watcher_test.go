@@ -1,0 +1,334 @@
+package watcher
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/hostpass/hostpass/audit"
+	"github.com/hostpass/hostpass/hostview"
+)
+
+// fakeEngine stands in for Docker: containers and networks to inspect, and
+// event streams the test feeds.
+type fakeEngine struct {
+	mu         sync.Mutex
+	containers map[string]Container
+	networks   map[string]Network
+	streams    chan stream // one per Events call
+	sinces     []time.Time
+	stopped    []string
+}
+
+type stream struct {
+	events chan Event
+	errs   chan error
+}
+
+func newFake() *fakeEngine {
+	return &fakeEngine{containers: map[string]Container{}, networks: map[string]Network{}, streams: make(chan stream, 10)}
+}
+
+func (f *fakeEngine) Events(ctx context.Context, since time.Time) (<-chan Event, <-chan error) {
+	f.mu.Lock()
+	f.sinces = append(f.sinces, since)
+	f.mu.Unlock()
+	s := stream{events: make(chan Event), errs: make(chan error, 1)}
+	f.streams <- s
+	return s.events, s.errs
+}
+
+func (f *fakeEngine) Container(_ context.Context, id string) (Container, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.containers[id]
+	if !ok {
+		return Container{}, errors.New("No such container: " + id)
+	}
+	return c, nil
+}
+
+func (f *fakeEngine) Network(_ context.Context, id string) (Network, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.networks[id], nil
+}
+
+func (f *fakeEngine) Running(context.Context) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids []string
+	for id, c := range f.containers {
+		if c.Running {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+func (f *fakeEngine) Stop(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stopped = append(f.stopped, id)
+	return nil
+}
+
+func (f *fakeEngine) set(c Container) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.containers[c.ID] = c
+}
+
+const hpNet = "hpnet0123456789"
+
+var t0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+
+func newContainer(id, name, image string, running bool, mode string) Container {
+	c := Container{Running: running, NetworkMode: mode, StartedAt: t0, Endpoints: map[string]string{}}
+	c.ID, c.Name, c.Image, c.Labels = id, name, image, map[string]string{"team": "web"}
+	if mode != "host" {
+		c.Endpoints[hpNet] = "ep-" + id
+	}
+	return c
+}
+
+type harness struct {
+	t      *testing.T
+	w      *Watcher
+	fake   *fakeEngine
+	log    *audit.Log
+	path   string
+	policy Policy
+}
+
+func newHarness(t *testing.T, policy string, stop bool) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.jsonl")
+	l := audit.Open(path, nil)
+	t.Cleanup(func() { l.Close() })
+	p, err := ParsePolicy(policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := newFake()
+	fake.networks[hpNet] = Network{Name: "hp", Labels: map[string]string{"env": "prod"}}
+	discard := logrus.New()
+	discard.SetOutput(io.Discard)
+	w, err := New(Config{
+		Engine: fake, Audit: l, Known: func(id string) bool { return id == hpNet },
+		HostInterfaces: func() []hostview.Interface { return []hostview.Interface{{Name: "lo", Index: 1}} },
+		Policy:         p, StopViolators: stop, StateDir: dir, Host: "node1", Driver: "hostpass",
+		Log: logrus.NewEntry(discard),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, w: w, fake: fake, log: l, path: path}
+}
+
+func (h *harness) records() []audit.Record {
+	h.t.Helper()
+	f, err := os.Open(h.path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer f.Close()
+	var out []audit.Record
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var r audit.Record
+		json.Unmarshal(sc.Bytes(), &r)
+		out = append(out, r)
+	}
+	return out
+}
+
+func names(recs []audit.Record) string {
+	var s []string
+	for _, r := range recs {
+		e := r.Event
+		if r.ObservedLate {
+			e += "(late)"
+		}
+		s = append(s, e)
+	}
+	return strings.Join(s, " ")
+}
+
+func hostEvent(action, id string, at time.Time) Event {
+	return Event{Time: at, Type: "network", Action: action, NetworkID: "hostnetid", NetworkName: "host", NetworkType: "host", ContainerID: id}
+}
+
+func TestHostModeLifecycle(t *testing.T) {
+	h := newHarness(t, "all", false)
+	ctx := context.Background()
+	c := newContainer("c1", "web", "nginx:1", false, "host")
+	c.StartedAt = t0.Add(-time.Hour) // inspect at connect shows the previous run
+	h.fake.set(c)
+	h.w.handle(ctx, hostEvent("connect", "c1", t0), false)
+	c.Running, c.StartedAt = true, t0.Add(time.Millisecond)
+	h.fake.set(c)
+	h.w.handle(ctx, Event{Time: t0.Add(time.Millisecond), Type: "container", Action: "start", ContainerID: "c1", Name: "web"}, false)
+	h.w.handle(ctx, hostEvent("connect", "c1", t0), false) // a replayed duplicate
+	h.w.handle(ctx, Event{Time: t0.Add(90 * time.Second), Type: "container", Action: "die", ContainerID: "c1", Name: "web", Image: "nginx:1"}, false)
+	h.w.handle(ctx, hostEvent("disconnect", "c1", t0.Add(90*time.Second)), false) // after die: a duplicate leave
+
+	recs := h.records()
+	if names(recs) != "host.join host.leave" {
+		t.Fatalf("records: %s, want host.join host.leave", names(recs))
+	}
+	j, l := recs[0], recs[1]
+	if j.Container.Name != "web" || j.Container.Image != "nginx:1" || j.Container.Labels["team"] != "web" || len(j.HostInterfaces) != 1 || !j.Container.StartedAt.Equal(t0) {
+		t.Errorf("host.join %+v %+v: want name, image, labels, host interfaces, start = the connect time", j, j.Container)
+	}
+	if l.HostModeSeconds == nil || *l.HostModeSeconds < 89.9 || *l.HostModeSeconds > 90 || l.Container.Name != "web" {
+		t.Errorf("host.leave %+v: want about 90 s in host mode, by web", l)
+	}
+}
+
+func TestOutOfOrderDisconnectBeforeConnect(t *testing.T) {
+	h := newHarness(t, "all", false)
+	ctx := context.Background()
+	h.fake.set(newContainer("c2", "quick", "busybox", false, "host"))
+	h.w.handle(ctx, hostEvent("disconnect", "c2", t0.Add(2*time.Second)), false)
+	h.w.handle(ctx, hostEvent("connect", "c2", t0), false)
+	recs := h.records()
+	if names(recs) != "host.join host.leave" || *recs[1].HostModeSeconds != 2 {
+		t.Fatalf("records: %s (%+v), want host.join then host.leave of 2 s", names(recs), recs)
+	}
+}
+
+func TestContainerGoneBeforeInspect(t *testing.T) {
+	h := newHarness(t, "all", false)
+	ctx := context.Background()
+	h.w.handle(ctx, hostEvent("connect", "gone", t0), false)
+	h.w.handle(ctx, Event{Time: t0.Add(time.Second), Type: "container", Action: "die", ContainerID: "gone", Name: "brief", Image: "busybox"}, false)
+	recs := h.records()
+	if names(recs) != "host.join host.leave" || !strings.Contains(recs[0].Detail, "gone before it could be inspected") ||
+		recs[1].Container.Name != "brief" || recs[1].Container.Image != "busybox" {
+		t.Fatalf("records %+v: want the join noted as uninspectable, the leave named from the die event", recs)
+	}
+}
+
+func TestAttributionAndDuplicates(t *testing.T) {
+	h := newHarness(t, "all", false)
+	ctx := context.Background()
+	c := newContainer("c3", "api", "app:2", true, "hp")
+	c.Privileged, c.CapAdd, c.Ports = true, []string{"NET_ADMIN"}, []string{"0.0.0.0:8080->80/tcp"}
+	h.fake.set(c)
+	connect := Event{Time: t0, Type: "network", Action: "connect", NetworkID: hpNet, NetworkName: "hp", NetworkType: "hostpass", ContainerID: "c3"}
+	h.w.handle(ctx, connect, false)
+	h.w.handle(ctx, connect, false) // replayed
+	h.w.handle(ctx, Event{Time: t0, Type: "network", Action: "connect", NetworkID: "bridgenet", NetworkName: "bridge", NetworkType: "bridge", ContainerID: "c3"}, false)
+	recs := h.records()
+	if names(recs) != "endpoint.attribute" {
+		t.Fatalf("records: %s, want one endpoint.attribute", names(recs))
+	}
+	r := recs[0]
+	if r.EndpointID != "ep-c3" || r.NetworkID != hpNet || r.NetworkName != "hp" || r.NetworkLabels["env"] != "prod" ||
+		r.Container.Name != "api" || !r.Container.Privileged || r.Container.CapAdd[0] != "NET_ADMIN" || r.Container.Ports[0] != "0.0.0.0:8080->80/tcp" {
+		t.Errorf("endpoint.attribute %+v %+v: want endpoint, network name and labels, container facts", r, r.Container)
+	}
+}
+
+func TestReconcileRecordsWhatEventsMissed(t *testing.T) {
+	h := newHarness(t, "all", false)
+	ctx := context.Background()
+	// Recorded before: a host-mode session whose container has since gone.
+	h.fake.set(newContainer("old", "old", "busybox", true, "host"))
+	h.w.handle(ctx, hostEvent("connect", "old", t0), false)
+	h.fake.mu.Lock()
+	delete(h.fake.containers, "old")
+	h.fake.mu.Unlock()
+	// Started while the watcher was away.
+	h.fake.set(newContainer("new", "late-host", "busybox", true, "host"))
+	h.fake.set(newContainer("hpc", "late-hp", "app", true, "hp"))
+	if err := h.w.reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.w.reconcile(ctx); err != nil { // twice: nothing more
+		t.Fatal(err)
+	}
+	got := names(h.records())
+	for _, want := range []string{"host.join(late)", "endpoint.attribute(late)", "host.leave(late)"} {
+		if strings.Count(got, want) != 1 {
+			t.Errorf("records %q: want exactly one %s", got, want)
+		}
+	}
+}
+
+func TestPolicyViolation(t *testing.T) {
+	for _, stop := range []bool{false, true} {
+		h := newHarness(t, "label:team=payments,image:registry.example/pay/*", stop)
+		h.fake.set(newContainer("bad", "intruder", "busybox", true, "hp"))
+		ok := newContainer("good", "payer", "registry.example/pay/api:1", true, "hp")
+		h.fake.set(ok)
+		for _, id := range []string{"bad", "good"} {
+			h.w.handle(context.Background(), Event{Time: t0, Type: "network", Action: "connect", NetworkID: hpNet, ContainerID: id}, false)
+		}
+		recs := h.records()
+		if names(recs) != "endpoint.attribute policy.violation endpoint.attribute" {
+			t.Fatalf("stop=%v: records %s", stop, names(recs))
+		}
+		v := recs[1]
+		wantAction := map[bool]string{false: "recorded", true: "stopped"}[stop]
+		if v.Container.Name != "intruder" || v.Action != wantAction || v.Policy != "label:team=payments,image:registry.example/pay/*" {
+			t.Errorf("stop=%v: violation %+v, want intruder, action %s, the policy", stop, v, wantAction)
+		}
+		if stop != (len(h.fake.stopped) == 1 && h.fake.stopped[0] == "bad") {
+			t.Errorf("stop=%v: stopped %v", stop, h.fake.stopped)
+		}
+	}
+}
+
+func TestParsePolicy(t *testing.T) {
+	for _, bad := range []string{"label:", "image:[", "team=web", "all,label:x"} {
+		if _, err := ParsePolicy(bad); err == nil || !strings.Contains(err.Error(), "want all, or rules") && !strings.Contains(err.Error(), "bad image pattern") {
+			t.Errorf("ParsePolicy(%q) = %v, want an error naming the accepted forms", bad, err)
+		}
+	}
+}
+
+func TestRunReconnectsAndReplaysFromTheLastEvent(t *testing.T) {
+	h := newHarness(t, "all", false)
+	ctx, cancel := context.WithCancel(context.Background())
+	h.fake.set(newContainer("c5", "first", "busybox", false, "host")) // starting: not yet running
+	done := make(chan struct{})
+	go func() { h.w.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	s := <-h.fake.streams
+	s.events <- hostEvent("connect", "c5", t0)
+	h.fake.set(newContainer("c5", "first", "busybox", true, "host"))
+	s.errs <- errors.New("dockerd restarted") // the stream breaks
+	// While disconnected, a host-mode container starts.
+	h.fake.set(newContainer("c6", "while-away", "busybox", true, "host"))
+	s = <-h.fake.streams // the watcher is back
+	deadline := time.Now().Add(5 * time.Second)
+	for len(h.records()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.fake.mu.Lock()
+	sinces := append([]time.Time(nil), h.fake.sinces...)
+	h.fake.mu.Unlock()
+	if len(sinces) < 2 || !sinces[1].Equal(t0) {
+		t.Errorf("subscriptions since %v, want the second from the last event seen (%v)", sinces, t0)
+	}
+	if got := names(h.records()); got != "host.join host.join(late)" {
+		t.Errorf("records %q, want the streamed join and the reconciled one", got)
+	}
+}
