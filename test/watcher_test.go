@@ -26,7 +26,9 @@ func TestWatcher(t *testing.T) {
 	p.start(t)
 
 	t.Run("already-running", func(t *testing.T) {
-		recs := waitAudit(t, p.audit, "host.join of early", func(r []record) bool { return len(filter(filter(r, byEvent("host.join", "ok")), byContainer("early"))) == 1 })
+		recs := waitAudit(t, p.audit, "host.join of early", func(r []record) bool {
+			return len(filter(filter(r, byEvent("host.join", "ok")), byContainer("early"))) == 1
+		})
 		j := filter(recs, byContainer("early"))[0]
 		if !j.ObservedLate || j.Container.Image != image || !hasInterface(j.HostInterfaces, "lo") || j.Container.StartedAt == "" {
 			t.Errorf("host.join of a container running before hostpass: want observed_late, image, host interfaces, start:\n%s", j.line)
@@ -35,7 +37,9 @@ func TestWatcher(t *testing.T) {
 
 	t.Run("host-mode", func(t *testing.T) {
 		e.docker(t, "run", "--rm", "--name", "hm", "--label", "team=ops", "--cap-add", "NET_ADMIN", "--network", "host", image, "sleep", "2")
-		recs := waitAudit(t, p.audit, "host.leave of hm", func(r []record) bool { return len(filter(filter(r, byEvent("host.leave", "ok")), byContainer("hm"))) == 1 })
+		recs := waitAudit(t, p.audit, "host.leave of hm", func(r []record) bool {
+			return len(filter(filter(r, byEvent("host.leave", "ok")), byContainer("hm"))) == 1
+		})
 		mine := filter(recs, byContainer("hm"))
 		if len(mine) != 2 || mine[0].Event != "host.join" || mine[1].Event != "host.leave" {
 			t.Fatalf("want host.join then host.leave for hm, got:\n%s", dumpRecords(mine))
