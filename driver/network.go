@@ -195,10 +195,10 @@ func isTrue(v any) bool {
 }
 
 // Knows reports whether id is a network hostpass serves (created or
-// adopted), for the watcher's attribution.
-func (d *Driver) Knows(id string) bool {
+// adopted), and its tag, for the watcher's attribution.
+func (d *Driver) Knows(id string) (tag string, ok bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	_, ok := d.networks[id]
-	return ok
+	n, ok := d.networks[id]
+	return n.Tag, ok
 }

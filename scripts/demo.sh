@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Shows hostpass working for real: starts the plugin daemon, creates a
-# hostpass network, runs a container on it, removes the network and prints
-# the audit records. It uses the machine's Docker when one answers, and
+# hostpass network, runs a container on it and one with --network host,
+# removes the network and prints the audit records. It uses the machine's Docker when one answers, and
 # otherwise starts a private dockerd in its own network namespace (as the
 # end-to-end tests do) and stops it afterwards.
 set -euo pipefail
@@ -16,6 +16,7 @@ work=$(mktemp -d /tmp/hostpass-demo.XXXXXX)
 socket=/run/docker/plugins/$name.sock
 image=hostpass-demo-busybox:latest
 plugin_pid= dockerd_pid=
+docker_socket=/var/run/docker.sock
 in_host_netns=() # hostpass runs in the network namespace its dockerd calls "the host"
 cleanup() {
 	set +e
@@ -42,6 +43,7 @@ else
 		-H "unix://$work/docker.sock" --pidfile "$work/docker.pid" >"$work/dockerd.log" 2>&1 &
 	dockerd_pid=$!
 	export DOCKER_HOST="unix://$work/docker.sock"
+	docker_socket="$work/docker.sock"
 	in_host_netns=(nsenter --net="/run/netns/$name")
 	for _ in $(seq 100); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
 	docker info >/dev/null || { echo "demo: dockerd did not start; see $work/dockerd.log" >&2; exit 1; }
@@ -57,15 +59,18 @@ if ! docker image inspect "$image" >/dev/null 2>&1; then
 fi
 
 echo "== starting hostpass (driver name $name)"
-"${in_host_netns[@]}" bin/hostpass serve --socket "$socket" --audit-log "$work/audit.jsonl" --state-dir "$work/state" >"$work/hostpass.log" 2>&1 &
+"${in_host_netns[@]}" bin/hostpass serve --socket "$socket" --audit-log "$work/audit.jsonl" --state-dir "$work/state" \
+	--docker-socket "$docker_socket" >"$work/hostpass.log" 2>&1 &
 plugin_pid=$!
 for _ in $(seq 50); do [ -S "$socket" ] && break; sleep 0.1; done
 
 set -x
 docker network create -d "$name" --ipam-driver null -o tag=demo "$name"
-docker run --rm --network "$name" "$image" ip -o link
+docker run --rm --name "$name-web" --network "$name" "$image" ip -o link
+docker run --rm --name "$name-hostmode" --network host "$image" sleep 1
 docker network rm "$name"
 { set +x; } 2>/dev/null
+sleep 1 # the watcher's records follow Docker's events
 
 echo "== audit records ($work/audit.jsonl)"
 cat "$work/audit.jsonl"

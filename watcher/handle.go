@@ -14,6 +14,7 @@ import (
 // connect is held until the connect comes.
 func (w *Watcher) handle(ctx context.Context, e Event, late bool) {
 	host := e.Type == "network" && (e.NetworkType == "host" || e.NetworkName == "host")
+	_, hostpass := w.cfg.Known(e.NetworkID)
 	switch {
 	case host && e.Action == "connect":
 		w.hostJoin(ctx, e.ContainerID, e.Time, late)
@@ -32,13 +33,13 @@ func (w *Watcher) handle(ctx context.Context, e Event, late bool) {
 			w.state.Sessions[e.ContainerID] = s
 		}
 		w.hostLeave(e.ContainerID, e.Time, late, "")
-	case e.Type == "network" && e.Action == "connect" && w.cfg.Known(e.NetworkID):
+	case e.Type == "network" && e.Action == "connect" && hostpass:
 		if c, err := w.inspect(ctx, e.ContainerID); err != nil {
 			w.write(w.record(audit.EndpointAttribute, e.ContainerID, late, fmt.Sprintf("the container could not be inspected: %v", err)), e.NetworkID)
 		} else {
 			w.attribute(ctx, c, e.NetworkID, late, e.Time)
 		}
-	case e.Type == "network" && e.Action == "disconnect" && w.cfg.Known(e.NetworkID):
+	case e.Type == "network" && e.Action == "disconnect" && hostpass:
 		for ep, a := range w.state.Attributed {
 			if a.Container == e.ContainerID && a.Network == e.NetworkID {
 				delete(w.state.Attributed, ep)
@@ -166,7 +167,7 @@ func (w *Watcher) reconcile(ctx context.Context) error {
 			}
 		}
 		for netID, ep := range c.Endpoints {
-			if w.cfg.Known(netID) {
+			if _, ok := w.cfg.Known(netID); ok {
 				if _, done := w.state.Attributed[ep]; !done {
 					w.attribute(ctx, c, netID, true, c.StartedAt)
 				}
@@ -223,6 +224,7 @@ func (w *Watcher) record(event, containerID string, late bool, detail string) au
 func (w *Watcher) write(rec audit.Record, networkID string) {
 	if networkID != "" {
 		rec.NetworkID = networkID
+		rec.Tag, _ = w.cfg.Known(networkID)
 	}
 	if err := w.cfg.Audit.AppendOrKeep(rec); err != nil {
 		w.cfg.Log.WithError(err).WithField("event", rec.Event).Error("watcher: record kept in memory until the audit log is writable")

@@ -22,8 +22,8 @@ type Config struct {
 	Source string // where Engine talks to, for messages
 	Audit  *audit.Log
 	// Known says whether a network ID is a hostpass network (the driver's
-	// state), so attribution needs no driver name.
-	Known          func(networkID string) bool
+	// state, so attribution needs no driver name), and its tag.
+	Known          func(networkID string) (tag string, ok bool)
 	HostInterfaces func() []hostview.Interface
 	Policy         Policy
 	StopViolators  bool

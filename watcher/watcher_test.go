@@ -126,7 +126,7 @@ func newHarness(t *testing.T, policy string, stop bool) *harness {
 	discard := logrus.New()
 	discard.SetOutput(io.Discard)
 	w, err := New(Config{
-		Engine: fake, Audit: l, Known: func(id string) bool { return id == hpNet },
+		Engine: fake, Audit: l, Known: func(id string) (string, bool) { return "web-tier", id == hpNet },
 		HostInterfaces: func() []hostview.Interface { return []hostview.Interface{{Name: "lo", Index: 1}} },
 		Policy:         p, StopViolators: stop, StateDir: dir, Host: "node1", Driver: "hostpass",
 		Log: logrus.NewEntry(discard),
@@ -240,7 +240,7 @@ func TestAttributionAndDuplicates(t *testing.T) {
 		t.Fatalf("records: %s, want one endpoint.attribute", names(recs))
 	}
 	r := recs[0]
-	if r.EndpointID != "ep-c3" || r.NetworkID != hpNet || r.NetworkName != "hp" || r.NetworkLabels["env"] != "prod" ||
+	if r.EndpointID != "ep-c3" || r.NetworkID != hpNet || r.Tag != "web-tier" || r.NetworkName != "hp" || r.NetworkLabels["env"] != "prod" ||
 		r.Container.Name != "api" || !r.Container.Privileged || r.Container.CapAdd[0] != "NET_ADMIN" || r.Container.Ports[0] != "0.0.0.0:8080->80/tcp" {
 		t.Errorf("endpoint.attribute %+v %+v: want endpoint, network name and labels, container facts", r, r.Container)
 	}
