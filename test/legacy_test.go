@@ -222,7 +222,7 @@ func TestLegacyPlugin(t *testing.T) {
 			t.Fatalf("show --network %s --event endpoint.join: want a header and 20 rows, got:\n%s", id[:12], out)
 		}
 		for _, row := range rows[1:] {
-			if f := strings.Fields(row); len(f) < 7 || f[2] != "endpoint.join" || f[3] != "ok" || f[4] != id[:12] || f[6] != "e2e-par" {
+			if f := strings.Fields(row); len(f) < 8 || f[2] != "endpoint.join" || f[3] != "ok" || f[4] != id[:12] || f[6] != "-" || f[7] != "e2e-par" {
 				t.Errorf("row %q: want endpoint.join ok on %s tagged e2e-par", row, id[:12])
 			}
 		}
