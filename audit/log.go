@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/hostpass/hostpass/atomicfile"
 )
 
 const (
@@ -395,7 +397,7 @@ func (l *Log) rotate() error {
 	}
 	c.f, c.size = f, 0
 	l.o.Log.WithField("file", to).Info("audit log rotated")
-	return syncDir(filepath.Dir(l.path))
+	return atomicfile.SyncDir(filepath.Dir(l.path))
 }
 
 func (l *Log) shutdown() error {
@@ -452,7 +454,7 @@ func (l *Log) open() error {
 			return err
 		}
 	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		f.Close()
 		return err
 	}
@@ -607,13 +609,4 @@ func lastRotated(path string) (*Record, error) {
 		return nil, fmt.Errorf("%s: its last line is not an audit record: %v", newest, err)
 	}
 	return rec, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+
+	"github.com/hostpass/hostpass/atomicfile"
 )
 
 // stateFile holds the known networks, so that joins keep working after the
@@ -42,40 +44,13 @@ func (s *store) load() (map[string]Network, error) {
 	return networks, nil
 }
 
-// save writes a temporary file, fsyncs it and renames it over the old one, so
-// a crash leaves either the old state or the new, never half of one.
+// save replaces the state file atomically: a crash leaves either the old
+// state or the new, never half of one.
 func (s *store) save(networks []Network) error {
 	sort.Slice(networks, func(i, j int) bool { return networks[i].ID < networks[j].ID })
 	b, err := json.MarshalIndent(networks, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(s.dir, 0o750); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(s.dir, stateFile+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), s.path()); err != nil {
-		return err
-	}
-	d, err := os.Open(s.dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.Write(s.path(), append(b, '\n'))
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/hostpass/hostpass/atomicfile"
 )
 
 // stateFile keeps what the watcher must remember across restarts: where to
@@ -63,30 +65,11 @@ func loadState(dir string) (*state, error) {
 	return s, nil
 }
 
-// save writes the state atomically (temporary file, fsync, rename).
+// save replaces the state file atomically.
 func (s *state) save() error {
 	b, err := json.Marshal(s)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(s.path), 0o750); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(s.path), stateFile+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), s.path)
+	return atomicfile.Write(s.path, b)
 }
