@@ -274,3 +274,36 @@ func TestSyslogSink(t *testing.T) {
 		t.Errorf("%d records with syslog down, want 50", n)
 	}
 }
+
+// TestSealedLogOnRealDocker seals the log of a real dockerd's calls with a
+// key that evolves every 3 records: the initial key, kept apart, verifies
+// it; the daemon's own key file has moved on and cannot.
+func TestSealedLogOnRealDocker(t *testing.T) {
+	e := newEngine(t)
+	e.loadBusybox(t)
+	initial := filepath.Join(e.dir, "initial.key")
+	run(t, hostpassBin(t), "audit", "keygen", initial)
+	daemonKey := filepath.Join(e.dir, "seal.key")
+	b, _ := os.ReadFile(initial)
+	os.WriteFile(daemonKey, b, 0o600)
+
+	p := newLegacyPlugin(t, e)
+	p.extra = []string{"--seal-key", daemonKey, "--seal-epoch-records", "3"}
+	p.start(t)
+	e.docker(t, "network", "create", "-d", p.name, "n-sealed")
+	e.docker(t, "run", "--rm", "--network", "n-sealed", image, "true")
+	e.docker(t, "run", "--rm", "--network", "n-sealed", image, "true")
+	waitCount(t, p.audit, 9)
+	p.stop(t)
+
+	if out := verifyLog(t, "--key", initial, p.audit); !strings.Contains(out, "seals verified, epochs 0-") {
+		t.Errorf("verify --key: %s", out)
+	}
+	out, err := exec.Command(hostpassBin(t), "audit", "verify", "--key", daemonKey, p.audit).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "verify needs the initial key (epoch 0)") {
+		t.Errorf("verify with the daemon's evolved key: %v\n%s\nwant a refusal naming the initial key", err, out)
+	}
+	if markers := filter(readAudit(t, p.audit), byEvent("audit.epoch", "ok")); len(markers) < 2 {
+		t.Errorf("want an audit.epoch record every 3 records, got %d", len(markers))
+	}
+}
