@@ -121,14 +121,7 @@ func newLegacyPlugin(t testing.TB, e *engine) *legacyPlugin {
 	}
 	t.Cleanup(func() {
 		if p.cmd != nil {
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-p.done:
-			case <-time.After(pluginStop):
-				_ = p.cmd.Process.Kill()
-				<-p.done
-			}
-			p.cmd = nil
+			p.terminate()
 		}
 		if err := os.Remove(p.sock); err != nil && !os.IsNotExist(err) {
 			t.Errorf("remove %s: %v", p.sock, err)
@@ -199,22 +192,30 @@ func (p *legacyPlugin) start(t testing.TB) {
 	}
 }
 
+// terminate sends SIGTERM and waits; past pluginStop it kills the daemon.
+// It reports whether the daemon exited by itself.
+func (p *legacyPlugin) terminate() bool {
+	defer func() { p.cmd = nil }()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(pluginStop):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return false
+	}
+}
+
 // stop sends SIGTERM and checks the contract: exit status 0, socket removed.
 func (p *legacyPlugin) stop(t testing.TB) {
 	t.Helper()
 	if p.cmd == nil {
 		t.Fatalf("plugin %s not running", p.name)
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(pluginStop):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		p.cmd = nil
+	if !p.terminate() {
 		t.Fatalf("hostpass did not exit within %s of SIGTERM", pluginStop)
 	}
-	p.cmd = nil
 	if p.exitErr != nil {
 		t.Errorf("hostpass exit after SIGTERM: %v, want status 0; log:\n%s", p.exitErr, tail(p.logPath(), 20))
 	}
