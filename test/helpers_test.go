@@ -23,7 +23,7 @@ const (
 	pluginDir    = "/run/docker/plugins"
 	pluginReady  = 15 * time.Second
 	pluginStop   = 15 * time.Second
-	recordsReady = 10 * time.Second
+	recordsReady = 30 * time.Second // a watcher in backoff after a dockerd restart may take a while
 )
 
 // loadBusybox imports a one-binary busybox image into the engine.
