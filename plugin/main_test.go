@@ -26,6 +26,12 @@ func TestCommands(t *testing.T) {
 		{"bad log level", []string{"serve", "--log-level", "loud"}, 2, "", `unknown log level "loud"; accepted: panic, fatal, error, warning, info, debug, trace`},
 		{"unknown flag", []string{"serve", "--mtu", "9000"}, 2, "", "flag provided but not defined: -mtu"},
 		{"stray argument", []string{"serve", "now"}, 2, "", `unexpected argument "now"`},
+		{"bad size", []string{"serve", "--audit-max-size", "big"}, 2, "", `--audit-max-size: "big" is not a size: want bytes, or a number with KiB, MiB or GiB (64MiB)`},
+		{"bad epoch", []string{"serve", "--seal-epoch-records", "0"}, 2, "", `--seal-epoch-records: "0" is not a whole number of records, 1 or more`},
+		{"bad interval", []string{"serve", "--seal-epoch-interval", "soon"}, 2, "", `--seal-epoch-interval: "soon" is not a positive duration`},
+		{"bad watch", []string{"serve", "--watch", "maybe"}, 2, "", `--watch: "maybe" is not true or false`},
+		{"bad policy", []string{"serve", "--policy-allow", "team=web"}, 2, "", `--policy-allow: policy rule "team=web": want all, or rules label:KEY=VALUE, label:KEY or image:PATTERN separated by commas`},
+		{"bad policy-stop", []string{"serve", "--policy-stop", "yes please"}, 2, "", `--policy-stop: "yes please" is not true or false`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer

@@ -104,37 +104,72 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "hostpass serve: unexpected argument %q; it takes flags only\n", fs.Arg(0))
 		return 2
 	}
+	cfg, err := o.check()
+	if err != nil {
+		fmt.Fprintf(stderr, "hostpass serve: %v\n", err)
+		return 2
+	}
 	log := logrus.New()
 	log.SetOutput(stdout) // a managed plugin's stdout reaches dockerd's log at info
 	log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: time.RFC3339Nano})
-	level, err := logrus.ParseLevel(o.logLevel)
-	if err != nil {
-		fmt.Fprintf(stderr, "hostpass serve: unknown log level %q; accepted: %s\n", o.logLevel, strings.Join(logLevels(), ", "))
-		return 2
-	}
-	log.SetLevel(level)
-	if err := serve(o, log); err != nil {
+	log.SetLevel(cfg.level)
+	if err := serve(cfg, log); err != nil {
 		log.WithError(err).Error("hostpass stopped")
 		return 1
 	}
 	return 0
 }
 
-func serve(o serveOptions, log *logrus.Logger) error {
-	name := strings.TrimSuffix(filepath.Base(o.socket), ".sock")
+// serveConfig is serveOptions checked and converted: every setting that can
+// be wrong is refused before anything starts.
+type serveConfig struct {
+	serveOptions
+	level             logrus.Level
+	audit             audit.Options
+	watch, policyStop bool
+	policy            watcher.Policy
+}
+
+func (o serveOptions) check() (serveConfig, error) {
+	c := serveConfig{serveOptions: o}
+	var err error
+	if c.level, err = logrus.ParseLevel(o.logLevel); err != nil {
+		return c, fmt.Errorf("unknown log level %q; accepted: %s", o.logLevel, strings.Join(logLevels(), ", "))
+	}
+	if c.audit.MaxSize, err = parseSize(o.auditMaxSize); err != nil {
+		return c, fmt.Errorf("--audit-max-size: %w", err)
+	}
+	c.audit.SealKey = o.sealKey
+	if c.audit.EpochRecords, err = strconv.Atoi(o.epochRecords); err != nil || c.audit.EpochRecords < 1 {
+		return c, fmt.Errorf("--seal-epoch-records: %q is not a whole number of records, 1 or more", o.epochRecords)
+	}
+	if c.audit.EpochInterval, err = time.ParseDuration(o.epochInterval); err != nil || c.audit.EpochInterval <= 0 {
+		return c, fmt.Errorf("--seal-epoch-interval: %q is not a positive duration such as 30s or 1m", o.epochInterval)
+	}
+	if c.watch, err = strconv.ParseBool(o.watch); err != nil {
+		return c, fmt.Errorf("--watch: %q is not true or false", o.watch)
+	}
+	if c.policyStop, err = strconv.ParseBool(o.policyStop); err != nil {
+		return c, fmt.Errorf("--policy-stop: %q is not true or false", o.policyStop)
+	}
+	if c.policy, err = watcher.ParsePolicy(o.policyAllow); err != nil {
+		return c, fmt.Errorf("--policy-allow: %w", err)
+	}
+	return c, nil
+}
+
+func serve(cfg serveConfig, log *logrus.Logger) error {
+	name := strings.TrimSuffix(filepath.Base(cfg.socket), ".sock")
 	entry := log.WithField("driver", name)
 	hostname, err := os.Hostname()
 	if err != nil {
 		return fmt.Errorf("reading the hostname: %w", err)
 	}
-	ao, err := o.auditOptions()
-	if err != nil {
-		return err
-	}
+	ao := cfg.audit
 	ao.Host, ao.Driver, ao.Log = hostname, name, entry
 	var syslog *sink.Syslog
-	if o.syslog != "" {
-		if syslog, err = sink.NewSyslog(o.syslog, hostname, entry); err != nil {
+	if cfg.syslog != "" {
+		if syslog, err = sink.NewSyslog(cfg.syslog, hostname, entry); err != nil {
 			return err
 		}
 		defer syslog.Close(2 * time.Second)
@@ -153,12 +188,12 @@ func serve(o serveOptions, log *logrus.Logger) error {
 	if err != nil {
 		return fmt.Errorf("watching the host's links over netlink: %w", err)
 	}
-	auditLog, err := audit.OpenWith(o.auditLog, ao)
+	auditLog, err := audit.OpenWith(cfg.auditLog, ao)
 	if err != nil {
 		return err
 	}
 	d, err := driver.New(driver.Config{
-		Name: name, Hostname: hostname, StateDir: o.stateDir, Audit: auditLog,
+		Name: name, Hostname: hostname, StateDir: cfg.stateDir, Audit: auditLog,
 		HostInterfaces: view.Snapshot, Log: entry,
 	})
 	if err != nil {
@@ -166,19 +201,19 @@ func serve(o serveOptions, log *logrus.Logger) error {
 	}
 	watcherCtx, stopWatcher := context.WithCancel(ctx)
 	defer stopWatcher()
-	watcherDone, err := startWatcher(watcherCtx, o, d, auditLog, view, hostname, name, entry)
+	watcherDone, err := startWatcher(watcherCtx, cfg, d, auditLog, view, hostname, name, entry)
 	if err != nil {
 		return err
 	}
-	l, err := listen(o.socket)
+	l, err := listen(cfg.socket)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{Handler: server.New(d, entry), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
-	entry.WithFields(logrus.Fields{"socket": o.socket, "audit_log": o.auditLog, "sealed": o.sealKey != "", "syslog": o.syslog,
-		"state_dir": o.stateDir, "version": version}).Info("hostpass serving")
+	entry.WithFields(logrus.Fields{"socket": cfg.socket, "audit_log": cfg.auditLog, "sealed": cfg.sealKey != "", "syslog": cfg.syslog,
+		"state_dir": cfg.stateDir, "version": version}).Info("hostpass serving")
 
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -194,7 +229,7 @@ func serve(o serveOptions, log *logrus.Logger) error {
 			entry.WithField("signal", sig.String()).Info("stopping: letting calls in flight finish")
 			stopping = true
 		case err := <-served:
-			return fmt.Errorf("serving %s: %w", o.socket, err)
+			return fmt.Errorf("serving %s: %w", cfg.socket, err)
 		}
 	}
 	// Shutdown closes the listener, then waits for calls in flight to
@@ -202,7 +237,7 @@ func serve(o serveOptions, log *logrus.Logger) error {
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	shutdownErr := srv.Shutdown(sctx)
-	os.Remove(o.socket)
+	os.Remove(cfg.socket)
 	stopWatcher()
 	<-watcherDone
 	if err := auditLog.Close(); err != nil {
@@ -218,55 +253,26 @@ func serve(o serveOptions, log *logrus.Logger) error {
 // startWatcher starts following Docker's events beside the driver, unless
 // told not to. A missing socket is said once; the watcher keeps trying (a
 // legacy plugin starts before Docker), and the driver works meanwhile.
-func startWatcher(ctx context.Context, o serveOptions, d *driver.Driver, auditLog *audit.Log, view *hostview.View, hostname, name string, log *logrus.Entry) (done <-chan struct{}, err error) {
-	watch, err := strconv.ParseBool(o.watch)
-	if err != nil {
-		return nil, fmt.Errorf("--watch: %q is not true or false", o.watch)
-	}
-	stop, err := strconv.ParseBool(o.policyStop)
-	if err != nil {
-		return nil, fmt.Errorf("--policy-stop: %q is not true or false", o.policyStop)
-	}
-	policy, err := watcher.ParsePolicy(o.policyAllow)
-	if err != nil {
-		return nil, fmt.Errorf("--policy-allow: %w", err)
-	}
+func startWatcher(ctx context.Context, cfg serveConfig, d *driver.Driver, auditLog *audit.Log, view *hostview.View, hostname, name string, log *logrus.Entry) (done <-chan struct{}, err error) {
 	finished := make(chan struct{})
-	if !watch {
+	if !cfg.watch {
 		log.Info("watcher off (--watch=false): no container attribution, no --network host auditing; the driver audits as usual")
 		close(finished)
 		return finished, nil
 	}
-	engine, err := watcher.NewDockerEngine(o.dockerSocket)
+	engine, err := watcher.NewDockerEngine(cfg.dockerSocket)
 	if err != nil {
 		return nil, err
 	}
 	w, err := watcher.New(watcher.Config{
-		Engine: engine, Source: o.dockerSocket, Audit: auditLog, Known: d.Knows, HostInterfaces: view.Snapshot,
-		Policy: policy, StopViolators: stop, StateDir: o.stateDir, Host: hostname, Driver: name, Log: log,
+		Engine: engine, Source: cfg.dockerSocket, Audit: auditLog, Known: d.Knows, HostInterfaces: view.Snapshot,
+		Policy: cfg.policy, StopViolators: cfg.policyStop, StateDir: cfg.stateDir, Host: hostname, Driver: name, Log: log,
 	})
 	if err != nil {
 		return nil, err
 	}
 	go func() { w.Run(ctx); close(finished) }()
 	return finished, nil
-}
-
-// auditOptions checks and converts the audit log's settings.
-func (o serveOptions) auditOptions() (audit.Options, error) {
-	var ao audit.Options
-	var err error
-	if ao.MaxSize, err = parseSize(o.auditMaxSize); err != nil {
-		return ao, fmt.Errorf("--audit-max-size: %w", err)
-	}
-	ao.SealKey = o.sealKey
-	if ao.EpochRecords, err = strconv.Atoi(o.epochRecords); err != nil || ao.EpochRecords < 1 {
-		return ao, fmt.Errorf("--seal-epoch-records: %q is not a whole number of records, 1 or more", o.epochRecords)
-	}
-	if ao.EpochInterval, err = time.ParseDuration(o.epochInterval); err != nil || ao.EpochInterval <= 0 {
-		return ao, fmt.Errorf("--seal-epoch-interval: %q is not a positive duration such as 30s or 1m", o.epochInterval)
-	}
-	return ao, nil
 }
 
 // parseSize reads a byte count: 1048576, 64MiB, 512KiB, 1GiB.
