@@ -22,6 +22,10 @@ const (
 	retryInterval = time.Second
 	// maxBatch bounds how many records share one write and one fsync.
 	maxBatch = 1024
+	// mirrorQueue bounds the records waiting for Options.Mirror, and
+	// mirrorDrain how long Close waits for them.
+	mirrorQueue = 4096
+	mirrorDrain = 2 * time.Second
 )
 
 // ErrUnavailable marks every error that means "the record is not durable".
@@ -44,7 +48,10 @@ type Options struct {
 	EpochInterval time.Duration
 	// Host and Driver fill those fields of the records the log writes itself.
 	Host, Driver string
-	// Mirror, if set, receives every record once it is durable.
+	// Mirror, if set, receives every record once it is durable, from a
+	// goroutine of its own: a slow or blocked mirror (a stdout nobody
+	// reads) never holds up a caller. Past mirrorQueue records waiting, it
+	// misses records, counted in MirrorDropped.
 	Mirror func(rec Record, line []byte)
 	// Log reports what the log does on its own (recovery, key evolution,
 	// failures). Discarded when nil.
@@ -64,7 +71,16 @@ type Log struct {
 	stopped  chan struct{}
 	kept     atomic.Int64 // len(c.kept), for Pending
 
+	mirrorQ       chan mirrored // nil without a Mirror
+	mirrorDone    chan struct{}
+	mirrorDropped atomic.Uint64
+
 	c committer // owned by run
+}
+
+type mirrored struct {
+	rec  Record
+	line []byte
 }
 
 type request struct {
@@ -130,9 +146,21 @@ func OpenWith(path string, o Options) (*Log, error) {
 		}
 		l.c.key, l.c.epoch = key, epoch
 	}
+	if o.Mirror != nil {
+		l.mirrorQ, l.mirrorDone = make(chan mirrored, mirrorQueue), make(chan struct{})
+		go func() {
+			defer close(l.mirrorDone)
+			for m := range l.mirrorQ {
+				o.Mirror(m.rec, m.line)
+			}
+		}()
+	}
 	go l.run()
 	return l, nil
 }
+
+// MirrorDropped is how many records the mirror missed because it was behind.
+func (l *Log) MirrorDropped() uint64 { return l.mirrorDropped.Load() }
 
 // Path is the log's current file.
 func (l *Log) Path() string { return l.path }
@@ -319,9 +347,15 @@ func (l *Log) write(recs []Record) error {
 		}
 		c.epochRecords += len(recs)
 	}
-	if l.o.Mirror != nil {
+	if l.mirrorQ != nil {
 		for i, line := range lines {
-			l.o.Mirror(recs[i], line)
+			select {
+			case l.mirrorQ <- mirrored{recs[i], line}:
+			default:
+				if l.mirrorDropped.Add(1)%1000 == 1 {
+					l.o.Log.WithField("dropped", l.mirrorDropped.Load()).Warn("audit log: the mirror (daemon log, syslog) is behind and misses records; the file has them all")
+				}
+			}
 		}
 	}
 	return nil
@@ -418,6 +452,13 @@ func (l *Log) shutdown() error {
 	}
 	if c.key != nil {
 		wipe(c.key)
+	}
+	if l.mirrorQ != nil {
+		close(l.mirrorQ)
+		select {
+		case <-l.mirrorDone:
+		case <-time.After(mirrorDrain):
+		}
 	}
 	return err
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -136,5 +137,32 @@ func TestFullDiskRefusesAppendNamingTheCause(t *testing.T) {
 	err := l.Append(Record{Event: NetworkCreate, Outcome: OK})
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "no space left on device") {
 		t.Fatalf("got %v, want unavailable: no space left on device", err)
+	}
+}
+
+func TestBlockedMirrorNeverHoldsUpAppend(t *testing.T) {
+	release := make(chan struct{})
+	var got []string
+	var mu sync.Mutex
+	l, _ := OpenWith(filepath.Join(t.TempDir(), "audit.jsonl"), Options{Mirror: func(r Record, _ []byte) {
+		<-release // a stdout nobody reads
+		mu.Lock()
+		got = append(got, r.Event)
+		mu.Unlock()
+	}})
+	for i := 0; i < mirrorQueue+10; i++ {
+		if err := l.Append(Record{Event: EndpointJoin, Outcome: OK}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l.MirrorDropped() == 0 {
+		t.Errorf("mirror queue of %d took %d records without dropping", mirrorQueue, mirrorQueue+10)
+	}
+	close(release)
+	l.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) == 0 || len(got) > mirrorQueue+1 {
+		t.Errorf("mirror got %d records, want the queued ones once released", len(got))
 	}
 }
