@@ -28,11 +28,15 @@ func (w *Watcher) handle(ctx context.Context, e Event, late bool) {
 			}
 		}
 	case e.Type == "container" && e.Action == "die":
-		if s, ok := w.state.Sessions[e.ContainerID]; ok && s.Name == "" {
-			s.Name, s.Image = e.Name, e.Image
-			w.state.Sessions[e.ContainerID] = s
+		// Only a container in host mode has a session to end; the die of
+		// any other container is no early disconnect to hold.
+		if s, ok := w.state.Sessions[e.ContainerID]; ok {
+			if s.Name == "" {
+				s.Name, s.Image = e.Name, e.Image
+				w.state.Sessions[e.ContainerID] = s
+			}
+			w.hostLeave(e.ContainerID, e.Time, late, "")
 		}
-		w.hostLeave(e.ContainerID, e.Time, late, "")
 	case e.Type == "network" && e.Action == "connect" && hostpass:
 		if c, err := w.inspect(ctx, e.ContainerID); err != nil {
 			w.write(w.record(audit.EndpointAttribute, e.ContainerID, late, fmt.Sprintf("the container could not be inspected: %v", err)), e.NetworkID)
@@ -91,7 +95,7 @@ func (w *Watcher) hostJoin(ctx context.Context, id string, at time.Time, late bo
 func (w *Watcher) hostLeave(id string, at time.Time, late bool, detail string) {
 	s, open := w.state.Sessions[id]
 	if !open {
-		w.state.early[id] = at
+		w.holdEarly(id, at)
 		return
 	}
 	delete(w.state.Sessions, id)
@@ -103,6 +107,21 @@ func (w *Watcher) hostLeave(id string, at time.Time, late bool, detail string) {
 	}
 	rec.HostModeSeconds = &secs
 	w.write(rec, "")
+}
+
+// earlyHold bounds how long a disconnect waits for its connect: events out
+// of order are seconds apart, not minutes.
+const earlyHold = 10 * time.Minute
+
+// holdEarly keeps a disconnect that came before its connect, and forgets
+// those held too long, so the map cannot grow without end.
+func (w *Watcher) holdEarly(id string, at time.Time) {
+	for other, t := range w.state.early {
+		if at.Sub(t) > earlyHold {
+			delete(w.state.early, other)
+		}
+	}
+	w.state.early[id] = at
 }
 
 // attribute links the container's endpoint on a hostpass network to the
@@ -172,6 +191,11 @@ func (w *Watcher) reconcile(ctx context.Context) error {
 					w.attribute(ctx, c, netID, true, c.StartedAt)
 				}
 			}
+		}
+	}
+	for ep, a := range w.state.Attributed {
+		if !running[a.Container] {
+			delete(w.state.Attributed, ep) // its disconnect was missed
 		}
 	}
 	for id := range w.state.Sessions {

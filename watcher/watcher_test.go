@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -330,5 +331,23 @@ func TestRunReconnectsAndReplaysFromTheLastEvent(t *testing.T) {
 	}
 	if got := names(h.records()); got != "host.join host.join(late)" {
 		t.Errorf("records %q, want the streamed join and the reconciled one", got)
+	}
+}
+
+func TestDieOfOtherContainersHoldsNothing(t *testing.T) {
+	h := newHarness(t, "all", false)
+	for i := 0; i < 100; i++ {
+		h.w.handle(context.Background(), Event{Time: t0, Type: "container", Action: "die", ContainerID: fmt.Sprint("c", i)}, false)
+	}
+	if n := len(h.w.state.early); n != 0 {
+		t.Errorf("%d early disconnects held after the deaths of containers never in host mode, want 0", n)
+	}
+	h.w.handle(context.Background(), hostEvent("disconnect", "x", t0), false)
+	h.w.handle(context.Background(), hostEvent("disconnect", "y", t0.Add(earlyHold+time.Second)), false)
+	if _, ok := h.w.state.early["x"]; ok || len(h.w.state.early) != 1 {
+		t.Errorf("early = %v, want x forgotten after %s", h.w.state.early, earlyHold)
+	}
+	if recs := h.records(); len(recs) != 0 {
+		t.Errorf("records %s, want none", names(recs))
 	}
 }
