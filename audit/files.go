@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
 )
@@ -159,6 +160,29 @@ type batch struct {
 }
 
 const batchLines = 4096
+
+// eachBatch reads the log file at path in batches, starts work on each in a
+// goroutine of its own as soon as it is read, and calls fn with the batches
+// in order, each once its work is done.
+func eachBatch(path string, work func(*batch), fn func(*batch) error) error {
+	r, err := openReader(path)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	batches := make(chan *batch, runtime.GOMAXPROCS(0)+1)
+	stop := make(chan struct{})
+	defer close(stop)
+	read := make(chan error, 1)
+	go func() { read <- readBatches(r, batches, stop, work) }()
+	for b := range batches {
+		<-b.ready
+		if err := fn(b); err != nil {
+			return err
+		}
+	}
+	return <-read
+}
 
 // readBatches reads r in batches, starts work on each in its own goroutine
 // and sends them, in order, to out; out is closed at the end.

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -134,28 +133,16 @@ func queryAll(files []string, f Filter, fn func(r *Entry, line []byte) error) er
 }
 
 func queryFile(path string, f Filter, fn func(r *Entry, line []byte) error) error {
-	r, err := openReader(path)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	batches := make(chan *batch, runtime.GOMAXPROCS(0)+1)
-	stop := make(chan struct{})
-	defer close(stop)
-	read := make(chan error, 1)
-	go func() {
-		read <- readBatches(r, batches, stop, func(b *batch) {
-			b.entries = make([]*Entry, len(b.lines))
-			for i, line := range b.lines {
-				if i == len(b.lines)-1 && !b.complete {
-					break // a torn last line: verify reports it
-				}
-				b.entries[i] = decode(f, line)
+	decodeAll := func(b *batch) {
+		b.entries = make([]*Entry, len(b.lines))
+		for i, line := range b.lines {
+			if i == len(b.lines)-1 && !b.complete {
+				break // a torn last line: verify reports it
 			}
-		})
-	}()
-	for b := range batches {
-		<-b.ready
+			b.entries[i] = decode(f, line)
+		}
+	}
+	return eachBatch(path, decodeAll, func(b *batch) error {
 		for i, e := range b.entries {
 			if e != nil {
 				if err := fn(e, b.lines[i]); err != nil {
@@ -163,8 +150,8 @@ func queryFile(path string, f Filter, fn func(r *Entry, line []byte) error) erro
 				}
 			}
 		}
-	}
-	return <-read
+		return nil
+	})
 }
 
 // decode returns the line's entry if it passes f, else nil.

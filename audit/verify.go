@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash"
 	"path/filepath"
-	"runtime"
 	"time"
 )
 
@@ -131,30 +130,12 @@ func Verify(files []string, o VerifyOptions) (Summary, error) {
 }
 
 func (v *verifier) file1(path string) error {
-	r, err := openReader(path)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
 	v.file, v.lineNo = path, 0
-	batches := make(chan *batch, runtime.GOMAXPROCS(0)+1)
-	stop := make(chan struct{})
-	defer close(stop)
-	read := make(chan error, 1)
-	go func() {
-		read <- readBatches(r, batches, stop, func(b *batch) { b.invalid = firstInvalid(b.lines) })
-	}()
-	for b := range batches {
-		if err := v.batch(b); err != nil {
-			return err
-		}
-	}
-	if err := <-read; err == errLongLine {
+	err := eachBatch(path, func(b *batch) { b.invalid = firstInvalid(b.lines) }, v.batch)
+	if err == errLongLine {
 		return v.problem(0, Modified, err.Error())
-	} else if err != nil {
-		return err
 	}
-	return nil
+	return err
 }
 
 // firstInvalid returns the index of the first line that is not JSON, or -1.
@@ -170,7 +151,6 @@ func firstInvalid(lines [][]byte) int {
 }
 
 func (v *verifier) batch(b *batch) error {
-	<-b.ready
 	invalid := b.invalid
 	for i, line := range b.lines {
 		v.lineNo++
