@@ -17,7 +17,8 @@ func (w *Watcher) handle(ctx context.Context, e Event, late bool) {
 	_, hostpass := w.cfg.Known(e.NetworkID)
 	switch {
 	case host && e.Action == "connect":
-		w.hostJoin(ctx, e.ContainerID, e.Time, late)
+		c, err := w.inspect(ctx, e.ContainerID)
+		w.hostJoin(e.ContainerID, c, err, e.Time, late)
 	case host && e.Action == "disconnect":
 		w.hostLeave(e.ContainerID, e.Time, late, "")
 	case e.Type == "container" && e.Action == "start":
@@ -56,9 +57,9 @@ func (w *Watcher) handle(ctx context.Context, e Event, late bool) {
 	w.save()
 }
 
-// hostJoin records that a container got --network host.
-func (w *Watcher) hostJoin(ctx context.Context, id string, at time.Time, late bool) {
-	c, err := w.inspect(ctx, id)
+// hostJoin records that a container got --network host. c is the container
+// as inspected, or err says why it could not be.
+func (w *Watcher) hostJoin(id string, c Container, err error, at time.Time, late bool) {
 	start, provisional := at, true
 	if err == nil && c.Running && !c.StartedAt.IsZero() {
 		start, provisional = c.StartedAt, false
@@ -182,7 +183,7 @@ func (w *Watcher) reconcile(ctx context.Context) error {
 				s.Start, s.Provisional = c.StartedAt, false // its start event was missed
 				w.state.Sessions[id] = s
 			case !open || !s.Start.Equal(c.StartedAt):
-				w.hostJoin(ctx, id, c.StartedAt, true)
+				w.hostJoin(id, c, nil, c.StartedAt, true)
 			}
 		}
 		for netID, ep := range c.Endpoints {
