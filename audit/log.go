@@ -256,25 +256,19 @@ func (l *Log) run() {
 // then answers every caller.
 func (l *Log) commit(batch []request) {
 	c := &l.c
-	recs := make([]Record, 0, len(c.kept)+len(batch))
-	recs = append(recs, c.kept...)
-	for _, r := range batch {
-		recs = append(recs, r.rec)
+	recs := make([]Record, len(batch))
+	for i, r := range batch {
+		recs[i] = r.rec
 	}
-	if len(recs) == 0 {
-		return
-	}
-	err := l.write(recs)
-	if err == nil {
-		c.kept = nil
-	} else {
+	err := l.flush(recs)
+	if err != nil {
 		for _, r := range batch {
 			if r.keep {
 				c.kept = append(c.kept, r.rec)
 			}
 		}
+		l.kept.Store(int64(len(c.kept)))
 	}
-	l.kept.Store(int64(len(c.kept)))
 	for _, r := range batch {
 		r.done <- err
 	}
@@ -289,6 +283,22 @@ func (l *Log) commit(batch []request) {
 			l.o.Log.WithError(err).Error("audit log: rotation failed; writing on to the current file")
 		}
 	}
+}
+
+// flush writes the kept records, then more, in one write; on success nothing
+// is kept any longer.
+func (l *Log) flush(more []Record) error {
+	c := &l.c
+	recs := append(append([]Record(nil), c.kept...), more...)
+	if len(recs) == 0 {
+		return nil
+	}
+	if err := l.write(recs); err != nil {
+		return err
+	}
+	c.kept = nil
+	l.kept.Store(0)
+	return nil
 }
 
 // write numbers, chains and seals recs, writes them in one write and
@@ -371,13 +381,10 @@ func (l *Log) evolve() {
 	next := c.epoch + 1
 	marker := l.own(EpochEnd, "")
 	marker.NextEpoch = &next
-	recs := append(append([]Record(nil), c.kept...), marker)
-	if err := l.write(recs); err != nil {
+	if err := l.flush([]Record{marker}); err != nil {
 		l.o.Log.WithError(err).Error("audit log: cannot end the sealing epoch; the key evolves once the log is writable")
 		return
 	}
-	c.kept = nil
-	l.kept.Store(0)
 	l.advanceKey(next)
 }
 
@@ -437,11 +444,9 @@ func (l *Log) rotate() error {
 func (l *Log) shutdown() error {
 	c := &l.c
 	var err error
-	if len(c.kept) > 0 {
-		if err = l.write(c.kept); err == nil {
-			c.kept = nil
-		} else {
-			err = fmt.Errorf("%d audit records could not be written: %w", len(c.kept), err)
+	if n := len(c.kept); n > 0 {
+		if err = l.flush(nil); err != nil {
+			err = fmt.Errorf("%d audit records could not be written: %w", n, err)
 		}
 	}
 	if c.f != nil {
