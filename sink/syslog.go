@@ -156,6 +156,16 @@ func (s *Syslog) run(ctx context.Context) {
 			s.dropped.Add(1)
 		}
 	}()
+	// backOff reports the failure, waits, and doubles the next wait; false
+	// when Close aborted the wait.
+	backOff := func(what string, err error) bool {
+		s.outage(&down, what, err)
+		if !sleep(ctx, backoff) {
+			return false
+		}
+		backoff = min(2*backoff, maxBackoff)
+		return true
+	}
 	for {
 		if msg == nil {
 			select {
@@ -177,11 +187,9 @@ func (s *Syslog) run(ctx context.Context) {
 				if ctx.Err() != nil {
 					return
 				}
-				s.outage(&down, "cannot reach syslog collector, retrying", err)
-				if !sleep(ctx, backoff) {
+				if !backOff("cannot reach syslog collector, retrying", err) {
 					return
 				}
-				backoff = min(2*backoff, maxBackoff)
 				continue
 			}
 			conn = c
@@ -204,11 +212,9 @@ func (s *Syslog) run(ctx context.Context) {
 				s.dropped.Add(1)
 				msg = nil
 			}
-			s.outage(&down, "syslog write failed, reconnecting", err)
-			if !sleep(ctx, backoff) {
+			if !backOff("syslog write failed, reconnecting", err) {
 				return
 			}
-			backoff = min(2*backoff, maxBackoff)
 			continue
 		}
 		msg = nil
