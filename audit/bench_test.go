@@ -7,8 +7,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/hostpass/hostpass/hostview"
 )
 
 // genLog writes n join records to dir, each with a four-link host view (a
@@ -20,7 +18,7 @@ func genLog(b *testing.B, dir string, n int, sealKey string) []string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	host := []hostview.Interface{
+	host := []Interface{
 		{Name: "lo", Index: 1, MTU: 65536, Up: true, Addrs: []string{"127.0.0.1/8", "::1/128"}},
 		{Name: "eth0", Index: 2, MAC: "52:54:00:12:34:56", MTU: 1500, Up: true, Addrs: []string{"192.0.2.10/24", "fe80::5054:ff:fe12:3456/64"}},
 		{Name: "docker0", Index: 3, MAC: "02:42:0c:62:27:c9", MTU: 1500, Up: true, Addrs: []string{"172.17.0.1/16"}},

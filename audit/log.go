@@ -320,7 +320,7 @@ func (l *Log) write(recs []Record) error {
 	seq, prev := c.seq, c.prev
 	for i := range recs {
 		seq++
-		recs[i].Seq, recs[i].Prev = seq, prev
+		recs[i].Seq, recs[i].Prev, recs[i].Schema = seq, prev, Schema
 		recs[i].Epoch = nil
 		if c.key != nil {
 			e := c.epoch

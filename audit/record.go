@@ -2,11 +2,12 @@
 // lines, one record per lifecycle call, each fsynced before Docker hears "ok".
 package audit
 
-import (
-	"time"
+import "time"
 
-	"github.com/hostpass/hostpass/hostview"
-)
+// Schema is the version of the record format this package writes, carried
+// by every record as "schema". Records without it were written by hostpass
+// 1 to 3 (schema 1). docs/audit.md describes each version.
+const Schema = 2
 
 // Events, one per lifecycle call of Docker's remote network driver API.
 const (
@@ -23,9 +24,13 @@ const (
 	HostLeave         = "host.leave"         // and left it (disconnect or death)
 	PolicyViolation   = "policy.violation"   // a container not allowed on hostpass networks joined one
 
+	// The host's interfaces, written when they change; joins name it.
+	HostView = "host.view"
+
 	// Written by the log itself.
 	EpochEnd = "audit.epoch"     // the sealing key evolves: epoch ends here
 	TornTail = "audit.torn_tail" // a crash left a partial line; it was set aside
+	Lost     = "audit.lost"      // records that could not be kept during an outage
 )
 
 // Outcomes of a call.
@@ -33,6 +38,22 @@ const (
 	OK      = "ok"
 	Refused = "refused"
 )
+
+// Interface is one host link as the audit trail records it. hostview fills
+// it; it lives here, with the record schema, so that reading a log needs
+// nothing Linux-only.
+type Interface struct {
+	Name  string   `json:"name"`
+	Index int      `json:"index"`
+	MAC   string   `json:"mac,omitempty"`
+	MTU   int      `json:"mtu"`
+	Up    bool     `json:"up"`
+	Addrs []string `json:"addrs,omitempty"`
+}
+
+// Flag returns a pointer to b, for the record fields that are omitted where
+// they do not apply (internal, adopted).
+func Flag(b bool) *bool { return &b }
 
 // Container is what the audit trail says of a container.
 type Container struct {
@@ -56,25 +77,30 @@ type Record struct {
 	Time    time.Time `json:"time"`
 	Seq     uint64    `json:"seq"`
 	Event   string    `json:"event"`
+	Schema  int       `json:"schema"`
 	Outcome string    `json:"outcome"`
 	Error   string    `json:"error,omitempty"`
 
-	Driver     string `json:"driver"`
+	// Driver is the plugin's driver name, on records of hostpass networks
+	// only: host.* records are about Docker's own host driver.
+	Driver     string `json:"driver,omitempty"`
 	Host       string `json:"host"`
-	NetworkID  string `json:"network_id"`
+	NetworkID  string `json:"network_id,omitempty"`
 	EndpointID string `json:"endpoint_id,omitempty"`
 	SandboxKey string `json:"sandbox_key,omitempty"`
 	Tag        string `json:"tag,omitempty"`
-	Internal   bool   `json:"internal"`
-	// Adopted is true when the plugin had no record of the network (its
-	// state was lost, or it never saw CreateNetwork) and served the call.
-	Adopted bool `json:"adopted"`
+	// Internal and Adopted describe the hostpass network of the record;
+	// absent on records that are about no hostpass network. Adopted is
+	// true when the plugin had no record of the network (its state was
+	// lost, or it never saw CreateNetwork) and served the call.
+	Internal *bool `json:"internal,omitempty"`
+	Adopted  *bool `json:"adopted,omitempty"`
 
-	Options        map[string]any       `json:"options,omitempty"`
-	IPAMPools      []string             `json:"ipam_pools,omitempty"`
-	Address        string               `json:"address,omitempty"`
-	HostInterfaces []hostview.Interface `json:"host_interfaces,omitempty"`
-	Detail         string               `json:"detail,omitempty"`
+	Options        map[string]any `json:"options,omitempty"`
+	IPAMPools      []string       `json:"ipam_pools,omitempty"`
+	Address        string         `json:"address,omitempty"`
+	HostInterfaces []Interface    `json:"host_interfaces,omitempty"`
+	Detail         string         `json:"detail,omitempty"`
 
 	// Attribution, from the watcher.
 	Container     *Container        `json:"container,omitempty"`

@@ -11,7 +11,6 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/hostpass/hostpass/audit"
-	"github.com/hostpass/hostpass/hostview"
 )
 
 // Config is what the daemon wires into the driver.
@@ -21,7 +20,7 @@ type Config struct {
 	StateDir string
 	Audit    *audit.Log
 	// HostInterfaces returns the host's links, recorded on every join.
-	HostInterfaces func() []hostview.Interface
+	HostInterfaces func() []audit.Interface
 	Log            *logrus.Entry
 	Now            func() time.Time // time.Now when nil
 }
@@ -51,7 +50,7 @@ func New(cfg Config) (*Driver, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.HostInterfaces == nil {
-		cfg.HostInterfaces = func() []hostview.Interface { return nil }
+		cfg.HostInterfaces = func() []audit.Interface { return nil }
 	}
 	st := newStore(cfg.StateDir)
 	networks, err := st.load()
@@ -68,7 +67,7 @@ func (d *Driver) GetCapabilities() (*network.CapabilitiesResponse, error) {
 
 // record starts an audit record for a call on network n.
 func (d *Driver) record(event string, n Network) audit.Record {
-	return audit.Record{
+	rec := audit.Record{
 		Time:      d.cfg.Now().UTC(),
 		Event:     event,
 		Outcome:   audit.OK,
@@ -76,9 +75,11 @@ func (d *Driver) record(event string, n Network) audit.Record {
 		Host:      d.cfg.Hostname,
 		NetworkID: n.ID,
 		Tag:       n.Tag,
-		Internal:  n.Internal,
-		Adopted:   n.Adopted,
 	}
+	if n.ID != "" { // a malformed request names no network
+		rec.Internal, rec.Adopted = audit.Flag(n.Internal), audit.Flag(n.Adopted)
+	}
+	return rec
 }
 
 // commit makes rec durable before a create or join is allowed. If the audit

@@ -77,7 +77,7 @@ func TestTeardownIsIdempotentAndAudited(t *testing.T) {
 		t.Fatalf("%d records, want 6 (each call audited)", len(recs))
 	}
 	for _, r := range recs {
-		if !r.Adopted || r.Outcome != audit.OK {
+		if r.Adopted == nil || !*r.Adopted || r.Outcome != audit.OK {
 			t.Errorf("%s on an unknown network: %+v, want ok and adopted", r.Event, r)
 		}
 	}

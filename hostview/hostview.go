@@ -14,17 +14,13 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/hostpass/hostpass/audit"
 )
 
-// Interface is one host link as the audit trail records it.
-type Interface struct {
-	Name  string   `json:"name"`
-	Index int      `json:"index"`
-	MAC   string   `json:"mac,omitempty"`
-	MTU   int      `json:"mtu"`
-	Up    bool     `json:"up"`
-	Addrs []string `json:"addrs,omitempty"`
-}
+// Interface is the audit trail's type for a host link; this package fills
+// it from netlink.
+type Interface = audit.Interface
 
 // View is the cached snapshot.
 type View struct {

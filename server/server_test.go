@@ -16,7 +16,6 @@ import (
 
 	"github.com/hostpass/hostpass/audit"
 	"github.com/hostpass/hostpass/driver"
-	"github.com/hostpass/hostpass/hostview"
 )
 
 // plugin is the real handler over a real driver and audit log in a temp dir;
@@ -28,7 +27,7 @@ type plugin struct {
 	stateDir string
 }
 
-var fakeHost = []hostview.Interface{{Name: "lo", Index: 1, MTU: 65536, Up: true, Addrs: []string{"127.0.0.1/8"}}}
+var fakeHost = []audit.Interface{{Name: "lo", Index: 1, MTU: 65536, Up: true, Addrs: []string{"127.0.0.1/8"}}}
 
 func newPlugin(t testing.TB, auditLog, stateDir string) *plugin {
 	t.Helper()
@@ -37,7 +36,7 @@ func newPlugin(t testing.TB, auditLog, stateDir string) *plugin {
 	a := audit.Open(auditLog, nil)
 	d, err := driver.New(driver.Config{
 		Name: "hp", Hostname: "testhost", StateDir: stateDir, Audit: a,
-		HostInterfaces: func() []hostview.Interface { return fakeHost },
+		HostInterfaces: func() []audit.Interface { return fakeHost },
 		Log:            logrus.NewEntry(log),
 	})
 	if err != nil {
@@ -149,7 +148,7 @@ func TestLifecycleIsAuditedInOrder(t *testing.T) {
 		if r.Seq != uint64(i+1) || r.Event != want[i] || r.Outcome != audit.OK {
 			t.Errorf("record %d = seq %d %s %s, want seq %d %s ok", i, r.Seq, r.Event, r.Outcome, i+1, want[i])
 		}
-		if r.NetworkID != "net1" || r.Tag != "payments" || r.Host != "testhost" || r.Driver != "hp" || r.Adopted {
+		if r.NetworkID != "net1" || r.Tag != "payments" || r.Host != "testhost" || r.Driver != "hp" || r.Adopted == nil || *r.Adopted {
 			t.Errorf("record %d = %+v, want net1, tag payments, host testhost, driver hp, not adopted", i, r)
 		}
 		if time.Since(r.Time) > time.Minute || r.Time.Location() != time.UTC {
@@ -175,7 +174,7 @@ func TestInternalNetworkDisablesGatewayService(t *testing.T) {
 	if join["DisableGatewayService"] != true {
 		t.Errorf("Join = %v, want DisableGatewayService for an --internal network", join)
 	}
-	if r := p.last(); !r.Internal {
+	if r := p.last(); r.Internal == nil || !*r.Internal {
 		t.Errorf("join record %+v, want internal", r)
 	}
 }
@@ -226,7 +225,7 @@ func TestUnknownNetworkIsAdoptedAndRemembered(t *testing.T) {
 	p.ok("NetworkDriver.CreateEndpoint", endpoint)
 	p.ok("NetworkDriver.Join", endpoint)
 	for _, r := range p.records() {
-		if !r.Adopted || r.Outcome != audit.OK {
+		if r.Adopted == nil || !*r.Adopted || r.Outcome != audit.OK {
 			t.Errorf("record %+v, want ok and adopted", r)
 		}
 	}
@@ -244,7 +243,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 	again := newPlugin(t, p.auditLog, p.stateDir)
 	join := again.ok("NetworkDriver.Join", `{"NetworkID":"net1","EndpointID":"ep9"}`)
 	r := again.last()
-	if join["DisableGatewayService"] != true || r.Tag != "ops" || r.Adopted || r.Seq != 2 {
+	if join["DisableGatewayService"] != true || r.Tag != "ops" || r.Adopted == nil || *r.Adopted || r.Seq != 2 {
 		t.Errorf("after restart: join %v, record %+v; want internal, tag ops, not adopted, seq 2", join, r)
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/hostpass/hostpass/audit"
-	"github.com/hostpass/hostpass/hostview"
 )
 
 // Config is what the daemon wires into the watcher.
@@ -24,7 +23,7 @@ type Config struct {
 	// Known says whether a network ID is a hostpass network (the driver's
 	// state, so attribution needs no driver name), and its tag.
 	Known          func(networkID string) (tag string, ok bool)
-	HostInterfaces func() []hostview.Interface
+	HostInterfaces func() []audit.Interface
 	Policy         Policy
 	StopViolators  bool
 	StateDir       string

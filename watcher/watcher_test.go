@@ -17,7 +17,6 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/hostpass/hostpass/audit"
-	"github.com/hostpass/hostpass/hostview"
 )
 
 // fakeEngine stands in for Docker: containers and networks to inspect, and
@@ -128,7 +127,7 @@ func newHarness(t *testing.T, policy string, stop bool) *harness {
 	discard.SetOutput(io.Discard)
 	w, err := New(Config{
 		Engine: fake, Audit: l, Known: func(id string) (string, bool) { return "web-tier", id == hpNet },
-		HostInterfaces: func() []hostview.Interface { return []hostview.Interface{{Name: "lo", Index: 1}} },
+		HostInterfaces: func() []audit.Interface { return []audit.Interface{{Name: "lo", Index: 1}} },
 		Policy:         p, StopViolators: stop, StateDir: dir, Host: "node1", Driver: "hostpass",
 		Log: logrus.NewEntry(discard),
 	})
