@@ -86,6 +86,13 @@ func TestPluginInstall(t *testing.T) {
 	// The mounts' sources are the parents hostpass creates its folders in:
 	// here two empty folders of the test's own.
 	varLog, varLib := e.mkdir(t, "i-log"), e.mkdir(t, "i-lib")
+	// hostpass 3's mount names are refused, so that an old setting cannot
+	// silently move the trail into a subfolder.
+	if out, err := e.dockerTry("plugin", "set", remote, "audit.source="+varLog); err == nil || !strings.Contains(out, "audit") {
+		t.Errorf("docker plugin set audit.source: want it refused, naming the setting; got %v: %s", err, out)
+	} else {
+		t.Logf("docker plugin set audit.source: %s", out)
+	}
 	e.docker(t, "plugin", "set", remote, "HOSTPASS_LOG_LEVEL=debug", "HOSTPASS_WATCH=false",
 		"varlog.source="+varLog, "varlib.source="+varLib, "docker.source="+e.sock)
 	if env := e.docker(t, "plugin", "inspect", "-f", "{{.Settings.Env}}", remote); !strings.Contains(env, "HOSTPASS_LOG_LEVEL=debug") {
