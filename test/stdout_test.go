@@ -25,8 +25,16 @@ import (
 // containers' CreateEndpoint+Join from 4 clients all answer, and every join
 // is in the audit file. A call that stops answering fails the test at its
 // deadline instead of hanging it.
+//
+// At debug, every call logs too: no level may make a call wait.
 func TestUndrainedStdoutNeverBlocksCalls(t *testing.T) {
 	requirePrereqs(t)
+	for _, level := range []string{"info", "debug"} {
+		t.Run(level, func(t *testing.T) { undrainedStdout(t, level) })
+	}
+}
+
+func undrainedStdout(t *testing.T, level string) {
 	const containers, clients = 3000, 4
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "stdout.fifo")
@@ -45,7 +53,7 @@ func TestUndrainedStdoutNeverBlocksCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := &daemon{sock: filepath.Join(dir, "hp.sock"), auditLog: filepath.Join(dir, "log", "audit.jsonl"), state: filepath.Join(dir, "state")}
-	d.cmd = exec.Command(hostpassBin(t), "serve", "--socket", d.sock, "--audit-log", d.auditLog, "--state-dir", d.state, "--watch=false")
+	d.cmd = exec.Command(hostpassBin(t), "serve", "--socket", d.sock, "--audit-log", d.auditLog, "--state-dir", d.state, "--watch=false", "--log-level", level)
 	d.cmd.Stdout, d.cmd.Stderr = writer, writer
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -130,7 +138,7 @@ func TestUndrainedStdoutNeverBlocksCalls(t *testing.T) {
 	case <-time.After(pluginStop):
 		t.Errorf("hostpass serve still running %s after SIGTERM, with its stdout undrained", pluginStop)
 	}
-	t.Logf("%d containers joined from %d clients with stdout and stderr undrained; %d join records", containers, clients, len(joined))
+	t.Logf("log level %s: %d containers joined from %d clients with stdout and stderr undrained; %d join records", level, containers, clients, len(joined))
 }
 
 // postCtx is post bounded by ctx.
