@@ -72,4 +72,3 @@ func (a anchors) Set(s string) error {
 	a[n] = h
 	return nil
 }
-
