@@ -95,13 +95,12 @@ type Result struct {
 // names one, loads the daemon until the run is over or ctx is cancelled,
 // and deletes the network it created. The error says that the run could not
 // start; failed calls are counted in the result.
-func Run(ctx context.Context, o Options) (Result, error) {
+func Run(ctx context.Context, o Options) (res Result, err error) {
 	ctl := newClient(o.Socket)
 	defer ctl.close()
 	if err := ctl.probe(ctx); err != nil {
 		return Result{}, fmt.Errorf("no hostpass daemon answers on %s: %w", o.Socket, err)
 	}
-	var res Result
 	netID := o.Network
 	if netID == "" && o.Op != "capabilities" {
 		netID = randomHex(32) // Docker's network IDs are 64 hex digits
@@ -109,7 +108,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		if _, err := ctl.call(ctx, "NetworkDriver.CreateNetwork", &network.CreateNetworkRequest{NetworkID: netID, Options: opts}); err != nil {
 			return Result{}, fmt.Errorf("creating the bench network: %w", err)
 		}
-		defer func() {
+		defer func() { // res is named: the deferred delete can report into it
 			// Not ctx: an interrupted run still deletes its network.
 			dctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
 			defer cancel()
