@@ -138,3 +138,17 @@ func TestParseDockerSocket(t *testing.T) {
 		}
 	}
 }
+
+// The daemon gets the path, whichever form was given: before, a unix:// URL
+// became unix://unix:///... and the watcher retried it for ever.
+func TestCheckTakesTheDockerHostForm(t *testing.T) {
+	var o serveOptions
+	for _, s := range settings(&o) {
+		*s.dst = s.def
+	}
+	o.dockerSocket = "unix:///run/docker.sock"
+	cfg, _, err := o.check()
+	if err != nil || cfg.DockerSocket != "/run/docker.sock" {
+		t.Errorf("check with --docker-socket unix:///run/docker.sock: DockerSocket %q, %v; want /run/docker.sock", cfg.DockerSocket, err)
+	}
+}
