@@ -92,7 +92,8 @@ hash-chained audit record, fsynced before Docker hears "ok".`,
 	cmd.SetErr(stderr)
 	cmd.SetVersionTemplate("hostpass {{.Version}}\n")
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return err })
-	cmd.AddCommand(newServeCommand(), newAuditCommand(), newBenchCommand(), newVersionCommand())
+	cmd.AddCommand(daemonCommands()...)
+	cmd.AddCommand(newAuditCommand(), newBenchCommand(), newVersionCommand())
 	// cobra's own `completion bash|zsh|fish|powershell`, made here rather
 	// than on Execute so that an unknown shell is misuse like any other. It
 	// takes its output now: SetOut comes first.

@@ -1,3 +1,8 @@
+//go:build linux
+
+// The daemon runs on Linux only (netlink, Docker's plugin sockets); the
+// audit commands build everywhere, so that an auditor can verify on a laptop.
+
 package main
 
 import (
@@ -63,6 +68,9 @@ func settings(o *serveOptions) []setting {
 		{"log-level", "HOSTPASS_LOG_LEVEL", "info", "log level: " + strings.Join(logLevels(), ", "), &o.logLevel, false},
 	}
 }
+
+// daemonCommands are the commands that need Linux: serve.
+func daemonCommands() []*cobra.Command { return []*cobra.Command{newServeCommand()} }
 
 func newServeCommand() *cobra.Command {
 	var o serveOptions
