@@ -19,7 +19,7 @@ import (
 )
 
 const auditUsage = `Usage:
-  hostpass audit verify [--key INITIAL-KEY-FILE] [--anchor SEQ:HASH]... [FILE... | DIR]
+  hostpass audit verify [--key INITIAL-KEY-FILE] [--anchor SEQ:HASH]... [--start SEQ:HASH] [FILE... | DIR]
   hostpass audit show [--network NAME|ID] [--endpoint ID] [--container NAME|ID] [--event EVENT] [--since T] [--until T] [--json] [--follow] [FILE... | DIR]
   hostpass audit keygen FILE
 
@@ -97,10 +97,19 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 	keyFile := fs.String("key", "", "initial sealing key file (from `hostpass audit keygen`): also check every seal")
 	anch := anchors{}
 	fs.Var(anch, "anchor", "SEQ:HASH of a record known from elsewhere (a syslog collector, an earlier verify); repeatable")
+	start := anchors{}
+	fs.Var(start, "start", "SEQ:HASH of the log's first record, known from elsewhere: accept a log that does not start at its genesis record (its oldest files were removed)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	o := audit.VerifyOptions{Anchors: anch}
+	for seq, h := range start {
+		if len(start) > 1 {
+			fmt.Fprintln(stderr, "hostpass audit verify: --start given more than once; a log has one start")
+			return 2
+		}
+		o.Start = &audit.Anchor{Seq: seq, Hash: h}
+	}
 	if *keyFile != "" {
 		epoch, key, err := audit.ReadKeyFile(*keyFile)
 		if err != nil {
@@ -134,6 +143,13 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 		seals = fmt.Sprintf("seals verified, epochs %d-%d", sum.FirstEpoch, sum.LastEpoch)
 	case sum.Sealed:
 		seals = "sealed, seals NOT checked: pass --key INITIAL-KEY-FILE"
+	}
+	if sum.StartGiven {
+		epoch := ""
+		if sum.Sealed {
+			epoch = fmt.Sprintf(" (epoch %d)", sum.FirstEpoch)
+		}
+		seals += fmt.Sprintf("; starts at seq %d%s as you said; records before it were not checked", sum.FirstSeq, epoch)
 	}
 	torn := ""
 	if sum.TornTails > 0 {
