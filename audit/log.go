@@ -114,6 +114,7 @@ type committer struct {
 	epochRecords int // records sealed in this epoch
 	epochTimer   *time.Timer
 	evolveDue    bool // the epoch's time is up; evolve once the log is writable
+	evolveFailed bool // and its failure was reported
 }
 
 // lost counts the teardown records dropped past Options.MaxKept.
@@ -347,7 +348,6 @@ func (l *Log) lostRecord() Record {
 	n := l.c.lost
 	rec := l.own(Lost, fmt.Sprintf("%d teardown records made from %s to %s were lost: the log was unwritable and %d records already waited in memory",
 		n.n, n.first.Format(time.RFC3339Nano), n.last.Format(time.RFC3339Nano), l.o.MaxKept))
-	rec.Outcome = Refused
 	rec.Lost = &LostRecords{Records: n.n, First: n.first, Last: n.last}
 	return rec
 }
@@ -438,7 +438,10 @@ func (l *Log) evolve() {
 	marker := l.own(EpochEnd, "")
 	marker.NextEpoch = &next
 	if err := l.flush([]Record{marker}); err != nil {
-		l.o.Log.WithError(err).Error("audit log: cannot end the sealing epoch; the key evolves once the log is writable")
+		if !c.evolveFailed {
+			l.o.Log.WithError(err).Error("audit log: cannot end the sealing epoch; the key evolves once the log is writable")
+		}
+		c.evolveDue, c.evolveFailed = true, true // retried on the retry tick
 		return
 	}
 	l.advanceKey(next)
@@ -453,7 +456,7 @@ func (l *Log) advanceKey(epoch uint64) {
 		c.key = next
 		c.epoch++
 	}
-	c.epochRecords, c.evolveDue = 0, false
+	c.epochRecords, c.evolveDue, c.evolveFailed = 0, false, false
 	if c.epochTimer != nil {
 		c.epochTimer.Stop()
 		c.epochTimer = nil
@@ -500,7 +503,7 @@ func (l *Log) rotate() error {
 func (l *Log) shutdown() error {
 	c := &l.c
 	var err error
-	if n := len(c.kept); n > 0 {
+	if n := len(c.kept) + c.lost.n; n > 0 {
 		if err = l.flush(nil); err != nil {
 			err = fmt.Errorf("%d audit records could not be written: %w", n, err)
 		}
