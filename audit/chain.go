@@ -84,7 +84,9 @@ func splitHash(line []byte) (body []byte, sum string, ok bool) {
 	return line[:cut], sum, true
 }
 
-// lineHash recomputes the hash of line under key (nil: SHA-256).
+// lineHash recomputes a line's hash from its body (as splitHash returns it)
+// with h: SHA-256 for a plain record, HMAC-SHA256 under its epoch's key for
+// a sealed one.
 func lineHash(h hash.Hash, body []byte) string {
 	h.Reset()
 	h.Write(body)
