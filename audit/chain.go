@@ -152,14 +152,14 @@ func ReadKeyFile(path string) (epoch uint64, key []byte, err error) {
 	}
 	var kf KeyFile
 	if err := json.Unmarshal(b, &kf); err != nil {
-		return 0, nil, fmt.Errorf("key file %s is damaged or not a hostpass key file (%v): a hostpass key file is one JSON object with check, epoch and key; restore the daemon's copy from the initial key (docs/audit.md, \"A damaged key file\")", path, err)
+		return 0, nil, fmt.Errorf("key file %s is damaged or not a hostpass key file (%v): a hostpass key file is one JSON object with check, epoch and key; if it is the daemon's copy, restore it from the initial key (docs/audit.md, \"A damaged key file\")", path, err)
 	}
 	key, err = hex.DecodeString(kf.Key)
 	if err != nil || len(key) != 32 {
-		return 0, nil, fmt.Errorf("key file %s is damaged: its key must be 64 hex digits; restore the daemon's copy from the initial key (docs/audit.md, \"A damaged key file\")", path)
+		return 0, nil, fmt.Errorf("key file %s is damaged: its key must be 64 hex digits; if it is the daemon's copy, restore it from the initial key (docs/audit.md, \"A damaged key file\")", path)
 	}
 	if kf.Check != "" && kf.Check != keyCheck(kf.Epoch, kf.Key) {
-		return 0, nil, fmt.Errorf("key file %s is damaged: its check does not match its epoch and key, as when a crash or a full disk tears the daemon's overwrite; hostpass will not use it; restore the daemon's copy from the initial key (docs/audit.md, \"A damaged key file\")", path)
+		return 0, nil, fmt.Errorf("key file %s is damaged: its check does not match its epoch and key, as when a crash or a full disk tears the daemon's overwrite; hostpass will not use it; if it is the daemon's copy, restore it from the initial key (docs/audit.md, \"A damaged key file\")", path)
 	}
 	return kf.Epoch, key, nil
 }

@@ -53,7 +53,7 @@ func TestTornKeyFileIsNeverUsed(t *testing.T) {
 	mix := append(append([]byte(nil), before[:60]...), after[60:]...) // inside the key
 	os.WriteFile(path, mix, 0o600)
 	_, err := OpenWith(filepath.Join(dir, "audit.jsonl"), Options{SealKey: path})
-	want := "sealing key: key file " + path + " is damaged: its check does not match its epoch and key, as when a crash or a full disk tears the daemon's overwrite; hostpass will not use it; restore the daemon's copy from the initial key (docs/audit.md, \"A damaged key file\")"
+	want := "sealing key: key file " + path + " is damaged: its check does not match its epoch and key, as when a crash or a full disk tears the daemon's overwrite; hostpass will not use it; if it is the daemon's copy, restore it from the initial key (docs/audit.md, \"A damaged key file\")"
 	if err == nil || err.Error() != want {
 		t.Fatalf("open with a torn key file:\n got %v\nwant %s", err, want)
 	}
