@@ -12,48 +12,62 @@ import (
 // (edited by hand, say) makes it report false and the caller decodes it
 // properly.
 func fastFields(body []byte) (f chainFields, ok bool) {
-	rest, ok := cutPrefix(body, `{"time":"`)
-	if !ok {
+	if f.Time, f.Seq, f.Event, ok = fastHead(body); !ok {
 		return f, false
+	}
+	f.Prev, f.Epoch, f.NextEpoch, ok = fastEnd(body)
+	return f, ok
+}
+
+// fastHead reads time, seq and event from the start of a line. It needs only
+// the line's first bytes, so it also reads the head of a line too long to
+// hold.
+func fastHead(b []byte) (t time.Time, seq uint64, event string, ok bool) {
+	rest, ok := cutPrefix(b, `{"time":"`)
+	if !ok {
+		return t, 0, "", false
 	}
 	i := bytes.IndexByte(rest, '"')
 	if i < 0 {
-		return f, false
+		return t, 0, "", false
 	}
 	t, err := time.Parse(time.RFC3339Nano, string(rest[:i]))
 	if err != nil {
-		return f, false
+		return t, 0, "", false
 	}
-	f.Time = t
 	if rest, ok = cutPrefix(rest[i+1:], `,"seq":`); !ok {
-		return f, false
+		return t, 0, "", false
 	}
-	if f.Seq, rest, ok = digits(rest); !ok {
-		return f, false
+	if seq, rest, ok = digits(rest); !ok {
+		return t, 0, "", false
 	}
 	if rest, ok = cutPrefix(rest, `,"event":"`); !ok {
-		return f, false
+		return t, 0, "", false
 	}
 	if i = bytes.IndexByte(rest, '"'); i < 0 {
-		return f, false
+		return t, 0, "", false
 	}
-	f.Event = string(rest[:i])
+	return t, seq, string(rest[:i]), true
+}
 
-	// From the end: ,"prev":"<64 hex>" then, before it, the epoch members.
+// fastEnd reads ,"epoch":N,"next_epoch":N,"prev":"<64 hex>" from the end of
+// a line's body (its hash member cut off). It needs only the last few
+// hundred bytes.
+func fastEnd(body []byte) (prev string, epoch, nextEpoch *uint64, ok bool) {
 	const prevMember = `,"prev":"`
 	n := len(prevMember) + 64 + 1
 	if len(body) < n || !bytes.HasPrefix(body[len(body)-n:], []byte(prevMember)) || body[len(body)-1] != '"' {
-		return f, false
+		return "", nil, nil, false
 	}
-	f.Prev = string(body[len(body)-n+len(prevMember) : len(body)-1])
+	prev = string(body[len(body)-n+len(prevMember) : len(body)-1])
 	head := body[:len(body)-n]
 	if v, h, ok := trailingNumber(head, `,"next_epoch":`); ok {
-		f.NextEpoch, head = &v, h
+		nextEpoch, head = &v, h
 	}
 	if v, _, ok := trailingNumber(head, `,"epoch":`); ok {
-		f.Epoch = &v
+		epoch = &v
 	}
-	return f, true
+	return prev, epoch, nextEpoch, true
 }
 
 func cutPrefix(b []byte, p string) ([]byte, bool) {

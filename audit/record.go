@@ -68,6 +68,14 @@ type Container struct {
 	StartedAt  *time.Time        `json:"started_at,omitempty"`
 }
 
+// LostRecords counts records dropped during an outage, and when the first
+// and the last of them were made.
+type LostRecords struct {
+	Records int       `json:"records"`
+	First   time.Time `json:"first"`
+	Last    time.Time `json:"last"`
+}
+
 // Record is one line of the audit log. docs/audit.md is its schema; keep the
 // two in step.
 type Record struct {
@@ -115,6 +123,10 @@ type Record struct {
 	// Action what hostpass did ("recorded", or "stopped").
 	Policy string `json:"policy,omitempty"`
 	Action string `json:"action,omitempty"`
+
+	// Lost: on audit.lost, the teardown records that were dropped while
+	// the log was unwritable (see Options.MaxKept).
+	Lost *LostRecords `json:"lost,omitempty"`
 
 	// The chain (see chain.go). Epoch is set in sealed logs only; NextEpoch
 	// only on audit.epoch records. Hash is always the line's last member.

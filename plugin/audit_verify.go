@@ -13,12 +13,13 @@ import (
 type verifyOptions struct {
 	keyFile string
 	anchors anchors
+	start   anchors
 }
 
 func newAuditVerifyCommand() *cobra.Command {
-	o := verifyOptions{anchors: anchors{}}
+	o := verifyOptions{anchors: anchors{}, start: anchors{}}
 	cmd := &cobra.Command{
-		Use:   "verify [--key INITIAL-KEY-FILE] [--anchor SEQ:HASH]... [FILE... | DIR]",
+		Use:   "verify [--key INITIAL-KEY-FILE] [--anchor SEQ:HASH]... [--start SEQ:HASH] [FILE... | DIR]",
 		Short: "Check the audit log's chain and seals",
 		Long: `Check the audit log's chain and seals.
 
@@ -29,13 +30,20 @@ file, line, seq and what is wrong when it does not.`,
 		},
 	}
 	flags := cmd.Flags()
-	flags.StringVar(&o.keyFile, "key", "", "initial sealing key file (from `hostpass audit keygen`): also check every seal")
+	flags.StringVar(&o.keyFile, "key", "", "initial sealing key `FILE` (made by hostpass audit keygen, kept off the host): also check every seal")
 	flags.Var(o.anchors, "anchor", "SEQ:HASH of a record known from elsewhere (a syslog collector, an earlier verify); repeatable")
+	flags.Var(o.start, "start", "SEQ:HASH of the log's first record, known from elsewhere: accept a log that does not start at its genesis record (its oldest files were removed)")
 	return cmd
 }
 
 func runVerify(cmd *cobra.Command, o verifyOptions, args []string) error {
 	vo := audit.VerifyOptions{Anchors: o.anchors}
+	if len(o.start) > 1 {
+		return refused(errors.New("--start given more than once; a log has one start"))
+	}
+	for seq, h := range o.start {
+		vo.Start = &audit.Anchor{Seq: seq, Hash: h}
+	}
 	if o.keyFile != "" {
 		epoch, key, err := audit.ReadKeyFile(o.keyFile)
 		if err != nil {
@@ -66,6 +74,13 @@ func runVerify(cmd *cobra.Command, o verifyOptions, args []string) error {
 		seals = fmt.Sprintf("seals verified, epochs %d-%d", sum.FirstEpoch, sum.LastEpoch)
 	case sum.Sealed:
 		seals = "sealed, seals NOT checked: pass --key INITIAL-KEY-FILE"
+	}
+	if sum.StartGiven {
+		epoch := ""
+		if sum.Sealed {
+			epoch = fmt.Sprintf(" (epoch %d)", sum.FirstEpoch)
+		}
+		seals += fmt.Sprintf("; starts at seq %d%s as you said; records before it were not checked", sum.FirstSeq, epoch)
 	}
 	torn := ""
 	if sum.TornTails > 0 {
