@@ -97,7 +97,8 @@ type committer struct {
 	seq          uint64 // last durable seq
 	prev         string // hash of the last durable record
 	kept         []Record
-	torn         *Record // set aside at open; written before anything else
+	torn         *Record   // set aside at open; written before anything else
+	views        viewState // the last host.view written (view.go)
 
 	key          []byte // nil: unsealed
 	epoch        uint64
@@ -315,6 +316,7 @@ func (l *Log) write(recs []Record) error {
 	if c.torn != nil {
 		recs = append([]Record{*c.torn}, recs...)
 	}
+	recs = c.withViews(recs)
 	var buf bytes.Buffer
 	lines := make([][]byte, len(recs))
 	seq, prev := c.seq, c.prev
@@ -326,7 +328,7 @@ func (l *Log) write(recs []Record) error {
 			e := c.epoch
 			recs[i].Epoch = &e
 		}
-		line, err := encode(&recs[i], c.key)
+		line, err := encodeBounded(&recs[i], c.key)
 		if err != nil {
 			return fmt.Errorf("%w: encoding record: %v", ErrUnavailable, err)
 		}

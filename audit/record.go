@@ -96,11 +96,21 @@ type Record struct {
 	Internal *bool `json:"internal,omitempty"`
 	Adopted  *bool `json:"adopted,omitempty"`
 
-	Options        map[string]any `json:"options,omitempty"`
-	IPAMPools      []string       `json:"ipam_pools,omitempty"`
-	Address        string         `json:"address,omitempty"`
-	HostInterfaces []Interface    `json:"host_interfaces,omitempty"`
-	Detail         string         `json:"detail,omitempty"`
+	Options   map[string]any `json:"options,omitempty"`
+	IPAMPools []string       `json:"ipam_pools,omitempty"`
+	Address   string         `json:"address,omitempty"`
+	Detail    string         `json:"detail,omitempty"`
+
+	// The host's links (view.go). View is what the call saw: it is not
+	// written as such; the log writes it as a host.view record ahead of
+	// this one when it differs from the last view written, and names that
+	// record in HostView. On host.view records, HostInterfaces holds the
+	// links (at most viewBudget bytes of them, in index order) and
+	// OmittedInterfaces counts the links left out.
+	View              []Interface `json:"-"`
+	HostView          string      `json:"host_view,omitempty"`
+	HostInterfaces    []Interface `json:"host_interfaces,omitempty"`
+	OmittedInterfaces int         `json:"omitted_interfaces,omitempty"`
 
 	// Attribution, from the watcher.
 	Container     *Container        `json:"container,omitempty"`
@@ -115,6 +125,11 @@ type Record struct {
 	// Action what hostpass did ("recorded", or "stopped").
 	Policy string `json:"policy,omitempty"`
 	Action string `json:"action,omitempty"`
+
+	// Truncated names the fields the log cut to keep the record under
+	// MaxRecord bytes (bound.go): a cut string ends in "…", a cut list or
+	// map lost its last entries.
+	Truncated []string `json:"truncated,omitempty"`
 
 	// The chain (see chain.go). Epoch is set in sealed logs only; NextEpoch
 	// only on audit.epoch records. Hash is always the line's last member.
