@@ -1,0 +1,105 @@
+package audit
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func links(n int) []Interface {
+	out := []Interface{{Name: "lo", Index: 1, MTU: 65536, Up: true, Addrs: []string{"127.0.0.1/8"}}}
+	for i := 2; i <= n; i++ {
+		out = append(out, Interface{Name: fmt.Sprintf("veth%d", i), Index: i, MAC: "02:42:ac:11:00:02", MTU: 1500, Up: true})
+	}
+	return out
+}
+
+func events(recs []Record) []string {
+	var out []string
+	for _, r := range recs {
+		out = append(out, r.Event)
+	}
+	return out
+}
+
+func TestHostViewIsWrittenOnceBeforeTheJoinsThatNameIt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l := Open(path, nil)
+	a, b := links(2), links(3)
+	for _, v := range [][]Interface{a, a, b, a} {
+		if err := l.Append(Record{Time: time.Now().UTC(), Event: EndpointJoin, Outcome: OK, View: v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Append(Record{Event: EndpointLeave, Outcome: OK})
+	l.Close()
+	// A restart writes the view again before the first join that names it.
+	l = Open(path, nil)
+	l.Append(Record{Event: HostJoin, Outcome: OK, View: links(2)})
+	l.Close()
+
+	recs := readRecords(t, path)
+	wantSeqs(t, recs, HostView, EndpointJoin, EndpointJoin, HostView, EndpointJoin, HostView, EndpointJoin, EndpointLeave, HostView, HostJoin)
+	if recs[0].HostView == "" || recs[1].HostView != recs[0].HostView || recs[2].HostView != recs[0].HostView ||
+		recs[4].HostView != recs[3].HostView || recs[3].HostView == recs[0].HostView || recs[6].HostView != recs[0].HostView ||
+		recs[7].HostView != "" || recs[9].HostView != recs[8].HostView || recs[8].HostView != recs[0].HostView {
+		t.Errorf("host_view references do not name the view before them: %v", recs)
+	}
+	if len(recs[3].HostInterfaces) != 3 || recs[3].HostInterfaces[2].Name != "veth3" || recs[1].HostInterfaces != nil {
+		t.Errorf("the view record holds %v, the join %v; want the links on the view only", recs[3].HostInterfaces, recs[1].HostInterfaces)
+	}
+	if r := recs[0]; r.Driver != "" || r.NetworkID != "" || r.Internal != nil || r.Adopted != nil {
+		t.Errorf("host.view %+v carries network fields", r)
+	}
+}
+
+func TestHostViewIsWrittenAgainAfterRotation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l := Open(path, nil)
+	l.Append(Record{Event: EndpointJoin, Outcome: OK, View: links(2)})
+	if err := l.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	l.Append(Record{Event: EndpointJoin, Outcome: OK, View: links(2)})
+	l.Close()
+	recs := readRecords(t, path)
+	if got := events(recs); len(got) != 2 || got[0] != HostView || got[1] != EndpointJoin {
+		t.Errorf("the new file holds %v, want its own host.view before the join", got)
+	}
+}
+
+func TestHostViewIsBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l := Open(path, nil)
+	host := links(2000)
+	l.Append(Record{Event: EndpointJoin, Outcome: OK, View: host})
+	l.Close()
+	recs := readRecords(t, path)
+	v := recs[0]
+	if v.Event != HostView || v.OmittedInterfaces == 0 || len(v.HostInterfaces)+v.OmittedInterfaces != 2000 || v.HostInterfaces[0].Name != "lo" {
+		t.Errorf("view of 2000 links: %d kept, %d omitted; want some omitted, all counted, lo first", len(v.HostInterfaces), v.OmittedInterfaces)
+	}
+	if v.HostView != viewID(host) {
+		t.Errorf("host_view %s, want the SHA-256 of every link, omitted ones too", v.HostView)
+	}
+}
+
+func TestAFailedWriteWritesTheViewAgain(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "log")
+	if err := os.WriteFile(blocker, nil, 0o640); err != nil { // the log's directory is a file
+		t.Fatal(err)
+	}
+	path := filepath.Join(blocker, "audit.jsonl")
+	l := Open(path, nil)
+	if err := l.AppendOrKeep(Record{Event: EndpointJoin, Outcome: Refused, View: links(2)}); err == nil {
+		t.Fatal("append under a file succeeded")
+	}
+	os.Remove(blocker)
+	l.Append(Record{Event: EndpointJoin, Outcome: OK, View: links(2)})
+	l.Close()
+	recs := readRecords(t, path)
+	wantSeqs(t, recs, HostView, EndpointJoin, EndpointJoin)
+}
