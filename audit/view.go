@@ -1,9 +1,11 @@
 package audit
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"slices"
 )
 
@@ -81,4 +83,53 @@ func sameLinks(a, b []Interface) bool {
 	return slices.EqualFunc(a, b, func(x, y Interface) bool {
 		return x.Name == y.Name && x.Index == y.Index && x.MAC == y.MAC && x.MTU == y.MTU && x.Up == y.Up && slices.Equal(x.Addrs, y.Addrs)
 	})
+}
+
+var viewEvent = []byte(`"event":"host.view"`)
+
+// isView is a cheap test for a host.view line.
+func isView(line []byte) bool { return bytes.Contains(line, viewEvent) }
+
+// withInterfaces wraps a Query callback: host.view lines (handed over even
+// when the filter drops them, marked by an Entry with only the event set)
+// are remembered, not passed on unless they match; records naming the last
+// view get its links spliced in. The view a record names is always the last
+// one before it in its file (withViews writes it so), so one is remembered.
+func withInterfaces(fn func(r *Entry, line []byte) error) func(r *Entry, line []byte) error {
+	var id string
+	var links []byte // `,"host_interfaces":[...]` and omitted_interfaces, if any
+	return func(r *Entry, line []byte) error {
+		if isView(line) {
+			var v struct {
+				ID      string          `json:"host_view"`
+				Links   json.RawMessage `json:"host_interfaces"`
+				Omitted int             `json:"omitted_interfaces"`
+			}
+			if json.Unmarshal(line, &v) == nil {
+				id, links = v.ID, nil
+				if v.Links != nil {
+					links = append([]byte(`,"host_interfaces":`), v.Links...)
+				}
+				if v.Omitted > 0 {
+					links = fmt.Appendf(links, `,"omitted_interfaces":%d`, v.Omitted)
+				}
+			}
+			if r.Seq == 0 { // the filter dropped it
+				return nil
+			}
+			return fn(r, line)
+		}
+		if r.HostView == "" || r.HostView != id {
+			return fn(r, line)
+		}
+		ref := []byte(`"host_view":"` + id + `"`)
+		i := bytes.Index(line, ref)
+		if i < 0 {
+			return fn(r, line)
+		}
+		at := i + len(ref)
+		spliced := make([]byte, 0, len(line)+len(links))
+		spliced = append(append(append(spliced, line[:at]...), links...), line[at:]...)
+		return fn(r, spliced)
+	}
 }

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -102,4 +103,42 @@ func TestAFailedWriteWritesTheViewAgain(t *testing.T) {
 	l.Close()
 	recs := readRecords(t, path)
 	wantSeqs(t, recs, HostView, EndpointJoin, EndpointJoin)
+}
+
+func TestShowResolvesTheViewAJoinNames(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l := Open(path, nil)
+	l.Append(Record{Event: EndpointJoin, Outcome: OK, EndpointID: "ep1", View: links(2)})
+	l.Append(Record{Event: EndpointLeave, Outcome: OK, EndpointID: "ep1"})
+	l.Append(Record{Event: EndpointJoin, Outcome: OK, EndpointID: "ep2", View: links(3)})
+	l.Close()
+	for _, tc := range []struct {
+		f    Filter
+		want []int // interfaces each shown record carries; -1: no host_view
+	}{
+		{Filter{Event: "endpoint.join", Interfaces: true}, []int{2, 3}},
+		{Filter{Endpoint: "ep2", Interfaces: true}, []int{3}},
+		{Filter{Interfaces: true}, []int{2, 2, -1, 3, 3}}, // the host.view records themselves too
+		{Filter{Event: "endpoint.join"}, []int{0, 0}},
+	} {
+		var got []int
+		err := Query([]string{path}, tc.f, func(e *Entry, line []byte) error {
+			var r Record
+			if err := json.Unmarshal(line, &r); err != nil {
+				t.Fatalf("shown line %s: %v", line, err)
+			}
+			n := len(r.HostInterfaces)
+			if r.HostView == "" {
+				n = -1
+			}
+			got = append(got, n)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("%+v: interfaces per record %v, want %v", tc.f, got, tc.want)
+		}
+	}
 }

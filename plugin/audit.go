@@ -20,7 +20,7 @@ import (
 
 const auditUsage = `Usage:
   hostpass audit verify [--key INITIAL-KEY-FILE] [--anchor SEQ:HASH]... [FILE... | DIR]
-  hostpass audit show [--network NAME|ID] [--endpoint ID] [--container NAME|ID] [--event EVENT] [--since T] [--until T] [--json] [--follow] [FILE... | DIR]
+  hostpass audit show [--network NAME|ID] [--endpoint ID] [--container NAME|ID] [--event EVENT] [--since T] [--until T] [--json [--interfaces]] [--follow] [FILE... | DIR]
   hostpass audit keygen FILE
 
 Without FILE or DIR, the daemon's log ($HOSTPASS_AUDIT_LOG, or /var/log/hostpass/audit.jsonl)
@@ -176,6 +176,7 @@ func runShow(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&since, "since", "", "records at or after T: RFC 3339 time, or a duration ago (10m)")
 	fs.StringVar(&until, "until", "", "records at or before T: RFC 3339 time, or a duration ago")
 	asJSON := fs.Bool("json", false, "print the records as they are in the log, one per line")
+	fs.BoolVar(&f.Interfaces, "interfaces", false, "with --json: add to each join the host_interfaces of the host.view record it names")
 	follow := fs.Bool("follow", false, "after the log's end, keep printing new records until interrupted")
 	if err := fs.Parse(args); err != nil {
 		return 2
