@@ -266,7 +266,7 @@ func TestSyslogSink(t *testing.T) {
 	d2 := startDaemon(t, t.TempDir(), "--syslog", "tcp://"+down)
 	c := d2.client()
 	for i := 0; i < 50; i++ {
-		if code, err := d2.post(c, "Join", fmt.Sprintf(`{"NetworkID":"sysnet","EndpointID":"e%d"}`, i)); err != nil || code != 200 {
+		if code, err := d2.post(c, "Join", fmt.Sprintf(`{"NetworkID":"5157e7000000000000000000000000000000000000000000000000000000cafe","EndpointID":"e%d"}`, i)); err != nil || code != 200 {
 			t.Fatalf("join %d with syslog down: %d %v", i, code, err)
 		}
 	}
