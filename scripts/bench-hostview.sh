@@ -14,8 +14,9 @@
 # the average endpoint.join line, the host.view lines, and log bytes per join.
 #
 # Usage: scripts/bench-hostview.sh BEFORE-BINARY [AFTER-BINARY]
-# Settings (environment): VETHS (60), DURATION (5s), ROUNDS (2).
+# Settings (environment): VETHS (60), DURATION (5s), ROUNDS (3).
 set -euo pipefail
+shopt -s nullglob
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench-hostview: run as root (network namespaces)" >&2; exit 1; }
 [ $# -ge 1 ] || { echo "usage: $0 BEFORE-BINARY [AFTER-BINARY]" >&2; exit 2; }
@@ -23,7 +24,7 @@ export PATH="$PATH:/usr/local/go/bin"
 
 VETHS=${VETHS:-60}
 DURATION=${DURATION:-5s}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-3}
 make --no-print-directory build >/dev/null
 before=$(realpath "$1")
 after=$(realpath "${2:-bin/hostpass}")
@@ -57,7 +58,9 @@ ip -n "$ns" link set br0 up
 for i in $(seq "$VETHS"); do
 	ip -n "$ns" link add "veth$i" type veth peer name "c$i" netns "$peers"
 	ip -n "$ns" link set "veth$i" master br0 up
+	ip -n "$peers" link set "c$i" up # carrier: the host side gets its IPv6 link-local address, as with Docker
 done
+sleep 2 # link-local addresses settle
 links=$(ip -n "$ns" -o link | wc -l)
 
 # start NAME BINARY: a daemon in the namespace, serving $run/NAME.sock.
@@ -90,13 +93,14 @@ done
 
 for name in before after; do
 	log=$run/$name/audit.jsonl
-	LC_ALL=C awk -v name="$name" '
+	files=("$log".0* "$log") # rotated files (64 MiB each), oldest first, then the current one
+	cat "${files[@]}" | LC_ALL=C awk -v name="$name" '
 		/"event":"endpoint.join"/ { joins++; joinBytes += length($0) + 1 }
 		/"event":"host.view"/     { views++; viewBytes += length($0) + 1 }
 		{ all += length($0) + 1 }
 		END {
 			printf "%-6s %d joins, endpoint.join line %.0f bytes on average; %d host.view lines of %.0f bytes; %.0f log bytes per join\n",
 				name, joins, joinBytes / joins, views, (views ? viewBytes / views : 0), all / joins
-		}' "$log"
-	"$after" audit verify "$log" | cut -c1-60
+		}'
+	"$after" audit verify "$run/$name" | cut -c1-60
 done
