@@ -4,12 +4,13 @@ import (
 	"encoding/json"
 	"slices"
 	"sort"
+	"strings"
 	"unicode/utf8"
 )
 
 // MaxRecord bounds every line of the log, in bytes (without its newline).
 // A larger record made the tail reader lose the chain, and a syslog
-// collector drops or splits it. Every record passes encodeBounded, whoever
+// collector drops or splits it. Every record passes encodeRecord, whoever
 // wrote it (driver, watcher, the log itself).
 const MaxRecord = 64 << 10
 
@@ -26,9 +27,11 @@ var cutStages = []cutter{
 	{text: 64, list: 0},
 }
 
-// encodeBounded encodes rec, cutting it first if its line would be longer
-// than MaxRecord. The fields it cut are named in rec.Truncated.
-func encodeBounded(rec *Record, key []byte) ([]byte, error) {
+// encodeRecord is how every record becomes a line: the fields that do not
+// apply to its event are dropped, and it is cut if its line would be longer
+// than MaxRecord (the fields cut are named in rec.Truncated).
+func encodeRecord(rec *Record, key []byte) ([]byte, error) {
+	omitInapplicable(rec)
 	line, err := encode(rec, key)
 	for _, stage := range cutStages {
 		if err != nil || len(line) <= MaxRecord {
@@ -38,6 +41,15 @@ func encodeBounded(rec *Record, key []byte) ([]byte, error) {
 		line, err = encode(rec, key)
 	}
 	return line, err
+}
+
+// omitInapplicable drops what no writer should set on a record about the
+// host rather than a hostpass network: host.* records are about Docker's
+// own host driver, so they carry no driver, network or network flags.
+func omitInapplicable(rec *Record) {
+	if strings.HasPrefix(rec.Event, "host.") {
+		rec.Driver, rec.NetworkID, rec.Tag, rec.Internal, rec.Adopted = "", "", "", nil, nil
+	}
 }
 
 // cutter shortens strings to text bytes (plus Cut), and keeps of each list

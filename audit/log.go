@@ -328,7 +328,7 @@ func (l *Log) write(recs []Record) error {
 			e := c.epoch
 			recs[i].Epoch = &e
 		}
-		line, err := encodeBounded(&recs[i], c.key)
+		line, err := encodeRecord(&recs[i], c.key)
 		if err != nil {
 			return fmt.Errorf("%w: encoding record: %v", ErrUnavailable, err)
 		}

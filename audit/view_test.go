@@ -142,3 +142,22 @@ func TestShowResolvesTheViewAJoinNames(t *testing.T) {
 		}
 	}
 }
+
+func TestHostRecordsCarryNoNetworkFields(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l := Open(path, nil)
+	for _, ev := range []string{HostJoin, HostLeave, EndpointAttribute} {
+		l.Append(Record{Event: ev, Outcome: OK, Driver: "hp", NetworkID: "n", Tag: "t", Internal: Flag(false), Adopted: Flag(false), Container: &Container{ID: "c"}})
+	}
+	l.Close()
+	b, _ := os.ReadFile(path)
+	recs := readRecords(t, path)
+	for _, r := range recs[:2] {
+		if r.Driver != "" || r.NetworkID != "" || r.Tag != "" || r.Internal != nil || r.Adopted != nil {
+			t.Errorf("%s carries network fields:\n%s", r.Event, b)
+		}
+	}
+	if r := recs[2]; r.Driver != "hp" || r.NetworkID != "n" || r.Internal == nil {
+		t.Errorf("endpoint.attribute lost its network fields:\n%s", b)
+	}
+}
