@@ -228,7 +228,8 @@ func TestSighupRotatesAndChainContinues(t *testing.T) {
 	d.post(c, "Join", `{"NetworkID":"hupnet","EndpointID":"e1"}`)
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	d.cmd.Wait()
-	if out := verifyLog(t, filepath.Dir(d.auditLog)); !strings.Contains(out, "ok: 2 records in 2 file(s)") {
+	// network.create, then in the new file the join and the host.view it names.
+	if out := verifyLog(t, filepath.Dir(d.auditLog)); !strings.Contains(out, "ok: 3 records in 2 file(s)") {
 		t.Errorf("verify after SIGHUP: %s", out)
 	}
 }
