@@ -104,13 +104,18 @@ type Record struct {
 	// The host's links (view.go). View is what the call saw: it is not
 	// written as such; the log writes it as a host.view record ahead of
 	// this one when it differs from the last view written, and names that
-	// record in HostView. On host.view records, HostInterfaces holds the
-	// links (at most viewBudget bytes of them, in index order) and
-	// OmittedInterfaces counts the links left out.
+	// record in HostView. A host.view record holds the view in full
+	// (HostInterfaces, at most viewBudget bytes of links in index order,
+	// OmittedInterfaces counting the rest), or as the change from the view
+	// before it (BaseView): the links added or changed, and the indexes of
+	// the links gone.
 	View              []Interface `json:"-"`
 	HostView          string      `json:"host_view,omitempty"`
 	HostInterfaces    []Interface `json:"host_interfaces,omitempty"`
 	OmittedInterfaces int         `json:"omitted_interfaces,omitempty"`
+	BaseView          string      `json:"base_view,omitempty"`
+	ChangedInterfaces []Interface `json:"changed_interfaces,omitempty"`
+	RemovedInterfaces []int       `json:"removed_interfaces,omitempty"`
 
 	// Attribution, from the watcher.
 	Container     *Container        `json:"container,omitempty"`

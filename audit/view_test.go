@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -48,8 +49,18 @@ func TestHostViewIsWrittenOnceBeforeTheJoinsThatNameIt(t *testing.T) {
 		recs[7].HostView != "" || recs[9].HostView != recs[8].HostView || recs[8].HostView != recs[0].HostView {
 		t.Errorf("host_view references do not name the view before them: %v", recs)
 	}
-	if len(recs[3].HostInterfaces) != 3 || recs[3].HostInterfaces[2].Name != "veth3" || recs[1].HostInterfaces != nil {
-		t.Errorf("the view record holds %v, the join %v; want the links on the view only", recs[3].HostInterfaces, recs[1].HostInterfaces)
+	if len(recs[0].HostInterfaces) != 2 || recs[1].HostInterfaces != nil {
+		t.Errorf("the view record holds %v, the join %v; want the links on the view only", recs[0].HostInterfaces, recs[1].HostInterfaces)
+	}
+	// Later views in a file are the change from the one before.
+	if v := recs[3]; v.BaseView != recs[0].HostView || v.HostInterfaces != nil || len(v.ChangedInterfaces) != 1 || v.ChangedInterfaces[0].Name != "veth3" || v.RemovedInterfaces != nil {
+		t.Errorf("second view %+v, want veth3 added to the first", v)
+	}
+	if v := recs[5]; v.BaseView != recs[3].HostView || v.ChangedInterfaces != nil || fmt.Sprint(v.RemovedInterfaces) != "[3]" {
+		t.Errorf("third view %+v, want index 3 removed from the second", v)
+	}
+	if v := recs[8]; v.BaseView != "" || len(v.HostInterfaces) != 2 {
+		t.Errorf("first view after a restart %+v, want it in full", v)
 	}
 	if r := recs[0]; r.Driver != "" || r.NetworkID != "" || r.Internal != nil || r.Adopted != nil {
 		t.Errorf("host.view %+v carries network fields", r)
@@ -118,7 +129,7 @@ func TestShowResolvesTheViewAJoinNames(t *testing.T) {
 	}{
 		{Filter{Event: "endpoint.join", Interfaces: true}, []int{2, 3}},
 		{Filter{Endpoint: "ep2", Interfaces: true}, []int{3}},
-		{Filter{Interfaces: true}, []int{2, 2, -1, 3, 3}}, // the host.view records themselves too
+		{Filter{Interfaces: true}, []int{2, 2, -1, 0, 3}}, // the host.view records too, as written: the second is a change
 		{Filter{Event: "endpoint.join"}, []int{0, 0}},
 	} {
 		var got []int
@@ -159,5 +170,50 @@ func TestHostRecordsCarryNoNetworkFields(t *testing.T) {
 	}
 	if r := recs[2]; r.Driver != "hp" || r.NetworkID != "n" || r.Internal == nil {
 		t.Errorf("endpoint.attribute lost its network fields:\n%s", b)
+	}
+}
+
+func TestShowRebuildsViewsFromTheirChanges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l := Open(path, nil)
+	host := links(5)
+	steps := [][]Interface{host}
+	next := slices.Clone(host)
+	next = slices.Delete(next, 2, 3) // veth3 gone
+	steps = append(steps, next)
+	next = slices.Clone(next)
+	next[0].Addrs = []string{"127.0.0.1/8", "::1/128"} // an address added to lo
+	next = append(next, Interface{Name: "veth9", Index: 9, MTU: 1500})
+	steps = append(steps, next)
+	for i, v := range steps {
+		l.Append(Record{Event: EndpointJoin, Outcome: OK, EndpointID: fmt.Sprint("ep", i), View: v})
+	}
+	l.Close()
+	var got [][]Interface
+	err := Query([]string{path}, Filter{Event: EndpointJoin, Interfaces: true}, func(_ *Entry, line []byte) error {
+		var r Record
+		json.Unmarshal(line, &r)
+		got = append(got, r.HostInterfaces)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprint(steps)
+	if fmt.Sprint(got) != want {
+		t.Errorf("show rebuilt\n%v\nwant\n%v", got, want)
+	}
+}
+
+func TestAViewThatOmitsLinksIsNeverABase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l := Open(path, nil)
+	big := links(2000)
+	l.Append(Record{Event: EndpointJoin, Outcome: OK, View: big})
+	l.Append(Record{Event: EndpointJoin, Outcome: OK, View: big[:1999]})
+	l.Close()
+	recs := readRecords(t, path)
+	if recs[2].Event != HostView || recs[2].BaseView != "" || recs[2].OmittedInterfaces == 0 {
+		t.Errorf("the view after one that omitted links: %s with base %q, want it in full", recs[2].Event, recs[2].BaseView)
 	}
 }

@@ -273,9 +273,12 @@ type record struct {
 	Detail          string            `json:"detail"`
 	// Schema 2: the host view a join saw, the host.view record's links
 	// beyond its bound, and the fields the log cut to its bound.
-	HostView          string   `json:"host_view"`
-	OmittedInterfaces int      `json:"omitted_interfaces"`
-	Truncated         []string `json:"truncated"`
+	HostView          string          `json:"host_view"`
+	OmittedInterfaces int             `json:"omitted_interfaces"`
+	BaseView          string          `json:"base_view"`
+	ChangedInterfaces []hostInterface `json:"changed_interfaces"`
+	RemovedInterfaces []int           `json:"removed_interfaces"`
+	Truncated         []string        `json:"truncated"`
 
 	line  string // as written, for failure messages
 	views int    // host.view records right before this one, which readAudit leaves out
@@ -290,7 +293,23 @@ func readAudit(t testing.TB, path string) []record {
 	views, skipped := map[string][]hostInterface{}, 0
 	for _, r := range readAuditAll(t, path) {
 		if r.Event == "host.view" {
-			views[r.HostView] = r.HostInterfaces
+			// In full, or the change from the view named in base_view.
+			links := map[int]hostInterface{}
+			for _, l := range views[r.BaseView] {
+				links[l.Index] = l
+			}
+			for _, l := range append(r.HostInterfaces, r.ChangedInterfaces...) {
+				links[l.Index] = l
+			}
+			for _, i := range r.RemovedInterfaces {
+				delete(links, i)
+			}
+			var view []hostInterface
+			for _, l := range links {
+				view = append(view, l)
+			}
+			sort.Slice(view, func(i, j int) bool { return view[i].Index < view[j].Index })
+			views[r.HostView] = view
 			skipped++
 			continue
 		}
