@@ -2,7 +2,8 @@
 # Measures what the host's size costs a join: the bytes of log per join and
 # the join rate, on a host with 60 containers' veths and one bridge (62
 # links), for two daemon binaries in one run (BEFORE and AFTER, e.g. the
-# binary of the last release and bin/hostpass).
+# binary of the last release and bin/hostpass); then again while a veth comes
+# and goes every 100 ms, as on a host where containers start and stop.
 #
 # The "host" is a private network namespace: lo, a bridge br0 with an
 # address, and 60 veths enslaved to it whose peers sit in a second namespace,
@@ -76,6 +77,8 @@ start() {
 }
 start before "$before"
 start after "$after"
+start before-churn "$before"
+start after-churn "$after"
 
 # load NAME CLIENTS: one bench run, its rate.
 load() {
@@ -91,7 +94,28 @@ for clients in 1 16; do
 	done
 done
 
-for name in before after; do
+# Churn: a veth comes and goes every 100 ms, as containers starting and
+# stopping make them, while one client joins.
+churn() {
+	while :; do
+		ip -n "$ns" link add vx type veth peer name cx netns "$peers"
+		ip -n "$ns" link set vx master br0 up
+		sleep 0.05
+		ip -n "$ns" link del vx
+		sleep 0.05
+	done
+}
+churn &
+churner=$!
+pids+=("$churner")
+for r in $(seq "$ROUNDS"); do
+	for name in before-churn after-churn; do
+		printf '%-12s clients=1  round=%s  %8.0f joins/s\n' "$name" "$r" "$(load "$name" 1)"
+	done
+done
+kill "$churner"
+
+for name in before after before-churn after-churn; do
 	log=$run/$name/audit.jsonl
 	files=("$log".0* "$log") # rotated files (64 MiB each), oldest first, then the current one
 	cat "${files[@]}" | LC_ALL=C awk -v name="$name" '
@@ -99,7 +123,7 @@ for name in before after; do
 		/"event":"host.view"/     { views++; viewBytes += length($0) + 1 }
 		{ all += length($0) + 1 }
 		END {
-			printf "%-6s %d joins, endpoint.join line %.0f bytes on average; %d host.view lines of %.0f bytes; %.0f log bytes per join\n",
+			printf "%-12s %d joins, endpoint.join line %.0f bytes on average; %d host.view lines of %.0f bytes; %.0f log bytes per join\n",
 				name, joins, joinBytes / joins, views, (views ? viewBytes / views : 0), all / joins
 		}'
 	"$after" audit verify "$run/$name" | cut -c1-60
