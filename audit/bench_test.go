@@ -32,7 +32,7 @@ func genLog(b *testing.B, dir string, n int, sealKey string) []string {
 				errs <- l.Append(Record{Time: now, Event: EndpointJoin, Outcome: OK, Driver: "hostpass", Host: "node1",
 					NetworkID:  "3f1c0d9e8b7a69584736251403f2e1d0c9b8a79685746352413f2e1d0c9b8a7",
 					EndpointID: fmt.Sprintf("%064x", i), SandboxKey: "/var/run/docker/netns/4c1d2e3f4a5b", Tag: "payments",
-					HostInterfaces: host})
+					View: host})
 			}
 		}(w)
 	}

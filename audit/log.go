@@ -106,6 +106,7 @@ type committer struct {
 	// from records whose callers were told they failed.
 	uncut   error
 	rotated rotatedEnd // the newest rotated file's last record, once read
+	views   viewState  // the last host.view written (view.go)
 
 	key          []byte // nil: unsealed
 	epoch        uint64
@@ -364,6 +365,7 @@ func (l *Log) write(recs []Record) error {
 	if c.torn != nil {
 		recs = append([]Record{*c.torn}, recs...)
 	}
+	recs = c.withViews(recs)
 	var buf bytes.Buffer
 	lines := make([][]byte, len(recs))
 	seq, prev := c.seq, c.prev
@@ -375,7 +377,7 @@ func (l *Log) write(recs []Record) error {
 			e := c.epoch
 			recs[i].Epoch = &e
 		}
-		line, err := encode(&recs[i], c.key)
+		line, err := encodeRecord(&recs[i], c.key)
 		if err != nil {
 			return fmt.Errorf("%w: encoding record: %v", ErrUnavailable, err)
 		}

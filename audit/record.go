@@ -104,11 +104,26 @@ type Record struct {
 	Internal *bool `json:"internal,omitempty"`
 	Adopted  *bool `json:"adopted,omitempty"`
 
-	Options        map[string]any `json:"options,omitempty"`
-	IPAMPools      []string       `json:"ipam_pools,omitempty"`
-	Address        string         `json:"address,omitempty"`
-	HostInterfaces []Interface    `json:"host_interfaces,omitempty"`
-	Detail         string         `json:"detail,omitempty"`
+	Options   map[string]any `json:"options,omitempty"`
+	IPAMPools []string       `json:"ipam_pools,omitempty"`
+	Address   string         `json:"address,omitempty"`
+	Detail    string         `json:"detail,omitempty"`
+
+	// The host's links (view.go). View is what the call saw: it is not
+	// written as such; the log writes it as a host.view record ahead of
+	// this one when it differs from the last view written, and names that
+	// record in HostView. A host.view record holds the view in full
+	// (HostInterfaces, at most viewBudget bytes of links in index order,
+	// OmittedInterfaces counting the rest), or as the change from the view
+	// before it (BaseView): the links added or changed, and the indexes of
+	// the links gone.
+	View              []Interface `json:"-"`
+	HostView          string      `json:"host_view,omitempty"`
+	HostInterfaces    []Interface `json:"host_interfaces,omitempty"`
+	OmittedInterfaces int         `json:"omitted_interfaces,omitempty"`
+	BaseView          string      `json:"base_view,omitempty"`
+	ChangedInterfaces []Interface `json:"changed_interfaces,omitempty"`
+	RemovedInterfaces []int       `json:"removed_interfaces,omitempty"`
 
 	// Attribution, from the watcher.
 	Container     *Container        `json:"container,omitempty"`
@@ -127,6 +142,11 @@ type Record struct {
 	// Lost: on audit.lost, the teardown records that were dropped while
 	// the log was unwritable (see Options.MaxKept).
 	Lost *LostRecords `json:"lost,omitempty"`
+
+	// Truncated names the fields the log cut to keep the record under
+	// MaxRecord bytes (bound.go): a cut string ends in "…", a cut list or
+	// map lost its last entries.
+	Truncated []string `json:"truncated,omitempty"`
 
 	// The chain (see chain.go). Epoch is set in sealed logs only; NextEpoch
 	// only on audit.epoch records. Hash is always the line's last member.

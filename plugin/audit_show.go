@@ -42,6 +42,7 @@ func newAuditShowCommand() *cobra.Command {
 	flags.StringVar(&o.until, "until", "", "records at or before T: RFC 3339 time, or a duration ago")
 	flags.BoolVar(&o.json, "json", false, "print the records as they are in the log, one per line")
 	flags.BoolVar(&o.follow, "follow", false, "after the log's end, keep printing new records until interrupted")
+	flags.BoolVar(&o.filter.Interfaces, "interfaces", false, "with --json: add to each join the host_interfaces of the host.view record it names")
 	return cmd
 }
 

@@ -92,10 +92,13 @@ func TestBenchJoinsAreAudited(t *testing.T) {
 	}
 }
 
+// givenNetwork is a network the bench did not create: the driver adopts it.
+const givenNetwork = "5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
+
 func TestBenchJSONByDuration(t *testing.T) {
 	socket, auditPath := startDaemon(t, "")
 	var out, errOut bytes.Buffer
-	code := runCmd("bench", []string{"--socket", socket, "--duration", "200ms", "--clients", "2", "--op", "create-endpoint", "--network", "given", "--json"}, &out, &errOut)
+	code := runCmd("bench", []string{"--socket", socket, "--duration", "200ms", "--clients", "2", "--op", "create-endpoint", "--network", givenNetwork, "--json"}, &out, &errOut)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
 	}
@@ -124,7 +127,7 @@ func TestBenchCountsRefusedCalls(t *testing.T) {
 	}
 	socket, _ := startDaemon(t, filepath.Join(notDir, "audit.jsonl"))
 	var out, errOut bytes.Buffer
-	code := runCmd("bench", []string{"--socket", socket, "--calls", "20", "--clients", "2", "--network", "given"}, &out, &errOut)
+	code := runCmd("bench", []string{"--socket", socket, "--calls", "20", "--clients", "2", "--network", givenNetwork}, &out, &errOut)
 	if code != 1 || !strings.Contains(out.String(), " calls=20 errors=20 ") ||
 		!strings.Contains(errOut.String(), "20 of 20 calls failed; first: NetworkDriver.Join: HTTP 503: audit log unavailable") {
 		t.Errorf("exit %d\nstdout: %s\nstderr: %s\nwant exit 1, 20 errors and the first one's text", code, out.String(), errOut.String())

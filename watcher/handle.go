@@ -79,7 +79,7 @@ func (w *Watcher) hostJoin(id string, c Container, err error, at time.Time, late
 		} else {
 			rec.Container = withStart(c, at)
 		}
-		rec.HostInterfaces = w.cfg.HostInterfaces()
+		rec.View = w.cfg.HostInterfaces() // the log records it as host.view, named in host_view
 		w.write(rec, "")
 	}
 	w.state.Sessions[id] = session{Start: start, Provisional: provisional, Name: c.Name, Image: c.Image}

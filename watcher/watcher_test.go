@@ -153,6 +153,9 @@ func (h *harness) records() []audit.Record {
 	for sc.Scan() {
 		var r audit.Record
 		json.Unmarshal(sc.Bytes(), &r)
+		if r.Event == audit.HostView {
+			continue // the log's record of the view a host.join names
+		}
 		out = append(out, r)
 	}
 	return out
@@ -193,7 +196,7 @@ func TestHostModeLifecycle(t *testing.T) {
 		t.Fatalf("records: %s, want host.join host.leave", names(recs))
 	}
 	j, l := recs[0], recs[1]
-	if j.Container.Name != "web" || j.Container.Image != "nginx:1" || j.Container.Labels["team"] != "web" || len(j.HostInterfaces) != 1 || !j.Container.StartedAt.Equal(t0) {
+	if j.Container.Name != "web" || j.Container.Image != "nginx:1" || j.Container.Labels["team"] != "web" || j.HostView == "" || !j.Container.StartedAt.Equal(t0) {
 		t.Errorf("host.join %+v %+v: want name, image, labels, host interfaces, start = the connect time", j, j.Container)
 	}
 	if l.HostModeSeconds == nil || *l.HostModeSeconds < 89.9 || *l.HostModeSeconds > 90 || l.Container.Name != "web" {
