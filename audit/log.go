@@ -287,6 +287,7 @@ func (l *Log) commit(batch []request) {
 			r.done <- err
 		case len(c.kept) < l.o.MaxKept:
 			c.kept = append(c.kept, r.rec)
+			l.kept.Store(int64(len(c.kept))) // before the caller hears back and asks Pending
 			r.done <- err
 		default:
 			c.lost.add(r.rec.Time)
