@@ -265,7 +265,7 @@ func startWatcher(ctx context.Context, cfg serveConfig, d *driver.Driver, auditL
 		return nil, err
 	}
 	w, err := watcher.New(watcher.Config{
-		Engine: engine, Source: cfg.dockerSocket, Audit: auditLog, Known: d.Knows, HostInterfaces: view.Snapshot,
+		Engine: engine, Source: cfg.dockerSocket, Audit: auditLog, Known: d.Lookup, HostInterfaces: view.Snapshot,
 		Policy: cfg.policy, StopViolators: cfg.policyStop, StateDir: cfg.stateDir, Host: hostname, Driver: name, Log: log,
 	})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hostpass/hostpass/atomicfile"
+	"github.com/hostpass/hostpass/audit"
 )
 
 // stateFile keeps what the watcher must remember across restarts: where to
@@ -27,6 +28,10 @@ type state struct {
 	// early holds disconnects seen before their connect (out of order);
 	// not saved: a replay brings both again.
 	early map[string]time.Time
+	// settled holds, per container, the Docker time up to which the last
+	// reconciliation established its state (the start of its current run,
+	// or its end): its events from before then are stale replays.
+	settled map[string]time.Time
 }
 
 type session struct {
@@ -37,15 +42,20 @@ type session struct {
 	Provisional bool   `json:"provisional,omitempty"`
 	Name        string `json:"name,omitempty"`
 	Image       string `json:"image,omitempty"`
+	// Via: the container whose namespace it shares (--network container:X).
+	Via *audit.ContainerRef `json:"via,omitempty"`
 }
 
 type attribution struct {
 	Container string `json:"container"`
 	Network   string `json:"network"`
+	// Via: the container that owns the endpoint, when Container shares its
+	// namespace (--network container:X).
+	Via string `json:"via,omitempty"`
 }
 
 func loadState(dir string) (*state, error) {
-	s := &state{path: filepath.Join(dir, stateFile), Sessions: map[string]session{}, Attributed: map[string]attribution{}, early: map[string]time.Time{}}
+	s := &state{path: filepath.Join(dir, stateFile), Sessions: map[string]session{}, Attributed: map[string]attribution{}, early: map[string]time.Time{}, settled: map[string]time.Time{}}
 	b, err := os.ReadFile(s.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return s, nil
@@ -65,11 +75,83 @@ func loadState(dir string) (*state, error) {
 	return s, nil
 }
 
-// save replaces the state file atomically.
-func (s *state) save() error {
-	b, err := json.Marshal(s)
-	if err != nil {
-		return err
+// write replaces the state file atomically with b, a marshalled state.
+func (s *state) write(b []byte) error { return atomicfile.Write(s.path, b) }
+
+// The accessors below guard the state with w.mu, each for one short step.
+
+func (w *Watcher) session(id string) (session, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s, ok := w.state.Sessions[id]
+	return s, ok
+}
+
+func (w *Watcher) setSession(id string, s session) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.state.Sessions[id] = s
+}
+
+func (w *Watcher) endSession(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.state.Sessions, id)
+}
+
+func (w *Watcher) attributed(key string) (attribution, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	a, ok := w.state.Attributed[key]
+	return a, ok
+}
+
+func (w *Watcher) setAttributed(key string, a attribution) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.state.Attributed[key] = a
+}
+
+// forget drops the attributions that gone selects.
+func (w *Watcher) forget(gone func(attribution) bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for key, a := range w.state.Attributed {
+		if gone(a) {
+			delete(w.state.Attributed, key)
+		}
 	}
-	return atomicfile.Write(s.path, b)
+}
+
+// settle notes that reconciliation established id's state up to at.
+func (w *Watcher) settle(id string, at time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.state.settled[id] = at
+}
+
+// earlyHold bounds how long a disconnect waits for its connect: events out
+// of order are seconds apart, not minutes.
+const earlyHold = 10 * time.Minute
+
+// holdEarly keeps a disconnect that came before its connect, and forgets
+// those held too long, so the map cannot grow without end.
+func (w *Watcher) holdEarly(id string, at time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for other, t := range w.state.early {
+		if at.Sub(t) > earlyHold {
+			delete(w.state.early, other)
+		}
+	}
+	w.state.early[id] = at
+}
+
+// takeEarly returns and forgets the disconnect held for id.
+func (w *Watcher) takeEarly(id string) (time.Time, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	at, ok := w.state.early[id]
+	delete(w.state.early, id)
+	return at, ok
 }

@@ -126,7 +126,7 @@ func newHarness(t *testing.T, policy string, stop bool) *harness {
 	discard := logrus.New()
 	discard.SetOutput(io.Discard)
 	w, err := New(Config{
-		Engine: fake, Audit: l, Known: func(id string) (string, bool) { return "web-tier", id == hpNet },
+		Engine: fake, Audit: l, Known: func(id string) (string, bool, bool, bool) { return "web-tier", false, false, id == hpNet },
 		HostInterfaces: func() []audit.Interface { return []audit.Interface{{Name: "lo", Index: 1}} },
 		Policy:         p, StopViolators: stop, StateDir: dir, Host: "node1", Driver: "hostpass",
 		Log: logrus.NewEntry(discard),
@@ -135,6 +135,15 @@ func newHarness(t *testing.T, policy string, stop bool) *harness {
 		t.Fatal(err)
 	}
 	return &harness{t: t, w: w, fake: fake, log: l, path: path}
+}
+
+// handle applies e as the stream's reader would, and fails the test if its
+// records could not be made durable.
+func (h *harness) handle(ctx context.Context, e Event) {
+	h.t.Helper()
+	if err := h.w.handle(ctx, e); err != nil {
+		h.t.Fatalf("handle %+v: %v", e, err)
+	}
 }
 
 func (h *harness) records() []audit.Record {
@@ -180,13 +189,13 @@ func TestHostModeLifecycle(t *testing.T) {
 	c := newContainer("c1", "web", "nginx:1", false, "host")
 	c.StartedAt = t0.Add(-time.Hour) // inspect at connect shows the previous run
 	h.fake.set(c)
-	h.w.handle(ctx, hostEvent("connect", "c1", t0), false)
+	h.handle(ctx, hostEvent("connect", "c1", t0))
 	c.Running, c.StartedAt = true, t0.Add(time.Millisecond)
 	h.fake.set(c)
-	h.w.handle(ctx, Event{Time: t0.Add(time.Millisecond), Type: "container", Action: "start", ContainerID: "c1", Name: "web"}, false)
-	h.w.handle(ctx, hostEvent("connect", "c1", t0), false) // a replayed duplicate
-	h.w.handle(ctx, Event{Time: t0.Add(90 * time.Second), Type: "container", Action: "die", ContainerID: "c1", Name: "web", Image: "nginx:1"}, false)
-	h.w.handle(ctx, hostEvent("disconnect", "c1", t0.Add(90*time.Second)), false) // after die: a duplicate leave
+	h.handle(ctx, Event{Time: t0.Add(time.Millisecond), Type: "container", Action: "start", ContainerID: "c1", Name: "web"})
+	h.handle(ctx, hostEvent("connect", "c1", t0)) // a replayed duplicate
+	h.handle(ctx, Event{Time: t0.Add(90 * time.Second), Type: "container", Action: "die", ContainerID: "c1", Name: "web", Image: "nginx:1"})
+	h.handle(ctx, hostEvent("disconnect", "c1", t0.Add(90*time.Second))) // after die: a duplicate leave
 
 	recs := h.records()
 	if names(recs) != "host.join host.leave" {
@@ -205,8 +214,8 @@ func TestOutOfOrderDisconnectBeforeConnect(t *testing.T) {
 	h := newHarness(t, "all", false)
 	ctx := context.Background()
 	h.fake.set(newContainer("c2", "quick", "busybox", false, "host"))
-	h.w.handle(ctx, hostEvent("disconnect", "c2", t0.Add(2*time.Second)), false)
-	h.w.handle(ctx, hostEvent("connect", "c2", t0), false)
+	h.handle(ctx, hostEvent("disconnect", "c2", t0.Add(2*time.Second)))
+	h.handle(ctx, hostEvent("connect", "c2", t0))
 	recs := h.records()
 	if names(recs) != "host.join host.leave" || *recs[1].HostModeSeconds != 2 {
 		t.Fatalf("records: %s (%+v), want host.join then host.leave of 2 s", names(recs), recs)
@@ -216,8 +225,8 @@ func TestOutOfOrderDisconnectBeforeConnect(t *testing.T) {
 func TestContainerGoneBeforeInspect(t *testing.T) {
 	h := newHarness(t, "all", false)
 	ctx := context.Background()
-	h.w.handle(ctx, hostEvent("connect", "gone", t0), false)
-	h.w.handle(ctx, Event{Time: t0.Add(time.Second), Type: "container", Action: "die", ContainerID: "gone", Name: "brief", Image: "busybox"}, false)
+	h.handle(ctx, hostEvent("connect", "gone", t0))
+	h.handle(ctx, Event{Time: t0.Add(time.Second), Type: "container", Action: "die", ContainerID: "gone", Name: "brief", Image: "busybox"})
 	recs := h.records()
 	if names(recs) != "host.join host.leave" || !strings.Contains(recs[0].Detail, "gone before it could be inspected") ||
 		recs[1].Container.Name != "brief" || recs[1].Container.Image != "busybox" {
@@ -232,9 +241,9 @@ func TestAttributionAndDuplicates(t *testing.T) {
 	c.Privileged, c.CapAdd, c.Ports = true, []string{"NET_ADMIN"}, []string{"0.0.0.0:8080->80/tcp"}
 	h.fake.set(c)
 	connect := Event{Time: t0, Type: "network", Action: "connect", NetworkID: hpNet, NetworkName: "hp", NetworkType: "hostpass", ContainerID: "c3"}
-	h.w.handle(ctx, connect, false)
-	h.w.handle(ctx, connect, false) // replayed
-	h.w.handle(ctx, Event{Time: t0, Type: "network", Action: "connect", NetworkID: "bridgenet", NetworkName: "bridge", NetworkType: "bridge", ContainerID: "c3"}, false)
+	h.handle(ctx, connect)
+	h.handle(ctx, connect) // replayed
+	h.handle(ctx, Event{Time: t0, Type: "network", Action: "connect", NetworkID: "bridgenet", NetworkName: "bridge", NetworkType: "bridge", ContainerID: "c3"})
 	recs := h.records()
 	if names(recs) != "endpoint.attribute" {
 		t.Fatalf("records: %s, want one endpoint.attribute", names(recs))
@@ -251,7 +260,7 @@ func TestReconcileRecordsWhatEventsMissed(t *testing.T) {
 	ctx := context.Background()
 	// Recorded before: a host-mode session whose container has since gone.
 	h.fake.set(newContainer("old", "old", "busybox", true, "host"))
-	h.w.handle(ctx, hostEvent("connect", "old", t0), false)
+	h.handle(ctx, hostEvent("connect", "old", t0))
 	h.fake.mu.Lock()
 	delete(h.fake.containers, "old")
 	h.fake.mu.Unlock()
@@ -279,7 +288,7 @@ func TestPolicyViolation(t *testing.T) {
 		ok := newContainer("good", "payer", "registry.example/pay/api:1", true, "hp")
 		h.fake.set(ok)
 		for _, id := range []string{"bad", "good"} {
-			h.w.handle(context.Background(), Event{Time: t0, Type: "network", Action: "connect", NetworkID: hpNet, ContainerID: id}, false)
+			h.handle(context.Background(), Event{Time: t0, Type: "network", Action: "connect", NetworkID: hpNet, ContainerID: id})
 		}
 		recs := h.records()
 		if names(recs) != "endpoint.attribute policy.violation endpoint.attribute" {
@@ -336,13 +345,13 @@ func TestRunReconnectsAndReplaysFromTheLastEvent(t *testing.T) {
 func TestDieOfOtherContainersHoldsNothing(t *testing.T) {
 	h := newHarness(t, "all", false)
 	for i := 0; i < 100; i++ {
-		h.w.handle(context.Background(), Event{Time: t0, Type: "container", Action: "die", ContainerID: fmt.Sprint("c", i)}, false)
+		h.handle(context.Background(), Event{Time: t0, Type: "container", Action: "die", ContainerID: fmt.Sprint("c", i)})
 	}
 	if n := len(h.w.state.early); n != 0 {
 		t.Errorf("%d early disconnects held after the deaths of containers never in host mode, want 0", n)
 	}
-	h.w.handle(context.Background(), hostEvent("disconnect", "x", t0), false)
-	h.w.handle(context.Background(), hostEvent("disconnect", "y", t0.Add(earlyHold+time.Second)), false)
+	h.handle(context.Background(), hostEvent("disconnect", "x", t0))
+	h.handle(context.Background(), hostEvent("disconnect", "y", t0.Add(earlyHold+time.Second)))
 	if _, ok := h.w.state.early["x"]; ok || len(h.w.state.early) != 1 {
 		t.Errorf("early = %v, want x forgotten after %s", h.w.state.early, earlyHold)
 	}
