@@ -124,7 +124,14 @@ func (w *Watcher) connect(ctx context.Context, said bool) error {
 	events, errs := w.cfg.Engine.Events(sub, w.progress.Since())
 	reconciled, reconcileDone := make(chan error, 1), make(chan struct{})
 	go func() { reconciled <- w.reconcile(sub); close(reconcileDone) }()
-	err := w.follow(ctx, sub, events, errs, reconciled, said)
+	held, err := w.follow(ctx, sub, events, errs, reconciled, said)
+	if held != nil && <-reconciled == nil {
+		// The stream ended before reconcile did; the events read are
+		// handled all the same.
+		for _, r := range held {
+			w.dispatch(ctx, r.e, r.m)
+		}
+	}
 	cancel()
 	<-reconcileDone
 	// Events read are handled even though the stream broke (Docker forgets
@@ -139,24 +146,25 @@ func (w *Watcher) connect(ctx context.Context, said bool) error {
 
 var errBehind = errors.New("too many events wait to be handled")
 
+// read is an event read from the stream, and its place in since.
+type read struct {
+	e Event
+	m *mark
+}
+
 // follow reads the stream and never waits on the handling of an event:
 // Docker drops a subscriber that falls 1024 events behind for 100 ms.
 // Events read before reconcile is done are held, then handed on. They are
 // handled under ctx, which outlives the subscription's sub.
-func (w *Watcher) follow(ctx, sub context.Context, events <-chan Event, errs <-chan error, reconciled <-chan error, said bool) error {
-	type read struct {
-		e Event
-		m *mark
-	}
-	var held []read
+func (w *Watcher) follow(ctx, sub context.Context, events <-chan Event, errs <-chan error, reconciled <-chan error, said bool) (held []read, err error) {
 	for {
 		select {
 		case e, ok := <-events:
 			if !ok {
-				return errors.New("event stream closed")
+				return held, errors.New("event stream closed")
 			}
 			if n := w.lanes.pending() + len(held); n >= maxBacklog {
-				return fmt.Errorf("%w: %d events read and not handled (is the audit log writable?)", errBehind, n)
+				return held, fmt.Errorf("%w: %d events read and not handled (is the audit log writable?)", errBehind, n)
 			}
 			r := read{e, w.progress.read(e.Time)}
 			if reconciled != nil {
@@ -166,7 +174,7 @@ func (w *Watcher) follow(ctx, sub context.Context, events <-chan Event, errs <-c
 			w.dispatch(ctx, r.e, r.m)
 		case err := <-reconciled:
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if said {
 				w.cfg.Log.Info("watcher: connected to Docker; events replayed and running containers reconciled")
@@ -180,9 +188,9 @@ func (w *Watcher) follow(ctx, sub context.Context, events <-chan Event, errs <-c
 			if err == nil {
 				err = errors.New("event stream ended")
 			}
-			return err
+			return held, err
 		case <-sub.Done():
-			return sub.Err()
+			return held, sub.Err()
 		}
 	}
 }

@@ -28,6 +28,11 @@ type fakeEngine struct {
 	streams    chan stream // one per Events call
 	sinces     []time.Time
 	stopped    []string
+	// slow: inspects of these containers wait until the channel is closed.
+	slow map[string]chan struct{}
+	// latency: every inspect takes this long, as Docker's do.
+	latency time.Duration
+	lists   int // calls of Running
 }
 
 type stream struct {
@@ -48,7 +53,20 @@ func (f *fakeEngine) Events(ctx context.Context, since time.Time) (<-chan Event,
 	return s.events, s.errs
 }
 
-func (f *fakeEngine) Container(_ context.Context, id string) (Container, error) {
+func (f *fakeEngine) Container(ctx context.Context, id string) (Container, error) {
+	f.mu.Lock()
+	wait, latency := f.slow[id], f.latency
+	f.mu.Unlock()
+	if wait != nil {
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return Container{}, ctx.Err()
+		}
+	}
+	if latency > 0 {
+		time.Sleep(latency)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, ok := f.containers[id]
@@ -67,6 +85,7 @@ func (f *fakeEngine) Network(_ context.Context, id string) (Network, error) {
 func (f *fakeEngine) Running(context.Context) ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.lists++
 	var ids []string
 	for id, c := range f.containers {
 		if c.Running {
@@ -81,6 +100,21 @@ func (f *fakeEngine) Stop(_ context.Context, id string) error {
 	defer f.mu.Unlock()
 	f.stopped = append(f.stopped, id)
 	return nil
+}
+
+// listed waits until the watcher listed the running containers n times:
+// containers set after that are new to its reconciliation.
+func (f *fakeEngine) listed(t *testing.T, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		f.mu.Lock()
+		done := f.lists >= n
+		f.mu.Unlock()
+		if done {
+			return
+		}
+	}
+	t.Fatalf("the watcher did not list the running containers %d times", n)
 }
 
 func (f *fakeEngine) set(c Container) {
@@ -107,34 +141,58 @@ type harness struct {
 	w      *Watcher
 	fake   *fakeEngine
 	log    *audit.Log
-	path   string
-	policy Policy
+	path   string // the audit log
+	dir    string // the state dir
+	policy string
+	stop   bool
+	// internal and adopted: what the driver says of hpNet.
+	internal, adopted bool
 }
 
 func newHarness(t *testing.T, policy string, stop bool) *harness {
 	t.Helper()
 	dir := t.TempDir()
-	path := filepath.Join(dir, "audit.jsonl")
-	l := audit.Open(path, nil)
-	t.Cleanup(func() { l.Close() })
-	p, err := ParsePolicy(policy)
-	if err != nil {
-		t.Fatal(err)
-	}
 	fake := newFake()
 	fake.networks[hpNet] = Network{Name: "hp", Labels: map[string]string{"env": "prod"}}
+	h := &harness{t: t, fake: fake, path: filepath.Join(dir, "audit.jsonl"), dir: dir, policy: policy, stop: stop}
+	h.restart()
+	return h
+}
+
+// restart gives the harness a new audit log on its path and a new watcher
+// on its state dir, as a daemon restart does.
+func (h *harness) restart() {
+	h.t.Helper()
+	if h.log != nil {
+		h.log.Close()
+	}
+	l := audit.Open(h.path, nil)
+	h.t.Cleanup(func() { l.Close() })
+	p, err := ParsePolicy(h.policy)
+	if err != nil {
+		h.t.Fatal(err)
+	}
 	discard := logrus.New()
 	discard.SetOutput(io.Discard)
 	w, err := New(Config{
-		Engine: fake, Audit: l, Known: func(id string) (string, bool, bool, bool) { return "web-tier", false, false, id == hpNet },
+		Engine: h.fake, Audit: l,
+		Known:          func(id string) (string, bool, bool, bool) { return "web-tier", h.internal, h.adopted, id == hpNet },
 		HostInterfaces: func() []audit.Interface { return []audit.Interface{{Name: "lo", Index: 1}} },
-		Policy:         p, StopViolators: stop, StateDir: dir, Host: "node1", Driver: "hostpass",
+		Policy:         p, StopViolators: h.stop, StateDir: h.dir, Host: "node1", Driver: "hostpass",
 		Log: logrus.NewEntry(discard),
 	})
 	if err != nil {
-		t.Fatal(err)
+		h.t.Fatal(err)
 	}
-	return &harness{t: t, w: w, fake: fake, log: l, path: path}
+	h.w, h.log = w, l
+}
+
+// run starts the watcher's Run; stop ends it and waits.
+func (h *harness) run() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.w.Run(ctx); close(done) }()
+	return func() { cancel(); <-done }
 }
 
 // handle applies e as the stream's reader would, and fails the test if its
@@ -321,6 +379,7 @@ func TestRunReconnectsAndReplaysFromTheLastEvent(t *testing.T) {
 	go func() { h.w.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 	s := <-h.fake.streams
+	h.fake.listed(t, 1) // the stream is read while reconciling: let it list c5 as not running
 	s.events <- hostEvent("connect", "c5", t0)
 	h.fake.set(newContainer("c5", "first", "busybox", true, "host"))
 	s.errs <- errors.New("dockerd restarted") // the stream breaks
