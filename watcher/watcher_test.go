@@ -130,7 +130,7 @@ var t0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 func newContainer(id, name, image string, running bool, mode string) Container {
 	c := Container{Running: running, NetworkMode: mode, StartedAt: t0, Endpoints: map[string]string{}}
 	c.ID, c.Name, c.Image, c.Labels = id, name, image, map[string]string{"team": "web"}
-	if mode != "host" {
+	if mode == "hp" {
 		c.Endpoints[hpNet] = "ep-" + id
 	}
 	return c
