@@ -20,7 +20,7 @@ func (h *harness) settle(s stream) stream {
 	select {
 	case next := <-h.fake.streams:
 		return next
-	case <-time.After(10 * time.Second):
+	case <-time.After(2 * time.Minute):
 		h.t.Fatal("the watcher did not subscribe again")
 		return stream{}
 	}

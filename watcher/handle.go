@@ -28,6 +28,9 @@ func (w *Watcher) handle(ctx context.Context, e Event) error {
 		}
 		return w.hostJoin(ctx, e.ContainerID, c, err, e.Time, false, nil)
 	case host && e.Action == "disconnect":
+		if w.takeClosed(e.ContainerID) {
+			return nil // its die ended the session
+		}
 		return w.hostLeave(ctx, e.ContainerID, e.Time, false, "")
 	case e.Type == "container" && e.Action == "start":
 		return w.started(ctx, e)
@@ -44,7 +47,13 @@ func (w *Watcher) handle(ctx context.Context, e Event) error {
 			s.Name, s.Image = e.Name, e.Image
 			w.setSession(e.ContainerID, s)
 		}
-		return w.hostLeave(ctx, e.ContainerID, e.Time, false, "")
+		if err := w.hostLeave(ctx, e.ContainerID, e.Time, false, ""); err != nil {
+			return err
+		}
+		if s.Via == nil { // in the host's namespace through another: no disconnect comes
+			w.noteClosed(e.ContainerID, e.Time)
+		}
+		return nil
 	case e.Type == "network" && e.Action == "connect" && hostpass:
 		c, err := w.inspect(ctx, e.ContainerID)
 		if ctx.Err() != nil {

@@ -28,6 +28,11 @@ type state struct {
 	// early holds disconnects seen before their connect (out of order);
 	// not saved: a replay brings both again.
 	early map[string]time.Time
+	// closed holds sessions ended by a die, until the disconnect that
+	// follows it, which then holds nothing. pruned is when both maps were
+	// last pruned of entries older than earlyHold.
+	closed map[string]time.Time
+	pruned time.Time
 	// settled holds, per container, the Docker time up to which the last
 	// reconciliation established its state (the start of its current run,
 	// or its end): its events from before then are stale replays.
@@ -55,7 +60,7 @@ type attribution struct {
 }
 
 func loadState(dir string) (*state, error) {
-	s := &state{path: filepath.Join(dir, stateFile), Sessions: map[string]session{}, Attributed: map[string]attribution{}, early: map[string]time.Time{}, settled: map[string]time.Time{}}
+	s := &state{path: filepath.Join(dir, stateFile), Sessions: map[string]session{}, Attributed: map[string]attribution{}, early: map[string]time.Time{}, closed: map[string]time.Time{}, settled: map[string]time.Time{}}
 	b, err := os.ReadFile(s.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return s, nil
@@ -134,17 +139,46 @@ func (w *Watcher) settle(id string, at time.Time) {
 // of order are seconds apart, not minutes.
 const earlyHold = 10 * time.Minute
 
-// holdEarly keeps a disconnect that came before its connect, and forgets
-// those held too long, so the map cannot grow without end.
+// holdEarly keeps a disconnect that came before its connect.
 func (w *Watcher) holdEarly(id string, at time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for other, t := range w.state.early {
-		if at.Sub(t) > earlyHold {
-			delete(w.state.early, other)
+	w.prune(at)
+	w.state.early[id] = at
+}
+
+// noteClosed notes that a die ended id's session: its disconnect follows.
+func (w *Watcher) noteClosed(id string, at time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.prune(at)
+	w.state.closed[id] = at
+}
+
+// takeClosed reports whether a die ended id's session, and forgets it.
+func (w *Watcher) takeClosed(id string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.state.closed[id]
+	delete(w.state.closed, id)
+	return ok
+}
+
+// prune forgets disconnects and dies held longer than earlyHold, so the maps
+// cannot grow without end; at most once a minute (of Docker's time), so
+// that it costs nothing per event. Called with w.mu held.
+func (w *Watcher) prune(at time.Time) {
+	if at.Sub(w.state.pruned) < time.Minute {
+		return
+	}
+	w.state.pruned = at
+	for _, m := range []map[string]time.Time{w.state.early, w.state.closed} {
+		for id, t := range m {
+			if at.Sub(t) > earlyHold {
+				delete(m, id)
+			}
 		}
 	}
-	w.state.early[id] = at
 }
 
 // takeEarly returns and forgets the disconnect held for id.

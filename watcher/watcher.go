@@ -67,6 +67,9 @@ type Watcher struct {
 	lanes    *lanes
 	progress *progress
 	dirty    chan struct{} // the state changed: the saver writes it soon
+	// saveEvery: saveEvery, or 0 to write the state after each event
+	// (the benchmark's baseline).
+	saveEvery time.Duration
 }
 
 // New loads the watcher's saved state (open host-mode sessions, the last
@@ -76,7 +79,7 @@ func New(cfg Config) (*Watcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Watcher{cfg: cfg, state: st, lanes: newLanes(concurrency), progress: newProgress(st.Since), dirty: make(chan struct{}, 1)}, nil
+	return &Watcher{cfg: cfg, state: st, lanes: newLanes(concurrency), progress: newProgress(st.Since), dirty: make(chan struct{}, 1), saveEvery: saveEvery}, nil
 }
 
 // Run follows Docker until ctx ends: it subscribes, reconciles with the
@@ -210,6 +213,10 @@ func (w *Watcher) dispatch(ctx context.Context, e Event, m *mark) {
 			return
 		}
 		w.progress.done(m)
+		if w.saveEvery == 0 {
+			w.save()
+			return
+		}
 		w.changed()
 	})
 }
@@ -243,7 +250,7 @@ func (w *Watcher) saver(ctx context.Context) {
 		}
 		w.save()
 		select {
-		case <-time.After(saveEvery):
+		case <-time.After(w.saveEvery):
 		case <-ctx.Done():
 			return
 		}

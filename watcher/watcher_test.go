@@ -104,7 +104,7 @@ func (f *fakeEngine) Stop(_ context.Context, id string) error {
 
 // listed waits until the watcher listed the running containers n times:
 // containers set after that are new to its reconciliation.
-func (f *fakeEngine) listed(t *testing.T, n int) {
+func (f *fakeEngine) listed(t testing.TB, n int) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		f.mu.Lock()
@@ -137,7 +137,7 @@ func newContainer(id, name, image string, running bool, mode string) Container {
 }
 
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	w      *Watcher
 	fake   *fakeEngine
 	log    *audit.Log
@@ -149,7 +149,7 @@ type harness struct {
 	internal, adopted bool
 }
 
-func newHarness(t *testing.T, policy string, stop bool) *harness {
+func newHarness(t testing.TB, policy string, stop bool) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	fake := newFake()
@@ -416,5 +416,24 @@ func TestDieOfOtherContainersHoldsNothing(t *testing.T) {
 	}
 	if recs := h.records(); len(recs) != 0 {
 		t.Errorf("records %s, want none", names(recs))
+	}
+}
+
+// The disconnect that follows a die holds nothing: a busy host would
+// otherwise hold one per container for earlyHold.
+func TestDisconnectAfterDieHoldsNothing(t *testing.T) {
+	h := newHarness(t, "all", false)
+	for i := 0; i < 100; i++ {
+		id := fmt.Sprint("c", i)
+		h.fake.set(newContainer(id, id, "busybox", false, "host"))
+		h.handle(context.Background(), hostEvent("connect", id, t0))
+		h.handle(context.Background(), Event{Time: t0.Add(time.Second), Type: "container", Action: "die", ContainerID: id})
+		h.handle(context.Background(), hostEvent("disconnect", id, t0.Add(time.Second)))
+	}
+	if len(h.w.state.early) != 0 || len(h.w.state.closed) != 0 {
+		t.Errorf("%d disconnects and %d dies held, want none", len(h.w.state.early), len(h.w.state.closed))
+	}
+	if n := len(h.records()); n != 200 {
+		t.Errorf("%d records, want 200", n)
 	}
 }
