@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -225,10 +226,31 @@ func withStart(c Container, at time.Time) *audit.Container {
 	return &ac
 }
 
+// inspect asks Docker about a container. An error other than "no such
+// container" (Docker restarting, a timeout under load) is retried: the
+// container's lane waits, rather than record a live container as gone. It
+// fails with ErrNoSuchContainer, or when ctx ends.
 func (w *Watcher) inspect(ctx context.Context, id string) (Container, error) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	return w.cfg.Engine.Container(ctx, id)
+	wait := minBackoff
+	for {
+		ictx, cancel := context.WithTimeout(ctx, callTimeout)
+		c, err := w.cfg.Engine.Container(ictx, id)
+		cancel()
+		if err == nil || errors.Is(err, ErrNoSuchContainer) || ctx.Err() != nil {
+			return c, err
+		}
+		if wait == minBackoff {
+			w.cfg.Log.WithError(err).WithField("container", id).Warn("watcher: cannot inspect the container; retrying")
+		}
+		select {
+		case <-ctx.Done():
+			return Container{}, ctx.Err()
+		case <-time.After(wait):
+		}
+		if wait *= 2; wait > retryWrite {
+			wait = retryWrite
+		}
+	}
 }
 
 func (w *Watcher) network(ctx context.Context, id string) (Network, error) {
@@ -248,7 +270,7 @@ func (w *Watcher) record(event, containerID string, late bool, detail string) au
 }
 
 // retryWrite bounds the wait between two offers of a record to an audit log
-// that cannot take it.
+// that cannot take it, and between two inspects of a container.
 const retryWrite = 5 * time.Second
 
 // write makes rec durable, on hostpass network networkID if not empty. While

@@ -33,6 +33,8 @@ type fakeEngine struct {
 	// latency: every inspect takes this long, as Docker's do.
 	latency time.Duration
 	lists   int // calls of Running
+	// unreachable: this many inspects fail as when Docker restarts.
+	unreachable int
 }
 
 type stream struct {
@@ -68,10 +70,15 @@ func (f *fakeEngine) Container(ctx context.Context, id string) (Container, error
 		time.Sleep(latency)
 	}
 	f.mu.Lock()
+	if f.unreachable > 0 {
+		f.unreachable--
+		f.mu.Unlock()
+		return Container{}, errors.New("Cannot connect to the Docker daemon")
+	}
 	defer f.mu.Unlock()
 	c, ok := f.containers[id]
 	if !ok {
-		return Container{}, errors.New("No such container: " + id)
+		return Container{}, fmt.Errorf("%w: No such container: %s", ErrNoSuchContainer, id)
 	}
 	return c, nil
 }
@@ -289,6 +296,19 @@ func TestContainerGoneBeforeInspect(t *testing.T) {
 	if names(recs) != "host.join host.leave" || !strings.Contains(recs[0].Detail, "gone before it could be inspected") ||
 		recs[1].Container.Name != "brief" || recs[1].Container.Image != "busybox" {
 		t.Fatalf("records %+v: want the join noted as uninspectable, the leave named from the die event", recs)
+	}
+}
+
+// An inspect that fails while Docker restarts is retried: the container is
+// not recorded as gone.
+func TestInspectRetriedWhileDockerIsUnreachable(t *testing.T) {
+	h := newHarness(t, "all", false)
+	h.fake.set(newContainer("c1", "web", "nginx:1", true, "host"))
+	h.fake.unreachable = 2
+	h.handle(context.Background(), hostEvent("connect", "c1", t0))
+	recs := h.records()
+	if names(recs) != "host.join" || recs[0].Detail != "" || recs[0].Container.Name != "web" {
+		t.Fatalf("records %+v, want the host.join of web, inspected", recs)
 	}
 }
 
