@@ -13,17 +13,20 @@ import (
 )
 
 // stateFile keeps what the watcher must remember across restarts: where to
-// replay Docker's events from, which containers are in host mode since
-// when, and which endpoints are attributed (so a replay writes nothing
-// twice).
+// replay Docker's events from (the newest event such that it and every
+// event before it have durable records), which containers are in host mode
+// since when, and which endpoints are attributed (so a replay writes
+// nothing twice). Only what the audit log holds is saved.
 const stateFile = "watcher.json"
 
 type state struct {
 	path string
 
-	Since      time.Time              `json:"since"`
-	Sessions   map[string]session     `json:"host_sessions"` // container ID → its open host-mode session
-	Attributed map[string]attribution `json:"attributed"`    // endpoint ID → its container
+	Since    time.Time          `json:"since"`
+	Sessions map[string]session `json:"host_sessions"` // container ID → its open host-mode session
+	// Attributed: endpoint ID → its container; "CONTAINER@ENDPOINT" for a
+	// container in the namespace of the endpoint's owner.
+	Attributed map[string]attribution `json:"attributed"`
 
 	// early holds disconnects seen before their connect (out of order);
 	// not saved: a replay brings both again.
