@@ -187,3 +187,39 @@ func TestOneSlowContainerHoldsUpNoOther(t *testing.T) {
 		t.Errorf("%d records, want %d", n, others+1)
 	}
 }
+
+// Past maxBacklog events waiting (the audit log down for long), the watcher
+// lets the stream go; once the log is back it subscribes again and
+// reconciles: every container is recorded once.
+func TestBacklogFullResubscribesAndLosesNothing(t *testing.T) {
+	h := newHarness(t, "all", false)
+	unblock := blockLog(t, h)
+	h.w.maxBacklog = 5
+	stop := h.run()
+	defer stop()
+	s := <-h.fake.streams
+	h.fake.listed(t, 1)
+	const n = 10
+	for i := 0; i < n; i++ {
+		id := fmt.Sprint("c", i)
+		h.fake.set(newContainer(id, id, "busybox", true, "host"))
+		select {
+		case s.events <- hostEvent("connect", id, t0):
+		case <-time.After(300 * time.Millisecond): // no longer read: the watcher let the stream go
+		}
+	}
+	unblock()
+	<-h.fake.streams // subscribed again once the waiting records were written
+	deadline := time.Now().Add(10 * time.Second)
+	for len(h.records()) < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	recs := h.records()
+	seen := map[string]int{}
+	for _, r := range recs {
+		seen[r.Container.ID]++
+	}
+	if len(recs) != n || len(seen) != n {
+		t.Fatalf("records %s for %v, want one host.join for each of %d containers", names(recs), seen, n)
+	}
+}

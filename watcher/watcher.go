@@ -68,8 +68,9 @@ type Watcher struct {
 	progress *progress
 	dirty    chan struct{} // the state changed: the saver writes it soon
 	// saveEvery: saveEvery, or 0 to write the state after each event
-	// (the benchmark's baseline).
-	saveEvery time.Duration
+	// (the benchmark's baseline). maxBacklog: maxBacklog (tests lower it).
+	saveEvery  time.Duration
+	maxBacklog int
 }
 
 // New loads the watcher's saved state (open host-mode sessions, the last
@@ -79,7 +80,7 @@ func New(cfg Config) (*Watcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Watcher{cfg: cfg, state: st, lanes: newLanes(concurrency), progress: newProgress(st.Since), dirty: make(chan struct{}, 1), saveEvery: saveEvery}, nil
+	return &Watcher{cfg: cfg, state: st, lanes: newLanes(concurrency), progress: newProgress(st.Since), dirty: make(chan struct{}, 1), saveEvery: saveEvery, maxBacklog: maxBacklog}, nil
 }
 
 // Run follows Docker until ctx ends: it subscribes, reconciles with the
@@ -166,7 +167,7 @@ func (w *Watcher) follow(ctx, sub context.Context, events <-chan Event, errs <-c
 			if !ok {
 				return held, errors.New("event stream closed")
 			}
-			if n := w.lanes.pending() + len(held); n >= maxBacklog {
+			if n := w.lanes.pending() + len(held); n >= w.maxBacklog {
 				return held, fmt.Errorf("%w: %d events read and not handled (is the audit log writable?)", errBehind, n)
 			}
 			r := read{e, w.progress.read(e.Time)}
