@@ -76,6 +76,12 @@ type LostRecords struct {
 	Last    time.Time `json:"last"`
 }
 
+// ContainerRef names a container another record is about.
+type ContainerRef struct {
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+}
+
 // Record is one line of the audit log. docs/audit.md is its schema; keep the
 // two in step.
 type Record struct {
@@ -129,6 +135,10 @@ type Record struct {
 	Container     *Container        `json:"container,omitempty"`
 	NetworkName   string            `json:"network_name,omitempty"`
 	NetworkLabels map[string]string `json:"network_labels,omitempty"`
+	// Via: the container whose network namespace Container shares
+	// (--network container:X): on host.* records when X is in host mode, on
+	// endpoint.attribute and policy.violation when X owns the endpoint.
+	Via *ContainerRef `json:"via,omitempty"`
 	// ObservedLate: the watcher found this by reconciling with the running
 	// containers (after a reconnect or its own start), not from the event.
 	ObservedLate bool `json:"observed_late,omitempty"`

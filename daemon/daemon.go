@@ -176,7 +176,7 @@ func startWatcher(ctx context.Context, cfg Config, d *driver.Driver, auditLog *a
 		return nil, err
 	}
 	w, err := watcher.New(watcher.Config{
-		Engine: engine, Source: cfg.DockerSocket, Audit: auditLog, Known: d.Knows, HostInterfaces: view.Snapshot,
+		Engine: engine, Source: cfg.DockerSocket, Audit: auditLog, Known: d.Lookup, HostInterfaces: view.Snapshot,
 		Policy: cfg.Policy, StopViolators: cfg.PolicyStop, StateDir: cfg.StateDir, Host: hostname, Driver: name, Log: log,
 	})
 	if err != nil {
