@@ -34,15 +34,18 @@ func Listen(path string) (net.Listener, error) {
 	if err := removeStale(path); err != nil {
 		return nil, err
 	}
-	private, err := os.MkdirTemp(dir, ".hostpass-listen-")
+	if len(path) > maxSocketPath {
+		return nil, fmt.Errorf("--socket %s is %d bytes long; a unix socket's path holds at most %d", path, len(path), maxSocketPath)
+	}
+	private, err := os.MkdirTemp(dir, ".hp")
 	if err != nil {
 		return nil, fmt.Errorf("making a private directory for the socket: %w", err)
 	}
 	defer os.RemoveAll(private)
-	tmp := filepath.Join(private, "s.sock")
-	l, err := net.Listen("unix", tmp)
+	tmp := filepath.Join(private, "s")
+	l, err := listenAt(private, tmp)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--socket %s: %w", path, err)
 	}
 	ul := l.(*net.UnixListener)
 	ul.SetUnlinkOnClose(false) // the file moves; Run removes it at path
@@ -57,6 +60,27 @@ func Listen(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("--socket %s: placing the socket: %w", path, err)
 	}
 	return l, nil
+}
+
+// maxSocketPath is the longest path a unix socket address holds on Linux
+// (sun_path is 108 bytes, with its terminating NUL).
+const maxSocketPath = 107
+
+// listenAt listens on tmp, a socket path inside the directory private. The
+// private directory makes the path longer than the --socket it stands for;
+// where that passes the limit, the socket is bound through the directory's
+// file descriptor (/proc/self/fd/N/s), whose path is short whatever the
+// directory's.
+func listenAt(private, tmp string) (net.Listener, error) {
+	if len(tmp) <= maxSocketPath {
+		return net.Listen("unix", tmp)
+	}
+	d, err := os.Open(private)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return net.Listen("unix", fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), filepath.Base(tmp)))
 }
 
 // removeStale removes a dead socket at path, and refuses a live one or any

@@ -94,3 +94,27 @@ func TestListenSocketMode(t *testing.T) {
 		t.Errorf("directory holds %d entries; want the socket alone", len(entries))
 	}
 }
+
+// A --socket whose private directory makes the bound path pass the 107
+// bytes of a unix socket address still listens, at path.
+func TestListenNearThePathLimit(t *testing.T) {
+	dir := t.TempDir()
+	long := filepath.Join(dir, strings.Repeat("d", maxSocketPath-len(dir)-len("//hp.sock")-1))
+	path := filepath.Join(long, "hp.sock")
+	if len(path) != maxSocketPath-1 {
+		t.Fatalf("test path is %d bytes, want %d", len(path), maxSocketPath-1)
+	}
+	l, err := Listen(path)
+	if err != nil {
+		t.Fatalf("Listen(%d-byte path): %v", len(path), err)
+	}
+	defer l.Close()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("dial %s: %v", path, err)
+	}
+	c.Close()
+	if _, err := Listen(path + strings.Repeat("x", 10)); err == nil || !strings.Contains(err.Error(), "a unix socket's path holds at most 107") {
+		t.Errorf("Listen(too long) = %v, want the limit named", err)
+	}
+}
