@@ -17,7 +17,7 @@ import (
 	"github.com/hostpass/hostpass/audit"
 )
 
-func newDriver(t *testing.T) (*Driver, string) {
+func newDriver(t testing.TB) (*Driver, string) {
 	t.Helper()
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "audit.jsonl")
