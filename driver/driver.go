@@ -48,11 +48,11 @@ type Driver struct {
 // anyone who can reach the socket can name new 64-hex IDs. A host that
 // lost hostpass's state adopts as many networks as it has hostpass
 // networks, a handful to hundreds; 4096 leaves room for that and keeps
-// networks.json near half a megabyte (530 kB). Beyond it an unknown network is served and
-// audited as adopted on every call, as it would be after a restart, but is
-// not remembered: its only loss is that the watcher does not see it as
-// hostpass's (Lookup). Evicting the oldest instead would turn a flood into
-// a rewrite per call and forget networks in use.
+// networks.json near half a megabyte (530 kB). Beyond it an unknown
+// network is served and audited as adopted on every call, as it would be
+// after a restart, but is not remembered: its only loss is that the
+// watcher does not see it as hostpass's (Lookup). Evicting the oldest
+// instead would forget networks in use, and a flood would evict them all.
 const maxAdopted = 4096
 
 type endpoint struct {

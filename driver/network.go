@@ -100,14 +100,18 @@ func (d *Driver) CreateNetwork(req *network.CreateNetworkRequest) error {
 }
 
 // DeleteNetwork forgets the network. Teardown is never refused and may be
-// repeated.
+// repeated. Deleting a network hostpass does not know changes nothing, so
+// it does not rewrite the state: a flood of unknown IDs costs no fsync.
 func (d *Driver) DeleteNetwork(req *network.DeleteNetworkRequest) error {
 	n := d.known(req.NetworkID)
 	d.mu.Lock()
+	_, existed := d.networks[req.NetworkID]
 	d.forget(req.NetworkID)
 	d.mu.Unlock()
-	if err := d.save(); err != nil {
-		d.cfg.Log.WithError(err).WithField("network", n.ID).Error("network deleted, but the state file still lists it")
+	if existed {
+		if err := d.save(); err != nil {
+			d.cfg.Log.WithError(err).WithField("network", n.ID).Error("network deleted, but the state file still lists it")
+		}
 	}
 	d.keep(d.record(audit.NetworkDelete, n))
 	return nil
@@ -144,6 +148,7 @@ func (d *Driver) network(call, id string) (Network, error) {
 	}
 	if remember {
 		d.put(n)
+		d.full = false // the next time the limit is hit is logged again
 	}
 	if warnFull {
 		d.full = true
@@ -233,9 +238,6 @@ func (d *Driver) put(n Network) {
 func (d *Driver) forget(id string) {
 	if old, ok := d.networks[id]; ok && old.Adopted {
 		d.adopted--
-		if d.adopted < maxAdopted {
-			d.full = false
-		}
 	}
 	delete(d.networks, id)
 }

@@ -380,3 +380,25 @@ func TestCreateNetworkTakesOnlyDockerIDs(t *testing.T) {
 		t.Errorf("the refusal of a 1 MiB ID is recorded with it in full")
 	}
 }
+
+func TestDeletingAnUnknownNetworkDoesNotRewriteTheState(t *testing.T) {
+	d, logPath := newDriver(t)
+	if err := create(d, netID(1), nil); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.Stat(filepath.Join(d.cfg.StateDir, stateFile))
+	for i := 2; i < 5; i++ {
+		d.DeleteNetwork(&network.DeleteNetworkRequest{NetworkID: netID(i)})
+	}
+	after, _ := os.Stat(filepath.Join(d.cfg.StateDir, stateFile))
+	if !os.SameFile(before, after) {
+		t.Error("deleting networks hostpass does not know rewrote networks.json")
+	}
+	if recs := records(t, logPath); len(recs) != 4 || recs[3].Event != audit.NetworkDelete || recs[3].Outcome != audit.OK {
+		t.Errorf("records %+v, want the create and 3 deletes, ok", recs)
+	}
+	d.DeleteNetwork(&network.DeleteNetworkRequest{NetworkID: netID(1)})
+	if _, ok := restart(t, d).Knows(netID(1)); ok {
+		t.Error("a deleted network came back at restart")
+	}
+}
