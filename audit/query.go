@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // Filter selects records. Empty fields match everything. Network matches a
@@ -73,18 +74,20 @@ func (f Filter) Match(r *Entry) bool {
 }
 
 // mayMatch is a cheap test on the raw line: whatever it rejects, Match
-// would reject too, so most lines of a large log are never decoded.
+// would reject too, so most lines of a large log are never decoded. It looks
+// for each value as the log writes it (json.Marshal escapes <, >, &, quotes
+// and more), not as the filter spells it.
 func (f Filter) mayMatch(line []byte) bool {
-	if f.Endpoint != "" && !bytes.Contains(line, []byte(f.Endpoint)) {
+	if f.Endpoint != "" && !holds(line, "", f.Endpoint) {
 		return false
 	}
-	if f.Network != "" && !bytes.Contains(line, []byte(f.Network)) && !containsAny(line, f.networkIDs) {
+	if f.Network != "" && !holds(line, "", f.Network) && !containsAny(line, f.networkIDs) {
 		return false
 	}
-	if f.Container != "" && !bytes.Contains(line, []byte(f.Container)) && !containsAny(line, f.endpoints) {
+	if f.Container != "" && !holds(line, "", f.Container) && !containsAny(line, f.endpoints) {
 		return false
 	}
-	if f.Event != "" && !bytes.Contains(line, []byte(`"event":"`+f.Event)) {
+	if f.Event != "" && !holds(line, `"event":"`, f.Event) {
 		return false
 	}
 	return true
@@ -92,11 +95,27 @@ func (f Filter) mayMatch(line []byte) bool {
 
 func containsAny(line []byte, set map[string]bool) bool {
 	for s := range set {
-		if bytes.Contains(line, []byte(s)) {
+		if holds(line, "", s) {
 			return true
 		}
 	}
 	return false
+}
+
+// holds reports whether line may hold prefix followed by s, s written as
+// the content of a JSON string. The common case, plain ASCII, costs what
+// bytes.Contains does.
+func holds(line []byte, prefix, s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			if strings.ContainsRune(s, utf8.RuneError) {
+				return true // written as itself or as \ufffd: decode and see
+			}
+			q, _ := json.Marshal(s)
+			return bytes.Contains(line, append([]byte(prefix), q[1:len(q)-1]...))
+		}
+	}
+	return bytes.Contains(line, []byte(prefix+s))
 }
 
 // Query calls fn with every record of files that passes f, in log order.
