@@ -280,3 +280,19 @@ func BenchmarkFastFields(b *testing.B) {
 		}
 	}
 }
+
+// A sealed record claiming an epoch far ahead is reported, not derived: found
+// reading verify for FuzzVerify (its seed epoch-far-ahead hung verify for
+// 2^62 key steps).
+func TestVerifyRefusesAnEpochFarAhead(t *testing.T) {
+	e := uint64(1) << 62
+	r := Record{Time: fuzzTime, Seq: 1, Event: NetworkCreate, Outcome: OK, Epoch: &e, Prev: Genesis}
+	line, err := encode(&r, fuzzKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	os.WriteFile(path, append(line, '\n'), 0o640)
+	_, err = Verify([]string{path}, VerifyOptions{Key: fuzzKey})
+	wantProblem(t, err, Modified, 1, 1, "sealed in epoch 4611686018427387904, 4611686018427387904 key steps past epoch 0: verify derives at most 268435456")
+}

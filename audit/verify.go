@@ -239,6 +239,11 @@ func (v *verifier) line(line []byte) error {
 	return nil
 }
 
+// maxKeySteps bounds the key steps verify takes to reach a record's epoch,
+// so that a forged epoch far ahead is reported, not computed for hours. It
+// is 268 million epochs: eight years of one evolution a second.
+const maxKeySteps = 1 << 28
+
 // seal checks the record's hash, and for a sealed record its epoch.
 func (v *verifier) seal(f chainFields, body []byte, claimed string) error {
 	if f.Epoch == nil {
@@ -268,6 +273,9 @@ func (v *verifier) seal(f chainFields, body []byte, claimed string) error {
 	}
 	if e < v.keyAt {
 		return v.problem(f.Seq, Reordered, fmt.Sprintf("epoch %d is older than a verified one", e))
+	}
+	if e-v.keyAt > maxKeySteps {
+		return v.problem(f.Seq, Modified, fmt.Sprintf("sealed in epoch %d, %d key steps past epoch %d: verify derives at most %d (each takes an audit.epoch record)", e, e-v.keyAt, v.keyAt, maxKeySteps))
 	}
 	for v.keyAt < e {
 		v.key = NextKey(v.key)
