@@ -200,11 +200,20 @@ func Follow(ctx context.Context, path string, f Filter, fn func(r *Entry, line [
 		return err
 	}
 	var partial []byte
+	skip := false // in a line longer than maxLine: not a record, not held
 	buf := make([]byte, 1<<20)
 	for {
 		n, err := file.Read(buf)
 		if n > 0 {
-			partial = append(partial, buf[:n]...)
+			chunk := buf[:n]
+			if skip {
+				i := bytes.IndexByte(chunk, '\n')
+				if i < 0 {
+					continue
+				}
+				chunk, skip = chunk[i+1:], false
+			}
+			partial = append(partial, chunk...)
 			for {
 				i := bytes.IndexByte(partial, '\n')
 				if i < 0 {
@@ -217,6 +226,9 @@ func Follow(ctx context.Context, path string, f Filter, fn func(r *Entry, line [
 				}
 				partial = partial[i+1:]
 			}
+			if len(partial) > maxLine {
+				partial, skip = nil, true
+			}
 			continue
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -227,7 +239,7 @@ func Follow(ctx context.Context, path string, f Filter, fn func(r *Entry, line [
 			next, err := os.Open(path)
 			if err == nil {
 				file.Close()
-				file, partial = next, nil
+				file, partial, skip = next, nil, false
 				continue
 			}
 		}
