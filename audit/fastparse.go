@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"encoding/binary"
 	"strconv"
 	"unicode/utf8"
 )
@@ -11,36 +12,57 @@ import (
 // (body, the hash member already cut off). Reading a million lines this way
 // takes a fraction of what encoding/json needs; a line laid out any other way
 // (edited by hand, say) makes it report false and the caller decodes it
-// properly. Whenever it reports true on a line that is JSON, encoding/json
-// reads the same fields from it (FuzzFastFields checks that): so it refuses
-// escapes, numbers out of range, and any other member json would take for a
-// chain field (json matches keys case-insensitively and keeps the last).
-func fastFields(body []byte) (f chainFields, ok bool) {
+// properly. It refuses escapes and numbers out of range, so that whenever it
+// reports true on a line that is JSON and does not read two ways
+// (readsTwoWays, which verify checks ahead on every core), encoding/json
+// reads the same fields from it. FuzzFastFields checks that.
+func fastFields(body []byte) (chainFields, bool) {
+	f, _, ok := readFields(body)
+	return f, ok
+}
+
+// readsTwoWays reports whether line, laid out as the log writes it, has a
+// member between event and the members read from the end that json would
+// read as a chain field (json matches keys in any case, and keeps the last):
+// fastFields and encoding/json would then read the line differently. The
+// log never writes such a line.
+func readsTwoWays(line []byte) bool {
+	cut := len(line) - hashSuffixLen
+	if cut < 0 || !bytes.HasPrefix(line[cut:], []byte(hashMember)) {
+		return false // no hash where the log puts it: verify reports that
+	}
+	_, middle, ok := readFields(line[:cut])
+	return ok && chainKeyIn(middle)
+}
+
+// readFields is fastFields, and returns the members between event and
+// those read from the end.
+func readFields(body []byte) (f chainFields, middle []byte, ok bool) {
 	rest, ok := cutPrefix(body, `{"time":"`)
 	if !ok {
-		return f, false
+		return f, nil, false
 	}
 	i := bytes.IndexByte(rest, '"')
 	if i < 0 {
-		return f, false
+		return f, nil, false
 	}
 	if f.Time.UnmarshalText(rest[:i]) != nil { // as strict as json's decoding of a time
-		return f, false
+		return f, nil, false
 	}
 	if rest, ok = cutPrefix(rest[i+1:], `,"seq":`); !ok {
-		return f, false
+		return f, nil, false
 	}
 	if f.Seq, rest, ok = digits(rest); !ok {
-		return f, false
+		return f, nil, false
 	}
 	if rest, ok = cutPrefix(rest, `,"event":"`); !ok {
-		return f, false
+		return f, nil, false
 	}
 	if i = bytes.IndexByte(rest, '"'); i < 0 {
-		return f, false
+		return f, nil, false
 	}
 	if bytes.IndexByte(rest[:i], '\\') >= 0 || !utf8.Valid(rest[:i]) {
-		return f, false // json would unescape or replace bytes
+		return f, nil, false // json would unescape or replace bytes
 	}
 	f.Event = string(rest[:i])
 	rest = rest[i+1:]
@@ -49,11 +71,11 @@ func fastFields(body []byte) (f chainFields, ok bool) {
 	const prevMember = `,"prev":"`
 	n := len(prevMember) + 64 + 1
 	if len(body) < n || !bytes.HasPrefix(body[len(body)-n:], []byte(prevMember)) || body[len(body)-1] != '"' {
-		return f, false
+		return f, nil, false
 	}
 	prev := body[len(body)-n+len(prevMember) : len(body)-1]
-	if !isHex(prev) {
-		return f, false
+	if bytes.IndexByte(prev, '"') >= 0 || bytes.IndexByte(prev, '\\') >= 0 || !isASCII(prev) {
+		return f, nil, false // not one string, or one json would unescape
 	}
 	f.Prev = string(prev)
 	head := body[:len(body)-n]
@@ -63,12 +85,10 @@ func fastFields(body []byte) (f chainFields, ok bool) {
 	if v, h, ok := trailingNumber(head, `,"epoch":`); ok {
 		f.Epoch, head = &v, h
 	}
-	// Between event and the members read from the end, no other key may be
-	// one json would read as a chain field.
-	if len(head) < len(body)-len(rest) || chainKeyIn(head[len(body)-len(rest):]) {
-		return f, false
+	if len(head) < len(body)-len(rest) {
+		return f, nil, false
 	}
-	return f, true
+	return f, head[len(body)-len(rest):], true
 }
 
 // chainKeys are the members of chainFields, which json matches whatever
@@ -78,31 +98,46 @@ var chainKeys = [][]byte{[]byte("time"), []byte("seq"), []byte("event"), []byte(
 // chainKeyIn reports whether b, a run of top-level JSON members, has a key
 // json might read as a chain field: one of chainKeys in any case, or a key
 // with an escape or beyond ASCII (json folds ſ to s). Keys of nested
-// objects (options, labels) do not count. Most lines have no key that
-// looks like one at any depth, which a jump from `":` to `":` shows at a
-// fraction of a full scan; only the others are scanned with their depth.
+// objects (options, labels) do not count. A line of plain ASCII with no key
+// of a chain field's name at any depth, as the log writes nearly every
+// line, is cleared by jumping from colon to colon; the others are scanned
+// in full, with their depth.
 func chainKeyIn(b []byte) bool {
+	if bytes.IndexByte(b, '\\') >= 0 || !isASCII(b) {
+		return topLevelChainKey(b)
+	}
 	for i := 0; ; {
-		k := bytes.Index(b[i:], []byte(`":`))
+		k := bytes.IndexByte(b[i:], ':')
 		if k < 0 {
 			return false
 		}
-		end := i + k // the closing quote of a key, unless escaped
-		i = end + 2
-		if escapedAt(b, end) {
-			continue
+		end := i + k - 1 // the closing quote of a key, if this ends one
+		i += k + 1
+		if end < 3 || b[end] != '"' {
+			continue // a colon in a string (no escaped quote: no backslash)
 		}
-		// An escaped chain key is at most 60 bytes (\uXXXX for each of
-		// next_epoch's 10 characters).
-		for j := end - 1; j >= 0 && j >= end-61; j-- {
-			if b[j] == '"' && !escapedAt(b, j) {
-				if mayBeChainKey(b[j+1 : end]) {
-					return topLevelChainKey(b)
-				}
-				break
+		for _, key := range chainKeys {
+			if start := end - len(key); start > 0 && b[start-1] == '"' && bytes.EqualFold(b[start:end], key) {
+				return topLevelChainKey(b)
 			}
 		}
 	}
+}
+
+// isASCII reports whether b is all ASCII, eight bytes at a time.
+func isASCII(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // escapedAt reports whether the quote at b[i] is escaped.
@@ -114,6 +149,7 @@ func escapedAt(b []byte, i int) bool {
 	return n%2 == 1
 }
 
+// mayBeChainKey reports whether json might read key as a chain field.
 func mayBeChainKey(key []byte) bool {
 	for _, c := range key {
 		if c == '\\' || c >= utf8.RuneSelf {
@@ -163,15 +199,6 @@ func topLevelChainKey(b []byte) bool {
 			return true
 		}
 	}
-}
-
-func isHex(b []byte) bool {
-	for _, c := range b {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return false
-		}
-	}
-	return true
 }
 
 func cutPrefix(b []byte, p string) ([]byte, bool) {

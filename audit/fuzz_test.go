@@ -101,8 +101,9 @@ func FuzzEachLine(f *testing.F) {
 }
 
 // FuzzFastFields is a differential check: whenever the fast reader of the
-// chain fields says ok on a line that is JSON, encoding/json must decode the
-// same line and find the same fields. Verify checks the chain with one and
+// chain fields says ok on a line that is JSON and does not read two ways
+// (verify reports those), encoding/json must decode the same line and find
+// the same fields. Verify checks the chain with one and
 // show prints with the other: they must never tell two stories.
 func FuzzFastFields(f *testing.F) {
 	for _, sealed := range []bool{false, true} {
@@ -117,8 +118,9 @@ func FuzzFastFields(f *testing.F) {
 		}
 		body := line[:len(line)-1] // what splitHash hands fastFields
 		fast, ok := fastFields(body)
-		if !ok || !json.Valid(line) {
-			return // verify decodes the line with encoding/json, or reports it is not JSON
+		hashed := append(append(append([]byte(nil), body...), hashMember...), Genesis+`"}`...)
+		if !ok || !json.Valid(line) || readsTwoWays(hashed) {
+			return // verify decodes the line with encoding/json, or reports it
 		}
 		var slow chainFields
 		if err := json.Unmarshal(line, &slow); err != nil {
@@ -339,4 +341,19 @@ func TestVerifyRefusesAnEpochFarAhead(t *testing.T) {
 	os.WriteFile(path, append(line, '\n'), 0o640)
 	_, err = Verify([]string{path}, VerifyOptions{Key: fuzzKey})
 	wantProblem(t, err, Modified, 1, 1, "sealed in epoch 4611686018427387904, 4611686018427387904 key steps past epoch 0: verify derives at most 16777216")
+}
+
+// A line with a second seq (in another case, or escaped) reads two ways:
+// verify reports it rather than check one reading and show the other.
+func TestVerifyRefusesALineThatReadsTwoWays(t *testing.T) {
+	for _, second := range []string{`"SEQ":5`, `"s\u0065q":5`, `"Event":"x"`, `"epoch":3,"outcome":"ok"`} {
+		line := `{"time":"2026-11-28T10:00:00Z","seq":1,"event":"network.create",` + second + `,"prev":"` + Genesis + `","hash":"` + Genesis + `"}` + "\n"
+		path := filepath.Join(t.TempDir(), "audit.jsonl")
+		os.WriteFile(path, rechain([]byte(line)), 0o640)
+		_, err := Verify([]string{path}, VerifyOptions{})
+		var p *Problem
+		if !errors.As(err, &p) || p.Kind != Modified || !strings.Contains(p.Detail, "reads two ways") {
+			t.Errorf("%s: verify says %v, want a problem: the line reads two ways", second, err)
+		}
+	}
 }

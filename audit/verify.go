@@ -138,12 +138,13 @@ func (v *verifier) file1(path string) error {
 	return err
 }
 
-// firstInvalid returns the index of the first line that is not JSON, or -1.
-// Checking JSON costs three times what the chain does, so it runs on the
-// batches read ahead, on every core, while the chain is checked in order.
+// firstInvalid returns the index of the first line that is not JSON, or
+// reads two ways, or -1. Checking JSON costs three times what the chain
+// does, so it runs on the batches read ahead, on every core, while the
+// chain is checked in order.
 func firstInvalid(lines [][]byte) int {
 	for i, l := range lines {
-		if !json.Valid(l) {
+		if !json.Valid(l) || readsTwoWays(l) {
 			return i
 		}
 	}
@@ -160,6 +161,9 @@ func (v *verifier) batch(b *batch) error {
 		if i == invalid {
 			var f chainFields
 			err := json.Unmarshal(line, &f)
+			if json.Valid(line) {
+				return v.problem(f.Seq, Modified, "a member reads as a second time, seq, event, epoch or prev: the line reads two ways, and hostpass never writes one")
+			}
 			return v.problem(f.Seq, NotJSON, fmt.Sprint(err))
 		}
 		if err := v.line(line); err != nil {
