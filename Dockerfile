@@ -3,10 +3,10 @@
 FROM scratch
 COPY bin/hostpass /hostpass
 # Empty directories the plugin needs: its socket directory and the mount
-# points of the "audit" and "state" mounts (see config.json). WORKDIR
+# points of the "varlog" and "varlib" mounts (see config.json). WORKDIR
 # creates a directory without needing anything in the build context.
 WORKDIR /run/docker/plugins
-WORKDIR /var/log/hostpass
-WORKDIR /var/lib/hostpass
+WORKDIR /var/log
+WORKDIR /var/lib
 WORKDIR /
 ENTRYPOINT ["/hostpass", "serve"]

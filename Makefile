@@ -8,12 +8,13 @@
 #   make push      same, named $(REGISTRY)/$(PLUGIN_NAME), pushed to $(REGISTRY)
 #
 # Managed plugin notes (measured on dockerd 20.10):
-# - The plugin bind-mounts two host directories, /var/log/hostpass (mount "audit")
-#   and /var/lib/hostpass (mount "state"). Docker does not create them: `docker
-#   plugin enable` fails with "stat /var/log/hostpass: no such file or directory"
-#   unless they exist on the engine's host. Create them first, or point the mounts
-#   elsewhere with PLUGIN_SETTINGS, e.g.
-#     make plugin PLUGIN_SETTINGS="audit.source=/srv/hp/log state.source=/srv/hp/state"
+# - The plugin bind-mounts the host's /var/log and /var/lib (mounts "varlog"
+#   and "varlib", rslave) and creates hostpass/ in each, so `make plugin` and
+#   `docker plugin install` work on a fresh host: Docker creates no mount
+#   source, and these two exist everywhere. To narrow what the plugin can
+#   write, give it empty folders of your own (hostpass/ is made in them):
+#     make plugin PLUGIN_SETTINGS="varlog.source=/srv/hp/log varlib.source=/srv/hp/lib"
+#   README.md, "As a managed plugin", weighs the grant and covers upgrades.
 # - The plugin needs no capabilities: reading links and addresses over netlink
 #   needs none, and it creates no interfaces.
 # - Two plugins made from the same build/ folder on one engine clash ("content

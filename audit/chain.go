@@ -84,7 +84,9 @@ func splitHash(line []byte) (body []byte, sum string, ok bool) {
 	return line[:cut], sum, true
 }
 
-// lineHash recomputes the hash of line under key (nil: SHA-256).
+// lineHash recomputes a line's hash from its body (as splitHash returns it)
+// with h: SHA-256 for a plain record, HMAC-SHA256 under its epoch's key for
+// a sealed one.
 func lineHash(h hash.Hash, body []byte) string {
 	h.Reset()
 	h.Write(body)
@@ -95,9 +97,29 @@ func lineHash(h hash.Hash, body []byte) string {
 // KeyFile is a sealing key on disk. The daemon's copy holds the current
 // epoch's key and is overwritten as the key evolves; the initial copy
 // (epoch 0), kept off the host, is what `hostpass audit verify --key` takes.
+//
+// Check makes the file self-checking: the daemon overwrites the file in
+// place (so that no older key survives in a renamed-away file), and a crash
+// or a full disk can leave a mix of the old and the new content. Check
+// comes first, so that any mix that still parses carries a check, and a
+// mix's check does not match its epoch and key.
 type KeyFile struct {
+	Check string `json:"check,omitempty"`
 	Epoch uint64 `json:"epoch"`
 	Key   string `json:"key"`
+}
+
+// keyCheck is the check of a key file: the first 8 bytes of
+// SHA-256(label || epoch || ":" || key hex), in hex.
+func keyCheck(epoch uint64, keyHex string) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("hostpass key file check v1\x00%d:%s", epoch, keyHex)))
+	return hex.EncodeToString(sum[:8])
+}
+
+func keyFileBytes(epoch uint64, key []byte) []byte {
+	k := hex.EncodeToString(key)
+	b, _ := json.Marshal(KeyFile{Check: keyCheck(epoch, k), Epoch: epoch, Key: k})
+	return append(b, '\n')
 }
 
 // NewKeyFile writes a fresh random epoch-0 key to path, which must not exist.
@@ -110,8 +132,7 @@ func NewKeyFile(path string) error {
 	if err != nil {
 		return err
 	}
-	b, _ := json.Marshal(KeyFile{Epoch: 0, Key: hex.EncodeToString(key)})
-	if _, err := f.Write(append(b, '\n')); err != nil {
+	if _, err := f.Write(keyFileBytes(0, key)); err != nil {
 		f.Close()
 		return err
 	}
@@ -122,7 +143,8 @@ func NewKeyFile(path string) error {
 	return f.Close()
 }
 
-// ReadKeyFile reads a key file.
+// ReadKeyFile reads a key file, and refuses one whose check does not match.
+// A file without a check was written by hostpass 1 to 3.
 func ReadKeyFile(path string) (epoch uint64, key []byte, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -130,11 +152,14 @@ func ReadKeyFile(path string) (epoch uint64, key []byte, err error) {
 	}
 	var kf KeyFile
 	if err := json.Unmarshal(b, &kf); err != nil {
-		return 0, nil, fmt.Errorf("key file %s is not a hostpass key file: %v", path, err)
+		return 0, nil, fmt.Errorf("key file %s is damaged or not a hostpass key file (%v): a hostpass key file is one JSON object with check, epoch and key; if it is the daemon's copy, restore it from the initial key (docs/audit.md, \"A damaged key file\")", path, err)
 	}
 	key, err = hex.DecodeString(kf.Key)
 	if err != nil || len(key) != 32 {
-		return 0, nil, fmt.Errorf("key file %s: key must be 64 hex digits", path)
+		return 0, nil, fmt.Errorf("key file %s is damaged: its key must be 64 hex digits; if it is the daemon's copy, restore it from the initial key (docs/audit.md, \"A damaged key file\")", path)
+	}
+	if kf.Check != "" && kf.Check != keyCheck(kf.Epoch, kf.Key) {
+		return 0, nil, fmt.Errorf("key file %s is damaged: its check does not match its epoch and key, as when a crash or a full disk tears the daemon's overwrite; hostpass will not use it; if it is the daemon's copy, restore it from the initial key (docs/audit.md, \"A damaged key file\")", path)
 	}
 	return kf.Epoch, key, nil
 }
@@ -148,8 +173,7 @@ func overwriteKeyFile(path string, epoch uint64, key []byte) error {
 		return err
 	}
 	defer f.Close()
-	b, _ := json.Marshal(KeyFile{Epoch: epoch, Key: hex.EncodeToString(key)})
-	b = append(b, '\n')
+	b := keyFileBytes(epoch, key)
 	if _, err := f.WriteAt(b, 0); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -38,57 +39,82 @@ func readsTwoWays(line []byte) bool {
 // readFields is fastFields, and returns the members between event and
 // those read from the end.
 func readFields(body []byte) (f chainFields, middle []byte, ok bool) {
-	rest, ok := cutPrefix(body, `{"time":"`)
-	if !ok {
+	var rest, head []byte
+	if f.Time, f.Seq, f.Event, rest, ok = readHead(body); !ok {
 		return f, nil, false
+	}
+	if f.Prev, f.Epoch, f.NextEpoch, head, ok = readEnd(body); !ok {
+		return f, nil, false
+	}
+	if from := len(body) - len(rest); len(head) >= from {
+		return f, head[from:], true
+	}
+	return f, nil, false
+}
+
+// fastHead reads time, seq and event from the start of a line. It needs only
+// the line's first bytes, so it also reads the head of a line too long to
+// hold.
+func fastHead(b []byte) (t time.Time, seq uint64, event string, ok bool) {
+	t, seq, event, _, ok = readHead(b)
+	return t, seq, event, ok
+}
+
+// readHead is fastHead, and returns what follows event.
+func readHead(b []byte) (t time.Time, seq uint64, event string, rest []byte, ok bool) {
+	rest, ok = cutPrefix(b, `{"time":"`)
+	if !ok {
+		return t, 0, "", nil, false
 	}
 	i := bytes.IndexByte(rest, '"')
-	if i < 0 {
-		return f, nil, false
-	}
-	if f.Time.UnmarshalText(rest[:i]) != nil { // as strict as json's decoding of a time
-		return f, nil, false
+	if i < 0 || t.UnmarshalText(rest[:i]) != nil { // as strict as json's decoding of a time
+		return t, 0, "", nil, false
 	}
 	if rest, ok = cutPrefix(rest[i+1:], `,"seq":`); !ok {
-		return f, nil, false
+		return t, 0, "", nil, false
 	}
-	if f.Seq, rest, ok = digits(rest); !ok {
-		return f, nil, false
+	if seq, rest, ok = digits(rest); !ok {
+		return t, 0, "", nil, false
 	}
 	if rest, ok = cutPrefix(rest, `,"event":"`); !ok {
-		return f, nil, false
+		return t, 0, "", nil, false
 	}
 	if i = bytes.IndexByte(rest, '"'); i < 0 {
-		return f, nil, false
+		return t, 0, "", nil, false
 	}
 	if bytes.IndexByte(rest[:i], '\\') >= 0 || !utf8.Valid(rest[:i]) {
-		return f, nil, false // json would unescape or replace bytes
+		return t, 0, "", nil, false // json would unescape or replace bytes
 	}
-	f.Event = string(rest[:i])
-	rest = rest[i+1:]
+	return t, seq, string(rest[:i]), rest[i+1:], true
+}
 
-	// From the end: ,"prev":"<64 hex>" then, before it, the epoch members.
+// fastEnd reads ,"epoch":N,"next_epoch":N,"prev":"<64 hex>" from the end of
+// a line's body (its hash member cut off). It needs only the last few
+// hundred bytes.
+func fastEnd(body []byte) (prev string, epoch, nextEpoch *uint64, ok bool) {
+	prev, epoch, nextEpoch, _, ok = readEnd(body)
+	return prev, epoch, nextEpoch, ok
+}
+
+// readEnd is fastEnd, and returns what precedes the members it read.
+func readEnd(body []byte) (prev string, epoch, nextEpoch *uint64, head []byte, ok bool) {
 	const prevMember = `,"prev":"`
 	n := len(prevMember) + 64 + 1
 	if len(body) < n || !bytes.HasPrefix(body[len(body)-n:], []byte(prevMember)) || body[len(body)-1] != '"' {
-		return f, nil, false
+		return "", nil, nil, nil, false
 	}
-	prev := body[len(body)-n+len(prevMember) : len(body)-1]
-	if bytes.IndexByte(prev, '"') >= 0 || bytes.IndexByte(prev, '\\') >= 0 || !isASCII(prev) {
-		return f, nil, false // not one string, or one json would unescape
+	p := body[len(body)-n+len(prevMember) : len(body)-1]
+	if bytes.IndexByte(p, '"') >= 0 || bytes.IndexByte(p, '\\') >= 0 || !isASCII(p) {
+		return "", nil, nil, nil, false // not one string, or one json would unescape
 	}
-	f.Prev = string(prev)
-	head := body[:len(body)-n]
+	head = body[:len(body)-n]
 	if v, h, ok := trailingNumber(head, `,"next_epoch":`); ok {
-		f.NextEpoch, head = &v, h
+		nextEpoch, head = &v, h
 	}
 	if v, h, ok := trailingNumber(head, `,"epoch":`); ok {
-		f.Epoch, head = &v, h
+		epoch, head = &v, h
 	}
-	if len(head) < len(body)-len(rest) {
-		return f, nil, false
-	}
-	return f, head[len(body)-len(rest):], true
+	return string(p), epoch, nextEpoch, head, true
 }
 
 // chainKeys are the members of chainFields, which json matches whatever

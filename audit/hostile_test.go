@@ -18,16 +18,6 @@ import (
 // sparse file) and bounds what the reader allocates in total, which bounds
 // its peak. Nothing is timed.
 
-// allocated returns the bytes allocated while fn ran (cumulative).
-func allocated(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
-
 // endless yields n bytes of 'a', with a newline every lineLen bytes
 // (lineLen 0: none), generated as read; read counts what was taken.
 type endless struct {

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,8 +11,6 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
-
-	"github.com/hostpass/hostpass/atomicfile"
 )
 
 const (
@@ -48,6 +45,11 @@ type Options struct {
 	EpochInterval time.Duration
 	// Host and Driver fill those fields of the records the log writes itself.
 	Host, Driver string
+	// MaxKept bounds the records AppendOrKeep holds in memory while the log
+	// is unwritable (default 10,000). Past it they are counted, and an
+	// audit.lost record gives their number and time range once the log is
+	// writable again.
+	MaxKept int
 	// Mirror, if set, receives every record once it is durable, from a
 	// goroutine of its own: a slow or blocked mirror (a stdout nobody
 	// reads) never holds up a caller. Past mirrorQueue records waiting, it
@@ -91,18 +93,33 @@ type request struct {
 
 // committer is the state only the run goroutine touches.
 type committer struct {
-	f            *os.File
+	f            logFile
 	size         int64  // bytes of complete, durable records in f
 	fileFirstSeq uint64 // seq of f's first record, names f when rotated
 	seq          uint64 // last durable seq
 	prev         string // hash of the last durable record
 	kept         []Record
+	lost         lost
 	torn         *Record // set aside at open; written before anything else
+	// uncut: a failed write could not be cut back to size; the next open
+	// sets aside everything past size, so that the chain never continues
+	// from records whose callers were told they failed.
+	uncut   error
+	rotated rotatedEnd // the newest rotated file's last record, once read
+	views   viewState  // the last host.view written (view.go)
 
 	key          []byte // nil: unsealed
 	epoch        uint64
 	epochRecords int // records sealed in this epoch
 	epochTimer   *time.Timer
+	evolveDue    bool // the epoch's time is up; evolve once the log is writable
+	evolveFailed bool // and its failure was reported
+}
+
+// lost counts the teardown records dropped past Options.MaxKept.
+type lost struct {
+	n           int
+	first, last time.Time
 }
 
 // Open returns a plain chained log at path with default options. It never
@@ -130,6 +147,9 @@ func OpenWith(path string, o Options) (*Log, error) {
 	}
 	if o.EpochInterval <= 0 {
 		o.EpochInterval = time.Minute
+	}
+	if o.MaxKept <= 0 {
+		o.MaxKept = 10000
 	}
 	l := &Log{
 		path: path, o: o,
@@ -236,7 +256,7 @@ func (l *Log) run() {
 		case <-retry:
 		case <-epochEnd:
 			c.epochTimer = nil
-			l.evolve()
+			c.evolveDue = true // commit evolves, now or on a retry tick
 		case done := <-l.rotates:
 			done <- l.rotate()
 			continue
@@ -246,7 +266,7 @@ func (l *Log) run() {
 		}
 		l.commit(batch)
 		retry = nil
-		if len(c.kept) > 0 {
+		if len(c.kept) > 0 || c.lost.n > 0 || c.evolveDue {
 			retry = time.After(retryInterval)
 		}
 	}
@@ -261,21 +281,24 @@ func (l *Log) commit(batch []request) {
 		recs[i] = r.rec
 	}
 	err := l.flush(recs)
-	if err != nil {
-		for _, r := range batch {
-			if r.keep {
-				c.kept = append(c.kept, r.rec)
-			}
-		}
-		l.kept.Store(int64(len(c.kept)))
-	}
 	for _, r := range batch {
-		r.done <- err
+		switch {
+		case err == nil || !r.keep:
+			r.done <- err
+		case len(c.kept) < l.o.MaxKept:
+			c.kept = append(c.kept, r.rec)
+			l.kept.Store(int64(len(c.kept))) // before the caller hears back and asks Pending
+			r.done <- err
+		default:
+			c.lost.add(r.rec.Time)
+			r.done <- fmt.Errorf("%w; not kept either: %d records already wait in memory (the limit), so this one is counted in an audit.lost record once the log is writable", err, len(c.kept))
+		}
 	}
+	l.kept.Store(int64(len(c.kept)))
 	if err != nil {
 		return
 	}
-	if c.key != nil && c.epochRecords >= l.o.EpochRecords {
+	if c.key != nil && (c.epochRecords >= l.o.EpochRecords || c.evolveDue) {
 		l.evolve()
 	}
 	if l.o.MaxSize > 0 && c.size >= l.o.MaxSize {
@@ -285,20 +308,48 @@ func (l *Log) commit(batch []request) {
 	}
 }
 
-// flush writes the kept records, then more, in one write; on success nothing
-// is kept any longer.
+// flush writes the kept records, an audit.lost record for those that could
+// not be kept, then more, in one write; on success nothing is kept any
+// longer.
 func (l *Log) flush(more []Record) error {
 	c := &l.c
-	recs := append(append([]Record(nil), c.kept...), more...)
+	recs := append([]Record(nil), c.kept...)
+	if c.lost.n > 0 {
+		recs = append(recs, l.lostRecord())
+	}
+	recs = append(recs, more...)
 	if len(recs) == 0 {
 		return nil
 	}
 	if err := l.write(recs); err != nil {
 		return err
 	}
-	c.kept = nil
+	c.kept, c.lost = nil, lost{}
 	l.kept.Store(0)
 	return nil
+}
+
+func (n *lost) add(t time.Time) {
+	if t.IsZero() {
+		t = time.Now().UTC()
+	}
+	if n.n == 0 || t.Before(n.first) {
+		n.first = t
+	}
+	if n.n == 0 || t.After(n.last) {
+		n.last = t
+	}
+	n.n++
+}
+
+// lostRecord says how many teardown records were dropped, and when they
+// were made, while the log was unwritable.
+func (l *Log) lostRecord() Record {
+	n := l.c.lost
+	rec := l.own(Lost, fmt.Sprintf("%d teardown records made from %s to %s were lost: the log was unwritable and %d records already waited in memory",
+		n.n, n.first.Format(time.RFC3339Nano), n.last.Format(time.RFC3339Nano), l.o.MaxKept))
+	rec.Lost = &LostRecords{Records: n.n, First: n.first, Last: n.last}
+	return rec
 }
 
 // write numbers, chains and seals recs, writes them in one write and
@@ -315,6 +366,7 @@ func (l *Log) write(recs []Record) error {
 	if c.torn != nil {
 		recs = append([]Record{*c.torn}, recs...)
 	}
+	recs = c.withViews(recs)
 	var buf bytes.Buffer
 	lines := make([][]byte, len(recs))
 	seq, prev := c.seq, c.prev
@@ -326,7 +378,7 @@ func (l *Log) write(recs []Record) error {
 			e := c.epoch
 			recs[i].Epoch = &e
 		}
-		line, err := encode(&recs[i], c.key)
+		line, err := encodeRecord(&recs[i], c.key)
 		if err != nil {
 			return fmt.Errorf("%w: encoding record: %v", ErrUnavailable, err)
 		}
@@ -340,7 +392,12 @@ func (l *Log) write(recs []Record) error {
 		err = c.f.Sync()
 	}
 	if err != nil {
-		c.f.Truncate(c.size) // best effort; the reopen checks the tail again
+		if terr := c.f.Truncate(c.size); terr != nil {
+			// Records of this batch may be whole in the file, and their
+			// callers hear "failed": the next open sets them aside.
+			c.uncut = terr
+			l.o.Log.WithError(terr).Error("audit log: cannot cut a failed write back to the last acknowledged record; the log is unwritable until it can")
+		}
 		c.f.Close()
 		c.f = nil
 		return fmt.Errorf("%w: writing %s: %v", ErrUnavailable, l.path, err)
@@ -382,7 +439,10 @@ func (l *Log) evolve() {
 	marker := l.own(EpochEnd, "")
 	marker.NextEpoch = &next
 	if err := l.flush([]Record{marker}); err != nil {
-		l.o.Log.WithError(err).Error("audit log: cannot end the sealing epoch; the key evolves once the log is writable")
+		if !c.evolveFailed {
+			l.o.Log.WithError(err).Error("audit log: cannot end the sealing epoch; the key evolves once the log is writable")
+		}
+		c.evolveDue, c.evolveFailed = true, true // retried on the retry tick
 		return
 	}
 	l.advanceKey(next)
@@ -397,7 +457,7 @@ func (l *Log) advanceKey(epoch uint64) {
 		c.key = next
 		c.epoch++
 	}
-	c.epochRecords = 0
+	c.epochRecords, c.evolveDue, c.evolveFailed = 0, false, false
 	if c.epochTimer != nil {
 		c.epochTimer.Stop()
 		c.epochTimer = nil
@@ -432,19 +492,19 @@ func (l *Log) rotate() error {
 	if err := os.Rename(l.path, to); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o640)
+	f, err := openLogFile(l.path)
 	if err != nil {
 		return err
 	}
 	c.f, c.size = f, 0
 	l.o.Log.WithField("file", to).Info("audit log rotated")
-	return atomicfile.SyncDir(filepath.Dir(l.path))
+	return syncDir(filepath.Dir(l.path))
 }
 
 func (l *Log) shutdown() error {
 	c := &l.c
 	var err error
-	if n := len(c.kept); n > 0 {
+	if n := len(c.kept) + c.lost.n; n > 0 {
 		if err = l.flush(nil); err != nil {
 			err = fmt.Errorf("%d audit records could not be written: %w", n, err)
 		}
@@ -466,193 +526,4 @@ func (l *Log) shutdown() error {
 		}
 	}
 	return err
-}
-
-// open opens (or creates) the current file and picks the chain up from its
-// last record, or from the newest rotated file when it is empty. A partial
-// last line, left by a crash in the middle of a write, was never
-// acknowledged: it is moved to a side file, reported, and recorded.
-func (l *Log) open() error {
-	c := &l.c
-	dir := filepath.Dir(l.path)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o640)
-	if err != nil {
-		return err
-	}
-	t, err := readTail(f)
-	if err != nil {
-		f.Close()
-		return err
-	}
-	last := t.last
-	if last == nil && t.size == 0 {
-		if last, err = lastRotated(l.path); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	if len(t.torn) > 0 {
-		if err := l.setAside(f, t); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	if err := atomicfile.SyncDir(dir); err != nil {
-		f.Close()
-		return err
-	}
-	c.f, c.size, c.fileFirstSeq = f, t.size, t.firstSeq
-	c.seq, c.prev = 0, Genesis
-	if last != nil {
-		c.seq, c.prev = last.Seq, last.Hash
-		if c.key != nil {
-			target := c.epoch
-			if last.Epoch != nil && *last.Epoch > target {
-				target = *last.Epoch
-			}
-			if last.NextEpoch != nil && *last.NextEpoch > target {
-				target = *last.NextEpoch // the epoch ended, the key file did not follow
-			}
-			if target > c.epoch {
-				l.advanceKey(target)
-			}
-		}
-	}
-	return nil
-}
-
-func (l *Log) setAside(f *os.File, t tail) error {
-	saved := fmt.Sprintf("%s.torn-%s", l.path, time.Now().UTC().Format("20060102T150405.000000000Z"))
-	if err := os.WriteFile(saved, t.torn, 0o640); err != nil {
-		return err
-	}
-	if err := f.Truncate(t.size); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	detail := fmt.Sprintf("a crash left a partial line of %d bytes at the end of %s; it was never acknowledged; its bytes are in %s",
-		len(t.torn), l.path, saved)
-	l.o.Log.WithField("saved", saved).Error("audit log: " + detail)
-	rec := l.own(TornTail, detail)
-	l.c.torn = &rec
-	return nil
-}
-
-// tailWindow bounds how far back from the end the last record is searched.
-const tailWindow = 1 << 20
-
-type tail struct {
-	size     int64   // bytes up to and including the last newline
-	last     *Record // the last complete record, nil if none
-	torn     []byte  // bytes after the last newline
-	firstSeq uint64  // seq of the file's first record, 0 if none
-}
-
-// readTail finds the last complete record of f and what follows it.
-func readTail(f *os.File) (tail, error) {
-	var t tail
-	st, err := f.Stat()
-	if err != nil {
-		return t, err
-	}
-	start := st.Size() - tailWindow
-	if start < 0 {
-		start = 0
-	}
-	buf := make([]byte, st.Size()-start)
-	if _, err := f.ReadAt(buf, start); err != nil && err != io.EOF {
-		return t, err
-	}
-	end := bytes.LastIndexByte(buf, '\n')
-	if end < 0 {
-		if start > 0 {
-			return t, fmt.Errorf("%s: no record boundary in its last %d bytes", f.Name(), tailWindow)
-		}
-		t.torn = buf
-		return t, nil
-	}
-	t.size = start + int64(end) + 1
-	t.torn = buf[end+1:]
-	line := buf[bytes.LastIndexByte(buf[:end], '\n')+1 : end]
-	if t.last, err = parseLine(line); err != nil {
-		return t, fmt.Errorf("%s: its last line is not an audit record (%v), so the chain cannot continue; check it with `hostpass audit verify`, then move the file away to start a new log", f.Name(), err)
-	}
-	t.firstSeq = firstSeq(f)
-	return t, nil
-}
-
-// firstSeq reads the seq of f's first record: the encoder puts it right
-// after time, within the first bytes of the line.
-func firstSeq(f *os.File) uint64 {
-	head := make([]byte, 128)
-	n, _ := f.ReadAt(head, 0)
-	i := bytes.Index(head[:n], []byte(`,"seq":`))
-	if i < 0 {
-		return 0
-	}
-	var seq uint64
-	for _, b := range head[i+len(`,"seq":`) : n] {
-		if b < '0' || b > '9' {
-			break
-		}
-		seq = seq*10 + uint64(b-'0')
-	}
-	return seq
-}
-
-// parseLine decodes a line and checks it carries a hash.
-func parseLine(line []byte) (*Record, error) {
-	if _, _, ok := splitHash(line); !ok {
-		return nil, errNoHash
-	}
-	var r Record
-	if err := json.Unmarshal(line, &r); err != nil {
-		return nil, err
-	}
-	if r.Seq == 0 {
-		return nil, errors.New("no seq")
-	}
-	return &r, nil
-}
-
-// lastRotated returns the last record of the newest rotated file, if any.
-func lastRotated(path string) (*Record, error) {
-	files, err := Files(path)
-	if err != nil {
-		return nil, err
-	}
-	var newest string
-	for _, f := range files {
-		if f != path {
-			newest = f
-		}
-	}
-	if newest == "" {
-		return nil, nil
-	}
-	r, err := openReader(newest)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	var last []byte
-	err = eachLine(r, func(line []byte, complete bool) error {
-		if complete {
-			last = append(last[:0], line...)
-		}
-		return nil
-	})
-	if err != nil || last == nil {
-		return nil, fmt.Errorf("reading the end of %s: %v", newest, err)
-	}
-	rec, err := parseLine(last)
-	if err != nil {
-		return nil, fmt.Errorf("%s: its last line is not an audit record: %v", newest, err)
-	}
-	return rec, nil
 }

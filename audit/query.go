@@ -22,6 +22,10 @@ import (
 type Filter struct {
 	Network, Endpoint, Container, Event string
 	Since, Until                        time.Time
+	// Interfaces: records that name a host view (host_view) are handed
+	// over with the view's host_interfaces spliced in after host_view (the
+	// line is then no longer the one its hash covers).
+	Interfaces bool
 
 	// Filled by Query's first pass over the log.
 	networkIDs map[string]bool // networks named Network
@@ -48,6 +52,7 @@ type Entry struct {
 	NetworkName  string `json:"network_name"`
 	ObservedLate bool   `json:"observed_late"`
 	Action       string `json:"action"`
+	HostView     string `json:"host_view"`
 }
 
 func (f Filter) isContainer(r *Entry) bool {
@@ -143,6 +148,9 @@ func Query(files []string, f Filter, fn func(r *Entry, line []byte) error) error
 }
 
 func queryAll(files []string, f Filter, fn func(r *Entry, line []byte) error) error {
+	if f.Interfaces {
+		fn = withInterfaces(fn)
+	}
 	for _, path := range files {
 		if err := queryFile(path, f, fn); err != nil {
 			return err
@@ -163,6 +171,9 @@ func queryFile(path string, f Filter, fn func(r *Entry, line []byte) error) erro
 	}
 	return eachBatch(path, decodeAll, func(b *batch) error {
 		for i, e := range b.entries {
+			if f.Interfaces && e == nil && isView(b.lines[i]) {
+				e = &Entry{Event: HostView} // not shown, but its links are
+			}
 			if e != nil {
 				if err := fn(e, b.lines[i]); err != nil {
 					return err
@@ -203,6 +214,9 @@ func Follow(ctx context.Context, path string, f Filter, fn func(r *Entry, line [
 	if _, err := file.Seek(0, io.SeekEnd); err != nil {
 		return err
 	}
+	if f.Interfaces {
+		fn = withInterfaces(fn)
+	}
 	var partial []byte
 	skip := false // in a line longer than maxLine: not a record, not held
 	buf := make([]byte, 1<<20)
@@ -223,7 +237,11 @@ func Follow(ctx context.Context, path string, f Filter, fn func(r *Entry, line [
 				if i < 0 {
 					break
 				}
-				if e := decode(f, partial[:i]); e != nil {
+				e := decode(f, partial[:i])
+				if f.Interfaces && e == nil && isView(partial[:i]) {
+					e = &Entry{Event: HostView}
+				}
+				if e != nil {
 					if err := fn(e, partial[:i]); err != nil {
 						return err
 					}

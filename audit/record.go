@@ -68,6 +68,20 @@ type Container struct {
 	StartedAt  *time.Time        `json:"started_at,omitempty"`
 }
 
+// LostRecords counts records dropped during an outage, and when the first
+// and the last of them were made.
+type LostRecords struct {
+	Records int       `json:"records"`
+	First   time.Time `json:"first"`
+	Last    time.Time `json:"last"`
+}
+
+// ContainerRef names a container another record is about.
+type ContainerRef struct {
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+}
+
 // Record is one line of the audit log. docs/audit.md is its schema; keep the
 // two in step.
 type Record struct {
@@ -96,16 +110,35 @@ type Record struct {
 	Internal *bool `json:"internal,omitempty"`
 	Adopted  *bool `json:"adopted,omitempty"`
 
-	Options        map[string]any `json:"options,omitempty"`
-	IPAMPools      []string       `json:"ipam_pools,omitempty"`
-	Address        string         `json:"address,omitempty"`
-	HostInterfaces []Interface    `json:"host_interfaces,omitempty"`
-	Detail         string         `json:"detail,omitempty"`
+	Options   map[string]any `json:"options,omitempty"`
+	IPAMPools []string       `json:"ipam_pools,omitempty"`
+	Address   string         `json:"address,omitempty"`
+	Detail    string         `json:"detail,omitempty"`
+
+	// The host's links (view.go). View is what the call saw: it is not
+	// written as such; the log writes it as a host.view record ahead of
+	// this one when it differs from the last view written, and names that
+	// record in HostView. A host.view record holds the view in full
+	// (HostInterfaces, at most viewBudget bytes of links in index order,
+	// OmittedInterfaces counting the rest), or as the change from the view
+	// before it (BaseView): the links added or changed, and the indexes of
+	// the links gone.
+	View              []Interface `json:"-"`
+	HostView          string      `json:"host_view,omitempty"`
+	HostInterfaces    []Interface `json:"host_interfaces,omitempty"`
+	OmittedInterfaces int         `json:"omitted_interfaces,omitempty"`
+	BaseView          string      `json:"base_view,omitempty"`
+	ChangedInterfaces []Interface `json:"changed_interfaces,omitempty"`
+	RemovedInterfaces []int       `json:"removed_interfaces,omitempty"`
 
 	// Attribution, from the watcher.
 	Container     *Container        `json:"container,omitempty"`
 	NetworkName   string            `json:"network_name,omitempty"`
 	NetworkLabels map[string]string `json:"network_labels,omitempty"`
+	// Via: the container whose network namespace Container shares
+	// (--network container:X): on host.* records when X is in host mode, on
+	// endpoint.attribute and policy.violation when X owns the endpoint.
+	Via *ContainerRef `json:"via,omitempty"`
 	// ObservedLate: the watcher found this by reconciling with the running
 	// containers (after a reconnect or its own start), not from the event.
 	ObservedLate bool `json:"observed_late,omitempty"`
@@ -115,6 +148,15 @@ type Record struct {
 	// Action what hostpass did ("recorded", or "stopped").
 	Policy string `json:"policy,omitempty"`
 	Action string `json:"action,omitempty"`
+
+	// Lost: on audit.lost, the teardown records that were dropped while
+	// the log was unwritable (see Options.MaxKept).
+	Lost *LostRecords `json:"lost,omitempty"`
+
+	// Truncated names the fields the log cut to keep the record under
+	// MaxRecord bytes (bound.go): a cut string ends in "…", a cut list or
+	// map lost its last entries.
+	Truncated []string `json:"truncated,omitempty"`
 
 	// The chain (see chain.go). Epoch is set in sealed logs only; NextEpoch
 	// only on audit.epoch records. Hash is always the line's last member.

@@ -20,7 +20,9 @@ const (
 	BadKey       = "bad key"      // the first sealed record does not verify under the key given
 	ChainBroken  = "chain broken" // a record's prev is not the hash of the record before it
 	NotJSON      = "not JSON"
-	MissingStart = "missing start" // the log does not begin at the genesis record
+	MissingStart = "missing start" // the log does not begin at the genesis record, or where --start says
+	LateStart    = "late start"    // under a key: the genesis record is sealed in a later epoch than 0
+	Unsealed     = "unsealed"      // under a key: the log's first record is not sealed, or none is
 )
 
 // Problem is the first thing wrong with a log, and where.
@@ -44,9 +46,22 @@ func (p *Problem) Error() string {
 // unchecked. Anchors are seq → hash pairs known from outside the host (a
 // syslog collector has every record): they reveal records cut off the end,
 // which no chain can show by itself.
+//
+// A log must start at its genesis record (seq 1, genesis prev), and under
+// Key that record must be sealed in epoch 0: whoever holds the daemon's key
+// file can start a new log in its epoch, and only the start tells it from
+// the real one. Start accepts a later start: the seq and hash of the first
+// record present, known from elsewhere (the oldest files were removed).
 type VerifyOptions struct {
 	Key     []byte
 	Anchors map[uint64]string
+	Start   *Anchor
+}
+
+// Anchor is a record known from elsewhere: its seq and hash.
+type Anchor struct {
+	Seq  uint64
+	Hash string
 }
 
 // Summary describes a log that verified.
@@ -60,6 +75,9 @@ type Summary struct {
 	FirstEpoch        uint64
 	LastEpoch         uint64
 	TornTails         int
+	// StartGiven: the log starts at FirstSeq because VerifyOptions.Start
+	// says so; what came before it was not checked.
+	StartGiven bool
 }
 
 // chainFields are the parts of a record verify needs.
@@ -109,6 +127,10 @@ func Verify(files []string, o VerifyOptions) (Summary, error) {
 	}
 	if v.ahead != nil {
 		return v.sum, v.gap()
+	}
+	if o.Key != nil && !v.checked {
+		return v.sum, &Problem{File: v.file, Line: v.lineNo, Kind: Unsealed,
+			Detail: "no record in the log is sealed, so the key checked nothing: verify it without --key, or find the sealed log"}
 	}
 	v.sum.Files = len(files)
 	v.sum.LastHash = v.prev
@@ -208,11 +230,12 @@ func (v *verifier) line(line []byte) error {
 		}
 		return v.gap()
 	}
+	if v.next == 0 {
+		if err := v.start(f, claimed); err != nil {
+			return err
+		}
+	}
 	switch {
-	case v.next == 0 && f.Prev != Genesis && f.Seq > 1:
-		return v.problem(f.Seq, MissingStart, fmt.Sprintf("the log starts at seq %d, not at the genesis record: its oldest files are gone", f.Seq))
-	case v.next == 0 && (f.Seq != 1 || f.Prev != Genesis):
-		return v.problem(f.Seq, Modified, "the first record must be seq 1 with the genesis prev")
 	case v.next != 0 && f.Seq > v.next:
 		v.ahead = v.problem(f.Seq, "", "")
 		return nil
@@ -239,6 +262,35 @@ func (v *verifier) line(line []byte) error {
 	v.sum.LastSeq, v.sum.Last = f.Seq, f.Time
 	if f.Event == TornTail {
 		v.sum.TornTails++
+	}
+	return nil
+}
+
+// start checks the first record: the genesis record, sealed in epoch 0
+// under a key, or the start the user gave.
+func (v *verifier) start(f chainFields, claimed string) error {
+	const say = "if you know from elsewhere (a syslog collector, an earlier verify) where the log starts, pass --start SEQ:HASH with that record's seq and hash"
+	if s := v.o.Start; s != nil {
+		switch {
+		case f.Seq != s.Seq:
+			return v.problem(f.Seq, MissingStart, fmt.Sprintf("the log starts at seq %d, not at seq %d as --start says", f.Seq, s.Seq))
+		case claimed != s.Hash:
+			return v.problem(f.Seq, Modified, fmt.Sprintf("the first record, seq %d, has hash %s, not %s as --start says", f.Seq, claimed, s.Hash))
+		case v.o.Key != nil && f.Epoch == nil:
+			return v.problem(f.Seq, Unsealed, "the log starts with a record that is not sealed: under --key it must start sealed")
+		}
+		v.prev, v.sum.StartGiven = f.Prev, true
+		return nil
+	}
+	switch {
+	case f.Prev != Genesis && f.Seq > 1:
+		return v.problem(f.Seq, MissingStart, fmt.Sprintf("the log starts at seq %d, not at the genesis record: its oldest files are gone, or it was started elsewhere; %s", f.Seq, say))
+	case f.Seq != 1 || f.Prev != Genesis:
+		return v.problem(f.Seq, Modified, "the first record must be seq 1 with the genesis prev")
+	case v.o.Key != nil && f.Epoch == nil:
+		return v.problem(f.Seq, Unsealed, "the log starts with a record that is not sealed: under --key a log must start sealed in epoch 0, since anyone can write plain records (verify a plain log without --key)")
+	case v.o.Key != nil && *f.Epoch != 0:
+		return v.problem(f.Seq, LateStart, fmt.Sprintf("the genesis record is sealed in epoch %d, not epoch 0: a log starts in epoch 0, so this one was started with a later key, as whoever holds the daemon's key file can do; %s", *f.Epoch, say))
 	}
 	return nil
 }

@@ -285,3 +285,70 @@ func TestFastFieldsReadWhatJSONReads(t *testing.T) {
 		}
 	}
 }
+
+// TestForgedLogFromALaterEpochDoesNotVerify is the attack of issue 7: whoever
+// holds the daemon's key file (epoch 2 here) starts a brand-new log with it.
+// Every seal in it is good under the initial key stepped forward; only its
+// start gives it away.
+func TestForgedLogFromALaterEpochDoesNotVerify(t *testing.T) {
+	initial, daemonKey := newKey(t)
+	writeLog(t, 25, 0, daemonKey) // epochs of 10: the key file is at epoch 2
+	stolen := filepath.Join(t.TempDir(), "stolen.key")
+	b, _ := os.ReadFile(daemonKey)
+	os.WriteFile(stolen, b, 0o600)
+
+	forged, files := writeLog(t, 5, 0, stolen)
+	_, err := Verify(files, VerifyOptions{Key: initial})
+	wantProblem(t, err, LateStart, 1, 1, "the genesis record is sealed in epoch 2, not epoch 0: a log starts in epoch 0, so this one was started with a later key, as whoever holds the daemon's key file can do; if you know from elsewhere (a syslog collector, an earlier verify) where the log starts, pass --start SEQ:HASH with that record's seq and hash")
+
+	// A plain prefix, written without any key, then the stolen key.
+	l := Open(forged+".2", nil)
+	l.Append(Record{Event: NetworkCreate, Outcome: OK})
+	l.Close()
+	l, _ = OpenWith(forged+".2", Options{SealKey: stolen})
+	l.Append(Record{Event: EndpointJoin, Outcome: OK})
+	l.Close()
+	_, err = Verify([]string{forged + ".2"}, VerifyOptions{Key: initial})
+	wantProblem(t, err, Unsealed, 1, 1, "the log starts with a record that is not sealed: under --key a log must start sealed in epoch 0")
+
+	// Nothing sealed at all: the key would check nothing.
+	_, plain := writeLog(t, 3, 0, "")
+	_, err = Verify(plain, VerifyOptions{Key: initial})
+	wantProblem(t, err, Unsealed, 1, 1, "not sealed")
+	empty := filepath.Join(t.TempDir(), "audit.jsonl")
+	os.WriteFile(empty, nil, 0o640)
+	_, err = Verify([]string{empty}, VerifyOptions{Key: initial})
+	wantProblem(t, err, Unsealed, 0, 0, "no record in the log is sealed, so the key checked nothing")
+}
+
+func TestLaterStartVerifiesOnlyWhereTheUserSaysItStarts(t *testing.T) {
+	initial, daemonKey := newKey(t)
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, _ := OpenWith(path, Options{MaxSize: 3000, SealKey: daemonKey, EpochRecords: 10, EpochInterval: time.Hour})
+	for i := 0; i < 40; i++ {
+		if err := l.Append(Record{Time: time.Now().UTC(), Event: EndpointJoin, Outcome: OK, NetworkID: "n"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	files, _ := Files(path)
+	if len(files) < 4 {
+		t.Fatalf("want several files, got %v", files)
+	}
+	kept := files[2:] // the two oldest files were removed
+	var first Record
+	json.Unmarshal([]byte(lines(t, kept[0])[0]), &first)
+
+	_, err := Verify(kept, VerifyOptions{Key: initial})
+	wantProblem(t, err, MissingStart, 1, first.Seq, "its oldest files are gone, or it was started elsewhere; if you know from elsewhere")
+
+	sum, err := Verify(kept, VerifyOptions{Key: initial, Start: &Anchor{Seq: first.Seq, Hash: first.Hash}})
+	if err != nil || !sum.StartGiven || sum.FirstSeq != first.Seq || sum.FirstEpoch != *first.Epoch || !sum.SealsChecked {
+		t.Fatalf("with --start %d:%s: %+v %v, want it verified from there", first.Seq, first.Hash, sum, err)
+	}
+
+	_, err = Verify(kept, VerifyOptions{Key: initial, Start: &Anchor{Seq: first.Seq, Hash: Genesis}})
+	wantProblem(t, err, Modified, 1, first.Seq, "has hash "+first.Hash+", not "+Genesis+" as --start says")
+	_, err = Verify(files, VerifyOptions{Key: initial, Start: &Anchor{Seq: first.Seq, Hash: first.Hash}})
+	wantProblem(t, err, MissingStart, 1, 1, fmt.Sprintf("the log starts at seq 1, not at seq %d as --start says", first.Seq))
+}

@@ -19,7 +19,8 @@ type Config struct {
 	Hostname string
 	StateDir string
 	Audit    *audit.Log
-	// HostInterfaces returns the host's links, recorded on every join.
+	// HostInterfaces returns the host's links. Every join names the view
+	// it saw; the audit log records each view once, as host.view.
 	HostInterfaces func() []audit.Interface
 	Log            *logrus.Entry
 	Now            func() time.Time // time.Now when nil

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/docker/go-plugins-helpers/network"
@@ -88,12 +89,13 @@ func TestTeardownIsIdempotentAndAudited(t *testing.T) {
 
 func TestKnowsCreatedAndAdoptedNetworks(t *testing.T) {
 	d, _ := newDriver(t)
+	found := strings.Repeat("ab", 32)
 	d.CreateNetwork(&network.CreateNetworkRequest{NetworkID: "made", Options: map[string]any{genericOptions: map[string]any{"tag": "t1"}}})
-	d.Join(&network.JoinRequest{NetworkID: "found", EndpointID: "e"})
+	d.Join(&network.JoinRequest{NetworkID: found, EndpointID: "e"})
 	if tag, ok := d.Knows("made"); !ok || tag != "t1" {
 		t.Errorf("Knows(made) = %q %v, want t1 true", tag, ok)
 	}
-	if _, ok := d.Knows("found"); !ok {
+	if _, ok := d.Knows(found); !ok {
 		t.Error("a network adopted at Join is not known")
 	}
 	d.DeleteNetwork(&network.DeleteNetworkRequest{NetworkID: "made"})

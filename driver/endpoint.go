@@ -10,16 +10,16 @@ import (
 // IPAM; the reply must not echo an Interface back, or Docker rolls the
 // endpoint back.
 func (d *Driver) CreateEndpoint(req *network.CreateEndpointRequest) (*network.CreateEndpointResponse, error) {
-	n := d.network(req.NetworkID)
+	n, err := d.setup("CreateEndpoint", req.NetworkID, req.EndpointID)
 	rec := d.record(audit.EndpointCreate, n)
-	rec.EndpointID, rec.Options = req.EndpointID, req.Options
+	rec.NetworkID, rec.EndpointID, rec.Options = req.NetworkID, req.EndpointID, req.Options
 	var addr string
 	if req.Interface != nil {
 		addr = req.Interface.Address
 	}
 	rec.Address = addr
-	if req.EndpointID == "" {
-		return nil, d.refuse(rec, invalid("CreateEndpoint request has no EndpointID"))
+	if err != nil {
+		return nil, d.refuse(rec, err)
 	}
 	if err := d.commit(rec); err != nil {
 		return nil, err

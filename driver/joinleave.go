@@ -12,12 +12,12 @@ import (
 // DisableGatewayService, Docker attaches the container to its gateway bridge
 // (docker_gwbridge) for egress; --internal networks get lo only.
 func (d *Driver) Join(req *network.JoinRequest) (*network.JoinResponse, error) {
-	n := d.network(req.NetworkID)
+	n, err := d.setup("Join", req.NetworkID, req.EndpointID)
 	rec := d.record(audit.EndpointJoin, n)
-	rec.EndpointID, rec.SandboxKey, rec.Options = req.EndpointID, req.SandboxKey, req.Options
-	rec.HostInterfaces = d.cfg.HostInterfaces()
-	if req.EndpointID == "" {
-		return nil, d.refuse(rec, invalid("Join request has no EndpointID"))
+	rec.NetworkID, rec.EndpointID, rec.SandboxKey, rec.Options = req.NetworkID, req.EndpointID, req.SandboxKey, req.Options
+	rec.View = d.cfg.HostInterfaces() // the log records it as host.view, named in host_view
+	if err != nil {
+		return nil, d.refuse(rec, err)
 	}
 	if err := d.commit(rec); err != nil {
 		return nil, err

@@ -1,8 +1,11 @@
 package driver
 
 import (
+	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/docker/go-plugins-helpers/network"
 
@@ -21,6 +24,13 @@ const tagOption = "tag"
 
 var acceptedOptions = []string{tagOption}
 
+// maxTag bounds the tag, in bytes: it is carried into every record of the
+// network, so its length multiplies with every call.
+const maxTag = 256
+
+// maxQuoted bounds how much of a rejected option name an error quotes.
+const maxQuoted = 64
+
 // nullPool is the pool Docker sends with --ipam-driver null.
 const nullPool = "0.0.0.0/0"
 
@@ -38,7 +48,7 @@ type Network struct {
 
 // CreateNetwork accepts the network if its -o options are known.
 func (d *Driver) CreateNetwork(req *network.CreateNetworkRequest) error {
-	n := Network{ID: req.NetworkID, Options: req.Options, Internal: isTrue(req.Options[internalOption])}
+	n := Network{ID: req.NetworkID, Options: withoutTag(req.Options), Internal: isTrue(req.Options[internalOption])}
 	for _, p := range req.IPv4Data {
 		if p != nil && p.Pool != "" {
 			n.IPAMPools = append(n.IPAMPools, p.Pool)
@@ -56,6 +66,9 @@ func (d *Driver) CreateNetwork(req *network.CreateNetworkRequest) error {
 	}
 	tag, err := parseGeneric(req.Options[genericOptions])
 	if err != nil {
+		// What was refused stays on record as received, the log cuts it
+		// to its bound.
+		rec.Options = req.Options
 		return d.refuse(rec, err)
 	}
 	n.Tag, rec.Tag = tag, tag
@@ -97,24 +110,58 @@ func (d *Driver) DeleteNetwork(req *network.DeleteNetworkRequest) error {
 	return nil
 }
 
-// network returns the network with id. One hostpass never saw is adopted:
-// Docker never re-sends CreateNetwork, so refusing it would break every
-// container on it after hostpass lost its state.
-func (d *Driver) network(id string) Network {
+// setup checks the request of a call that sets something up, then returns
+// its network (network); on refusal, the network if known, for the record.
+func (d *Driver) setup(call, networkID, endpointID string) (Network, error) {
+	if endpointID == "" {
+		d.mu.Lock()
+		n := d.networks[networkID]
+		d.mu.Unlock()
+		return n, invalid("%s request has no EndpointID", call)
+	}
+	return d.network(call, networkID)
+}
+
+// network returns the network with id for a call that sets something up.
+// One hostpass never saw is adopted: Docker never re-sends CreateNetwork,
+// so refusing it would break every container on it after hostpass lost its
+// state. Only an ID Docker could have made is adopted, and an adoption
+// appends one line to the state (store.adopt) rather than rewriting it.
+func (d *Driver) network(call, id string) (Network, error) {
 	d.mu.Lock()
 	n, known := d.networks[id]
-	if !known {
+	adopt := !known && isNetworkID(id)
+	if adopt {
 		n = Network{ID: id, Adopted: true}
 		d.networks[id] = n
 	}
 	d.mu.Unlock()
-	if !known {
-		d.cfg.Log.WithField("network", id).Warn("adopting a network hostpass has no record of; its tag is unknown")
-		if err := d.save(); err != nil {
-			d.cfg.Log.WithError(err).WithField("network", id).Error("cannot save the adopted network")
+	switch {
+	case known:
+		return n, nil
+	case id == "":
+		return n, invalid("%s request has no NetworkID", call)
+	case !adopt:
+		return n, invalid("%s request names network %s, which hostpass has no record of and will not adopt: Docker's network IDs are 64 lowercase hex digits", call, quote(id))
+	}
+	d.cfg.Log.WithField("network", id).Warn("adopting a network hostpass has no record of; its tag is unknown")
+	if err := d.store.adopt(n); err != nil {
+		d.cfg.Log.WithError(err).WithField("network", id).Error("cannot save the adopted network; it is adopted again after a restart")
+	}
+	return n, nil
+}
+
+// isNetworkID reports whether id has the form of Docker's network IDs.
+func isNetworkID(id string) bool {
+	if len(id) != 64 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
 		}
 	}
-	return n
+	return true
 }
 
 // known returns the network with id without adopting it: teardown of a
@@ -171,15 +218,67 @@ func parseGeneric(v any) (string, error) {
 	var tag string
 	for _, k := range keys {
 		if k != tagOption {
-			return "", invalid("unknown network option %q; accepted options: %s", k, strings.Join(acceptedOptions, ", "))
+			return "", invalid("unknown network option %s; accepted options: %s", quote(k), strings.Join(acceptedOptions, ", "))
 		}
 		s, ok := opts[k].(string)
 		if !ok {
-			return "", invalid("network option %q must be text, got %v", k, opts[k])
+			return "", invalid("network option %q must be text, got %s", k, shorten(fmt.Sprint(opts[k])))
+		}
+		if len(s) > maxTag {
+			return "", invalid("network option %q is %d bytes; the limit is %d bytes", k, len(s), maxTag)
 		}
 		tag = s
 	}
 	return tag, nil
+}
+
+// withoutTag returns Docker's options for the record and the state without
+// the tag, which both keep in their tag field: a long value is never stored
+// twice.
+func withoutTag(opts map[string]any) map[string]any {
+	generic, ok := opts[genericOptions].(map[string]any)
+	if _, tagged := generic[tagOption]; !ok || !tagged {
+		return opts
+	}
+	out := make(map[string]any, len(opts))
+	for k, v := range opts {
+		out[k] = v
+	}
+	rest := make(map[string]any, len(generic))
+	for k, v := range generic {
+		if k != tagOption {
+			rest[k] = v
+		}
+	}
+	delete(out, genericOptions)
+	if len(rest) > 0 {
+		out[genericOptions] = rest
+	}
+	return out
+}
+
+// quote quotes s for an error message, cut to maxQuoted bytes: an error
+// must not grow with a hostile request.
+func quote(s string) string {
+	head, rest := cut(s)
+	return strconv.Quote(head) + rest
+}
+
+// shorten is s for an error message, cut to maxQuoted bytes.
+func shorten(s string) string {
+	head, rest := cut(s)
+	return head + rest
+}
+
+func cut(s string) (head, rest string) {
+	if len(s) <= maxQuoted {
+		return s, ""
+	}
+	n := maxQuoted
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n], fmt.Sprintf("… (%d bytes)", len(s))
 }
 
 // isTrue reads a boolean option, which Docker sends as a JSON bool (older

@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/hostpass/hostpass/audit"
+	"github.com/hostpass/hostpass/bench"
 	"github.com/hostpass/hostpass/driver"
 	"github.com/hostpass/hostpass/server"
 )
@@ -70,7 +71,7 @@ func events(t *testing.T, path string) map[string]int {
 func TestBenchJoinsAreAudited(t *testing.T) {
 	socket, auditPath := startDaemon(t, "")
 	var out, errOut bytes.Buffer
-	code := runBench([]string{"--socket", socket, "--calls", "200", "--clients", "4"}, &out, &errOut)
+	code := runCmd("bench", []string{"--socket", socket, "--calls", "200", "--clients", "4"}, &out, &errOut)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
 	}
@@ -91,21 +92,24 @@ func TestBenchJoinsAreAudited(t *testing.T) {
 	}
 }
 
+// givenNetwork is a network the bench did not create: the driver adopts it.
+const givenNetwork = "5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
+
 func TestBenchJSONByDuration(t *testing.T) {
 	socket, auditPath := startDaemon(t, "")
 	var out, errOut bytes.Buffer
-	code := runBench([]string{"--socket", socket, "--duration", "200ms", "--clients", "2", "--op", "create-endpoint", "--network", "given", "--json"}, &out, &errOut)
+	code := runCmd("bench", []string{"--socket", socket, "--duration", "200ms", "--clients", "2", "--op", "create-endpoint", "--network", givenNetwork, "--json"}, &out, &errOut)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
 	}
-	var sum benchSummary
+	var sum bench.Summary
 	if err := json.Unmarshal(out.Bytes(), &sum); err != nil {
 		t.Fatalf("--json output %q: %v", out.String(), err)
 	}
 	if sum.Op != "create-endpoint" || sum.Clients != 2 || sum.Calls < 1 || sum.Errors != 0 || sum.Rate <= 0 || sum.P99Ms < sum.P50Ms {
 		t.Errorf("summary %+v", sum)
 	}
-	if sum.DurationS < 0.2 || sum.DurationS > 0.2+benchCallTimeout.Seconds() {
+	if sum.DurationS < 0.2 || sum.DurationS > 0.2+bench.CallTimeout.Seconds() {
 		t.Errorf("ran %.3fs for --duration 200ms", sum.DurationS)
 	}
 	got := events(t, auditPath)
@@ -123,7 +127,7 @@ func TestBenchCountsRefusedCalls(t *testing.T) {
 	}
 	socket, _ := startDaemon(t, filepath.Join(notDir, "audit.jsonl"))
 	var out, errOut bytes.Buffer
-	code := runBench([]string{"--socket", socket, "--calls", "20", "--clients", "2", "--network", "given"}, &out, &errOut)
+	code := runCmd("bench", []string{"--socket", socket, "--calls", "20", "--clients", "2", "--network", givenNetwork}, &out, &errOut)
 	if code != 1 || !strings.Contains(out.String(), " calls=20 errors=20 ") ||
 		!strings.Contains(errOut.String(), "20 of 20 calls failed; first: NetworkDriver.Join: HTTP 503: audit log unavailable") {
 		t.Errorf("exit %d\nstdout: %s\nstderr: %s\nwant exit 1, 20 errors and the first one's text", code, out.String(), errOut.String())
@@ -144,17 +148,22 @@ func TestBenchRefusals(t *testing.T) {
 		{"both bounds", []string{"--socket", missing, "--calls", "10", "--duration", "1s"}, 2, "--duration and --calls both given; accepted: one of them"},
 		{"no calls", []string{"--socket", missing, "--calls", "0"}, 2, "--calls 0 is out of range; accepted: 1 or more"},
 		{"zero duration", []string{"--socket", missing, "--duration", "0s"}, 2, "--duration 0s is out of range; accepted: more than 0"},
-		{"bad duration", []string{"--socket", missing, "--duration", "ten"}, 2, `invalid value "ten" for flag -duration`},
+		{"bad duration", []string{"--socket", missing, "--duration", "ten"}, 2, `invalid argument "ten" for "--duration" flag`},
 		{"stray argument", []string{"--socket", missing, "now"}, 2, `unexpected argument "now"`},
 		{"nobody answers", []string{"--socket", missing, "--calls", "1"}, 1, "no hostpass daemon answers on " + missing},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
-			code := runBench(tc.args, &out, &errOut)
+			code := runCmd("bench", tc.args, &out, &errOut)
 			if code != tc.code || !strings.Contains(errOut.String(), tc.stderr) || out.Len() != 0 {
-				t.Errorf("runBench(%q) = %d\nstdout: %s\nstderr: %s\nwant %d, empty stdout, stderr with %q",
+				t.Errorf("hostpass bench %q = %d\nstdout: %s\nstderr: %s\nwant %d, empty stdout, stderr with %q",
 					tc.args, code, out.String(), errOut.String(), tc.code, tc.stderr)
 			}
 		})
 	}
+}
+
+// runCmd runs `hostpass command args...` as main does.
+func runCmd(command string, args []string, stdout, stderr io.Writer) int {
+	return run(append([]string{command}, args...), stdout, stderr)
 }

@@ -1,9 +1,12 @@
+//go:build linux
+
 package main
 
 import (
 	"math/big"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzParseSize: --audit-max-size takes a byte count, or a whole number of
@@ -44,6 +47,26 @@ func FuzzParseSize(f *testing.F) {
 		want.Mul(want, big.NewInt(mult))
 		if want.Cmp(big.NewInt(n)) != 0 {
 			t.Fatalf("parseSize(%q) = %d, the text says %s", s, n, want)
+		}
+	})
+}
+
+// FuzzParseInterval: --seal-epoch-interval takes what time.ParseDuration
+// reads, if positive; anything else is refused naming the accepted form.
+func FuzzParseInterval(f *testing.F) {
+	for _, s := range []string{"30s", "1m", "1h30m", "0", "0s", "-1m", "1", "1.5h", "9223372036854775807ns", "9223372036854775808ns", "1e3s", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := parseInterval(s)
+		want, perr := time.ParseDuration(s)
+		switch {
+		case err != nil && !strings.Contains(err.Error(), "is not a positive duration such as 30s or 1m"):
+			t.Fatalf("parseInterval(%q): error %q does not name the accepted form", s, err)
+		case err != nil && perr == nil && want > 0:
+			t.Fatalf("parseInterval(%q) refused %v: %v", s, want, err)
+		case err == nil && (perr != nil || d != want || d <= 0):
+			t.Fatalf("parseInterval(%q) = %v, want an error or a positive %v", s, d, want)
 		}
 	})
 }

@@ -2,11 +2,10 @@ package main
 
 import (
 	"bytes"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/pflag"
 )
 
 func TestCommands(t *testing.T) {
@@ -18,49 +17,138 @@ func TestCommands(t *testing.T) {
 		stdout string
 		stderr string
 	}{
-		{"version", []string{"version"}, 0, "hostpass dev (commit unknown)", ""},
-		{"no command", nil, 2, "", "Usage:"},
-		{"unknown command", []string{"frob"}, 2, "", `unknown command "frob"; commands: serve, audit, bench, version, help`},
-		{"help lists settings", []string{"--help"}, 0, "HOSTPASS_STATE_DIR", ""},
+		{"version", []string{"version"}, 0, "hostpass dev (commit unknown)\n", ""},
+		{"--version", []string{"--version"}, 0, "hostpass dev (commit unknown)\n", ""},
+		{"no command", nil, 2, "", "Available Commands:"},
+		{"unknown command", []string{"frob"}, 2, "", "hostpass: unknown command \"frob\" for \"hostpass\"\nSee 'hostpass --help'."},
+		{"help lists commands", []string{"--help"}, 0, "Available Commands:\n  audit", ""},
+		{"help command", []string{"help", "serve"}, 0, "HOSTPASS_STATE_DIR", ""},
 		{"serve help shows env default", []string{"serve", "--help"}, 0, `(default "/srv/audit/hp.jsonl")`, ""},
-		{"bad log level", []string{"serve", "--log-level", "loud"}, 2, "", `unknown log level "loud"; accepted: panic, fatal, error, warning, info, debug, trace`},
-		{"unknown flag", []string{"serve", "--mtu", "9000"}, 2, "", "flag provided but not defined: -mtu"},
-		{"stray argument", []string{"serve", "now"}, 2, "", `unexpected argument "now"`},
+		{"serve help shows env name", []string{"serve", "--help"}, 0, `(env HOSTPASS_AUDIT_LOG)`, ""},
+		{"serve help shows booleans as booleans", []string{"serve", "--help"}, 0, "      --watch                        follow Docker's events", ""},
+		{"bad log level", []string{"serve", "--log-level", "loud"}, 2, "", `hostpass serve: unknown log level "loud"; accepted: panic, fatal, error, warning, info, debug, trace`},
+		{"unknown flag", []string{"serve", "--mtu", "9000"}, 2, "", "hostpass serve: unknown flag: --mtu\nSee 'hostpass serve --help'."},
+		{"stray argument", []string{"serve", "now"}, 2, "", `hostpass serve: unexpected argument "now"; it takes flags only`},
 		{"bad size", []string{"serve", "--audit-max-size", "big"}, 2, "", `--audit-max-size: "big" is not a size: want bytes, or a number with KiB, MiB or GiB (64MiB)`},
 		{"bad epoch", []string{"serve", "--seal-epoch-records", "0"}, 2, "", `--seal-epoch-records: "0" is not a whole number of records, 1 or more`},
 		{"bad interval", []string{"serve", "--seal-epoch-interval", "soon"}, 2, "", `--seal-epoch-interval: "soon" is not a positive duration`},
-		{"bad watch", []string{"serve", "--watch", "maybe"}, 2, "", `--watch: "maybe" is not true or false`},
+		{"bad watch", []string{"serve", "--watch=maybe"}, 2, "", `invalid argument "maybe" for "--watch" flag: "maybe" is not true or false`},
+		{"watch takes no separate value", []string{"serve", "--watch", "maybe"}, 2, "", `unexpected argument "maybe"; it takes flags only`},
 		{"bad policy", []string{"serve", "--policy-allow", "team=web"}, 2, "", `--policy-allow: policy rule "team=web": want all, or rules label:KEY=VALUE, label:KEY or image:PATTERN separated by commas`},
-		{"bad policy-stop", []string{"serve", "--policy-stop", "yes please"}, 2, "", `--policy-stop: "yes please" is not true or false`},
+		{"bad policy-stop", []string{"serve", "--policy-stop=yes please"}, 2, "", `"yes please" is not true or false`},
+		{"docker socket over tcp", []string{"serve", "--docker-socket", "tcp://10.0.0.1:2375"}, 2, "",
+			`hostpass serve: --docker-socket: "tcp://10.0.0.1:2375" is not a unix socket; accepted: a path (/var/run/docker.sock) or a unix:// URL (unix:///var/run/docker.sock)`},
+		{"audit alone", []string{"audit"}, 2, "", "Available Commands:"},
+		{"audit unknown command", []string{"audit", "frob"}, 2, "", `unknown command "frob" for "hostpass audit"`},
+		{"verify bad anchor", []string{"audit", "verify", "--anchor", "7:beef"}, 2, "", `invalid argument "7:beef" for "--anchor" flag: want SEQ:HASH`},
+		{"verify missing log", []string{"audit", "verify", "/nonexistent/audit.jsonl"}, 2, "", "hostpass audit verify: open /nonexistent/: no such file or directory"},
+		{"show bad since", []string{"audit", "show", "--since", "yesterday"}, 2, "", `hostpass audit show: --since: "yesterday" is neither an RFC 3339 time`},
+		{"show bad bool", []string{"audit", "show", "--json=sometimes"}, 2, "", `invalid argument "sometimes" for "--json" flag`},
+		{"keygen without file", []string{"audit", "keygen"}, 2, "", "accepts 1 arg(s), received 0"},
+		{"keygen two files", []string{"audit", "keygen", "a", "b"}, 2, "", "accepts 1 arg(s), received 2"},
+		{"completion bash", []string{"completion", "bash"}, 0, "# bash completion V2 for hostpass", ""},
+		{"completion zsh", []string{"completion", "zsh"}, 0, "#compdef hostpass", ""},
+		{"completion unknown shell", []string{"completion", "tcsh"}, 2, "", `unknown command "tcsh" for "hostpass completion"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
 			code := run(tc.args, &out, &errOut)
 			if code != tc.code || !strings.Contains(out.String(), tc.stdout) || !strings.Contains(errOut.String(), tc.stderr) {
-				t.Errorf("run(%q) = %d\nstdout: %s\nstderr: %s\nwant %d, stdout with %q, stderr with %q",
+				t.Errorf("hostpass %q = %d\nstdout: %s\nstderr: %s\nwant %d, stdout with %q, stderr with %q",
 					tc.args, code, out.String(), errOut.String(), tc.code, tc.stdout, tc.stderr)
 			}
 		})
 	}
 }
 
-func TestListenReplacesStaleSocketButNotALiveOne(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "hp.sock")
-	stale, err := net.Listen("unix", path)
-	if err != nil {
+// Every --help prints its help once, on stdout, and exits 0.
+func TestHelpPrintsOnceAndExitsZero(t *testing.T) {
+	for _, args := range [][]string{
+		{"--help"}, {"-h"}, {"help"},
+		{"serve", "--help"}, {"serve", "-h"},
+		{"audit", "--help"}, {"audit", "verify", "--help"}, {"audit", "show", "--help"}, {"audit", "keygen", "--help"},
+		{"bench", "--help"}, {"version", "--help"}, {"completion", "--help"}, {"completion", "bash", "--help"},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(args, &out, &errOut)
+		if code != 0 || strings.Count(out.String(), "Usage:") != 1 || errOut.Len() != 0 {
+			t.Errorf("hostpass %q = %d, %d usage(s) on stdout, stderr %q; want 0, one, empty\nstdout:\n%s",
+				args, code, strings.Count(out.String(), "Usage:"), errOut.String(), out.String())
+		}
+	}
+	// serve lists each flag once.
+	var out bytes.Buffer
+	run([]string{"serve", "--help"}, &out, &out)
+	for _, s := range settings(&serveOptions{}) {
+		if n := strings.Count(out.String(), "--"+s.flag+" "); n != 1 {
+			t.Errorf("serve --help lists --%s %d times; want once", s.flag, n)
+		}
+	}
+}
+
+func TestEnvironmentReplacesDefaultsAndFlagsReplaceBoth(t *testing.T) {
+	t.Setenv("HOSTPASS_WATCH", "false")
+	t.Setenv("HOSTPASS_DOCKER_SOCKET", "unix:///srv/docker.sock")
+	t.Setenv("HOSTPASS_SEAL_EPOCH_RECORDS", "7")
+	cmd := newServeCommand()
+	if err := cmd.ParseFlags([]string{"--seal-epoch-records", "9"}); err != nil {
 		t.Fatal(err)
 	}
-	stale.(*net.UnixListener).SetUnlinkOnClose(false)
-	stale.Close() // what a killed daemon leaves behind
-	if _, err := os.Stat(path); err != nil {
-		t.Fatal("want a stale socket file")
+	var o serveOptions
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		switch f.Name {
+		case "watch":
+			o.watch = f.Value.String()
+		case "docker-socket":
+			o.dockerSocket = f.Value.String()
+		case "seal-epoch-records":
+			o.epochRecords = f.Value.String()
+		}
+	})
+	if o.watch != "false" || o.dockerSocket != "unix:///srv/docker.sock" || o.epochRecords != "9" {
+		t.Errorf("watch %q, docker-socket %q, seal-epoch-records %q; want the environment's false and unix:///srv/docker.sock, and the flag's 9",
+			o.watch, o.dockerSocket, o.epochRecords)
 	}
-	l, err := listen(path)
-	if err != nil {
-		t.Fatalf("stale socket not replaced: %v", err)
+
+	t.Setenv("HOSTPASS_WATCH", "maybe")
+	var out, errOut bytes.Buffer
+	if code := run([]string{"serve"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), `hostpass serve: --watch: "maybe" is not true or false`) {
+		t.Errorf("HOSTPASS_WATCH=maybe: exit %d, stderr %q; want 2 naming --watch", code, errOut.String())
 	}
-	defer l.Close()
-	if _, err := listen(path); err == nil || !strings.Contains(err.Error(), "is in use by a running daemon") {
-		t.Fatalf("second listen: got %v, want a refusal naming the live socket", err)
+}
+
+func TestParseDockerSocket(t *testing.T) {
+	const accepted = "accepted: a path (/var/run/docker.sock) or a unix:// URL (unix:///var/run/docker.sock)"
+	for _, tc := range []struct{ in, path, err string }{
+		{"/var/run/docker.sock", "/var/run/docker.sock", ""},
+		{"unix:///var/run/docker.sock", "/var/run/docker.sock", ""},
+		{"unix:///run/user/1000/docker.sock", "/run/user/1000/docker.sock", ""},
+		{"docker.sock", "docker.sock", ""},
+		{"", "", "empty; " + accepted},
+		{"tcp://10.0.0.1:2375", "", `"tcp://10.0.0.1:2375" is not a unix socket; ` + accepted},
+		{"http://localhost/docker.sock", "", `"http://localhost/docker.sock" is not a unix socket; ` + accepted},
+		{"ssh://me@host", "", `"ssh://me@host" is not a unix socket; ` + accepted},
+		{"npipe:////./pipe/docker_engine", "", `"npipe:////./pipe/docker_engine" is not a unix socket; ` + accepted},
+		{"unix://var/run/docker.sock", "", `"unix://var/run/docker.sock" is not a unix:// URL with an absolute path (three slashes); ` + accepted},
+		{"unix://", "", `"unix://" is not a unix:// URL with an absolute path (three slashes); ` + accepted},
+	} {
+		path, err := parseDockerSocket(tc.in)
+		if path != tc.path || (err == nil) != (tc.err == "") || (err != nil && err.Error() != tc.err) {
+			t.Errorf("parseDockerSocket(%q) = %q, %v; want %q, %q", tc.in, path, err, tc.path, tc.err)
+		}
+	}
+}
+
+// The daemon gets the path, whichever form was given: before, a unix:// URL
+// became unix://unix:///... and the watcher retried it for ever.
+func TestCheckTakesTheDockerHostForm(t *testing.T) {
+	var o serveOptions
+	for _, s := range settings(&o) {
+		*s.dst = s.def
+	}
+	o.dockerSocket = "unix:///run/docker.sock"
+	cfg, _, err := o.check()
+	if err != nil || cfg.DockerSocket != "/run/docker.sock" {
+		t.Errorf("check with --docker-socket unix:///run/docker.sock: DockerSocket %q, %v; want /run/docker.sock", cfg.DockerSocket, err)
 	}
 }

@@ -3,7 +3,8 @@
 # hostpass network, runs a container on it and one with --network host,
 # removes the network and prints the audit records. It uses the machine's Docker when one answers, and
 # otherwise starts a private dockerd in its own network namespace (as the
-# end-to-end tests do) and stops it afterwards.
+# end-to-end tests do) and stops it afterwards, leaving nothing mounted. Its
+# logs, the audit log and hostpass's state stay in the folder it names.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo: run as root: it serves a socket in /run/docker/plugins and may start a dockerd" >&2; exit 1; }
@@ -18,6 +19,12 @@ image=hostpass-demo-busybox:latest
 plugin_pid= dockerd_pid=
 docker_socket=/var/run/docker.sock
 in_host_netns=() # hostpass runs in the network namespace its dockerd calls "the host"
+# mounts_under DIR lists the mount points at or below DIR, deepest first.
+# (umount -R on a folder that is not itself a mount point unmounts nothing,
+# and dockerd leaves exec-root/netns/default, an nsfs mount, behind.)
+mounts_under() {
+	awk -v dir="$1" '$5 == dir || index($5, dir "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r
+}
 cleanup() {
 	set +e
 	docker network rm "$name" >/dev/null 2>&1
@@ -25,11 +32,23 @@ cleanup() {
 	if [ -n "$dockerd_pid" ]; then
 		kill "$dockerd_pid"
 		for _ in $(seq 50); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.2; done
-		kill -9 "$dockerd_pid" 2>/dev/null
+		if kill -0 "$dockerd_pid" 2>/dev/null; then
+			kill -9 "$dockerd_pid"
+			# dockerd stops its containerd itself, unless killed.
+			[ -f "$work/exec/containerd/containerd.pid" ] && kill -9 "$(cat "$work/exec/containerd/containerd.pid")"
+		fi
 		ip netns del "$name"
-		umount -R "$work/exec" "$work/data" 2>/dev/null
+		for m in $(mounts_under "$work"); do umount -l "$m"; done
+		if [ -n "$(mounts_under "$work")" ]; then
+			echo "demo: still mounted under $work:" $(mounts_under "$work") >&2
+		else
+			# Docker's data and exec roots and the image's staging folder go;
+			# the logs, the audit log and hostpass's state stay.
+			rm -rf --one-file-system "$work/data" "$work/exec" "$work/rootfs"
+		fi
 	fi
 	rm -f "$socket"
+	echo "== logs kept in $work: hostpass.log${dockerd_pid:+, dockerd.log}, audit.jsonl"
 }
 trap cleanup EXIT
 

@@ -15,8 +15,8 @@ import (
 func BenchmarkCall(b *testing.B) {
 	for _, bc := range []struct{ method, body string }{
 		{"GetCapabilities", ``},
-		{"Join", `{"NetworkID":"net1","EndpointID":"ep%d","SandboxKey":"/var/run/docker/netns/x"}`},
-		{"Leave", `{"NetworkID":"net1","EndpointID":"ep%d"}`},
+		{"Join", `{"NetworkID":"5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0","EndpointID":"ep%d","SandboxKey":"/var/run/docker/netns/x"}`},
+		{"Leave", `{"NetworkID":"5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0","EndpointID":"ep%d"}`},
 	} {
 		b.Run(bc.method, func(b *testing.B) {
 			p := startPlugin(b)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"strings"
 	"time"
@@ -23,6 +24,32 @@ import (
 
 // maxBody bounds a request body; Docker's largest requests are a few KiB.
 const maxBody = 1 << 20
+
+// The server's timeouts. Docker sends a request's headers and body at once
+// and keeps its connection open between calls, so a client that takes
+// seconds over a few KiB is stuck or hostile, and would hold a connection
+// and a goroutine for ever.
+const (
+	// HeaderTimeout bounds reading a request's headers.
+	HeaderTimeout = 10 * time.Second
+	// BodyTimeout bounds reading a whole request, headers and body.
+	BodyTimeout = 30 * time.Second
+	// IdleTimeout closes a kept-alive connection that has been idle this
+	// long; Docker dials again when it next calls.
+	IdleTimeout = 2 * time.Minute
+)
+
+// HTTPServer returns the http.Server for h, with the timeouts above and
+// net/http's own complaints sent to errorLog.
+func HTTPServer(h http.Handler, errorLog *log.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: HeaderTimeout,
+		ReadTimeout:       BodyTimeout,
+		IdleTimeout:       IdleTimeout,
+		ErrorLog:          errorLog,
+	}
+}
 
 // Driver is what the server serves.
 type Driver interface {
@@ -79,6 +106,7 @@ func none[Req any](call func(*Req) error) func(*Req) (any, error) {
 }
 
 // route serves NetworkDriver.<name>: decode, call, log one line, answer.
+// Logging never blocks the call: the daemon's log output is a logout.Writer.
 func route[Req any](mux *http.ServeMux, h *handler, name string, call func(*Req) (any, error)) {
 	method := "NetworkDriver." + name
 	mux.HandleFunc("/"+method, func(w http.ResponseWriter, r *http.Request) {
@@ -103,12 +131,16 @@ func route[Req any](mux *http.ServeMux, h *handler, name string, call func(*Req)
 			"took": time.Since(start).Round(time.Microsecond).String(),
 		})
 		entry.WithField("request", string(body)).Debug("request")
+		// One line per call at debug: at info, the log would carry every
+		// call twice, since every audit record is already mirrored to it.
+		// A refusal is rarer and is what an operator looks for, so it
+		// stays at info.
 		if err != nil {
 			entry.WithError(err).Info("refused")
 			reply(w, status(err), network.NewErrorResponse(err.Error()))
 			return
 		}
-		entry.Info("ok")
+		entry.Debug("ok")
 		reply(w, http.StatusOK, res)
 	})
 }

@@ -105,8 +105,8 @@ func (p *plugin) last() audit.Record {
 }
 
 const (
-	createTagged = `{"NetworkID":"net1","Options":{"com.docker.network.generic":{"tag":"payments"}},"IPv4Data":[{"AddressSpace":"null","Pool":"0.0.0.0/0"}]}`
-	endpoint     = `{"NetworkID":"net1","EndpointID":"ep1"}`
+	createTagged = `{"NetworkID":"5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0","Options":{"com.docker.network.generic":{"tag":"payments"}},"IPv4Data":[{"AddressSpace":"null","Pool":"0.0.0.0/0"}]}`
+	endpoint     = `{"NetworkID":"5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0","EndpointID":"ep1"}`
 )
 
 func TestActivateAndCapabilities(t *testing.T) {
@@ -123,11 +123,11 @@ func TestActivateAndCapabilities(t *testing.T) {
 func TestLifecycleIsAuditedInOrder(t *testing.T) {
 	p := startPlugin(t)
 	p.ok("NetworkDriver.CreateNetwork", createTagged)
-	ep := p.ok("NetworkDriver.CreateEndpoint", `{"NetworkID":"net1","EndpointID":"ep1","Interface":{"Address":"172.18.0.2/16"}}`)
+	ep := p.ok("NetworkDriver.CreateEndpoint", `{"NetworkID":"5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0","EndpointID":"ep1","Interface":{"Address":"172.18.0.2/16"}}`)
 	if ep["Interface"] != nil {
 		t.Errorf("CreateEndpoint echoed an Interface: %v; Docker would roll the endpoint back", ep)
 	}
-	join := p.ok("NetworkDriver.Join", `{"NetworkID":"net1","EndpointID":"ep1","SandboxKey":"/var/run/docker/netns/abc"}`)
+	join := p.ok("NetworkDriver.Join", `{"NetworkID":"5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0","EndpointID":"ep1","SandboxKey":"/var/run/docker/netns/abc"}`)
 	if join["DisableGatewayService"] != false || join["Gateway"] != "" || join["StaticRoutes"] != nil {
 		t.Errorf("Join = %v, want nothing handed out and the gateway service left on", join)
 	}
@@ -137,10 +137,11 @@ func TestLifecycleIsAuditedInOrder(t *testing.T) {
 	}
 	p.ok("NetworkDriver.Leave", endpoint)
 	p.ok("NetworkDriver.DeleteEndpoint", endpoint)
-	p.ok("NetworkDriver.DeleteNetwork", `{"NetworkID":"net1"}`)
+	p.ok("NetworkDriver.DeleteNetwork", `{"NetworkID":"5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"}`)
 
 	recs := p.records()
-	want := []string{audit.NetworkCreate, audit.EndpointCreate, audit.EndpointJoin, audit.EndpointLeave, audit.EndpointDelete, audit.NetworkDelete}
+	// The join names the host view it saw; the view is recorded once, before it.
+	want := []string{audit.NetworkCreate, audit.EndpointCreate, audit.HostView, audit.EndpointJoin, audit.EndpointLeave, audit.EndpointDelete, audit.NetworkDelete}
 	if len(recs) != len(want) {
 		t.Fatalf("got %d records, want %d", len(recs), len(want))
 	}
@@ -148,28 +149,31 @@ func TestLifecycleIsAuditedInOrder(t *testing.T) {
 		if r.Seq != uint64(i+1) || r.Event != want[i] || r.Outcome != audit.OK {
 			t.Errorf("record %d = seq %d %s %s, want seq %d %s ok", i, r.Seq, r.Event, r.Outcome, i+1, want[i])
 		}
-		if r.NetworkID != "net1" || r.Tag != "payments" || r.Host != "testhost" || r.Driver != "hp" || r.Adopted == nil || *r.Adopted {
-			t.Errorf("record %d = %+v, want net1, tag payments, host testhost, driver hp, not adopted", i, r)
+		if r.Event == audit.HostView {
+			continue // about the host: no network fields
+		}
+		if r.NetworkID != "5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0" || r.Tag != "payments" || r.Host != "testhost" || r.Driver != "hp" || r.Adopted == nil || *r.Adopted {
+			t.Errorf("record %d = %+v, want the network, tag payments, host testhost, driver hp, not adopted", i, r)
 		}
 		if time.Since(r.Time) > time.Minute || r.Time.Location() != time.UTC {
 			t.Errorf("record %d time %v, want now in UTC", i, r.Time)
 		}
 	}
-	if recs[0].IPAMPools[0] != "0.0.0.0/0" || recs[0].Options["com.docker.network.generic"] == nil {
-		t.Errorf("create record = %+v, want the pool and options as received", recs[0])
+	if recs[0].IPAMPools[0] != "0.0.0.0/0" || recs[0].Options["com.docker.network.generic"] != nil {
+		t.Errorf("create record = %+v, want the pool, and the options as received but the tag, which is in tag alone", recs[0])
 	}
 	if recs[1].Address != "172.18.0.2/16" {
 		t.Errorf("endpoint.create address = %q, want Docker's unused IPAM address", recs[1].Address)
 	}
-	j := recs[2]
-	if j.EndpointID != "ep1" || j.SandboxKey != "/var/run/docker/netns/abc" || len(j.HostInterfaces) != 1 || j.HostInterfaces[0].Name != "lo" {
-		t.Errorf("join record = %+v, want endpoint, sandbox key and host interfaces", j)
+	v, j := recs[2], recs[3]
+	if j.EndpointID != "ep1" || j.SandboxKey != "/var/run/docker/netns/abc" || j.HostView == "" || j.HostView != v.HostView || len(v.HostInterfaces) != 1 || v.HostInterfaces[0].Name != "lo" {
+		t.Errorf("view record = %+v, join record = %+v, want endpoint, sandbox key and the host view it names", v, j)
 	}
 }
 
 func TestInternalNetworkDisablesGatewayService(t *testing.T) {
 	p := startPlugin(t)
-	p.ok("NetworkDriver.CreateNetwork", `{"NetworkID":"net1","Options":{"com.docker.network.internal":true}}`)
+	p.ok("NetworkDriver.CreateNetwork", `{"NetworkID":"5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0","Options":{"com.docker.network.internal":true}}`)
 	join := p.ok("NetworkDriver.Join", endpoint)
 	if join["DisableGatewayService"] != true {
 		t.Errorf("Join = %v, want DisableGatewayService for an --internal network", join)
@@ -225,26 +229,27 @@ func TestUnknownNetworkIsAdoptedAndRemembered(t *testing.T) {
 	p.ok("NetworkDriver.CreateEndpoint", endpoint)
 	p.ok("NetworkDriver.Join", endpoint)
 	for _, r := range p.records() {
-		if r.Adopted == nil || !*r.Adopted || r.Outcome != audit.OK {
+		if r.Event != audit.HostView && (r.Adopted == nil || !*r.Adopted || r.Outcome != audit.OK) {
 			t.Errorf("record %+v, want ok and adopted", r)
 		}
 	}
-	state, err := os.ReadFile(filepath.Join(p.stateDir, "networks.json"))
-	if err != nil || !strings.Contains(string(state), `"adopted": true`) {
+	// An adoption appends to the state instead of rewriting it.
+	state, err := os.ReadFile(filepath.Join(p.stateDir, "networks.adopted.jsonl"))
+	if err != nil || !strings.Contains(string(state), `"adopted":true`) {
 		t.Errorf("state = %s (%v), want the adopted network saved", state, err)
 	}
 }
 
 func TestStateSurvivesRestart(t *testing.T) {
 	p := startPlugin(t)
-	p.ok("NetworkDriver.CreateNetwork", `{"NetworkID":"net1","Options":{"com.docker.network.internal":true,"com.docker.network.generic":{"tag":"ops"}}}`)
+	p.ok("NetworkDriver.CreateNetwork", `{"NetworkID":"5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0","Options":{"com.docker.network.internal":true,"com.docker.network.generic":{"tag":"ops"}}}`)
 	p.srv.Close()
 
 	again := newPlugin(t, p.auditLog, p.stateDir)
-	join := again.ok("NetworkDriver.Join", `{"NetworkID":"net1","EndpointID":"ep9"}`)
+	join := again.ok("NetworkDriver.Join", `{"NetworkID":"5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0","EndpointID":"ep9"}`)
 	r := again.last()
-	if join["DisableGatewayService"] != true || r.Tag != "ops" || r.Adopted == nil || *r.Adopted || r.Seq != 2 {
-		t.Errorf("after restart: join %v, record %+v; want internal, tag ops, not adopted, seq 2", join, r)
+	if join["DisableGatewayService"] != true || r.Tag != "ops" || r.Adopted == nil || *r.Adopted || r.Seq != 3 {
+		t.Errorf("after restart: join %v, record %+v; want internal, tag ops, not adopted, seq 3 (after the host view)", join, r)
 	}
 }
 
@@ -282,7 +287,7 @@ func TestUnwritableAuditLogRefusesJoinButNotTeardown(t *testing.T) {
 	for _, r := range p.records() {
 		got = append(got, r.Event+" "+r.Outcome)
 	}
-	want := "endpoint.join refused, network.create refused, endpoint.leave ok, endpoint.delete ok, network.create ok"
+	want := "host.view ok, endpoint.join refused, network.create refused, endpoint.leave ok, endpoint.delete ok, network.create ok"
 	if strings.Join(got, ", ") != want {
 		t.Errorf("records = %s\nwant      %s", strings.Join(got, ", "), want)
 	}

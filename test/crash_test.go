@@ -228,7 +228,8 @@ func TestSighupRotatesAndChainContinues(t *testing.T) {
 	d.post(c, "Join", `{"NetworkID":"hupnet","EndpointID":"e1"}`)
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	d.cmd.Wait()
-	if out := verifyLog(t, filepath.Dir(d.auditLog)); !strings.Contains(out, "ok: 2 records in 2 file(s)") {
+	// network.create, then in the new file the join and the host.view it names.
+	if out := verifyLog(t, filepath.Dir(d.auditLog)); !strings.Contains(out, "ok: 3 records in 2 file(s)") {
 		t.Errorf("verify after SIGHUP: %s", out)
 	}
 }
@@ -266,7 +267,7 @@ func TestSyslogSink(t *testing.T) {
 	d2 := startDaemon(t, t.TempDir(), "--syslog", "tcp://"+down)
 	c := d2.client()
 	for i := 0; i < 50; i++ {
-		if code, err := d2.post(c, "Join", fmt.Sprintf(`{"NetworkID":"sysnet","EndpointID":"e%d"}`, i)); err != nil || code != 200 {
+		if code, err := d2.post(c, "Join", fmt.Sprintf(`{"NetworkID":"5157e7000000000000000000000000000000000000000000000000000000cafe","EndpointID":"e%d"}`, i)); err != nil || code != 200 {
 			t.Fatalf("join %d with syslog down: %d %v", i, code, err)
 		}
 	}

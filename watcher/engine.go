@@ -2,11 +2,13 @@ package watcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
@@ -23,12 +25,18 @@ type Engine interface {
 	// Docker from its recent history) on. The error channel says when the
 	// stream ends.
 	Events(ctx context.Context, since time.Time) (<-chan Event, <-chan error)
+	// Container inspects a container; an error wrapping ErrNoSuchContainer
+	// says Docker does not know it (removed).
 	Container(ctx context.Context, id string) (Container, error)
 	Network(ctx context.Context, id string) (Network, error)
 	// Running lists the IDs of the running containers.
 	Running(ctx context.Context) ([]string, error)
 	Stop(ctx context.Context, id string) error
 }
+
+// ErrNoSuchContainer: Docker does not know the container. Any other inspect
+// error (Docker down, a timeout) is retried.
+var ErrNoSuchContainer = errors.New("no such container")
 
 // Event is one Docker event the watcher cares about.
 type Event struct {
@@ -114,6 +122,9 @@ func (d dockerEngine) Events(ctx context.Context, since time.Time) (<-chan Event
 
 func (d dockerEngine) Container(ctx context.Context, id string) (Container, error) {
 	j, err := d.c.ContainerInspect(ctx, id)
+	if cerrdefs.IsNotFound(err) {
+		return Container{}, fmt.Errorf("%w: %v", ErrNoSuchContainer, err)
+	}
 	if err != nil {
 		return Container{}, err
 	}

@@ -2,262 +2,245 @@ package watcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/hostpass/hostpass/audit"
 )
 
-// handle applies one event. late marks events found by reconciling rather
-// than from the stream. Duplicates (a replay after a reconnect, a die after a
-// disconnect) write nothing twice; a disconnect that arrives before its
-// connect is held until the connect comes.
-func (w *Watcher) handle(ctx context.Context, e Event, late bool) {
+// handle applies one event, in its container's lane. Duplicates (a replay
+// after a reconnect, a die after a disconnect) write nothing twice; a
+// disconnect that arrives before its connect is held until the connect
+// comes. It returns nil once every record the event calls for is durable,
+// and an error only when ctx ended first: then the state does not show the
+// event, and a replay or a reconciliation brings it again.
+func (w *Watcher) handle(ctx context.Context, e Event) error {
 	host := e.Type == "network" && (e.NetworkType == "host" || e.NetworkName == "host")
-	_, hostpass := w.cfg.Known(e.NetworkID)
+	hostpass := false
+	if e.Type == "network" && !host {
+		_, _, _, hostpass = w.cfg.Known(e.NetworkID)
+	}
 	switch {
 	case host && e.Action == "connect":
 		c, err := w.inspect(ctx, e.ContainerID)
-		w.hostJoin(e.ContainerID, c, err, e.Time, late)
-	case host && e.Action == "disconnect":
-		w.hostLeave(e.ContainerID, e.Time, late, "")
-	case e.Type == "container" && e.Action == "start":
-		if s, ok := w.state.Sessions[e.ContainerID]; ok && s.Provisional {
-			if c, err := w.inspect(ctx, e.ContainerID); err == nil && c.Running {
-				s.Start, s.Provisional = c.StartedAt, false
-				w.state.Sessions[e.ContainerID] = s
-			}
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
+		return w.hostJoin(ctx, e.ContainerID, c, err, e.Time, false, nil)
+	case host && e.Action == "disconnect":
+		if w.takeClosed(e.ContainerID) {
+			return nil // its die ended the session
+		}
+		return w.hostLeave(ctx, e.ContainerID, e.Time, false, "")
+	case e.Type == "container" && e.Action == "start":
+		return w.started(ctx, e)
 	case e.Type == "container" && e.Action == "die":
+		// No disconnect comes for a container in another's namespace.
+		w.forget(func(a attribution) bool { return a.Via != "" && a.Container == e.ContainerID })
 		// Only a container in host mode has a session to end; the die of
 		// any other container is no early disconnect to hold.
-		if s, ok := w.state.Sessions[e.ContainerID]; ok {
-			if s.Name == "" {
-				s.Name, s.Image = e.Name, e.Image
-				w.state.Sessions[e.ContainerID] = s
-			}
-			w.hostLeave(e.ContainerID, e.Time, late, "")
+		s, ok := w.session(e.ContainerID)
+		if !ok {
+			return nil
 		}
+		if s.Name == "" {
+			s.Name, s.Image = e.Name, e.Image
+			w.setSession(e.ContainerID, s)
+		}
+		if err := w.hostLeave(ctx, e.ContainerID, e.Time, false, ""); err != nil {
+			return err
+		}
+		if s.Via == nil { // in the host's namespace through another: no disconnect comes
+			w.noteClosed(e.ContainerID, e.Time)
+		}
+		return nil
 	case e.Type == "network" && e.Action == "connect" && hostpass:
-		if c, err := w.inspect(ctx, e.ContainerID); err != nil {
-			w.write(w.record(audit.EndpointAttribute, e.ContainerID, late, fmt.Sprintf("the container could not be inspected: %v", err)), e.NetworkID)
-		} else {
-			w.attribute(ctx, c, e.NetworkID, late, e.Time)
+		c, err := w.inspect(ctx, e.ContainerID)
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
+		if err != nil {
+			return w.write(ctx, w.record(audit.EndpointAttribute, e.ContainerID, false, fmt.Sprintf("the container could not be inspected: %v", err)), e.NetworkID)
+		}
+		return w.attribute(ctx, c, e.NetworkID, c.Endpoints[e.NetworkID], nil, false, e.Time)
 	case e.Type == "network" && e.Action == "disconnect" && hostpass:
-		for ep, a := range w.state.Attributed {
-			if a.Container == e.ContainerID && a.Network == e.NetworkID {
-				delete(w.state.Attributed, ep)
-			}
-		}
+		// The container, and those in its namespace, leave the network.
+		w.forget(func(a attribution) bool {
+			return a.Network == e.NetworkID && (a.Container == e.ContainerID || a.Via == e.ContainerID)
+		})
 	}
-	if e.Time.After(w.state.Since) {
-		w.state.Since = e.Time
-	}
-	w.save()
+	return nil
 }
 
-// hostJoin records that a container got --network host. c is the container
-// as inspected, or err says why it could not be.
-func (w *Watcher) hostJoin(id string, c Container, err error, at time.Time, late bool) {
+// started handles a container's start: it fixes the start of a host-mode
+// session opened at connect, and places a container that shares another's
+// namespace (--network container:X), for which Docker sends no network
+// event.
+func (w *Watcher) started(ctx context.Context, e Event) error {
+	c, err := w.inspect(ctx, e.ContainerID)
+	if err != nil {
+		return ctx.Err() // gone already: its die follows
+	}
+	if s, ok := w.session(e.ContainerID); ok && s.Provisional {
+		if c.Running {
+			s.Start, s.Provisional = c.StartedAt, false
+			w.setSession(e.ContainerID, s)
+		}
+		return nil
+	}
+	if c.sharesWith() == "" {
+		return nil
+	}
+	return w.place(ctx, c, e.Time, false)
+}
+
+// hostJoin records that a container got --network host, or the host's
+// namespace through via. c is the container as inspected, or err says why it
+// could not be.
+func (w *Watcher) hostJoin(ctx context.Context, id string, c Container, err error, at time.Time, late bool, via *audit.ContainerRef) error {
 	start, provisional := at, true
 	if err == nil && c.Running && !c.StartedAt.IsZero() {
 		start, provisional = c.StartedAt, false
 	}
-	if s, open := w.state.Sessions[id]; open {
-		if s.Start.Equal(start) || (s.Provisional && provisional) {
-			return // already recorded
-		}
-		if !s.Provisional {
-			w.hostLeave(id, start, true, "the container restarted while hostpass was not watching")
-		}
+	s, open := w.session(id)
+	if open && (s.Start.Equal(start) || s.Provisional && provisional) {
+		return nil // already recorded
 	}
-	if _, open := w.state.Sessions[id]; !open {
+	if open && !s.Provisional {
+		if err := w.hostLeave(ctx, id, start, true, "the container restarted while hostpass was not watching"); err != nil {
+			return err
+		}
+		open = false
+	}
+	if !open {
 		rec := w.record(audit.HostJoin, id, late, "")
 		if err != nil {
 			rec.Detail = fmt.Sprintf("the container was gone before it could be inspected: %v", err)
 		} else {
 			rec.Container = withStart(c, at)
 		}
-		rec.HostInterfaces = w.cfg.HostInterfaces()
-		w.write(rec, "")
-	}
-	w.state.Sessions[id] = session{Start: start, Provisional: provisional, Name: c.Name, Image: c.Image}
-	if left, ok := w.state.early[id]; ok {
-		delete(w.state.early, id)
-		if !left.Before(at) {
-			w.hostLeave(id, left, late, "")
+		rec.Via = via
+		rec.View = w.cfg.HostInterfaces() // the log records it as host.view, named in host_view
+		if err := w.write(ctx, rec, ""); err != nil {
+			return err
 		}
 	}
+	w.setSession(id, session{Start: start, Provisional: provisional, Name: c.Name, Image: c.Image, Via: via})
+	if left, ok := w.takeEarly(id); ok && !left.Before(at) {
+		return w.hostLeave(ctx, id, left, late, "")
+	}
+	return nil
 }
 
 // hostLeave records that a container's host-mode session ended, with how
 // long it lasted.
-func (w *Watcher) hostLeave(id string, at time.Time, late bool, detail string) {
-	s, open := w.state.Sessions[id]
+func (w *Watcher) hostLeave(ctx context.Context, id string, at time.Time, late bool, detail string) error {
+	s, open := w.session(id)
 	if !open {
 		w.holdEarly(id, at)
-		return
+		return nil
 	}
-	delete(w.state.Sessions, id)
 	rec := w.record(audit.HostLeave, id, late, detail)
 	rec.Container.Name, rec.Container.Image, rec.Container.StartedAt = s.Name, s.Image, &s.Start
+	rec.Via = s.Via
 	secs := at.Sub(s.Start).Seconds()
 	if secs < 0 {
 		secs = 0
 	}
 	rec.HostModeSeconds = &secs
-	w.write(rec, "")
-}
-
-// earlyHold bounds how long a disconnect waits for its connect: events out
-// of order are seconds apart, not minutes.
-const earlyHold = 10 * time.Minute
-
-// holdEarly keeps a disconnect that came before its connect, and forgets
-// those held too long, so the map cannot grow without end.
-func (w *Watcher) holdEarly(id string, at time.Time) {
-	for other, t := range w.state.early {
-		if at.Sub(t) > earlyHold {
-			delete(w.state.early, other)
-		}
-	}
-	w.state.early[id] = at
-}
-
-// attribute links the container's endpoint on a hostpass network to the
-// container, and applies the policy.
-func (w *Watcher) attribute(ctx context.Context, c Container, networkID string, late bool, at time.Time) {
-	ep := c.Endpoints[networkID]
-	if a, ok := w.state.Attributed[ep]; ok && ep != "" && a.Container == c.ID {
-		return // already recorded
-	}
-	rec := w.record(audit.EndpointAttribute, c.ID, late, "")
-	rec.Container, rec.EndpointID = withStart(c, at), ep
-	if n, err := w.network(ctx, networkID); err == nil {
-		rec.NetworkName, rec.NetworkLabels = n.Name, n.Labels
-	}
-	w.write(rec, networkID)
-	if ep != "" {
-		w.state.Attributed[ep] = attribution{Container: c.ID, Network: networkID}
-	}
-	if w.cfg.Policy.Allows(c) {
-		return
-	}
-	v := w.record(audit.PolicyViolation, c.ID, late, "")
-	v.Container, v.EndpointID, v.NetworkName = rec.Container, ep, rec.NetworkName
-	v.Policy, v.Action = w.cfg.Policy.String(), "recorded"
-	if w.cfg.StopViolators {
-		v.Action = "stopped"
-		sctx, cancel := context.WithTimeout(ctx, callTimeout+5*time.Second)
-		if err := w.cfg.Engine.Stop(sctx, c.ID); err != nil {
-			v.Action, v.Outcome, v.Error = "stop failed", audit.Refused, err.Error()
-		}
-		cancel()
-	}
-	w.write(v, networkID)
-}
-
-// reconcile compares the running containers with what the watcher has
-// recorded: host-mode containers and hostpass endpoints it has no record of
-// are recorded now, marked observed_late, and sessions whose container is
-// gone are closed.
-func (w *Watcher) reconcile(ctx context.Context) error {
-	lctx, cancel := context.WithTimeout(ctx, callTimeout)
-	ids, err := w.cfg.Engine.Running(lctx)
-	cancel()
-	if err != nil {
+	if err := w.write(ctx, rec, ""); err != nil {
 		return err
 	}
-	running := map[string]bool{}
-	for _, id := range ids {
-		running[id] = true
-		c, err := w.inspect(ctx, id)
-		if err != nil {
-			continue // gone meanwhile: its die event follows
-		}
-		if c.NetworkMode == "host" {
-			s, open := w.state.Sessions[id]
-			switch {
-			case open && s.Provisional:
-				s.Start, s.Provisional = c.StartedAt, false // its start event was missed
-				w.state.Sessions[id] = s
-			case !open || !s.Start.Equal(c.StartedAt):
-				w.hostJoin(id, c, nil, c.StartedAt, true)
-			}
-		}
-		for netID, ep := range c.Endpoints {
-			if _, ok := w.cfg.Known(netID); ok {
-				if _, done := w.state.Attributed[ep]; !done {
-					w.attribute(ctx, c, netID, true, c.StartedAt)
-				}
-			}
-		}
-	}
-	for ep, a := range w.state.Attributed {
-		if !running[a.Container] {
-			delete(w.state.Attributed, ep) // its disconnect was missed
-		}
-	}
-	for id := range w.state.Sessions {
-		if !running[id] {
-			end := time.Now().UTC()
-			if c, err := w.inspect(ctx, id); err == nil && !c.FinishedAt.IsZero() {
-				end = c.FinishedAt
-			}
-			w.hostLeave(id, end, true, "the container stopped while hostpass was not watching")
-		}
-	}
-	w.save()
+	w.endSession(id)
 	return nil
 }
 
-// withStart returns the container's audit facts with its start time: the
-// current run's when it is running, else at, the connect event's time
-// (Docker connects networks just before the process starts, when inspect
-// still shows the previous run's).
-func withStart(c Container, at time.Time) *audit.Container {
-	ac := c.Container
-	start := at
-	if c.Running && !c.StartedAt.IsZero() {
-		start = c.StartedAt
+// attribute links endpoint ep on a hostpass network to container c (through
+// via, when c shares via's namespace and via owns ep), and applies the
+// policy to c.
+func (w *Watcher) attribute(ctx context.Context, c Container, networkID, ep string, via *audit.ContainerRef, late bool, at time.Time) error {
+	key := attributionKey(c.ID, ep, via)
+	if a, ok := w.attributed(key); ok && ep != "" && a.Container == c.ID {
+		return nil // already recorded
 	}
-	ac.StartedAt = &start
-	return &ac
+	rec := w.record(audit.EndpointAttribute, c.ID, late, "")
+	rec.Container, rec.EndpointID, rec.Via = withStart(c, at), ep, via
+	if n, err := w.network(ctx, networkID); err == nil {
+		rec.NetworkName, rec.NetworkLabels = n.Name, n.Labels
+	}
+	var v *audit.Record
+	if !w.cfg.Policy.Allows(c) {
+		r := w.record(audit.PolicyViolation, c.ID, late, "")
+		r.Container, r.EndpointID, r.NetworkName, r.Via = rec.Container, ep, rec.NetworkName, via
+		r.Policy, r.Action = w.cfg.Policy.String(), "recorded"
+		if w.cfg.StopViolators {
+			// Before the records: a stop must not wait on the audit log.
+			r.Action = "stopped"
+			sctx, cancel := context.WithTimeout(ctx, callTimeout+5*time.Second)
+			if err := w.cfg.Engine.Stop(sctx, c.ID); err != nil {
+				r.Action, r.Outcome, r.Error = "stop failed", audit.Refused, err.Error()
+			}
+			cancel()
+		}
+		v = &r
+	}
+	if err := w.write(ctx, rec, networkID); err != nil {
+		return err
+	}
+	if v != nil {
+		if err := w.write(ctx, *v, networkID); err != nil {
+			return err
+		}
+	}
+	if ep != "" {
+		a := attribution{Container: c.ID, Network: networkID}
+		if via != nil {
+			a.Via = via.ID
+		}
+		w.setAttributed(key, a)
+	}
+	return nil
 }
 
+// attributionKey: an endpoint is its owner's; a container in the owner's
+// namespace has an attribution of its own to the same endpoint.
+func attributionKey(container, ep string, via *audit.ContainerRef) string {
+	if via == nil {
+		return ep
+	}
+	return container + "@" + ep
+}
+
+// inspect asks Docker about a container. An error other than "no such
+// container" (Docker restarting, a timeout under load) is retried: the
+// container's lane waits, rather than record a live container as gone. It
+// fails with ErrNoSuchContainer, or when ctx ends.
 func (w *Watcher) inspect(ctx context.Context, id string) (Container, error) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	return w.cfg.Engine.Container(ctx, id)
+	wait := minBackoff
+	for {
+		ictx, cancel := context.WithTimeout(ctx, callTimeout)
+		c, err := w.cfg.Engine.Container(ictx, id)
+		cancel()
+		if err == nil || errors.Is(err, ErrNoSuchContainer) || ctx.Err() != nil {
+			return c, err
+		}
+		if wait == minBackoff {
+			w.cfg.Log.WithError(err).WithField("container", id).Warn("watcher: cannot inspect the container; retrying")
+		}
+		select {
+		case <-ctx.Done():
+			return Container{}, ctx.Err()
+		case <-time.After(wait):
+		}
+		if wait *= 2; wait > retryWrite {
+			wait = retryWrite
+		}
+	}
 }
 
 func (w *Watcher) network(ctx context.Context, id string) (Network, error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	return w.cfg.Engine.Network(ctx, id)
-}
-
-func (w *Watcher) record(event, containerID string, late bool, detail string) audit.Record {
-	return audit.Record{
-		Time: time.Now().UTC(), Event: event, Outcome: audit.OK, Host: w.cfg.Host, Driver: w.cfg.Driver,
-		Container: &audit.Container{ID: containerID}, ObservedLate: late, Detail: detail,
-	}
-}
-
-// write appends rec; the log keeps it in memory if it cannot be written now.
-func (w *Watcher) write(rec audit.Record, networkID string) {
-	if networkID != "" {
-		rec.NetworkID = networkID
-		rec.Tag, _ = w.cfg.Known(networkID)
-	}
-	if err := w.cfg.Audit.AppendOrKeep(rec); err != nil {
-		w.cfg.Log.WithError(err).WithField("event", rec.Event).Error("watcher: record kept in memory until the audit log is writable")
-	}
-}
-
-func (w *Watcher) save() {
-	if err := w.state.save(); err != nil {
-		w.cfg.Log.WithError(err).Error("watcher: cannot save its state; a restart may record some events twice")
-	}
 }

@@ -7,7 +7,10 @@ package watcher
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -21,8 +24,9 @@ type Config struct {
 	Source string // where Engine talks to, for messages
 	Audit  *audit.Log
 	// Known says whether a network ID is a hostpass network (the driver's
-	// state, so attribution needs no driver name), and its tag.
-	Known          func(networkID string) (tag string, ok bool)
+	// state, so attribution needs no driver name), and what the records
+	// say of it: its tag, whether it is --internal, whether it was adopted.
+	Known          func(networkID string) (tag string, internal, adopted, ok bool)
 	HostInterfaces func() []audit.Interface
 	Policy         Policy
 	StopViolators  bool
@@ -31,18 +35,42 @@ type Config struct {
 	Log            *logrus.Entry
 }
 
-// Backoff between reconnects to Docker.
 const (
+	// Backoff between reconnects to Docker, and between retries of a
+	// record the audit log cannot take yet.
 	minBackoff = 500 * time.Millisecond
 	maxBackoff = 30 * time.Second
 	// callTimeout bounds each inspect or stop call.
 	callTimeout = 10 * time.Second
+	// concurrency bounds the inspects and stops under way at once. Docker
+	// answers an inspect in about a millisecond; a stop can take 15 s.
+	concurrency = 16
+	// maxBacklog bounds the events read and not yet handled (a few hundred
+	// bytes each). Past it (the audit log has been down for long, or Docker
+	// is very slow) the watcher lets the stream go and reconciles instead.
+	maxBacklog = 100000
+	// saveEvery bounds how often the state file is rewritten and fsynced.
+	saveEvery = 200 * time.Millisecond
 )
 
-// Watcher follows Docker's events. Only its run goroutine touches its state.
+// Watcher follows Docker's events.
 type Watcher struct {
-	cfg   Config
+	cfg Config
+
+	// mu guards state. Never held across a Docker call or an audit write:
+	// those run in lanes, one at a time per container, so a container's
+	// entries change only from its own lane (or from reconcile, which runs
+	// alone).
+	mu    sync.Mutex
 	state *state
+
+	lanes    *lanes
+	progress *progress
+	dirty    chan struct{} // the state changed: the saver writes it soon
+	// saveEvery: saveEvery, or 0 to write the state after each event
+	// (the benchmark's baseline). maxBacklog: maxBacklog (tests lower it).
+	saveEvery  time.Duration
+	maxBacklog int
 }
 
 // New loads the watcher's saved state (open host-mode sessions, the last
@@ -52,28 +80,27 @@ func New(cfg Config) (*Watcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Watcher{cfg: cfg, state: st}, nil
+	return &Watcher{cfg: cfg, state: st, lanes: newLanes(concurrency), progress: newProgress(st.Since), dirty: make(chan struct{}, 1), saveEvery: saveEvery, maxBacklog: maxBacklog}, nil
 }
 
 // Run follows Docker until ctx ends: it subscribes, reconciles with the
 // running containers, then handles events; when the stream breaks
 // (dockerd restarts, or is not up yet) it reconnects with backoff and
-// replays from the last event it saw.
+// replays from the last event whose records are durable.
 func (w *Watcher) Run(ctx context.Context) {
+	saverCtx, stopSaver := context.WithCancel(context.Background())
+	saved := make(chan struct{})
+	go func() { w.saver(saverCtx); close(saved) }()
+	defer func() { stopSaver(); <-saved; w.save() }()
+
 	backoff := minBackoff
 	said := false
 	for ctx.Err() == nil {
-		sub, cancel := context.WithCancel(ctx)
-		events, errs := w.cfg.Engine.Events(sub, w.state.Since)
-		err := w.reconcile(sub)
+		err := w.connect(ctx, said)
 		if err == nil {
-			if said {
-				w.cfg.Log.Info("watcher: connected to Docker; events replayed and running containers reconciled")
-			}
 			said, backoff = false, minBackoff
-			err = w.follow(sub, events, errs)
+			continue
 		}
-		cancel()
 		if ctx.Err() != nil {
 			return
 		}
@@ -93,21 +120,155 @@ func (w *Watcher) Run(ctx context.Context) {
 	}
 }
 
-func (w *Watcher) follow(ctx context.Context, events <-chan Event, errs <-chan error) error {
+// connect follows one subscription until it breaks. It returns nil when it
+// let the stream go on purpose (the backlog was full): reconnect at once.
+func (w *Watcher) connect(ctx context.Context, said bool) error {
+	sub, cancel := context.WithCancel(ctx)
+	w.progress.reset()
+	events, errs := w.cfg.Engine.Events(sub, w.progress.Since())
+	reconciled, reconcileDone := make(chan error, 1), make(chan struct{})
+	go func() { reconciled <- w.reconcile(sub); close(reconcileDone) }()
+	held, err := w.follow(ctx, sub, events, errs, reconciled, said)
+	if held != nil && <-reconciled == nil {
+		// The stream ended before reconcile did; the events read are
+		// handled all the same.
+		for _, r := range held {
+			w.dispatch(ctx, r.e, r.m)
+		}
+	}
+	cancel()
+	<-reconcileDone
+	// Events read are handled even though the stream broke (Docker forgets
+	// its event history when it restarts), before the next reconcile.
+	w.lanes.wait()
+	if errors.Is(err, errBehind) {
+		w.cfg.Log.WithError(err).Warn("watcher: reconnecting to Docker and reconciling with the running containers")
+		return nil
+	}
+	return err
+}
+
+var errBehind = errors.New("too many events wait to be handled")
+
+// read is an event read from the stream, and its place in since.
+type read struct {
+	e Event
+	m *mark
+}
+
+// follow reads the stream and never waits on the handling of an event:
+// Docker drops a subscriber that falls 1024 events behind for 100 ms.
+// Events read before reconcile is done are held, then handed on. They are
+// handled under ctx, which outlives the subscription's sub.
+func (w *Watcher) follow(ctx, sub context.Context, events <-chan Event, errs <-chan error, reconciled <-chan error, said bool) (held []read, err error) {
 	for {
 		select {
 		case e, ok := <-events:
 			if !ok {
-				return errors.New("event stream closed")
+				return held, errors.New("event stream closed")
 			}
-			w.handle(ctx, e, false)
+			if n := w.lanes.pending() + len(held); n >= w.maxBacklog {
+				return held, fmt.Errorf("%w: %d events read and not handled (is the audit log writable?)", errBehind, n)
+			}
+			r := read{e, w.progress.read(e.Time)}
+			if reconciled != nil {
+				held = append(held, r)
+				continue
+			}
+			w.dispatch(ctx, r.e, r.m)
+		case err := <-reconciled:
+			if err != nil {
+				return nil, err
+			}
+			if said {
+				w.cfg.Log.Info("watcher: connected to Docker; events replayed and running containers reconciled")
+			}
+			reconciled = nil
+			for _, r := range held {
+				w.dispatch(ctx, r.e, r.m)
+			}
+			held = nil
 		case err := <-errs:
 			if err == nil {
 				err = errors.New("event stream ended")
 			}
-			return err
-		case <-ctx.Done():
-			return ctx.Err()
+			return held, err
+		case <-sub.Done():
+			return held, sub.Err()
 		}
+	}
+}
+
+// dispatch hands e to its container's lane. It is done once its records are
+// durable; if ctx ends first it stays undone, and a restart replays it.
+func (w *Watcher) dispatch(ctx context.Context, e Event, m *mark) {
+	if w.stale(e) {
+		w.progress.done(m)
+		return
+	}
+	w.lanes.add(e.ContainerID, func() {
+		if ctx.Err() != nil {
+			return
+		}
+		if err := w.handle(ctx, e); err != nil {
+			return
+		}
+		w.progress.done(m)
+		if w.saveEvery == 0 {
+			w.save()
+			return
+		}
+		w.changed()
+	})
+}
+
+// stale reports whether e is older than what reconciliation established
+// for its container: a replayed event of an earlier run, already accounted
+// for. Both times are Docker's.
+func (w *Watcher) stale(e Event) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	settled, ok := w.state.settled[e.ContainerID]
+	return ok && e.Time.Before(settled)
+}
+
+// changed tells the saver the state changed.
+func (w *Watcher) changed() {
+	select {
+	case w.dirty <- struct{}{}:
+	default:
+	}
+}
+
+// saver writes the state when it changed, at most once per saveEvery: an
+// fsynced write per event would cap the event rate.
+func (w *Watcher) saver(ctx context.Context) {
+	for {
+		select {
+		case <-w.dirty:
+		case <-ctx.Done():
+			return
+		}
+		w.save()
+		select {
+		case <-time.After(w.saveEvery):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// save writes the state: open sessions and attributions whose records are
+// durable, and since.
+func (w *Watcher) save() {
+	w.mu.Lock()
+	w.state.Since = w.progress.Since()
+	b, err := json.Marshal(w.state)
+	w.mu.Unlock()
+	if err == nil {
+		err = w.state.write(b)
+	}
+	if err != nil {
+		w.cfg.Log.WithError(err).Error("watcher: cannot save its state; a restart may record some events twice")
 	}
 }

@@ -28,6 +28,13 @@ type fakeEngine struct {
 	streams    chan stream // one per Events call
 	sinces     []time.Time
 	stopped    []string
+	// slow: inspects of these containers wait until the channel is closed.
+	slow map[string]chan struct{}
+	// latency: every inspect takes this long, as Docker's do.
+	latency time.Duration
+	lists   int // calls of Running
+	// unreachable: this many inspects fail as when Docker restarts.
+	unreachable int
 }
 
 type stream struct {
@@ -48,12 +55,30 @@ func (f *fakeEngine) Events(ctx context.Context, since time.Time) (<-chan Event,
 	return s.events, s.errs
 }
 
-func (f *fakeEngine) Container(_ context.Context, id string) (Container, error) {
+func (f *fakeEngine) Container(ctx context.Context, id string) (Container, error) {
 	f.mu.Lock()
+	wait, latency := f.slow[id], f.latency
+	f.mu.Unlock()
+	if wait != nil {
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return Container{}, ctx.Err()
+		}
+	}
+	if latency > 0 {
+		time.Sleep(latency)
+	}
+	f.mu.Lock()
+	if f.unreachable > 0 {
+		f.unreachable--
+		f.mu.Unlock()
+		return Container{}, errors.New("Cannot connect to the Docker daemon")
+	}
 	defer f.mu.Unlock()
 	c, ok := f.containers[id]
 	if !ok {
-		return Container{}, errors.New("No such container: " + id)
+		return Container{}, fmt.Errorf("%w: No such container: %s", ErrNoSuchContainer, id)
 	}
 	return c, nil
 }
@@ -67,6 +92,7 @@ func (f *fakeEngine) Network(_ context.Context, id string) (Network, error) {
 func (f *fakeEngine) Running(context.Context) ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.lists++
 	var ids []string
 	for id, c := range f.containers {
 		if c.Running {
@@ -83,6 +109,21 @@ func (f *fakeEngine) Stop(_ context.Context, id string) error {
 	return nil
 }
 
+// listed waits until the watcher listed the running containers n times:
+// containers set after that are new to its reconciliation.
+func (f *fakeEngine) listed(t testing.TB, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		f.mu.Lock()
+		done := f.lists >= n
+		f.mu.Unlock()
+		if done {
+			return
+		}
+	}
+	t.Fatalf("the watcher did not list the running containers %d times", n)
+}
+
 func (f *fakeEngine) set(c Container) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -96,45 +137,78 @@ var t0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 func newContainer(id, name, image string, running bool, mode string) Container {
 	c := Container{Running: running, NetworkMode: mode, StartedAt: t0, Endpoints: map[string]string{}}
 	c.ID, c.Name, c.Image, c.Labels = id, name, image, map[string]string{"team": "web"}
-	if mode != "host" {
+	if mode == "hp" {
 		c.Endpoints[hpNet] = "ep-" + id
 	}
 	return c
 }
 
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	w      *Watcher
 	fake   *fakeEngine
 	log    *audit.Log
-	path   string
-	policy Policy
+	path   string // the audit log
+	dir    string // the state dir
+	policy string
+	stop   bool
+	// internal and adopted: what the driver says of hpNet.
+	internal, adopted bool
 }
 
-func newHarness(t *testing.T, policy string, stop bool) *harness {
+func newHarness(t testing.TB, policy string, stop bool) *harness {
 	t.Helper()
 	dir := t.TempDir()
-	path := filepath.Join(dir, "audit.jsonl")
-	l := audit.Open(path, nil)
-	t.Cleanup(func() { l.Close() })
-	p, err := ParsePolicy(policy)
-	if err != nil {
-		t.Fatal(err)
-	}
 	fake := newFake()
 	fake.networks[hpNet] = Network{Name: "hp", Labels: map[string]string{"env": "prod"}}
+	h := &harness{t: t, fake: fake, path: filepath.Join(dir, "audit.jsonl"), dir: dir, policy: policy, stop: stop}
+	h.restart()
+	return h
+}
+
+// restart gives the harness a new audit log on its path and a new watcher
+// on its state dir, as a daemon restart does.
+func (h *harness) restart() {
+	h.t.Helper()
+	if h.log != nil {
+		h.log.Close()
+	}
+	l := audit.Open(h.path, nil)
+	h.t.Cleanup(func() { l.Close() })
+	p, err := ParsePolicy(h.policy)
+	if err != nil {
+		h.t.Fatal(err)
+	}
 	discard := logrus.New()
 	discard.SetOutput(io.Discard)
 	w, err := New(Config{
-		Engine: fake, Audit: l, Known: func(id string) (string, bool) { return "web-tier", id == hpNet },
+		Engine: h.fake, Audit: l,
+		Known:          func(id string) (string, bool, bool, bool) { return "web-tier", h.internal, h.adopted, id == hpNet },
 		HostInterfaces: func() []audit.Interface { return []audit.Interface{{Name: "lo", Index: 1}} },
-		Policy:         p, StopViolators: stop, StateDir: dir, Host: "node1", Driver: "hostpass",
+		Policy:         p, StopViolators: h.stop, StateDir: h.dir, Host: "node1", Driver: "hostpass",
 		Log: logrus.NewEntry(discard),
 	})
 	if err != nil {
-		t.Fatal(err)
+		h.t.Fatal(err)
 	}
-	return &harness{t: t, w: w, fake: fake, log: l, path: path}
+	h.w, h.log = w, l
+}
+
+// run starts the watcher's Run; stop ends it and waits.
+func (h *harness) run() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.w.Run(ctx); close(done) }()
+	return func() { cancel(); <-done }
+}
+
+// handle applies e as the stream's reader would, and fails the test if its
+// records could not be made durable.
+func (h *harness) handle(ctx context.Context, e Event) {
+	h.t.Helper()
+	if err := h.w.handle(ctx, e); err != nil {
+		h.t.Fatalf("handle %+v: %v", e, err)
+	}
 }
 
 func (h *harness) records() []audit.Record {
@@ -153,6 +227,9 @@ func (h *harness) records() []audit.Record {
 	for sc.Scan() {
 		var r audit.Record
 		json.Unmarshal(sc.Bytes(), &r)
+		if r.Event == audit.HostView {
+			continue // the log's record of the view a host.join names
+		}
 		out = append(out, r)
 	}
 	return out
@@ -180,20 +257,20 @@ func TestHostModeLifecycle(t *testing.T) {
 	c := newContainer("c1", "web", "nginx:1", false, "host")
 	c.StartedAt = t0.Add(-time.Hour) // inspect at connect shows the previous run
 	h.fake.set(c)
-	h.w.handle(ctx, hostEvent("connect", "c1", t0), false)
+	h.handle(ctx, hostEvent("connect", "c1", t0))
 	c.Running, c.StartedAt = true, t0.Add(time.Millisecond)
 	h.fake.set(c)
-	h.w.handle(ctx, Event{Time: t0.Add(time.Millisecond), Type: "container", Action: "start", ContainerID: "c1", Name: "web"}, false)
-	h.w.handle(ctx, hostEvent("connect", "c1", t0), false) // a replayed duplicate
-	h.w.handle(ctx, Event{Time: t0.Add(90 * time.Second), Type: "container", Action: "die", ContainerID: "c1", Name: "web", Image: "nginx:1"}, false)
-	h.w.handle(ctx, hostEvent("disconnect", "c1", t0.Add(90*time.Second)), false) // after die: a duplicate leave
+	h.handle(ctx, Event{Time: t0.Add(time.Millisecond), Type: "container", Action: "start", ContainerID: "c1", Name: "web"})
+	h.handle(ctx, hostEvent("connect", "c1", t0)) // a replayed duplicate
+	h.handle(ctx, Event{Time: t0.Add(90 * time.Second), Type: "container", Action: "die", ContainerID: "c1", Name: "web", Image: "nginx:1"})
+	h.handle(ctx, hostEvent("disconnect", "c1", t0.Add(90*time.Second))) // after die: a duplicate leave
 
 	recs := h.records()
 	if names(recs) != "host.join host.leave" {
 		t.Fatalf("records: %s, want host.join host.leave", names(recs))
 	}
 	j, l := recs[0], recs[1]
-	if j.Container.Name != "web" || j.Container.Image != "nginx:1" || j.Container.Labels["team"] != "web" || len(j.HostInterfaces) != 1 || !j.Container.StartedAt.Equal(t0) {
+	if j.Container.Name != "web" || j.Container.Image != "nginx:1" || j.Container.Labels["team"] != "web" || j.HostView == "" || !j.Container.StartedAt.Equal(t0) {
 		t.Errorf("host.join %+v %+v: want name, image, labels, host interfaces, start = the connect time", j, j.Container)
 	}
 	if l.HostModeSeconds == nil || *l.HostModeSeconds < 89.9 || *l.HostModeSeconds > 90 || l.Container.Name != "web" {
@@ -205,8 +282,8 @@ func TestOutOfOrderDisconnectBeforeConnect(t *testing.T) {
 	h := newHarness(t, "all", false)
 	ctx := context.Background()
 	h.fake.set(newContainer("c2", "quick", "busybox", false, "host"))
-	h.w.handle(ctx, hostEvent("disconnect", "c2", t0.Add(2*time.Second)), false)
-	h.w.handle(ctx, hostEvent("connect", "c2", t0), false)
+	h.handle(ctx, hostEvent("disconnect", "c2", t0.Add(2*time.Second)))
+	h.handle(ctx, hostEvent("connect", "c2", t0))
 	recs := h.records()
 	if names(recs) != "host.join host.leave" || *recs[1].HostModeSeconds != 2 {
 		t.Fatalf("records: %s (%+v), want host.join then host.leave of 2 s", names(recs), recs)
@@ -216,12 +293,25 @@ func TestOutOfOrderDisconnectBeforeConnect(t *testing.T) {
 func TestContainerGoneBeforeInspect(t *testing.T) {
 	h := newHarness(t, "all", false)
 	ctx := context.Background()
-	h.w.handle(ctx, hostEvent("connect", "gone", t0), false)
-	h.w.handle(ctx, Event{Time: t0.Add(time.Second), Type: "container", Action: "die", ContainerID: "gone", Name: "brief", Image: "busybox"}, false)
+	h.handle(ctx, hostEvent("connect", "gone", t0))
+	h.handle(ctx, Event{Time: t0.Add(time.Second), Type: "container", Action: "die", ContainerID: "gone", Name: "brief", Image: "busybox"})
 	recs := h.records()
 	if names(recs) != "host.join host.leave" || !strings.Contains(recs[0].Detail, "gone before it could be inspected") ||
 		recs[1].Container.Name != "brief" || recs[1].Container.Image != "busybox" {
 		t.Fatalf("records %+v: want the join noted as uninspectable, the leave named from the die event", recs)
+	}
+}
+
+// An inspect that fails while Docker restarts is retried: the container is
+// not recorded as gone.
+func TestInspectRetriedWhileDockerIsUnreachable(t *testing.T) {
+	h := newHarness(t, "all", false)
+	h.fake.set(newContainer("c1", "web", "nginx:1", true, "host"))
+	h.fake.unreachable = 2
+	h.handle(context.Background(), hostEvent("connect", "c1", t0))
+	recs := h.records()
+	if names(recs) != "host.join" || recs[0].Detail != "" || recs[0].Container.Name != "web" {
+		t.Fatalf("records %+v, want the host.join of web, inspected", recs)
 	}
 }
 
@@ -232,9 +322,9 @@ func TestAttributionAndDuplicates(t *testing.T) {
 	c.Privileged, c.CapAdd, c.Ports = true, []string{"NET_ADMIN"}, []string{"0.0.0.0:8080->80/tcp"}
 	h.fake.set(c)
 	connect := Event{Time: t0, Type: "network", Action: "connect", NetworkID: hpNet, NetworkName: "hp", NetworkType: "hostpass", ContainerID: "c3"}
-	h.w.handle(ctx, connect, false)
-	h.w.handle(ctx, connect, false) // replayed
-	h.w.handle(ctx, Event{Time: t0, Type: "network", Action: "connect", NetworkID: "bridgenet", NetworkName: "bridge", NetworkType: "bridge", ContainerID: "c3"}, false)
+	h.handle(ctx, connect)
+	h.handle(ctx, connect) // replayed
+	h.handle(ctx, Event{Time: t0, Type: "network", Action: "connect", NetworkID: "bridgenet", NetworkName: "bridge", NetworkType: "bridge", ContainerID: "c3"})
 	recs := h.records()
 	if names(recs) != "endpoint.attribute" {
 		t.Fatalf("records: %s, want one endpoint.attribute", names(recs))
@@ -251,7 +341,7 @@ func TestReconcileRecordsWhatEventsMissed(t *testing.T) {
 	ctx := context.Background()
 	// Recorded before: a host-mode session whose container has since gone.
 	h.fake.set(newContainer("old", "old", "busybox", true, "host"))
-	h.w.handle(ctx, hostEvent("connect", "old", t0), false)
+	h.handle(ctx, hostEvent("connect", "old", t0))
 	h.fake.mu.Lock()
 	delete(h.fake.containers, "old")
 	h.fake.mu.Unlock()
@@ -279,7 +369,7 @@ func TestPolicyViolation(t *testing.T) {
 		ok := newContainer("good", "payer", "registry.example/pay/api:1", true, "hp")
 		h.fake.set(ok)
 		for _, id := range []string{"bad", "good"} {
-			h.w.handle(context.Background(), Event{Time: t0, Type: "network", Action: "connect", NetworkID: hpNet, ContainerID: id}, false)
+			h.handle(context.Background(), Event{Time: t0, Type: "network", Action: "connect", NetworkID: hpNet, ContainerID: id})
 		}
 		recs := h.records()
 		if names(recs) != "endpoint.attribute policy.violation endpoint.attribute" {
@@ -312,6 +402,7 @@ func TestRunReconnectsAndReplaysFromTheLastEvent(t *testing.T) {
 	go func() { h.w.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 	s := <-h.fake.streams
+	h.fake.listed(t, 1) // the stream is read while reconciling: let it list c5 as not running
 	s.events <- hostEvent("connect", "c5", t0)
 	h.fake.set(newContainer("c5", "first", "busybox", true, "host"))
 	s.errs <- errors.New("dockerd restarted") // the stream breaks
@@ -336,17 +427,36 @@ func TestRunReconnectsAndReplaysFromTheLastEvent(t *testing.T) {
 func TestDieOfOtherContainersHoldsNothing(t *testing.T) {
 	h := newHarness(t, "all", false)
 	for i := 0; i < 100; i++ {
-		h.w.handle(context.Background(), Event{Time: t0, Type: "container", Action: "die", ContainerID: fmt.Sprint("c", i)}, false)
+		h.handle(context.Background(), Event{Time: t0, Type: "container", Action: "die", ContainerID: fmt.Sprint("c", i)})
 	}
 	if n := len(h.w.state.early); n != 0 {
 		t.Errorf("%d early disconnects held after the deaths of containers never in host mode, want 0", n)
 	}
-	h.w.handle(context.Background(), hostEvent("disconnect", "x", t0), false)
-	h.w.handle(context.Background(), hostEvent("disconnect", "y", t0.Add(earlyHold+time.Second)), false)
+	h.handle(context.Background(), hostEvent("disconnect", "x", t0))
+	h.handle(context.Background(), hostEvent("disconnect", "y", t0.Add(earlyHold+time.Second)))
 	if _, ok := h.w.state.early["x"]; ok || len(h.w.state.early) != 1 {
 		t.Errorf("early = %v, want x forgotten after %s", h.w.state.early, earlyHold)
 	}
 	if recs := h.records(); len(recs) != 0 {
 		t.Errorf("records %s, want none", names(recs))
+	}
+}
+
+// The disconnect that follows a die holds nothing: a busy host would
+// otherwise hold one per container for earlyHold.
+func TestDisconnectAfterDieHoldsNothing(t *testing.T) {
+	h := newHarness(t, "all", false)
+	for i := 0; i < 100; i++ {
+		id := fmt.Sprint("c", i)
+		h.fake.set(newContainer(id, id, "busybox", false, "host"))
+		h.handle(context.Background(), hostEvent("connect", id, t0))
+		h.handle(context.Background(), Event{Time: t0.Add(time.Second), Type: "container", Action: "die", ContainerID: id})
+		h.handle(context.Background(), hostEvent("disconnect", id, t0.Add(time.Second)))
+	}
+	if len(h.w.state.early) != 0 || len(h.w.state.closed) != 0 {
+		t.Errorf("%d disconnects and %d dies held, want none", len(h.w.state.early), len(h.w.state.closed))
+	}
+	if n := len(h.records()); n != 200 {
+		t.Errorf("%d records, want 200", n)
 	}
 }

@@ -1,0 +1,249 @@
+package audit
+
+import (
+	"encoding/json"
+	"slices"
+	"sort"
+	"strings"
+	"unicode/utf8"
+)
+
+// MaxRecord bounds every line of the log, in bytes (without its newline).
+// A larger record made the tail reader lose the chain, and a syslog
+// collector drops or splits it. Every record passes encodeRecord, whoever
+// wrote it (driver, watcher, the log itself).
+const MaxRecord = 64 << 10
+
+// Cut is the mark at the end of a string the log shortened.
+const Cut = "…"
+
+// A record over MaxRecord is cut in stages, each applied only if the one
+// before did not bring it under: first long strings, then long lists and
+// maps (their first entries, in order, kept up to a budget), and at last,
+// for records no real call produces, everything but short strings.
+var cutStages = []cutter{
+	{text: 1024, list: -1},
+	{text: 1024, list: 6 << 10},
+	{text: 64, list: 0},
+}
+
+// encodeRecord is how every record becomes a line: the fields that do not
+// apply to its event are dropped, and it is cut if its line would be longer
+// than MaxRecord (the fields cut are named in rec.Truncated).
+func encodeRecord(rec *Record, key []byte) ([]byte, error) {
+	omitInapplicable(rec)
+	line, err := encode(rec, key)
+	for _, stage := range cutStages {
+		if err != nil || len(line) <= MaxRecord {
+			break
+		}
+		stage.apply(rec)
+		line, err = encode(rec, key)
+	}
+	return line, err
+}
+
+// omitInapplicable drops what no writer should set on a record about the
+// host rather than a hostpass network: host.* records are about Docker's
+// own host driver, so they carry no driver, network or network flags.
+func omitInapplicable(rec *Record) {
+	if strings.HasPrefix(rec.Event, "host.") {
+		rec.Driver, rec.NetworkID, rec.Tag, rec.Internal, rec.Adopted = "", "", "", nil, nil
+	}
+}
+
+// cutter shortens strings to text bytes (plus Cut), and keeps of each list
+// or map the entries that fit in list encoded bytes (< 0: all). It never
+// changes a map or slice in place: the caller's (the driver's state) may
+// share them.
+type cutter struct {
+	text, list int
+	rec        *Record
+}
+
+func (k cutter) apply(r *Record) {
+	k.rec = r
+	for _, f := range []struct {
+		name string
+		s    *string
+	}{
+		{"error", &r.Error}, {"detail", &r.Detail}, {"driver", &r.Driver}, {"host", &r.Host},
+		{"network_id", &r.NetworkID}, {"endpoint_id", &r.EndpointID}, {"sandbox_key", &r.SandboxKey},
+		{"tag", &r.Tag}, {"address", &r.Address}, {"network_name", &r.NetworkName},
+		{"policy", &r.Policy}, {"action", &r.Action},
+	} {
+		k.str(f.name, f.s)
+	}
+	k.strs("ipam_pools", &r.IPAMPools)
+	k.labels("network_labels", &r.NetworkLabels)
+	k.options("options", &r.Options)
+	k.interfaces(r)
+	if r.Container != nil {
+		c := *r.Container
+		r.Container = &c
+		k.str("container.id", &c.ID)
+		k.str("container.name", &c.Name)
+		k.str("container.image", &c.Image)
+		k.str("container.image_id", &c.ImageID)
+		k.labels("container.labels", &c.Labels)
+		k.strs("container.cap_add", &c.CapAdd)
+		k.strs("container.published_ports", &c.Ports)
+	}
+}
+
+func (k cutter) mark(field string) {
+	if !slices.Contains(k.rec.Truncated, field) {
+		k.rec.Truncated = append(k.rec.Truncated, field)
+	}
+}
+
+// cutString shortens s to at most n bytes on a UTF-8 boundary, plus Cut.
+func cutString(s string, n int) (string, bool) {
+	if len(s) <= n {
+		return s, false
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + Cut, true
+}
+
+func (k cutter) str(field string, s *string) {
+	if c, cut := cutString(*s, k.text); cut {
+		*s = c
+		k.mark(field)
+	}
+}
+
+// fits adds an entry of n encoded bytes to *used if the list budget allows.
+func (k cutter) fits(used *int, n int) bool {
+	if k.list < 0 {
+		return true
+	}
+	if *used+n > k.list {
+		return false
+	}
+	*used += n
+	return true
+}
+
+func (k cutter) strs(field string, l *[]string) {
+	if len(*l) == 0 {
+		return
+	}
+	out, used, cut := make([]string, 0, len(*l)), 0, false
+	for _, s := range *l {
+		s, c := cutString(s, k.text)
+		cut = cut || c
+		if !k.fits(&used, jsonLen(s)+1) {
+			cut = true
+			break
+		}
+		out = append(out, s)
+	}
+	if cut {
+		*l = out
+		k.mark(field)
+	}
+}
+
+func (k cutter) labels(field string, m *map[string]string) {
+	if len(*m) == 0 {
+		return
+	}
+	out, used, cut := make(map[string]string, len(*m)), 0, false
+	for _, key := range sortedKeys(*m) {
+		ck, c1 := cutString(key, k.text)
+		cv, c2 := cutString((*m)[key], k.text)
+		cut = cut || c1 || c2
+		if !k.fits(&used, jsonLen(ck)+jsonLen(cv)+2) {
+			cut = true
+			break
+		}
+		out[ck] = cv
+	}
+	if cut {
+		*m = out
+		k.mark(field)
+	}
+}
+
+func (k cutter) options(field string, m *map[string]any) {
+	if len(*m) == 0 {
+		return
+	}
+	out, used, cut := make(map[string]any, len(*m)), 0, false
+	for _, key := range sortedKeys(*m) {
+		ck, c1 := cutString(key, k.text)
+		cv, c2 := cutAny((*m)[key], k.text)
+		cut = cut || c1 || c2
+		if !k.fits(&used, jsonLen(ck)+jsonLen(cv)+2) {
+			cut = true
+			break
+		}
+		out[ck] = cv
+	}
+	if cut {
+		*m = out
+		k.mark(field)
+	}
+}
+
+func (k cutter) interfaces(r *Record) {
+	used := 0
+	for i, l := range r.HostInterfaces {
+		if !k.fits(&used, jsonLen(l)+1) {
+			r.OmittedInterfaces += len(r.HostInterfaces) - i
+			r.HostInterfaces = r.HostInterfaces[:i:i]
+			k.mark("host_interfaces")
+			return
+		}
+	}
+}
+
+// cutAny shortens the strings in a decoded JSON value (options are any
+// JSON Docker sent).
+func cutAny(v any, n int) (any, bool) {
+	switch v := v.(type) {
+	case string:
+		return cutString(v, n)
+	case map[string]any:
+		out, cut := make(map[string]any, len(v)), false
+		for key, e := range v {
+			ck, c1 := cutString(key, n)
+			ce, c2 := cutAny(e, n)
+			out[ck], cut = ce, cut || c1 || c2
+		}
+		return out, cut
+	case map[string]string:
+		out, cut := make(map[string]string, len(v)), false
+		for key, e := range v {
+			ck, c1 := cutString(key, n)
+			ce, c2 := cutString(e, n)
+			out[ck], cut = ce, cut || c1 || c2
+		}
+		return out, cut
+	case []any:
+		out, cut := make([]any, len(v)), false
+		for i, e := range v {
+			ce, c := cutAny(e, n)
+			out[i], cut = ce, cut || c
+		}
+		return out, cut
+	}
+	return v, false
+}
+
+func jsonLen(v any) int {
+	b, _ := json.Marshal(v)
+	return len(b)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,147 @@
+package audit
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hostpass/hostpass/atomicfile"
+)
+
+// Recovery: opening the current file, picking the chain up where it ends
+// (tail.go), and setting aside what a crash or a failed write left past the
+// last record.
+
+// open opens (or creates) the current file and picks the chain up from its
+// last record, or from the newest rotated file when it is empty. A partial
+// last line, left by a crash in the middle of a write, was never
+// acknowledged: it is moved to a side file, reported, and recorded. So are
+// the bytes of a failed write that could not be cut off at the time.
+func (l *Log) open() error {
+	c := &l.c
+	dir := filepath.Dir(l.path)
+	if err := mkdirAll(dir); err != nil {
+		return err
+	}
+	f, err := openLogFile(l.path)
+	if err != nil {
+		return err
+	}
+	end := int64(-1)
+	if c.uncut != nil {
+		end = c.size
+	}
+	t, err := readTail(f, end)
+	if err != nil {
+		f.Close()
+		return err
+	}
+	last := t.last
+	if last == nil && t.size == 0 {
+		if last, err = l.lastRotated(); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if t.torn > 0 {
+		if err := l.setAside(f, t); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := syncDir(dir); err != nil {
+		f.Close()
+		return err
+	}
+	c.f, c.size, c.fileFirstSeq, c.uncut = f, t.size, t.firstSeq, nil
+	c.seq, c.prev = 0, Genesis
+	if last == nil && c.key != nil && c.epoch > 0 {
+		l.o.Log.WithField("epoch", c.epoch).Warn("audit log: starting a new sealed log with a key that has evolved: `hostpass audit verify --key` refuses it as a late start, since it cannot tell it from a log forged with a copied key, unless given --start 1:HASH with its first record's hash; start a new log with a new key (hostpass audit keygen) instead")
+	}
+	if last != nil {
+		c.seq, c.prev = last.Seq, last.Hash
+		if c.key != nil {
+			target := c.epoch
+			if last.Epoch != nil && *last.Epoch > target {
+				target = *last.Epoch
+			}
+			if last.NextEpoch != nil && *last.NextEpoch > target {
+				target = *last.NextEpoch // the epoch ended, the key file did not follow
+			}
+			if target > c.epoch {
+				l.advanceKey(target)
+			}
+		}
+	}
+	return nil
+}
+
+// Durability cannot be seen without a power cut; tests replace these to
+// check what is synced, and when.
+var (
+	syncDir  = atomicfile.SyncDir
+	syncFile = (*os.File).Sync
+)
+
+// mkdirAll creates dir and its missing parents, and fsyncs the parent of
+// each directory it creates, so that the new path survives a power cut.
+func mkdirAll(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := mkdirAll(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil
+		}
+		return err
+	}
+	return syncDir(parent)
+}
+
+// setAside copies the bytes past t.size to a side file, makes that durable,
+// and only then cuts them off the log.
+func (l *Log) setAside(f logFile, t tail) error {
+	saved := fmt.Sprintf("%s.torn-%s", l.path, time.Now().UTC().Format("20060102T150405.000000000Z"))
+	side, err := os.OpenFile(saved, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(side, io.NewSectionReader(f, t.size, t.torn))
+	if err == nil {
+		err = syncFile(side)
+	}
+	if cerr := side.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(saved))
+	}
+	if err != nil {
+		return fmt.Errorf("setting aside the %d bytes past the last record of %s: %w", t.torn, l.path, err)
+	}
+	if err := f.Truncate(t.size); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	detail := fmt.Sprintf("a crash left a partial line of %d bytes at the end of %s; it was never acknowledged; its bytes are in %s",
+		t.torn, l.path, saved)
+	if l.c.uncut != nil {
+		detail = fmt.Sprintf("a write that failed left %d bytes at the end of %s, and cutting them off failed then (%v); their callers were told the write failed, so they are not part of the chain; the bytes are in %s",
+			t.torn, l.path, l.c.uncut, saved)
+	}
+	l.o.Log.WithField("saved", saved).Error("audit log: " + detail)
+	rec := l.own(TornTail, detail)
+	l.c.torn = &rec
+	return nil
+}

@@ -1,0 +1,196 @@
+// Package daemon wires hostpass's parts into the running daemon: the audit
+// log and its sinks, the host view, the driver, the watcher on Docker's
+// events, the HTTP server on the plugin socket, systemd's readiness
+// notification and the signals. The command line (package main) checks the
+// settings and hands them over as a Config.
+package daemon
+
+import (
+	"context"
+	"fmt"
+	stdlog "log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/hostpass/hostpass/audit"
+	"github.com/hostpass/hostpass/driver"
+	"github.com/hostpass/hostpass/hostview"
+	"github.com/hostpass/hostpass/server"
+	"github.com/hostpass/hostpass/sink"
+	"github.com/hostpass/hostpass/watcher"
+)
+
+// shutdownGrace bounds how long calls in flight may take once the daemon is
+// told to stop.
+const shutdownGrace = 10 * time.Second
+
+// Config is the daemon's settings, already checked.
+type Config struct {
+	// Socket is the plugin socket; the driver's name is its file name
+	// without .sock.
+	Socket string
+	// AuditLog is the audit file; Audit its options (Host, Driver, Mirror
+	// and Log are filled in by Run).
+	AuditLog string
+	Audit    audit.Options
+	// Syslog is the syslog sink's URL; empty: off.
+	Syslog string
+	// Watch follows Docker's events on DockerSocket (a path).
+	Watch        bool
+	DockerSocket string
+	Policy       watcher.Policy
+	PolicyStop   bool
+	StateDir     string
+	// Version is logged at start.
+	Version string
+	// Log is the daemon's log. Its output must not block (see package
+	// logout): a call would wait on it.
+	Log *logrus.Logger
+}
+
+// Name is the driver name the socket's path gives.
+func (c Config) Name() string { return strings.TrimSuffix(filepath.Base(c.Socket), ".sock") }
+
+// Run serves until ctx is cancelled or SIGTERM or SIGINT arrives, then lets
+// calls in flight finish and closes the audit log. SIGHUP rotates the audit
+// log. systemd (Type=notify) is told READY=1 once the socket accepts
+// connections.
+func Run(ctx context.Context, cfg Config) error {
+	name := cfg.Name()
+	entry := cfg.Log.WithField("driver", name)
+	hostname, err := os.Hostname()
+	if err != nil {
+		return fmt.Errorf("reading the hostname: %w", err)
+	}
+	ao := cfg.Audit
+	ao.Host, ao.Driver, ao.Log = hostname, name, entry
+	var syslog *sink.Syslog
+	if cfg.Syslog != "" {
+		if syslog, err = sink.NewSyslog(cfg.Syslog, hostname, entry); err != nil {
+			return err
+		}
+		defer syslog.Close(2 * time.Second)
+	}
+	// Sinks get each record once it is durable; none can delay or fail a
+	// call: the file alone decides.
+	ao.Mirror = func(rec audit.Record, line []byte) {
+		entry.WithField("record", string(line)).Info("audit")
+		if syslog != nil {
+			syslog.Send(rec.Event, rec.Outcome == audit.Refused, line)
+		}
+	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	view, err := hostview.Start(ctx, entry)
+	if err != nil {
+		return fmt.Errorf("watching the host's links over netlink: %w", err)
+	}
+	auditLog, err := audit.OpenWith(cfg.AuditLog, ao)
+	if err != nil {
+		return err
+	}
+	defer auditLog.Close() // a no-op after the Close below
+	d, err := driver.New(driver.Config{
+		Name: name, Hostname: hostname, StateDir: cfg.StateDir, Audit: auditLog,
+		HostInterfaces: view.Snapshot, Log: entry,
+	})
+	if err != nil {
+		return err
+	}
+	watcherCtx, stopWatcher := context.WithCancel(ctx)
+	defer stopWatcher()
+	watcherDone, err := startWatcher(watcherCtx, cfg, d, auditLog, view, hostname, name, entry)
+	if err != nil {
+		return err
+	}
+	l, err := Listen(cfg.Socket)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(cfg.Socket)
+	srv := server.HTTPServer(server.New(d, entry), stdlog.New(warnWriter{entry}, "", 0))
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	entry.WithFields(logrus.Fields{"socket": cfg.Socket, "audit_log": cfg.AuditLog, "sealed": cfg.Audit.SealKey != "", "syslog": cfg.Syslog,
+		"state_dir": cfg.StateDir, "version": cfg.Version}).Info("hostpass serving")
+	notify(entry, "READY=1")
+
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(signals)
+	for stopping := false; !stopping; {
+		select {
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				if err := auditLog.Rotate(); err != nil {
+					entry.WithError(err).Error("SIGHUP: cannot rotate the audit log")
+				}
+				continue
+			}
+			entry.WithField("signal", sig.String()).Info("stopping: letting calls in flight finish")
+			stopping = true
+		case <-ctx.Done():
+			entry.Info("stopping: letting calls in flight finish")
+			stopping = true
+		case err := <-served:
+			return fmt.Errorf("serving %s: %w", cfg.Socket, err)
+		}
+	}
+	notify(entry, "STOPPING=1")
+	// Shutdown closes the listener, then waits for calls in flight to
+	// answer; their records are already durable when they do.
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	shutdownErr := srv.Shutdown(sctx)
+	os.Remove(cfg.Socket)
+	stopWatcher()
+	<-watcherDone
+	if err := auditLog.Close(); err != nil {
+		return err
+	}
+	if shutdownErr != nil {
+		return fmt.Errorf("calls still in flight after %s: %w", shutdownGrace, shutdownErr)
+	}
+	entry.Info("hostpass stopped")
+	return nil
+}
+
+// startWatcher starts following Docker's events beside the driver, unless
+// told not to. A missing socket is said once; the watcher keeps trying (a
+// legacy plugin starts before Docker), and the driver works meanwhile.
+func startWatcher(ctx context.Context, cfg Config, d *driver.Driver, auditLog *audit.Log, view *hostview.View, hostname, name string, log *logrus.Entry) (done <-chan struct{}, err error) {
+	finished := make(chan struct{})
+	if !cfg.Watch {
+		log.Info("watcher off (--watch=false): no container attribution, no --network host auditing; the driver audits as usual")
+		close(finished)
+		return finished, nil
+	}
+	engine, err := watcher.NewDockerEngine(cfg.DockerSocket)
+	if err != nil {
+		return nil, err
+	}
+	w, err := watcher.New(watcher.Config{
+		Engine: engine, Source: cfg.DockerSocket, Audit: auditLog, Known: d.Lookup, HostInterfaces: view.Snapshot,
+		Policy: cfg.Policy, StopViolators: cfg.PolicyStop, StateDir: cfg.StateDir, Host: hostname, Driver: name, Log: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	go func() { w.Run(ctx); close(finished) }()
+	return finished, nil
+}
+
+// warnWriter logs what net/http reports (a bad connection, a handler's
+// panic) through the daemon's log, at warning, instead of on stderr.
+type warnWriter struct{ log *logrus.Entry }
+
+func (w warnWriter) Write(p []byte) (int, error) {
+	w.log.Warn(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

@@ -1,0 +1,108 @@
+package daemon
+
+import (
+	"context"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/hostpass/hostpass/audit"
+)
+
+func testConfig(t *testing.T) Config {
+	t.Helper()
+	dir := t.TempDir()
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	return Config{
+		Socket: filepath.Join(dir, "hp.sock"), AuditLog: filepath.Join(dir, "log", "audit.jsonl"),
+		Audit:    audit.Options{EpochRecords: 1000, EpochInterval: time.Minute},
+		StateDir: filepath.Join(dir, "state"), Watch: false, Version: "test", Log: log,
+	}
+}
+
+// notifySocket is the unixgram socket systemd would listen on, owned by the
+// test and named in NOTIFY_SOCKET.
+func notifySocket(t *testing.T) *net.UnixConn {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	t.Setenv("NOTIFY_SOCKET", path)
+	return c
+}
+
+func receive(t *testing.T, c *net.UnixConn) string {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(15 * time.Second))
+	buf := make([]byte, 4096)
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatalf("no notification for systemd: %v", err)
+	}
+	return string(buf[:n])
+}
+
+func TestReadyOnlyOnceTheSocketAcceptsConnections(t *testing.T) {
+	notify := notifySocket(t)
+	cfg := testConfig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg) }()
+
+	if got := receive(t, notify); got != "READY=1" {
+		t.Fatalf("first notification %q; want READY=1", got)
+	}
+	// Docker, ordered after hostpass.service, starts now: the socket must
+	// already take its calls.
+	c, err := net.Dial("unix", cfg.Socket)
+	if err != nil {
+		t.Fatalf("READY=1 sent, but %s does not accept connections: %v", cfg.Socket, err)
+	}
+	c.Close()
+
+	cancel()
+	if got := receive(t, notify); got != "STOPPING=1" {
+		t.Errorf("notification at stop %q; want STOPPING=1", got)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return after its context was cancelled")
+	}
+	if _, err := os.Lstat(cfg.Socket); !os.IsNotExist(err) {
+		t.Errorf("socket still there after stop: %v", err)
+	}
+}
+
+func TestRunRefusesARegularFileAtTheSocket(t *testing.T) {
+	notify := notifySocket(t)
+	cfg := testConfig(t)
+	if err := os.WriteFile(cfg.Socket, []byte("not mine to remove"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := Run(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "exists and is a regular file, not a socket") {
+		t.Fatalf("Run = %v; want a refusal naming the regular file", err)
+	}
+	if b, err := os.ReadFile(cfg.Socket); err != nil || string(b) != "not mine to remove" {
+		t.Errorf("the file at --socket changed: %q %v", b, err)
+	}
+	notify.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, err := notify.Read(make([]byte, 64)); err == nil {
+		t.Errorf("systemd was notified (%d bytes) though the daemon never listened", n)
+	}
+}

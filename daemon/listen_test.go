@@ -1,0 +1,120 @@
+package daemon
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestListenReplacesStaleSocketButNotALiveOne(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hp.sock")
+	stale, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.(*net.UnixListener).SetUnlinkOnClose(false)
+	stale.Close() // what a killed daemon leaves behind
+	if _, err := os.Stat(path); err != nil {
+		t.Fatal("want a stale socket file")
+	}
+	l, err := Listen(path)
+	if err != nil {
+		t.Fatalf("stale socket not replaced: %v", err)
+	}
+	defer l.Close()
+	if c, err := net.Dial("unix", path); err != nil {
+		t.Fatalf("the new socket does not accept connections: %v", err)
+	} else {
+		c.Close()
+	}
+	if _, err := Listen(path); err == nil || !strings.Contains(err.Error(), "is in use by a running daemon") {
+		t.Fatalf("second listen: got %v, want a refusal naming the live socket", err)
+	}
+}
+
+func TestListenNeverRemovesAnotherKindOfFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, kind string
+		make       func(path string) error
+	}{
+		{"regular file", "a regular file", func(p string) error { return os.WriteFile(p, []byte("someone's data"), 0o644) }},
+		{"directory", "a directory", func(p string) error { return os.Mkdir(p, 0o755) }},
+		{"symlink", "a symbolic link", func(p string) error { return os.Symlink("/etc/hostname", p) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".sock")
+			if err := tc.make(path); err != nil {
+				t.Fatal(err)
+			}
+			before, _ := os.Lstat(path)
+			l, err := Listen(path)
+			if err == nil {
+				l.Close()
+				t.Fatalf("Listen over %s succeeded; want a refusal", tc.kind)
+			}
+			want := "--socket " + path + " exists and is " + tc.kind + ", not a socket; hostpass removes only a socket left by a daemon that died: move the file away or choose another --socket"
+			if err.Error() != want {
+				t.Errorf("error %q\nwant %q", err, want)
+			}
+			after, err := os.Lstat(path)
+			if err != nil || after.Mode() != before.Mode() || after.Size() != before.Size() {
+				t.Errorf("%s at --socket changed: %v %v", tc.kind, after, err)
+			}
+		})
+	}
+	// Nothing is left behind beside the socket's place.
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".hostpass-listen-") {
+			t.Errorf("private directory %s left behind", e.Name())
+		}
+	}
+}
+
+func TestListenSocketMode(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "hp.sock")
+	l, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	st, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode()&os.ModeSocket == 0 || st.Mode().Perm() != SocketMode {
+		t.Errorf("socket mode %s; want a socket with %o", st.Mode(), SocketMode)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("directory holds %d entries; want the socket alone", len(entries))
+	}
+}
+
+// A --socket whose private directory makes the bound path pass the 107
+// bytes of a unix socket address still listens, at path.
+func TestListenNearThePathLimit(t *testing.T) {
+	dir := t.TempDir()
+	long := filepath.Join(dir, strings.Repeat("d", maxSocketPath-len(dir)-len("//hp.sock")-1))
+	path := filepath.Join(long, "hp.sock")
+	if len(path) != maxSocketPath-1 {
+		t.Fatalf("test path is %d bytes, want %d", len(path), maxSocketPath-1)
+	}
+	l, err := Listen(path)
+	if err != nil {
+		t.Fatalf("Listen(%d-byte path): %v", len(path), err)
+	}
+	defer l.Close()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("dial %s: %v", path, err)
+	}
+	c.Close()
+	if _, err := Listen(path + strings.Repeat("x", 10)); err == nil || !strings.Contains(err.Error(), "a unix socket's path holds at most 107") {
+		t.Errorf("Listen(too long) = %v, want the limit named", err)
+	}
+}

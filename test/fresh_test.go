@@ -1,0 +1,325 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// The machine's own hostpass folders. The fresh-host test never writes
+// there; it checks that it did not.
+var machineDirs = []string{"/var/log/hostpass", "/var/lib/hostpass"}
+
+// freshHost is the file system of a host where Docker runs and hostpass
+// never did: root/var/log and root/var/lib exist, as on every host, and
+// nothing of hostpass. As on a systemd host, root is a shared mount; the
+// engine's data root lives in root/var/lib/docker, where a real engine keeps
+// it, so that the plugin's /var/lib mount carries Docker's own mounts.
+type freshHost struct {
+	root               string
+	varLog, varLib     string // stand-ins for the host's /var/log and /var/lib
+	auditLog, stateDir string // where hostpass must put its files, by itself
+}
+
+// newFreshHost builds the stand-in under the engine's folder and moves the
+// engine's data root into it (dockerd resolves the symlink left behind).
+// The engine's cleanup unmounts root.
+func newFreshHost(t *testing.T, e *engine) *freshHost {
+	t.Helper()
+	root := filepath.Join(e.dir, "h")
+	h := &freshHost{root: root, varLog: filepath.Join(root, "var", "log"), varLib: filepath.Join(root, "var", "lib")}
+	h.auditLog = filepath.Join(h.varLog, "hostpass", "audit.jsonl")
+	h.stateDir = filepath.Join(h.varLib, "hostpass")
+	for _, d := range []string{h.varLog, h.varLib} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.stop(t)
+	data := filepath.Join(e.dir, "data")
+	if m := mountsUnder(t, data); len(m) > 0 {
+		t.Fatalf("dockerd left mounts under its data root after stopping: %v", m)
+	}
+	if err := os.Rename(data, filepath.Join(h.varLib, "docker")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(h.varLib, "docker"), data); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount(root, root, "", syscall.MS_BIND, ""); err != nil {
+		t.Fatalf("bind %s: %v", root, err)
+	}
+	if err := syscall.Mount("", root, "", syscall.MS_SHARED|syscall.MS_REC, ""); err != nil {
+		t.Fatalf("make %s shared: %v", root, err)
+	}
+	e.start(t)
+	return h
+}
+
+// settings points the plugin's mounts at the stand-in host: the same
+// parents as the shipped defaults (/var/log, /var/lib), under root.
+func (h *freshHost) settings(e *engine) []string {
+	return []string{"varlog.source=" + h.varLog, "varlib.source=" + h.varLib, "docker.source=" + e.sock}
+}
+
+// checkFresh fails unless hostpass's own folders are absent: nothing made
+// by hand.
+func (h *freshHost) checkFresh(t *testing.T) {
+	t.Helper()
+	for _, d := range []string{filepath.Dir(h.auditLog), h.stateDir} {
+		if _, err := os.Lstat(d); !os.IsNotExist(err) {
+			t.Fatalf("%s exists before the plugin ran (%v): the host is not fresh", d, err)
+		}
+	}
+}
+
+// checkShippedDefaults reads the repository's config.json: the stand-in
+// host is only a stand-in if the defaults are the parents every host has,
+// and the daemon's paths lie in them.
+func checkShippedDefaults(t *testing.T) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Env []struct {
+			Name  string `json:"name"`
+			Value string `json:"value"`
+		} `json:"env"`
+		Mounts []struct {
+			Name        string   `json:"name"`
+			Source      string   `json:"source"`
+			Destination string   `json:"destination"`
+			Options     []string `json:"options"`
+		} `json:"mounts"`
+		Linux struct {
+			Capabilities []string `json:"capabilities"`
+		} `json:"linux"`
+		PropagatedMount string `json:"propagatedmount"`
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatalf("config.json: %v", err)
+	}
+	want := map[string]string{"varlog": "/var/log", "varlib": "/var/lib", "docker": "/var/run/docker.sock"}
+	for _, m := range cfg.Mounts {
+		if w, ok := want[m.Name]; !ok || m.Source != w || m.Destination != w {
+			t.Errorf("config.json mount %s: %s -> %s; want one of %v, the host's path at the same path inside", m.Name, m.Source, m.Destination, want)
+		}
+		delete(want, m.Name)
+		if m.Name != "docker" && !equal(m.Options, []string{"rbind", "rw", "rslave"}) {
+			t.Errorf("config.json mount %s options %v, want rbind rw rslave (so that the plugin pins none of the host's mounts)", m.Name, m.Options)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("config.json lacks mounts %v", want)
+	}
+	env := map[string]string{}
+	for _, e := range cfg.Env {
+		env[e.Name] = e.Value
+	}
+	if env["HOSTPASS_AUDIT_LOG"] != "/var/log/hostpass/audit.jsonl" || env["HOSTPASS_STATE_DIR"] != "/var/lib/hostpass" {
+		t.Errorf("config.json HOSTPASS_AUDIT_LOG=%q HOSTPASS_STATE_DIR=%q, want /var/log/hostpass/audit.jsonl and /var/lib/hostpass",
+			env["HOSTPASS_AUDIT_LOG"], env["HOSTPASS_STATE_DIR"])
+	}
+	if len(cfg.Linux.Capabilities) > 0 || cfg.PropagatedMount != "" {
+		t.Errorf("config.json asks for capabilities %v, propagatedmount %q; want none", cfg.Linux.Capabilities, cfg.PropagatedMount)
+	}
+}
+
+// absent returns those of paths that do not exist now.
+func absent(paths []string) []string {
+	var out []string
+	for _, p := range paths {
+		if _, err := os.Lstat(p); os.IsNotExist(err) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// TestManagedFreshHost is the managed plugin's whole life on a host where
+// hostpass never ran, with nothing created by hand: `make plugin`, use,
+// disable and enable, `docker plugin rm` and `docker plugin install` from a
+// registry, `docker plugin upgrade` to a newer tag. The network made at the
+// start keeps working throughout, and the host-side audit log is one chain:
+// seq continues and `hostpass audit verify` passes.
+func TestManagedFreshHost(t *testing.T) {
+	checkShippedDefaults(t)
+	untouched := absent(machineDirs)
+	t.Cleanup(func() {
+		for _, p := range untouched {
+			if _, err := os.Lstat(p); !os.IsNotExist(err) {
+				t.Errorf("the test wrote to the machine's %s (%v): a mount source was not the stand-in's", p, err)
+			}
+		}
+	})
+	e := newEngine(t)
+	h := newFreshHost(t, e)
+	e.loadBusybox(t)
+	h.checkFresh(t)
+
+	// A file system mounted in the host's /var/lib before the plugin
+	// starts; the host unmounts it later and the plugin must let go of it
+	// too, or it pins the file system (its disk cannot be detached).
+	disk := filepath.Join(h.varLib, "disk")
+	if err := os.Mkdir(disk, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", disk, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatalf("mount tmpfs on %s: %v", disk, err)
+	}
+
+	// 1. make plugin, as the README's tour says.
+	alias := "hp-fresh-" + randHex(t, 4)
+	name := alias + ":latest"
+	e.make(t, "plugin", "PLUGIN_NAME="+name, "BUILD="+filepath.Join(e.dir, "build"),
+		"PLUGIN_SETTINGS="+strings.Join(h.settings(e), " "))
+	if !pluginEnabled(t, e, name) {
+		t.Fatalf("plugin %s not enabled after make plugin", name)
+	}
+	if caps := e.docker(t, "plugin", "inspect", "-f", "{{.Config.Linux.Capabilities}}", name); caps != "[]" {
+		t.Errorf("plugin asks for capabilities %s, want none", caps)
+	}
+	managedRun(t, e, name, h.auditLog, "fresh", true)
+	// hostpass made its folders at its first record, on the host.
+	for _, d := range []string{filepath.Dir(h.auditLog), h.stateDir} {
+		if st, err := os.Stat(d); err != nil || !st.IsDir() || st.Mode().Perm() != 0o750 {
+			t.Errorf("%s: want the folder hostpass creates, mode 0750; got %v", d, err)
+		}
+	}
+	network := "n-fresh"
+	netID := e.networkID(t, network)
+	if entries, err := os.ReadDir(h.stateDir); err != nil || len(entries) == 0 {
+		t.Errorf("host-side state dir %s is empty (%v): the plugin's state would not survive", h.stateDir, err)
+	}
+
+	inPlugin := strings.TrimPrefix(disk, h.root)
+	pid := pluginPid(t, e, name)
+	if !hasMount(t, pid, inPlugin) {
+		t.Fatalf("the plugin's /var/lib lacks the host's mount %s: the check below would prove nothing", inPlugin)
+	}
+	if err := syscall.Unmount(disk, 0); err != nil {
+		t.Fatalf("unmount %s: %v", disk, err)
+	}
+	if hasMount(t, pid, inPlugin) {
+		t.Errorf("the plugin still holds %s after the host unmounted it: it pins the host's file systems (want rslave)", inPlugin)
+	}
+
+	// runAgain runs a container on the first network and checks that its
+	// records continue the same log.
+	runAgain := func(step string) {
+		t.Helper()
+		before, failed := len(readAudit(t, h.auditLog)), t.Failed()
+		e.docker(t, "run", "--rm", "--network", network, image, "true")
+		checkManagedRun(t, h.auditLog, before, netID, "fresh", true)
+		if !failed && t.Failed() {
+			t.Fatalf("after %s: the log does not continue", step)
+		}
+	}
+
+	// 2. disable and enable.
+	e.docker(t, "plugin", "disable", "-f", name)
+	e.docker(t, "plugin", "enable", name)
+	runAgain("disable and enable")
+
+	// 3. rm, then install from a registry under the same name (--alias):
+	// the network made with the first plugin works again.
+	registry := startRegistry(t, e)
+	remote := func(tag string) string { return registry + "/" + alias + ":" + tag }
+	for _, tag := range []string{"v1", "v2"} {
+		// VERSION makes each build's rootfs differ from the others: one
+		// engine refuses two plugins of the same content.
+		e.make(t, "push", "REGISTRY="+registry, "PLUGIN_NAME="+alias+":"+tag, "VERSION=fresh-"+tag,
+			"BUILD="+filepath.Join(e.dir, "build"))
+	}
+	e.docker(t, "plugin", "rm", "-f", name)
+	e.docker(t, append([]string{"plugin", "install", "--grant-all-permissions", "--alias", alias, remote("v1")}, h.settings(e)...)...)
+	checkPluginVersion(t, e, name, "fresh-v1")
+	runAgain("rm and install")
+
+	// 4. upgrade to v2. Docker keeps env settings but resets mount sources
+	// to the new config's defaults: set them again before enabling.
+	e.docker(t, "plugin", "disable", "-f", name)
+	// Without --skip-remote-check the CLI asks "Plugin images do not match,
+	// are you sure?" for another tag and, with no terminal to answer,
+	// upgrades nothing and still exits 0 (docker 28 CLI).
+	e.docker(t, "plugin", "upgrade", "--grant-all-permissions", "--skip-remote-check", name, remote("v2"))
+	src := e.docker(t, "plugin", "inspect", "-f", `{{range .Config.Mounts}}{{if eq .Name "varlog"}}{{.Source}}{{end}}{{end}}`, name)
+	t.Logf("varlog.source after docker plugin upgrade: %s (set before: %s)", src, h.varLog)
+	e.docker(t, append([]string{"plugin", "set", name}, h.settings(e)...)...)
+	e.docker(t, "plugin", "enable", name)
+	checkPluginVersion(t, e, name, "fresh-v2")
+	runAgain("upgrade")
+
+	// A new network and container on the upgraded plugin, then the whole
+	// chain as an auditor checks it.
+	managedRun(t, e, name, h.auditLog, "fresh-v2", true)
+	recs := readAudit(t, h.auditLog)
+	checkSeq(t, recs)
+	if adopted := filter(recs, func(r record) bool { return r.Adopted }); len(adopted) > 0 {
+		t.Errorf("records with adopted=true: the plugin lost its known networks on the way:\n%s", dumpRecords(adopted))
+	}
+	out, err := exec.Command(hostpassBin(t), "audit", "verify", h.auditLog).CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "ok") {
+		t.Errorf("hostpass audit verify %s: %v\n%s", h.auditLog, err, out)
+	}
+	t.Logf("%d records in one chain across make plugin, disable/enable, rm+install, upgrade; verify: %s", len(recs), strings.TrimSpace(string(out)))
+}
+
+// checkPluginVersion asserts that the plugin's running process is the
+// build stamped with version (the Makefile's VERSION, linked into the
+// binary): Docker really started the new rootfs.
+func checkPluginVersion(t *testing.T, e *engine, name, version string) {
+	t.Helper()
+	if !pluginEnabled(t, e, name) {
+		t.Fatalf("plugin %s not enabled", name)
+	}
+	exe, err := os.ReadFile(fmt.Sprintf("/proc/%d/exe", pluginPid(t, e, name)))
+	if err != nil {
+		t.Fatalf("the plugin's binary: %v", err)
+	}
+	if !bytes.Contains(exe, []byte(version)) {
+		t.Errorf("plugin %s runs another build than %s", name, version)
+	}
+}
+
+// pluginPid is the pid of the plugin's process, from the pid file
+// containerd's shim keeps in the task's bundle under dockerd's exec root.
+func pluginPid(t *testing.T, e *engine, name string) int {
+	t.Helper()
+	id := e.docker(t, "plugin", "inspect", "-f", "{{.Id}}", name)
+	f := filepath.Join(e.dir, "x", "containerd", "daemon", "io.containerd.runtime.v2.task", "plugins.moby", id, "init.pid")
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatalf("pid of plugin %s: %v", name, err)
+	}
+	var pid int
+	if _, err := fmt.Sscan(string(b), &pid); err != nil {
+		t.Fatalf("pid file %s: %v", f, err)
+	}
+	return pid
+}
+
+// hasMount reports whether process pid sees a mount at path.
+func hasMount(t *testing.T, pid int, path string) bool {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+	if err != nil {
+		t.Fatalf("mounts of the plugin (pid %d): %v", pid, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && unescapeMountinfo(f[4]) == path {
+			return true
+		}
+	}
+	return false
+}

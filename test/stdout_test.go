@@ -1,0 +1,158 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestUndrainedStdoutNeverBlocksCalls runs the daemon with stdout and stderr
+// a FIFO that a reader holds open and never reads, as a managed plugin's
+// stdout is when dockerd falls behind. Logging must not hold a call: 3000
+// containers' CreateEndpoint+Join from 4 clients all answer, and every join
+// is in the audit file. A call that stops answering fails the test at its
+// deadline instead of hanging it.
+//
+// At debug, every call logs too: no level may make a call wait.
+func TestUndrainedStdoutNeverBlocksCalls(t *testing.T) {
+	requirePrereqs(t)
+	for _, level := range []string{"info", "debug"} {
+		t.Run(level, func(t *testing.T) { undrainedStdout(t, level) })
+	}
+}
+
+func undrainedStdout(t *testing.T, level string) {
+	const containers, clients = 3000, 4
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "stdout.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The reader that never reads: it keeps the FIFO open, so writes fill
+	// the pipe's buffer and then block, instead of failing with EPIPE.
+	reader, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	writer, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{sock: filepath.Join(dir, "hp.sock"), auditLog: filepath.Join(dir, "log", "audit.jsonl"), state: filepath.Join(dir, "state")}
+	d.cmd = exec.Command(hostpassBin(t), "serve", "--socket", d.sock, "--audit-log", d.auditLog, "--state-dir", d.state, "--watch=false", "--log-level", level)
+	d.cmd.Stdout, d.cmd.Stderr = writer, writer
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	writer.Close()
+	t.Cleanup(func() {
+		d.cmd.Process.Kill()
+		d.cmd.Wait()
+	})
+	for deadline := time.Now().Add(pluginReady); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("unix", d.sock); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hostpass not listening on %s", d.sock)
+		}
+	}
+
+	// One deadline for the whole run: a daemon that stops answering fails
+	// the test here rather than hanging it. It is far above what the run
+	// takes, so it says nothing about speed.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := d.client()
+	if code, err := d.postCtx(ctx, c, "CreateNetwork", `{"NetworkID":"stdoutnet"}`); err != nil || code != 200 {
+		t.Fatalf("CreateNetwork: %d %v", code, err)
+	}
+	var next, done atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := d.client()
+			for {
+				n := next.Add(1)
+				if n > containers {
+					return
+				}
+				ep := fmt.Sprintf("ep-%06d", n)
+				for _, call := range []struct{ method, body string }{
+					{"CreateEndpoint", `{"NetworkID":"stdoutnet","EndpointID":"` + ep + `","Interface":{}}`},
+					{"Join", `{"NetworkID":"stdoutnet","EndpointID":"` + ep + `","SandboxKey":"/var/run/docker/netns/` + ep + `"}`},
+				} {
+					code, err := d.postCtx(ctx, c, call.method, call.body)
+					if err != nil || code != 200 {
+						errs <- fmt.Errorf("%s of %s, after %d containers: %d %v", call.method, ep, done.Load(), code, err)
+						cancel() // stop the other clients too
+						return
+					}
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	joined := map[string]bool{}
+	for _, r := range filter(readAudit(t, d.auditLog), byEvent("endpoint.join", "ok")) {
+		joined[r.EndpointID] = true
+	}
+	for n := 1; n <= containers; n++ {
+		if ep := fmt.Sprintf("ep-%06d", n); !joined[ep] {
+			t.Errorf("join of %s answered ok, but the audit file has no record of it", ep)
+		}
+	}
+	// A clean stop still works with the log output stuck.
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	exited := make(chan error, 1)
+	go func() { exited <- d.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("hostpass serve after SIGTERM: %v", err)
+		}
+	case <-time.After(pluginStop):
+		t.Errorf("hostpass serve still running %s after SIGTERM, with its stdout undrained", pluginStop)
+	}
+	t.Logf("log level %s: %d containers joined from %d clients with stdout and stderr undrained; %d join records", level, containers, clients, len(joined))
+}
+
+// postCtx is post bounded by ctx.
+func (d *daemon) postCtx(ctx context.Context, c *http.Client, method, body string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://hostpass/NetworkDriver."+method, strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
