@@ -60,19 +60,14 @@ e2e: build
 
 test: deps unit fuzz e2e
 
-# fuzz: every Fuzz* target of the unit packages for FUZZTIME each (go test
-# takes one -fuzz pattern per run). Their seeds, and the inputs that once
-# failed (testdata/fuzz/), already run as plain tests in `make unit`.
+# fuzz: every Fuzz* target of the unit packages for FUZZTIME each
+# (scripts/fuzz.sh). Their seeds, and the inputs that once failed
+# (testdata/fuzz/), already run as plain tests in `make unit`.
 FUZZTIME ?= 10s
 
 .PHONY: fuzz
 fuzz:
-	@set -e; for file in $$(grep -l '^func Fuzz' */*_test.go); do \
-		for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
-			echo "fuzz: $$name in ./$$(dirname $$file) for $(FUZZTIME)"; \
-			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$(dirname $$file)/; \
-		done; \
-	done
+	GO=$(GO) scripts/fuzz.sh $(FUZZTIME)
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 3000x ./server/

@@ -142,7 +142,9 @@ func FuzzVerify(f *testing.F) {
 	f.Add(seedLog(f, false), false)
 	f.Add(seedLog(f, true), true)
 	f.Add([]byte("{}\n"), false)
+	steps := maxKeySteps
 	maxKeySteps = 1 << 12 // a forged epoch costs a fuzz run milliseconds, not seconds
+	f.Cleanup(func() { maxKeySteps = steps })
 	f.Fuzz(func(t *testing.T, data []byte, withKey bool) {
 		o := VerifyOptions{}
 		if withKey {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -212,4 +213,36 @@ func seedLogT(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// Reopening a sealed log whose last line claims an epoch far ahead (the
+// daemon does not check seals at open) fails naming it, instead of
+// deriving keys for hours while every call waits.
+func TestReopenRefusesAnEpochFarAhead(t *testing.T) {
+	_, daemonKey := newKey(t)
+	path, _ := writeLog(t, 3, 0, daemonKey)
+	recs := readRecords(t, path)
+	last := recs[len(recs)-1]
+	far := uint64(1) << 62
+	forged := Record{Time: fuzzTime, Seq: last.Seq + 1, Event: EpochEnd, Outcome: OK, Epoch: last.Epoch, NextEpoch: &far, Prev: last.Hash}
+	line, err := encode(&forged, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(append(line, '\n'))
+	f.Close()
+
+	l, err := OpenWith(path, Options{SealKey: daemonKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	err = l.Append(Record{Time: fuzzTime, Event: EndpointJoin, Outcome: OK})
+	if err == nil || !strings.Contains(err.Error(), "4611686018427387904 key steps past the key file's epoch 0") {
+		t.Fatalf("append after a forged far epoch: %v, want a refusal naming the key steps", err)
+	}
 }
