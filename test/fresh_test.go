@@ -396,3 +396,108 @@ func checkUnreachable(t *testing.T, pid int, hostDirs ...string) {
 	}
 	t.Logf("the plugin's mount points: %s", strings.Join(points, " "))
 }
+
+// earlierLayoutConfig writes, beside the engine, this repository's
+// config.json as hostpass 3 and the first hostpass 4 builds laid the state
+// out: a mount "varlib" of the host's /var/lib, and HOSTPASS_STATE_DIR
+// /var/lib/hostpass in it.
+func earlierLayoutConfig(t *testing.T, e *engine) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatalf("config.json: %v", err)
+	}
+	for _, v := range cfg["env"].([]any) {
+		if env := v.(map[string]any); env["name"] == "HOSTPASS_STATE_DIR" {
+			env["value"] = "/var/lib/hostpass"
+		}
+	}
+	cfg["mounts"] = append(cfg["mounts"].([]any), map[string]any{
+		"name": "varlib", "source": "/var/lib", "destination": "/var/lib", "type": "bind",
+		"options": []string{"rbind", "rw", "rslave"}, "settable": []string{"source"},
+	})
+	out, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(e.dir, "config-earlier.json")
+	if err := os.WriteFile(p, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestManagedUpgradeLayout upgrades a plugin of the earlier layout, with its
+// state in the host's /var/lib/hostpass, to this one with `docker plugin
+// upgrade`, following README's migration steps: set HOSTPASS_STATE_DIR again
+// (Docker keeps the old value) and copy the old state into
+// /var/log/hostpass/state before enabling. The network made before the
+// upgrade stays known (no adoption), the log is one chain, and the upgraded
+// plugin reaches no /var/lib.
+func TestManagedUpgradeLayout(t *testing.T) {
+	untouched := absent(machineDirs)
+	t.Cleanup(func() {
+		for _, p := range untouched {
+			if _, err := os.Lstat(p); !os.IsNotExist(err) {
+				t.Errorf("the test wrote to the machine's %s (%v): a mount source was not the stand-in's", p, err)
+			}
+		}
+	})
+	e := newEngine(t)
+	h := newFreshHost(t, e)
+	e.loadBusybox(t)
+	h.checkFresh(t)
+	registry := startRegistry(t, e)
+	alias := "hp-layout-" + randHex(t, 4)
+	name := alias + ":latest"
+	remote := func(tag string) string { return registry + "/" + alias + ":" + tag }
+	build := filepath.Join(e.dir, "build")
+	e.make(t, "push", "REGISTRY="+registry, "PLUGIN_NAME="+alias+":earlier", "VERSION=layout-earlier",
+		"CONFIG="+earlierLayoutConfig(t, e), "BUILD="+build)
+	e.make(t, "push", "REGISTRY="+registry, "PLUGIN_NAME="+alias+":now", "VERSION=layout-now", "BUILD="+build)
+
+	e.docker(t, "plugin", "install", "--grant-all-permissions", "--alias", alias, remote("earlier"),
+		"varlog.source="+h.varLog, "varlib.source="+h.varLib, "docker.source="+e.sock)
+	checkPluginVersion(t, e, name, "layout-earlier")
+	managedRun(t, e, name, h.auditLog, "earlier", true)
+	netID := e.networkID(t, "n-earlier")
+	if entries, err := os.ReadDir(h.legacyState); err != nil || len(entries) == 0 {
+		t.Fatalf("the earlier layout's state %s is empty (%v): the upgrade below would prove nothing", h.legacyState, err)
+	}
+
+	e.docker(t, "plugin", "disable", "-f", name)
+	e.docker(t, "plugin", "upgrade", "--grant-all-permissions", "--skip-remote-check", name, remote("now"))
+	// Docker keeps the settings' environment across an upgrade: the old
+	// state dir, which the new config no longer mounts.
+	env := e.docker(t, "plugin", "inspect", "-f", "{{.Settings.Env}}", name)
+	if !strings.Contains(env, "HOSTPASS_STATE_DIR=/var/lib/hostpass") {
+		t.Errorf("after docker plugin upgrade the env is %s; README says Docker keeps HOSTPASS_STATE_DIR=/var/lib/hostpass", env)
+	}
+	// README's steps.
+	e.docker(t, append([]string{"plugin", "set", name, "HOSTPASS_STATE_DIR=/var/log/hostpass/state"}, h.settings(e)...)...)
+	if out, err := exec.Command("install", "-d", "-m", "0750", h.stateDir).CombinedOutput(); err != nil {
+		t.Fatalf("install -d %s: %v\n%s", h.stateDir, err, out)
+	}
+	if out, err := exec.Command("cp", "-a", h.legacyState+"/.", h.stateDir+"/").CombinedOutput(); err != nil {
+		t.Fatalf("cp -a %s: %v\n%s", h.legacyState, err, out)
+	}
+	e.docker(t, "plugin", "enable", name)
+	checkPluginVersion(t, e, name, "layout-now")
+	checkUnreachable(t, pluginPid(t, e, name), h.varLib, filepath.Join(h.varLib, "docker"))
+
+	before := len(readAudit(t, h.auditLog))
+	e.docker(t, "run", "--rm", "--network", "n-earlier", image, "true")
+	checkManagedRun(t, h.auditLog, before, netID, "earlier", true)
+	recs := readAudit(t, h.auditLog)
+	if adopted := filter(recs, func(r record) bool { return r.Adopted }); len(adopted) > 0 {
+		t.Errorf("records with adopted=true: the copied state was not used:\n%s", dumpRecords(adopted))
+	}
+	out, err := exec.Command(hostpassBin(t), "audit", "verify", h.auditLog).CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "ok") {
+		t.Errorf("hostpass audit verify %s: %v\n%s", h.auditLog, err, out)
+	}
+}
