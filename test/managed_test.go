@@ -96,6 +96,16 @@ func TestPluginInstall(t *testing.T) {
 			t.Logf("docker plugin set %s.source: %s", old, out)
 		}
 	}
+	// Docker creates no mount source: with no socket where the docker mount
+	// points (a host whose Docker listens elsewhere), enable fails and says
+	// which mount.
+	missing := filepath.Join(e.dir, "no-docker.sock")
+	e.docker(t, "plugin", "set", remote, "varlog.source="+varLog, "docker.source="+missing)
+	if out, err := e.dockerTry("plugin", "enable", remote); err == nil || !strings.Contains(out, missing) {
+		t.Errorf("docker plugin enable with docker.source=%s: want it refused, naming the path; got %v: %s", missing, err, out)
+	} else {
+		t.Logf("docker plugin enable with no socket at docker.source: %s", out)
+	}
 	// Without the watcher the plugin needs no Docker socket: /dev/null as
 	// the docker mount's source drops that grant.
 	e.docker(t, "plugin", "set", remote, "HOSTPASS_LOG_LEVEL=debug", "HOSTPASS_WATCH=false",
