@@ -3,10 +3,10 @@
 FROM scratch
 COPY bin/hostpass /hostpass
 # Empty directories the plugin needs: its socket directory and the mount
-# points of the "varlog" and "varlib" mounts (see config.json). WORKDIR
-# creates a directory without needing anything in the build context.
+# point of the "varlog" mount (see config.json). WORKDIR creates a directory
+# without needing anything in the build context. There is no /var/lib: the
+# plugin's state lives under the host's /var/log (HOSTPASS_STATE_DIR).
 WORKDIR /run/docker/plugins
 WORKDIR /var/log
-WORKDIR /var/lib
 WORKDIR /
 ENTRYPOINT ["/hostpass", "serve"]

@@ -9,13 +9,16 @@
 #   make push      same, named $(REGISTRY)/$(PLUGIN_NAME), pushed to $(REGISTRY)
 #
 # Managed plugin notes (measured on dockerd 20.10):
-# - The plugin bind-mounts the host's /var/log and /var/lib (mounts "varlog"
-#   and "varlib", rslave) and creates hostpass/ in each, so `make plugin` and
-#   `docker plugin install` work on a fresh host: Docker creates no mount
-#   source, and these two exist everywhere. To narrow what the plugin can
-#   write, give it empty folders of your own (hostpass/ is made in them):
-#     make plugin PLUGIN_SETTINGS="varlog.source=/srv/hp/log varlib.source=/srv/hp/lib"
-#   README.md, "As a managed plugin", weighs the grant and covers upgrades.
+# - The plugin bind-mounts one host folder, /var/log (mount "varlog", rbind,
+#   rslave), and creates hostpass/ (audit log) and hostpass/state/ (state) in
+#   it, so `make plugin` and `docker plugin install` work on a fresh host:
+#   Docker creates no mount source, and /var/log exists everywhere. It grants
+#   write access to the host's other logs, not /var/lib or Docker's data root.
+#   To narrow it, give it an empty folder of your own (hostpass/ is made in it):
+#     make plugin PLUGIN_SETTINGS="varlog.source=/srv/hp"
+#   The docker mount's source must exist (/var/run/docker.sock); with
+#   HOSTPASS_WATCH=false, docker.source=/dev/null drops it. README.md, "As a
+#   managed plugin", weighs each grant and covers upgrades from older layouts.
 # - The plugin needs no capabilities: reading links and addresses over netlink
 #   needs none, and it creates no interfaces.
 # - Two plugins made from the same build/ folder on one engine clash ("content
@@ -30,6 +33,8 @@ COMMIT      ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 PLUGIN_NAME ?= hostpass:latest
 # Space-separated `docker plugin set` arguments applied before enabling.
 PLUGIN_SETTINGS ?=
+# The plugin's config; the e2e suite builds an older layout's from it.
+CONFIG      ?= config.json
 REGISTRY    ?=
 
 BIN      := bin/hostpass
@@ -92,7 +97,7 @@ rootfs: build
 	$(DOCKER) rm -f $(TMP_NAME) >/dev/null
 	$(DOCKER) rmi $(TMP_NAME) >/dev/null
 	rm -rf $(BUILD)/context
-	cp config.json $(BUILD)/config.json
+	cp $(CONFIG) $(BUILD)/config.json
 
 # plugin: (re)create and enable $(PLUGIN_NAME) on the engine at $$DOCKER_HOST.
 plugin: rootfs

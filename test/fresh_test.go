@@ -22,11 +22,12 @@ var machineDirs = []string{"/var/log/hostpass", "/var/lib/hostpass"}
 // never did: root/var/log and root/var/lib exist, as on every host, and
 // nothing of hostpass. As on a systemd host, root is a shared mount; the
 // engine's data root lives in root/var/lib/docker, where a real engine keeps
-// it, so that the plugin's /var/lib mount carries Docker's own mounts.
+// it, so that the test can check the plugin cannot reach it.
 type freshHost struct {
 	root               string
 	varLog, varLib     string // stand-ins for the host's /var/log and /var/lib
 	auditLog, stateDir string // where hostpass must put its files, by itself
+	legacyState        string // hostpass 3's state folder, root/var/lib/hostpass
 }
 
 // newFreshHost builds the stand-in under the engine's folder and moves the
@@ -37,7 +38,8 @@ func newFreshHost(t *testing.T, e *engine) *freshHost {
 	root := filepath.Join(e.dir, "h")
 	h := &freshHost{root: root, varLog: filepath.Join(root, "var", "log"), varLib: filepath.Join(root, "var", "lib")}
 	h.auditLog = filepath.Join(h.varLog, "hostpass", "audit.jsonl")
-	h.stateDir = filepath.Join(h.varLib, "hostpass")
+	h.stateDir = filepath.Join(h.varLog, "hostpass", "state")
+	h.legacyState = filepath.Join(h.varLib, "hostpass")
 	for _, d := range []string{h.varLog, h.varLib} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -65,16 +67,17 @@ func newFreshHost(t *testing.T, e *engine) *freshHost {
 }
 
 // settings points the plugin's mounts at the stand-in host: the same
-// parents as the shipped defaults (/var/log, /var/lib), under root.
+// folder as the shipped default (/var/log), under root, and the engine's
+// socket.
 func (h *freshHost) settings(e *engine) []string {
-	return []string{"varlog.source=" + h.varLog, "varlib.source=" + h.varLib, "docker.source=" + e.sock}
+	return []string{"varlog.source=" + h.varLog, "docker.source=" + e.sock}
 }
 
 // checkFresh fails unless hostpass's own folders are absent: nothing made
 // by hand.
 func (h *freshHost) checkFresh(t *testing.T) {
 	t.Helper()
-	for _, d := range []string{filepath.Dir(h.auditLog), h.stateDir} {
+	for _, d := range []string{filepath.Dir(h.auditLog), h.stateDir, h.legacyState} {
 		if _, err := os.Lstat(d); !os.IsNotExist(err) {
 			t.Fatalf("%s exists before the plugin ran (%v): the host is not fresh", d, err)
 		}
@@ -82,8 +85,10 @@ func (h *freshHost) checkFresh(t *testing.T) {
 }
 
 // checkShippedDefaults reads the repository's config.json: the stand-in
-// host is only a stand-in if the defaults are the parents every host has,
-// and the daemon's paths lie in them.
+// host is only a stand-in if the default is the folder every host has, and
+// the daemon's paths lie in it. One host folder is mounted, /var/log: no
+// /var/lib, which holds Docker's data root, swarm keys, containerd's and the
+// kubelet's data.
 func checkShippedDefaults(t *testing.T) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(repoRoot(t), "config.json"))
@@ -109,7 +114,7 @@ func checkShippedDefaults(t *testing.T) {
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		t.Fatalf("config.json: %v", err)
 	}
-	want := map[string]string{"varlog": "/var/log", "varlib": "/var/lib", "docker": "/var/run/docker.sock"}
+	want := map[string]string{"varlog": "/var/log", "docker": "/var/run/docker.sock"}
 	for _, m := range cfg.Mounts {
 		if w, ok := want[m.Name]; !ok || m.Source != w || m.Destination != w {
 			t.Errorf("config.json mount %s: %s -> %s; want one of %v, the host's path at the same path inside", m.Name, m.Source, m.Destination, want)
@@ -126,8 +131,8 @@ func checkShippedDefaults(t *testing.T) {
 	for _, e := range cfg.Env {
 		env[e.Name] = e.Value
 	}
-	if env["HOSTPASS_AUDIT_LOG"] != "/var/log/hostpass/audit.jsonl" || env["HOSTPASS_STATE_DIR"] != "/var/lib/hostpass" {
-		t.Errorf("config.json HOSTPASS_AUDIT_LOG=%q HOSTPASS_STATE_DIR=%q, want /var/log/hostpass/audit.jsonl and /var/lib/hostpass",
+	if env["HOSTPASS_AUDIT_LOG"] != "/var/log/hostpass/audit.jsonl" || env["HOSTPASS_STATE_DIR"] != "/var/log/hostpass/state" {
+		t.Errorf("config.json HOSTPASS_AUDIT_LOG=%q HOSTPASS_STATE_DIR=%q, want /var/log/hostpass/audit.jsonl and /var/log/hostpass/state",
 			env["HOSTPASS_AUDIT_LOG"], env["HOSTPASS_STATE_DIR"])
 	}
 	if len(cfg.Linux.Capabilities) > 0 || cfg.PropagatedMount != "" {
@@ -167,10 +172,10 @@ func TestManagedFreshHost(t *testing.T) {
 	e.loadBusybox(t)
 	h.checkFresh(t)
 
-	// A file system mounted in the host's /var/lib before the plugin
+	// A file system mounted in the host's /var/log before the plugin
 	// starts; the host unmounts it later and the plugin must let go of it
 	// too, or it pins the file system (its disk cannot be detached).
-	disk := filepath.Join(h.varLib, "disk")
+	disk := filepath.Join(h.varLog, "disk")
 	if err := os.Mkdir(disk, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +195,8 @@ func TestManagedFreshHost(t *testing.T) {
 		t.Errorf("plugin asks for capabilities %s, want none", caps)
 	}
 	managedRun(t, e, name, h.auditLog, "fresh", true)
-	// hostpass made its folders at its first record, on the host.
+	// hostpass made its folders at its first record, on the host, all
+	// under /var/log.
 	for _, d := range []string{filepath.Dir(h.auditLog), h.stateDir} {
 		if st, err := os.Stat(d); err != nil || !st.IsDir() || st.Mode().Perm() != 0o750 {
 			t.Errorf("%s: want the folder hostpass creates, mode 0750; got %v", d, err)
@@ -204,8 +210,9 @@ func TestManagedFreshHost(t *testing.T) {
 
 	inPlugin := strings.TrimPrefix(disk, h.root)
 	pid := pluginPid(t, e, name)
+	checkUnreachable(t, pid, h.varLib, filepath.Join(h.varLib, "docker"))
 	if !hasMount(t, pid, inPlugin) {
-		t.Fatalf("the plugin's /var/lib lacks the host's mount %s: the check below would prove nothing", inPlugin)
+		t.Fatalf("the plugin's /var/log lacks the host's mount %s: the check below would prove nothing", inPlugin)
 	}
 	if err := syscall.Unmount(disk, 0); err != nil {
 		t.Fatalf("unmount %s: %v", disk, err)
@@ -268,9 +275,15 @@ func TestManagedFreshHost(t *testing.T) {
 	if adopted := filter(recs, func(r record) bool { return r.Adopted }); len(adopted) > 0 {
 		t.Errorf("records with adopted=true: the plugin lost its known networks on the way:\n%s", dumpRecords(adopted))
 	}
-	out, err := exec.Command(hostpassBin(t), "audit", "verify", h.auditLog).CombinedOutput()
+	checkUnreachable(t, pluginPid(t, e, name), h.varLib, filepath.Join(h.varLib, "docker"))
+	if _, err := os.Lstat(h.legacyState); !os.IsNotExist(err) {
+		t.Errorf("%s exists (%v): the plugin wrote outside /var/log", h.legacyState, err)
+	}
+	// The folder, as docs/audit.md runs it: state/ beside the log is no
+	// second log.
+	out, err := exec.Command(hostpassBin(t), "audit", "verify", filepath.Dir(h.auditLog)).CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), "ok") {
-		t.Errorf("hostpass audit verify %s: %v\n%s", h.auditLog, err, out)
+		t.Errorf("hostpass audit verify %s: %v\n%s", filepath.Dir(h.auditLog), err, out)
 	}
 	t.Logf("%d records in one chain across make plugin, disable/enable, rm+install, upgrade; verify: %s", len(recs), strings.TrimSpace(string(out)))
 }
@@ -322,4 +335,171 @@ func hasMount(t *testing.T, pid int, path string) bool {
 		}
 	}
 	return false
+}
+
+// mountEntry is one line of /proc/PID/mountinfo: the file system
+// (major:minor), the folder of it that is mounted, and where.
+type mountEntry struct{ dev, root, point string }
+
+func mountTable(t *testing.T, pid string) []mountEntry {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + pid + "/mountinfo")
+	if err != nil {
+		t.Fatalf("mount table of %s: %v", pid, err)
+	}
+	var out []mountEntry
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 {
+			out = append(out, mountEntry{f[2], unescapeMountinfo(f[3]), unescapeMountinfo(f[4])})
+		}
+	}
+	return out
+}
+
+// within reports whether path p is dir or lies below it.
+func within(p, dir string) bool {
+	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
+}
+
+// checkUnreachable fails if the plugin (pid) has a mount at or under
+// /var/lib, or any mount through which it reaches one of the host's folders
+// hostDirs: one whose mounted folder holds it or lies inside it. The
+// plugin's own root, which Docker keeps under its data root, is the
+// exception.
+func checkUnreachable(t *testing.T, pid int, hostDirs ...string) {
+	t.Helper()
+	host := mountTable(t, "self")
+	plugin := mountTable(t, fmt.Sprint(pid))
+	var points []string
+	for _, m := range plugin {
+		points = append(points, m.point)
+		if within(m.point, "/var/lib") {
+			t.Errorf("the plugin has a mount at %s (%s of device %s): want nothing at /var/lib", m.point, m.root, m.dev)
+		}
+	}
+	for _, dir := range hostDirs {
+		real, err := filepath.EvalSymlinks(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The host's mount holding dir, and dir's path in its file system.
+		var at mountEntry
+		for _, m := range host {
+			if within(real, m.point) && len(m.point) >= len(at.point) {
+				at = m
+			}
+		}
+		rel := filepath.Join(at.root, strings.TrimPrefix(real, at.point))
+		for _, m := range plugin {
+			if m.point != "/" && m.dev == at.dev && (within(rel, m.root) || within(m.root, rel)) {
+				t.Errorf("the plugin reaches the host's %s through its mount at %s (%s of device %s)", dir, m.point, m.root, m.dev)
+			}
+		}
+	}
+	t.Logf("the plugin's mount points: %s", strings.Join(points, " "))
+}
+
+// earlierLayoutConfig writes, beside the engine, this repository's
+// config.json as hostpass 3 and the first hostpass 4 builds laid the state
+// out: a mount "varlib" of the host's /var/lib, and HOSTPASS_STATE_DIR
+// /var/lib/hostpass in it.
+func earlierLayoutConfig(t *testing.T, e *engine) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatalf("config.json: %v", err)
+	}
+	for _, v := range cfg["env"].([]any) {
+		if env := v.(map[string]any); env["name"] == "HOSTPASS_STATE_DIR" {
+			env["value"] = "/var/lib/hostpass"
+		}
+	}
+	cfg["mounts"] = append(cfg["mounts"].([]any), map[string]any{
+		"name": "varlib", "source": "/var/lib", "destination": "/var/lib", "type": "bind",
+		"options": []string{"rbind", "rw", "rslave"}, "settable": []string{"source"},
+	})
+	out, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(e.dir, "config-earlier.json")
+	if err := os.WriteFile(p, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestManagedUpgradeLayout upgrades a plugin of the earlier layout, with its
+// state in the host's /var/lib/hostpass, to this one with `docker plugin
+// upgrade`, following README's migration steps: set HOSTPASS_STATE_DIR again
+// (Docker keeps the old value) and copy the old state into
+// /var/log/hostpass/state before enabling. The network made before the
+// upgrade stays known (no adoption), the log is one chain, and the upgraded
+// plugin reaches no /var/lib.
+func TestManagedUpgradeLayout(t *testing.T) {
+	untouched := absent(machineDirs)
+	t.Cleanup(func() {
+		for _, p := range untouched {
+			if _, err := os.Lstat(p); !os.IsNotExist(err) {
+				t.Errorf("the test wrote to the machine's %s (%v): a mount source was not the stand-in's", p, err)
+			}
+		}
+	})
+	e := newEngine(t)
+	h := newFreshHost(t, e)
+	e.loadBusybox(t)
+	h.checkFresh(t)
+	registry := startRegistry(t, e)
+	alias := "hp-layout-" + randHex(t, 4)
+	name := alias + ":latest"
+	remote := func(tag string) string { return registry + "/" + alias + ":" + tag }
+	build := filepath.Join(e.dir, "build")
+	e.make(t, "push", "REGISTRY="+registry, "PLUGIN_NAME="+alias+":earlier", "VERSION=layout-earlier",
+		"CONFIG="+earlierLayoutConfig(t, e), "BUILD="+build)
+	e.make(t, "push", "REGISTRY="+registry, "PLUGIN_NAME="+alias+":now", "VERSION=layout-now", "BUILD="+build)
+
+	e.docker(t, "plugin", "install", "--grant-all-permissions", "--alias", alias, remote("earlier"),
+		"varlog.source="+h.varLog, "varlib.source="+h.varLib, "docker.source="+e.sock)
+	checkPluginVersion(t, e, name, "layout-earlier")
+	managedRun(t, e, name, h.auditLog, "earlier", true)
+	netID := e.networkID(t, "n-earlier")
+	if entries, err := os.ReadDir(h.legacyState); err != nil || len(entries) == 0 {
+		t.Fatalf("the earlier layout's state %s is empty (%v): the upgrade below would prove nothing", h.legacyState, err)
+	}
+
+	e.docker(t, "plugin", "disable", "-f", name)
+	e.docker(t, "plugin", "upgrade", "--grant-all-permissions", "--skip-remote-check", name, remote("now"))
+	// Docker keeps the settings' environment across an upgrade: the old
+	// state dir, which the new config no longer mounts.
+	env := e.docker(t, "plugin", "inspect", "-f", "{{.Settings.Env}}", name)
+	if !strings.Contains(env, "HOSTPASS_STATE_DIR=/var/lib/hostpass") {
+		t.Errorf("after docker plugin upgrade the env is %s; README says Docker keeps HOSTPASS_STATE_DIR=/var/lib/hostpass", env)
+	}
+	// README's steps.
+	e.docker(t, append([]string{"plugin", "set", name, "HOSTPASS_STATE_DIR=/var/log/hostpass/state"}, h.settings(e)...)...)
+	if out, err := exec.Command("install", "-d", "-m", "0750", h.stateDir).CombinedOutput(); err != nil {
+		t.Fatalf("install -d %s: %v\n%s", h.stateDir, err, out)
+	}
+	if out, err := exec.Command("cp", "-a", h.legacyState+"/.", h.stateDir+"/").CombinedOutput(); err != nil {
+		t.Fatalf("cp -a %s: %v\n%s", h.legacyState, err, out)
+	}
+	e.docker(t, "plugin", "enable", name)
+	checkPluginVersion(t, e, name, "layout-now")
+	checkUnreachable(t, pluginPid(t, e, name), h.varLib, filepath.Join(h.varLib, "docker"))
+
+	before := len(readAudit(t, h.auditLog))
+	e.docker(t, "run", "--rm", "--network", "n-earlier", image, "true")
+	checkManagedRun(t, h.auditLog, before, netID, "earlier", true)
+	recs := readAudit(t, h.auditLog)
+	if adopted := filter(recs, func(r record) bool { return r.Adopted }); len(adopted) > 0 {
+		t.Errorf("records with adopted=true: the copied state was not used:\n%s", dumpRecords(adopted))
+	}
+	out, err := exec.Command(hostpassBin(t), "audit", "verify", h.auditLog).CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "ok") {
+		t.Errorf("hostpass audit verify %s: %v\n%s", h.auditLog, err, out)
+	}
 }

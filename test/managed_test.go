@@ -83,18 +83,33 @@ func TestPluginInstall(t *testing.T) {
 	}
 
 	e.docker(t, "plugin", "install", "--grant-all-permissions", "--disable", remote)
-	// The mounts' sources are the parents hostpass creates its folders in:
-	// here two empty folders of the test's own.
-	varLog, varLib := e.mkdir(t, "i-log"), e.mkdir(t, "i-lib")
-	// hostpass 3's mount names are refused, so that an old setting cannot
-	// silently move the trail into a subfolder.
-	if out, err := e.dockerTry("plugin", "set", remote, "audit.source="+varLog); err == nil || !strings.Contains(out, "audit") {
-		t.Errorf("docker plugin set audit.source: want it refused, naming the setting; got %v: %s", err, out)
-	} else {
-		t.Logf("docker plugin set audit.source: %s", out)
+	// The varlog mount's source is the folder hostpass creates its own in:
+	// here an empty folder of the test's.
+	varLog := e.mkdir(t, "i-log")
+	// Older layouts' mount names are refused (hostpass 3's audit and state,
+	// the varlib of an earlier hostpass 4 build), so that an old setting
+	// cannot silently move the trail or the state.
+	for _, old := range []string{"audit", "state", "varlib"} {
+		if out, err := e.dockerTry("plugin", "set", remote, old+".source="+varLog); err == nil || !strings.Contains(out, old) {
+			t.Errorf("docker plugin set %s.source: want it refused, naming the setting; got %v: %s", old, err, out)
+		} else {
+			t.Logf("docker plugin set %s.source: %s", old, out)
+		}
 	}
+	// Docker creates no mount source: with no socket where the docker mount
+	// points (a host whose Docker listens elsewhere), enable fails and says
+	// which mount.
+	missing := filepath.Join(e.dir, "no-docker.sock")
+	e.docker(t, "plugin", "set", remote, "varlog.source="+varLog, "docker.source="+missing)
+	if out, err := e.dockerTry("plugin", "enable", remote); err == nil || !strings.Contains(out, missing) {
+		t.Errorf("docker plugin enable with docker.source=%s: want it refused, naming the path; got %v: %s", missing, err, out)
+	} else {
+		t.Logf("docker plugin enable with no socket at docker.source: %s", out)
+	}
+	// Without the watcher the plugin needs no Docker socket: /dev/null as
+	// the docker mount's source drops that grant.
 	e.docker(t, "plugin", "set", remote, "HOSTPASS_LOG_LEVEL=debug", "HOSTPASS_WATCH=false",
-		"varlog.source="+varLog, "varlib.source="+varLib, "docker.source="+e.sock)
+		"varlog.source="+varLog, "docker.source=/dev/null")
 	if env := e.docker(t, "plugin", "inspect", "-f", "{{.Settings.Env}}", remote); !strings.Contains(env, "HOSTPASS_LOG_LEVEL=debug") {
 		t.Errorf("plugin settings env %s lacks HOSTPASS_LOG_LEVEL=debug", env)
 	}
@@ -103,6 +118,14 @@ func TestPluginInstall(t *testing.T) {
 		t.Fatalf("installed plugin %s not enabled", remote)
 	}
 	managedRun(t, e, remote, filepath.Join(varLog, "hostpass", "audit.jsonl"), "e2e-installed", false)
+	state := filepath.Join(varLog, "hostpass", "state")
+	if entries, err := os.ReadDir(state); err != nil || len(entries) == 0 {
+		t.Errorf("state dir %s on the host is empty (%v): want the known networks there", state, err)
+	}
+	sock := fmt.Sprintf("/proc/%d/root/var/run/docker.sock", pluginPid(t, e, remote))
+	if st, err := os.Stat(sock); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		t.Errorf("the plugin's /var/run/docker.sock: want /dev/null, a character device; got %v, %v", st, err)
+	}
 
 	// The setting reached the plugin: its debug lines are in dockerd's log,
 	// which carries the plugin's stdout tagged with its ID.
