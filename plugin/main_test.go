@@ -43,7 +43,19 @@ func TestCommands(t *testing.T) {
 		{"audit alone", []string{"audit"}, 2, "", "Available Commands:"},
 		{"audit unknown command", []string{"audit", "frob"}, 2, "", `unknown command "frob" for "hostpass audit"`},
 		{"verify bad anchor", []string{"audit", "verify", "--anchor", "7:beef"}, 2, "", `invalid argument "7:beef" for "--anchor" flag: want SEQ:HASH`},
-		{"verify missing log", []string{"audit", "verify", "/nonexistent/audit.jsonl"}, 2, "", "hostpass audit verify: open /nonexistent/: no such file or directory"},
+		// A missing log is a failure (exit 1), however it was named, not
+		// misuse; the message names the path and, when no path was given,
+		// where it came from.
+		{"verify missing log", []string{"audit", "verify", "/nonexistent/audit.jsonl"}, 1, "",
+			"hostpass audit verify: no audit log at /nonexistent/audit.jsonl: open /nonexistent/: no such file or directory\n"},
+		{"verify missing logs", []string{"audit", "verify", "/nonexistent/a.jsonl", "/nonexistent/b.jsonl"}, 1, "",
+			"hostpass audit verify: no audit log at /nonexistent/a.jsonl: stat /nonexistent/a.jsonl: no such file or directory\n"},
+		{"verify no log at HOSTPASS_AUDIT_LOG", []string{"audit", "verify"}, 1, "",
+			"hostpass audit verify: no audit log at /srv/audit/hp.jsonl (from HOSTPASS_AUDIT_LOG; or name the log's FILE or DIR): open /srv/audit/: no such file or directory\n"},
+		{"show no log at HOSTPASS_AUDIT_LOG", []string{"audit", "show"}, 1, "",
+			"hostpass audit show: no audit log at /srv/audit/hp.jsonl (from HOSTPASS_AUDIT_LOG; or name the log's FILE or DIR): open /srv/audit/: no such file or directory\n"},
+		{"show missing log", []string{"audit", "show", "/nonexistent/audit.jsonl"}, 1, "",
+			"hostpass audit show: no audit log at /nonexistent/audit.jsonl: open /nonexistent/: no such file or directory\n"},
 		{"show bad since", []string{"audit", "show", "--since", "yesterday"}, 2, "", `hostpass audit show: --since: "yesterday" is neither an RFC 3339 time`},
 		{"show bad bool", []string{"audit", "show", "--json=sometimes"}, 2, "", `invalid argument "sometimes" for "--json" flag`},
 		{"keygen without file", []string{"audit", "keygen"}, 2, "", "accepts 1 arg(s), received 0"},
@@ -210,5 +222,23 @@ func TestSettingsRefusedBeforeAnythingStarts(t *testing.T) {
 				t.Errorf("hostpass %q created %v; want nothing before the settings are checked", args, entries)
 			}
 		})
+	}
+}
+
+// Without HOSTPASS_AUDIT_LOG, verify and show name the default path and the
+// variable that would replace it.
+func TestMissingDefaultLogNamesTheVariable(t *testing.T) {
+	const path = "/var/log/hostpass/audit.jsonl"
+	if _, err := os.Stat(path); err == nil {
+		t.Skipf("%s exists on this machine", path)
+	}
+	t.Setenv("HOSTPASS_AUDIT_LOG", "")
+	for _, cmd := range []string{"verify", "show"} {
+		var out, errOut bytes.Buffer
+		code := run([]string{"audit", cmd}, &out, &errOut)
+		want := "hostpass audit " + cmd + ": no audit log at " + path + " (the default: set HOSTPASS_AUDIT_LOG, or name the log's FILE or DIR): "
+		if code != 1 || !strings.HasPrefix(errOut.String(), want) {
+			t.Errorf("hostpass audit %s = %d, stderr %q; want 1, stderr starting %q", cmd, code, errOut.String(), want)
+		}
 	}
 }
