@@ -139,6 +139,7 @@ func TestParseDockerSocket(t *testing.T) {
 		{"unix:///var/run/docker.sock", "/var/run/docker.sock", ""},
 		{"unix:///run/user/1000/docker.sock", "/run/user/1000/docker.sock", ""},
 		{"/run//docker.sock", "/run/docker.sock", ""},
+		{"/srv/odd://name.sock", "/srv/odd:/name.sock", ""},
 		{"", "", "empty; " + accepted},
 		{"tcp://10.0.0.1:2375", "", `"tcp://10.0.0.1:2375" is not a unix socket; ` + accepted},
 		{"http://localhost/docker.sock", "", `"http://localhost/docker.sock" is not a unix socket; ` + accepted},

@@ -262,9 +262,10 @@ func parseDockerSocket(s string) (string, error) {
 			return "", fmt.Errorf("%q is not a unix:// URL with an absolute path (three slashes); %s", s, accepted)
 		}
 		path = u.Path
+	case filepath.IsAbs(s):
 	case strings.Contains(s, "://"):
 		return "", fmt.Errorf("%q is not a unix socket; %s", s, accepted)
-	case !filepath.IsAbs(s):
+	default:
 		return "", fmt.Errorf("%q is a relative path, which would depend on the daemon's working directory; %s", s, accepted)
 	}
 	if path = filepath.Clean(path); path == "/" {
