@@ -58,7 +58,16 @@ unit:
 e2e: build
 	$(GO) test -race -count=1 -tags e2e -v -timeout 40m ./test/...
 
-test: deps unit e2e
+test: deps unit fuzz e2e
+
+# fuzz: every Fuzz* target of the unit packages for FUZZTIME each
+# (scripts/fuzz.sh). Their seeds, and the inputs that once failed
+# (testdata/fuzz/), already run as plain tests in `make unit`.
+FUZZTIME ?= 10s
+
+.PHONY: fuzz
+fuzz:
+	GO=$(GO) scripts/fuzz.sh $(FUZZTIME)
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 3000x ./server/

@@ -161,6 +161,10 @@ type batch struct {
 
 const batchLines = 4096
 
+// batchBytes also ends a batch, so that what is read ahead stays bounded
+// however long the lines are.
+const batchBytes = 4 << 20
+
 // eachBatch reads the log file at path in batches, starts work on each in a
 // goroutine of its own as soon as it is read, and calls fn with the batches
 // in order, each once its work is done.
@@ -200,11 +204,14 @@ func readBatches(r io.Reader, out chan<- *batch, stop <-chan struct{}, work func
 		b = &batch{complete: true}
 		return true
 	}
+	size := 0
 	err := eachLine(r, func(line []byte, complete bool) error {
 		b.lines = append(b.lines, append([]byte(nil), line...))
 		b.complete = complete
-		if len(b.lines) == batchLines && !send() {
-			return errStopped
+		if size += len(line); len(b.lines) == batchLines || size >= batchBytes {
+			if size = 0; !send() {
+				return errStopped
+			}
 		}
 		return nil
 	})

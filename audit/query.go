@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // Filter selects records. Empty fields match everything. Network matches a
@@ -78,18 +79,20 @@ func (f Filter) Match(r *Entry) bool {
 }
 
 // mayMatch is a cheap test on the raw line: whatever it rejects, Match
-// would reject too, so most lines of a large log are never decoded.
+// would reject too, so most lines of a large log are never decoded. It looks
+// for each value as the log writes it (json.Marshal escapes <, >, &, quotes
+// and more), not as the filter spells it.
 func (f Filter) mayMatch(line []byte) bool {
-	if f.Endpoint != "" && !bytes.Contains(line, []byte(f.Endpoint)) {
+	if f.Endpoint != "" && !holds(line, "", f.Endpoint) {
 		return false
 	}
-	if f.Network != "" && !bytes.Contains(line, []byte(f.Network)) && !containsAny(line, f.networkIDs) {
+	if f.Network != "" && !holds(line, "", f.Network) && !containsAny(line, f.networkIDs) {
 		return false
 	}
-	if f.Container != "" && !bytes.Contains(line, []byte(f.Container)) && !containsAny(line, f.endpoints) {
+	if f.Container != "" && !holds(line, "", f.Container) && !containsAny(line, f.endpoints) {
 		return false
 	}
-	if f.Event != "" && !bytes.Contains(line, []byte(`"event":"`+f.Event)) {
+	if f.Event != "" && !holds(line, `"event":"`, f.Event) {
 		return false
 	}
 	return true
@@ -97,11 +100,27 @@ func (f Filter) mayMatch(line []byte) bool {
 
 func containsAny(line []byte, set map[string]bool) bool {
 	for s := range set {
-		if bytes.Contains(line, []byte(s)) {
+		if holds(line, "", s) {
 			return true
 		}
 	}
 	return false
+}
+
+// holds reports whether line may hold prefix followed by s, s written as
+// the content of a JSON string. The common case, plain ASCII, costs what
+// bytes.Contains does.
+func holds(line []byte, prefix, s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			if strings.ContainsRune(s, utf8.RuneError) {
+				return true // written as itself or as \ufffd: decode and see
+			}
+			q, _ := json.Marshal(s)
+			return bytes.Contains(line, append([]byte(prefix), q[1:len(q)-1]...))
+		}
+	}
+	return bytes.Contains(line, []byte(prefix+s))
 }
 
 // Query calls fn with every record of files that passes f, in log order.
@@ -171,9 +190,13 @@ func decode(f Filter, line []byte) *Entry {
 		return nil
 	}
 	var e Entry
-	if err := json.Unmarshal(line, &e); err != nil || !f.Match(&e) {
+	err := json.Unmarshal(line, &e)
+	var wrongType *json.UnmarshalTypeError
+	if err != nil && !errors.As(err, &wrongType) || !f.Match(&e) {
 		return nil // a line that is not JSON: verify reports it
 	}
+	// A member of an unexpected type (verify passes a line whose hash
+	// holds) leaves that field empty; the record is still shown.
 	return &e
 }
 
@@ -195,11 +218,20 @@ func Follow(ctx context.Context, path string, f Filter, fn func(r *Entry, line [
 		fn = withInterfaces(fn)
 	}
 	var partial []byte
+	skip := false // in a line longer than maxLine: not a record, not held
 	buf := make([]byte, 1<<20)
 	for {
 		n, err := file.Read(buf)
 		if n > 0 {
-			partial = append(partial, buf[:n]...)
+			chunk := buf[:n]
+			if skip {
+				i := bytes.IndexByte(chunk, '\n')
+				if i < 0 {
+					continue
+				}
+				chunk, skip = chunk[i+1:], false
+			}
+			partial = append(partial, chunk...)
 			for {
 				i := bytes.IndexByte(partial, '\n')
 				if i < 0 {
@@ -216,6 +248,9 @@ func Follow(ctx context.Context, path string, f Filter, fn func(r *Entry, line [
 				}
 				partial = partial[i+1:]
 			}
+			if len(partial) > maxLine {
+				partial, skip = nil, true
+			}
 			continue
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -226,7 +261,7 @@ func Follow(ctx context.Context, path string, f Filter, fn func(r *Entry, line [
 			next, err := os.Open(path)
 			if err == nil {
 				file.Close()
-				file, partial = next, nil
+				file, partial, skip = next, nil, false
 				continue
 			}
 		}

@@ -71,6 +71,11 @@ func (l *Log) open() error {
 			if last.NextEpoch != nil && *last.NextEpoch > target {
 				target = *last.NextEpoch // the epoch ended, the key file did not follow
 			}
+			if target-c.epoch > maxKeySteps {
+				c.f.Close()
+				c.f = nil
+				return fmt.Errorf("%s: its last record claims epoch %d, %d key steps past the key file's epoch %d (at most %d): not a log this key sealed; check it with `hostpass audit verify`", l.path, target, target-c.epoch, c.epoch, maxKeySteps)
+			}
 			if target > c.epoch {
 				l.advanceKey(target)
 			}

@@ -160,12 +160,13 @@ func (v *verifier) file1(path string) error {
 	return err
 }
 
-// firstInvalid returns the index of the first line that is not JSON, or -1.
-// Checking JSON costs three times what the chain does, so it runs on the
-// batches read ahead, on every core, while the chain is checked in order.
+// firstInvalid returns the index of the first line that is not JSON, or
+// reads two ways, or -1. Checking JSON costs three times what the chain
+// does, so it runs on the batches read ahead, on every core, while the
+// chain is checked in order.
 func firstInvalid(lines [][]byte) int {
 	for i, l := range lines {
-		if !json.Valid(l) {
+		if !json.Valid(l) || readsTwoWays(l) {
 			return i
 		}
 	}
@@ -182,6 +183,9 @@ func (v *verifier) batch(b *batch) error {
 		if i == invalid {
 			var f chainFields
 			err := json.Unmarshal(line, &f)
+			if json.Valid(line) {
+				return v.problem(f.Seq, Modified, "a member reads as a second time, seq, event, epoch or prev: the line reads two ways, and hostpass never writes one")
+			}
 			return v.problem(f.Seq, NotJSON, fmt.Sprint(err))
 		}
 		if err := v.line(line); err != nil {
@@ -291,6 +295,12 @@ func (v *verifier) start(f chainFields, claimed string) error {
 	return nil
 }
 
+// maxKeySteps bounds the key steps verify takes to reach a record's epoch,
+// so that a forged epoch far ahead is reported in seconds, not computed for
+// hours: 16.7 million epochs, 32 years of one evolution a minute (a var so
+// that the fuzz test can lower it).
+var maxKeySteps uint64 = 1 << 24
+
 // seal checks the record's hash, and for a sealed record its epoch.
 func (v *verifier) seal(f chainFields, body []byte, claimed string) error {
 	if f.Epoch == nil {
@@ -320,6 +330,9 @@ func (v *verifier) seal(f chainFields, body []byte, claimed string) error {
 	}
 	if e < v.keyAt {
 		return v.problem(f.Seq, Reordered, fmt.Sprintf("epoch %d is older than a verified one", e))
+	}
+	if e-v.keyAt > maxKeySteps {
+		return v.problem(f.Seq, Modified, fmt.Sprintf("sealed in epoch %d, %d key steps past epoch %d: verify derives at most %d (each takes an audit.epoch record)", e, e-v.keyAt, v.keyAt, maxKeySteps))
 	}
 	for v.keyAt < e {
 		v.key = NextKey(v.key)

@@ -4,6 +4,7 @@
 package driver
 
 import (
+	"sort"
 	"sync"
 	"time"
 
@@ -31,11 +32,28 @@ type Driver struct {
 	cfg   Config
 	store *store
 
-	// mu guards networks and endpoints. Never held across disk I/O.
-	mu        sync.Mutex
-	networks  map[string]Network
+	// mu guards networks, adopted, full and endpoints. Never held across
+	// disk I/O.
+	mu       sync.Mutex
+	networks map[string]Network
+	// adopted counts the adopted networks in networks, at most maxAdopted
+	// once loaded; full says the limit was hit and logged.
+	adopted   int
+	full      bool
 	endpoints map[string]endpoint
 }
+
+// maxAdopted bounds the adopted networks hostpass remembers: each is a line
+// of the state, rewritten and fsynced with it at every CreateNetwork, and
+// anyone who can reach the socket can name new 64-hex IDs. A host that
+// lost hostpass's state adopts as many networks as it has hostpass
+// networks, a handful to hundreds; 4096 leaves room for that and keeps
+// networks.json near half a megabyte (530 kB). Beyond it an unknown
+// network is served and audited as adopted on every call, as it would be
+// after a restart, but is not remembered: its only loss is that the
+// watcher does not see it as hostpass's (Lookup). Evicting the oldest
+// instead would forget networks in use, and a flood would evict them all.
+const maxAdopted = 4096
 
 type endpoint struct {
 	networkID string
@@ -53,12 +71,36 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.HostInterfaces == nil {
 		cfg.HostInterfaces = func() []audit.Interface { return nil }
 	}
+	if cfg.Log == nil {
+		cfg.Log = logrus.NewEntry(logrus.StandardLogger())
+	}
 	st := newStore(cfg.StateDir)
-	networks, err := st.load()
+	loaded, skipped, err := st.load()
 	if err != nil {
 		return nil, err
 	}
-	return &Driver{cfg: cfg, store: st, networks: networks, endpoints: map[string]endpoint{}}, nil
+	for _, why := range skipped {
+		cfg.Log.Warn(why)
+	}
+	d := &Driver{cfg: cfg, store: st, networks: map[string]Network{}, endpoints: map[string]endpoint{}}
+	ids := make([]string, 0, len(loaded))
+	for id := range loaded {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids) // which adoptions are kept past the limit does not depend on map order
+	dropped := 0
+	for _, id := range ids {
+		if n := loaded[id]; !n.Adopted || d.adopted < maxAdopted {
+			d.put(n)
+		} else {
+			dropped++
+		}
+	}
+	if dropped > 0 {
+		cfg.Log.WithField("limit", maxAdopted).WithField("dropped", dropped).
+			Warn("the saved state holds more adopted networks than hostpass remembers: the rest are served and audited as adopted at each call, but not remembered")
+	}
+	return d, nil
 }
 
 // GetCapabilities: like the host driver, local scope.

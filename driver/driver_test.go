@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -16,7 +17,7 @@ import (
 	"github.com/hostpass/hostpass/audit"
 )
 
-func newDriver(t *testing.T) (*Driver, string) {
+func newDriver(t testing.TB) (*Driver, string) {
 	t.Helper()
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "audit.jsonl")
@@ -30,6 +31,9 @@ func newDriver(t *testing.T) (*Driver, string) {
 	}
 	return d, logPath
 }
+
+// netID is a network ID of the form Docker makes, 64 lowercase hex digits.
+func netID(i int) string { return fmt.Sprintf("%064x", i) }
 
 func records(t *testing.T, path string) []audit.Record {
 	t.Helper()
@@ -50,7 +54,7 @@ func records(t *testing.T, path string) []audit.Record {
 
 func TestErrorKinds(t *testing.T) {
 	d, _ := newDriver(t)
-	err := d.CreateNetwork(&network.CreateNetworkRequest{NetworkID: "n", Options: map[string]any{genericOptions: map[string]any{"mtu": "1"}}})
+	err := d.CreateNetwork(&network.CreateNetworkRequest{NetworkID: netID(1), Options: map[string]any{genericOptions: map[string]any{"mtu": "1"}}})
 	var inv *InvalidError
 	if !errors.As(err, &inv) {
 		t.Errorf("unknown option: %T %v, want an InvalidError", err, err)
@@ -89,17 +93,17 @@ func TestTeardownIsIdempotentAndAudited(t *testing.T) {
 
 func TestKnowsCreatedAndAdoptedNetworks(t *testing.T) {
 	d, _ := newDriver(t)
-	found := strings.Repeat("ab", 32)
-	d.CreateNetwork(&network.CreateNetworkRequest{NetworkID: "made", Options: map[string]any{genericOptions: map[string]any{"tag": "t1"}}})
+	made, found := netID(1), strings.Repeat("ab", 32)
+	d.CreateNetwork(&network.CreateNetworkRequest{NetworkID: made, Options: map[string]any{genericOptions: map[string]any{"tag": "t1"}}})
 	d.Join(&network.JoinRequest{NetworkID: found, EndpointID: "e"})
-	if tag, ok := d.Knows("made"); !ok || tag != "t1" {
+	if tag, ok := d.Knows(made); !ok || tag != "t1" {
 		t.Errorf("Knows(made) = %q %v, want t1 true", tag, ok)
 	}
 	if _, ok := d.Knows(found); !ok {
 		t.Error("a network adopted at Join is not known")
 	}
-	d.DeleteNetwork(&network.DeleteNetworkRequest{NetworkID: "made"})
-	if _, ok := d.Knows("made"); ok {
+	d.DeleteNetwork(&network.DeleteNetworkRequest{NetworkID: made})
+	if _, ok := d.Knows(made); ok {
 		t.Error("a deleted network is still known")
 	}
 }

@@ -64,6 +64,9 @@ func (d *Driver) CreateNetwork(req *network.CreateNetworkRequest) error {
 	if n.ID == "" {
 		return d.refuse(rec, invalid("CreateNetwork request has no NetworkID"))
 	}
+	if !isNetworkID(n.ID) {
+		return d.refuse(rec, invalid("CreateNetwork request names network %s: Docker's network IDs are 64 lowercase hex digits", quote(n.ID)))
+	}
 	tag, err := parseGeneric(req.Options[genericOptions])
 	if err != nil {
 		// What was refused stays on record as received, the log cuts it
@@ -82,7 +85,7 @@ func (d *Driver) CreateNetwork(req *network.CreateNetworkRequest) error {
 
 	d.mu.Lock()
 	old, existed := d.networks[n.ID]
-	d.networks[n.ID] = n
+	d.put(n)
 	d.mu.Unlock()
 	if err := d.save(); err != nil {
 		d.restore(n.ID, old, existed)
@@ -97,14 +100,18 @@ func (d *Driver) CreateNetwork(req *network.CreateNetworkRequest) error {
 }
 
 // DeleteNetwork forgets the network. Teardown is never refused and may be
-// repeated.
+// repeated. Deleting a network hostpass does not know changes nothing, so
+// it does not rewrite the state: a flood of unknown IDs costs no fsync.
 func (d *Driver) DeleteNetwork(req *network.DeleteNetworkRequest) error {
 	n := d.known(req.NetworkID)
 	d.mu.Lock()
-	delete(d.networks, req.NetworkID)
+	_, existed := d.networks[req.NetworkID]
+	d.forget(req.NetworkID)
 	d.mu.Unlock()
-	if err := d.save(); err != nil {
-		d.cfg.Log.WithError(err).WithField("network", n.ID).Error("network deleted, but the state file still lists it")
+	if existed {
+		if err := d.save(); err != nil {
+			d.cfg.Log.WithError(err).WithField("network", n.ID).Error("network deleted, but the state file still lists it")
+		}
 	}
 	d.keep(d.record(audit.NetworkDelete, n))
 	return nil
@@ -127,13 +134,24 @@ func (d *Driver) setup(call, networkID, endpointID string) (Network, error) {
 // so refusing it would break every container on it after hostpass lost its
 // state. Only an ID Docker could have made is adopted, and an adoption
 // appends one line to the state (store.adopt) rather than rewriting it.
+// At most maxAdopted adopted networks are remembered; beyond that, a call
+// on an unknown network is still served and audited as adopted, but the
+// network is not remembered.
 func (d *Driver) network(call, id string) (Network, error) {
 	d.mu.Lock()
 	n, known := d.networks[id]
 	adopt := !known && isNetworkID(id)
+	remember := adopt && d.adopted < maxAdopted
+	warnFull := adopt && !remember && !d.full
 	if adopt {
 		n = Network{ID: id, Adopted: true}
-		d.networks[id] = n
+	}
+	if remember {
+		d.put(n)
+		d.full = false // the next time the limit is hit is logged again
+	}
+	if warnFull {
+		d.full = true
 	}
 	d.mu.Unlock()
 	switch {
@@ -143,12 +161,34 @@ func (d *Driver) network(call, id string) (Network, error) {
 		return n, invalid("%s request has no NetworkID", call)
 	case !adopt:
 		return n, invalid("%s request names network %s, which hostpass has no record of and will not adopt: Docker's network IDs are 64 lowercase hex digits", call, quote(id))
+	case !remember:
+		if warnFull {
+			d.cfg.Log.WithField("network", id).WithField("limit", maxAdopted).
+				Warn("hostpass remembers this many adopted networks already: calls on further unknown networks are served and audited as adopted, but not remembered")
+		}
+		return n, nil
 	}
 	d.cfg.Log.WithField("network", id).Warn("adopting a network hostpass has no record of; its tag is unknown")
-	if err := d.store.adopt(n); err != nil {
+	if err := d.remember(n); err != nil {
 		d.cfg.Log.WithError(err).WithField("network", id).Error("cannot save the adopted network; it is adopted again after a restart")
 	}
 	return n, nil
+}
+
+// remember saves the adoption of n, unless n was deleted or created since:
+// the save that did that holds the newer state, and an adoption appended
+// after it would bring a deleted network back at the next start. The check
+// and the append are made under store.mu, which every save holds.
+func (d *Driver) remember(n Network) error {
+	d.store.mu.Lock()
+	defer d.store.mu.Unlock()
+	d.mu.Lock()
+	cur, ok := d.networks[n.ID]
+	d.mu.Unlock()
+	if !ok || !cur.Adopted {
+		return nil
+	}
+	return d.store.adopt(n)
 }
 
 // isNetworkID reports whether id has the form of Docker's network IDs.
@@ -179,10 +219,27 @@ func (d *Driver) restore(id string, old Network, existed bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if existed {
-		d.networks[id] = old
+		d.put(old)
 	} else {
-		delete(d.networks, id)
+		d.forget(id)
 	}
+}
+
+// put and forget change networks and keep the count of adopted ones. The
+// caller holds mu.
+func (d *Driver) put(n Network) {
+	d.forget(n.ID)
+	d.networks[n.ID] = n
+	if n.Adopted {
+		d.adopted++
+	}
+}
+
+func (d *Driver) forget(id string) {
+	if old, ok := d.networks[id]; ok && old.Adopted {
+		d.adopted--
+	}
+	delete(d.networks, id)
 }
 
 // save writes every known network to the state directory.

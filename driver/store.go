@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -20,70 +21,102 @@ const stateFile = "networks.json"
 // adoptedFile lists the networks adopted since stateFile was last written,
 // one JSON object a line. An adoption appends a line: it neither rewrites
 // the state nor waits for an fsync, so a flood of unknown IDs costs one
-// small append each. A line lost in a crash costs nothing but a second
-// adoption at the network's next call (its records say adopted either
-// way). The next full save folds the lines into stateFile.
+// small append each. A line lost in a crash or a full disk costs nothing but
+// a second adoption at the network's next call (its records say adopted
+// either way). The next full save folds the lines into stateFile.
 const adoptedFile = "networks.adopted.jsonl"
+
+// appendFile is what an adoption writes to: an *os.File; tests inject one
+// that fails.
+type appendFile interface {
+	io.WriteCloser
+	Stat() (os.FileInfo, error)
+	Truncate(size int64) error
+}
 
 type store struct {
 	dir string
-	mu  sync.Mutex // serialises save and adopt; held across the write on purpose
+	// mu serialises save and adopt, and is held across their writes on
+	// purpose: the driver checks, under mu, that an adoption is still
+	// current before appending it (Driver.remember), so no append can
+	// follow a save that dropped its network.
+	mu sync.Mutex
+	// cannotAppend is set when a failed append could not be cut back off
+	// adoptedFile: nothing more is appended after a partial line until a
+	// save replaces the file. Guarded by mu.
+	cannotAppend bool
+	openAppend   func(path string) (appendFile, error)
 }
 
-func newStore(dir string) *store { return &store{dir: dir} }
+func newStore(dir string) *store {
+	return &store{dir: dir, openAppend: func(path string) (appendFile, error) {
+		return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	}}
+}
 
 func (s *store) path() string        { return filepath.Join(s.dir, stateFile) }
 func (s *store) adoptedPath() string { return filepath.Join(s.dir, adoptedFile) }
 
-func (s *store) load() (map[string]Network, error) {
-	networks := map[string]Network{}
+// load reads the saved networks. A stateFile that cannot be read stops the
+// daemon: the tags and --internal flags of the networks Docker created
+// cannot be recovered. A line of adoptedFile that cannot be read is skipped,
+// and named in skipped: the network is adopted again at its next call.
+func (s *store) load() (networks map[string]Network, skipped []string, err error) {
+	networks = map[string]Network{}
 	b, err := os.ReadFile(s.path())
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("reading hostpass state: %w", err)
+		return nil, nil, fmt.Errorf("reading hostpass state: %w", err)
 	}
 	if err == nil {
 		var list []Network
 		if err := json.Unmarshal(b, &list); err != nil {
-			return nil, fmt.Errorf("hostpass state %s is not valid JSON (%v): fix it or move it away; hostpass will not overwrite it", s.path(), err)
+			return nil, nil, fmt.Errorf("hostpass state %s is not valid JSON (%v): fix it or move it away; hostpass will not overwrite it", s.path(), err)
 		}
 		for _, n := range list {
 			networks[n.ID] = n
 		}
 	}
-	return networks, s.loadAdopted(networks)
+	skipped, err = s.loadAdopted(networks)
+	return networks, skipped, err
 }
 
-// loadAdopted adds the adopted networks to networks. A partial last line (a
-// crash during the append) is skipped; any other bad line stops the daemon,
-// as a bad stateFile does.
-func (s *store) loadAdopted(networks map[string]Network) error {
+// loadAdopted adds the adopted networks to networks, and says which lines
+// it skipped and why.
+func (s *store) loadAdopted(networks map[string]Network) (skipped []string, err error) {
 	b, err := os.ReadFile(s.adoptedPath())
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return fmt.Errorf("reading hostpass state: %w", err)
+		return nil, fmt.Errorf("reading hostpass state: %w", err)
 	}
-	complete := b[:bytes.LastIndexByte(b, '\n')+1] // what follows was torn by a crash
-	if len(complete) == 0 {
-		return nil
+	lines := bytes.Split(b, []byte("\n"))
+	if len(lines[len(lines)-1]) == 0 {
+		lines = lines[:len(lines)-1]
 	}
-	for i, line := range bytes.Split(bytes.TrimSuffix(complete, []byte("\n")), []byte("\n")) {
+	for i, line := range lines {
 		var n Network
-		if err := json.Unmarshal(line, &n); err != nil || n.ID == "" {
-			return fmt.Errorf("hostpass state %s line %d is not an adopted network (%v): fix it or move it away; hostpass will not overwrite it", s.adoptedPath(), i+1, err)
+		err := json.Unmarshal(line, &n)
+		if err == nil && !isNetworkID(n.ID) {
+			err = fmt.Errorf("id %s is not a Docker network ID", quote(n.ID))
 		}
+		if err != nil {
+			skipped = append(skipped, fmt.Sprintf("%s line %d (%d bytes) is not an adopted network (%v): skipped; the network is adopted again at its next call", s.adoptedPath(), i+1, len(line), err))
+			continue
+		}
+		n.Adopted = true
 		if _, ok := networks[n.ID]; !ok {
 			networks[n.ID] = n
 		}
 	}
-	return nil
+	return skipped, nil
 }
 
 // save replaces the state file atomically: a crash leaves either the old
 // state or the new, never half of one. It holds every network, adopted ones
 // too, so the adoption lines are dropped first: a crash in between loses
 // adoptions (they happen again), never brings a deleted network back.
+// The caller holds mu.
 func (s *store) save(networks []Network) error {
 	sort.Slice(networks, func(i, j int) bool { return networks[i].ID < networks[j].ID })
 	b, err := json.MarshalIndent(networks, "", "  ")
@@ -93,27 +126,39 @@ func (s *store) save(networks []Network) error {
 	if err := os.Remove(s.adoptedPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
+	s.cannotAppend = false // the file with the partial line is gone
 	return atomicfile.Write(s.path(), append(b, '\n'))
 }
 
-// adopt appends an adopted network to adoptedFile.
+// adopt appends an adopted network to adoptedFile. A write that fails (a
+// full disk) is cut back off, so that the next line does not follow a
+// partial one. The caller holds mu.
 func (s *store) adopt(n Network) error {
+	if s.cannotAppend {
+		return fmt.Errorf("%s ends in a partial line that could not be cut off; adoptions are saved again once the state is rewritten", s.adoptedPath())
+	}
 	line, err := json.Marshal(n)
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := os.MkdirAll(s.dir, 0o750); err != nil {
+	if err := atomicfile.MkdirAll(s.dir, 0o750); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(s.adoptedPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	f, err := s.openAppend(s.adoptedPath())
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(append(line, '\n'))
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
 	}
-	return err
+	if _, err := f.Write(append(line, '\n')); err != nil {
+		if cerr := f.Truncate(fi.Size()); cerr != nil {
+			s.cannotAppend = true
+			return fmt.Errorf("%w; cutting the partial line off failed: %v", err, cerr)
+		}
+		return err
+	}
+	return f.Close()
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	stdlog "log"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -228,6 +229,9 @@ func parseSize(s string) (int64, error) {
 			n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
 			if err != nil || n < 0 {
 				break
+			}
+			if n > math.MaxInt64/u.mult {
+				return 0, fmt.Errorf("%q is too large: at most %d bytes", s, int64(math.MaxInt64))
 			}
 			return n * u.mult, nil
 		}

@@ -97,11 +97,19 @@ func New(d Driver, log *logrus.Entry) http.Handler {
 	route(mux, h, "DiscoverDelete", none(d.DiscoverDelete))
 	route(mux, h, "ProgramExternalConnectivity", none(d.ProgramExternalConnectivity))
 	route(mux, h, "RevokeExternalConnectivity", none(d.RevokeExternalConnectivity))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	unknown := func(w http.ResponseWriter, r *http.Request) {
 		msg := fmt.Sprintf("unknown method %q; hostpass serves Plugin.Activate and NetworkDriver.*", strings.TrimPrefix(r.URL.Path, "/"))
 		reply(w, http.StatusNotFound, network.NewErrorResponse(msg))
+	}
+	// Exact paths only: for a path such as //NetworkDriver.Join or
+	// a/../NetworkDriver.Leave, ServeMux answers a redirect, not JSON.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h, pattern := mux.Handler(r); pattern == r.URL.Path {
+			h.ServeHTTP(w, r)
+			return
+		}
+		unknown(w, r)
 	})
-	return mux
 }
 
 type handler struct {

@@ -190,11 +190,13 @@ func TestRefusals(t *testing.T) {
 		err                string
 		event              string // audited refusal, if any
 	}{
-		{"unknown option", "NetworkDriver.CreateNetwork", `{"NetworkID":"n","Options":{"com.docker.network.generic":{"tag":"x","mtu":"9000"}}}`,
+		{"unknown option", "NetworkDriver.CreateNetwork", `{"NetworkID":"5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0","Options":{"com.docker.network.generic":{"tag":"x","mtu":"9000"}}}`,
 			400, `unknown network option "mtu"; accepted options: tag`, audit.NetworkCreate},
-		{"tag not text", "NetworkDriver.CreateNetwork", `{"NetworkID":"n","Options":{"com.docker.network.generic":{"tag":5}}}`,
+		{"tag not text", "NetworkDriver.CreateNetwork", `{"NetworkID":"5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0","Options":{"com.docker.network.generic":{"tag":5}}}`,
 			400, `network option "tag" must be text, got 5`, audit.NetworkCreate},
 		{"no network id", "NetworkDriver.CreateNetwork", `{}`, 400, "CreateNetwork request has no NetworkID", audit.NetworkCreate},
+		{"not a docker id", "NetworkDriver.CreateNetwork", `{"NetworkID":"net1"}`, 400,
+			`CreateNetwork request names network "net1": Docker's network IDs are 64 lowercase hex digits`, audit.NetworkCreate},
 		{"bad json", "NetworkDriver.Join", `{"NetworkID":`, 400,
 			"malformed NetworkDriver.Join request: unexpected end of JSON input; expected the JSON object of Docker's remote network driver API", audit.EndpointJoin},
 		{"wrong type", "NetworkDriver.CreateEndpoint", `{"NetworkID":7}`, 400,

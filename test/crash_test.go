@@ -91,7 +91,7 @@ func TestCrashWhileJoining(t *testing.T) {
 	requirePrereqs(t)
 	dir := t.TempDir()
 	d := startDaemon(t, dir)
-	if code, err := d.post(d.client(), "CreateNetwork", `{"NetworkID":"crashnet"}`); err != nil || code != 200 {
+	if code, err := d.post(d.client(), "CreateNetwork", `{"NetworkID":"c7a5000000000000000000000000000000000000000000000000000000000000"}`); err != nil || code != 200 {
 		t.Fatalf("CreateNetwork: %d %v", code, err)
 	}
 
@@ -111,7 +111,7 @@ func TestCrashWhileJoining(t *testing.T) {
 				default:
 				}
 				ep := fmt.Sprintf("ep-%02d-%06d", c, i)
-				code, err := d.post(client, "Join", `{"NetworkID":"crashnet","EndpointID":"`+ep+`","SandboxKey":"/x"}`)
+				code, err := d.post(client, "Join", `{"NetworkID":"c7a5000000000000000000000000000000000000000000000000000000000000","EndpointID":"`+ep+`","SandboxKey":"/x"}`)
 				if err != nil {
 					return // the daemon is gone
 				}
@@ -137,7 +137,7 @@ func TestCrashWhileJoining(t *testing.T) {
 	// Restart on the same log: the chain goes on, and one more join lands.
 	os.Remove(d.sock) // what a killed daemon leaves behind is replaced anyway
 	d = startDaemon(t, dir)
-	if code, err := d.post(d.client(), "Join", `{"NetworkID":"crashnet","EndpointID":"after-restart"}`); err != nil || code != 200 {
+	if code, err := d.post(d.client(), "Join", `{"NetworkID":"c7a5000000000000000000000000000000000000000000000000000000000000","EndpointID":"after-restart"}`); err != nil || code != 200 {
 		t.Fatalf("Join after restart: %d %v", code, err)
 	}
 	d.cmd.Process.Signal(syscall.SIGTERM)
@@ -167,7 +167,7 @@ func TestTornTailIsSetAside(t *testing.T) {
 	requirePrereqs(t)
 	dir := t.TempDir()
 	d := startDaemon(t, dir)
-	d.post(d.client(), "CreateNetwork", `{"NetworkID":"tornnet"}`)
+	d.post(d.client(), "CreateNetwork", `{"NetworkID":"7047000000000000000000000000000000000000000000000000000000000000"}`)
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	d.cmd.Wait()
 	torn := []byte(`{"time":"2026-11-28T00:00:00Z","seq":2,"event":"endpoint.jo`)
@@ -181,7 +181,7 @@ func TestTornTailIsSetAside(t *testing.T) {
 	}
 
 	d = startDaemon(t, dir)
-	if code, err := d.post(d.client(), "Join", `{"NetworkID":"tornnet","EndpointID":"e1"}`); err != nil || code != 200 {
+	if code, err := d.post(d.client(), "Join", `{"NetworkID":"7047000000000000000000000000000000000000000000000000000000000000","EndpointID":"e1"}`); err != nil || code != 200 {
 		t.Fatalf("Join after restart: %d %v", code, err)
 	}
 	d.cmd.Process.Signal(syscall.SIGTERM)
@@ -210,7 +210,7 @@ func TestSighupRotatesAndChainContinues(t *testing.T) {
 	dir := t.TempDir()
 	d := startDaemon(t, dir)
 	c := d.client()
-	d.post(c, "CreateNetwork", `{"NetworkID":"hupnet"}`)
+	d.post(c, "CreateNetwork", `{"NetworkID":"4b9e000000000000000000000000000000000000000000000000000000000000"}`)
 	d.cmd.Process.Signal(syscall.SIGHUP)
 	waitFiles := func() []string {
 		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -225,7 +225,7 @@ func TestSighupRotatesAndChainContinues(t *testing.T) {
 	if filepath.Base(rotated[0]) != "audit.jsonl.00000000000000000001" {
 		t.Errorf("rotated file %s, want audit.jsonl.00000000000000000001", rotated[0])
 	}
-	d.post(c, "Join", `{"NetworkID":"hupnet","EndpointID":"e1"}`)
+	d.post(c, "Join", `{"NetworkID":"4b9e000000000000000000000000000000000000000000000000000000000000","EndpointID":"e1"}`)
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	d.cmd.Wait()
 	// network.create, then in the new file the join and the host.view it names.
@@ -244,7 +244,7 @@ func TestSyslogSink(t *testing.T) {
 	}
 	defer collector.Close()
 	d := startDaemon(t, t.TempDir(), "--syslog", "udp://"+collector.LocalAddr().String())
-	if code, err := d.post(d.client(), "CreateNetwork", `{"NetworkID":"sysnet"}`); err != nil || code != 200 {
+	if code, err := d.post(d.client(), "CreateNetwork", `{"NetworkID":"5e55000000000000000000000000000000000000000000000000000000000000"}`); err != nil || code != 200 {
 		t.Fatalf("CreateNetwork: %d %v", code, err)
 	}
 	collector.SetReadDeadline(time.Now().Add(5 * time.Second))

@@ -79,7 +79,7 @@ func undrainedStdout(t *testing.T, level string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c := d.client()
-	if code, err := d.postCtx(ctx, c, "CreateNetwork", `{"NetworkID":"stdoutnet"}`); err != nil || code != 200 {
+	if code, err := d.postCtx(ctx, c, "CreateNetwork", `{"NetworkID":"5d07000000000000000000000000000000000000000000000000000000000000"}`); err != nil || code != 200 {
 		t.Fatalf("CreateNetwork: %d %v", code, err)
 	}
 	var next, done atomic.Int64
@@ -97,8 +97,8 @@ func undrainedStdout(t *testing.T, level string) {
 				}
 				ep := fmt.Sprintf("ep-%06d", n)
 				for _, call := range []struct{ method, body string }{
-					{"CreateEndpoint", `{"NetworkID":"stdoutnet","EndpointID":"` + ep + `","Interface":{}}`},
-					{"Join", `{"NetworkID":"stdoutnet","EndpointID":"` + ep + `","SandboxKey":"/var/run/docker/netns/` + ep + `"}`},
+					{"CreateEndpoint", `{"NetworkID":"5d07000000000000000000000000000000000000000000000000000000000000","EndpointID":"` + ep + `","Interface":{}}`},
+					{"Join", `{"NetworkID":"5d07000000000000000000000000000000000000000000000000000000000000","EndpointID":"` + ep + `","SandboxKey":"/var/run/docker/netns/` + ep + `"}`},
 				} {
 					code, err := d.postCtx(ctx, c, call.method, call.body)
 					if err != nil || code != 200 {
