@@ -116,7 +116,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer os.Remove(cfg.Socket)
 	srv := server.HTTPServer(server.New(d, entry), stdlog.New(warnWriter{entry}, "", 0))
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
+	go func() { served <- server.Serve(srv, l) }()
 	entry.WithFields(logrus.Fields{"socket": cfg.Socket, "audit_log": cfg.AuditLog, "sealed": cfg.Audit.SealKey != "", "syslog": cfg.Syslog,
 		"state_dir": cfg.StateDir, "version": cfg.Version}).Info("hostpass serving")
 	notify(entry, "READY=1")

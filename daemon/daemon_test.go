@@ -1,9 +1,11 @@
 package daemon
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/hostpass/hostpass/audit"
+	"github.com/hostpass/hostpass/server"
 )
 
 func testConfig(t *testing.T) Config {
@@ -104,5 +107,46 @@ func TestRunRefusesARegularFileAtTheSocket(t *testing.T) {
 	notify.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 	if n, err := notify.Read(make([]byte, 64)); err == nil {
 		t.Errorf("systemd was notified (%d bytes) though the daemon never listened", n)
+	}
+}
+
+// The daemon serves at most server.MaxConns connections at once: one more
+// waits, unanswered, until a held one closes. Before, every connection was
+// served: 3000 clients holding one each grew the daemon from 12 MB to 109 MB.
+func TestConnectionsAreCapped(t *testing.T) {
+	cfg := testConfig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg) }()
+	t.Cleanup(func() { cancel(); <-done })
+	dial := func() net.Conn {
+		t.Helper()
+		for range 100 {
+			if c, err := net.Dial("unix", cfg.Socket); err == nil {
+				t.Cleanup(func() { c.Close() })
+				return c
+			}
+			time.Sleep(50 * time.Millisecond) // the daemon is starting
+		}
+		t.Fatalf("%s never accepted a connection", cfg.Socket)
+		return nil
+	}
+	// Held connections: accepted, each waiting for a request's headers.
+	held := make([]net.Conn, server.MaxConns)
+	for i := range held {
+		held[i] = dial()
+	}
+	extra := dial()
+	io.WriteString(extra, "POST /Plugin.Activate HTTP/1.1\r\nHost: hostpass\r\nContent-Length: 0\r\n\r\n")
+	r := bufio.NewReader(extra)
+	extra.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if resp, err := http.ReadResponse(r, nil); err == nil {
+		t.Fatalf("connection %d answered (%s) while %d were held; want it to wait", server.MaxConns+1, resp.Status, server.MaxConns)
+	}
+	held[0].Close()
+	extra.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("once a held connection closed, the waiting one got %v, %v; want 200", resp, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -29,31 +30,50 @@ or /var/log/hostpass/audit.jsonl) and the files rotated from it, oldest first.`,
 }
 
 // logFiles resolves the FILE... | DIR arguments to the log's files in chain
-// order. One file named is taken with the files rotated from it.
+// order. One file named is taken with the files rotated from it. A log that
+// is not there is a failure (exit 1), whether named or the default, as any
+// other problem with the files is: the command was used rightly.
 func logFiles(args []string) ([]string, error) {
+	where := ""
 	if len(args) == 0 {
-		path := os.Getenv("HOSTPASS_AUDIT_LOG")
-		if path == "" {
+		path, ok := os.LookupEnv("HOSTPASS_AUDIT_LOG")
+		where = " (from HOSTPASS_AUDIT_LOG; or name the log's FILE or DIR)"
+		if !ok || path == "" {
 			path = "/var/log/hostpass/audit.jsonl"
+			where = " (the default: set HOSTPASS_AUDIT_LOG, or name the log's FILE or DIR)"
 		}
 		args = []string{path}
 	}
-	var files []string
-	var err error
+	missing := func(path string, err error) error {
+		return failed(fmt.Errorf("no audit log at %s%s: %w", path, where, err))
+	}
 	if len(args) > 1 {
-		files = args
-	} else if st, serr := os.Stat(args[0]); serr == nil && st.IsDir() {
+		for _, f := range args {
+			if _, err := os.Stat(f); err != nil {
+				return nil, missing(f, err)
+			}
+		}
+		return args, nil
+	}
+	var files []string
+	st, err := os.Stat(args[0])
+	switch {
+	case err == nil && st.IsDir():
 		files, err = audit.FilesIn(args[0])
-	} else if serr != nil && !errors.Is(serr, os.ErrNotExist) {
-		return nil, serr
-	} else {
-		files, err = audit.Files(args[0])
+	case err != nil && !errors.Is(err, os.ErrNotExist):
+		return nil, missing(args[0], err)
+	default:
+		// The current file may be missing while rotated ones remain.
+		if files, err = audit.Files(args[0]); err == nil && len(files) == 0 {
+			_, err = os.Stat(args[0])
+		}
 	}
 	if err != nil {
-		return nil, err
-	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("no audit log at %s", strings.Join(args, " "))
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, missing(args[0], err)
+		}
+		return nil, failed(err) // a directory holding no log, or several
 	}
 	return files, nil
 }

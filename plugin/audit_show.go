@@ -57,7 +57,7 @@ func runShow(cmd *cobra.Command, o showOptions, args []string) error {
 	}
 	files, err := logFiles(args)
 	if err != nil {
-		return refused(err)
+		return err
 	}
 	out := newPrinter(cmd.OutOrStdout(), o.json)
 	if err := audit.Query(files, f, out.print); err != nil {

@@ -56,7 +56,7 @@ func runVerify(cmd *cobra.Command, o verifyOptions, args []string) error {
 	}
 	files, err := logFiles(args)
 	if err != nil {
-		return refused(err)
+		return err
 	}
 	stdout := cmd.OutOrStdout()
 	sum, err := audit.Verify(files, vo)

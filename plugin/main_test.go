@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -37,11 +39,23 @@ func TestCommands(t *testing.T) {
 		{"bad policy", []string{"serve", "--policy-allow", "team=web"}, 2, "", `--policy-allow: policy rule "team=web": want all, or rules label:KEY=VALUE, label:KEY or image:PATTERN separated by commas`},
 		{"bad policy-stop", []string{"serve", "--policy-stop=yes please"}, 2, "", `"yes please" is not true or false`},
 		{"docker socket over tcp", []string{"serve", "--docker-socket", "tcp://10.0.0.1:2375"}, 2, "",
-			`hostpass serve: --docker-socket: "tcp://10.0.0.1:2375" is not a unix socket; accepted: a path (/var/run/docker.sock) or a unix:// URL (unix:///var/run/docker.sock)`},
+			`hostpass serve: --docker-socket: "tcp://10.0.0.1:2375" is not a unix socket; accepted: an absolute path (/var/run/docker.sock) or a unix:// URL with one (unix:///var/run/docker.sock)`},
 		{"audit alone", []string{"audit"}, 2, "", "Available Commands:"},
 		{"audit unknown command", []string{"audit", "frob"}, 2, "", `unknown command "frob" for "hostpass audit"`},
 		{"verify bad anchor", []string{"audit", "verify", "--anchor", "7:beef"}, 2, "", `invalid argument "7:beef" for "--anchor" flag: want SEQ:HASH`},
-		{"verify missing log", []string{"audit", "verify", "/nonexistent/audit.jsonl"}, 2, "", "hostpass audit verify: open /nonexistent/: no such file or directory"},
+		// A missing log is a failure (exit 1), however it was named, not
+		// misuse; the message names the path and, when no path was given,
+		// where it came from.
+		{"verify missing log", []string{"audit", "verify", "/nonexistent/audit.jsonl"}, 1, "",
+			"hostpass audit verify: no audit log at /nonexistent/audit.jsonl: open /nonexistent/: no such file or directory\n"},
+		{"verify missing logs", []string{"audit", "verify", "/nonexistent/a.jsonl", "/nonexistent/b.jsonl"}, 1, "",
+			"hostpass audit verify: no audit log at /nonexistent/a.jsonl: stat /nonexistent/a.jsonl: no such file or directory\n"},
+		{"verify no log at HOSTPASS_AUDIT_LOG", []string{"audit", "verify"}, 1, "",
+			"hostpass audit verify: no audit log at /srv/audit/hp.jsonl (from HOSTPASS_AUDIT_LOG; or name the log's FILE or DIR): open /srv/audit/: no such file or directory\n"},
+		{"show no log at HOSTPASS_AUDIT_LOG", []string{"audit", "show"}, 1, "",
+			"hostpass audit show: no audit log at /srv/audit/hp.jsonl (from HOSTPASS_AUDIT_LOG; or name the log's FILE or DIR): open /srv/audit/: no such file or directory\n"},
+		{"show missing log", []string{"audit", "show", "/nonexistent/audit.jsonl"}, 1, "",
+			"hostpass audit show: no audit log at /nonexistent/audit.jsonl: open /nonexistent/: no such file or directory\n"},
 		{"show bad since", []string{"audit", "show", "--since", "yesterday"}, 2, "", `hostpass audit show: --since: "yesterday" is neither an RFC 3339 time`},
 		{"show bad bool", []string{"audit", "show", "--json=sometimes"}, 2, "", `invalid argument "sometimes" for "--json" flag`},
 		{"keygen without file", []string{"audit", "keygen"}, 2, "", "accepts 1 arg(s), received 0"},
@@ -118,19 +132,29 @@ func TestEnvironmentReplacesDefaultsAndFlagsReplaceBoth(t *testing.T) {
 }
 
 func TestParseDockerSocket(t *testing.T) {
-	const accepted = "accepted: a path (/var/run/docker.sock) or a unix:// URL (unix:///var/run/docker.sock)"
+	const accepted = "accepted: an absolute path (/var/run/docker.sock) or a unix:// URL with one (unix:///var/run/docker.sock)"
+	const notURL = " is not a unix:// URL with an absolute path (three slashes); " + accepted
 	for _, tc := range []struct{ in, path, err string }{
 		{"/var/run/docker.sock", "/var/run/docker.sock", ""},
 		{"unix:///var/run/docker.sock", "/var/run/docker.sock", ""},
 		{"unix:///run/user/1000/docker.sock", "/run/user/1000/docker.sock", ""},
-		{"docker.sock", "docker.sock", ""},
+		{"/run//docker.sock", "/run/docker.sock", ""},
+		{"/srv/odd://name.sock", "/srv/odd:/name.sock", ""},
 		{"", "", "empty; " + accepted},
 		{"tcp://10.0.0.1:2375", "", `"tcp://10.0.0.1:2375" is not a unix socket; ` + accepted},
 		{"http://localhost/docker.sock", "", `"http://localhost/docker.sock" is not a unix socket; ` + accepted},
 		{"ssh://me@host", "", `"ssh://me@host" is not a unix socket; ` + accepted},
 		{"npipe:////./pipe/docker_engine", "", `"npipe:////./pipe/docker_engine" is not a unix socket; ` + accepted},
-		{"unix://var/run/docker.sock", "", `"unix://var/run/docker.sock" is not a unix:// URL with an absolute path (three slashes); ` + accepted},
-		{"unix://", "", `"unix://" is not a unix:// URL with an absolute path (three slashes); ` + accepted},
+		{"unix://var/run/docker.sock", "", `"unix://var/run/docker.sock"` + notURL},
+		{"unix://", "", `"unix://"` + notURL},
+		// Before, these were taken as paths: the daemon dialled
+		// unix://unix:/var/run/docker.sock, or /, and retried for ever.
+		{"unix:/var/run/docker.sock", "", `"unix:/var/run/docker.sock"` + notURL},
+		{"unix:var/run/docker.sock", "", `"unix:var/run/docker.sock"` + notURL},
+		{"unix://me@/var/run/docker.sock", "", `"unix://me@/var/run/docker.sock"` + notURL},
+		{"unix:///", "", `"unix:///" names the root directory, not a socket; ` + accepted},
+		{"/", "", `"/" names the root directory, not a socket; ` + accepted},
+		{"docker.sock", "", `"docker.sock" is a relative path, which would depend on the daemon's working directory; ` + accepted},
 	} {
 		path, err := parseDockerSocket(tc.in)
 		if path != tc.path || (err == nil) != (tc.err == "") || (err != nil && err.Error() != tc.err) {
@@ -150,5 +174,72 @@ func TestCheckTakesTheDockerHostForm(t *testing.T) {
 	cfg, _, err := o.check()
 	if err != nil || cfg.DockerSocket != "/run/docker.sock" {
 		t.Errorf("check with --docker-socket unix:///run/docker.sock: DockerSocket %q, %v; want /run/docker.sock", cfg.DockerSocket, err)
+	}
+}
+
+// A bad setting that only the daemon would have met (a syslog address, the
+// sealing key file, a docker socket given as unix: without //) is refused
+// before anything starts: exit 2, naming the flag and what it accepts, and
+// nothing created. Before, the first two exited 1 with a log line once the
+// daemon ran, and the third was dialled as a relative path for ever.
+func TestSettingsRefusedBeforeAnythingStarts(t *testing.T) {
+	const syslogs = "want unixgram:///dev/log, unix:///PATH, udp://HOST:PORT or tcp://HOST:PORT; empty: off"
+	const sockets = "accepted: an absolute path (/var/run/docker.sock) or a unix:// URL with one (unix:///var/run/docker.sock)"
+	damaged := filepath.Join(t.TempDir(), "seal.key")
+	if err := os.WriteFile(damaged, []byte(`{"epoch":3,"key":"00`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		env, args []string
+		stderr    string
+	}{
+		{"syslog scheme", nil, []string{"--syslog", "http://x"},
+			`hostpass serve: --syslog: syslog address "http://x": ` + syslogs},
+		{"syslog from the environment", []string{"HOSTPASS_SYSLOG", "udp://collector"}, nil,
+			`hostpass serve: --syslog: syslog address "udp://collector": ` + syslogs},
+		{"seal key missing", nil, []string{"--seal-key", "/nonexistent/seal.key"},
+			"hostpass serve: --seal-key: open /nonexistent/seal.key: no such file or directory; want the daemon's copy of a key made by 'hostpass audit keygen FILE', or empty for a plain SHA-256 chain"},
+		{"seal key damaged", nil, []string{"--seal-key", damaged},
+			"hostpass serve: --seal-key: key file " + damaged + " is damaged or not a hostpass key file"},
+		{"docker socket unix: without //", []string{"HOSTPASS_DOCKER_SOCKET", "unix:/var/run/docker.sock"}, nil,
+			`hostpass serve: --docker-socket: "unix:/var/run/docker.sock" is not a unix:// URL with an absolute path (three slashes); ` + sockets},
+		{"docker socket root", nil, []string{"--docker-socket", "unix:///"},
+			`hostpass serve: --docker-socket: "unix:///" names the root directory, not a socket; ` + sockets},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env != nil {
+				t.Setenv(tc.env[0], tc.env[1])
+			}
+			dir := t.TempDir()
+			args := append([]string{"serve", "--socket", filepath.Join(dir, "hp.sock"), "--audit-log", filepath.Join(dir, "log", "audit.jsonl"),
+				"--state-dir", filepath.Join(dir, "state")}, tc.args...)
+			var out, errOut bytes.Buffer
+			code := run(args, &out, &errOut)
+			if code != 2 || !strings.HasPrefix(errOut.String(), tc.stderr) {
+				t.Errorf("hostpass %q = %d\nstderr: %s\nwant 2, stderr starting %q", args, code, errOut.String(), tc.stderr)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Errorf("hostpass %q created %v; want nothing before the settings are checked", args, entries)
+			}
+		})
+	}
+}
+
+// Without HOSTPASS_AUDIT_LOG, verify and show name the default path and the
+// variable that would replace it.
+func TestMissingDefaultLogNamesTheVariable(t *testing.T) {
+	const path = "/var/log/hostpass/audit.jsonl"
+	if _, err := os.Stat(path); err == nil {
+		t.Skipf("%s exists on this machine", path)
+	}
+	t.Setenv("HOSTPASS_AUDIT_LOG", "")
+	for _, cmd := range []string{"verify", "show"} {
+		var out, errOut bytes.Buffer
+		code := run([]string{"audit", cmd}, &out, &errOut)
+		want := "hostpass audit " + cmd + ": no audit log at " + path + " (the default: set HOSTPASS_AUDIT_LOG, or name the log's FILE or DIR): "
+		if code != 1 || !strings.HasPrefix(errOut.String(), want) {
+			t.Errorf("hostpass audit %s = %d, stderr %q; want 1, stderr starting %q", cmd, code, errOut.String(), want)
+		}
 	}
 }

@@ -7,11 +7,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	stdlog "log"
 	"math"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -20,8 +23,10 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/hostpass/hostpass/audit"
 	"github.com/hostpass/hostpass/daemon"
 	"github.com/hostpass/hostpass/logout"
+	"github.com/hostpass/hostpass/sink"
 	"github.com/hostpass/hostpass/watcher"
 )
 
@@ -61,7 +66,7 @@ func settings(o *serveOptions) []setting {
 		{"seal-epoch-records", "HOSTPASS_SEAL_EPOCH_RECORDS", "1000", "evolve the sealing key after this many records", &o.epochRecords, false},
 		{"seal-epoch-interval", "HOSTPASS_SEAL_EPOCH_INTERVAL", "1m", "or this long after an epoch's first record, whichever comes first", &o.epochInterval, false},
 		{"syslog", "HOSTPASS_SYSLOG", "", "also send records to syslog (RFC 5424): unixgram:///dev/log, unix:///PATH, udp://HOST:PORT or tcp://HOST:PORT; empty: off", &o.syslog, false},
-		{"docker-socket", "HOSTPASS_DOCKER_SOCKET", "/var/run/docker.sock", "Docker's API socket, a path or unix:///PATH (as in DOCKER_HOST), for container attribution and --network host auditing", &o.dockerSocket, false},
+		{"docker-socket", "HOSTPASS_DOCKER_SOCKET", "/var/run/docker.sock", "Docker's API socket, an absolute path or unix:///PATH (as in DOCKER_HOST), for container attribution and --network host auditing", &o.dockerSocket, false},
 		{"watch", "HOSTPASS_WATCH", "true", "follow Docker's events; --watch=false: the driver alone, as without the socket", &o.watch, true},
 		{"policy-allow", "HOSTPASS_POLICY_ALLOW", "all", "containers allowed on hostpass networks: all, or rules label:KEY=VALUE, label:KEY, image:PATTERN separated by commas", &o.policyAllow, false},
 		{"policy-stop", "HOSTPASS_POLICY_STOP", "false", "stop a container that the policy does not allow; false: record the violation only", &o.policyStop, true},
@@ -166,7 +171,16 @@ func (o serveOptions) check() (daemon.Config, logrus.Level, error) {
 	if c.Audit.MaxSize, err = parseSize(o.auditMaxSize); err != nil {
 		return c, level, fmt.Errorf("--audit-max-size: %w", err)
 	}
-	c.Audit.SealKey = o.sealKey
+	if c.Audit.SealKey = o.sealKey; o.sealKey != "" {
+		if err := checkSealKey(o.sealKey); err != nil {
+			return c, level, fmt.Errorf("--seal-key: %w", err)
+		}
+	}
+	if o.syslog != "" {
+		if _, _, _, err := sink.ParseAddr(o.syslog); err != nil {
+			return c, level, fmt.Errorf("--syslog: %w; empty: off", err)
+		}
+	}
 	if c.Audit.EpochRecords, err = strconv.Atoi(o.epochRecords); err != nil || c.Audit.EpochRecords < 1 {
 		return c, level, fmt.Errorf("--seal-epoch-records: %q is not a whole number of records, 1 or more", o.epochRecords)
 	}
@@ -186,6 +200,22 @@ func (o serveOptions) check() (daemon.Config, logrus.Level, error) {
 		return c, level, fmt.Errorf("--policy-allow: %w", err)
 	}
 	return c, level, nil
+}
+
+// checkSealKey reads the key file as the audit log will, so that a missing or
+// damaged one is refused before anything starts rather than failing the
+// daemon once it runs. The key itself is not kept here.
+func checkSealKey(path string) error {
+	_, key, err := audit.ReadKeyFile(path)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("%w; want the daemon's copy of a key made by 'hostpass audit keygen FILE', or empty for a plain SHA-256 chain", err)
+		}
+		return err
+	}
+	clear(key)
+	return nil
 }
 
 // parseSize reads a byte count: 1048576, 64MiB, 512KiB, 1GiB.
@@ -218,25 +248,34 @@ func parseInterval(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// parseDockerSocket reads Docker's API socket as a path or a unix:// URL,
-// the form DOCKER_HOST uses, and returns the path. Docker over TCP or SSH is
-// refused: hostpass runs beside its dockerd and talks to it over the socket.
+// parseDockerSocket reads Docker's API socket as an absolute path or a
+// unix:///PATH URL, the form DOCKER_HOST uses, and returns the path. Docker
+// over TCP or SSH is refused: hostpass runs beside its dockerd and talks to
+// it over the socket. Anything starting with unix: must be such a URL: taken
+// as a path, unix:/var/run/docker.sock would be dialled as a relative file
+// and retried for ever.
 func parseDockerSocket(s string) (string, error) {
-	const accepted = "accepted: a path (/var/run/docker.sock) or a unix:// URL (unix:///var/run/docker.sock)"
-	if !strings.Contains(s, "://") {
-		if s == "" {
-			return "", fmt.Errorf("empty; %s", accepted)
+	const accepted = "accepted: an absolute path (/var/run/docker.sock) or a unix:// URL with one (unix:///var/run/docker.sock)"
+	path := s
+	switch {
+	case s == "":
+		return "", fmt.Errorf("empty; %s", accepted)
+	case strings.HasPrefix(strings.ToLower(s), "unix:"):
+		u, err := url.Parse(s)
+		if err != nil || !strings.HasPrefix(s[len("unix:"):], "///") || u.Host != "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return "", fmt.Errorf("%q is not a unix:// URL with an absolute path (three slashes); %s", s, accepted)
 		}
-		return s, nil
-	}
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme != "unix" {
+		path = u.Path
+	case filepath.IsAbs(s):
+	case strings.Contains(s, "://"):
 		return "", fmt.Errorf("%q is not a unix socket; %s", s, accepted)
+	default:
+		return "", fmt.Errorf("%q is a relative path, which would depend on the daemon's working directory; %s", s, accepted)
 	}
-	if u.Host != "" || u.Path == "" || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("%q is not a unix:// URL with an absolute path (three slashes); %s", s, accepted)
+	if path = filepath.Clean(path); path == "/" {
+		return "", fmt.Errorf("%q names the root directory, not a socket; %s", s, accepted)
 	}
-	return u.Path, nil
+	return path, nil
 }
 
 func logLevels() []string {

@@ -202,6 +202,10 @@ func TestRefusals(t *testing.T) {
 		{"wrong type", "NetworkDriver.CreateEndpoint", `{"NetworkID":7}`, 400,
 			"malformed NetworkDriver.CreateEndpoint request: json: cannot unmarshal number into Go struct field CreateEndpointRequest.NetworkID of type string", audit.EndpointCreate},
 		{"empty body", "NetworkDriver.Leave", ``, 400, "malformed NetworkDriver.Leave request: empty body", audit.EndpointLeave},
+		// A body that arrived, too large, is audited: unlike a client that
+		// hung up, it is a request someone sent whole.
+		{"body too large", "NetworkDriver.Join", `{"NetworkID":"` + strings.Repeat("n", maxBody) + `"}`, 400,
+			"malformed NetworkDriver.Join request: http: request body too large", audit.EndpointJoin},
 		{"no endpoint id", "NetworkDriver.Join", `{"NetworkID":"n"}`, 400, "Join request has no EndpointID", audit.EndpointJoin},
 		{"unknown method", "NetworkDriver.Frobnicate", `{}`, 404, `unknown method "NetworkDriver.Frobnicate"; hostpass serves Plugin.Activate and NetworkDriver.*`, ""},
 		{"swarm only", "NetworkDriver.AllocateNetwork", `{"NetworkID":"n"}`, 400, "AllocateNetwork is for swarm-scope drivers; hostpass is local scope", ""},

@@ -26,9 +26,11 @@ const (
 // accepted is what an error about addr tells the user to write instead.
 const accepted = "want unixgram:///dev/log, unix:///PATH, udp://HOST:PORT or tcp://HOST:PORT"
 
-// parseAddr turns addr into the network and address for net.Dial, and says
-// whether the transport is a stream (which needs octet-counted framing).
-func parseAddr(addr string) (network, address string, stream bool, err error) {
+// ParseAddr turns addr into the network and address for net.Dial, and says
+// whether the transport is a stream (which needs octet-counted framing). It is
+// exported so that the daemon's settings check refuses a bad address before
+// anything starts; its error names what is accepted.
+func ParseAddr(addr string) (network, address string, stream bool, err error) {
 	bad := fmt.Errorf("syslog address %q: %s", addr, accepted)
 	scheme, rest, ok := strings.Cut(addr, "://")
 	if !ok {

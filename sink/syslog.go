@@ -48,7 +48,7 @@ type Syslog struct {
 // that is down at start is retried in the background. It returns an error
 // only for an addr it cannot parse, naming what is accepted.
 func NewSyslog(addr, hostname string, log *logrus.Entry) (*Syslog, error) {
-	network, address, stream, err := parseAddr(addr)
+	network, address, stream, err := ParseAddr(addr)
 	if err != nil {
 		return nil, err
 	}
