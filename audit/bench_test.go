@@ -85,7 +85,8 @@ func BenchmarkVerify1M(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		sum, err := Verify(files, VerifyOptions{})
-		if err != nil || sum.Records != 1_000_000 {
+		// 1,000,000 joins, and the host.view that opens each rotated file.
+		if err != nil || sum.Records < 1_000_000 || sum.Records > 1_000_000+sum.Files {
 			b.Fatal(sum, err)
 		}
 	}
