@@ -366,7 +366,7 @@ func (l *Log) write(recs []Record) error {
 	if c.torn != nil {
 		recs = append([]Record{*c.torn}, recs...)
 	}
-	recs = c.withViews(recs)
+	recs, views := c.withViews(recs)
 	var buf bytes.Buffer
 	lines := make([][]byte, len(recs))
 	seq, prev := c.seq, c.prev
@@ -407,6 +407,7 @@ func (l *Log) write(recs []Record) error {
 	}
 	c.size += int64(buf.Len())
 	c.seq, c.prev = seq, prev
+	c.views = views
 	c.torn = nil
 	if c.key != nil {
 		if c.epochRecords == 0 {
