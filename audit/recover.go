@@ -64,6 +64,11 @@ func (l *Log) open() error {
 	if last != nil {
 		c.seq, c.prev = last.Seq, last.Hash
 		if c.key != nil {
+			// The daemon steps the key one epoch at a time, after the
+			// audit.epoch record: a tail one step ahead of the key file
+			// is a crash between the two; anything further is not a log
+			// this key sealed (and anyone can append a plain line
+			// claiming epoch 2^50, which would take years to step to).
 			target := c.epoch
 			if last.Epoch != nil && *last.Epoch > target {
 				target = *last.Epoch
@@ -71,10 +76,10 @@ func (l *Log) open() error {
 			if last.NextEpoch != nil && *last.NextEpoch > target {
 				target = *last.NextEpoch // the epoch ended, the key file did not follow
 			}
-			if target-c.epoch > maxKeySteps {
+			if target-c.epoch > 1 {
 				c.f.Close()
 				c.f = nil
-				return fmt.Errorf("%s: its last record claims epoch %d, %d key steps past the key file's epoch %d (at most %d): not a log this key sealed; check it with `hostpass audit verify`", l.path, target, target-c.epoch, c.epoch, maxKeySteps)
+				return fmt.Errorf("%s: its last record, seq %d, claims epoch %d, %d key steps past the key file's epoch %d (the daemon steps one at a time, so at most 1): not a log this key sealed, or the key file is not this log's; check it with `hostpass audit verify --key`, then move the log aside or restore the key file", l.path, last.Seq, target, target-c.epoch, c.epoch)
 			}
 			if target > c.epoch {
 				l.advanceKey(target)

@@ -330,6 +330,9 @@ func (v *verifier) seal(f chainFields, body []byte, claimed string) error {
 	case v.ended == nil && e != v.epoch:
 		return v.problem(f.Seq, Missing, fmt.Sprintf("epoch %d follows epoch %d without its audit.epoch record: records were removed, or forged with a later key", e, v.epoch))
 	}
+	if f.NextEpoch != nil && *f.NextEpoch != e+1 {
+		return v.problem(f.Seq, Modified, fmt.Sprintf("epoch %d ends with next_epoch %d, but the daemon steps one epoch at a time: it must be %d", e, *f.NextEpoch, e+1))
+	}
 	v.sealed, v.epoch, v.ended = true, e, f.NextEpoch
 	v.sum.Sealed, v.sum.LastEpoch = true, e
 	if v.key == nil {
