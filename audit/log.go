@@ -411,6 +411,9 @@ func (l *Log) write(recs []Record) error {
 			// callers hear "failed": the next open sets them aside.
 			c.uncut = terr
 			l.o.Log.WithError(terr).Error("audit log: cannot cut a failed write back to the last acknowledged record; the log is unwritable until it can")
+			if merr := writeUncut(l.path, c.size); merr != nil {
+				l.o.Log.WithError(merr).Error("audit log: cannot record the last acknowledged size either; a restart before the log is writable again would take the failed records as part of the chain")
+			}
 		}
 		c.f.Close()
 		c.f = nil

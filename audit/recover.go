@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hostpass/hostpass/atomicfile"
@@ -34,6 +36,17 @@ func (l *Log) open() error {
 	if c.uncut != nil {
 		end = c.size
 	}
+	marked, err := readUncut(l.path)
+	if err != nil {
+		f.Close()
+		return err
+	}
+	if marked >= 0 {
+		end = marked
+		if c.uncut == nil {
+			c.uncut = fmt.Errorf("the cut was still owed when the log was opened, as %s recorded", uncutName(l.path))
+		}
+	}
 	t, err := readTail(f, end)
 	if err != nil {
 		f.Close()
@@ -48,6 +61,12 @@ func (l *Log) open() error {
 	}
 	if t.torn > 0 {
 		if err := l.setAside(f, t); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if marked >= 0 {
+		if err := os.Remove(uncutName(l.path)); err != nil {
 			f.Close()
 			return err
 		}
@@ -115,6 +134,34 @@ func mkdirAll(dir string) error {
 		return err
 	}
 	return syncDir(parent)
+}
+
+// A write that failed and could not be cut off leaves records whose callers
+// were told "failed" in the file. The log remembers where the acknowledged
+// records end in <log>.uncut, fsynced, so that a restart (or a kill -9)
+// before the cut succeeds still sets them aside instead of chaining on.
+
+func uncutName(path string) string { return path + ".uncut" }
+
+// writeUncut records size, the end of the last acknowledged record.
+func writeUncut(path string, size int64) error {
+	return atomicfile.Write(uncutName(path), []byte(strconv.FormatInt(size, 10)+"\n"))
+}
+
+// readUncut returns the size writeUncut recorded, or -1 if there is none.
+func readUncut(path string) (int64, error) {
+	b, err := os.ReadFile(uncutName(path))
+	if errors.Is(err, os.ErrNotExist) {
+		return -1, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	size, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil || size < 0 {
+		return 0, fmt.Errorf("%s: %q is not the size of the acknowledged records (a decimal number of bytes): move it away only once you know where the records acknowledged to their callers end", uncutName(path), b)
+	}
+	return size, nil
 }
 
 // setAside copies the bytes past t.size to a side file, makes that durable,

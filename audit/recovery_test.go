@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -348,5 +349,49 @@ func TestKeptRecordsAreCappedAndTheRestCountedInAuditLost(t *testing.T) {
 	}
 	if _, err := Verify([]string{path}, VerifyOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A write whose fsync and cut both fail leaves records whose callers were
+// told "failed" in the file. A restart, clean or not, before the cut
+// succeeds must set them aside, not chain on from them: the acknowledged
+// size survives in <log>.uncut.
+func TestRecordsToldFailedStayOutOfTheChainAcrossARestart(t *testing.T) {
+	for _, clean := range []bool{true, false} {
+		t.Run(fmt.Sprintf("clean=%v", clean), func(t *testing.T) {
+			disk := injectFaults(t)
+			path := filepath.Join(t.TempDir(), "audit.jsonl")
+			l := Open(path, nil)
+			if err := l.Append(Record{Event: NetworkCreate, Outcome: OK}); err != nil {
+				t.Fatal(err)
+			}
+			disk.set(nil, os.ErrInvalid, os.ErrInvalid) // fsync fails, and so does the cut
+			if err := l.Append(Record{Event: EndpointJoin, Outcome: OK, EndpointID: "told-failed"}); err == nil {
+				t.Fatal("the fsync failed, but Append reported no error")
+			}
+			disk.set(nil, nil, nil)
+			if clean {
+				l.Close()
+			} // else: as after kill -9, the old Log is simply abandoned
+			if _, err := os.Stat(path + ".uncut"); err != nil {
+				t.Errorf("no marker of the acknowledged size: %v", err)
+			}
+			l = Open(path, nil)
+			if err := l.Append(Record{Event: EndpointJoin, Outcome: OK, EndpointID: "e2"}); err != nil {
+				t.Fatal(err)
+			}
+			l.Close()
+			recs := readRecords(t, path)
+			wantSeqs(t, recs, NetworkCreate, TornTail, EndpointJoin)
+			if recs[2].EndpointID != "e2" || !strings.Contains(recs[1].Detail, "their callers were told the write failed") {
+				t.Errorf("records %+v, want the failed join set aside and e2 chained", recs)
+			}
+			if _, err := os.Stat(path + ".uncut"); !os.IsNotExist(err) {
+				t.Errorf("the marker is still there once honoured: %v", err)
+			}
+			if _, err := Verify([]string{path}, VerifyOptions{}); err != nil {
+				t.Error(err)
+			}
+		})
 	}
 }
