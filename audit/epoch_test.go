@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -26,13 +27,13 @@ func appendRaw(t *testing.T, path string, ls ...[]byte) {
 // makes the log unavailable with an error naming the file and the seq,
 // at once, instead of stepping the key (2^50 steps would take years).
 func TestReopenRefusesATailMoreThanOneEpochAhead(t *testing.T) {
-	for _, next := range []uint64{2, 1 << 50} {
+	for _, next := range []uint64{3, 1 << 50} {
 		t.Run(fmt.Sprint(next), func(t *testing.T) {
 			_, daemonKey := newKey(t)
-			path, _ := writeLog(t, 5, 0, daemonKey)
+			path, _ := writeLog(t, 5, 0, daemonKey) // the stop ends epoch 0: the key file is at 1
 			recs := readRecords(t, path)
 			p := recs[len(recs)-1]
-			e := uint64(0)
+			e := uint64(1)
 			forged := Record{Time: time.Now().UTC(), Seq: p.Seq + 1, Event: EpochEnd, Outcome: OK, Schema: Schema, Epoch: &e, NextEpoch: &next, Prev: p.Hash}
 			line, err := encode(&forged, nil) // no key needed
 			if err != nil {
@@ -51,7 +52,7 @@ func TestReopenRefusesATailMoreThanOneEpochAhead(t *testing.T) {
 			case <-time.After(time.Minute):
 				t.Fatal("Append still waits after a minute: open() is stepping the key")
 			}
-			want := fmt.Sprintf("%s: its last record, seq %d, claims epoch %d, %d key steps past the key file's epoch 0 (the daemon steps one at a time, so at most 1)", path, forged.Seq, next, next)
+			want := fmt.Sprintf("%s: its last record, seq %d, claims epoch %d, %d key steps past the key file's epoch 1 (the daemon steps one at a time, so at most 1)", path, forged.Seq, next, next-1)
 			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), ErrUnavailable.Error()) {
 				t.Fatalf("append: %v\nwant the log unavailable: %q", err, want)
 			}
@@ -91,7 +92,7 @@ func TestReopenStepsOnceAfterAnEpochRecord(t *testing.T) {
 // An audit.epoch record may only name the next epoch: with the live key, a
 // sealed next_epoch of 2^40 is refused at once, not derived.
 func TestVerifyRefusesAnEpochRecordSkippingEpochs(t *testing.T) {
-	for _, next := range []uint64{2, 1 << 40, 0} {
+	for _, next := range []uint64{3, 1 << 40, 0} { // the key file is at epoch 1
 		t.Run(fmt.Sprint(next), func(t *testing.T) {
 			initial, daemonKey := newKey(t)
 			path, files := writeLog(t, 5, 0, daemonKey)
@@ -112,5 +113,45 @@ func TestVerifyRefusesAnEpochRecordSkippingEpochs(t *testing.T) {
 				t.Fatal("verify still runs after a minute: it is deriving keys")
 			}
 		})
+	}
+}
+
+// A clean stop ends the epoch: the key file left on the host no longer
+// holds the key that sealed the last records, so whoever takes the host
+// after the stop cannot rewrite them. A stop with nothing sealed in the
+// epoch ends nothing.
+func TestStopEndsTheEpoch(t *testing.T) {
+	initial, daemonKey := newKey(t)
+	path, files := writeLog(t, 3, 0, daemonKey)
+	recs := readRecords(t, path)
+	wantSeqs(t, recs, EndpointJoin, EndpointJoin, EndpointJoin, EpochEnd)
+	if e := recs[3]; *e.Epoch != 0 || *e.NextEpoch != 1 {
+		t.Errorf("the stop's audit.epoch ends epoch %d for %d, want 0 for 1", *e.Epoch, *e.NextEpoch)
+	}
+	epoch, key, _ := ReadKeyFile(daemonKey)
+	if epoch != 1 {
+		t.Fatalf("the key file is at epoch %d after a clean stop, want 1", epoch)
+	}
+
+	// Forge the last join with the key on the host, and rechain.
+	ls := lines(t, path)
+	var last Record
+	json.Unmarshal([]byte(ls[2]), &last)
+	last.EndpointID = "forged"
+	line, _ := encode(&last, key)
+	ls[2] = string(line)
+	next := Record{}
+	json.Unmarshal([]byte(ls[3]), &next)
+	next.Prev = last.Hash
+	line, _ = encode(&next, key)
+	ls[3] = string(line)
+	rewrite(t, path, ls)
+	_, err := Verify(files, VerifyOptions{Key: initial})
+	wantProblem(t, err, Modified, 3, 3, "the seal does not verify under epoch 0's key")
+
+	// Open and stop again with nothing written: no second audit.epoch.
+	path2, _ := writeLog(t, 0, 0, daemonKey)
+	if b, _ := os.ReadFile(path2); len(b) != 0 {
+		t.Errorf("a stop with nothing sealed wrote %s", b)
 	}
 }

@@ -527,6 +527,15 @@ func (l *Log) shutdown() error {
 			err = fmt.Errorf("%d audit records could not be written: %w", n, err)
 		}
 	}
+	// A clean stop ends the epoch: otherwise the key file keeps the key
+	// that sealed the last records, and whoever takes the host after the
+	// stop could rewrite them.
+	if err == nil && c.key != nil && c.epochRecords > 0 {
+		l.evolve()
+		if c.evolveDue {
+			err = fmt.Errorf("the sealing epoch could not be ended at stop: the key file still holds the key of epoch %d, which sealed the last records", c.epoch)
+		}
+	}
 	if c.f != nil {
 		if cerr := c.f.Close(); cerr != nil && err == nil {
 			err = cerr

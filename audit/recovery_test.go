@@ -105,7 +105,7 @@ func allocated(fn func()) uint64 {
 
 func TestReopenAfterALastLineOfTwoMegabytes(t *testing.T) {
 	initial, daemonKey := newKey(t)
-	path, _ := writeLog(t, 12, 0, daemonKey) // epochs of 10: ends in epoch 1
+	path, _ := writeLog(t, 12, 0, daemonKey) // epochs of 10, and the stop ends epoch 1: the key is at epoch 2
 	epoch, key, _ := ReadKeyFile(daemonKey)
 	appendLine(t, path, 2<<20, key, &epoch)
 
@@ -123,9 +123,9 @@ func TestReopenAfterALastLineOfTwoMegabytes(t *testing.T) {
 	}
 	ls := lines(t, path)
 	var r Record
-	json.Unmarshal([]byte(ls[len(ls)-1]), &r)
-	if r.Seq != 15 || r.Epoch == nil || *r.Epoch != 1 {
-		t.Errorf("the append got seq %d epoch %v, want seq 15 in epoch 1", r.Seq, r.Epoch)
+	json.Unmarshal([]byte(ls[len(ls)-2]), &r) // the last is the stop's audit.epoch
+	if r.Seq != 16 || r.Epoch == nil || *r.Epoch != 2 {
+		t.Errorf("the append got seq %d epoch %v, want seq 16 in epoch 2", r.Seq, r.Epoch)
 	}
 	files, _ := Files(path)
 	if _, err := Verify(files, VerifyOptions{Key: initial}); err != nil {
