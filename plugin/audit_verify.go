@@ -18,8 +18,8 @@ const exitUnverified = 3
 type verifyOptions struct {
 	keyFile   string
 	chainOnly bool
-	anchors anchors
-	start   anchors
+	anchors   anchors
+	start     anchors
 }
 
 func newAuditVerifyCommand() *cobra.Command {
