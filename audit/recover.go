@@ -25,7 +25,7 @@ import (
 func (l *Log) open() error {
 	c := &l.c
 	dir := filepath.Dir(l.path)
-	if err := mkdirAll(dir); err != nil {
+	if err := atomicfile.MkdirAll(dir, 0o750); err != nil { // fsyncs the parent of each directory it creates
 		return err
 	}
 	f, err := openLogFile(l.path)
@@ -114,27 +114,6 @@ var (
 	syncDir  = atomicfile.SyncDir
 	syncFile = (*os.File).Sync
 )
-
-// mkdirAll creates dir and its missing parents, and fsyncs the parent of
-// each directory it creates, so that the new path survives a power cut.
-func mkdirAll(dir string) error {
-	if _, err := os.Stat(dir); err == nil {
-		return nil
-	}
-	parent := filepath.Dir(dir)
-	if parent != dir {
-		if err := mkdirAll(parent); err != nil {
-			return err
-		}
-	}
-	if err := os.Mkdir(dir, 0o750); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return nil
-		}
-		return err
-	}
-	return syncDir(parent)
-}
 
 // A write that failed and could not be cut off leaves records whose callers
 // were told "failed" in the file. The log remembers where the acknowledged

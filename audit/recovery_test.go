@@ -296,6 +296,8 @@ func TestTornTailIsDurableBeforeItIsCutOff(t *testing.T) {
 	}
 }
 
+// The directories are made by atomicfile.MkdirAll, whose tests check that
+// the parent of each is synced; here, that the new log file's own entry is.
 func TestCreatedDirectoriesAreDurable(t *testing.T) {
 	root := t.TempDir()
 	var synced []string
@@ -307,7 +309,7 @@ func TestCreatedDirectoriesAreDurable(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Close()
-	for _, dir := range []string{root, filepath.Join(root, "var"), filepath.Join(root, "var", "log")} {
+	for _, dir := range []string{filepath.Join(root, "var", "log")} {
 		found := false
 		for _, s := range synced {
 			found = found || s == dir
