@@ -155,3 +155,20 @@ func TestStopEndsTheEpoch(t *testing.T) {
 		t.Errorf("a stop with nothing sealed wrote %s", b)
 	}
 }
+
+// Seq and epochs past uint64 are not read by the fast path (wrapped, they
+// would be another number): the line falls to encoding/json, which refuses it.
+func TestFastPathRefusesNumbersPastUint64(t *testing.T) {
+	for _, n := range []string{"18446744073709551616", "99999999999999999999", "184467440737095516150"} {
+		if _, _, ok := digits([]byte(n + ",")); ok {
+			t.Errorf("digits read %s", n)
+		}
+		body := []byte(`{"time":"2026-11-28T10:00:00Z","seq":` + n + `,"event":"x","outcome":"ok","epoch":` + n + `,"prev":"` + Genesis + `"`)
+		if f, ok := fastFields(body); ok {
+			t.Errorf("fastFields read seq %d epoch %v from %s", f.Seq, f.Epoch, n)
+		}
+	}
+	if v, _, ok := digits([]byte("18446744073709551615,")); !ok || v != 1<<64-1 {
+		t.Errorf("digits of the largest uint64: %d %v", v, ok)
+	}
+}
