@@ -85,7 +85,7 @@ func BenchmarkVerify1M(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		sum, err := Verify(files, VerifyOptions{})
-		if err != nil || sum.Records != 1_000_000 {
+		if err != nil || sum.Records < 1_000_000 { // and a host.view record at the start of each file
 			b.Fatal(sum, err)
 		}
 	}

@@ -297,3 +297,24 @@ func TestVerifyRefusesAViewNoRecordHolds(t *testing.T) {
 		})
 	}
 }
+
+// A label or option named host_view is not the record's view: verify reads
+// the view a record names as json does, whatever the labels hold.
+func TestVerifyReadsTheViewAJoinNamesNotALabel(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l := Open(path, nil)
+	labels := map[string]string{"host_view": "not-a-view", "HOST_VIEW": "nor-this"}
+	for _, r := range []Record{
+		{Time: time.Now().UTC(), Event: EndpointJoin, Outcome: OK, View: links(2), Container: &Container{ID: "c1", Labels: labels}},
+		{Time: time.Now().UTC(), Event: EndpointAttribute, Outcome: OK, Container: &Container{ID: "c1", Labels: map[string]string{"host_view": "x"}}},
+		{Time: time.Now().UTC(), Event: EndpointAttribute, Outcome: OK, Options: map[string]any{"host_view": "y"}},
+	} {
+		if err := l.Append(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	if _, err := Verify([]string{path}, VerifyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
