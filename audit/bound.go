@@ -2,6 +2,8 @@ package audit
 
 import (
 	"encoding/json"
+	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -30,6 +32,9 @@ var cutStages = []cutter{
 // encodeRecord is how every record becomes a line: the fields that do not
 // apply to its event are dropped, and it is cut if its line would be longer
 // than MaxRecord (the fields cut are named in rec.Truncated).
+//
+// The last stage keeps only the chain and what identifies the record
+// (bareRecord), so no record of any shape exceeds MaxRecord.
 func encodeRecord(rec *Record, key []byte) ([]byte, error) {
 	omitInapplicable(rec)
 	line, err := encode(rec, key)
@@ -40,7 +45,71 @@ func encodeRecord(rec *Record, key []byte) ([]byte, error) {
 		stage.apply(rec)
 		line, err = encode(rec, key)
 	}
+	if err == nil && len(line) > MaxRecord {
+		*rec = bareRecord(*rec, line)
+		line, err = encode(rec, key)
+	}
+	if err == nil && len(line) > MaxRecord {
+		return nil, fmt.Errorf("a %s record is %d bytes even with only its chain and identity fields, over the bound of %d", rec.Event, len(line), MaxRecord)
+	}
 	return line, err
+}
+
+// bareText bounds each string bareRecord keeps.
+const bareText = 64
+
+// bareRecord is r with only the chain and the fields that say what the
+// record is about (event, outcome, host, network, endpoint, container and
+// via IDs, the view it names), each string cut to bareText bytes; every
+// other field is dropped and named in Truncated. line is r encoded, from
+// which the dropped fields are read.
+func bareRecord(r Record, line []byte) Record {
+	cut := func(s string) string { c, _ := cutString(s, bareText); return c }
+	b := Record{
+		Time: r.Time, Seq: r.Seq, Event: cut(r.Event), Schema: r.Schema, Outcome: cut(r.Outcome),
+		Host: cut(r.Host), NetworkID: cut(r.NetworkID), EndpointID: cut(r.EndpointID),
+		HostView: cut(r.HostView), BaseView: cut(r.BaseView), Lost: r.Lost,
+		Epoch: r.Epoch, NextEpoch: r.NextEpoch, Prev: r.Prev,
+	}
+	if r.Container != nil {
+		b.Container = &Container{ID: cut(r.Container.ID)}
+	}
+	if r.Via != nil {
+		b.Via = &ContainerRef{ID: cut(r.Via.ID)}
+	}
+	var had map[string]json.RawMessage
+	json.Unmarshal(line, &had)
+	kept, _ := json.Marshal(b)
+	var have map[string]json.RawMessage
+	json.Unmarshal(kept, &have)
+	for _, name := range sortedKeys(had) {
+		if _, ok := have[name]; !ok && name != "hash" && name != "truncated" {
+			b.Truncated = append(b.Truncated, name)
+		} else if ok && string(have[name]) != string(had[name]) {
+			b.Truncated = append(b.Truncated, name)
+		}
+	}
+	return b
+}
+
+// boundKept cuts a record kept in memory while the log is unwritable as
+// encodeRecord will when it is written, so that a kept record holds at
+// most MaxRecord bytes (and a 900 KiB tag does not wait in memory), and
+// returns its size. The chain fields it measures with are the longest
+// there are.
+func boundKept(rec Record) (Record, int) {
+	r := rec
+	e := uint64(math.MaxUint64)
+	r.Seq, r.Prev, r.Schema, r.Epoch, r.NextEpoch = e, Genesis, Schema, &e, nil
+	if rec.NextEpoch != nil {
+		r.NextEpoch = &e
+	}
+	line, err := encodeRecord(&r, nil)
+	r.Seq, r.Prev, r.Schema, r.Epoch, r.NextEpoch, r.Hash = rec.Seq, rec.Prev, rec.Schema, rec.Epoch, rec.NextEpoch, rec.Hash
+	if err != nil {
+		return r, MaxRecord
+	}
+	return r, len(line)
 }
 
 // omitInapplicable drops what no writer should set on a record about the
@@ -88,6 +157,12 @@ func (k cutter) apply(r *Record) {
 		k.labels("container.labels", &c.Labels)
 		k.strs("container.cap_add", &c.CapAdd)
 		k.strs("container.published_ports", &c.Ports)
+	}
+	if r.Via != nil {
+		v := *r.Via
+		r.Via = &v
+		k.str("via.id", &v.ID)
+		k.str("via.name", &v.Name)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"os"
 )
 
@@ -144,24 +145,44 @@ func NewKeyFile(path string) error {
 }
 
 // ReadKeyFile reads a key file, and refuses one whose check does not match.
-// A file without a check was written by hostpass 1 to 3.
+// A file without a check was written by hostpass 1 to 3. It decodes
+// strictly (no unknown member, epoch and key present, nothing after the
+// object): the first overwrite of such a file, torn, can otherwise read as
+// `{"c` + `poch":5,"key":…}`, an unknown member and the old key taken for
+// epoch 0.
 func ReadKeyFile(path string) (epoch uint64, key []byte, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, nil, err
 	}
-	var kf KeyFile
-	if err := json.Unmarshal(b, &kf); err != nil {
-		return 0, nil, fmt.Errorf("key file %s is damaged or not a hostpass key file (%v): a hostpass key file is one JSON object with check, epoch and key; if it is the daemon's copy, restore it from the initial key (docs/audit.md, \"A damaged key file\")", path, err)
+	const restore = "if it is the daemon's copy, restore it from the initial key (docs/audit.md, \"A damaged key file\")"
+	var kf struct {
+		Check *string `json:"check"`
+		Epoch *uint64 `json:"epoch"`
+		Key   *string `json:"key"`
 	}
-	key, err = hex.DecodeString(kf.Key)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	err = dec.Decode(&kf)
+	if err == nil {
+		if _, end := dec.Token(); end != io.EOF {
+			err = errors.New("more follows the key object")
+		}
+	}
+	if err == nil && (kf.Epoch == nil || kf.Key == nil) {
+		err = errors.New("epoch or key is missing")
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("key file %s is damaged or not a hostpass key file (%v): a hostpass key file is one JSON object with check, epoch and key, and nothing else; %s", path, err, restore)
+	}
+	key, err = hex.DecodeString(*kf.Key)
 	if err != nil || len(key) != 32 {
-		return 0, nil, fmt.Errorf("key file %s is damaged: its key must be 64 hex digits; if it is the daemon's copy, restore it from the initial key (docs/audit.md, \"A damaged key file\")", path)
+		return 0, nil, fmt.Errorf("key file %s is damaged: its key must be 64 hex digits; %s", path, restore)
 	}
-	if kf.Check != "" && kf.Check != keyCheck(kf.Epoch, kf.Key) {
-		return 0, nil, fmt.Errorf("key file %s is damaged: its check does not match its epoch and key, as when a crash or a full disk tears the daemon's overwrite; hostpass will not use it; if it is the daemon's copy, restore it from the initial key (docs/audit.md, \"A damaged key file\")", path)
+	if kf.Check != nil && *kf.Check != keyCheck(*kf.Epoch, *kf.Key) {
+		return 0, nil, fmt.Errorf("key file %s is damaged: its check does not match its epoch and key, as when a crash or a full disk tears the daemon's overwrite; hostpass will not use it; %s", path, restore)
 	}
-	return kf.Epoch, key, nil
+	return *kf.Epoch, key, nil
 }
 
 // overwriteKeyFile replaces the key in place (same file, same blocks where

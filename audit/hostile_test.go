@@ -242,7 +242,7 @@ func TestReopenRefusesAnEpochFarAhead(t *testing.T) {
 	}
 	defer l.Close()
 	err = l.Append(Record{Time: fuzzTime, Event: EndpointJoin, Outcome: OK})
-	if err == nil || !strings.Contains(err.Error(), "4611686018427387904 key steps past the key file's epoch 0") {
+	if err == nil || !strings.Contains(err.Error(), "claims epoch 4611686018427387904, 4611686018427387903 key steps past the key file's epoch 1") {
 		t.Fatalf("append after a forged far epoch: %v, want a refusal naming the key steps", err)
 	}
 }

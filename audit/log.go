@@ -50,6 +50,10 @@ type Options struct {
 	// audit.lost record gives their number and time range once the log is
 	// writable again.
 	MaxKept int
+	// MaxKeptBytes bounds the same records by their encoded size (default
+	// 16 MiB). Each is cut to MaxRecord before it is kept, so without it
+	// MaxKept records could hold MaxKept × 64 KiB (625 MiB).
+	MaxKeptBytes int
 	// Mirror, if set, receives every record once it is durable, from a
 	// goroutine of its own: a slow or blocked mirror (a stdout nobody
 	// reads) never holds up a caller. Past mirrorQueue records waiting, it
@@ -99,6 +103,7 @@ type committer struct {
 	seq          uint64 // last durable seq
 	prev         string // hash of the last durable record
 	kept         []Record
+	keptBytes    int // encoded size of kept
 	lost         lost
 	torn         *Record // set aside at open; written before anything else
 	// uncut: a failed write could not be cut back to size; the next open
@@ -150,6 +155,9 @@ func OpenWith(path string, o Options) (*Log, error) {
 	}
 	if o.MaxKept <= 0 {
 		o.MaxKept = 10000
+	}
+	if o.MaxKeptBytes <= 0 {
+		o.MaxKeptBytes = 16 << 20
 	}
 	l := &Log{
 		path: path, o: o,
@@ -286,7 +294,13 @@ func (l *Log) commit(batch []request) {
 		case err == nil || !r.keep:
 			r.done <- err
 		case len(c.kept) < l.o.MaxKept:
-			c.kept = append(c.kept, r.rec)
+			rec, size := boundKept(r.rec)
+			if c.keptBytes+size > l.o.MaxKeptBytes {
+				c.lost.add(r.rec.Time)
+				r.done <- fmt.Errorf("%w; not kept either: the %d records waiting in memory hold %d bytes, and %d more would pass the limit of %d, so this one is counted in an audit.lost record once the log is writable", err, len(c.kept), c.keptBytes, size, l.o.MaxKeptBytes)
+				continue
+			}
+			c.kept, c.keptBytes = append(c.kept, rec), c.keptBytes+size
 			l.kept.Store(int64(len(c.kept))) // before the caller hears back and asks Pending
 			r.done <- err
 		default:
@@ -324,7 +338,7 @@ func (l *Log) flush(more []Record) error {
 	if err := l.write(recs); err != nil {
 		return err
 	}
-	c.kept, c.lost = nil, lost{}
+	c.kept, c.keptBytes, c.lost = nil, 0, lost{}
 	l.kept.Store(0)
 	return nil
 }
@@ -346,8 +360,8 @@ func (n *lost) add(t time.Time) {
 // were made, while the log was unwritable.
 func (l *Log) lostRecord() Record {
 	n := l.c.lost
-	rec := l.own(Lost, fmt.Sprintf("%d teardown records made from %s to %s were lost: the log was unwritable and %d records already waited in memory",
-		n.n, n.first.Format(time.RFC3339Nano), n.last.Format(time.RFC3339Nano), l.o.MaxKept))
+	rec := l.own(Lost, fmt.Sprintf("%d teardown records made from %s to %s were lost: the log was unwritable and the records waiting in memory were at their limit (%d records, %d bytes)",
+		n.n, n.first.Format(time.RFC3339Nano), n.last.Format(time.RFC3339Nano), l.o.MaxKept, l.o.MaxKeptBytes))
 	rec.Lost = &LostRecords{Records: n.n, First: n.first, Last: n.last}
 	return rec
 }
@@ -366,7 +380,7 @@ func (l *Log) write(recs []Record) error {
 	if c.torn != nil {
 		recs = append([]Record{*c.torn}, recs...)
 	}
-	recs = c.withViews(recs)
+	recs, views := c.withViews(recs)
 	var buf bytes.Buffer
 	lines := make([][]byte, len(recs))
 	seq, prev := c.seq, c.prev
@@ -397,6 +411,9 @@ func (l *Log) write(recs []Record) error {
 			// callers hear "failed": the next open sets them aside.
 			c.uncut = terr
 			l.o.Log.WithError(terr).Error("audit log: cannot cut a failed write back to the last acknowledged record; the log is unwritable until it can")
+			if merr := writeUncut(l.path, c.size); merr != nil {
+				l.o.Log.WithError(merr).Error("audit log: cannot record the last acknowledged size either; a restart before the log is writable again would take the failed records as part of the chain")
+			}
 		}
 		c.f.Close()
 		c.f = nil
@@ -407,6 +424,7 @@ func (l *Log) write(recs []Record) error {
 	}
 	c.size += int64(buf.Len())
 	c.seq, c.prev = seq, prev
+	c.views = views
 	c.torn = nil
 	if c.key != nil {
 		if c.epochRecords == 0 {
@@ -507,6 +525,15 @@ func (l *Log) shutdown() error {
 	if n := len(c.kept) + c.lost.n; n > 0 {
 		if err = l.flush(nil); err != nil {
 			err = fmt.Errorf("%d audit records could not be written: %w", n, err)
+		}
+	}
+	// A clean stop ends the epoch: otherwise the key file keeps the key
+	// that sealed the last records, and whoever takes the host after the
+	// stop could rewrite them.
+	if err == nil && c.key != nil && c.epochRecords > 0 {
+		l.evolve()
+		if c.evolveDue {
+			err = fmt.Errorf("the sealing epoch could not be ended at stop: the key file still holds the key of epoch %d, which sealed the last records", c.epoch)
 		}
 	}
 	if c.f != nil {

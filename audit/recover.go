@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hostpass/hostpass/atomicfile"
@@ -23,7 +25,7 @@ import (
 func (l *Log) open() error {
 	c := &l.c
 	dir := filepath.Dir(l.path)
-	if err := mkdirAll(dir); err != nil {
+	if err := atomicfile.MkdirAll(dir, 0o750); err != nil { // fsyncs the parent of each directory it creates
 		return err
 	}
 	f, err := openLogFile(l.path)
@@ -33,6 +35,17 @@ func (l *Log) open() error {
 	end := int64(-1)
 	if c.uncut != nil {
 		end = c.size
+	}
+	marked, err := readUncut(l.path)
+	if err != nil {
+		f.Close()
+		return err
+	}
+	if marked >= 0 {
+		end = marked
+		if c.uncut == nil {
+			c.uncut = fmt.Errorf("the cut was still owed when the log was opened, as %s recorded", uncutName(l.path))
+		}
 	}
 	t, err := readTail(f, end)
 	if err != nil {
@@ -52,6 +65,12 @@ func (l *Log) open() error {
 			return err
 		}
 	}
+	if marked >= 0 {
+		if err := os.Remove(uncutName(l.path)); err != nil {
+			f.Close()
+			return err
+		}
+	}
 	if err := syncDir(dir); err != nil {
 		f.Close()
 		return err
@@ -64,6 +83,11 @@ func (l *Log) open() error {
 	if last != nil {
 		c.seq, c.prev = last.Seq, last.Hash
 		if c.key != nil {
+			// The daemon steps the key one epoch at a time, after the
+			// audit.epoch record: a tail one step ahead of the key file
+			// is a crash between the two; anything further is not a log
+			// this key sealed (and anyone can append a plain line
+			// claiming epoch 2^50, which would take years to step to).
 			target := c.epoch
 			if last.Epoch != nil && *last.Epoch > target {
 				target = *last.Epoch
@@ -71,10 +95,10 @@ func (l *Log) open() error {
 			if last.NextEpoch != nil && *last.NextEpoch > target {
 				target = *last.NextEpoch // the epoch ended, the key file did not follow
 			}
-			if target-c.epoch > maxKeySteps {
+			if target-c.epoch > 1 {
 				c.f.Close()
 				c.f = nil
-				return fmt.Errorf("%s: its last record claims epoch %d, %d key steps past the key file's epoch %d (at most %d): not a log this key sealed; check it with `hostpass audit verify`", l.path, target, target-c.epoch, c.epoch, maxKeySteps)
+				return fmt.Errorf("%s: its last record, seq %d, claims epoch %d, %d key steps past the key file's epoch %d (the daemon steps one at a time, so at most 1): not a log this key sealed, or the key file is not this log's; check it with `hostpass audit verify --key`, then move the log aside or restore the key file", l.path, last.Seq, target, target-c.epoch, c.epoch)
 			}
 			if target > c.epoch {
 				l.advanceKey(target)
@@ -91,25 +115,32 @@ var (
 	syncFile = (*os.File).Sync
 )
 
-// mkdirAll creates dir and its missing parents, and fsyncs the parent of
-// each directory it creates, so that the new path survives a power cut.
-func mkdirAll(dir string) error {
-	if _, err := os.Stat(dir); err == nil {
-		return nil
+// A write that failed and could not be cut off leaves records whose callers
+// were told "failed" in the file. The log remembers where the acknowledged
+// records end in <log>.uncut, fsynced, so that a restart (or a kill -9)
+// before the cut succeeds still sets them aside instead of chaining on.
+
+func uncutName(path string) string { return path + ".uncut" }
+
+// writeUncut records size, the end of the last acknowledged record.
+func writeUncut(path string, size int64) error {
+	return atomicfile.Write(uncutName(path), []byte(strconv.FormatInt(size, 10)+"\n"))
+}
+
+// readUncut returns the size writeUncut recorded, or -1 if there is none.
+func readUncut(path string) (int64, error) {
+	b, err := os.ReadFile(uncutName(path))
+	if errors.Is(err, os.ErrNotExist) {
+		return -1, nil
 	}
-	parent := filepath.Dir(dir)
-	if parent != dir {
-		if err := mkdirAll(parent); err != nil {
-			return err
-		}
+	if err != nil {
+		return 0, err
 	}
-	if err := os.Mkdir(dir, 0o750); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return nil
-		}
-		return err
+	size, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil || size < 0 {
+		return 0, fmt.Errorf("%s: %q is not the size of the acknowledged records (a decimal number of bytes): move it away only once you know where the records acknowledged to their callers end", uncutName(path), b)
 	}
-	return syncDir(parent)
+	return size, nil
 }
 
 // setAside copies the bytes past t.size to a side file, makes that durable,

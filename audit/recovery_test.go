@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -104,7 +105,7 @@ func allocated(fn func()) uint64 {
 
 func TestReopenAfterALastLineOfTwoMegabytes(t *testing.T) {
 	initial, daemonKey := newKey(t)
-	path, _ := writeLog(t, 12, 0, daemonKey) // epochs of 10: ends in epoch 1
+	path, _ := writeLog(t, 12, 0, daemonKey) // epochs of 10, and the stop ends epoch 1: the key is at epoch 2
 	epoch, key, _ := ReadKeyFile(daemonKey)
 	appendLine(t, path, 2<<20, key, &epoch)
 
@@ -122,9 +123,9 @@ func TestReopenAfterALastLineOfTwoMegabytes(t *testing.T) {
 	}
 	ls := lines(t, path)
 	var r Record
-	json.Unmarshal([]byte(ls[len(ls)-1]), &r)
-	if r.Seq != 15 || r.Epoch == nil || *r.Epoch != 1 {
-		t.Errorf("the append got seq %d epoch %v, want seq 15 in epoch 1", r.Seq, r.Epoch)
+	json.Unmarshal([]byte(ls[len(ls)-2]), &r) // the last is the stop's audit.epoch
+	if r.Seq != 16 || r.Epoch == nil || *r.Epoch != 2 {
+		t.Errorf("the append got seq %d epoch %v, want seq 16 in epoch 2", r.Seq, r.Epoch)
 	}
 	files, _ := Files(path)
 	if _, err := Verify(files, VerifyOptions{Key: initial}); err != nil {
@@ -295,6 +296,8 @@ func TestTornTailIsDurableBeforeItIsCutOff(t *testing.T) {
 	}
 }
 
+// The directories are made by atomicfile.MkdirAll, whose tests check that
+// the parent of each is synced; here, that the new log file's own entry is.
 func TestCreatedDirectoriesAreDurable(t *testing.T) {
 	root := t.TempDir()
 	var synced []string
@@ -306,7 +309,7 @@ func TestCreatedDirectoriesAreDurable(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Close()
-	for _, dir := range []string{root, filepath.Join(root, "var"), filepath.Join(root, "var", "log")} {
+	for _, dir := range []string{filepath.Join(root, "var", "log")} {
 		found := false
 		for _, s := range synced {
 			found = found || s == dir
@@ -348,5 +351,49 @@ func TestKeptRecordsAreCappedAndTheRestCountedInAuditLost(t *testing.T) {
 	}
 	if _, err := Verify([]string{path}, VerifyOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A write whose fsync and cut both fail leaves records whose callers were
+// told "failed" in the file. A restart, clean or not, before the cut
+// succeeds must set them aside, not chain on from them: the acknowledged
+// size survives in <log>.uncut.
+func TestRecordsToldFailedStayOutOfTheChainAcrossARestart(t *testing.T) {
+	for _, clean := range []bool{true, false} {
+		t.Run(fmt.Sprintf("clean=%v", clean), func(t *testing.T) {
+			disk := injectFaults(t)
+			path := filepath.Join(t.TempDir(), "audit.jsonl")
+			l := Open(path, nil)
+			if err := l.Append(Record{Event: NetworkCreate, Outcome: OK}); err != nil {
+				t.Fatal(err)
+			}
+			disk.set(nil, os.ErrInvalid, os.ErrInvalid) // fsync fails, and so does the cut
+			if err := l.Append(Record{Event: EndpointJoin, Outcome: OK, EndpointID: "told-failed"}); err == nil {
+				t.Fatal("the fsync failed, but Append reported no error")
+			}
+			disk.set(nil, nil, nil)
+			if clean {
+				l.Close()
+			} // else: as after kill -9, the old Log is simply abandoned
+			if _, err := os.Stat(path + ".uncut"); err != nil {
+				t.Errorf("no marker of the acknowledged size: %v", err)
+			}
+			l = Open(path, nil)
+			if err := l.Append(Record{Event: EndpointJoin, Outcome: OK, EndpointID: "e2"}); err != nil {
+				t.Fatal(err)
+			}
+			l.Close()
+			recs := readRecords(t, path)
+			wantSeqs(t, recs, NetworkCreate, TornTail, EndpointJoin)
+			if recs[2].EndpointID != "e2" || !strings.Contains(recs[1].Detail, "their callers were told the write failed") {
+				t.Errorf("records %+v, want the failed join set aside and e2 chained", recs)
+			}
+			if _, err := os.Stat(path + ".uncut"); !os.IsNotExist(err) {
+				t.Errorf("the marker is still there once honoured: %v", err)
+			}
+			if _, err := Verify([]string{path}, VerifyOptions{}); err != nil {
+				t.Error(err)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/json"
@@ -23,6 +24,7 @@ const (
 	MissingStart = "missing start" // the log does not begin at the genesis record, or where --start says
 	LateStart    = "late start"    // under a key: the genesis record is sealed in a later epoch than 0
 	Unsealed     = "unsealed"      // under a key: the log's first record is not sealed, or none is
+	UnknownView  = "unknown view"  // a record names a host view that is not the last host.view before it in its file
 )
 
 // Problem is the first thing wrong with a log, and where.
@@ -111,6 +113,8 @@ type verifier struct {
 	// the expected seq right after means a swap, anything else a gap.
 	ahead *Problem
 	seen  map[uint64]string // hashes of anchored seqs
+
+	view string // host_view of the last host.view record in this file
 }
 
 // Verify checks files, in chain order, as one log. It returns the summary,
@@ -152,7 +156,7 @@ func Verify(files []string, o VerifyOptions) (Summary, error) {
 }
 
 func (v *verifier) file1(path string) error {
-	v.file, v.lineNo = path, 0
+	v.file, v.lineNo, v.view = path, 0, ""
 	err := eachBatch(path, func(b *batch) { b.invalid = firstInvalid(b.lines) }, v.batch)
 	if err == errLongLine {
 		return v.problem(0, Modified, err.Error())
@@ -251,6 +255,9 @@ func (v *verifier) line(line []byte) error {
 	if err := v.seal(f, body, claimed); err != nil {
 		return err
 	}
+	if err := v.checkView(f, line); err != nil {
+		return err
+	}
 	if _, ok := v.o.Anchors[f.Seq]; ok {
 		v.seen[f.Seq] = claimed
 	}
@@ -323,6 +330,9 @@ func (v *verifier) seal(f chainFields, body []byte, claimed string) error {
 	case v.ended == nil && e != v.epoch:
 		return v.problem(f.Seq, Missing, fmt.Sprintf("epoch %d follows epoch %d without its audit.epoch record: records were removed, or forged with a later key", e, v.epoch))
 	}
+	if f.NextEpoch != nil && *f.NextEpoch != e+1 {
+		return v.problem(f.Seq, Modified, fmt.Sprintf("epoch %d ends with next_epoch %d, but the daemon steps one epoch at a time: it must be %d", e, *f.NextEpoch, e+1))
+	}
 	v.sealed, v.epoch, v.ended = true, e, f.NextEpoch
 	v.sum.Sealed, v.sum.LastEpoch = true, e
 	if v.key == nil {
@@ -346,6 +356,107 @@ func (v *verifier) seal(f chainFields, body []byte, claimed string) error {
 	}
 	v.checked = true
 	return nil
+}
+
+// checkView checks that a record names the host view it saw as the last
+// host.view record before it in its file, and that a host.view written as a
+// change names that view as its base: the log writes them so, and a record
+// naming any other view claims an exposure no record in the file shows.
+func (v *verifier) checkView(f chainFields, line []byte) error {
+	var r struct {
+		Event    string `json:"event"`
+		HostView string `json:"host_view"`
+		BaseView string `json:"base_view"`
+	}
+	ref, fast := fastViewRef(line)
+	switch {
+	case fast && f.Event != HostView:
+		r.Event, r.HostView = f.Event, ref
+	default:
+		if err := json.Unmarshal(line, &r); err != nil {
+			return v.problem(f.Seq, NotJSON, err.Error())
+		}
+	}
+	if r.Event == HostView {
+		switch {
+		case r.HostView == "":
+			return v.problem(f.Seq, UnknownView, "a host.view record without a host_view")
+		case r.BaseView != "" && r.BaseView != v.view:
+			return v.problem(f.Seq, UnknownView, fmt.Sprintf("the view is written as a change from view %s, but the last view before it in this file is %s", short(r.BaseView), viewName(v.view)))
+		}
+		v.view = r.HostView
+		return nil
+	}
+	if r.HostView != "" && r.HostView != v.view {
+		return v.problem(f.Seq, UnknownView, fmt.Sprintf("the record names host view %s, but the last view before it in this file is %s: the view it names is in no record before it", short(r.HostView), viewName(v.view)))
+	}
+	return nil
+}
+
+// fastViewRef reads the view a record names from a line laid out as the log
+// writes it, without decoding it (decoding every join tripled verify's
+// time). It reports false unless the line is plain ASCII without escapes
+// and has at most one key that json could read as host_view or base_view
+// (any case), and that one is exactly "host_view", in the outermost
+// object, with a string value: json then reads that same value. host.view
+// records are always decoded.
+func fastViewRef(line []byte) (string, bool) {
+	if bytes.IndexByte(line, '\\') >= 0 || !isASCII(line) {
+		return "", false
+	}
+	at, n := -1, 0
+	for i := 0; ; {
+		k := bytes.IndexByte(line[i:], '_')
+		if k < 0 {
+			break
+		}
+		i += k + 1
+		if i+5 <= len(line) && bytes.EqualFold(line[i:i+5], []byte(`view"`)) {
+			at, n = i-1, n+1
+		}
+	}
+	switch {
+	case n == 0:
+		return "", true
+	case n > 1:
+		return "", false
+	}
+	const key = `"host_view":"`
+	start := at - len(`"host`)
+	if start < 0 || !bytes.HasPrefix(line[start:], []byte(key)) || !topLevel(line, start) {
+		return "", false
+	}
+	val := line[start+len(key):]
+	end := bytes.IndexByte(val, '"')
+	if end < 0 {
+		return "", false
+	}
+	return string(val[:end]), true
+}
+
+// topLevel reports whether the string starting at line[at] is a member of
+// the outermost object, in a line without escapes.
+func topLevel(line []byte, at int) bool {
+	depth, inString := 0, false
+	for _, c := range line[:at] {
+		switch {
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return depth == 1 && !inString
+}
+
+func viewName(id string) string {
+	if id == "" {
+		return "none"
+	}
+	return short(id)
 }
 
 func short(h string) string {

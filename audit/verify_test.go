@@ -185,13 +185,14 @@ func TestSealedLogVerifiesOnlyUnderTheInitialKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 35 records and an audit.epoch record at the end of each 10: epochs 0..3.
-	if !sum.SealsChecked || sum.LastEpoch != 3 || sum.Records != 38 {
-		t.Errorf("summary %+v, want 38 records sealed through epoch 3", sum)
+	// 35 records, an audit.epoch record at the end of each 10, and one at
+	// the stop: epochs 0..3, and the key file at epoch 4.
+	if !sum.SealsChecked || sum.LastEpoch != 3 || sum.Records != 39 {
+		t.Errorf("summary %+v, want 39 records sealed through epoch 3", sum)
 	}
 	epoch, current, _ := ReadKeyFile(daemonKey)
-	if epoch != 3 || string(current) == string(initial) {
-		t.Errorf("daemon key file at epoch %d, want 3 and no longer the initial key", epoch)
+	if epoch != 4 || string(current) == string(initial) {
+		t.Errorf("daemon key file at epoch %d, want 4 and no longer the initial key", epoch)
 	}
 	if sum, err := Verify(files, VerifyOptions{}); err != nil || sum.SealsChecked {
 		t.Errorf("without a key: %+v %v, want the chain checked and the seals not", sum, err)
@@ -287,19 +288,19 @@ func TestFastFieldsReadWhatJSONReads(t *testing.T) {
 }
 
 // TestForgedLogFromALaterEpochDoesNotVerify is the attack of issue 7: whoever
-// holds the daemon's key file (epoch 2 here) starts a brand-new log with it.
+// holds the daemon's key file (epoch 3 here) starts a brand-new log with it.
 // Every seal in it is good under the initial key stepped forward; only its
 // start gives it away.
 func TestForgedLogFromALaterEpochDoesNotVerify(t *testing.T) {
 	initial, daemonKey := newKey(t)
-	writeLog(t, 25, 0, daemonKey) // epochs of 10: the key file is at epoch 2
+	writeLog(t, 25, 0, daemonKey) // epochs of 10, and the stop ends one: the key file is at epoch 3
 	stolen := filepath.Join(t.TempDir(), "stolen.key")
 	b, _ := os.ReadFile(daemonKey)
 	os.WriteFile(stolen, b, 0o600)
 
 	forged, files := writeLog(t, 5, 0, stolen)
 	_, err := Verify(files, VerifyOptions{Key: initial})
-	wantProblem(t, err, LateStart, 1, 1, "the genesis record is sealed in epoch 2, not epoch 0: a log starts in epoch 0, so this one was started with a later key, as whoever holds the daemon's key file can do; if you know from elsewhere (a syslog collector, an earlier verify) where the log starts, pass --start SEQ:HASH with that record's seq and hash")
+	wantProblem(t, err, LateStart, 1, 1, "the genesis record is sealed in epoch 3, not epoch 0: a log starts in epoch 0, so this one was started with a later key, as whoever holds the daemon's key file can do; if you know from elsewhere (a syslog collector, an earlier verify) where the log starts, pass --start SEQ:HASH with that record's seq and hash")
 
 	// A plain prefix, written without any key, then the stolen key.
 	l := Open(forged+".2", nil)

@@ -35,11 +35,16 @@ type viewState struct {
 // record is durable in the current file: after a failed write, a rotation
 // or a restart, the next record that saw it writes it in full again, so
 // every file holds the views its records name, before they name them.
-func (c *committer) withViews(recs []Record) []Record {
+//
+// It returns the view state as it will be once recs are durable; the caller
+// keeps it only then, since a view whose record failed to write must not
+// count as written.
+func (c *committer) withViews(recs []Record) ([]Record, viewState) {
 	if !slices.ContainsFunc(recs, func(r Record) bool { return r.View != nil }) {
-		return recs
+		return recs, c.views
 	}
-	v := &c.views
+	state := c.views
+	v := &state
 	written := v.seq != 0 && v.seq <= c.seq && v.seq >= c.fileFirstSeq && c.size > 0
 	out := make([]Record, 0, len(recs)+1)
 	for _, r := range recs {
@@ -61,7 +66,7 @@ func (c *committer) withViews(recs []Record) []Record {
 		}
 		out = append(out, r)
 	}
-	return out
+	return out, state
 }
 
 // viewRecord is the host.view record of the view r saw, in full.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -215,5 +216,105 @@ func TestAViewThatOmitsLinksIsNeverABase(t *testing.T) {
 	recs := readRecords(t, path)
 	if recs[2].Event != HostView || recs[2].BaseView != "" || recs[2].OmittedInterfaces == 0 {
 		t.Errorf("the view after one that omitted links: %s with base %q, want it in full", recs[2].Event, recs[2].BaseView)
+	}
+}
+
+// A view whose host.view record failed to write is not written: once later
+// records move seq past where it would have been, a join that saw it still
+// writes it, so every view a record names is in the file before it.
+func TestFailedWriteDoesNotCountItsViewAsWritten(t *testing.T) {
+	disk := injectFaults(t)
+	path := t.TempDir() + "/audit.jsonl"
+	l := Open(path, nil)
+	defer l.Close()
+	if err := l.Append(Record{Time: time.Now().UTC(), Event: EndpointJoin, Outcome: OK, View: links(2)}); err != nil {
+		t.Fatal(err)
+	}
+	disk.set(os.ErrInvalid, nil, nil) // the write fails, the cut back succeeds
+	if err := l.Append(Record{Time: time.Now().UTC(), Event: EndpointJoin, Outcome: OK, View: links(3)}); err == nil {
+		t.Fatal("the write failed, but Append reported no error")
+	}
+	disk.set(nil, nil, nil)
+	for i := 0; i < 3; i++ {
+		if err := l.Append(Record{Time: time.Now().UTC(), Event: EndpointCreate, Outcome: OK}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Append(Record{Time: time.Now().UTC(), Event: EndpointJoin, Outcome: OK, View: links(3)}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	recs := readRecords(t, path)
+	want := viewID(links(3))
+	if got := recs[len(recs)-1].HostView; got != want {
+		t.Fatalf("the last join names view %s, want %s", got, want)
+	}
+	if prev := recs[len(recs)-2]; prev.Event != HostView || prev.HostView != want {
+		t.Errorf("the record before the last join is %s naming %s, want the host.view of %s", prev.Event, prev.HostView, want)
+	}
+	if _, err := Verify([]string{path}, VerifyOptions{}); err != nil {
+		t.Error(err)
+	}
+}
+
+// A record naming a view that is not the last host.view before it in its
+// file, and a change from a view that is not the one before it, fail
+// verify even when rechained.
+func TestVerifyRefusesAViewNoRecordHolds(t *testing.T) {
+	path := t.TempDir() + "/audit.jsonl"
+	l := Open(path, nil)
+	for _, n := range []int{2, 3} {
+		if err := l.Append(Record{Time: time.Now().UTC(), Event: EndpointJoin, Outcome: OK, View: links(n)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := lines(t, path)
+	if !strings.Contains(ls[2], `"base_view"`) {
+		t.Fatalf("line 3 is not a change from the view before: %s", ls[2])
+	}
+	other := viewID(links(7))
+	for _, c := range []struct {
+		name, old, new, detail string
+		line                   int
+		seq                    uint64
+	}{
+		{"join", ls[3], strings.Replace(ls[3], viewID(links(3)), other, 1), "the record names host view " + short(other) + ", but the last view before it in this file is " + short(viewID(links(3))), 4, 4},
+		{"base", ls[2], strings.Replace(ls[2], `"base_view":"`+viewID(links(2)), `"base_view":"`+other, 1), "the view is written as a change from view " + short(other) + ", but the last view before it in this file is " + short(viewID(links(2))), 3, 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.old == c.new {
+				t.Fatal("the edit changed nothing")
+			}
+			edited := rechain([]byte(strings.Replace(string(orig), c.old, c.new, 1)))
+			os.WriteFile(path, edited, 0o600)
+			_, err := Verify([]string{path}, VerifyOptions{})
+			wantProblem(t, err, UnknownView, c.line, c.seq, c.detail)
+		})
+	}
+}
+
+// A label or option named host_view is not the record's view: verify reads
+// the view a record names as json does, whatever the labels hold.
+func TestVerifyReadsTheViewAJoinNamesNotALabel(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l := Open(path, nil)
+	labels := map[string]string{"host_view": "not-a-view", "HOST_VIEW": "nor-this"}
+	for _, r := range []Record{
+		{Time: time.Now().UTC(), Event: EndpointJoin, Outcome: OK, View: links(2), Container: &Container{ID: "c1", Labels: labels}},
+		{Time: time.Now().UTC(), Event: EndpointAttribute, Outcome: OK, Container: &Container{ID: "c1", Labels: map[string]string{"host_view": "x"}}},
+		{Time: time.Now().UTC(), Event: EndpointAttribute, Outcome: OK, Options: map[string]any{"host_view": "y"}},
+	} {
+		if err := l.Append(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	if _, err := Verify([]string{path}, VerifyOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }

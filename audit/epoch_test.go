@@ -1,0 +1,174 @@
+package audit
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// appendRaw appends lines to path.
+func appendRaw(t *testing.T, path string, ls ...[]byte) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, l := range ls {
+		f.Write(append(l, '\n'))
+	}
+}
+
+// The daemon steps one epoch at a time: a last line claiming more than one
+// step past the key file's epoch, which anyone can append without the key,
+// makes the log unavailable with an error naming the file and the seq,
+// at once, instead of stepping the key (2^50 steps would take years).
+func TestReopenRefusesATailMoreThanOneEpochAhead(t *testing.T) {
+	for _, next := range []uint64{3, 1 << 50} {
+		t.Run(fmt.Sprint(next), func(t *testing.T) {
+			_, daemonKey := newKey(t)
+			path, _ := writeLog(t, 5, 0, daemonKey) // the stop ends epoch 0: the key file is at 1
+			recs := readRecords(t, path)
+			p := recs[len(recs)-1]
+			e := uint64(1)
+			forged := Record{Time: time.Now().UTC(), Seq: p.Seq + 1, Event: EpochEnd, Outcome: OK, Schema: Schema, Epoch: &e, NextEpoch: &next, Prev: p.Hash}
+			line, err := encode(&forged, nil) // no key needed
+			if err != nil {
+				t.Fatal(err)
+			}
+			appendRaw(t, path, line)
+			l, err := OpenWith(path, Options{SealKey: daemonKey})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			done := make(chan error, 1)
+			go func() { done <- l.Append(Record{Time: time.Now().UTC(), Event: EndpointJoin, Outcome: OK}) }()
+			select {
+			case err = <-done:
+			case <-time.After(time.Minute):
+				t.Fatal("Append still waits after a minute: open() is stepping the key")
+			}
+			want := fmt.Sprintf("%s: its last record, seq %d, claims epoch %d, %d key steps past the key file's epoch 1 (the daemon steps one at a time, so at most 1)", path, forged.Seq, next, next-1)
+			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), ErrUnavailable.Error()) {
+				t.Fatalf("append: %v\nwant the log unavailable: %q", err, want)
+			}
+		})
+	}
+}
+
+// The key file one step behind its log's tail (a crash after the
+// audit.epoch record, before the key file was overwritten) is still
+// picked up: the key steps once.
+func TestReopenStepsOnceAfterAnEpochRecord(t *testing.T) {
+	initial, daemonKey := newKey(t)
+	path, _ := writeLog(t, 5, 0, daemonKey)
+	epoch, key, _ := ReadKeyFile(daemonKey)
+	recs := readRecords(t, path)
+	p := recs[len(recs)-1]
+	next := epoch + 1
+	end := Record{Time: time.Now().UTC(), Seq: p.Seq + 1, Event: EpochEnd, Outcome: OK, Schema: Schema, Epoch: &epoch, NextEpoch: &next, Prev: p.Hash}
+	line, err := encode(&end, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendRaw(t, path, line)
+	l, err := OpenWith(path, Options{SealKey: daemonKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(Record{Time: time.Now().UTC(), Event: EndpointJoin, Outcome: OK}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if _, err := Verify([]string{path}, VerifyOptions{Key: initial}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An audit.epoch record may only name the next epoch: with the live key, a
+// sealed next_epoch of 2^40 is refused at once, not derived.
+func TestVerifyRefusesAnEpochRecordSkippingEpochs(t *testing.T) {
+	for _, next := range []uint64{3, 1 << 40, 0} { // the key file is at epoch 1
+		t.Run(fmt.Sprint(next), func(t *testing.T) {
+			initial, daemonKey := newKey(t)
+			path, files := writeLog(t, 5, 0, daemonKey)
+			epoch, stolen, _ := ReadKeyFile(daemonKey)
+			recs := readRecords(t, path)
+			p := recs[len(recs)-1]
+			m := Record{Time: time.Now().UTC(), Seq: p.Seq + 1, Event: EpochEnd, Outcome: OK, Schema: Schema, Epoch: &epoch, NextEpoch: &next, Prev: p.Hash}
+			l1, _ := encode(&m, stolen)
+			r := Record{Time: time.Now().UTC(), Seq: p.Seq + 2, Event: EndpointJoin, Outcome: OK, Schema: Schema, Epoch: &next, Prev: m.Hash}
+			l2, _ := encode(&r, stolen)
+			appendRaw(t, path, l1, l2)
+			done := make(chan error, 1)
+			go func() { _, err := Verify(files, VerifyOptions{Key: initial}); done <- err }()
+			select {
+			case err := <-done:
+				wantProblem(t, err, Modified, len(recs)+1, m.Seq, fmt.Sprintf("epoch %d ends with next_epoch %d, but the daemon steps one epoch at a time: it must be %d", epoch, next, epoch+1))
+			case <-time.After(time.Minute):
+				t.Fatal("verify still runs after a minute: it is deriving keys")
+			}
+		})
+	}
+}
+
+// A clean stop ends the epoch: the key file left on the host no longer
+// holds the key that sealed the last records, so whoever takes the host
+// after the stop cannot rewrite them. A stop with nothing sealed in the
+// epoch ends nothing.
+func TestStopEndsTheEpoch(t *testing.T) {
+	initial, daemonKey := newKey(t)
+	path, files := writeLog(t, 3, 0, daemonKey)
+	recs := readRecords(t, path)
+	wantSeqs(t, recs, EndpointJoin, EndpointJoin, EndpointJoin, EpochEnd)
+	if e := recs[3]; *e.Epoch != 0 || *e.NextEpoch != 1 {
+		t.Errorf("the stop's audit.epoch ends epoch %d for %d, want 0 for 1", *e.Epoch, *e.NextEpoch)
+	}
+	epoch, key, _ := ReadKeyFile(daemonKey)
+	if epoch != 1 {
+		t.Fatalf("the key file is at epoch %d after a clean stop, want 1", epoch)
+	}
+
+	// Forge the last join with the key on the host, and rechain.
+	ls := lines(t, path)
+	var last Record
+	json.Unmarshal([]byte(ls[2]), &last)
+	last.EndpointID = "forged"
+	line, _ := encode(&last, key)
+	ls[2] = string(line)
+	next := Record{}
+	json.Unmarshal([]byte(ls[3]), &next)
+	next.Prev = last.Hash
+	line, _ = encode(&next, key)
+	ls[3] = string(line)
+	rewrite(t, path, ls)
+	_, err := Verify(files, VerifyOptions{Key: initial})
+	wantProblem(t, err, Modified, 3, 3, "the seal does not verify under epoch 0's key")
+
+	// Open and stop again with nothing written: no second audit.epoch.
+	path2, _ := writeLog(t, 0, 0, daemonKey)
+	if b, _ := os.ReadFile(path2); len(b) != 0 {
+		t.Errorf("a stop with nothing sealed wrote %s", b)
+	}
+}
+
+// Seq and epochs past uint64 are not read by the fast path (wrapped, they
+// would be another number): the line falls to encoding/json, which refuses it.
+func TestFastPathRefusesNumbersPastUint64(t *testing.T) {
+	for _, n := range []string{"18446744073709551616", "99999999999999999999", "184467440737095516150"} {
+		if _, _, ok := digits([]byte(n + ",")); ok {
+			t.Errorf("digits read %s", n)
+		}
+		body := []byte(`{"time":"2026-11-28T10:00:00Z","seq":` + n + `,"event":"x","outcome":"ok","epoch":` + n + `,"prev":"` + Genesis + `"`)
+		if f, ok := fastFields(body); ok {
+			t.Errorf("fastFields read seq %d epoch %v from %s", f.Seq, f.Epoch, n)
+		}
+	}
+	if v, _, ok := digits([]byte("18446744073709551615,")); !ok || v != 1<<64-1 {
+		t.Errorf("digits of the largest uint64: %d %v", v, ok)
+	}
+}
