@@ -129,11 +129,44 @@ func NewKeyFile(path string) error {
 	if _, err := rand.Read(key); err != nil {
 		return err
 	}
+	defer wipe(key)
+	return createKeyFile(path, 0, key)
+}
+
+// StepKeyFile writes to path, which must not exist, the key of epoch,
+// stepped forward from the initial (epoch 0) key file at initial. The daemon
+// takes a key file at most one epoch behind its log; this is how an
+// operator restores a damaged key file for a log further on. The result is
+// the key whoever holds it can seal epoch and later with: install it on the
+// host only, and wipe any other copy.
+func StepKeyFile(initial, path string, epoch uint64) error {
+	e, key, err := ReadKeyFile(initial)
+	if err != nil {
+		return err
+	}
+	defer func() { wipe(key) }()
+	if e != 0 {
+		return fmt.Errorf("%s holds the key of epoch %d; a key is stepped from the initial key (epoch 0)", initial, e)
+	}
+	if epoch > maxKeySteps {
+		return fmt.Errorf("epoch %d is more than %d key steps from the initial key; the daemon steps once per audit.epoch record, so no real log gets there", epoch, maxKeySteps)
+	}
+	for i := uint64(0); i < epoch; i++ {
+		next := NextKey(key)
+		wipe(key)
+		key = next
+	}
+	return createKeyFile(path, epoch, key)
+}
+
+// createKeyFile writes a new key file at path (never overwriting one) and
+// fsyncs it.
+func createKeyFile(path string, epoch uint64, key []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(keyFileBytes(0, key)); err != nil {
+	if _, err := f.Write(keyFileBytes(epoch, key)); err != nil {
 		f.Close()
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -170,5 +171,57 @@ func TestFastPathRefusesNumbersPastUint64(t *testing.T) {
 	}
 	if v, _, ok := digits([]byte("18446744073709551615,")); !ok || v != 1<<64-1 {
 		t.Errorf("digits of the largest uint64: %d %v", v, ok)
+	}
+}
+
+// A daemon key file lost or damaged in a later epoch is restored with the
+// key stepped from the initial one: the log reopens with it, continues the
+// chain, and verifies under the initial key. The initial key itself is
+// refused by that log (more than one step behind).
+func TestSteppedKeyRestoresALogInALaterEpoch(t *testing.T) {
+	initial, daemonKey := newKey(t)
+	initialFile := filepath.Join(filepath.Dir(daemonKey), "initial.key")
+	path, _ := writeLog(t, 35, 0, daemonKey) // epochs 0-3, and the stop's audit.epoch: the key file is at 4
+	epoch, _, err := ReadKeyFile(daemonKey)
+	if err != nil || epoch != 4 {
+		t.Fatalf("daemon key at epoch %d (%v), want 4", epoch, err)
+	}
+	os.Remove(daemonKey) // lost with a disk
+
+	// The initial key is 4 steps behind: refused.
+	copyOfInitial := filepath.Join(t.TempDir(), "copy.key")
+	b, _ := os.ReadFile(initialFile)
+	os.WriteFile(copyOfInitial, b, 0o600)
+	l, err := OpenWith(path, Options{SealKey: copyOfInitial, EpochRecords: 10, EpochInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(Record{Event: EndpointJoin, Outcome: OK}); err == nil || !strings.Contains(err.Error(), "key steps past the key file's epoch") {
+		t.Errorf("append under the initial key: %v, want it refused as key steps behind", err)
+	}
+	l.Close()
+
+	stepped := filepath.Join(t.TempDir(), "seal.key")
+	if err := StepKeyFile(initialFile, stepped, 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := StepKeyFile(initialFile, stepped, 4); err == nil {
+		t.Error("StepKeyFile overwrote an existing file")
+	}
+	if err := StepKeyFile(stepped, filepath.Join(t.TempDir(), "x.key"), 5); err == nil || !strings.Contains(err.Error(), "holds the key of epoch 4; a key is stepped from the initial key") {
+		t.Errorf("stepping from a non-initial key: %v", err)
+	}
+	l, err = OpenWith(path, Options{SealKey: stepped, EpochRecords: 10, EpochInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(Record{Time: time.Now().UTC(), Event: EndpointJoin, Outcome: OK, NetworkID: "net1", EndpointID: "after"}); err != nil {
+		t.Fatalf("append under the stepped key: %v", err)
+	}
+	l.Close()
+	files, _ := Files(path)
+	sum, err := Verify(files, VerifyOptions{Key: initial})
+	if err != nil || !sum.SealsChecked || sum.LastEpoch < 4 {
+		t.Errorf("verify after restoring: %+v %v", sum, err)
 	}
 }

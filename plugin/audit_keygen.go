@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -8,15 +9,47 @@ import (
 	"github.com/hostpass/hostpass/audit"
 )
 
+type keygenOptions struct {
+	from  string // initial key file to step from; empty: a new initial key
+	epoch uint64
+}
+
 func newAuditKeygenCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "keygen FILE",
-		Short: "Write a new initial sealing key to FILE (never overwritten)",
-		Args:  cobra.ExactArgs(1),
+	var o keygenOptions
+	cmd := &cobra.Command{
+		Use:   "keygen [--from INITIAL-KEY-FILE --epoch N] FILE",
+		Short: "Write a new initial sealing key, or step one to epoch N (never overwrites)",
+		Long: `Write a new initial sealing key to FILE (never overwritten).
+
+With --from and --epoch, write instead the key of epoch N, stepped forward from the initial key:
+the daemon takes a key file at most one epoch behind its log, so this is how a damaged daemon key
+file is restored for a log in epoch N (the epoch of its last record; docs/audit.md, "A damaged
+key file").`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.from != "" {
+				return runKeyStep(cmd, o, args[0])
+			}
+			if cmd.Flags().Changed("epoch") {
+				return refused(errors.New("--epoch needs --from, the initial key file to step from"))
+			}
 			return runKeygen(cmd, args[0])
 		},
 	}
+	cmd.Flags().StringVar(&o.from, "from", "", "initial key `FILE` to step forward from (with --epoch)")
+	cmd.Flags().Uint64Var(&o.epoch, "epoch", 0, "the epoch whose key to write (with --from)")
+	return cmd
+}
+
+func runKeyStep(cmd *cobra.Command, o keygenOptions, file string) error {
+	if err := audit.StepKeyFile(o.from, file, o.epoch); err != nil {
+		return failed(err)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), `wrote the key of epoch %d, stepped from %s, to %s (mode 0600).
+Whoever holds it can seal epoch %d and later: install it as the daemon's key file, then shred this copy:
+  install -m 0600 %s /var/lib/hostpass/seal.key && shred -u %s
+`, o.epoch, o.from, file, o.epoch, file, file)
+	return nil
 }
 
 func runKeygen(cmd *cobra.Command, file string) error {

@@ -60,6 +60,8 @@ func TestCommands(t *testing.T) {
 		{"show bad bool", []string{"audit", "show", "--json=sometimes"}, 2, "", `invalid argument "sometimes" for "--json" flag`},
 		{"keygen without file", []string{"audit", "keygen"}, 2, "", "accepts 1 arg(s), received 0"},
 		{"keygen two files", []string{"audit", "keygen", "a", "b"}, 2, "", "accepts 1 arg(s), received 2"},
+		{"keygen epoch without from", []string{"audit", "keygen", "--epoch", "3", "k"}, 2, "", "--epoch needs --from, the initial key file to step from"},
+		{"keygen from a missing key", []string{"audit", "keygen", "--from", "/nonexistent/initial.key", "--epoch", "3", "k"}, 1, "", "open /nonexistent/initial.key: no such file or directory"},
 		{"completion bash", []string{"completion", "bash"}, 0, "# bash completion V2 for hostpass", ""},
 		{"completion zsh", []string{"completion", "zsh"}, 0, "#compdef hostpass", ""},
 		{"completion unknown shell", []string{"completion", "tcsh"}, 2, "", `unknown command "tcsh" for "hostpass completion"`},
