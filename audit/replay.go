@@ -7,6 +7,8 @@ import (
 	"time"
 )
 
+const mtimeSlack = time.Minute
+
 // ContainerUnplaced is written by the watcher for a running container it
 // cannot place: it shares the network namespace of a container Docker no
 // longer knows, or Docker never answered an inspect of it.
@@ -14,8 +16,9 @@ const ContainerUnplaced = "container.unplaced"
 
 // Replay calls fn, in log order, with every record of the log whose current
 // file is path that has one of events and a time at or after since. Files
-// last modified before since hold no such record and are not read. A log
-// that does not exist yet has no records.
+// last modified well before since hold no such record and are not read (a
+// file's mtime comes from a coarser clock than a record's time: mtimeSlack
+// covers the difference). A log that does not exist yet has no records.
 func Replay(path string, since time.Time, events []string, fn func(Record) error) error {
 	files, err := Files(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -26,7 +29,7 @@ func Replay(path string, since time.Time, events []string, fn func(Record) error
 	}
 	var recent []string
 	for _, f := range files {
-		if st, err := os.Stat(f); err == nil && !st.ModTime().Before(since) {
+		if st, err := os.Stat(f); err == nil && !st.ModTime().Before(since.Add(-mtimeSlack)) {
 			recent = append(recent, f)
 		}
 	}
