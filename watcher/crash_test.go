@@ -121,6 +121,7 @@ func TestGoneWhileAwayIsDatedByItsEnd(t *testing.T) {
 		h.fake.set(newContainer(id, id, "busybox", true, "host"))
 	}
 	stop := h.run()
+	<-h.fake.streams
 	h.waitFor("3 host.join", func(r []audit.Record) bool { return count(r, audit.HostJoin) == 3 })
 	stop()
 
