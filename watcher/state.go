@@ -111,23 +111,11 @@ func (w *Watcher) setSession(id string, s session) {
 	w.state.Sessions[id] = s
 }
 
-func (w *Watcher) endSession(id string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	delete(w.state.Sessions, id)
-}
-
 func (w *Watcher) attributed(key string) (attribution, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	a, ok := w.state.Attributed[key]
 	return a, ok
-}
-
-func (w *Watcher) setAttributed(key string, a attribution) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.state.Attributed[key] = a
 }
 
 // forget drops the attributions that gone selects.
