@@ -178,6 +178,17 @@ func TestOwnerJoiningAHostpassNetworkBringsItsSharers(t *testing.T) {
 	h.fake.set(y)
 	s.events <- Event{Time: t0, Type: "container", Action: "start", ContainerID: "xown"}
 	s.events <- Event{Time: t0, Type: "container", Action: "start", ContainerID: "yshare"}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) { // both starts handled
+		h.w.mu.Lock()
+		noted := h.w.sharers["xown"]["yshare"]
+		h.w.mu.Unlock()
+		if noted && h.w.lanes.pending() == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the start events were not handled")
+		}
+	}
 	x.Endpoints = map[string]string{hpNet: "ep-xown"} // a new map: the fake holds the old one
 	h.fake.set(x)
 	s.events <- Event{Time: t0.Add(time.Second), Type: "network", Action: "connect", NetworkID: hpNet, ContainerID: "xown"}
@@ -202,8 +213,10 @@ func TestSharerOfARemovedOwnerIsRecorded(t *testing.T) {
 	stop := h.run()
 	defer stop()
 	s := <-h.fake.streams
-	s = h.settle(s)
+	h.waitFor("container.unplaced", func(r []audit.Record) bool { return len(r) > 0 })
 	h.settle(s) // a reconnect records nothing twice
+	h.fake.listed(t, 2)
+	time.Sleep(300 * time.Millisecond) // its reconciliation places yshare again
 	recs := h.records()
 	if names(recs) != "container.unplaced(late)" {
 		t.Fatalf("records %s, want one container.unplaced(late)", names(recs))
