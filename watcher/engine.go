@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"time"
@@ -29,6 +30,9 @@ type Engine interface {
 	// says Docker does not know it (removed).
 	Container(ctx context.Context, id string) (Container, error)
 	Network(ctx context.Context, id string) (Network, error)
+	// Died returns the time of the first die event of container id at or
+	// after since that Docker still remembers, or the zero time.
+	Died(ctx context.Context, id string, since time.Time) (time.Time, error)
 	// Running lists the IDs of the running containers.
 	Running(ctx context.Context) ([]string, error)
 	Stop(ctx context.Context, id string) error
@@ -86,7 +90,7 @@ func (d dockerEngine) Events(ctx context.Context, since time.Time) (<-chan Event
 		filters.Arg("event", "start"), filters.Arg("event", "die"))
 	opts := events.ListOptions{Filters: f}
 	if !since.IsZero() {
-		opts.Since = fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond())
+		opts.Since = dockerTime(since)
 	}
 	msgs, errs := d.c.Events(ctx, opts)
 	out := make(chan Event)
@@ -118,6 +122,24 @@ func (d dockerEngine) Events(ctx context.Context, since time.Time) (<-chan Event
 		}
 	}()
 	return out, outErr
+}
+
+// dockerTime is t as the events API takes it.
+func dockerTime(t time.Time) string { return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond()) }
+
+// Died asks Docker's event history, up to now (so that the stream ends).
+func (d dockerEngine) Died(ctx context.Context, id string, since time.Time) (time.Time, error) {
+	f := filters.NewArgs(filters.Arg("type", "container"), filters.Arg("container", id), filters.Arg("event", "die"))
+	msgs, errs := d.c.Events(ctx, events.ListOptions{Filters: f, Since: dockerTime(since), Until: dockerTime(time.Now())})
+	select {
+	case m := <-msgs:
+		return time.Unix(0, m.TimeNano).UTC(), nil
+	case err := <-errs:
+		if errors.Is(err, io.EOF) {
+			return time.Time{}, nil
+		}
+		return time.Time{}, err
+	}
 }
 
 func (d dockerEngine) Container(ctx context.Context, id string) (Container, error) {

@@ -38,6 +38,7 @@ func (w *Watcher) handle(ctx context.Context, e Event) error {
 	case e.Type == "container" && e.Action == "die":
 		// No disconnect comes for a container in another's namespace.
 		w.forget(func(a attribution) bool { return a.Via != "" && a.Container == e.ContainerID })
+		w.dropSharer(e.ContainerID)
 		// Only a container in host mode has a session to end; the die of
 		// any other container is no early disconnect to hold.
 		s, ok := w.session(e.ContainerID)
@@ -61,9 +62,15 @@ func (w *Watcher) handle(ctx context.Context, e Event) error {
 			return ctx.Err()
 		}
 		if err != nil {
-			return w.write(ctx, w.record(audit.EndpointAttribute, e.ContainerID, false, fmt.Sprintf("the container could not be inspected: %v", err)), e.NetworkID)
+			return w.write(ctx, w.record(audit.EndpointAttribute, e.ContainerID, false, fmt.Sprintf("the container could not be inspected: %v", err)), e.NetworkID, nil)
 		}
-		return w.attribute(ctx, c, e.NetworkID, c.Endpoints[e.NetworkID], nil, false, e.Time)
+		if err := w.attribute(ctx, c, e.NetworkID, c.Endpoints[e.NetworkID], nil, false, e.Time); err != nil {
+			return err
+		}
+		// The containers in its namespace are on the network too, and
+		// Docker sends no event for them.
+		w.placeSharers(ctx, e.ContainerID, e.Time)
+		return nil
 	case e.Type == "network" && e.Action == "disconnect" && hostpass:
 		// The container, and those in its namespace, leave the network.
 		w.forget(func(a attribution) bool {
@@ -79,6 +86,9 @@ func (w *Watcher) handle(ctx context.Context, e Event) error {
 // event.
 func (w *Watcher) started(ctx context.Context, e Event) error {
 	c, err := w.inspect(ctx, e.ContainerID)
+	if errors.Is(err, errNoAnswer) {
+		return w.unplaced(ctx, Container{Container: audit.Container{ID: e.ContainerID, Name: e.Name, Image: e.Image}}, nil, false, err.Error())
+	}
 	if err != nil {
 		return ctx.Err() // gone already: its die follows
 	}
@@ -92,6 +102,7 @@ func (w *Watcher) started(ctx context.Context, e Event) error {
 	if c.sharesWith() == "" {
 		return nil
 	}
+	w.noteSharer(c)
 	return w.place(ctx, c, e.Time, false)
 }
 
@@ -113,28 +124,34 @@ func (w *Watcher) hostJoin(ctx context.Context, id string, c Container, err erro
 		}
 		open = false
 	}
-	if !open {
+	sess := session{Start: start, Provisional: provisional, Name: c.Name, Image: c.Image, Via: via}
+	if open {
+		w.setSession(id, sess)
+	} else {
 		rec := w.record(audit.HostJoin, id, late, "")
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrNoSuchContainer):
 			rec.Detail = fmt.Sprintf("the container was gone before it could be inspected: %v", err)
-		} else {
+		case err != nil:
+			rec.Detail = fmt.Sprintf("the container could not be inspected: %v", err)
+		default:
 			rec.Container = withStart(c, at)
 		}
 		rec.Via = via
 		rec.View = w.cfg.HostInterfaces() // the log records it as host.view, named in host_view
-		if err := w.write(ctx, rec, ""); err != nil {
+		if err := w.write(ctx, rec, "", func() { w.state.Sessions[id] = sess }); err != nil {
 			return err
 		}
 	}
-	w.setSession(id, session{Start: start, Provisional: provisional, Name: c.Name, Image: c.Image, Via: via})
 	if left, ok := w.takeEarly(id); ok && !left.Before(at) {
 		return w.hostLeave(ctx, id, left, late, "")
 	}
 	return nil
 }
 
-// hostLeave records that a container's host-mode session ended, with how
-// long it lasted.
+// hostLeave records that a container's host-mode session ended at at, with
+// how long it lasted; a zero at says when it ended is unknown (detail says
+// why), and the record carries no duration.
 func (w *Watcher) hostLeave(ctx context.Context, id string, at time.Time, late bool, detail string) error {
 	s, open := w.session(id)
 	if !open {
@@ -144,16 +161,11 @@ func (w *Watcher) hostLeave(ctx context.Context, id string, at time.Time, late b
 	rec := w.record(audit.HostLeave, id, late, detail)
 	rec.Container.Name, rec.Container.Image, rec.Container.StartedAt = s.Name, s.Image, &s.Start
 	rec.Via = s.Via
-	secs := at.Sub(s.Start).Seconds()
-	if secs < 0 {
-		secs = 0
+	if !at.IsZero() {
+		secs := max(at.Sub(s.Start).Seconds(), 0)
+		rec.HostModeSeconds = &secs
 	}
-	rec.HostModeSeconds = &secs
-	if err := w.write(ctx, rec, ""); err != nil {
-		return err
-	}
-	w.endSession(id)
-	return nil
+	return w.write(ctx, rec, "", func() { delete(w.state.Sessions, id) })
 }
 
 // attribute links endpoint ep on a hostpass network to container c (through
@@ -177,7 +189,7 @@ func (w *Watcher) attribute(ctx context.Context, c Container, networkID, ep stri
 		if w.cfg.StopViolators {
 			// Before the records: a stop must not wait on the audit log.
 			r.Action = "stopped"
-			sctx, cancel := context.WithTimeout(ctx, callTimeout+5*time.Second)
+			sctx, cancel := context.WithTimeout(ctx, w.callTimeout+5*time.Second)
 			if err := w.cfg.Engine.Stop(sctx, c.ID); err != nil {
 				r.Action, r.Outcome, r.Error = "stop failed", audit.Refused, err.Error()
 			}
@@ -185,22 +197,25 @@ func (w *Watcher) attribute(ctx context.Context, c Container, networkID, ep stri
 		}
 		v = &r
 	}
-	if err := w.write(ctx, rec, networkID); err != nil {
+	a := attribution{Container: c.ID, Network: networkID}
+	if via != nil {
+		a.Via = via.ID
+	}
+	// Attributed once every record is durable (replay.go reads an
+	// endpoint.attribute the policy refuses as done only with its
+	// policy.violation).
+	done := func() {
+		if ep != "" {
+			w.state.Attributed[key] = a
+		}
+	}
+	if v == nil {
+		return w.write(ctx, rec, networkID, done)
+	}
+	if err := w.write(ctx, rec, networkID, nil); err != nil {
 		return err
 	}
-	if v != nil {
-		if err := w.write(ctx, *v, networkID); err != nil {
-			return err
-		}
-	}
-	if ep != "" {
-		a := attribution{Container: c.ID, Network: networkID}
-		if via != nil {
-			a.Via = via.ID
-		}
-		w.setAttributed(key, a)
-	}
-	return nil
+	return w.write(ctx, *v, networkID, done)
 }
 
 // attributionKey: an endpoint is its owner's; a container in the owner's
@@ -212,18 +227,26 @@ func attributionKey(container, ep string, via *audit.ContainerRef) string {
 	return container + "@" + ep
 }
 
+// errNoAnswer: Docker did not answer inspectTries inspects of a container.
+var errNoAnswer = errors.New("Docker did not answer")
+
 // inspect asks Docker about a container. An error other than "no such
 // container" (Docker restarting, a timeout under load) is retried: the
 // container's lane waits, rather than record a live container as gone. It
-// fails with ErrNoSuchContainer, or when ctx ends.
+// fails with ErrNoSuchContainer, when ctx ends, or with errNoAnswer after
+// inspectTries tries: one hung inspect must not hold since back for ever.
 func (w *Watcher) inspect(ctx context.Context, id string) (Container, error) {
 	wait := minBackoff
-	for {
-		ictx, cancel := context.WithTimeout(ctx, callTimeout)
+	for try := 1; ; try++ {
+		ictx, cancel := context.WithTimeout(ctx, w.callTimeout)
 		c, err := w.cfg.Engine.Container(ictx, id)
 		cancel()
 		if err == nil || errors.Is(err, ErrNoSuchContainer) || ctx.Err() != nil {
 			return c, err
+		}
+		if try == w.inspectTries {
+			w.cfg.Log.WithError(err).WithField("container", id).Error("watcher: Docker did not answer the inspects of the container; giving up on it")
+			return Container{}, fmt.Errorf("%w %d inspects of container %s (each within %v): %v", errNoAnswer, try, id, w.callTimeout, err)
 		}
 		if wait == minBackoff {
 			w.cfg.Log.WithError(err).WithField("container", id).Warn("watcher: cannot inspect the container; retrying")
@@ -240,7 +263,7 @@ func (w *Watcher) inspect(ctx context.Context, id string) (Container, error) {
 }
 
 func (w *Watcher) network(ctx context.Context, id string) (Network, error) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	ctx, cancel := context.WithTimeout(ctx, w.callTimeout)
 	defer cancel()
 	return w.cfg.Engine.Network(ctx, id)
 }

@@ -63,3 +63,10 @@ func (p *progress) Since() time.Time {
 	defer p.mu.Unlock()
 	return p.since
 }
+
+// pending is how many events are read and not folded into since.
+func (p *progress) pending() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.marks)
+}

@@ -35,20 +35,43 @@ func (w *Watcher) record(event, containerID string, late bool, detail string) au
 // that cannot take it, and between two inspects of a container.
 const retryWrite = 5 * time.Second
 
-// write makes rec durable, on hostpass network networkID if not empty. While
-// the audit log cannot take it, write offers it again (this container's
-// lane waits; the others go on), so that neither the state nor since moves
-// past a record only memory holds. It fails only when ctx ends first.
-func (w *Watcher) write(ctx context.Context, rec audit.Record, networkID string) error {
+// write makes rec durable, on hostpass network networkID if not empty, then
+// calls apply (if not nil) with w.mu held, to note in the state what the
+// record says. While the audit log cannot take it, write offers it again
+// (this container's lane waits; the others go on), so that neither the state
+// nor since moves past a record only memory holds. It fails only when ctx
+// ends first.
+//
+// rec's time is set here, and the record counts as in flight until its
+// effect is in the state: save keeps auditSince at or before the oldest
+// record in flight, so that every record from auditSince on is read again
+// after a crash (replay.go), and every one before it is in the saved state.
+func (w *Watcher) write(ctx context.Context, rec audit.Record, networkID string, apply func()) error {
 	if networkID != "" {
 		tag, internal, adopted, _ := w.cfg.Known(networkID)
 		rec.Driver, rec.NetworkID, rec.Tag = w.cfg.Driver, networkID, tag
 		rec.Internal, rec.Adopted = audit.Flag(internal), audit.Flag(adopted)
 	}
+	w.mu.Lock()
+	rec.Time = time.Now().UTC()
+	w.inflight[rec.Time]++
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		if w.inflight[rec.Time]--; w.inflight[rec.Time] == 0 {
+			delete(w.inflight, rec.Time)
+		}
+		w.mu.Unlock()
+	}()
 	wait := minBackoff
 	for {
 		err := w.cfg.Audit.Append(rec)
 		if err == nil {
+			if apply != nil {
+				w.mu.Lock()
+				apply()
+				w.mu.Unlock()
+			}
 			return nil
 		}
 		if wait == minBackoff {

@@ -27,6 +27,13 @@ type state struct {
 	// Attributed: endpoint ID → its container; "CONTAINER@ENDPOINT" for a
 	// container in the namespace of the endpoint's owner.
 	Attributed map[string]attribution `json:"attributed"`
+	// AuditSince: the audit log's records from this time on may be missing
+	// from the rest of the state (written after the last save, or in
+	// flight then): at start they are read back (replay.go).
+	AuditSince time.Time `json:"audit_since"`
+	// Unplaced: running containers recorded as container.unplaced, so that
+	// a reconnect does not record them again.
+	Unplaced map[string]bool `json:"unplaced,omitempty"`
 
 	// early holds disconnects seen before their connect (out of order);
 	// not saved: a replay brings both again.
@@ -63,7 +70,7 @@ type attribution struct {
 }
 
 func loadState(dir string) (*state, error) {
-	s := &state{path: filepath.Join(dir, stateFile), Sessions: map[string]session{}, Attributed: map[string]attribution{}, early: map[string]time.Time{}, closed: map[string]time.Time{}, settled: map[string]time.Time{}}
+	s := &state{path: filepath.Join(dir, stateFile), Sessions: map[string]session{}, Attributed: map[string]attribution{}, Unplaced: map[string]bool{}, early: map[string]time.Time{}, closed: map[string]time.Time{}, settled: map[string]time.Time{}}
 	b, err := os.ReadFile(s.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return s, nil
@@ -79,6 +86,9 @@ func loadState(dir string) (*state, error) {
 	}
 	if s.Attributed == nil {
 		s.Attributed = map[string]attribution{}
+	}
+	if s.Unplaced == nil {
+		s.Unplaced = map[string]bool{}
 	}
 	return s, nil
 }
@@ -101,23 +111,11 @@ func (w *Watcher) setSession(id string, s session) {
 	w.state.Sessions[id] = s
 }
 
-func (w *Watcher) endSession(id string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	delete(w.state.Sessions, id)
-}
-
 func (w *Watcher) attributed(key string) (attribution, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	a, ok := w.state.Attributed[key]
 	return a, ok
-}
-
-func (w *Watcher) setAttributed(key string, a attribution) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.state.Attributed[key] = a
 }
 
 // forget drops the attributions that gone selects.

@@ -42,11 +42,16 @@ const (
 	maxBackoff = 30 * time.Second
 	// callTimeout bounds each inspect or stop call.
 	callTimeout = 10 * time.Second
+	// inspectTries bounds the inspects of one container that Docker does
+	// not answer: past it the watcher records that it gave up, so that one
+	// hung container cannot hold its lane, and since, for ever.
+	inspectTries = 6
 	// concurrency bounds the inspects and stops under way at once. Docker
 	// answers an inspect in about a millisecond; a stop can take 15 s.
 	concurrency = 16
-	// maxBacklog bounds the events read and not yet handled (a few hundred
-	// bytes each). Past it (the audit log has been down for long, or Docker
+	// maxBacklog bounds the events read and not yet durable in stream order
+	// (a few hundred bytes each), handled or not: one slow event holds back
+	// every event read after it. Past it (the audit log has been down for long, or Docker
 	// is very slow) the watcher lets the stream go and reconciles instead.
 	maxBacklog = 100000
 	// saveEvery bounds how often the state file is rewritten and fsynced.
@@ -57,20 +62,31 @@ const (
 type Watcher struct {
 	cfg Config
 
-	// mu guards state. Never held across a Docker call or an audit write:
-	// those run in lanes, one at a time per container, so a container's
-	// entries change only from its own lane (or from reconcile, which runs
-	// alone).
+	// mu guards state, inflight and the sharing index. Never held across a
+	// Docker call or an audit write: those run in lanes, one at a time per
+	// container, so a container's entries change only from its own lane (or
+	// from reconcile, which runs alone).
 	mu    sync.Mutex
 	state *state
+	// inflight counts, by time, the records being written whose effect is
+	// not yet in state (record.go): auditSince never passes them.
+	inflight map[time.Time]int
+	// sharers: container ID → the running containers started with
+	// --network container:<ID> (shared.go). Rebuilt by reconcile.
+	sharers map[string]map[string]bool
+	// replayed: the audit log's records after AuditSince are in state.
+	replayed bool
 
 	lanes    *lanes
 	progress *progress
 	dirty    chan struct{} // the state changed: the saver writes it soon
 	// saveEvery: saveEvery, or 0 to write the state after each event
-	// (the benchmark's baseline). maxBacklog: maxBacklog (tests lower it).
-	saveEvery  time.Duration
-	maxBacklog int
+	// (the benchmark's baseline). The others are their constants; tests
+	// lower them.
+	saveEvery    time.Duration
+	maxBacklog   int
+	callTimeout  time.Duration
+	inspectTries int
 }
 
 // New loads the watcher's saved state (open host-mode sessions, the last
@@ -80,7 +96,11 @@ func New(cfg Config) (*Watcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Watcher{cfg: cfg, state: st, lanes: newLanes(concurrency), progress: newProgress(st.Since), dirty: make(chan struct{}, 1), saveEvery: saveEvery, maxBacklog: maxBacklog}, nil
+	return &Watcher{
+		cfg: cfg, state: st, inflight: map[time.Time]int{}, sharers: map[string]map[string]bool{},
+		lanes: newLanes(concurrency), progress: newProgress(st.Since), dirty: make(chan struct{}, 1),
+		saveEvery: saveEvery, maxBacklog: maxBacklog, callTimeout: callTimeout, inspectTries: inspectTries,
+	}, nil
 }
 
 // Run follows Docker until ctx ends: it subscribes, reconciles with the
@@ -167,8 +187,10 @@ func (w *Watcher) follow(ctx, sub context.Context, events <-chan Event, errs <-c
 			if !ok {
 				return held, errors.New("event stream closed")
 			}
-			if n := w.lanes.pending() + len(held); n >= w.maxBacklog {
-				return held, fmt.Errorf("%w: %d events read and not handled (is the audit log writable?)", errBehind, n)
+			// Marks count the events held and those handled behind one
+			// that is not: all are kept until it is done.
+			if n := max(w.lanes.pending(), w.progress.pending()); n >= w.maxBacklog {
+				return held, fmt.Errorf("%w: %d events read and not durable in order (is the audit log writable? does Docker answer inspects?)", errBehind, n)
 			}
 			r := read{e, w.progress.read(e.Time)}
 			if reconciled != nil {
@@ -259,10 +281,18 @@ func (w *Watcher) saver(ctx context.Context) {
 }
 
 // save writes the state: open sessions and attributions whose records are
-// durable, and since.
+// durable, since, and auditSince: the time of the oldest record whose effect
+// may be missing from the saved state (now, or the oldest in flight). After a
+// crash, the records from auditSince on are read back from the log.
 func (w *Watcher) save() {
 	w.mu.Lock()
 	w.state.Since = w.progress.Since()
+	w.state.AuditSince = time.Now().UTC()
+	for t := range w.inflight {
+		if t.Before(w.state.AuditSince) {
+			w.state.AuditSince = t
+		}
+	}
 	b, err := json.Marshal(w.state)
 	w.mu.Unlock()
 	if err == nil {

@@ -35,6 +35,8 @@ type fakeEngine struct {
 	lists   int // calls of Running
 	// unreachable: this many inspects fail as when Docker restarts.
 	unreachable int
+	// died: the die events Docker remembers, by container.
+	died map[string]time.Time
 }
 
 type stream struct {
@@ -81,6 +83,15 @@ func (f *fakeEngine) Container(ctx context.Context, id string) (Container, error
 		return Container{}, fmt.Errorf("%w: No such container: %s", ErrNoSuchContainer, id)
 	}
 	return c, nil
+}
+
+func (f *fakeEngine) Died(_ context.Context, id string, since time.Time) (time.Time, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if at, ok := f.died[id]; ok && !at.Before(since) {
+		return at, nil
+	}
+	return time.Time{}, nil
 }
 
 func (f *fakeEngine) Network(_ context.Context, id string) (Network, error) {

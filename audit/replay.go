@@ -1,0 +1,50 @@
+package audit
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"time"
+)
+
+const mtimeSlack = time.Minute
+
+// ContainerUnplaced is written by the watcher for a running container it
+// cannot place: it shares the network namespace of a container Docker no
+// longer knows, or Docker never answered an inspect of it.
+const ContainerUnplaced = "container.unplaced"
+
+// Replay calls fn, in log order, with every record of the log whose current
+// file is path that has one of events and a time at or after since. Files
+// last modified well before since hold no such record and are not read (a
+// file's mtime comes from a coarser clock than a record's time: mtimeSlack
+// covers the difference). A log that does not exist yet has no records.
+func Replay(path string, since time.Time, events []string, fn func(Record) error) error {
+	files, err := Files(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var recent []string
+	for _, f := range files {
+		if st, err := os.Stat(f); err == nil && !st.ModTime().Before(since.Add(-mtimeSlack)) {
+			recent = append(recent, f)
+		}
+	}
+	want := map[string]bool{}
+	for _, e := range events {
+		want[e] = true
+	}
+	return queryAll(recent, Filter{Since: since}, func(e *Entry, line []byte) error {
+		if !want[e.Event] {
+			return nil
+		}
+		var r Record
+		if err := json.Unmarshal(line, &r); err != nil {
+			return nil // not a record: verify reports it
+		}
+		return fn(r)
+	})
+}

@@ -1,0 +1,80 @@
+package watcher
+
+import (
+	"time"
+
+	"github.com/hostpass/hostpass/audit"
+)
+
+// replayLog brings the state up to the audit log. The state file is written
+// at most every saveEvery, after the records it reflects: a crash (kill -9,
+// power loss) loses the last moments of state, never a record. Records from
+// AuditSince on may be missing from the saved state (watcher.go's save), so
+// they are read back: sessions opened and closed, endpoints attributed,
+// containers recorded as unplaced. Without this the reconciliation that
+// follows would record them a second time. Applying a record the state
+// already shows changes nothing.
+func (w *Watcher) replayLog() error {
+	w.mu.Lock()
+	since := w.state.AuditSince
+	w.mu.Unlock()
+	events := []string{audit.HostJoin, audit.HostLeave, audit.EndpointAttribute, audit.PolicyViolation, audit.ContainerUnplaced}
+	var attributes []audit.Record
+	violated := map[string]bool{} // container@endpoint
+	var recs []audit.Record
+	err := audit.Replay(w.cfg.Audit.Path(), since, events, func(r audit.Record) error {
+		if r.Container != nil && r.Host == w.cfg.Host {
+			recs = append(recs, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, r := range recs {
+		id := r.Container.ID
+		switch r.Event {
+		case audit.HostJoin:
+			start := r.Time
+			if r.Container.StartedAt != nil {
+				start = *r.Container.StartedAt
+			}
+			// Provisional: the record does not say whether its start was
+			// the run's or the connect's; the start event or the
+			// reconciliation sets it.
+			w.state.Sessions[id] = session{Start: start, Provisional: true, Name: r.Container.Name, Image: r.Container.Image, Via: r.Via}
+			w.state.settled[id] = start
+		case audit.HostLeave:
+			delete(w.state.Sessions, id)
+			if r.Container.StartedAt != nil && r.HostModeSeconds != nil {
+				// The end, in Docker's time: its events up to then are stale.
+				w.state.settled[id] = r.Container.StartedAt.Add(time.Duration(*r.HostModeSeconds * float64(time.Second)))
+			}
+		case audit.EndpointAttribute:
+			if r.EndpointID != "" {
+				attributes = append(attributes, r)
+			}
+		case audit.PolicyViolation:
+			violated[id+"@"+r.EndpointID] = true
+		case audit.ContainerUnplaced:
+			w.state.Unplaced[id] = true
+		}
+	}
+	for _, r := range attributes {
+		// attribute notes an endpoint as attributed once the violation, if
+		// any, is durable too: one that the policy refuses and that has no
+		// violation record is attributed again, and its violation written.
+		c := Container{Container: *r.Container}
+		if !violated[r.Container.ID+"@"+r.EndpointID] && !w.cfg.Policy.Allows(c) {
+			continue
+		}
+		a := attribution{Container: r.Container.ID, Network: r.NetworkID}
+		if r.Via != nil {
+			a.Via = r.Via.ID
+		}
+		w.state.Attributed[attributionKey(a.Container, r.EndpointID, r.Via)] = a
+	}
+	return nil
+}
