@@ -23,6 +23,10 @@ const (
 	HostJoin          = "host.join"          // a container got --network host
 	HostLeave         = "host.leave"         // and left it (disconnect or death)
 	PolicyViolation   = "policy.violation"   // a container not allowed on hostpass networks joined one
+	// ContainerUnplaced: a running container the watcher cannot place: it
+	// shares the network namespace of a container Docker no longer knows,
+	// or Docker never answered an inspect of it.
+	ContainerUnplaced = "container.unplaced"
 
 	// The host's interfaces, written when they change; joins name it.
 	HostView = "host.view"

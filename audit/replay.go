@@ -7,12 +7,9 @@ import (
 	"time"
 )
 
+// mtimeSlack covers the difference between a file's mtime, from a coarser
+// clock, and the times of the records in it.
 const mtimeSlack = time.Minute
-
-// ContainerUnplaced is written by the watcher for a running container it
-// cannot place: it shares the network namespace of a container Docker no
-// longer knows, or Docker never answered an inspect of it.
-const ContainerUnplaced = "container.unplaced"
 
 // Replay calls fn, in log order, with every record of the log whose current
 // file is path that has one of events and a time at or after since. Files
