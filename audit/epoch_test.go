@@ -225,3 +225,50 @@ func TestSteppedKeyRestoresALogInALaterEpoch(t *testing.T) {
 		t.Errorf("verify after restoring: %+v %v", sum, err)
 	}
 }
+
+// A key file that cannot be overwritten stops key evolution after the one
+// epoch the log has already ended: the log stays at most one epoch ahead of
+// the key file, which open accepts, and a stop says the old key is still on
+// disk instead of claiming the epoch ended.
+func TestUnwritableKeyFileHoldsEvolutionAtOneStep(t *testing.T) {
+	initial, key := newKey(t)
+	orig, _ := os.ReadFile(key)
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := OpenWith(path, Options{SealKey: key, EpochRecords: 2, EpochInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(key)
+	os.Mkdir(key, 0o700) // the key file cannot be overwritten now
+	for i := 0; i < 7; i++ {
+		if err := l.Append(Record{Time: time.Now().UTC(), Event: NetworkCreate, Outcome: OK, NetworkID: "n"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err == nil || !strings.Contains(err.Error(), "the sealing key file could not be overwritten") {
+		t.Errorf("Close() = %v, want the stale key file named", err)
+	}
+	ends := 0
+	for _, r := range readRecords(t, path) {
+		if r.Event == EpochEnd {
+			ends++
+		}
+	}
+	if ends != 1 {
+		t.Errorf("%d audit.epoch records, want 1: no epoch ends while the key file lags", ends)
+	}
+	os.Remove(key)
+	os.WriteFile(key, orig, 0o600)
+	l, err = OpenWith(path, Options{SealKey: key, EpochRecords: 2, EpochInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(Record{Time: time.Now().UTC(), Event: NetworkCreate, Outcome: OK, NetworkID: "n"}); err != nil {
+		t.Fatalf("append after restart with the key file one epoch behind: %v", err)
+	}
+	l.Close()
+	files, _ := Files(path)
+	if _, err := Verify(files, VerifyOptions{Key: initial}); err != nil {
+		t.Errorf("verify: %v", err)
+	}
+}

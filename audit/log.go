@@ -118,6 +118,10 @@ type committer struct {
 	epochRecords int // records sealed in this epoch
 	epochTimer   *time.Timer
 	evolveDue    bool // the epoch's time is up; evolve once the log is writable
+	// keyFileStale: the key file could not be overwritten with the current
+	// epoch's key. No further epoch is ended until it is (open takes a key
+	// file at most one epoch behind the log), and a stop says so.
+	keyFileStale error
 	evolveFailed bool // and its failure was reported
 }
 
@@ -453,6 +457,12 @@ func (l *Log) write(recs []Record) error {
 // its record, or a verifier could not tell evolution from truncation.
 func (l *Log) evolve() {
 	c := &l.c
+	if c.keyFileStale != nil {
+		if c.keyFileStale = overwriteKeyFile(l.o.SealKey, c.epoch, c.key); c.keyFileStale != nil {
+			c.evolveDue = true // retried on the retry tick
+			return
+		}
+	}
 	next := c.epoch + 1
 	marker := l.own(EpochEnd, "")
 	marker.NextEpoch = &next
@@ -480,8 +490,8 @@ func (l *Log) advanceKey(epoch uint64) {
 		c.epochTimer.Stop()
 		c.epochTimer = nil
 	}
-	if err := overwriteKeyFile(l.o.SealKey, c.epoch, c.key); err != nil {
-		l.o.Log.WithError(err).Error("audit log: cannot overwrite the sealing key file; an older key stays on disk")
+	if c.keyFileStale = overwriteKeyFile(l.o.SealKey, c.epoch, c.key); c.keyFileStale != nil {
+		l.o.Log.WithError(c.keyFileStale).Error("audit log: cannot overwrite the sealing key file; an older key stays on disk, and no further epoch ends until it can be")
 	}
 	l.o.Log.WithField("epoch", c.epoch).Debug("audit log: sealing key evolved")
 }
@@ -530,9 +540,12 @@ func (l *Log) shutdown() error {
 	// A clean stop ends the epoch: otherwise the key file keeps the key
 	// that sealed the last records, and whoever takes the host after the
 	// stop could rewrite them.
-	if err == nil && c.key != nil && c.epochRecords > 0 {
+	if err == nil && c.key != nil && (c.epochRecords > 0 || c.keyFileStale != nil) {
 		l.evolve()
-		if c.evolveDue {
+		switch {
+		case c.keyFileStale != nil:
+			err = fmt.Errorf("the sealing key file could not be overwritten (%v): it still holds an older key, which can reseal records of epoch %d and later", c.keyFileStale, c.epoch)
+		case c.evolveDue:
 			err = fmt.Errorf("the sealing epoch could not be ended at stop: the key file still holds the key of epoch %d, which sealed the last records", c.epoch)
 		}
 	}
