@@ -70,7 +70,7 @@ func TestAdoptionChecksTheRequest(t *testing.T) {
 	d, logPath := newDriver(t)
 	for _, tc := range []struct{ id, ep, want string }{
 		{"", "e", "Join request has no NetworkID"},
-		{"not-a-docker-id", "e", `Join request names network "not-a-docker-id", which hostpass has no record of and will not adopt: Docker's network IDs are 64 lowercase hex digits`},
+		{"not-a-docker-id", "e", `Join request names network "not-a-docker-id", which hostpass has no record of and will not adopt: Docker's network IDs are 64 lowercase hex digits, or 25 lowercase letters and digits for a swarm-scope network`},
 		{strings.Repeat("A", 64), "e", "will not adopt"},
 		{strings.Repeat("a", 64), "", "Join request has no EndpointID"},
 	} {

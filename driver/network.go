@@ -65,7 +65,7 @@ func (d *Driver) CreateNetwork(req *network.CreateNetworkRequest) error {
 		return d.refuse(rec, invalid("CreateNetwork request has no NetworkID"))
 	}
 	if !isNetworkID(n.ID) {
-		return d.refuse(rec, invalid("CreateNetwork request names network %s: Docker's network IDs are 64 lowercase hex digits", quote(n.ID)))
+		return d.refuse(rec, invalid("CreateNetwork request names network %s: Docker's network IDs are 64 lowercase hex digits, or 25 lowercase letters and digits for a swarm-scope network", quote(n.ID)))
 	}
 	tag, err := parseGeneric(req.Options[genericOptions])
 	if err != nil {
@@ -160,7 +160,7 @@ func (d *Driver) network(call, id string) (Network, error) {
 	case id == "":
 		return n, invalid("%s request has no NetworkID", call)
 	case !adopt:
-		return n, invalid("%s request names network %s, which hostpass has no record of and will not adopt: Docker's network IDs are 64 lowercase hex digits", call, quote(id))
+		return n, invalid("%s request names network %s, which hostpass has no record of and will not adopt: Docker's network IDs are 64 lowercase hex digits, or 25 lowercase letters and digits for a swarm-scope network", call, quote(id))
 	case !remember:
 		if warnFull {
 			d.cfg.Log.WithField("network", id).WithField("limit", maxAdopted).
@@ -191,13 +191,22 @@ func (d *Driver) remember(n Network) error {
 	return d.store.adopt(n)
 }
 
-// isNetworkID reports whether id has the form of Docker's network IDs.
+// isNetworkID reports whether id has the form of a network ID Docker makes:
+// 64 lowercase hex digits for a local network, or, for a swarm-scope one,
+// swarmkit's 25 base-36 characters (a 128-bit random number, zero-padded).
 func isNetworkID(id string) bool {
-	if len(id) != 64 {
-		return false
+	switch len(id) {
+	case 64:
+		return onlyBytes(id, "0123456789abcdef")
+	case 25:
+		return onlyBytes(id, "0123456789abcdefghijklmnopqrstuvwxyz")
 	}
-	for _, c := range []byte(id) {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+	return false
+}
+
+func onlyBytes(s, allowed string) bool {
+	for _, c := range []byte(s) {
+		if strings.IndexByte(allowed, c) < 0 {
 			return false
 		}
 	}

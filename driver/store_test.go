@@ -358,12 +358,12 @@ func TestAdoptionsAndDeletesConcurrently(t *testing.T) {
 func TestCreateNetworkTakesOnlyDockerIDs(t *testing.T) {
 	d, logPath := newDriver(t)
 	err := create(d, "net1", nil)
-	want := `CreateNetwork request names network "net1": Docker's network IDs are 64 lowercase hex digits`
+	want := `CreateNetwork request names network "net1": Docker's network IDs are 64 lowercase hex digits, or 25 lowercase letters and digits for a swarm-scope network`
 	var inv *InvalidError
 	if !errors.As(err, &inv) || err.Error() != want {
 		t.Fatalf("got %v, want an InvalidError %q", err, want)
 	}
-	if long := strings.Repeat("x", 1<<20); create(d, long, nil).Error() != `CreateNetwork request names network "`+strings.Repeat("x", maxQuoted)+`"… (1048576 bytes): Docker's network IDs are 64 lowercase hex digits` {
+	if long := strings.Repeat("x", 1<<20); create(d, long, nil).Error() != `CreateNetwork request names network "`+strings.Repeat("x", maxQuoted)+`"… (1048576 bytes): Docker's network IDs are 64 lowercase hex digits, or 25 lowercase letters and digits for a swarm-scope network` {
 		t.Error("a long ID is not cut in the error")
 	}
 	if _, ok := d.Knows("net1"); ok {
@@ -400,5 +400,24 @@ func TestDeletingAnUnknownNetworkDoesNotRewriteTheState(t *testing.T) {
 	d.DeleteNetwork(&network.DeleteNetworkRequest{NetworkID: netID(1)})
 	if _, ok := restart(t, d).Knows(netID(1)); ok {
 		t.Error("a deleted network came back at restart")
+	}
+}
+
+// Swarm-scope networks carry swarmkit's IDs (25 base-36 characters), not 64
+// hex digits; both forms are created and adopted, and near misses are not.
+func TestSwarmScopeNetworkIDsAreDockerIDs(t *testing.T) {
+	d, _ := newDriver(t)
+	swarm := "qsnvykz5kt7r0pdl9srn0krg4"
+	if err := create(d, swarm, nil); err != nil {
+		t.Fatalf("CreateNetwork of a swarm-scope ID: %v", err)
+	}
+	adopted := "0123456789abcdefghijklmno"
+	if _, err := d.Join(&network.JoinRequest{NetworkID: adopted, EndpointID: "e"}); err != nil {
+		t.Fatalf("Join on an unknown swarm-scope ID: %v", err)
+	}
+	for _, id := range []string{"QSNVYKZ5KT7R0PDL9SRN0KRG4", "qsnvykz5kt7r0pdl9srn0krg", "qsnvykz5kt7r0pdl9srn0krg4-"} {
+		if err := create(d, id, nil); err == nil {
+			t.Errorf("CreateNetwork(%q) accepted", id)
+		}
 	}
 }

@@ -196,7 +196,7 @@ func TestRefusals(t *testing.T) {
 			400, `network option "tag" must be text, got 5`, audit.NetworkCreate},
 		{"no network id", "NetworkDriver.CreateNetwork", `{}`, 400, "CreateNetwork request has no NetworkID", audit.NetworkCreate},
 		{"not a docker id", "NetworkDriver.CreateNetwork", `{"NetworkID":"net1"}`, 400,
-			`CreateNetwork request names network "net1": Docker's network IDs are 64 lowercase hex digits`, audit.NetworkCreate},
+			`CreateNetwork request names network "net1": Docker's network IDs are 64 lowercase hex digits, or 25 lowercase letters and digits for a swarm-scope network`, audit.NetworkCreate},
 		{"bad json", "NetworkDriver.Join", `{"NetworkID":`, 400,
 			"malformed NetworkDriver.Join request: unexpected end of JSON input; expected the JSON object of Docker's remote network driver API", audit.EndpointJoin},
 		{"wrong type", "NetworkDriver.CreateEndpoint", `{"NetworkID":7}`, 400,
