@@ -99,6 +99,10 @@ func bareRecord(r Record, line []byte) Record {
 // there are.
 func boundKept(rec Record) (Record, int) {
 	r := rec
+	// The host view a record saw is not encoded in it, so the bound does
+	// not see it: drop it. Kept records are teardown and refusals, and a
+	// refused join exposed its container to nothing.
+	r.View = nil
 	e := uint64(math.MaxUint64)
 	r.Seq, r.Prev, r.Schema, r.Epoch, r.NextEpoch = e, Genesis, Schema, &e, nil
 	if rec.NextEpoch != nil {

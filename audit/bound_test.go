@@ -1,8 +1,10 @@
 package audit
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -79,5 +81,34 @@ func TestCutKeepsUTF8Whole(t *testing.T) {
 	s, cut := cutString(strings.Repeat("é", 600), 1023)
 	if !cut || !strings.HasSuffix(s, Cut) || len(s) != 1022+len(Cut) || !strings.HasPrefix(s, "é") {
 		t.Errorf("cut %d bytes, %q…, want 1022 bytes of whole runes and the mark", len(s), s[:4])
+	}
+}
+
+// A kept record holds no host view: the view is not encoded in the record,
+// so MaxKeptBytes could not count it, and a refused join exposed nothing.
+// 2,000 refused joins that saw 500 links each stay within the byte cap.
+func TestKeptRecordsHoldNoView(t *testing.T) {
+	blocker := filepath.Join(t.TempDir(), "notadir")
+	os.WriteFile(blocker, nil, 0o600)
+	l := Open(filepath.Join(blocker, "audit.jsonl"), nil) // unwritable
+	defer l.Close()
+	view := make([]Interface, 500)
+	for i := range view {
+		view[i] = Interface{Name: fmt.Sprintf("veth%08x", i), Index: i, MTU: 1500, Up: true, Addrs: []string{"fe80::42:acff:fe11:2/64"}}
+	}
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := 0; i < 2000; i++ {
+		v := append([]Interface(nil), view...) // each call's own snapshot, as the driver's
+		l.AppendOrKeep(Record{Time: time.Now().UTC(), Event: EndpointJoin, Outcome: Refused, NetworkID: "n", EndpointID: fmt.Sprint(i), View: v})
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if l.Pending() != 2000 {
+		t.Fatalf("%d kept, want 2000", l.Pending())
+	}
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 2*16<<20 {
+		t.Errorf("the heap grew %d MiB keeping 2,000 refused joins, more than twice the 16 MiB cap: their views are kept", grew>>20)
 	}
 }
