@@ -46,8 +46,10 @@ func runKeyStep(cmd *cobra.Command, o keygenOptions, file string) error {
 		return failed(err)
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), `wrote the key of epoch %d, stepped from %s, to %s (mode 0600).
-Whoever holds it can seal epoch %d and later: install it as the daemon's key file, then shred this copy:
-  install -m 0600 %s /var/lib/hostpass/seal.key && shred -u %s
+Whoever holds it can seal epoch %d and later: install it as the daemon's key file (its --seal-key; for
+the managed plugin, HOSTPASS_SEAL_KEY, /var/log/hostpass/state/seal.key on the host by default), then
+shred this copy:
+  install -m 0600 %s DAEMON-KEY-FILE && shred -u %s
 `, o.epoch, o.from, file, o.epoch, file, file)
 	return nil
 }

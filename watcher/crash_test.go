@@ -281,3 +281,29 @@ func TestHungInspectIsGivenUpWithARecord(t *testing.T) {
 		}
 	}
 }
+
+// A state without audit_since (a first start, or one saved by a watcher
+// that saved after every event) reads nothing back from the log: the whole
+// log would cost seconds a million records and bring back sessions of
+// other times. Reconciling covers it.
+func TestNoAuditSinceReadsNothingBack(t *testing.T) {
+	h := newHarness(t, "all", false)
+	now := time.Now().UTC()
+	if err := h.log.Append(audit.Record{Time: now, Event: audit.HostJoin, Outcome: audit.OK, Host: "node1",
+		Container: &audit.Container{ID: "old", StartedAt: &now}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.w.replayLog(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.w.state.Sessions); n != 0 {
+		t.Errorf("%d sessions read back with no audit_since, want none", n)
+	}
+	h.w.state.AuditSince = now.Add(-time.Second)
+	if err := h.w.replayLog(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := h.w.state.Sessions["old"]; !ok {
+		t.Error("the host.join after audit_since was not read back")
+	}
+}
