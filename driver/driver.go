@@ -133,7 +133,7 @@ func (d *Driver) commit(rec audit.Record) error {
 	if err == nil {
 		return nil
 	}
-	rec.Outcome, rec.Error = audit.Refused, err.Error()
+	rec.Outcome, rec.Error, rec.View = audit.Refused, err.Error(), nil // a refused join exposed nothing
 	d.cfg.Audit.AppendOrKeep(rec)
 	d.cfg.Log.WithError(err).WithField("event", rec.Event).Error("audit log unavailable: refusing the call")
 	return unavailable("%v; refusing %s so that nothing joins unaudited", err, rec.Event)
@@ -150,7 +150,7 @@ func (d *Driver) keep(rec audit.Record) {
 
 // refuse records a refused call and returns err for Docker.
 func (d *Driver) refuse(rec audit.Record, err error) error {
-	rec.Outcome, rec.Error = audit.Refused, err.Error()
+	rec.Outcome, rec.Error, rec.View = audit.Refused, err.Error(), nil // a refused join exposed nothing
 	d.keep(rec)
 	return err
 }
