@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"syscall"
 	"time"
 	"unicode/utf8"
 )
@@ -280,7 +279,5 @@ func rotated(f *os.File, path string) bool {
 	if err1 != nil || err2 != nil {
 		return false
 	}
-	sa, ok1 := a.Sys().(*syscall.Stat_t)
-	sb, ok2 := b.Sys().(*syscall.Stat_t)
-	return ok1 && ok2 && (sa.Ino != sb.Ino || sa.Dev != sb.Dev)
+	return !os.SameFile(a, b) // portable: auditors follow logs on their own machines too
 }
