@@ -1,7 +1,8 @@
 # hostpass build, test and packaging.
 #
 #   make demo      hostpass on a real Docker: network, container, audit records
-#   make test      unit tests, fuzzing, then the end-to-end suite (what CI runs)
+#   make test      unit tests, cross builds, fuzzing, then the end-to-end suite (what CI runs)
+#   make cross     the CLI built for macOS and Windows, where auditors verify
 #   make fuzz      each fuzz target for FUZZTIME (10s), about 2 minutes in all
 #   make bench     Go benchmarks, and docker run timings against none/host/bridge
 #   make build     static binary bin/hostpass

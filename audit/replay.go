@@ -16,6 +16,9 @@ const mtimeSlack = time.Minute
 // last modified well before since hold no such record and are not read (a
 // file's mtime comes from a coarser clock than a record's time: mtimeSlack
 // covers the difference). A log that does not exist yet has no records.
+// With since zero (the caller has saved nothing yet), only the current file
+// is read: it holds what a first run wrote before a crash, and the rotation
+// size bounds it, where the whole log may hold a million records.
 func Replay(path string, since time.Time, events []string, fn func(Record) error) error {
 	files, err := Files(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -23,6 +26,9 @@ func Replay(path string, since time.Time, events []string, fn func(Record) error
 	}
 	if err != nil {
 		return err
+	}
+	if since.IsZero() && len(files) > 1 {
+		files = files[len(files)-1:]
 	}
 	var recent []string
 	for _, f := range files {

@@ -282,28 +282,39 @@ func TestHungInspectIsGivenUpWithARecord(t *testing.T) {
 	}
 }
 
-// A state without audit_since (a first start, or one saved by a watcher
-// that saved after every event) reads nothing back from the log: the whole
-// log would cost seconds a million records and bring back sessions of
-// other times. Reconciling covers it.
-func TestNoAuditSinceReadsNothingBack(t *testing.T) {
+// A state without audit_since (a first start that crashed before its first
+// save, or a state saved by a watcher that saved after every event) reads
+// back the current file only: a first run's records are there, and the
+// rotation size bounds it, where the whole log may hold a million records.
+func TestNoAuditSinceReadsTheCurrentFileOnly(t *testing.T) {
 	h := newHarness(t, "all", false)
 	now := time.Now().UTC()
-	if err := h.log.Append(audit.Record{Time: now, Event: audit.HostJoin, Outcome: audit.OK, Host: "node1",
-		Container: &audit.Container{ID: "old", StartedAt: &now}}); err != nil {
+	join := func(id string) {
+		t.Helper()
+		if err := h.log.Append(audit.Record{Time: now, Event: audit.HostJoin, Outcome: audit.OK, Host: "node1",
+			Container: &audit.Container{ID: id, StartedAt: &now}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	join("rotated-away")
+	if err := h.log.Rotate(); err != nil {
 		t.Fatal(err)
 	}
+	join("current")
 	if err := h.w.replayLog(); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(h.w.state.Sessions); n != 0 {
-		t.Errorf("%d sessions read back with no audit_since, want none", n)
+	if _, ok := h.w.state.Sessions["current"]; !ok {
+		t.Error("the host.join in the current file was not read back")
+	}
+	if _, ok := h.w.state.Sessions["rotated-away"]; ok {
+		t.Error("a rotated file was read back with no audit_since")
 	}
 	h.w.state.AuditSince = now.Add(-time.Second)
 	if err := h.w.replayLog(); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := h.w.state.Sessions["old"]; !ok {
-		t.Error("the host.join after audit_since was not read back")
+	if _, ok := h.w.state.Sessions["rotated-away"]; !ok {
+		t.Error("with audit_since, the host.join in the rotated file was not read back")
 	}
 }

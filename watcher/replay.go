@@ -18,13 +18,6 @@ func (w *Watcher) replayLog() error {
 	w.mu.Lock()
 	since := w.state.AuditSince
 	w.mu.Unlock()
-	if since.IsZero() {
-		// No state saved since records could lag it: a first start, or a
-		// state written before audit_since existed, saved after every event.
-		// Reading the whole log would cost a second a million records and
-		// bring back sessions of other times; reconciling covers it.
-		return nil
-	}
 	events := []string{audit.HostJoin, audit.HostLeave, audit.EndpointAttribute, audit.PolicyViolation, audit.ContainerUnplaced}
 	var attributes []audit.Record
 	violated := map[string]bool{} // container@endpoint
