@@ -114,7 +114,12 @@ func FuzzHandler(f *testing.F) {
 	f.Fuzz(func(t *testing.T, which uint8, path string, body []byte) {
 		event := ""
 		if int(which) < len(methods) {
-			path, event = methods[which].path, methods[which].event
+			path = methods[which].path
+		}
+		for _, m := range methods { // a path given as text may name a method too
+			if path == m.path {
+				event = m.event
+			}
 		}
 		p := newFuzzPlugin(t)
 		w := p.serve("/"+path, bytes.NewReader(body))
