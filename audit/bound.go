@@ -148,8 +148,8 @@ func (k cutter) apply(r *Record) {
 		k.str(f.name, f.s)
 	}
 	k.strs("ipam_pools", &r.IPAMPools)
-	k.labels("network_labels", &r.NetworkLabels)
-	k.options("options", &r.Options)
+	cutMap(k, "network_labels", &r.NetworkLabels, cutString)
+	cutMap(k, "options", &r.Options, cutAny)
 	k.interfaces(r)
 	if r.Container != nil {
 		c := *r.Container
@@ -158,7 +158,7 @@ func (k cutter) apply(r *Record) {
 		k.str("container.name", &c.Name)
 		k.str("container.image", &c.Image)
 		k.str("container.image_id", &c.ImageID)
-		k.labels("container.labels", &c.Labels)
+		cutMap(k, "container.labels", &c.Labels, cutString)
 		k.strs("container.cap_add", &c.CapAdd)
 		k.strs("container.published_ports", &c.Ports)
 	}
@@ -226,35 +226,16 @@ func (k cutter) strs(field string, l *[]string) {
 	}
 }
 
-func (k cutter) labels(field string, m *map[string]string) {
+// cutMap cuts a map's keys and values (with cutValue) and keeps its entries,
+// in key order, while they fit; labels and options alike.
+func cutMap[V any](k cutter, field string, m *map[string]V, cutValue func(V, int) (V, bool)) {
 	if len(*m) == 0 {
 		return
 	}
-	out, used, cut := make(map[string]string, len(*m)), 0, false
+	out, used, cut := make(map[string]V, len(*m)), 0, false
 	for _, key := range sortedKeys(*m) {
 		ck, c1 := cutString(key, k.text)
-		cv, c2 := cutString((*m)[key], k.text)
-		cut = cut || c1 || c2
-		if !k.fits(&used, jsonLen(ck)+jsonLen(cv)+2) {
-			cut = true
-			break
-		}
-		out[ck] = cv
-	}
-	if cut {
-		*m = out
-		k.mark(field)
-	}
-}
-
-func (k cutter) options(field string, m *map[string]any) {
-	if len(*m) == 0 {
-		return
-	}
-	out, used, cut := make(map[string]any, len(*m)), 0, false
-	for _, key := range sortedKeys(*m) {
-		ck, c1 := cutString(key, k.text)
-		cv, c2 := cutAny((*m)[key], k.text)
+		cv, c2 := cutValue((*m)[key], k.text)
 		cut = cut || c1 || c2
 		if !k.fits(&used, jsonLen(ck)+jsonLen(cv)+2) {
 			cut = true
