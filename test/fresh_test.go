@@ -159,14 +159,7 @@ func absent(paths []string) []string {
 // seq continues and `hostpass audit verify` passes.
 func TestManagedFreshHost(t *testing.T) {
 	checkShippedDefaults(t)
-	untouched := absent(machineDirs)
-	t.Cleanup(func() {
-		for _, p := range untouched {
-			if _, err := os.Lstat(p); !os.IsNotExist(err) {
-				t.Errorf("the test wrote to the machine's %s (%v): a mount source was not the stand-in's", p, err)
-			}
-		}
-	})
+	checkMachineDirsUntouched(t)
 	e := newEngine(t)
 	h := newFreshHost(t, e)
 	e.loadBusybox(t)
@@ -441,14 +434,7 @@ func earlierLayoutConfig(t *testing.T, e *engine) string {
 // upgrade stays known (no adoption), the log is one chain, and the upgraded
 // plugin reaches no /var/lib.
 func TestManagedUpgradeLayout(t *testing.T) {
-	untouched := absent(machineDirs)
-	t.Cleanup(func() {
-		for _, p := range untouched {
-			if _, err := os.Lstat(p); !os.IsNotExist(err) {
-				t.Errorf("the test wrote to the machine's %s (%v): a mount source was not the stand-in's", p, err)
-			}
-		}
-	})
+	checkMachineDirsUntouched(t)
 	e := newEngine(t)
 	h := newFreshHost(t, e)
 	e.loadBusybox(t)
@@ -502,4 +488,18 @@ func TestManagedUpgradeLayout(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(out), "ok") {
 		t.Errorf("hostpass audit verify %s: %v\n%s", h.auditLog, err, out)
 	}
+}
+
+// checkMachineDirsUntouched fails the test, at its end, if it created one of
+// the machine's own machineDirs: a mount source was not the stand-in's.
+func checkMachineDirsUntouched(t *testing.T) {
+	t.Helper()
+	untouched := absent(machineDirs)
+	t.Cleanup(func() {
+		for _, p := range untouched {
+			if _, err := os.Lstat(p); !os.IsNotExist(err) {
+				t.Errorf("the test wrote to the machine's %s (%v): a mount source was not the stand-in's", p, err)
+			}
+		}
+	})
 }
