@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hostpass/hostpass/errclass"
 	"github.com/sirupsen/logrus"
 )
 
@@ -26,7 +27,9 @@ const (
 )
 
 // ErrUnavailable marks every error that means "the record is not durable".
-var ErrUnavailable = errors.New("audit log unavailable")
+// It is in errclass's unavailable class, so a server maps any error wrapping
+// it to 503 without knowing this package.
+var ErrUnavailable = errclass.Unavailable(errors.New("audit log unavailable"))
 
 var errClosed = fmt.Errorf("%w: the audit log is closed", ErrUnavailable)
 
