@@ -109,6 +109,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// Whatever way Run returns, the watcher has stopped and saved its state
+	// by then, and appends nothing to a closed log. (Deferred after the
+	// log's Close, so it runs before it.)
+	defer func() { stopWatcher(); <-watcherDone }()
 	l, err := Listen(cfg.Socket)
 	if err != nil {
 		return err
@@ -117,13 +121,15 @@ func Run(ctx context.Context, cfg Config) error {
 	srv := server.HTTPServer(server.New(d, entry), stdlog.New(warnWriter{entry}, "", 0))
 	served := make(chan error, 1)
 	go func() { served <- server.Serve(srv, l) }()
+	// The signals are ours before systemd hears READY=1: from then on it
+	// may send SIGHUP, whose default action would end the process.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(signals)
 	entry.WithFields(logrus.Fields{"socket": cfg.Socket, "audit_log": cfg.AuditLog, "sealed": cfg.Audit.SealKey != "", "syslog": cfg.Syslog,
 		"state_dir": cfg.StateDir, "version": cfg.Version}).Info("hostpass serving")
 	notify(entry, "READY=1")
 
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(signals)
 	for stopping := false; !stopping; {
 		select {
 		case sig := <-signals:

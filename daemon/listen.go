@@ -29,7 +29,7 @@ const SocketMode = 0o660
 func Listen(path string) (net.Listener, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--socket %s: making its directory: %w", path, err)
 	}
 	if err := removeStale(path); err != nil {
 		return nil, err
