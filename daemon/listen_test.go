@@ -5,7 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestListenReplacesStaleSocketButNotALiveOne(t *testing.T) {
@@ -38,15 +41,22 @@ func TestListenNeverRemovesAnotherKindOfFile(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct {
 		name, kind string
-		make       func(path string) error
+		make       func(t *testing.T, path string) error
 	}{
-		{"regular file", "a regular file", func(p string) error { return os.WriteFile(p, []byte("someone's data"), 0o644) }},
-		{"directory", "a directory", func(p string) error { return os.Mkdir(p, 0o755) }},
-		{"symlink", "a symbolic link", func(p string) error { return os.Symlink("/etc/hostname", p) }},
+		{"regular file", "a regular file", func(_ *testing.T, p string) error { return os.WriteFile(p, []byte("someone's data"), 0o644) }},
+		{"directory", "a directory", func(_ *testing.T, p string) error { return os.Mkdir(p, 0o755) }},
+		{"symlink", "a symbolic link", func(_ *testing.T, p string) error { return os.Symlink("/etc/hostname", p) }},
+		{"named pipe", "a named pipe", func(_ *testing.T, p string) error { return syscall.Mkfifo(p, 0o644) }},
+		{"device", "a device", func(t *testing.T, p string) error {
+			if os.Geteuid() != 0 {
+				t.Skip("making a device node needs root (mknod); run as root to cover a device at --socket")
+			}
+			return unix.Mknod(p, unix.S_IFCHR|0o600, int(unix.Mkdev(1, 3))) // as /dev/null
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".sock")
-			if err := tc.make(path); err != nil {
+			if err := tc.make(t, path); err != nil {
 				t.Fatal(err)
 			}
 			before, _ := os.Lstat(path)

@@ -606,3 +606,32 @@ func TestWarnWriter(t *testing.T) {
 		t.Errorf("entry %v; want the line at warning, without its newline", e)
 	}
 }
+
+// systemd may signal the daemon as soon as it hears READY=1: a SIGHUP then
+// rotates, it does not end the process (SIGHUP's default action). Before,
+// Run took the signals only after READY=1.
+func TestSIGHUPRightAfterReady(t *testing.T) {
+	for i := range 10 {
+		notify := notifySocket(t)
+		cfg := testConfig(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- Run(ctx, cfg) }()
+		t.Cleanup(func() { cancel(); done <- <-done })
+		if got := receive(t, notify); got != "READY=1" {
+			t.Fatalf("notification %q; want READY=1", got)
+		}
+		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		if status, _ := call(t, cfg.Socket, "Plugin.Activate", nil); status != http.StatusOK {
+			t.Errorf("start %d: Plugin.Activate after SIGHUP: %d; want 200", i, status)
+		}
+		cancel()
+		err := <-done
+		done <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("start %d: Run: %v", i, err)
+		}
+	}
+}
