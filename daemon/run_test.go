@@ -58,6 +58,18 @@ func (l *logged) find(msg string) *logrus.Entry {
 	return nil
 }
 
+func (l *logged) count(msg string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, e := range l.entries {
+		if e.Message == msg {
+			n++
+		}
+	}
+	return n
+}
+
 // await waits, up to a deadline, for an entry whose message is msg.
 func (l *logged) await(t *testing.T, msg string) *logrus.Entry {
 	t.Helper()
@@ -609,11 +621,18 @@ func TestWarnWriter(t *testing.T) {
 
 // systemd may signal the daemon as soon as it hears READY=1: a SIGHUP then
 // rotates, it does not end the process (SIGHUP's default action). Before,
-// Run took the signals only after READY=1.
+// Run took the signals only after READY=1. Each start finds a record in the
+// log, so that each SIGHUP shows in a rotation, awaited before the stop.
 func TestSIGHUPRightAfterReady(t *testing.T) {
+	cfg := testConfig(t)
+	log := withLog(&cfg)
+	seed := start(t, cfg)
+	createNetwork(t, cfg.Socket)
+	if err := seed.stop(t); err != nil {
+		t.Fatal(err)
+	}
 	for i := range 10 {
 		notify := notifySocket(t)
-		cfg := testConfig(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- Run(ctx, cfg) }()
@@ -624,8 +643,9 @@ func TestSIGHUPRightAfterReady(t *testing.T) {
 		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
-		if status, _ := call(t, cfg.Socket, "Plugin.Activate", nil); status != http.StatusOK {
-			t.Errorf("start %d: Plugin.Activate after SIGHUP: %d; want 200", i, status)
+		eventually(t, "the SIGHUP's rotation", func() bool { return log.count("audit log rotated") == i+1 })
+		if status, body := call(t, cfg.Socket, "NetworkDriver.DeleteNetwork", map[string]any{"NetworkID": netID}); status != http.StatusOK {
+			t.Fatalf("start %d: DeleteNetwork after SIGHUP: %d %s; want 200", i, status, body)
 		}
 		cancel()
 		err := <-done
@@ -633,5 +653,8 @@ func TestSIGHUPRightAfterReady(t *testing.T) {
 		if err != nil {
 			t.Fatalf("start %d: Run: %v", i, err)
 		}
+	}
+	if files := mustFiles(t, cfg.AuditLog); len(files) != 11 {
+		t.Errorf("%d files after 10 SIGHUPs; want 10 rotated and the current one: %v", len(files), files)
 	}
 }
