@@ -39,7 +39,7 @@ func Listen(path string) (net.Listener, error) {
 	}
 	private, err := os.MkdirTemp(dir, ".hp")
 	if err != nil {
-		return nil, fmt.Errorf("making a private directory for the socket: %w", err)
+		return nil, fmt.Errorf("--socket %s: making a private directory beside it: %w", path, err)
 	}
 	defer os.RemoveAll(private)
 	tmp := filepath.Join(private, "s")
@@ -51,7 +51,7 @@ func Listen(path string) (net.Listener, error) {
 	ul.SetUnlinkOnClose(false) // the file moves; Run removes it at path
 	if err := os.Chmod(tmp, SocketMode); err != nil {
 		l.Close()
-		return nil, err
+		return nil, fmt.Errorf("--socket %s: setting its mode: %w", path, err)
 	}
 	// RENAME_NOREPLACE: a file that appeared at path since removeStale
 	// looked is left alone.

@@ -128,3 +128,39 @@ func TestListenNearThePathLimit(t *testing.T) {
 		t.Errorf("Listen(too long) = %v, want the limit named", err)
 	}
 }
+
+// A --socket in a directory hostpass may not write: refused, naming the
+// socket and why. Root writes there anyway, so this runs as a normal user.
+func TestListenInADirectoryItCannotWrite(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root writes into a read-only (0555) directory: run as a normal user (make unit) to cover an unwritable socket directory")
+	}
+	dir := filepath.Join(t.TempDir(), "ro")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dir, "stale.sock")
+	l, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	if err := os.Chmod(dir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(dir, 0o755) })
+
+	path := filepath.Join(dir, "hp.sock")
+	_, err = Listen(path)
+	if prefix := "--socket " + path + ": making a private directory beside it: mkdir " + dir + "/.hp"; err == nil || !strings.HasPrefix(err.Error(), prefix) || !strings.HasSuffix(err.Error(), ": permission denied") {
+		t.Errorf("Listen(%s) = %v; want %s…: permission denied", path, err, prefix)
+	}
+	_, err = Listen(stale)
+	if want := "removing stale socket " + stale + ": remove " + stale + ": permission denied"; err == nil || err.Error() != want {
+		t.Errorf("Listen over a stale socket it cannot remove = %v; want %q", err, want)
+	}
+	if _, err := os.Lstat(stale); err != nil {
+		t.Errorf("the stale socket: %v", err)
+	}
+}

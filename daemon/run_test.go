@@ -658,3 +658,36 @@ func TestSIGHUPRightAfterReady(t *testing.T) {
 		t.Errorf("%d files after 10 SIGHUPs; want 10 rotated and the current one: %v", len(files), files)
 	}
 }
+
+// A stop waits shutdownGrace for calls in flight, then says they were cut
+// off. The audit log is closed all the same: its records are durable.
+func TestStopWithACallStillInFlight(t *testing.T) {
+	grace := shutdownGrace
+	shutdownGrace = 100 * time.Millisecond
+	t.Cleanup(func() { shutdownGrace = grace })
+	cfg := testConfig(t)
+	r := start(t, cfg)
+	createNetwork(t, cfg.Socket)
+	// A call whose body never comes: its handler waits for it (up to
+	// server.BodyTimeout, longer than the grace). "100 Continue" says the
+	// handler has started reading.
+	c, err := net.Dial("unix", cfg.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "POST /NetworkDriver.Join HTTP/1.1\r\nHost: plugin\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(15 * time.Second))
+	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || line != "HTTP/1.1 100 Continue\r\n" {
+		t.Fatalf("the call did not start: %q %v", line, err)
+	}
+	want := "calls still in flight after 100ms: context deadline exceeded"
+	if err := r.stop(t); err == nil || err.Error() != want {
+		t.Fatalf("Run at stop: %v; want %q", err, want)
+	}
+	if got := events(records(t, cfg.AuditLog)); strings.Join(got, " ") != "network.create:ok" {
+		t.Errorf("records %v; want network.create:ok", got)
+	}
+}
