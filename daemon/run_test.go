@@ -396,7 +396,7 @@ func TestRunRefusesBadSettingsBeforeListening(t *testing.T) {
 		}},
 		{"syslog address", func(t *testing.T, cfg *Config) string {
 			cfg.Syslog = "http://collector"
-			return ""
+			return `syslog address "http://collector": want unixgram:///dev/log, unix:///PATH, udp://HOST:PORT or tcp://HOST:PORT`
 		}},
 		{"socket's directory is a file", func(t *testing.T, cfg *Config) string {
 			parent := filepath.Join(t.TempDir(), "file")
@@ -421,11 +421,8 @@ func TestRunRefusesBadSettingsBeforeListening(t *testing.T) {
 			if err == nil {
 				t.Fatal("Run succeeded; want a refusal")
 			}
-			if want != "" && err.Error() != want {
+			if err.Error() != want {
 				t.Errorf("Run: %q\nwant %q", err, want)
-			}
-			if want == "" && !strings.Contains(err.Error(), cfg.Syslog) {
-				t.Errorf("Run: %q; want it to name %s", err, cfg.Syslog)
 			}
 			notify.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 			if n, err := notify.Read(make([]byte, 64)); err == nil {
