@@ -1,0 +1,90 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"go/build"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/docker/go-plugins-helpers/network"
+	"github.com/sirupsen/logrus"
+
+	"github.com/hostpass/hostpass/audit"
+	"github.com/hostpass/hostpass/driver"
+	"github.com/hostpass/hostpass/errclass"
+)
+
+func TestStatusMapsEachClass(t *testing.T) {
+	cause := errors.New("cause")
+	for _, tc := range []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"invalid parameter", errclass.InvalidParameter(cause), http.StatusBadRequest},
+		{"not found", errclass.NotFound(cause), http.StatusNotFound},
+		{"unavailable", errclass.Unavailable(cause), http.StatusServiceUnavailable},
+		{"a class wrapped with %w", fmt.Errorf("refusing: %w", errclass.InvalidParameter(cause)), http.StatusBadRequest},
+		{"the audit log", fmt.Errorf("%w: writing audit.jsonl: %w", audit.ErrUnavailable, syscall.ENOSPC), http.StatusServiceUnavailable},
+		{"a malformed body", malformed("NetworkDriver.Join", cause), http.StatusBadRequest},
+		{"no class", cause, http.StatusInternalServerError},
+	} {
+		if got := status(tc.err); got != tc.want {
+			t.Errorf("%s: status(%q) = %d, want %d", tc.name, tc.err, got, tc.want)
+		}
+	}
+}
+
+// joins is the real driver, keeping the error its Join gave the server.
+type joins struct {
+	*driver.Driver
+	err error
+}
+
+func (j *joins) Join(r *network.JoinRequest) (*network.JoinResponse, error) {
+	res, err := j.Driver.Join(r)
+	j.err = err
+	return res, err
+}
+
+// A full disk under the audit log reaches the server with its class and
+// its cause: the driver's refusal wraps the log's error.
+func TestFullAuditDiskReachesTheServerWithClassAndCause(t *testing.T) {
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	a := audit.Open("/dev/full", nil) // every write fails with ENOSPC
+	defer a.Close()
+	d, err := driver.New(driver.Config{Name: "hp", Hostname: "testhost", StateDir: t.TempDir(), Audit: a, Log: logrus.NewEntry(log)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &joins{Driver: d}
+	w := httptest.NewRecorder() // served on this goroutine: j.err is read after it is set
+	New(j, logrus.NewEntry(log)).ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/NetworkDriver.Join", strings.NewReader(endpoint)))
+
+	if !errors.Is(j.err, audit.ErrUnavailable) || !errclass.IsUnavailable(j.err) {
+		t.Errorf("Join's error %q: want it to wrap audit.ErrUnavailable, in the unavailable class", j.err)
+	}
+	want := `{"Err":"audit log unavailable: writing /dev/full: write /dev/full: no space left on device; refusing endpoint.join so that nothing joins unaudited"}`
+	if w.Code != http.StatusServiceUnavailable || strings.TrimSpace(w.Body.String()) != want {
+		t.Errorf("got %d %s, want 503 %s", w.Code, w.Body, want)
+	}
+}
+
+// The server maps errors by class, so it needs no package that makes them.
+func TestServerDoesNotImportTheDriver(t *testing.T) {
+	pkg, err := build.ImportDir(".", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range pkg.Imports {
+		if imp == "github.com/hostpass/hostpass/driver" {
+			t.Errorf("server imports %s; it maps errors by errclass and declares the Driver it serves", imp)
+		}
+	}
+}
