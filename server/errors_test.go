@@ -53,7 +53,7 @@ func (j *joins) Join(r *network.JoinRequest) (*network.JoinResponse, error) {
 }
 
 // A full disk under the audit log reaches the server with its class and
-// its cause: the driver's refusal wraps the log's error.
+// its cause: the driver's refusal wraps the log's error, which wraps ENOSPC.
 func TestFullAuditDiskReachesTheServerWithClassAndCause(t *testing.T) {
 	log := logrus.New()
 	log.SetOutput(io.Discard)
@@ -69,6 +69,9 @@ func TestFullAuditDiskReachesTheServerWithClassAndCause(t *testing.T) {
 
 	if !errors.Is(j.err, audit.ErrUnavailable) || !errclass.IsUnavailable(j.err) {
 		t.Errorf("Join's error %q: want it to wrap audit.ErrUnavailable, in the unavailable class", j.err)
+	}
+	if !errors.Is(j.err, syscall.ENOSPC) {
+		t.Errorf("Join's error %q: want it to wrap ENOSPC, the log's cause", j.err)
 	}
 	want := `{"Err":"audit log unavailable: writing /dev/full: write /dev/full: no space left on device; refusing endpoint.join so that nothing joins unaudited"}`
 	if w.Code != http.StatusServiceUnavailable || strings.TrimSpace(w.Body.String()) != want {
