@@ -381,7 +381,7 @@ func (l *Log) write(recs []Record) error {
 	c := &l.c
 	if c.f == nil {
 		if err := l.open(); err != nil {
-			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 	}
 	if c.torn != nil {
@@ -401,7 +401,7 @@ func (l *Log) write(recs []Record) error {
 		}
 		line, err := encodeRecord(&recs[i], c.key)
 		if err != nil {
-			return fmt.Errorf("%w: encoding record: %v", ErrUnavailable, err)
+			return fmt.Errorf("%w: encoding record: %w", ErrUnavailable, err)
 		}
 		prev = recs[i].Hash
 		lines[i] = line
@@ -424,7 +424,7 @@ func (l *Log) write(recs []Record) error {
 		}
 		c.f.Close()
 		c.f = nil
-		return fmt.Errorf("%w: writing %s: %v", ErrUnavailable, l.path, err)
+		return fmt.Errorf("%w: writing %s: %w", ErrUnavailable, l.path, err)
 	}
 	if c.size == 0 {
 		c.fileFirstSeq = c.seq + 1
@@ -508,7 +508,7 @@ func (l *Log) rotate() error {
 	c := &l.c
 	if c.f == nil {
 		if err := l.open(); err != nil {
-			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 	}
 	if c.size == 0 {

@@ -1,7 +1,6 @@
 package driver
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"github.com/docker/go-plugins-helpers/network"
 
 	"github.com/hostpass/hostpass/audit"
+	"github.com/hostpass/hostpass/errclass"
 )
 
 func create(d *Driver, id string, generic map[string]any) error {
@@ -19,9 +19,8 @@ func create(d *Driver, id string, generic map[string]any) error {
 func TestTagLimit(t *testing.T) {
 	d, logPath := newDriver(t)
 	err := create(d, netID(1), map[string]any{"tag": strings.Repeat("t", 600_000)})
-	var inv *InvalidError
-	if !errors.As(err, &inv) || err.Error() != `network option "tag" is 600000 bytes; the limit is 256 bytes` {
-		t.Fatalf("got %v, want an InvalidError naming the limit", err)
+	if !errclass.IsInvalidParameter(err) || err.Error() != `network option "tag" is 600000 bytes; the limit is 256 bytes` {
+		t.Fatalf("got %v, want an invalid parameter naming the limit", err)
 	}
 	if err := create(d, netID(2), map[string]any{"tag": strings.Repeat("t", maxTag)}); err != nil {
 		t.Errorf("a tag of %d bytes: %v", maxTag, err)
@@ -75,9 +74,8 @@ func TestAdoptionChecksTheRequest(t *testing.T) {
 		{strings.Repeat("a", 64), "", "Join request has no EndpointID"},
 	} {
 		_, err := d.Join(&network.JoinRequest{NetworkID: tc.id, EndpointID: tc.ep})
-		var inv *InvalidError
-		if !errors.As(err, &inv) || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("Join(%q, %q) = %v, want an InvalidError with %q", tc.id, tc.ep, err, tc.want)
+		if !errclass.IsInvalidParameter(err) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Join(%q, %q) = %v, want an invalid parameter with %q", tc.id, tc.ep, err, tc.want)
 		}
 		if _, ok := d.Knows(tc.id); ok {
 			t.Errorf("Join(%q, %q) was refused, but adopted the network", tc.id, tc.ep)

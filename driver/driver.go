@@ -4,7 +4,6 @@
 package driver
 
 import (
-	"sort"
 	"sync"
 	"time"
 
@@ -74,31 +73,9 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.Log == nil {
 		cfg.Log = logrus.NewEntry(logrus.StandardLogger())
 	}
-	st := newStore(cfg.StateDir)
-	loaded, skipped, err := st.load()
-	if err != nil {
+	d := &Driver{cfg: cfg, store: newStore(cfg.StateDir), networks: map[string]Network{}, endpoints: map[string]endpoint{}}
+	if err := d.load(); err != nil {
 		return nil, err
-	}
-	for _, why := range skipped {
-		cfg.Log.Warn(why)
-	}
-	d := &Driver{cfg: cfg, store: st, networks: map[string]Network{}, endpoints: map[string]endpoint{}}
-	ids := make([]string, 0, len(loaded))
-	for id := range loaded {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids) // which adoptions are kept past the limit does not depend on map order
-	dropped := 0
-	for _, id := range ids {
-		if n := loaded[id]; !n.Adopted || d.adopted < maxAdopted {
-			d.put(n)
-		} else {
-			dropped++
-		}
-	}
-	if dropped > 0 {
-		cfg.Log.WithField("limit", maxAdopted).WithField("dropped", dropped).
-			Warn("the saved state holds more adopted networks than hostpass remembers: the rest are served and audited as adopted at each call, but not remembered")
 	}
 	return d, nil
 }
@@ -136,7 +113,7 @@ func (d *Driver) commit(rec audit.Record) error {
 	rec.Outcome, rec.Error, rec.View = audit.Refused, err.Error(), nil // a refused join exposed nothing
 	d.cfg.Audit.AppendOrKeep(rec)
 	d.cfg.Log.WithError(err).WithField("event", rec.Event).Error("audit log unavailable: refusing the call")
-	return unavailable("%v; refusing %s so that nothing joins unaudited", err, rec.Event)
+	return unavailable("%w; refusing %s so that nothing joins unaudited", err, rec.Event)
 }
 
 // keep records teardown, which is never refused: a record the log cannot take
@@ -172,22 +149,10 @@ func (d *Driver) RevokeExternalConnectivity(*network.RevokeExternalConnectivityR
 	return nil
 }
 
-// events maps the API's lifecycle methods to their audit events.
-var events = map[string]string{
-	"NetworkDriver.CreateNetwork":  audit.NetworkCreate,
-	"NetworkDriver.DeleteNetwork":  audit.NetworkDelete,
-	"NetworkDriver.CreateEndpoint": audit.EndpointCreate,
-	"NetworkDriver.Join":           audit.EndpointJoin,
-	"NetworkDriver.Leave":          audit.EndpointLeave,
-	"NetworkDriver.DeleteEndpoint": audit.EndpointDelete,
-}
-
-// Malformed records a lifecycle request whose body could not be decoded, and
-// returns the error to send back.
-func (d *Driver) Malformed(method string, cause error) error {
-	err := invalid("malformed %s request: %v; expected the JSON object of Docker's remote network driver API", method, cause)
-	if event, ok := events[method]; ok {
-		d.refuse(d.record(event, Network{}), err)
-	}
-	return err
+// Malformed records a lifecycle call whose body the server could not
+// decode: refused, under its audit event, with err, the error the server
+// answers. The record names no network, since the request named none that
+// could be read.
+func (d *Driver) Malformed(event string, err error) {
+	d.refuse(d.record(event, Network{}), err)
 }

@@ -3,7 +3,6 @@ package driver
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/hostpass/hostpass/audit"
+	"github.com/hostpass/hostpass/errclass"
 )
 
 func newDriver(t testing.TB) (*Driver, string) {
@@ -55,12 +55,11 @@ func records(t *testing.T, path string) []audit.Record {
 func TestErrorKinds(t *testing.T) {
 	d, _ := newDriver(t)
 	err := d.CreateNetwork(&network.CreateNetworkRequest{NetworkID: netID(1), Options: map[string]any{genericOptions: map[string]any{"mtu": "1"}}})
-	var inv *InvalidError
-	if !errors.As(err, &inv) {
-		t.Errorf("unknown option: %T %v, want an InvalidError", err, err)
+	if !errclass.IsInvalidParameter(err) {
+		t.Errorf("unknown option: %T %v, want an invalid parameter", err, err)
 	}
-	if _, err := d.AllocateNetwork(&network.AllocateNetworkRequest{}); !errors.As(err, &inv) {
-		t.Errorf("AllocateNetwork: %v, want an InvalidError", err)
+	if _, err := d.AllocateNetwork(&network.AllocateNetworkRequest{}); !errclass.IsInvalidParameter(err) {
+		t.Errorf("AllocateNetwork: %v, want an invalid parameter", err)
 	}
 }
 

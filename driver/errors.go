@@ -1,28 +1,23 @@
 package driver
 
-import "fmt"
+import (
+	"fmt"
 
-// Error kinds. The text is what the user reads after "NetworkDriver.X: " in
-// Docker's output; the kind picks the HTTP status (server does that, in one
-// place).
+	"github.com/hostpass/hostpass/errclass"
+)
 
-// InvalidError: the request asks for something hostpass does not accept.
-type InvalidError struct{ Err error }
+// The driver's errors carry a class (errclass) that picks the HTTP status,
+// which the server does in one place. The text is what the user reads after
+// "NetworkDriver.X: " in Docker's output; a cause is wrapped with %w, so it
+// stays reachable (errors.Is) through the class.
 
-func (e *InvalidError) Error() string { return e.Err.Error() }
-func (e *InvalidError) Unwrap() error { return e.Err }
-
-// UnavailableError: hostpass cannot serve the call now, because its audit log
-// or its state cannot be written.
-type UnavailableError struct{ Err error }
-
-func (e *UnavailableError) Error() string { return e.Err.Error() }
-func (e *UnavailableError) Unwrap() error { return e.Err }
-
+// invalid: the request asks for something hostpass does not accept.
 func invalid(format string, args ...any) error {
-	return &InvalidError{fmt.Errorf(format, args...)}
+	return errclass.InvalidParameter(fmt.Errorf(format, args...))
 }
 
+// unavailable: hostpass cannot serve the call now, because its audit log or
+// its state cannot be written.
 func unavailable(format string, args ...any) error {
-	return &UnavailableError{fmt.Errorf(format, args...)}
+	return errclass.Unavailable(fmt.Errorf(format, args...))
 }

@@ -175,22 +175,6 @@ func (d *Driver) network(call, id string) (Network, error) {
 	return n, nil
 }
 
-// remember saves the adoption of n, unless n was deleted or created since:
-// the save that did that holds the newer state, and an adoption appended
-// after it would bring a deleted network back at the next start. The check
-// and the append are made under store.mu, which every save holds.
-func (d *Driver) remember(n Network) error {
-	d.store.mu.Lock()
-	defer d.store.mu.Unlock()
-	d.mu.Lock()
-	cur, ok := d.networks[n.ID]
-	d.mu.Unlock()
-	if !ok || !cur.Adopted {
-		return nil
-	}
-	return d.store.adopt(n)
-}
-
 // isNetworkID reports whether id has the form of a network ID Docker makes:
 // 64 lowercase hex digits for a local network, or, for a swarm-scope one,
 // swarmkit's 25 base-36 characters (a 128-bit random number, zero-padded).
@@ -224,6 +208,8 @@ func (d *Driver) known(id string) Network {
 	return Network{ID: id, Adopted: true}
 }
 
+// restore undoes, in memory, what a CreateNetwork that failed to save or
+// to audit put in networks.
 func (d *Driver) restore(id string, old Network, existed bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -249,22 +235,6 @@ func (d *Driver) forget(id string) {
 		d.adopted--
 	}
 	delete(d.networks, id)
-}
-
-// save writes every known network to the state directory.
-func (d *Driver) save() error {
-	d.store.mu.Lock() // serialises saves so the last one written is the newest
-	defer d.store.mu.Unlock()
-	d.mu.Lock()
-	snapshot := make([]Network, 0, len(d.networks))
-	for _, n := range d.networks {
-		snapshot = append(snapshot, n)
-	}
-	d.mu.Unlock()
-	if err := d.store.save(snapshot); err != nil {
-		return unavailable("cannot save hostpass state: %v", err)
-	}
-	return nil
 }
 
 // parseGeneric checks the -o options and returns the tag.

@@ -1,5 +1,8 @@
 package driver
 
+// This file is the driver's state on disk: what is saved, when, and how it
+// is read back at start.
+
 import (
 	"bytes"
 	"encoding/json"
@@ -25,6 +28,70 @@ const stateFile = "networks.json"
 // a second adoption at the network's next call (its records say adopted
 // either way). The next full save folds the lines into stateFile.
 const adoptedFile = "networks.adopted.jsonl"
+
+// load fills d.networks from the state directory. New calls it before d is
+// shared, so it takes no lock. Past maxAdopted adopted networks, the rest
+// are dropped: served and audited as adopted at each call, as after a lost
+// state, but not remembered.
+func (d *Driver) load() error {
+	loaded, skipped, err := d.store.load()
+	if err != nil {
+		return err
+	}
+	for _, why := range skipped {
+		d.cfg.Log.Warn(why)
+	}
+	ids := make([]string, 0, len(loaded))
+	for id := range loaded {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids) // which adoptions are kept past the limit does not depend on map order
+	dropped := 0
+	for _, id := range ids {
+		if n := loaded[id]; !n.Adopted || d.adopted < maxAdopted {
+			d.put(n)
+		} else {
+			dropped++
+		}
+	}
+	if dropped > 0 {
+		d.cfg.Log.WithField("limit", maxAdopted).WithField("dropped", dropped).
+			Warn("the saved state holds more adopted networks than hostpass remembers: the rest are served and audited as adopted at each call, but not remembered")
+	}
+	return nil
+}
+
+// save writes every known network to the state directory.
+func (d *Driver) save() error {
+	d.store.mu.Lock() // serialises saves so the last one written is the newest
+	defer d.store.mu.Unlock()
+	d.mu.Lock()
+	snapshot := make([]Network, 0, len(d.networks))
+	for _, n := range d.networks {
+		snapshot = append(snapshot, n)
+	}
+	d.mu.Unlock()
+	if err := d.store.save(snapshot); err != nil {
+		return unavailable("cannot save hostpass state: %w", err)
+	}
+	return nil
+}
+
+// remember saves the adoption of n, unless n was deleted or created since:
+// the save that did that holds the newer state, and an adoption appended
+// after it would bring a deleted network back at the next start. The check
+// and the append are made under store.mu, which every save holds.
+func (d *Driver) remember(n Network) error {
+	d.store.mu.Lock()
+	defer d.store.mu.Unlock()
+	d.mu.Lock()
+	cur, ok := d.networks[n.ID]
+	d.mu.Unlock()
+	if !ok || !cur.Adopted {
+		return nil
+	}
+	return d.store.adopt(n)
+}
 
 // appendFile is what an adoption writes to: an *os.File; tests inject one
 // that fails.
@@ -70,7 +137,7 @@ func (s *store) load() (networks map[string]Network, skipped []string, err error
 	if err == nil {
 		var list []Network
 		if err := json.Unmarshal(b, &list); err != nil {
-			return nil, nil, fmt.Errorf("hostpass state %s is not valid JSON (%v): fix it or move it away; hostpass will not overwrite it", s.path(), err)
+			return nil, nil, fmt.Errorf("hostpass state %s is not valid JSON (%w): fix it or move it away; hostpass will not overwrite it", s.path(), err)
 		}
 		for _, n := range list {
 			networks[n.ID] = n
@@ -156,7 +223,7 @@ func (s *store) adopt(n Network) error {
 	if _, err := f.Write(append(line, '\n')); err != nil {
 		if cerr := f.Truncate(fi.Size()); cerr != nil {
 			s.cannotAppend = true
-			return fmt.Errorf("%w; cutting the partial line off failed: %v", err, cerr)
+			return fmt.Errorf("%w; cutting the partial line off failed: %w", err, cerr)
 		}
 		return err
 	}

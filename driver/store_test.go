@@ -3,7 +3,6 @@ package driver
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/hostpass/hostpass/audit"
+	"github.com/hostpass/hostpass/errclass"
 )
 
 // hookFunc is a logrus hook that calls itself on every entry.
@@ -359,9 +359,8 @@ func TestCreateNetworkTakesOnlyDockerIDs(t *testing.T) {
 	d, logPath := newDriver(t)
 	err := create(d, "net1", nil)
 	want := `CreateNetwork request names network "net1": Docker's network IDs are 64 lowercase hex digits, or 25 lowercase letters and digits for a swarm-scope network`
-	var inv *InvalidError
-	if !errors.As(err, &inv) || err.Error() != want {
-		t.Fatalf("got %v, want an InvalidError %q", err, want)
+	if !errclass.IsInvalidParameter(err) || err.Error() != want {
+		t.Fatalf("got %v, want an invalid parameter %q", err, want)
 	}
 	if long := strings.Repeat("x", 1<<20); create(d, long, nil).Error() != `CreateNetwork request names network "`+strings.Repeat("x", maxQuoted)+`"… (1048576 bytes): Docker's network IDs are 64 lowercase hex digits, or 25 lowercase letters and digits for a swarm-scope network` {
 		t.Error("a long ID is not cut in the error")

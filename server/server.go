@@ -21,7 +21,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/net/netutil"
 
-	"github.com/hostpass/hostpass/driver"
+	"github.com/hostpass/hostpass/audit"
+	"github.com/hostpass/hostpass/errclass"
 )
 
 // maxBody bounds a request body; Docker's largest requests are a few KiB.
@@ -68,12 +69,14 @@ func Serve(srv *http.Server, l net.Listener) error {
 	return srv.Serve(netutil.LimitListener(l, MaxConns))
 }
 
-// Driver is what the server serves.
+// Driver is what the server serves. It is declared here, not imported, so
+// that the server depends on no driver: errors reach it with a class
+// (errclass), which status maps to an HTTP status.
 type Driver interface {
 	network.Driver
-	// Malformed is told of a request body that could not be decoded, and
-	// returns the error to send back.
-	Malformed(method string, cause error) error
+	// Malformed records a lifecycle call, named by its audit event, whose
+	// body could not be decoded; err is the refusal the server answers.
+	Malformed(event string, err error)
 }
 
 // New returns the HTTP handler for d.
@@ -83,20 +86,23 @@ func New(d Driver, log *logrus.Entry) http.Handler {
 		reply(w, http.StatusOK, map[string][]string{"Implements": {"NetworkDriver"}})
 	})
 	h := &handler{d: d, log: log}
-	route(mux, h, "GetCapabilities", func(*struct{}) (any, error) { return d.GetCapabilities() })
-	route(mux, h, "CreateNetwork", none(d.CreateNetwork))
-	route(mux, h, "DeleteNetwork", none(d.DeleteNetwork))
-	route(mux, h, "AllocateNetwork", func(r *network.AllocateNetworkRequest) (any, error) { return d.AllocateNetwork(r) })
-	route(mux, h, "FreeNetwork", none(d.FreeNetwork))
-	route(mux, h, "CreateEndpoint", func(r *network.CreateEndpointRequest) (any, error) { return d.CreateEndpoint(r) })
-	route(mux, h, "DeleteEndpoint", none(d.DeleteEndpoint))
-	route(mux, h, "EndpointOperInfo", func(r *network.InfoRequest) (any, error) { return d.EndpointInfo(r) })
-	route(mux, h, "Join", func(r *network.JoinRequest) (any, error) { return d.Join(r) })
-	route(mux, h, "Leave", none(d.Leave))
-	route(mux, h, "DiscoverNew", none(d.DiscoverNew))
-	route(mux, h, "DiscoverDelete", none(d.DiscoverDelete))
-	route(mux, h, "ProgramExternalConnectivity", none(d.ProgramExternalConnectivity))
-	route(mux, h, "RevokeExternalConnectivity", none(d.RevokeExternalConnectivity))
+	// The routes: each method of the API, the audit event recorded when its
+	// body is malformed ("" for the calls that leave no record), and the
+	// driver's call that serves it.
+	route(mux, h, "GetCapabilities", "", func(*struct{}) (any, error) { return d.GetCapabilities() })
+	route(mux, h, "CreateNetwork", audit.NetworkCreate, none(d.CreateNetwork))
+	route(mux, h, "DeleteNetwork", audit.NetworkDelete, none(d.DeleteNetwork))
+	route(mux, h, "AllocateNetwork", "", func(r *network.AllocateNetworkRequest) (any, error) { return d.AllocateNetwork(r) })
+	route(mux, h, "FreeNetwork", "", none(d.FreeNetwork))
+	route(mux, h, "CreateEndpoint", audit.EndpointCreate, func(r *network.CreateEndpointRequest) (any, error) { return d.CreateEndpoint(r) })
+	route(mux, h, "DeleteEndpoint", audit.EndpointDelete, none(d.DeleteEndpoint))
+	route(mux, h, "EndpointOperInfo", "", func(r *network.InfoRequest) (any, error) { return d.EndpointInfo(r) })
+	route(mux, h, "Join", audit.EndpointJoin, func(r *network.JoinRequest) (any, error) { return d.Join(r) })
+	route(mux, h, "Leave", audit.EndpointLeave, none(d.Leave))
+	route(mux, h, "DiscoverNew", "", none(d.DiscoverNew))
+	route(mux, h, "DiscoverDelete", "", none(d.DiscoverDelete))
+	route(mux, h, "ProgramExternalConnectivity", "", none(d.ProgramExternalConnectivity))
+	route(mux, h, "RevokeExternalConnectivity", "", none(d.RevokeExternalConnectivity))
 	unknown := func(w http.ResponseWriter, r *http.Request) {
 		msg := fmt.Sprintf("unknown method %q; hostpass serves Plugin.Activate and NetworkDriver.*", strings.TrimPrefix(r.URL.Path, "/"))
 		reply(w, http.StatusNotFound, network.NewErrorResponse(msg))
@@ -122,9 +128,11 @@ func none[Req any](call func(*Req) error) func(*Req) (any, error) {
 	return func(r *Req) (any, error) { return struct{}{}, call(r) }
 }
 
-// route serves NetworkDriver.<name>: decode, call, log one line, answer.
-// Logging never blocks the call: the daemon's log output is a logout.Writer.
-func route[Req any](mux *http.ServeMux, h *handler, name string, call func(*Req) (any, error)) {
+// route serves NetworkDriver.<name>: decode, call, log one line, answer. A
+// body that does not decode is refused, and recorded under event unless
+// event is "". Logging never blocks the call: the daemon's log output is a
+// logout.Writer.
+func route[Req any](mux *http.ServeMux, h *handler, name, event string, call func(*Req) (any, error)) {
 	method := "NetworkDriver." + name
 	mux.HandleFunc("/"+method, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -147,7 +155,10 @@ func route[Req any](mux *http.ServeMux, h *handler, name string, call func(*Req)
 		}
 		var res any
 		if err != nil {
-			err = h.d.Malformed(method, err)
+			err = malformed(method, err)
+			if event != "" {
+				h.d.Malformed(event, err)
+			}
 		} else {
 			res, err = call(req)
 		}
@@ -172,15 +183,21 @@ func route[Req any](mux *http.ServeMux, h *handler, name string, call func(*Req)
 	})
 }
 
-// status maps an error's kind to its HTTP status. Docker shows the text
+// malformed is the refusal of a body that does not decode as the request of
+// method.
+func malformed(method string, cause error) error {
+	return errclass.InvalidParameter(fmt.Errorf("malformed %s request: %w; expected the JSON object of Docker's remote network driver API", method, cause))
+}
+
+// status maps an error's class to its HTTP status. Docker shows the text
 // whatever the status; the status is for anyone else reading the socket.
 func status(err error) int {
-	var inv *driver.InvalidError
-	var unav *driver.UnavailableError
 	switch {
-	case errors.As(err, &inv):
+	case errclass.IsInvalidParameter(err):
 		return http.StatusBadRequest
-	case errors.As(err, &unav):
+	case errclass.IsNotFound(err):
+		return http.StatusNotFound
+	case errclass.IsUnavailable(err):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

@@ -145,7 +145,7 @@ func (d dockerEngine) Died(ctx context.Context, id string, since time.Time) (tim
 func (d dockerEngine) Container(ctx context.Context, id string) (Container, error) {
 	j, err := d.c.ContainerInspect(ctx, id)
 	if cerrdefs.IsNotFound(err) {
-		return Container{}, fmt.Errorf("%w: %v", ErrNoSuchContainer, err)
+		return Container{}, fmt.Errorf("%w: %w", ErrNoSuchContainer, err)
 	}
 	if err != nil {
 		return Container{}, err

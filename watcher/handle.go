@@ -246,7 +246,7 @@ func (w *Watcher) inspect(ctx context.Context, id string) (Container, error) {
 		}
 		if try == w.inspectTries {
 			w.cfg.Log.WithError(err).WithField("container", id).Error("watcher: Docker did not answer the inspects of the container; giving up on it")
-			return Container{}, fmt.Errorf("%w %d inspects of container %s (each within %v): %v", errNoAnswer, try, id, w.callTimeout, err)
+			return Container{}, fmt.Errorf("%w %d inspects of container %s (each within %v): %w", errNoAnswer, try, id, w.callTimeout, err)
 		}
 		if wait == minBackoff {
 			w.cfg.Log.WithError(err).WithField("container", id).Warn("watcher: cannot inspect the container; retrying")

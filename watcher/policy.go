@@ -36,7 +36,7 @@ func ParsePolicy(s string) (Policy, error) {
 			p.rules = append(p.rules, rule{kind: kind, key: key, value: value})
 		case ok && kind == "image" && arg != "":
 			if _, err := path.Match(arg, ""); err != nil {
-				return Policy{}, fmt.Errorf("policy rule %q: bad image pattern: %v", item, err)
+				return Policy{}, fmt.Errorf("policy rule %q: bad image pattern: %w", item, err)
 			}
 			p.rules = append(p.rules, rule{kind: kind, value: arg})
 		default:

@@ -79,7 +79,7 @@ func loadState(dir string) (*state, error) {
 		return nil, err
 	}
 	if err := json.Unmarshal(b, s); err != nil {
-		return nil, fmt.Errorf("watcher state %s is not valid JSON (%v): fix it or move it away", s.path, err)
+		return nil, fmt.Errorf("watcher state %s is not valid JSON (%w): fix it or move it away", s.path, err)
 	}
 	if s.Sessions == nil {
 		s.Sessions = map[string]session{}
