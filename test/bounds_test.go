@@ -4,10 +4,8 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -118,22 +116,24 @@ func TestBounds(t *testing.T) {
 	}
 }
 
-// api posts a JSON body to the engine's API and returns the status, and the
-// reply's message if it has one, else the reply.
-func (e *engine) api(t testing.TB, path string, body []byte) (int, string) {
-	t.Helper()
-	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", e.sock)
-	}}}
-	resp, err := c.Post("http://docker"+path, "application/json", strings.NewReader(string(body)))
-	if err != nil {
-		t.Fatalf("POST %s: %v", path, err)
+// TestBoundsViaLongName: a container joining the namespace of a
+// `--network host` container with a 90,000-character name
+// (--network container:X) is recorded with via naming X, cut: its host.join
+// was 90,729 bytes, over the 64 KiB bound.
+func TestBoundsViaLongName(t *testing.T) {
+	e := newEngine(t)
+	e.loadBusybox(t)
+	p := newLegacyPlugin(t, e)
+	p.watch = true
+	p.start(t)
+	long := "x" + strings.Repeat("a", 90000)
+	t.Cleanup(func() { e.dockerTry("rm", "-f", "via-long", long) })
+	e.docker(t, "run", "-d", "--stop-timeout", "1", "--name", long, "--network", "host", image, "sleep", "300")
+	e.docker(t, "run", "-d", "--stop-timeout", "1", "--name", "via-long", "--network", "container:"+long, image, "sleep", "300")
+	recs := waitAudit(t, p.audit, "host.join of via-long", func(r []record) bool { return len(filter(r, byContainer("via-long"))) == 1 })
+	r := filter(recs, byContainer("via-long"))[0]
+	if len(r.line) > 65536 || !slices.Contains(r.Truncated, "via.name") || !strings.Contains(r.line, `"via":{"id":"`) {
+		t.Errorf("host.join of via-long: %d bytes (bound 65536), truncated %v; want via kept, its name cut", len(r.line), r.Truncated)
 	}
-	defer resp.Body.Close()
-	reply, _ := io.ReadAll(resp.Body)
-	var m struct{ Message string }
-	if json.Unmarshal(reply, &m) == nil && m.Message != "" {
-		return resp.StatusCode, m.Message
-	}
-	return resp.StatusCode, string(reply)
+	verifyLog(t, p.audit)
 }

@@ -4,10 +4,7 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,72 +14,6 @@ import (
 	"testing"
 	"time"
 )
-
-// daemon is bin/hostpass serve on a private socket (not in
-// /run/docker/plugins: no dockerd is involved), killed or stopped by the test.
-type daemon struct {
-	sock, auditLog, state string
-	cmd                   *exec.Cmd
-}
-
-func startDaemon(t *testing.T, dir string, extra ...string) *daemon {
-	t.Helper()
-	d := &daemon{sock: filepath.Join(dir, "hp.sock"), auditLog: filepath.Join(dir, "log", "audit.jsonl"), state: filepath.Join(dir, "state")}
-	logf, err := os.OpenFile(filepath.Join(dir, "hostpass.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	args := append([]string{"serve", "--socket", d.sock, "--audit-log", d.auditLog, "--state-dir", d.state}, extra...)
-	d.cmd = exec.Command(hostpassBin(t), args...)
-	d.cmd.Stdout, d.cmd.Stderr = logf, logf
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if d.cmd.ProcessState == nil {
-			d.cmd.Process.Kill()
-			d.cmd.Wait()
-		}
-	})
-	for deadline := time.Now().Add(pluginReady); ; time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("unix", d.sock); err == nil {
-			c.Close()
-			return d
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("hostpass not listening on %s; log:\n%s", d.sock, tail(filepath.Join(dir, "hostpass.log"), 20))
-		}
-	}
-}
-
-func (d *daemon) client() *http.Client {
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", d.sock)
-		},
-	}}
-}
-
-func (d *daemon) post(c *http.Client, method, body string) (int, error) {
-	resp, err := c.Post("http://hostpass/NetworkDriver."+method, "application/json", strings.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	resp.Body.Close()
-	return resp.StatusCode, nil
-}
-
-// verifyLog runs `hostpass audit verify` on the log and returns its output;
-// it fails the test unless the log verifies.
-func verifyLog(t testing.TB, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(hostpassBin(t), append([]string{"audit", "verify"}, args...)...).CombinedOutput()
-	if err != nil || !strings.HasPrefix(string(out), "ok: ") {
-		t.Fatalf("hostpass audit verify %v: %v\n%s", args, err, out)
-	}
-	return string(out)
-}
 
 // TestCrashWhileJoining kills the daemon with SIGKILL while 16 clients join,
 // restarts it on the same log, and checks that the log verifies and that
@@ -124,10 +55,7 @@ func TestCrashWhileJoining(t *testing.T) {
 		}(c)
 	}
 	time.Sleep(1500 * time.Millisecond)
-	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	d.cmd.Wait()
+	d.kill9(t)
 	close(stop)
 	wg.Wait()
 	if len(acked) < 100 {
@@ -136,15 +64,14 @@ func TestCrashWhileJoining(t *testing.T) {
 
 	// Restart on the same log: the chain goes on, and one more join lands.
 	os.Remove(d.sock) // what a killed daemon leaves behind is replaced anyway
-	d = startDaemon(t, dir)
+	d.start(t)
 	if code, err := d.post(d.client(), "Join", `{"NetworkID":"c7a5000000000000000000000000000000000000000000000000000000000000","EndpointID":"after-restart"}`); err != nil || code != 200 {
 		t.Fatalf("Join after restart: %d %v", code, err)
 	}
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	d.cmd.Wait()
+	d.terminate()
 
-	out := verifyLog(t, filepath.Dir(d.auditLog))
-	recs := readAudit(t, d.auditLog)
+	out := verifyLog(t, filepath.Dir(d.audit))
+	recs := readAudit(t, d.audit)
 	joined := map[string]bool{}
 	for _, r := range filter(recs, byEvent("endpoint.join", "ok")) {
 		joined[r.EndpointID] = true
@@ -168,37 +95,35 @@ func TestTornTailIsSetAside(t *testing.T) {
 	dir := t.TempDir()
 	d := startDaemon(t, dir)
 	d.post(d.client(), "CreateNetwork", `{"NetworkID":"7047000000000000000000000000000000000000000000000000000000000000"}`)
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	d.cmd.Wait()
+	d.terminate()
 	torn := []byte(`{"time":"2026-11-28T00:00:00Z","seq":2,"event":"endpoint.jo`)
-	f, _ := os.OpenFile(d.auditLog, os.O_APPEND|os.O_WRONLY, 0)
+	f, _ := os.OpenFile(d.audit, os.O_APPEND|os.O_WRONLY, 0)
 	f.Write(torn)
 	f.Close()
 
-	out, err := exec.Command(hostpassBin(t), "audit", "verify", d.auditLog).CombinedOutput()
+	out, err := exec.Command(hostpassBin(t), "audit", "verify", d.audit).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "truncated: the last line is incomplete") {
 		t.Fatalf("verify of a torn log: %v\n%s\nwant exit 1 naming the truncation", err, out)
 	}
 
-	d = startDaemon(t, dir)
+	d.start(t)
 	if code, err := d.post(d.client(), "Join", `{"NetworkID":"7047000000000000000000000000000000000000000000000000000000000000","EndpointID":"e1"}`); err != nil || code != 200 {
 		t.Fatalf("Join after restart: %d %v", code, err)
 	}
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	d.cmd.Wait()
+	d.terminate()
 
-	recs := readAudit(t, d.auditLog)
+	recs := readAudit(t, d.audit)
 	if len(recs) != 3 || recs[1].Event != "audit.torn_tail" || recs[2].Event != "endpoint.join" {
 		t.Fatalf("want network.create, audit.torn_tail, endpoint.join:\n%s", dumpRecords(recs))
 	}
-	saved, _ := filepath.Glob(d.auditLog + ".torn-*")
+	saved, _ := filepath.Glob(d.audit + ".torn-*")
 	if len(saved) != 1 {
 		t.Fatalf("want one side file with the torn bytes, got %v", saved)
 	}
 	if b, _ := os.ReadFile(saved[0]); !bytes.Equal(b, torn) {
 		t.Errorf("side file holds %q, want the torn bytes", b)
 	}
-	if out := verifyLog(t, d.auditLog); !strings.Contains(out, "1 torn tail(s) set aside") {
+	if out := verifyLog(t, d.audit); !strings.Contains(out, "1 torn tail(s) set aside") {
 		t.Errorf("verify summary does not mention the torn tail: %s", out)
 	}
 }
@@ -211,10 +136,10 @@ func TestSighupRotatesAndChainContinues(t *testing.T) {
 	d := startDaemon(t, dir)
 	c := d.client()
 	d.post(c, "CreateNetwork", `{"NetworkID":"4b9e000000000000000000000000000000000000000000000000000000000000"}`)
-	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.signal(t, syscall.SIGHUP)
 	waitFiles := func() []string {
 		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if m, _ := filepath.Glob(d.auditLog + ".*"); len(m) == 1 {
+			if m, _ := filepath.Glob(d.audit + ".*"); len(m) == 1 {
 				return m
 			}
 		}
@@ -226,85 +151,9 @@ func TestSighupRotatesAndChainContinues(t *testing.T) {
 		t.Errorf("rotated file %s, want audit.jsonl.00000000000000000001", rotated[0])
 	}
 	d.post(c, "Join", `{"NetworkID":"4b9e000000000000000000000000000000000000000000000000000000000000","EndpointID":"e1"}`)
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	d.cmd.Wait()
+	d.terminate()
 	// network.create, then in the new file the join and the host.view it names.
-	if out := verifyLog(t, filepath.Dir(d.auditLog)); !strings.Contains(out, "ok: 3 records in 2 file(s)") {
+	if out := verifyLog(t, filepath.Dir(d.audit)); !strings.Contains(out, "ok: 3 records in 2 file(s)") {
 		t.Errorf("verify after SIGHUP: %s", out)
-	}
-}
-
-// TestSyslogSink: records reach a syslog collector as RFC 5424 messages, and
-// a collector that is down delays and fails nothing.
-func TestSyslogSink(t *testing.T) {
-	requirePrereqs(t)
-	collector, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer collector.Close()
-	d := startDaemon(t, t.TempDir(), "--syslog", "udp://"+collector.LocalAddr().String())
-	if code, err := d.post(d.client(), "CreateNetwork", `{"NetworkID":"5e55000000000000000000000000000000000000000000000000000000000000"}`); err != nil || code != 200 {
-		t.Fatalf("CreateNetwork: %d %v", code, err)
-	}
-	collector.SetReadDeadline(time.Now().Add(5 * time.Second))
-	buf := make([]byte, 65536)
-	n, _, err := collector.ReadFrom(buf)
-	if err != nil {
-		t.Fatalf("no syslog message: %v", err)
-	}
-	msg := string(buf[:n])
-	recs := readAudit(t, d.auditLog)
-	if !strings.HasPrefix(msg, "<86>1 ") || !strings.Contains(msg, " hostpass ") || !strings.Contains(msg, " network.create - ") ||
-		!strings.HasSuffix(msg, recs[0].line) {
-		t.Errorf("syslog message %q\nwant <86>1 ... hostpass PID network.create - <the record's line>", msg)
-	}
-
-	// A collector that is down: tcp to a port nothing listens on.
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	down := l.Addr().String()
-	l.Close()
-	d2 := startDaemon(t, t.TempDir(), "--syslog", "tcp://"+down)
-	c := d2.client()
-	for i := 0; i < 50; i++ {
-		if code, err := d2.post(c, "Join", fmt.Sprintf(`{"NetworkID":"5157e7000000000000000000000000000000000000000000000000000000cafe","EndpointID":"e%d"}`, i)); err != nil || code != 200 {
-			t.Fatalf("join %d with syslog down: %d %v", i, code, err)
-		}
-	}
-	if n := len(readAudit(t, d2.auditLog)); n != 50 {
-		t.Errorf("%d records with syslog down, want 50", n)
-	}
-}
-
-// TestSealedLogOnRealDocker seals the log of a real dockerd's calls with a
-// key that evolves every 3 records: the initial key, kept apart, verifies
-// it; the daemon's own key file has moved on and cannot.
-func TestSealedLogOnRealDocker(t *testing.T) {
-	e := newEngine(t)
-	e.loadBusybox(t)
-	initial := filepath.Join(e.dir, "initial.key")
-	run(t, hostpassBin(t), "audit", "keygen", initial)
-	daemonKey := filepath.Join(e.dir, "seal.key")
-	b, _ := os.ReadFile(initial)
-	os.WriteFile(daemonKey, b, 0o600)
-
-	p := newLegacyPlugin(t, e)
-	p.extra = []string{"--seal-key", daemonKey, "--seal-epoch-records", "3"}
-	p.start(t)
-	e.docker(t, "network", "create", "-d", p.name, "n-sealed")
-	e.docker(t, "run", "--rm", "--network", "n-sealed", image, "true")
-	e.docker(t, "run", "--rm", "--network", "n-sealed", image, "true")
-	waitCount(t, p.audit, 9)
-	p.stop(t)
-
-	if out := verifyLog(t, "--key", initial, p.audit); !strings.Contains(out, "seals verified, epochs 0-") {
-		t.Errorf("verify --key: %s", out)
-	}
-	out, err := exec.Command(hostpassBin(t), "audit", "verify", "--key", daemonKey, p.audit).CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "verify needs the initial key (epoch 0)") {
-		t.Errorf("verify with the daemon's evolved key: %v\n%s\nwant a refusal naming the initial key", err, out)
-	}
-	if markers := filter(readAudit(t, p.audit), byEvent("audit.epoch", "ok")); len(markers) < 2 {
-		t.Errorf("want an audit.epoch record every 3 records, got %d", len(markers))
 	}
 }

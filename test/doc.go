@@ -6,4 +6,14 @@
 // own, so it never touches the machine's dockerd, iptables or links, and
 // drives it with the docker CLI (--host unix://DIR/d.sock). Images are made
 // locally from /bin/busybox; nothing is pulled.
+//
+// Two fixtures: engine_test.go (a dockerd in its own namespace, its image
+// and API) and daemon_test.go (a `hostpass serve` process, alone on a
+// private socket or a legacy plugin on an engine). record_test.go reads the
+// audit log with the suite's own copy of the record; helpers_test.go holds
+// what the rest shares. Every other file is one subject: crash (kill -9,
+// torn tail, SIGHUP rotation), sealed, syslog, bounds, hangup, stdout,
+// auditfail, restart, legacy, managed, fresh (managed plugin on a fresh
+// host), watcher, watcher_burst, watcher_shared (--network container:X),
+// watcher_crash, policy, demo, bench.
 package e2e

@@ -3,11 +3,11 @@
 package e2e
 
 import (
-	"bufio"
+	"archive/tar"
+	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
+	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +25,9 @@ const (
 	engineReadyTimeout = 60 * time.Second
 	engineStopTimeout  = 30 * time.Second
 	commandTimeout     = 3 * time.Minute
+
+	busyboxPath = "/bin/busybox"
+	image       = "hp-busybox:e2e"
 )
 
 // engine is a dockerd of its own, running in a network namespace of its own.
@@ -194,123 +197,79 @@ func (e *engine) mkdir(t testing.TB, name string) string {
 	return p
 }
 
-// requirePrereqs fails (never skips) the test when the machine cannot run it.
-func requirePrereqs(t testing.TB) {
+// loadBusybox imports a one-binary busybox image into the engine.
+func (e *engine) loadBusybox(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatalf("the e2e suite needs root (network namespaces, dockerd, mounts)")
+	bin, err := os.ReadFile(busyboxPath)
+	if err != nil {
+		t.Fatalf("read busybox: %v", err)
 	}
-	for _, tool := range []string{"dockerd", "docker", "ip", "nsenter", "mount", "umount", "make", "docker-registry"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not found on PATH: install docker.io, docker-registry, iproute2, make (see .ci/run)", tool)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	hdr := func(h *tar.Header) {
+		h.ModTime = time.Now()
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if _, err := os.Stat(busyboxPath); err != nil {
-		t.Fatalf("%s: %v: install busybox-static", busyboxPath, err)
-	}
-	hostpassBin(t)
-}
-
-// repoRoot is the repository's top folder; go test runs in test/.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	root, err := filepath.Abs("..")
-	if err != nil {
+	hdr(&tar.Header{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755})
+	hdr(&tar.Header{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o1777})
+	hdr(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bin))})
+	if _, err := tw.Write(bin); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		t.Fatalf("repository root not found from %s: %v", root, err)
+	for _, applet := range []string{"sh", "ip", "sleep", "cat", "ls", "true", "false", "echo", "wget", "hostname"} {
+		hdr(&tar.Header{Name: "bin/" + applet, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777})
 	}
-	return root
-}
-
-// hostpassBin is the binary under test, built by `make build`.
-func hostpassBin(t testing.TB) string {
-	t.Helper()
-	p := filepath.Join(repoRoot(t), "bin", "hostpass")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("%s: %v: run the suite with `make e2e`, which builds it", p, err)
-	}
-	return p
-}
-
-func run(t testing.TB, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-func randHex(t testing.TB, n int) string {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
+	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return hex.EncodeToString(b)
-}
-
-// unmountUnder detaches every mount at or below dir, deepest first.
-func unmountUnder(t testing.TB, dir string) {
-	t.Helper()
-	for _, m := range mountsUnder(t, dir) {
-		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
-			t.Errorf("unmount %s: %v", m, err)
-		}
+	cmd := exec.Command("docker", "--host", e.host, "import", "-", image)
+	cmd.Stdin = &buf
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("docker import: %v\n%s", err, out)
 	}
 }
 
-// mountsUnder lists mount points at or below dir, deepest first.
-func mountsUnder(t testing.TB, dir string) []string {
+// interfaces runs a container on network and returns the names of the
+// interfaces it sees, sorted.
+func (e *engine) interfaces(t testing.TB, network string) []string {
 	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatalf("mountinfo: %v", err)
-	}
-	defer f.Close()
-	var found []string
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		fields := strings.Fields(s.Text())
-		if len(fields) < 5 {
+	out := e.docker(t, "run", "--rm", "--network", network, image, "cat", "/proc/net/dev")
+	var names []string
+	for _, line := range strings.Split(out, "\n") {
+		name, _, ok := strings.Cut(line, ":")
+		if !ok || strings.Contains(name, "|") {
 			continue
 		}
-		p := unescapeMountinfo(fields[4])
-		if p == dir || strings.HasPrefix(p, dir+"/") {
-			found = append(found, p)
-		}
+		names = append(names, strings.TrimSpace(name))
 	}
-	sort.Slice(found, func(i, j int) bool { return len(found[i]) > len(found[j]) })
-	return found
+	sort.Strings(names)
+	return names
 }
 
-// unescapeMountinfo undoes the octal escapes (\040 for space) of mountinfo.
-func unescapeMountinfo(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+// networkID is the ID Docker gave a network.
+func (e *engine) networkID(t testing.TB, network string) string {
+	t.Helper()
+	return e.docker(t, "network", "inspect", "-f", "{{.Id}}", network)
 }
 
-// tail returns the last n lines of a file, for failure messages.
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
+// api posts a JSON body to the engine's API and returns the status, and the
+// reply's message if it has one, else the reply.
+func (e *engine) api(t testing.TB, path string, body []byte) (int, string) {
+	t.Helper()
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", e.sock)
+	}}}
+	resp, err := c.Post("http://docker"+path, "application/json", strings.NewReader(string(body)))
 	if err != nil {
-		return err.Error()
+		t.Fatalf("POST %s: %v", path, err)
 	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
+	defer resp.Body.Close()
+	reply, _ := io.ReadAll(resp.Body)
+	var m struct{ Message string }
+	if json.Unmarshal(reply, &m) == nil && m.Message != "" {
+		return resp.StatusCode, m.Message
 	}
-	return strings.Join(lines, "\n")
+	return resp.StatusCode, string(reply)
 }

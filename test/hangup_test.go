@@ -25,7 +25,7 @@ func TestHangUpsLeaveNoRecords(t *testing.T) {
 	if code, err := d.post(c, "CreateNetwork", `{"NetworkID":"`+netID+`"}`); err != nil || code != 200 {
 		t.Fatalf("CreateNetwork: %d %v", code, err)
 	}
-	before := rss(t, d.cmd.Process.Pid)
+	before := rss(t, d.pid())
 	var wg sync.WaitGroup
 	for range 3000 {
 		wg.Go(func() {
@@ -44,8 +44,8 @@ func TestHangUpsLeaveNoRecords(t *testing.T) {
 	if code, err := d.post(c, "Join", body); err != nil || code != 200 {
 		t.Fatalf("Join after 3000 hang-ups: %d %v", code, err)
 	}
-	t.Logf("daemon RSS: %d kB before the hang-ups, %d kB after", before, rss(t, d.cmd.Process.Pid))
-	recs := readAudit(t, d.auditLog)
+	t.Logf("daemon RSS: %d kB before the hang-ups, %d kB after", before, rss(t, d.pid()))
+	recs := readAudit(t, d.audit)
 	if refused := filter(recs, func(r record) bool { return r.Outcome != "ok" }); len(refused) != 0 {
 		t.Errorf("%d refused records, first: %s; want none: a client that hangs up before its body arrives is not audited", len(refused), refused[0].line)
 	}

@@ -5,13 +5,8 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -52,26 +47,11 @@ func undrainedStdout(t *testing.T, level string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{sock: filepath.Join(dir, "hp.sock"), auditLog: filepath.Join(dir, "log", "audit.jsonl"), state: filepath.Join(dir, "state")}
-	d.cmd = exec.Command(hostpassBin(t), "serve", "--socket", d.sock, "--audit-log", d.auditLog, "--state-dir", d.state, "--watch=false", "--log-level", level)
-	d.cmd.Stdout, d.cmd.Stderr = writer, writer
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	d := newDaemon(t, dir)
+	d.extra = []string{"--watch=false", "--log-level", level}
+	d.output = writer
+	d.start(t)
 	writer.Close()
-	t.Cleanup(func() {
-		d.cmd.Process.Kill()
-		d.cmd.Wait()
-	})
-	for deadline := time.Now().Add(pluginReady); ; time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("unix", d.sock); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("hostpass not listening on %s", d.sock)
-		}
-	}
 
 	// One deadline for the whole run: a daemon that stops answering fails
 	// the test here rather than hanging it. It is far above what the run
@@ -118,7 +98,7 @@ func undrainedStdout(t *testing.T, level string) {
 	}
 
 	joined := map[string]bool{}
-	for _, r := range filter(readAudit(t, d.auditLog), byEvent("endpoint.join", "ok")) {
+	for _, r := range filter(readAudit(t, d.audit), byEvent("endpoint.join", "ok")) {
 		joined[r.EndpointID] = true
 	}
 	for n := 1; n <= containers; n++ {
@@ -127,32 +107,10 @@ func undrainedStdout(t *testing.T, level string) {
 		}
 	}
 	// A clean stop still works with the log output stuck.
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	exited := make(chan error, 1)
-	go func() { exited <- d.cmd.Wait() }()
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("hostpass serve after SIGTERM: %v", err)
-		}
-	case <-time.After(pluginStop):
+	if !d.terminate() {
 		t.Errorf("hostpass serve still running %s after SIGTERM, with its stdout undrained", pluginStop)
+	} else if d.exitErr != nil {
+		t.Errorf("hostpass serve after SIGTERM: %v", d.exitErr)
 	}
 	t.Logf("log level %s: %d containers joined from %d clients with stdout and stderr undrained; %d join records", level, containers, clients, len(joined))
-}
-
-// postCtx is post bounded by ctx.
-func (d *daemon) postCtx(ctx context.Context, c *http.Client, method, body string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://hostpass/NetworkDriver."+method, strings.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, nil
 }

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,26 +17,6 @@ func perContainer(recs []record, event string) map[string]int {
 		}
 	}
 	return m
-}
-
-// kill9 kills the daemon as a crash would: no state saved on the way out.
-func (p *legacyPlugin) kill9(t testing.TB) {
-	t.Helper()
-	if err := p.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-p.done
-	p.cmd = nil
-}
-
-// sentinel runs a --network host container and waits for its host.join:
-// the watcher handles events only once it has reconciled, so by then
-// whatever the reconciliation writes is written.
-func (p *legacyPlugin) sentinel(t testing.TB, name string) {
-	t.Helper()
-	id := p.e.docker(t, "run", "-d", "--stop-timeout", "1", "--name", name, "--network", "host", image, "sleep", "300")
-	t.Cleanup(func() { p.e.dockerTry("rm", "-f", id) })
-	waitAudit(t, p.audit, "host.join of "+name, func(r []record) bool { return len(filter(r, byContainer(name))) == 1 })
 }
 
 // kill -9 right after the records of a burst are durable (the state file
@@ -126,59 +105,5 @@ func TestWatcherGoneWhileAway(t *testing.T) {
 	}
 	if s := leaves[0].HostModeSeconds; s == nil || *s < 1.5 || *s > 3.5 {
 		t.Errorf("host.leave of a container that ran 2 s: want host_mode_seconds about 2:\n%s", leaves[0].line)
-	}
-}
-
-// A container in the namespace of one that connects to a hostpass network
-// is on that network too: it is attributed, and the policy stops it.
-func TestWatcherSharerOfAConnectingOwner(t *testing.T) {
-	e := newEngine(t)
-	e.loadBusybox(t)
-	p := newLegacyPlugin(t, e)
-	p.watch = true
-	p.extra = []string{"--policy-allow", "label:team=payments", "--policy-stop"}
-	p.start(t)
-	e.docker(t, "network", "create", "-d", p.name, "-o", "tag=x", "hpnet")
-	x := e.docker(t, "run", "-d", "--stop-timeout", "1", "--name", "xown", "--label", "team=payments", image, "sleep", "300")
-	y := e.docker(t, "run", "-d", "--stop-timeout", "1", "--name", "yshare", "--network", "container:xown", image, "sleep", "300")
-	t.Cleanup(func() { e.dockerTry("rm", "-f", y, x) })
-	p.sentinel(t, "sentinel") // both starts are handled
-	e.docker(t, "network", "connect", "hpnet", "xown")
-	recs := waitAudit(t, p.audit, "policy.violation of yshare", func(r []record) bool {
-		return len(filter(filter(r, byEvent("policy.violation", "ok")), byContainer("yshare"))) == 1
-	})
-	a := filter(filter(recs, byEvent("endpoint.attribute", "ok")), byContainer("yshare"))
-	if len(a) != 1 {
-		t.Fatalf("want one endpoint.attribute of yshare:\n%s", dumpRecords(recs))
-	}
-	if id, name := via(t, a[0]); id != x || name != "xown" {
-		t.Errorf("endpoint.attribute of yshare: via %q (%q), want xown:\n%s", id, name, a[0].line)
-	}
-	v := filter(filter(recs, byEvent("policy.violation", "ok")), byContainer("yshare"))[0]
-	if v.Action != "stopped" {
-		t.Errorf("policy.violation of yshare: action %q, want stopped:\n%s", v.Action, v.line)
-	}
-	if running := e.docker(t, "inspect", "-f", "{{.State.Running}}", "yshare"); running != "false" {
-		t.Errorf("yshare running %s, want stopped by the policy", running)
-	}
-}
-
-// A container in the host's namespace through one removed while hostpass
-// was down cannot be placed: it is recorded as such, never left out.
-func TestWatcherSharerOfARemovedOwner(t *testing.T) {
-	e := newEngine(t)
-	e.loadBusybox(t)
-	p := newLegacyPlugin(t, e)
-	p.watch = true
-	x := e.docker(t, "run", "-d", "--stop-timeout", "1", "--name", "xown", "--network", "host", image, "sleep", "300")
-	y := e.docker(t, "run", "-d", "--stop-timeout", "1", "--name", "yshare", "--network", "container:xown", image, "sleep", "300")
-	t.Cleanup(func() { e.dockerTry("rm", "-f", y, x) })
-	e.docker(t, "rm", "-f", "xown")
-	p.start(t)
-	recs := waitAudit(t, p.audit, "a record of yshare", func(r []record) bool { return len(filter(r, byContainer("yshare"))) > 0 })
-	mine := filter(recs, byContainer("yshare"))
-	if len(mine) != 1 || mine[0].Event != "container.unplaced" || mine[0].Outcome != "ok" || !mine[0].ObservedLate ||
-		!strings.Contains(mine[0].Detail, x) || !strings.Contains(mine[0].Detail, "no longer knows") {
-		t.Fatalf("want one container.unplaced of yshare, ok, late, naming xown's ID %s as gone:\n%s", x, dumpRecords(mine))
 	}
 }

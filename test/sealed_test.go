@@ -30,12 +30,6 @@ func benchCalls(t *testing.T, d *daemon, calls int) {
 	run(t, hostpassBin(t), "bench", "--socket", d.sock, "--calls", fmt.Sprint(calls), "--clients", "2")
 }
 
-func (d *daemon) stop(t *testing.T) {
-	t.Helper()
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	d.cmd.Wait()
-}
-
 // verifyFails runs `hostpass audit verify` and returns its output; it fails
 // the test unless verify exits 1.
 func verifyFails(t *testing.T, args ...string) string {
@@ -57,6 +51,39 @@ func keyEpoch(t *testing.T, path string) uint64 {
 	return kf.Epoch
 }
 
+// TestSealedLogOnRealDocker seals the log of a real dockerd's calls with a
+// key that evolves every 3 records: the initial key, kept apart, verifies
+// it; the daemon's own key file has moved on and cannot.
+func TestSealedLogOnRealDocker(t *testing.T) {
+	e := newEngine(t)
+	e.loadBusybox(t)
+	initial := filepath.Join(e.dir, "initial.key")
+	run(t, hostpassBin(t), "audit", "keygen", initial)
+	daemonKey := filepath.Join(e.dir, "seal.key")
+	b, _ := os.ReadFile(initial)
+	os.WriteFile(daemonKey, b, 0o600)
+
+	p := newLegacyPlugin(t, e)
+	p.extra = []string{"--seal-key", daemonKey, "--seal-epoch-records", "3"}
+	p.start(t)
+	e.docker(t, "network", "create", "-d", p.name, "n-sealed")
+	e.docker(t, "run", "--rm", "--network", "n-sealed", image, "true")
+	e.docker(t, "run", "--rm", "--network", "n-sealed", image, "true")
+	waitCount(t, p.audit, 9)
+	p.stop(t)
+
+	if out := verifyLog(t, "--key", initial, p.audit); !strings.Contains(out, "seals verified, epochs 0-") {
+		t.Errorf("verify --key: %s", out)
+	}
+	out, err := exec.Command(hostpassBin(t), "audit", "verify", "--key", daemonKey, p.audit).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "verify needs the initial key (epoch 0)") {
+		t.Errorf("verify with the daemon's evolved key: %v\n%s\nwant a refusal naming the initial key", err, out)
+	}
+	if markers := filter(readAudit(t, p.audit), byEvent("audit.epoch", "ok")); len(markers) < 2 {
+		t.Errorf("want an audit.epoch record every 3 records, got %d", len(markers))
+	}
+}
+
 // TestForgedLogFromTheLiveKeyDoesNotVerify is the attack of issue 7, item 3:
 // whoever holds the daemon's key file copies it and starts hostpass on an
 // empty log. Every seal of that log is good under the initial key stepped
@@ -72,12 +99,12 @@ func TestForgedLogFromTheLiveKeyDoesNotVerify(t *testing.T) {
 
 	real := sealedDaemon(t, filepath.Join(dir, "real"), daemonKey)
 	benchCalls(t, real, 12)
-	real.stop(t)
+	real.terminate()
 	epoch := keyEpoch(t, daemonKey)
 	if epoch == 0 {
 		t.Fatal("the daemon's key did not evolve")
 	}
-	if out := verifyLog(t, "--key", initial, real.auditLog); !strings.Contains(out, "seals verified, epochs 0-") {
+	if out := verifyLog(t, "--key", initial, real.audit); !strings.Contains(out, "seals verified, epochs 0-") {
 		t.Fatalf("the real log: %s", out)
 	}
 
@@ -86,13 +113,13 @@ func TestForgedLogFromTheLiveKeyDoesNotVerify(t *testing.T) {
 	os.WriteFile(stolen, b, 0o600)
 	forger := sealedDaemon(t, filepath.Join(dir, "forged"), stolen)
 	benchCalls(t, forger, 12)
-	forger.stop(t)
+	forger.terminate()
 
-	out := verifyFails(t, "--key", initial, forger.auditLog)
+	out := verifyFails(t, "--key", initial, forger.audit)
 	want := fmt.Sprintf("FAIL: %s line 1 (seq 1): late start: the genesis record is sealed in epoch %d, not epoch 0: "+
 		"a log starts in epoch 0, so this one was started with a later key, as whoever holds the daemon's key file can do; "+
 		"if you know from elsewhere (a syslog collector, an earlier verify) where the log starts, pass --start SEQ:HASH with that record's seq and hash\n",
-		forger.auditLog, epoch)
+		forger.audit, epoch)
 	if out != want {
 		t.Fatalf("verify --key INITIAL of the forged log:\n got %q\nwant %q", out, want)
 	}
@@ -112,16 +139,16 @@ func TestLogWithoutItsOldestFilesVerifiesOnlyFromAGivenStart(t *testing.T) {
 
 	d := sealedDaemon(t, dir, daemonKey)
 	benchCalls(t, d, 8)
-	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.signal(t, syscall.SIGHUP)
 	var rotated []string
 	for deadline := time.Now().Add(5 * time.Second); len(rotated) == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		rotated, _ = filepath.Glob(d.auditLog + ".0*")
+		rotated, _ = filepath.Glob(d.audit + ".0*")
 	}
 	if len(rotated) != 1 {
 		t.Fatalf("no rotated file after SIGHUP: %v", rotated)
 	}
 	benchCalls(t, d, 8)
-	d.stop(t)
+	d.terminate()
 	os.Remove(rotated[0])
 
 	var first struct {
@@ -129,12 +156,12 @@ func TestLogWithoutItsOldestFilesVerifiesOnlyFromAGivenStart(t *testing.T) {
 		Epoch *uint64 `json:"epoch"`
 		Hash  string  `json:"hash"`
 	}
-	json.Unmarshal([]byte(readAudit(t, d.auditLog)[0].line), &first)
-	out := verifyFails(t, "--key", initial, d.auditLog)
+	json.Unmarshal([]byte(readAudit(t, d.audit)[0].line), &first)
+	out := verifyFails(t, "--key", initial, d.audit)
 	if want := fmt.Sprintf("(seq %d): missing start: the log starts at seq %d, not at the genesis record: its oldest files are gone", first.Seq, first.Seq); !strings.Contains(out, want) {
 		t.Fatalf("verify without its oldest file: %s\nwant %q", out, want)
 	}
-	out = verifyLog(t, "--key", initial, "--start", fmt.Sprintf("%d:%s", first.Seq, first.Hash), d.auditLog)
+	out = verifyLog(t, "--key", initial, "--start", fmt.Sprintf("%d:%s", first.Seq, first.Hash), d.audit)
 	if want := fmt.Sprintf("starts at seq %d (epoch %d) as you said; records before it were not checked", first.Seq, *first.Epoch); !strings.Contains(out, want) {
 		t.Fatalf("verify --start: %s\nwant %q", out, want)
 	}
