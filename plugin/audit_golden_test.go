@@ -213,6 +213,11 @@ func TestGoldenAudit(t *testing.T) {
 					return ls
 				})
 			}},
+		{name: "audit-verify-reads-two-ways", log: plainLog, code: 1, args: verifyDir,
+			// A second "seq" member: encoding/json takes the last one.
+			damage: func(t *testing.T, dir string) {
+				edit(t, dir, current, func(ls []string) []string { ls[1] = `{"seq":99,` + ls[1][1:]; return ls })
+			}},
 		{name: "audit-verify-missing", log: plainLog, code: 1, args: verifyDir,
 			damage: func(t *testing.T, dir string) {
 				edit(t, dir, current, func(ls []string) []string { return append(ls[:1], ls[2:]...) })
