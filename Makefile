@@ -1,7 +1,12 @@
 # hostpass build, test and packaging.
 #
 #   make demo      hostpass on a real Docker: network, container, audit records
-#   make test      unit tests, cross builds, fuzzing, then the end-to-end suite (what CI runs)
+#   make test      lint, unit tests, cross builds, fuzzing, then the end-to-end
+#                  suite (what CI runs: .ci/run -> scripts/test.sh -> make test)
+#   make lint      gofmt, go vet, and go vet of the end-to-end suite (-tags e2e)
+#   make unit      unit tests with -race; as a normal user too: the few tests
+#                  that need root skip, saying what they need
+#   make e2e       the end-to-end suite on real dockerds (root)
 #   make cross     the CLI built for macOS and Windows, where auditors verify
 #   make fuzz      each fuzz target for FUZZTIME (10s), about 2 minutes in all
 #   make bench     Go benchmarks, and docker run timings against none/host/bridge
@@ -59,13 +64,23 @@ deps:
 demo: deps
 	scripts/demo.sh
 
+# unit: every package's tests, which need no Docker. A normal user runs
+# them too: the tests that need root (a network namespace, a tmpfs mount)
+# skip, naming what they need. To see what a normal user sees, as root:
+#   useradd -m hpunit
+#   mkdir -p ~hpunit/go/pkg && cp -a "$(go env GOMODCACHE)" ~hpunit/go/pkg/
+#   mkdir ~hpunit/src && git archive HEAD | tar -x -C ~hpunit/src
+#   chown -R hpunit: ~hpunit
+#   runuser -u hpunit -- env HOME=/home/hpunit PATH=/usr/local/go/bin:/usr/bin:/bin \
+#       make -C /home/hpunit/src unit
+# (the copied module cache: root's is not readable by others).
 unit:
 	$(GO) test -race -count=1 ./...
 
 e2e: build
 	$(GO) test -race -count=1 -tags e2e -v -timeout 40m ./test/...
 
-test: deps unit cross fuzz e2e
+test: deps lint unit cross fuzz e2e
 
 # cross: the audit commands (verify, show, keygen) must build where
 # auditors verify, on their own laptops: macOS and Windows. serve needs

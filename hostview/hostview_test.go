@@ -3,6 +3,7 @@ package hostview
 import (
 	"context"
 	"io"
+	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -16,6 +17,9 @@ import (
 // namespace, so it can add links without touching the machine's own.
 func inNewNetns(t *testing.T) {
 	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a network namespace (netns.New) and add a veth pair in it")
+	}
 	runtime.LockOSThread()
 	orig, err := netns.Get()
 	if err != nil {

@@ -31,19 +31,26 @@ func TestGolden(t *testing.T) {
 			if code := run(tc.args, &out, &out); code != 0 {
 				t.Fatalf("hostpass %q = %d\n%s", tc.args, code, out.String())
 			}
-			path := filepath.Join("testdata", tc.name+".golden")
-			if *update {
-				if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -run TestGolden -update to write it)", err)
-			}
-			if !bytes.Equal(out.Bytes(), want) {
-				t.Errorf("hostpass %q prints:\n%s\nwant (%s):\n%s", tc.args, out.String(), path, want)
-			}
+			checkGolden(t, tc.name, tc.args, out.Bytes())
 		})
+	}
+}
+
+// checkGolden compares got, what `hostpass args` printed, with
+// testdata/NAME.golden, or rewrites that file under -update.
+func checkGolden(t *testing.T, name string, args []string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -run TestGolden -update to write it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("hostpass %q prints:\n%s\nwant (%s; if the change is deliberate, run go test ./plugin/ -update and review the diff):\n%s", args, got, path, want)
 	}
 }

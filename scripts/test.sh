@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian machine: installs what is missing
-# (scripts/deps.sh), then `make test`: unit tests with -race, then the
-# end-to-end suite on private dockerds it starts and stops itself.
+# (scripts/deps.sh), then `make test`: lint (gofmt, go vet, go vet -tags
+# e2e), unit tests with -race, cross builds, fuzzing, then the end-to-end
+# suite on private dockerds it starts and stops itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
