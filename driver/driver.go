@@ -109,7 +109,7 @@ func (d *Driver) GetCapabilities() (*network.CapabilitiesResponse, error) {
 }
 
 // record starts an audit record for a call on network n.
-func (d *Driver) record(event string, n Network) audit.Record {
+func (d *Driver) record(event audit.Event, n Network) audit.Record {
 	rec := audit.Record{
 		Time:      d.cfg.Now().UTC(),
 		Event:     event,
@@ -173,7 +173,7 @@ func (d *Driver) RevokeExternalConnectivity(*network.RevokeExternalConnectivityR
 }
 
 // events maps the API's lifecycle methods to their audit events.
-var events = map[string]string{
+var events = map[string]audit.Event{
 	"NetworkDriver.CreateNetwork":  audit.NetworkCreate,
 	"NetworkDriver.DeleteNetwork":  audit.NetworkDelete,
 	"NetworkDriver.CreateEndpoint": audit.EndpointCreate,
