@@ -2,7 +2,10 @@
 // lines, one record per lifecycle call, each fsynced before Docker hears "ok".
 package audit
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Schema is the version of the record format this package writes, carried
 // by every record as "schema". Records without it were written by hostpass
@@ -49,14 +52,17 @@ const (
 	Refused Outcome = "refused"
 )
 
-// Events lists every event kind, in the order docs/audit.md names them:
-// schema_test.go checks that the doc, docs/audit.schema.json and a record
-// of each kind written through the log agree with it.
-var Events = []Event{
-	NetworkCreate, NetworkDelete, EndpointCreate, EndpointJoin, EndpointLeave, EndpointDelete,
-	EndpointAttribute, HostJoin, HostLeave, PolicyViolation, ContainerUnplaced,
-	HostView, EpochEnd, TornTail, Lost,
-}
+// The event kinds by the package that writes them, as docs/audit.md lists
+// them. Tests write a record of each kind through its writer and check it
+// against docs/audit.schema.json (audit/schematest).
+var (
+	DriverEvents  = []Event{NetworkCreate, NetworkDelete, EndpointCreate, EndpointJoin, EndpointLeave, EndpointDelete}
+	WatcherEvents = []Event{EndpointAttribute, HostJoin, HostLeave, PolicyViolation, ContainerUnplaced}
+	LogEvents     = []Event{HostView, EpochEnd, TornTail, Lost}
+
+	// Events is every event kind.
+	Events = slices.Concat(DriverEvents, WatcherEvents, LogEvents)
+)
 
 // Outcomes lists every outcome.
 var Outcomes = []Outcome{OK, Refused}
