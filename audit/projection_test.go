@@ -89,3 +89,45 @@ func jsonNames(t reflect.Type) []string {
 	}
 	return out
 }
+
+// The bound names what it cut by member path ("container.labels"): every
+// path it names is a member of Record.
+func TestTruncatedNamesRecordMembers(t *testing.T) {
+	members := map[string]bool{}
+	memberPaths(reflect.TypeFor[Record](), "", members)
+	// Strings of 2,000 bytes, one entry per list and map: only strings
+	// are cut, each named. Many huge ones: fields are dropped and named.
+	for _, c := range []struct{ size, n int }{{2000, 1}, {64 << 10, 8}} {
+		var rec Record
+		fill(reflect.ValueOf(&rec), c.size, c.n, func() string { return strings.Repeat("x", c.size) })
+		rec.Event, rec.Outcome, rec.Prev, rec.Hash, rec.Truncated = EndpointJoin, OK, strings.Repeat("0", 64), "", nil
+		if _, err := encodeRecord(&rec, nil); err != nil {
+			t.Fatal(err)
+		}
+		if len(rec.Truncated) == 0 {
+			t.Fatalf("strings of %d bytes: nothing cut", c.size)
+		}
+		for _, p := range rec.Truncated {
+			if !members[p] {
+				t.Errorf("truncated names %q, which is not a member of Record", p)
+			}
+		}
+	}
+}
+
+func memberPaths(t reflect.Type, prefix string, out map[string]bool) {
+	for f := range t.Fields() {
+		n := jsonName(f)
+		if n == "" {
+			continue
+		}
+		out[prefix+n] = true
+		ft := deref(f.Type)
+		if ft.Kind() == reflect.Slice {
+			ft = deref(ft.Elem())
+		}
+		if ft.Kind() == reflect.Struct && ft.PkgPath() != "time" {
+			memberPaths(ft, prefix+n+".", out)
+		}
+	}
+}
