@@ -110,8 +110,9 @@ type ContainerRef struct {
 	Name string `json:"name,omitempty"`
 }
 
-// Record is one line of the audit log. docs/audit.md is its schema; keep the
-// two in step.
+// Record is one line of the audit log, and the one declaration of its
+// schema in code. docs/audit.md's field table and docs/audit.schema.json
+// describe it; schema_test.go fails when the three disagree.
 type Record struct {
 	// Time is when hostpass handled the call (UTC); Seq is assigned when the
 	// record reaches the disk, so records kept back while the log was
