@@ -66,7 +66,7 @@ const bareText = 64
 func bareRecord(r Record, line []byte) Record {
 	cut := func(s string) string { c, _ := cutString(s, bareText); return c }
 	b := Record{
-		Time: r.Time, Seq: r.Seq, Event: cut(r.Event), Schema: r.Schema, Outcome: cut(r.Outcome),
+		Time: r.Time, Seq: r.Seq, Event: Event(cut(string(r.Event))), Schema: r.Schema, Outcome: Outcome(cut(string(r.Outcome))),
 		Host: cut(r.Host), NetworkID: cut(r.NetworkID), EndpointID: cut(r.EndpointID),
 		HostView: cut(r.HostView), BaseView: cut(r.BaseView), Lost: r.Lost,
 		Epoch: r.Epoch, NextEpoch: r.NextEpoch, Prev: r.Prev,
@@ -120,7 +120,7 @@ func boundKept(rec Record) (Record, int) {
 // host rather than a hostpass network: host.* records are about Docker's
 // own host driver, so they carry no driver, network or network flags.
 func omitInapplicable(rec *Record) {
-	if strings.HasPrefix(rec.Event, "host.") {
+	if strings.HasPrefix(string(rec.Event), "host.") {
 		rec.Driver, rec.NetworkID, rec.Tag, rec.Internal, rec.Adopted = "", "", "", nil, nil
 	}
 }

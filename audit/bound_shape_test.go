@@ -159,13 +159,13 @@ func TestKeptRecordsAreBoundedInBytes(t *testing.T) {
 			t.Errorf("seq %d: a kept create with a 900 KiB tag, truncated %v, want options cut", r.Seq, r.Truncated)
 		}
 	}
-	wantSeqs(t, recs, append(slices.Repeat([]string{NetworkCreate}, 10), Lost, EndpointJoin)...)
+	wantSeqs(t, recs, append(slices.Repeat([]Event{NetworkCreate}, 10), Lost, EndpointJoin)...)
 	if lost := recs[10]; lost.Lost == nil || lost.Lost.Records != 10 {
 		t.Errorf("audit.lost says %+v, want the 10 records not kept", lost.Lost)
 	}
 }
 
-func countEvent(recs []Record, event string) int {
+func countEvent(recs []Record, event Event) int {
 	n := 0
 	for _, r := range recs {
 		if r.Event == event {

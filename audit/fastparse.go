@@ -55,13 +55,13 @@ func readFields(body []byte) (f chainFields, middle []byte, ok bool) {
 // fastHead reads time, seq and event from the start of a line. It needs only
 // the line's first bytes, so it also reads the head of a line too long to
 // hold.
-func fastHead(b []byte) (t time.Time, seq uint64, event string, ok bool) {
+func fastHead(b []byte) (t time.Time, seq uint64, event Event, ok bool) {
 	t, seq, event, _, ok = readHead(b)
 	return t, seq, event, ok
 }
 
 // readHead is fastHead, and returns what follows event.
-func readHead(b []byte) (t time.Time, seq uint64, event string, rest []byte, ok bool) {
+func readHead(b []byte) (t time.Time, seq uint64, event Event, rest []byte, ok bool) {
 	rest, ok = cutPrefix(b, `{"time":"`)
 	if !ok {
 		return t, 0, "", nil, false
@@ -85,7 +85,7 @@ func readHead(b []byte) (t time.Time, seq uint64, event string, rest []byte, ok 
 	if bytes.IndexByte(rest[:i], '\\') >= 0 || !utf8.Valid(rest[:i]) {
 		return t, 0, "", nil, false // json would unescape or replace bytes
 	}
-	return t, seq, string(rest[:i]), rest[i+1:], true
+	return t, seq, Event(rest[:i]), rest[i+1:], true
 }
 
 // fastEnd reads ,"epoch":N,"next_epoch":N,"prev":"<64 hex>" from the end of

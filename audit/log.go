@@ -500,7 +500,7 @@ func (l *Log) advanceKey(epoch uint64) {
 }
 
 // own is a record the log writes about itself.
-func (l *Log) own(event, detail string) Record {
+func (l *Log) own(event Event, detail string) Record {
 	return Record{Time: time.Now().UTC(), Event: event, Outcome: OK, Host: l.o.Host, Driver: l.o.Driver, Detail: detail}
 }
 

@@ -31,7 +31,7 @@ func readRecords(t *testing.T, path string) []Record {
 	return out
 }
 
-func wantSeqs(t *testing.T, recs []Record, events ...string) {
+func wantSeqs(t *testing.T, recs []Record, events ...Event) {
 	t.Helper()
 	if len(recs) != len(events) {
 		t.Fatalf("got %d records, want %d: %+v", len(recs), len(events), recs)
@@ -47,7 +47,7 @@ func TestAppendNumbersRecordsAndResumesAfterReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "audit.jsonl")
 	var mirrored []string
 	l := Open(path, func(line []byte) { mirrored = append(mirrored, string(line)) })
-	for _, ev := range []string{NetworkCreate, EndpointCreate} {
+	for _, ev := range []Event{NetworkCreate, EndpointCreate} {
 		if err := l.Append(Record{Time: time.Now().UTC(), Event: ev, Outcome: OK}); err != nil {
 			t.Fatal(err)
 		}
@@ -154,7 +154,7 @@ func TestBlockedMirrorNeverHoldsUpAppend(t *testing.T) {
 	l, _ := OpenWith(filepath.Join(t.TempDir(), "audit.jsonl"), Options{Mirror: func(r Record, _ []byte) {
 		<-release // a stdout nobody reads
 		mu.Lock()
-		got = append(got, r.Event)
+		got = append(got, string(r.Event))
 		mu.Unlock()
 	}})
 	for i := 0; i < mirrorQueue+10; i++ {

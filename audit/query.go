@@ -36,8 +36,8 @@ type Filter struct {
 type Entry struct {
 	Time       time.Time `json:"time"`
 	Seq        uint64    `json:"seq"`
-	Event      string    `json:"event"`
-	Outcome    string    `json:"outcome"`
+	Event      Event     `json:"event"`
+	Outcome    Outcome   `json:"outcome"`
 	Error      string    `json:"error"`
 	NetworkID  string    `json:"network_id"`
 	EndpointID string    `json:"endpoint_id"`
@@ -67,7 +67,7 @@ func (f Filter) Match(r *Entry) bool {
 		return false
 	case f.Endpoint != "" && !strings.HasPrefix(r.EndpointID, f.Endpoint):
 		return false
-	case f.Event != "" && !strings.HasPrefix(r.Event, f.Event):
+	case f.Event != "" && !strings.HasPrefix(string(r.Event), f.Event):
 		return false
 	case !f.Since.IsZero() && r.Time.Before(f.Since):
 		return false
@@ -129,7 +129,7 @@ func holds(line []byte, prefix, s string) bool {
 func Query(files []string, f Filter, fn func(r *Entry, line []byte) error) error {
 	if f.Network != "" || f.Container != "" {
 		f.networkIDs, f.endpoints = map[string]bool{}, map[string]bool{}
-		first := Filter{Event: EndpointAttribute}
+		first := Filter{Event: string(EndpointAttribute)}
 		err := queryAll(files, first, func(r *Entry, _ []byte) error {
 			if f.Network != "" && r.NetworkName == f.Network {
 				f.networkIDs[r.NetworkID] = true

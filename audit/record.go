@@ -2,46 +2,70 @@
 // lines, one record per lifecycle call, each fsynced before Docker hears "ok".
 package audit
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Schema is the version of the record format this package writes, carried
 // by every record as "schema". Records without it were written by hostpass
 // 1 to 3 (schema 1). docs/audit.md describes each version.
 const Schema = 2
 
+// Event is a record's kind: what happened.
+type Event string
+
 // Events, one per lifecycle call of Docker's remote network driver API.
 const (
-	NetworkCreate  = "network.create"
-	NetworkDelete  = "network.delete"
-	EndpointCreate = "endpoint.create"
-	EndpointJoin   = "endpoint.join"
-	EndpointLeave  = "endpoint.leave"
-	EndpointDelete = "endpoint.delete"
+	NetworkCreate  Event = "network.create"
+	NetworkDelete  Event = "network.delete"
+	EndpointCreate Event = "endpoint.create"
+	EndpointJoin   Event = "endpoint.join"
+	EndpointLeave  Event = "endpoint.leave"
+	EndpointDelete Event = "endpoint.delete"
 
 	// Written by the watcher, from Docker's events.
-	EndpointAttribute = "endpoint.attribute" // which container is behind an endpoint
-	HostJoin          = "host.join"          // a container got --network host
-	HostLeave         = "host.leave"         // and left it (disconnect or death)
-	PolicyViolation   = "policy.violation"   // a container not allowed on hostpass networks joined one
+	EndpointAttribute Event = "endpoint.attribute" // which container is behind an endpoint
+	HostJoin          Event = "host.join"          // a container got --network host
+	HostLeave         Event = "host.leave"         // and left it (disconnect or death)
+	PolicyViolation   Event = "policy.violation"   // a container not allowed on hostpass networks joined one
 	// ContainerUnplaced: a running container the watcher cannot place: it
 	// shares the network namespace of a container Docker no longer knows,
 	// or Docker never answered an inspect of it.
-	ContainerUnplaced = "container.unplaced"
+	ContainerUnplaced Event = "container.unplaced"
 
 	// The host's interfaces, written when they change; joins name it.
-	HostView = "host.view"
+	HostView Event = "host.view"
 
 	// Written by the log itself.
-	EpochEnd = "audit.epoch"     // the sealing key evolves: epoch ends here
-	TornTail = "audit.torn_tail" // a crash left a partial line; it was set aside
-	Lost     = "audit.lost"      // records that could not be kept during an outage
+	EpochEnd Event = "audit.epoch"     // the sealing key evolves: epoch ends here
+	TornTail Event = "audit.torn_tail" // a crash left a partial line; it was set aside
+	Lost     Event = "audit.lost"      // records that could not be kept during an outage
 )
+
+// Outcome is whether a call was served.
+type Outcome string
 
 // Outcomes of a call.
 const (
-	OK      = "ok"
-	Refused = "refused"
+	OK      Outcome = "ok"
+	Refused Outcome = "refused"
 )
+
+// The event kinds by the package that writes them, as docs/audit.md lists
+// them. Tests write a record of each kind through its writer and check it
+// against docs/audit.schema.json (audit/schematest).
+var (
+	DriverEvents  = []Event{NetworkCreate, NetworkDelete, EndpointCreate, EndpointJoin, EndpointLeave, EndpointDelete}
+	WatcherEvents = []Event{EndpointAttribute, HostJoin, HostLeave, PolicyViolation, ContainerUnplaced}
+	LogEvents     = []Event{HostView, EpochEnd, TornTail, Lost}
+
+	// Events is every event kind.
+	Events = slices.Concat(DriverEvents, WatcherEvents, LogEvents)
+)
+
+// Outcomes lists every outcome.
+var Outcomes = []Outcome{OK, Refused}
 
 // Interface is one host link as the audit trail records it. hostview fills
 // it; it lives here, with the record schema, so that reading a log needs
@@ -86,17 +110,18 @@ type ContainerRef struct {
 	Name string `json:"name,omitempty"`
 }
 
-// Record is one line of the audit log. docs/audit.md is its schema; keep the
-// two in step.
+// Record is one line of the audit log, and the one declaration of its
+// schema in code. docs/audit.md's field table and docs/audit.schema.json
+// describe it; schema_test.go fails when the three disagree.
 type Record struct {
 	// Time is when hostpass handled the call (UTC); Seq is assigned when the
 	// record reaches the disk, so records kept back while the log was
 	// unwritable carry the seq of the moment they were written.
 	Time    time.Time `json:"time"`
 	Seq     uint64    `json:"seq"`
-	Event   string    `json:"event"`
+	Event   Event     `json:"event"`
 	Schema  int       `json:"schema"`
-	Outcome string    `json:"outcome"`
+	Outcome Outcome   `json:"outcome"`
 	Error   string    `json:"error,omitempty"`
 
 	// Driver is the plugin's driver name, on records of hostpass networks

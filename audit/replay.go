@@ -19,7 +19,7 @@ const mtimeSlack = time.Minute
 // With since zero (the caller has saved nothing yet), only the current file
 // is read: it holds what a first run wrote before a crash, and the rotation
 // size bounds it, where the whole log may hold a million records.
-func Replay(path string, since time.Time, events []string, fn func(Record) error) error {
+func Replay(path string, since time.Time, events []Event, fn func(Record) error) error {
 	files, err := Files(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -36,7 +36,7 @@ func Replay(path string, since time.Time, events []string, fn func(Record) error
 			recent = append(recent, f)
 		}
 	}
-	want := map[string]bool{}
+	want := map[Event]bool{}
 	for _, e := range events {
 		want[e] = true
 	}

@@ -86,7 +86,7 @@ type Summary struct {
 type chainFields struct {
 	Time      time.Time `json:"time"`
 	Seq       uint64    `json:"seq"`
-	Event     string    `json:"event"`
+	Event     Event     `json:"event"`
 	Epoch     *uint64   `json:"epoch"`
 	NextEpoch *uint64   `json:"next_epoch"`
 	Prev      string    `json:"prev"`
@@ -364,7 +364,7 @@ func (v *verifier) seal(f chainFields, body []byte, claimed string) error {
 // naming any other view claims an exposure no record in the file shows.
 func (v *verifier) checkView(f chainFields, line []byte) error {
 	var r struct {
-		Event    string `json:"event"`
+		Event    Event  `json:"event"`
 		HostView string `json:"host_view"`
 		BaseView string `json:"base_view"`
 	}

@@ -126,7 +126,7 @@ func sameLink(x, y Interface) bool {
 	return x.Name == y.Name && x.Index == y.Index && x.MAC == y.MAC && x.MTU == y.MTU && x.Up == y.Up && slices.Equal(x.Addrs, y.Addrs)
 }
 
-var viewEvent = []byte(`"event":"host.view"`)
+var viewEvent = []byte(`"event":"` + HostView + `"`)
 
 // isView is a cheap test for a host.view line.
 func isView(line []byte) bool { return bytes.Contains(line, viewEvent) }

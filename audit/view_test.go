@@ -19,8 +19,8 @@ func links(n int) []Interface {
 	return out
 }
 
-func events(recs []Record) []string {
-	var out []string
+func events(recs []Record) []Event {
+	var out []Event
 	for _, r := range recs {
 		out = append(out, r.Event)
 	}
@@ -163,7 +163,7 @@ func TestShowResolvesTheViewAJoinNames(t *testing.T) {
 func TestHostRecordsCarryNoNetworkFields(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	l := Open(path, nil)
-	for _, ev := range []string{HostJoin, HostLeave, EndpointAttribute} {
+	for _, ev := range []Event{HostJoin, HostLeave, EndpointAttribute} {
 		l.Append(Record{Event: ev, Outcome: OK, Driver: "hp", NetworkID: "n", Tag: "t", Internal: Flag(false), Adopted: Flag(false), Container: &Container{ID: "c"}})
 	}
 	l.Close()
@@ -196,7 +196,7 @@ func TestShowRebuildsViewsFromTheirChanges(t *testing.T) {
 	}
 	l.Close()
 	var got [][]Interface
-	err := Query([]string{path}, Filter{Event: EndpointJoin, Interfaces: true}, func(_ *Entry, line []byte) error {
+	err := Query([]string{path}, Filter{Event: string(EndpointJoin), Interfaces: true}, func(_ *Entry, line []byte) error {
 		var r Record
 		json.Unmarshal(line, &r)
 		got = append(got, r.HostInterfaces)

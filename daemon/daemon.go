@@ -82,7 +82,7 @@ func Run(ctx context.Context, cfg Config) error {
 	ao.Mirror = func(rec audit.Record, line []byte) {
 		entry.WithField("record", string(line)).Info("audit")
 		if syslog != nil {
-			syslog.Send(rec.Event, rec.Outcome == audit.Refused, line)
+			syslog.Send(string(rec.Event), rec.Outcome == audit.Refused, line)
 		}
 	}
 	ctx, stop := context.WithCancel(ctx)

@@ -198,7 +198,7 @@ func events(recs []audit.Record) []string {
 	var out []string
 	for _, r := range recs {
 		if r.Event != audit.HostView {
-			out = append(out, r.Event+":"+r.Outcome)
+			out = append(out, string(r.Event)+":"+string(r.Outcome))
 		}
 	}
 	return out

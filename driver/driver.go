@@ -86,7 +86,7 @@ func (d *Driver) GetCapabilities() (*network.CapabilitiesResponse, error) {
 }
 
 // record starts an audit record for a call on network n.
-func (d *Driver) record(event string, n Network) audit.Record {
+func (d *Driver) record(event audit.Event, n Network) audit.Record {
 	rec := audit.Record{
 		Time:      d.cfg.Now().UTC(),
 		Event:     event,
@@ -153,6 +153,6 @@ func (d *Driver) RevokeExternalConnectivity(*network.RevokeExternalConnectivityR
 // decode: refused, under its audit event, with err, the error the server
 // answers. The record names no network, since the request named none that
 // could be read.
-func (d *Driver) Malformed(event string, err error) {
+func (d *Driver) Malformed(event audit.Event, err error) {
 	d.refuse(d.record(event, Network{}), err)
 }

@@ -46,7 +46,7 @@ var (
 // log has two rotated files and the current one.
 func records() []audit.Record {
 	at := func(s int) time.Time { return start.Add(time.Duration(s) * time.Second) }
-	r := func(s int, event string) audit.Record {
+	r := func(s int, event audit.Event) audit.Record {
 		return audit.Record{Time: at(s), Event: event, Outcome: audit.OK, Host: "node1", Driver: "hostpass", NetworkID: netID}
 	}
 	create := r(0, audit.NetworkCreate)

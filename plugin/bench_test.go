@@ -51,15 +51,15 @@ func startDaemon(t *testing.T, auditPath string) (string, string) {
 }
 
 // events counts the audit log's records by event.
-func events(t *testing.T, path string) map[string]int {
+func events(t *testing.T, path string) map[audit.Event]int {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := map[string]int{}
+	n := map[audit.Event]int{}
 	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
-		var rec struct{ Event string }
+		var rec struct{ Event audit.Event }
 		if err := json.Unmarshal(line, &rec); err != nil {
 			t.Fatalf("audit line %q: %v", line, err)
 		}

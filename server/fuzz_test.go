@@ -20,7 +20,10 @@ import (
 
 // methods are the paths the handler serves, and the audit event of each
 // lifecycle call ("" for the calls that change nothing).
-var methods = []struct{ path, event string }{
+var methods = []struct {
+	path  string
+	event audit.Event
+}{
 	{"Plugin.Activate", ""},
 	{"NetworkDriver.GetCapabilities", ""},
 	{"NetworkDriver.CreateNetwork", audit.NetworkCreate},
@@ -112,7 +115,7 @@ func FuzzHandler(f *testing.F) {
 	f.Add(uint8(255), "NetworkDriver.Join/../NetworkDriver.Leave", []byte(`{}`))
 	f.Add(uint8(2), "", []byte(`{"NetworkID":"n","Options":{"com.docker.network.generic":{"tag":"x","mtu":"9000"}},"IPv4Data":[null,{"Pool":"10.0.0.0/8"}]}`))
 	f.Fuzz(func(t *testing.T, which uint8, path string, body []byte) {
-		event := ""
+		var event audit.Event
 		if int(which) < len(methods) {
 			path = methods[which].path
 		}

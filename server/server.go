@@ -76,7 +76,7 @@ type Driver interface {
 	network.Driver
 	// Malformed records a lifecycle call, named by its audit event, whose
 	// body could not be decoded; err is the refusal the server answers.
-	Malformed(event string, err error)
+	Malformed(event audit.Event, err error)
 }
 
 // New returns the HTTP handler for d.
@@ -132,7 +132,7 @@ func none[Req any](call func(*Req) error) func(*Req) (any, error) {
 // body that does not decode is refused, and recorded under event unless
 // event is "". Logging never blocks the call: the daemon's log output is a
 // logout.Writer.
-func route[Req any](mux *http.ServeMux, h *handler, name, event string, call func(*Req) (any, error)) {
+func route[Req any](mux *http.ServeMux, h *handler, name string, event audit.Event, call func(*Req) (any, error)) {
 	method := "NetworkDriver." + name
 	mux.HandleFunc("/"+method, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()

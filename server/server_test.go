@@ -141,7 +141,7 @@ func TestLifecycleIsAuditedInOrder(t *testing.T) {
 
 	recs := p.records()
 	// The join names the host view it saw; the view is recorded once, before it.
-	want := []string{audit.NetworkCreate, audit.EndpointCreate, audit.HostView, audit.EndpointJoin, audit.EndpointLeave, audit.EndpointDelete, audit.NetworkDelete}
+	want := []audit.Event{audit.NetworkCreate, audit.EndpointCreate, audit.HostView, audit.EndpointJoin, audit.EndpointLeave, audit.EndpointDelete, audit.NetworkDelete}
 	if len(recs) != len(want) {
 		t.Fatalf("got %d records, want %d", len(recs), len(want))
 	}
@@ -188,7 +188,7 @@ func TestRefusals(t *testing.T) {
 		name, method, body string
 		code               int
 		err                string
-		event              string // audited refusal, if any
+		event              audit.Event // audited refusal, if any
 	}{
 		{"unknown option", "NetworkDriver.CreateNetwork", `{"NetworkID":"5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0","Options":{"com.docker.network.generic":{"tag":"x","mtu":"9000"}}}`,
 			400, `unknown network option "mtu"; accepted options: tag`, audit.NetworkCreate},
@@ -291,7 +291,7 @@ func TestUnwritableAuditLogRefusesJoinButNotTeardown(t *testing.T) {
 	p.ok("NetworkDriver.CreateNetwork", createTagged)
 	var got []string
 	for _, r := range p.records() {
-		got = append(got, r.Event+" "+r.Outcome)
+		got = append(got, string(r.Event)+" "+string(r.Outcome))
 	}
 	want := "endpoint.join refused, network.create refused, endpoint.leave ok, endpoint.delete ok, network.create ok"
 	if strings.Join(got, ", ") != want {

@@ -23,7 +23,7 @@ func (h *harness) waitFor(what string, ok func([]audit.Record) bool) []audit.Rec
 	return nil
 }
 
-func count(recs []audit.Record, event string) int {
+func count(recs []audit.Record, event audit.Event) int {
 	n := 0
 	for _, r := range recs {
 		if r.Event == event {

@@ -24,7 +24,7 @@ func withStart(c Container, at time.Time) *audit.Container {
 // record starts a record about a container. Driver, network and its flags
 // are set by write, on records about a hostpass network only: host.* records
 // are about Docker's own host driver.
-func (w *Watcher) record(event, containerID string, late bool, detail string) audit.Record {
+func (w *Watcher) record(event audit.Event, containerID string, late bool, detail string) audit.Record {
 	return audit.Record{
 		Time: time.Now().UTC(), Event: event, Outcome: audit.OK, Host: w.cfg.Host,
 		Container: &audit.Container{ID: containerID}, ObservedLate: late, Detail: detail,

@@ -18,7 +18,7 @@ func (w *Watcher) replayLog() error {
 	w.mu.Lock()
 	since := w.state.AuditSince
 	w.mu.Unlock()
-	events := []string{audit.HostJoin, audit.HostLeave, audit.EndpointAttribute, audit.PolicyViolation, audit.ContainerUnplaced}
+	events := []audit.Event{audit.HostJoin, audit.HostLeave, audit.EndpointAttribute, audit.PolicyViolation, audit.ContainerUnplaced}
 	var attributes []audit.Record
 	violated := map[string]bool{} // container@endpoint
 	var recs []audit.Record

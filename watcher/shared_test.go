@@ -87,7 +87,7 @@ func TestReconcileFindsSharedNamespaces(t *testing.T) {
 		if r.Via != nil {
 			via = r.Via.ID
 		}
-		got[r.Event+" "+r.Container.ID] += via + ";"
+		got[string(r.Event)+" "+r.Container.ID] += via + ";"
 	}
 	want := map[string]string{
 		"host.join x1": ";", "endpoint.attribute x2": ";",

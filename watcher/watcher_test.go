@@ -249,7 +249,7 @@ func (h *harness) records() []audit.Record {
 func names(recs []audit.Record) string {
 	var s []string
 	for _, r := range recs {
-		e := r.Event
+		e := string(r.Event)
 		if r.ObservedLate {
 			e += "(late)"
 		}

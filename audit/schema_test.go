@@ -1,0 +1,421 @@
+package audit_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostpass/hostpass/audit"
+	"github.com/hostpass/hostpass/audit/schematest"
+)
+
+// writeEveryLogKind writes, through a real Log, a record of each kind the
+// log writes itself (audit.LogEvents), sealed when sealKey is set: an outage
+// that loses records (audit.lost), joins whose views are written in full and
+// as a change (host.view), a record cut to the bound, epochs that end
+// (audit.epoch, sealed only) and a crash mid-write (audit.torn_tail). It
+// returns the log's path.
+func writeEveryLogKind(t *testing.T, sealKey string) string {
+	t.Helper()
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "logs")
+	os.WriteFile(blocker, nil, 0o640) // a file where the log's directory should be: unwritable
+	path := filepath.Join(blocker, "audit.jsonl")
+	o := audit.Options{SealKey: sealKey, EpochRecords: 3, EpochInterval: time.Hour, MaxKept: 1, Host: "node1", Driver: "hp"}
+	l, err := audit.OpenWith(path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net := strings.Repeat("ab", 32)
+	for _, ep := range []string{"e1", "e2", "e3"} {
+		l.AppendOrKeep(audit.Record{Time: time.Now().UTC(), Event: audit.EndpointLeave, Outcome: audit.OK, Driver: "hp", Host: "node1", NetworkID: net, EndpointID: ep})
+	}
+	os.Remove(blocker)
+	lo := audit.Interface{Name: "lo", Index: 1, MTU: 65536, Up: true, Addrs: []string{"127.0.0.1/8"}}
+	eth := audit.Interface{Name: "eth0", Index: 2, MAC: "02:42:ac:11:00:02", MTU: 1500, Up: true, Addrs: []string{"10.0.0.2/24"}}
+	veth := audit.Interface{Name: "veth1", Index: 3, MTU: 1500}
+	for _, view := range [][]audit.Interface{{lo, eth}, {lo, veth}} {
+		join := audit.Record{Time: time.Now().UTC(), Event: audit.EndpointJoin, Outcome: audit.OK, Driver: "hp", Host: "node1",
+			NetworkID: net, EndpointID: "e4", SandboxKey: "/var/run/docker/netns/0123456789ab", Internal: audit.Flag(false), Adopted: audit.Flag(false), View: view}
+		if err := l.Append(join); err != nil {
+			t.Fatal(err)
+		}
+	}
+	huge := audit.Record{Time: time.Now().UTC(), Event: audit.NetworkCreate, Outcome: audit.Refused, Error: "refused", Driver: "hp", Host: "node1",
+		NetworkID: net, Options: map[string]any{"com.docker.network.generic": map[string]any{"tag": strings.Repeat("t", 100<<10)}}}
+	if err := l.AppendOrKeep(huge); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"time":"2026-`) // killed mid-write
+	f.Close()
+	if l, err = audit.OpenWith(path, o); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(audit.Record{Time: time.Now().UTC(), Event: audit.NetworkDelete, Outcome: audit.OK, Driver: "hp", Host: "node1", NetworkID: net}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Every kind the log writes itself, plain and sealed, validates against
+// docs/audit.schema.json as the log wrote it, and the log verifies.
+func TestLogRecordsValidateAgainstTheSchema(t *testing.T) {
+	dir := t.TempDir()
+	initial := filepath.Join(dir, "initial.key")
+	if err := audit.NewKeyFile(initial); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(initial)
+	daemonKey := filepath.Join(dir, "seal.key")
+	os.WriteFile(daemonKey, b, 0o600)
+	_, key, err := audit.ReadKeyFile(initial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, sealKey string
+		kinds         []audit.Event
+		verify        audit.VerifyOptions
+	}{
+		{"plain", "", slices.DeleteFunc(slices.Clone(audit.LogEvents), func(e audit.Event) bool { return e == audit.EpochEnd }), audit.VerifyOptions{}},
+		{"sealed", daemonKey, audit.LogEvents, audit.VerifyOptions{Key: key}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeEveryLogKind(t, tc.sealKey)
+			lines := schematest.Lines(t, path)
+			seen := schematest.Check(t, lines)
+			schematest.Covers(t, seen, tc.kinds)
+			// The shapes a kind comes in: a view in full and as a change, a
+			// record cut to the bound.
+			all := string(bytes.Join(lines, []byte("\n")))
+			for _, member := range []string{`"host_interfaces":`, `"base_view":`, `"changed_interfaces":`, `"removed_interfaces":`, `"truncated":`, `"lost":`} {
+				if !strings.Contains(all, member) {
+					t.Errorf("no sample record has %s", member)
+				}
+			}
+			if _, err := audit.Verify([]string{path}, tc.verify); err != nil {
+				t.Errorf("the sample log does not verify: %v", err)
+			}
+		})
+	}
+}
+
+// The record's shape is declared in code (audit.Record and the types it
+// holds), in docs/audit.schema.json and in docs/audit.md's field table:
+// they must name the same fields, of the same JSON types, and the same
+// event kinds and outcomes.
+func TestSchemaDocAndCodeAgree(t *testing.T) {
+	code := jsonShape(reflect.TypeFor[audit.Record](), "")
+	schema := readSchema(t)
+	defs := schema["$defs"].(map[string]any)
+	fromSchema := map[string]field{}
+	schemaShape(defs, schema, "", fromSchema)
+	compare(t, "audit.Record", code, "docs/audit.schema.json", fromSchema, true)
+
+	doc := docTable(t)
+	top := map[string]field{}
+	for name, f := range code {
+		if !strings.Contains(name, ".") {
+			top[name] = f
+		}
+	}
+	compare(t, "audit.Record", top, "docs/audit.md's field table", doc, false)
+	// The table names the members of a nested object in its row (or in
+	// the row it refers to: "as in `host_interfaces`").
+	for name := range code {
+		parent, member, nested := strings.Cut(name, ".")
+		if !nested || strings.Contains(member, ".") || doc[parent].typ == "" {
+			continue
+		}
+		row := docRow(t, parent)
+		if m := regexp.MustCompile("as in `([^`]+)`").FindStringSubmatch(row); m != nil {
+			row = docRow(t, m[1])
+		}
+		if !strings.Contains(row, "`"+member+"`") {
+			t.Errorf("docs/audit.md's row of %q does not name its member %q", parent, member)
+		}
+	}
+
+	// Events and outcomes.
+	var enum []audit.Event
+	for _, e := range defs["event"].(map[string]any)["enum"].([]any) {
+		enum = append(enum, audit.Event(e.(string)))
+	}
+	if !slices.Equal(enum, audit.Events) {
+		t.Errorf("docs/audit.schema.json's event kinds %v, audit.Events %v", enum, audit.Events)
+	}
+	var outcomes []audit.Outcome
+	for _, o := range schema["properties"].(map[string]any)["outcome"].(map[string]any)["enum"].([]any) {
+		outcomes = append(outcomes, audit.Outcome(o.(string)))
+	}
+	if !slices.Equal(outcomes, audit.Outcomes) {
+		t.Errorf("docs/audit.schema.json's outcomes %v, audit.Outcomes %v", outcomes, audit.Outcomes)
+	}
+	md := docRow(t, "event")
+	for _, g := range []struct {
+		from  string
+		kinds []audit.Event
+	}{{"from the driver", audit.DriverEvents}, {"from the watcher", audit.WatcherEvents}, {"from the log itself", audit.LogEvents}} {
+		m := regexp.MustCompile(g.from + `: ([^;|]*)`).FindStringSubmatch(md)
+		if m == nil {
+			t.Errorf("docs/audit.md's event row has no %q list: %s", g.from, md)
+			continue
+		}
+		var listed []audit.Event
+		for _, k := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(m[1], -1) {
+			listed = append(listed, audit.Event(k[1]))
+		}
+		if !slices.Equal(listed, g.kinds) {
+			t.Errorf("docs/audit.md lists %s: %v; the code: %v", g.from, listed, g.kinds)
+		}
+	}
+	var docOutcomes []audit.Outcome
+	for _, k := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(docRow(t, "outcome"), -1) {
+		docOutcomes = append(docOutcomes, audit.Outcome(k[1]))
+	}
+	if !slices.Equal(docOutcomes, audit.Outcomes) {
+		t.Errorf("docs/audit.md's outcomes %v, audit.Outcomes %v", docOutcomes, audit.Outcomes)
+	}
+}
+
+// field is one member of a record, at a path like "container.labels".
+type field struct {
+	typ      string // JSON Schema type: string, integer, number, boolean, array, object
+	required bool   // always present
+}
+
+var timeType = reflect.TypeFor[time.Time]()
+
+// jsonShape lists the JSON members of t, a struct, as encoding/json writes
+// them, recursively for the structs it holds (directly, by pointer, or as
+// elements of a slice). A member without omitempty is always written:
+// required. Hash is the exception: the log always writes it, last.
+func jsonShape(t reflect.Type, prefix string) map[string]field {
+	out := map[string]field{}
+	for sf := range t.Fields() {
+		tag := sf.Tag.Get("json")
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "-" || !sf.IsExported() {
+			continue
+		}
+		path := prefix + name
+		ft := sf.Type
+		required := !strings.Contains(opts, "omitempty") || path == "hash"
+		if ft.Kind() == reflect.Pointer {
+			ft, required = ft.Elem(), false
+		}
+		out[path] = field{typ: jsonType(ft), required: required}
+		elem := ft
+		if ft.Kind() == reflect.Slice {
+			elem = ft.Elem()
+		}
+		if elem.Kind() == reflect.Struct && elem != timeType {
+			for k, v := range jsonShape(elem, path+".") {
+				out[k] = v
+			}
+		}
+	}
+	return out
+}
+
+func jsonType(t reflect.Type) string {
+	if t == timeType {
+		return "string"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "integer"
+	case reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Slice:
+		return "array"
+	case reflect.Map, reflect.Struct:
+		return "object"
+	}
+	return t.Kind().String()
+}
+
+func readSchema(t *testing.T) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(schematest.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s map[string]any
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// resolve follows a local $ref.
+func resolve(defs map[string]any, s map[string]any) map[string]any {
+	if ref, ok := s["$ref"].(string); ok {
+		return resolve(defs, defs[strings.TrimPrefix(ref, "#/$defs/")].(map[string]any))
+	}
+	return s
+}
+
+// schemaType is the JSON type s allows: its type, or that of its const or
+// enum values.
+func schemaType(s map[string]any) string {
+	if t, ok := s["type"].(string); ok {
+		return t
+	}
+	vals, _ := s["enum"].([]any)
+	if c, ok := s["const"]; ok {
+		vals = []any{c}
+	}
+	types := map[string]bool{}
+	for _, v := range vals {
+		switch v := v.(type) {
+		case string:
+			types["string"] = true
+		case float64:
+			if v == float64(int64(v)) {
+				types["integer"] = true
+			} else {
+				types["number"] = true
+			}
+		case bool:
+			types["boolean"] = true
+		}
+	}
+	if len(types) == 1 {
+		for t := range types {
+			return t
+		}
+	}
+	return "?"
+}
+
+// schemaShape lists the members an object schema declares, recursively
+// into objects with properties and arrays of them.
+func schemaShape(defs, s map[string]any, prefix string, out map[string]field) {
+	s = resolve(defs, s)
+	props, _ := s["properties"].(map[string]any)
+	required := map[string]bool{}
+	for _, r := range s["required"].([]any) {
+		required[r.(string)] = true
+	}
+	for name, p := range props {
+		p := resolve(defs, p.(map[string]any))
+		out[prefix+name] = field{typ: schemaType(p), required: required[name]}
+		if items, ok := p["items"].(map[string]any); ok {
+			p = resolve(defs, items)
+		}
+		if _, ok := p["properties"]; ok {
+			schemaShape(defs, p, prefix+name+".", out)
+		}
+	}
+}
+
+// docRows returns docs/audit.md's field table (| field | type | on |
+// meaning |), the cells of each row by field name.
+func docRows(t *testing.T) map[string][]string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "docs", "audit.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(b), "\n| field | type | on | meaning |\n|---|---|---|---|\n")
+	if !ok {
+		t.Fatal("docs/audit.md has no field table (| field | type | on | meaning |)")
+	}
+	table, _, _ = strings.Cut(table, "\n\n")
+	rows := map[string][]string{}
+	for _, line := range strings.Split(table, "\n") {
+		cells := strings.Split(strings.Trim(line, "|"), " | ")
+		name := strings.Trim(strings.TrimSpace(cells[0]), "`")
+		if _, dup := rows[name]; dup {
+			t.Errorf("docs/audit.md's field table names %q twice", name)
+		}
+		rows[name] = cells
+	}
+	return rows
+}
+
+// docRow is the meaning cell of name's row.
+func docRow(t *testing.T, name string) string {
+	t.Helper()
+	cells := docRows(t)[name]
+	if len(cells) != 4 {
+		t.Fatalf("docs/audit.md's field table: row %q has %d cells, want 4", name, len(cells))
+	}
+	return cells[3]
+}
+
+// docTable reads the table's fields and their types, as JSON types: the
+// table says "64 hex" or "RFC 3339 string" where the JSON type is string.
+func docTable(t *testing.T) map[string]field {
+	t.Helper()
+	out := map[string]field{}
+	for name, cells := range docRows(t) {
+		typ := strings.TrimSpace(cells[1])
+		switch {
+		case strings.HasPrefix(typ, "object"):
+			typ = "object"
+		case strings.HasPrefix(typ, "array"):
+			typ = "array"
+		case typ == "bool":
+			typ = "boolean"
+		case typ == "64 hex", strings.Contains(typ, "string"):
+			typ = "string"
+		}
+		out[name] = field{typ: typ}
+	}
+	return out
+}
+
+// compare reports every field one side has and the other has not, and
+// every field whose type (and, when required counts, presence) differs.
+func compare(t *testing.T, aName string, a map[string]field, bName string, b map[string]field, required bool) {
+	t.Helper()
+	var names []string
+	for n := range a {
+		names = append(names, n)
+	}
+	for n := range b {
+		if _, ok := a[n]; !ok {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fa, inA := a[n]
+		fb, inB := b[n]
+		switch {
+		case !inB:
+			t.Errorf("%s has %q (%s); %s does not", aName, n, fa.typ, bName)
+		case !inA:
+			t.Errorf("%s has %q (%s); %s does not", bName, n, fb.typ, aName)
+		case fa.typ != fb.typ:
+			t.Errorf("%q is %s in %s, %s in %s", n, fa.typ, aName, fb.typ, bName)
+		case required && fa.required != fb.required:
+			t.Errorf("%q: always written is %v in %s, required is %v in %s", n, fa.required, aName, fb.required, bName)
+		}
+	}
+}
