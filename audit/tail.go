@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"time"
 )
 
 // Reading where a file's chain ends, in bounded memory whatever the length
@@ -35,26 +34,6 @@ type tail struct {
 	last     *chainEnd // the last complete record, nil if none
 	torn     int64     // bytes after size: a partial line, or a failed write
 	firstSeq uint64    // seq of the file's first record, 0 if none
-}
-
-// logFile is the current file as the committer uses it; tests wrap it to
-// inject faults.
-type logFile interface {
-	io.Writer
-	io.ReaderAt
-	Sync() error
-	Truncate(size int64) error
-	Stat() (os.FileInfo, error)
-	Name() string
-	Close() error
-}
-
-var openLogFile = func(path string) (logFile, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o640)
-	if err != nil {
-		return nil, err
-	}
-	return f, nil
 }
 
 // readTail finds the last complete record among f's first end bytes (all of
@@ -218,45 +197,6 @@ func lastLine(r io.Reader) (last ends, ok bool, err error) {
 			return last, ok, err
 		}
 	}
-}
-
-// rotatedEnd caches the end of the newest rotated file, so that retrying
-// open() every second during an outage does not read it again.
-type rotatedEnd struct {
-	name string
-	size int64
-	mod  time.Time
-	end  *chainEnd
-}
-
-// lastRotated returns the last record of the newest rotated file, if any.
-func (l *Log) lastRotated() (*chainEnd, error) {
-	files, err := Files(l.path)
-	if err != nil {
-		return nil, err
-	}
-	var newest string
-	for _, f := range files {
-		if f != l.path {
-			newest = f
-		}
-	}
-	if newest == "" {
-		return nil, nil
-	}
-	st, err := os.Stat(newest)
-	if err != nil {
-		return nil, err
-	}
-	if c := l.c.rotated; c.end != nil && c.name == newest && c.size == st.Size() && c.mod.Equal(st.ModTime()) {
-		return c.end, nil
-	}
-	end, err := readLastRecord(newest)
-	if err != nil {
-		return nil, err
-	}
-	l.c.rotated = rotatedEnd{name: newest, size: st.Size(), mod: st.ModTime(), end: end}
-	return end, nil
 }
 
 // readLastRecord reads the last complete record of a rotated file: from its

@@ -302,12 +302,6 @@ func (v *verifier) start(f chainFields, claimed string) error {
 	return nil
 }
 
-// maxKeySteps bounds the key steps verify takes to reach a record's epoch,
-// so that a forged epoch far ahead is reported in seconds, not computed for
-// hours: 16.7 million epochs, 32 years of one evolution a minute (a var so
-// that the fuzz test can lower it).
-var maxKeySteps uint64 = 1 << 24
-
 // seal checks the record's hash, and for a sealed record its epoch.
 func (v *verifier) seal(f chainFields, body []byte, claimed string) error {
 	if f.Epoch == nil {
