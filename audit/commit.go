@@ -117,14 +117,14 @@ func (l *Log) commit(batch []request) {
 				continue
 			}
 			c.kept, c.keptBytes = append(c.kept, rec), c.keptBytes+size
-			l.kept.Store(int64(len(c.kept))) // before the caller hears back and asks Pending
+			l.pending.Store(int64(len(c.kept))) // before the caller hears back and asks Pending
 			r.done <- err
 		default:
 			c.lost.add(r.rec.Time)
 			r.done <- fmt.Errorf("%w; not kept either: %d records already wait in memory (the limit), so this one is counted in an audit.lost record once the log is writable", err, len(c.kept))
 		}
 	}
-	l.kept.Store(int64(len(c.kept)))
+	l.pending.Store(int64(len(c.kept)))
 	if err != nil {
 		return
 	}
@@ -155,7 +155,7 @@ func (l *Log) flush(more []Record) error {
 		return err
 	}
 	c.kept, c.keptBytes, c.lost = nil, 0, lost{}
-	l.kept.Store(0)
+	l.pending.Store(0)
 	return nil
 }
 
@@ -176,7 +176,7 @@ func (n *lost) add(t time.Time) {
 // were made, while the log was unwritable.
 func (l *Log) lostRecord() Record {
 	n := l.c.lost
-	rec := l.own(Lost, fmt.Sprintf("%d teardown records made from %s to %s were lost: the log was unwritable and the records waiting in memory were at their limit (%d records, %d bytes)",
+	rec := l.selfRecord(Lost, fmt.Sprintf("%d teardown records made from %s to %s were lost: the log was unwritable and the records waiting in memory were at their limit (%d records, %d bytes)",
 		n.n, n.first.Format(time.RFC3339Nano), n.last.Format(time.RFC3339Nano), l.o.MaxKept, l.o.MaxKeptBytes))
 	rec.Lost = &LostRecords{Records: n.n, First: n.first, Last: n.last}
 	return rec
@@ -262,11 +262,14 @@ func (l *Log) write(recs []Record) error {
 	return nil
 }
 
-// own is a record the log writes about itself.
-func (l *Log) own(event, detail string) Record {
+// selfRecord is a record the log writes about itself (audit.lost,
+// audit.epoch, audit.torn_tail), not one a caller handed it.
+func (l *Log) selfRecord(event, detail string) Record {
 	return Record{Time: time.Now().UTC(), Event: event, Outcome: OK, Host: l.o.Host, Driver: l.o.Driver, Detail: detail}
 }
 
+// shutdown is Close's work, the committer's last: write what is kept, end
+// a sealed log's epoch, close the file, wipe the key and drain the mirror.
 func (l *Log) shutdown() error {
 	c := &l.c
 	var err error

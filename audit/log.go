@@ -70,7 +70,7 @@ type Log struct {
 	rotates  chan chan error
 	closes   chan chan error
 	stopped  chan struct{}
-	kept     atomic.Int64 // len(c.kept), for Pending
+	pending  atomic.Int64 // len(c.kept), for Pending
 
 	mirrorQ       chan mirrored // nil without a Mirror
 	mirrorDone    chan struct{}
@@ -176,7 +176,7 @@ func (l *Log) submit(rec Record, keep bool) error {
 }
 
 // Pending is the number of records waiting in memory for the disk.
-func (l *Log) Pending() int { return int(l.kept.Load()) }
+func (l *Log) Pending() int { return int(l.pending.Load()) }
 
 // Rotate moves the current file aside (SIGHUP does this); the next record
 // starts a new file whose first record chains to the last one here.

@@ -197,7 +197,7 @@ func (l *Log) setAside(f logFile, t tail) error {
 			t.torn, l.path, l.c.uncut, saved)
 	}
 	l.o.Log.WithField("saved", saved).Error("audit log: " + detail)
-	rec := l.own(TornTail, detail)
+	rec := l.selfRecord(TornTail, detail)
 	l.c.torn = &rec
 	return nil
 }

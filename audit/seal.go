@@ -52,7 +52,7 @@ func (l *Log) evolve() {
 		}
 	}
 	next := c.epoch + 1
-	marker := l.own(EpochEnd, "")
+	marker := l.selfRecord(EpochEnd, "")
 	marker.NextEpoch = &next
 	if err := l.flush([]Record{marker}); err != nil {
 		if !c.evolveFailed {

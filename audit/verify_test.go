@@ -68,7 +68,7 @@ func rewrite(t *testing.T, file string, ls []string) {
 	}
 }
 
-func wantProblem(t *testing.T, err error, kind string, line int, seq uint64, detail string) {
+func wantProblem(t *testing.T, err error, kind ProblemKind, line int, seq uint64, detail string) {
 	t.Helper()
 	var p *Problem
 	if !errors.As(err, &p) {
@@ -97,7 +97,7 @@ func TestVerifyNamesEachTampering(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		tamper func(t *testing.T, ls []string) []string
-		kind   string
+		kind   ProblemKind
 		line   int
 		seq    uint64
 		detail string
@@ -224,7 +224,7 @@ func TestSealedLogResistsForgeryWithTheStolenKey(t *testing.T) {
 		name   string
 		epoch  uint64
 		key    []byte
-		kind   string
+		kind   ProblemKind
 		detail string
 	}{
 		{"old record resealed with the stolen key", 0, stolen, Modified, "does not verify under epoch 0's key"},
