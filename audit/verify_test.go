@@ -264,29 +264,6 @@ func TestChainContinuesAcrossRestartAndRotation(t *testing.T) {
 	}
 }
 
-func TestFastFieldsReadWhatJSONReads(t *testing.T) {
-	e, n := uint64(7), uint64(8)
-	for _, r := range []Record{
-		{Time: time.Now().UTC(), Seq: 1, Event: NetworkCreate, Outcome: OK, Prev: Genesis, Options: map[string]any{"prev": "x", "seq": 9}},
-		{Time: time.Now().UTC(), Seq: 123456789, Event: EndpointJoin, Outcome: Refused, Error: `"quoted", "epoch":1`, Epoch: &e, Prev: Genesis},
-		{Time: time.Now().UTC(), Seq: 42, Event: EpochEnd, Outcome: OK, Epoch: &e, NextEpoch: &n, Prev: Genesis},
-	} {
-		line, err := encode(&r, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _, ok := splitHash(line)
-		fast, fok := fastFields(body)
-		var slow chainFields
-		json.Unmarshal(line, &slow)
-		if !ok || !fok || fmt.Sprint(fast.Seq, fast.Event, fast.Prev, fast.Time.Equal(slow.Time), fast.Epoch == nil, fast.NextEpoch == nil) !=
-			fmt.Sprint(slow.Seq, slow.Event, slow.Prev, true, slow.Epoch == nil, slow.NextEpoch == nil) ||
-			(fast.Epoch != nil && *fast.Epoch != *slow.Epoch) || (fast.NextEpoch != nil && *fast.NextEpoch != *slow.NextEpoch) {
-			t.Errorf("line %s\nfast %+v\njson %+v", line, fast, slow)
-		}
-	}
-}
-
 // TestForgedLogFromALaterEpochDoesNotVerify is the attack of issue 7: whoever
 // holds the daemon's key file (epoch 3 here) starts a brand-new log with it.
 // Every seal in it is good under the initial key stepped forward; only its
