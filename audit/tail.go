@@ -206,6 +206,9 @@ func readLastRecord(path string) (*chainEnd, error) {
 	var ok bool
 	if strings.HasSuffix(path, ".gz") {
 		r, err := openReader(path)
+		if errors.Is(err, io.EOF) {
+			return nil, noRecord(path) // zero bytes: not even a gzip header
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -228,11 +231,17 @@ func readLastRecord(path string) (*chainEnd, error) {
 		}
 	}
 	if !ok {
-		return nil, fmt.Errorf("%s holds no complete record, so the chain cannot continue from it; check the log with `hostpass audit verify`", path)
+		return nil, noRecord(path)
 	}
 	end, err := e.parse()
 	if err != nil {
 		return nil, fmt.Errorf("%s: its last line is not an audit record: %v", path, err)
 	}
 	return end, nil
+}
+
+// noRecord is the error for a rotated file without a complete record (an
+// empty one, say): it names the file, never a nil cause.
+func noRecord(path string) error {
+	return fmt.Errorf("%s holds no complete record, so the chain cannot continue from it; check the log with `hostpass audit verify`", path)
 }
