@@ -58,9 +58,12 @@ func splitHash(line []byte) (body []byte, sum string, ok bool) {
 	return line[:cut], sum, true
 }
 
-// lineHash recomputes a line's hash from its body (as splitHash returns it)
-// with h: SHA-256 for a plain record, HMAC-SHA256 under its epoch's key for
-// a sealed one.
+// lineHash returns, in hex, the hash of body (a line up to its hash member,
+// as splitHash returns it) closed with the `}` splitHash leaves off: the
+// bytes encode hashed. h is reset first, so one h serves many lines: a
+// SHA-256 for plain records, an HMAC-SHA256 under the record's epoch key for
+// sealed ones (hasher makes either). The caller compares the result with
+// the hash the line claims.
 func lineHash(h hash.Hash, body []byte) string {
 	h.Reset()
 	h.Write(body)
