@@ -1,12 +1,9 @@
 package audit
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -15,11 +12,6 @@ import (
 )
 
 const (
-	// retryInterval is how often records kept in memory are offered to the
-	// disk again while the log is unwritable.
-	retryInterval = time.Second
-	// maxBatch bounds how many records share one write and one fsync.
-	maxBatch = 1024
 	// mirrorQueue bounds the records waiting for Options.Mirror, and
 	// mirrorDrain how long Close waits for them.
 	mirrorQueue = 4096
@@ -78,7 +70,7 @@ type Log struct {
 	rotates  chan chan error
 	closes   chan chan error
 	stopped  chan struct{}
-	kept     atomic.Int64 // len(c.kept), for Pending
+	pending  atomic.Int64 // len(c.kept), for Pending
 
 	mirrorQ       chan mirrored // nil without a Mirror
 	mirrorDone    chan struct{}
@@ -96,42 +88,6 @@ type request struct {
 	rec  Record
 	keep bool // teardown: keep in memory if it cannot be made durable now
 	done chan error
-}
-
-// committer is the state only the run goroutine touches.
-type committer struct {
-	f            logFile
-	size         int64  // bytes of complete, durable records in f
-	fileFirstSeq uint64 // seq of f's first record, names f when rotated
-	seq          uint64 // last durable seq
-	prev         string // hash of the last durable record
-	kept         []Record
-	keptBytes    int // encoded size of kept
-	lost         lost
-	torn         *Record // set aside at open; written before anything else
-	// uncut: a failed write could not be cut back to size; the next open
-	// sets aside everything past size, so that the chain never continues
-	// from records whose callers were told they failed.
-	uncut   error
-	rotated rotatedEnd // the newest rotated file's last record, once read
-	views   viewState  // the last host.view written (view.go)
-
-	key          []byte // nil: unsealed
-	epoch        uint64
-	epochRecords int // records sealed in this epoch
-	epochTimer   *time.Timer
-	evolveDue    bool // the epoch's time is up; evolve once the log is writable
-	// keyFileStale: the key file could not be overwritten with the current
-	// epoch's key. No further epoch is ended until it is (open takes a key
-	// file at most one epoch behind the log), and a stop says so.
-	keyFileStale error
-	evolveFailed bool // and its failure was reported
-}
-
-// lost counts the teardown records dropped past Options.MaxKept.
-type lost struct {
-	n           int
-	first, last time.Time
 }
 
 // Open returns a plain chained log at path with default options. It never
@@ -220,7 +176,7 @@ func (l *Log) submit(rec Record, keep bool) error {
 }
 
 // Pending is the number of records waiting in memory for the disk.
-func (l *Log) Pending() int { return int(l.kept.Load()) }
+func (l *Log) Pending() int { return int(l.pending.Load()) }
 
 // Rotate moves the current file aside (SIGHUP does this); the next record
 // starts a new file whose first record chains to the last one here.
@@ -244,329 +200,4 @@ func (l *Log) Close() error {
 	case <-l.stopped:
 		return nil
 	}
-}
-
-func (l *Log) run() {
-	defer close(l.stopped)
-	c := &l.c
-	var retry <-chan time.Time
-	for {
-		var batch []request
-		var epochEnd <-chan time.Time
-		if c.epochTimer != nil {
-			epochEnd = c.epochTimer.C
-		}
-		select {
-		case r := <-l.requests:
-			batch = append(batch, r)
-		drain:
-			for len(batch) < maxBatch {
-				select {
-				case r := <-l.requests:
-					batch = append(batch, r)
-				default:
-					break drain
-				}
-			}
-		case <-retry:
-		case <-epochEnd:
-			c.epochTimer = nil
-			c.evolveDue = true // commit evolves, now or on a retry tick
-		case done := <-l.rotates:
-			done <- l.rotate()
-			continue
-		case done := <-l.closes:
-			done <- l.shutdown()
-			return
-		}
-		l.commit(batch)
-		retry = nil
-		if len(c.kept) > 0 || c.lost.n > 0 || c.evolveDue {
-			retry = time.After(retryInterval)
-		}
-	}
-}
-
-// commit writes the kept records and the batch in one write and one fsync,
-// then answers every caller.
-func (l *Log) commit(batch []request) {
-	c := &l.c
-	recs := make([]Record, len(batch))
-	for i, r := range batch {
-		recs[i] = r.rec
-	}
-	err := l.flush(recs)
-	for _, r := range batch {
-		switch {
-		case err == nil || !r.keep:
-			r.done <- err
-		case len(c.kept) < l.o.MaxKept:
-			rec, size := boundKept(r.rec)
-			if c.keptBytes+size > l.o.MaxKeptBytes {
-				c.lost.add(r.rec.Time)
-				r.done <- fmt.Errorf("%w; not kept either: the %d records waiting in memory hold %d bytes, and %d more would pass the limit of %d, so this one is counted in an audit.lost record once the log is writable", err, len(c.kept), c.keptBytes, size, l.o.MaxKeptBytes)
-				continue
-			}
-			c.kept, c.keptBytes = append(c.kept, rec), c.keptBytes+size
-			l.kept.Store(int64(len(c.kept))) // before the caller hears back and asks Pending
-			r.done <- err
-		default:
-			c.lost.add(r.rec.Time)
-			r.done <- fmt.Errorf("%w; not kept either: %d records already wait in memory (the limit), so this one is counted in an audit.lost record once the log is writable", err, len(c.kept))
-		}
-	}
-	l.kept.Store(int64(len(c.kept)))
-	if err != nil {
-		return
-	}
-	if c.key != nil && (c.epochRecords >= l.o.EpochRecords || c.evolveDue) {
-		l.evolve()
-	}
-	if l.o.MaxSize > 0 && c.size >= l.o.MaxSize {
-		if err := l.rotate(); err != nil {
-			l.o.Log.WithError(err).Error("audit log: rotation failed; writing on to the current file")
-		}
-	}
-}
-
-// flush writes the kept records, an audit.lost record for those that could
-// not be kept, then more, in one write; on success nothing is kept any
-// longer.
-func (l *Log) flush(more []Record) error {
-	c := &l.c
-	recs := append([]Record(nil), c.kept...)
-	if c.lost.n > 0 {
-		recs = append(recs, l.lostRecord())
-	}
-	recs = append(recs, more...)
-	if len(recs) == 0 {
-		return nil
-	}
-	if err := l.write(recs); err != nil {
-		return err
-	}
-	c.kept, c.keptBytes, c.lost = nil, 0, lost{}
-	l.kept.Store(0)
-	return nil
-}
-
-func (n *lost) add(t time.Time) {
-	if t.IsZero() {
-		t = time.Now().UTC()
-	}
-	if n.n == 0 || t.Before(n.first) {
-		n.first = t
-	}
-	if n.n == 0 || t.After(n.last) {
-		n.last = t
-	}
-	n.n++
-}
-
-// lostRecord says how many teardown records were dropped, and when they
-// were made, while the log was unwritable.
-func (l *Log) lostRecord() Record {
-	n := l.c.lost
-	rec := l.own(Lost, fmt.Sprintf("%d teardown records made from %s to %s were lost: the log was unwritable and the records waiting in memory were at their limit (%d records, %d bytes)",
-		n.n, n.first.Format(time.RFC3339Nano), n.last.Format(time.RFC3339Nano), l.o.MaxKept, l.o.MaxKeptBytes))
-	rec.Lost = &LostRecords{Records: n.n, First: n.first, Last: n.last}
-	return rec
-}
-
-// write numbers, chains and seals recs, writes them in one write and
-// fsyncs. On failure the file is cut back to its last durable size and
-// closed, so no half-written line stays behind and the next attempt reads
-// the file's tail again.
-func (l *Log) write(recs []Record) error {
-	c := &l.c
-	if c.f == nil {
-		if err := l.open(); err != nil {
-			return fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-	}
-	if c.torn != nil {
-		recs = append([]Record{*c.torn}, recs...)
-	}
-	recs, views := c.withViews(recs)
-	var buf bytes.Buffer
-	lines := make([][]byte, len(recs))
-	seq, prev := c.seq, c.prev
-	for i := range recs {
-		seq++
-		recs[i].Seq, recs[i].Prev, recs[i].Schema = seq, prev, Schema
-		recs[i].Epoch = nil
-		if c.key != nil {
-			e := c.epoch
-			recs[i].Epoch = &e
-		}
-		line, err := encodeRecord(&recs[i], c.key)
-		if err != nil {
-			return fmt.Errorf("%w: encoding record: %w", ErrUnavailable, err)
-		}
-		prev = recs[i].Hash
-		lines[i] = line
-		buf.Write(line)
-		buf.WriteByte('\n')
-	}
-	_, err := c.f.Write(buf.Bytes())
-	if err == nil {
-		err = c.f.Sync()
-	}
-	if err != nil {
-		if terr := c.f.Truncate(c.size); terr != nil {
-			// Records of this batch may be whole in the file, and their
-			// callers hear "failed": the next open sets them aside.
-			c.uncut = terr
-			l.o.Log.WithError(terr).Error("audit log: cannot cut a failed write back to the last acknowledged record; the log is unwritable until it can")
-			if merr := writeUncut(l.path, c.size); merr != nil {
-				l.o.Log.WithError(merr).Error("audit log: cannot record the last acknowledged size either; a restart before the log is writable again would take the failed records as part of the chain")
-			}
-		}
-		c.f.Close()
-		c.f = nil
-		return fmt.Errorf("%w: writing %s: %w", ErrUnavailable, l.path, err)
-	}
-	if c.size == 0 {
-		c.fileFirstSeq = c.seq + 1
-	}
-	c.size += int64(buf.Len())
-	c.seq, c.prev = seq, prev
-	c.views = views
-	c.torn = nil
-	if c.key != nil {
-		if c.epochRecords == 0 {
-			c.epochTimer = time.NewTimer(l.o.EpochInterval)
-		}
-		c.epochRecords += len(recs)
-	}
-	if l.mirrorQ != nil {
-		for i, line := range lines {
-			select {
-			case l.mirrorQ <- mirrored{recs[i], line}:
-			default:
-				if l.mirrorDropped.Add(1)%1000 == 1 {
-					l.o.Log.WithField("dropped", l.mirrorDropped.Load()).Warn("audit log: the mirror (daemon log, syslog) is behind and misses records; the file has them all")
-				}
-			}
-		}
-	}
-	return nil
-}
-
-// evolve ends the sealing epoch: an audit.epoch record sealed under the
-// current key, then the key steps forward and the old one is wiped from
-// memory and from the key file. If the record cannot be written the key
-// stays (the next batch or tick tries again): an epoch must not end without
-// its record, or a verifier could not tell evolution from truncation.
-func (l *Log) evolve() {
-	c := &l.c
-	if c.keyFileStale != nil {
-		if c.keyFileStale = overwriteKeyFile(l.o.SealKey, c.epoch, c.key); c.keyFileStale != nil {
-			c.evolveDue = true // retried on the retry tick
-			return
-		}
-	}
-	next := c.epoch + 1
-	marker := l.own(EpochEnd, "")
-	marker.NextEpoch = &next
-	if err := l.flush([]Record{marker}); err != nil {
-		if !c.evolveFailed {
-			l.o.Log.WithError(err).Error("audit log: cannot end the sealing epoch; the key evolves once the log is writable")
-		}
-		c.evolveDue, c.evolveFailed = true, true // retried on the retry tick
-		return
-	}
-	l.advanceKey(next)
-}
-
-// advanceKey steps the key forward to epoch and overwrites the key file.
-func (l *Log) advanceKey(epoch uint64) {
-	c := &l.c
-	for c.epoch < epoch {
-		next := NextKey(c.key)
-		wipe(c.key)
-		c.key = next
-		c.epoch++
-	}
-	c.epochRecords, c.evolveDue, c.evolveFailed = 0, false, false
-	if c.epochTimer != nil {
-		c.epochTimer.Stop()
-		c.epochTimer = nil
-	}
-	if c.keyFileStale = overwriteKeyFile(l.o.SealKey, c.epoch, c.key); c.keyFileStale != nil {
-		l.o.Log.WithError(c.keyFileStale).Error("audit log: cannot overwrite the sealing key file; an older key stays on disk, and no further epoch ends until it can be")
-	}
-	l.o.Log.WithField("epoch", c.epoch).Debug("audit log: sealing key evolved")
-}
-
-// own is a record the log writes about itself.
-func (l *Log) own(event Event, detail string) Record {
-	return Record{Time: time.Now().UTC(), Event: event, Outcome: OK, Host: l.o.Host, Driver: l.o.Driver, Detail: detail}
-}
-
-func (l *Log) rotate() error {
-	c := &l.c
-	if c.f == nil {
-		if err := l.open(); err != nil {
-			return fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-	}
-	if c.size == 0 {
-		return nil
-	}
-	to := rotatedName(l.path, c.fileFirstSeq)
-	if _, err := os.Lstat(to); err == nil {
-		return fmt.Errorf("cannot rotate %s: %s exists", l.path, to)
-	}
-	c.f.Close()
-	c.f = nil
-	if err := os.Rename(l.path, to); err != nil {
-		return err
-	}
-	f, err := openLogFile(l.path)
-	if err != nil {
-		return err
-	}
-	c.f, c.size = f, 0
-	l.o.Log.WithField("file", to).Info("audit log rotated")
-	return syncDir(filepath.Dir(l.path))
-}
-
-func (l *Log) shutdown() error {
-	c := &l.c
-	var err error
-	if n := len(c.kept) + c.lost.n; n > 0 {
-		if err = l.flush(nil); err != nil {
-			err = fmt.Errorf("%d audit records could not be written: %w", n, err)
-		}
-	}
-	// A clean stop ends the epoch: otherwise the key file keeps the key
-	// that sealed the last records, and whoever takes the host after the
-	// stop could rewrite them.
-	if err == nil && c.key != nil && (c.epochRecords > 0 || c.keyFileStale != nil) {
-		l.evolve()
-		switch {
-		case c.keyFileStale != nil:
-			err = fmt.Errorf("the sealing key file could not be overwritten (%v): it still holds an older key, which can reseal records of epoch %d and later", c.keyFileStale, c.epoch)
-		case c.evolveDue:
-			err = fmt.Errorf("the sealing epoch could not be ended at stop: the key file still holds the key of epoch %d, which sealed the last records", c.epoch)
-		}
-	}
-	if c.f != nil {
-		if cerr := c.f.Close(); cerr != nil && err == nil {
-			err = cerr
-		}
-		c.f = nil
-	}
-	if c.key != nil {
-		wipe(c.key)
-	}
-	if l.mirrorQ != nil {
-		close(l.mirrorQ)
-		select {
-		case <-l.mirrorDone:
-		case <-time.After(mirrorDrain):
-		}
-	}
-	return err
 }

@@ -66,41 +66,6 @@ func TestAppendNumbersRecordsAndResumesAfterReopen(t *testing.T) {
 	}
 }
 
-func TestReopenSetsAsidePartialLineLeftByACrash(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	l := Open(path, nil)
-	if err := l.Append(Record{Event: NetworkCreate, Outcome: OK}); err != nil {
-		t.Fatal(err)
-	}
-	l.Close()
-	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-	f.WriteString(`{"time":"2026-`) // killed mid-write
-	f.Close()
-	l = Open(path, nil)
-	if err := l.Append(Record{Event: NetworkDelete, Outcome: OK}); err != nil {
-		t.Fatal(err)
-	}
-	l.Close()
-	recs := readRecords(t, path)
-	wantSeqs(t, recs, NetworkCreate, TornTail, NetworkDelete)
-	saved, _ := filepath.Glob(path + ".torn-*")
-	if len(saved) != 1 || !strings.Contains(recs[1].Detail, "partial line of 14 bytes") || !strings.Contains(recs[1].Detail, saved[0]) {
-		t.Fatalf("torn tail record %+v, saved files %v: want the 14 bytes reported and set aside", recs[1], saved)
-	}
-	if b, _ := os.ReadFile(saved[0]); string(b) != `{"time":"2026-` {
-		t.Errorf("set-aside bytes %q, want the partial line", b)
-	}
-}
-
-func TestLastLineNotARecordIsRefused(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	os.WriteFile(path, []byte("hello\n"), 0o640)
-	err := Open(path, nil).Append(Record{Event: NetworkCreate})
-	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "last line is not an audit record") {
-		t.Fatalf("got %v, want unavailable: last line is not an audit record", err)
-	}
-}
-
 func TestUnwritableLogRefusesAppendAndKeepsTeardown(t *testing.T) {
 	dir := t.TempDir()
 	blocker := filepath.Join(dir, "logs")

@@ -1,5 +1,3 @@
-// Package audit keeps hostpass's audit trail: an append-only file of JSON
-// lines, one record per lifecycle call, each fsynced before Docker hears "ok".
 package audit
 
 import (

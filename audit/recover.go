@@ -17,6 +17,26 @@ import (
 // (tail.go), and setting aside what a crash or a failed write left past the
 // last record.
 
+// logFile is the current file as the committer uses it; tests wrap it to
+// inject faults.
+type logFile interface {
+	io.Writer
+	io.ReaderAt
+	Sync() error
+	Truncate(size int64) error
+	Stat() (os.FileInfo, error)
+	Name() string
+	Close() error
+}
+
+var openLogFile = func(path string) (logFile, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
 // open opens (or creates) the current file and picks the chain up from its
 // last record, or from the newest rotated file when it is empty. A partial
 // last line, left by a crash in the middle of a write, was never
@@ -177,7 +197,7 @@ func (l *Log) setAside(f logFile, t tail) error {
 			t.torn, l.path, l.c.uncut, saved)
 	}
 	l.o.Log.WithField("saved", saved).Error("audit log: " + detail)
-	rec := l.own(TornTail, detail)
+	rec := l.selfRecord(TornTail, detail)
 	l.c.torn = &rec
 	return nil
 }

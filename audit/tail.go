@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"time"
 )
 
 // Reading where a file's chain ends, in bounded memory whatever the length
@@ -35,26 +34,6 @@ type tail struct {
 	last     *chainEnd // the last complete record, nil if none
 	torn     int64     // bytes after size: a partial line, or a failed write
 	firstSeq uint64    // seq of the file's first record, 0 if none
-}
-
-// logFile is the current file as the committer uses it; tests wrap it to
-// inject faults.
-type logFile interface {
-	io.Writer
-	io.ReaderAt
-	Sync() error
-	Truncate(size int64) error
-	Stat() (os.FileInfo, error)
-	Name() string
-	Close() error
-}
-
-var openLogFile = func(path string) (logFile, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o640)
-	if err != nil {
-		return nil, err
-	}
-	return f, nil
 }
 
 // readTail finds the last complete record among f's first end bytes (all of
@@ -220,45 +199,6 @@ func lastLine(r io.Reader) (last ends, ok bool, err error) {
 	}
 }
 
-// rotatedEnd caches the end of the newest rotated file, so that retrying
-// open() every second during an outage does not read it again.
-type rotatedEnd struct {
-	name string
-	size int64
-	mod  time.Time
-	end  *chainEnd
-}
-
-// lastRotated returns the last record of the newest rotated file, if any.
-func (l *Log) lastRotated() (*chainEnd, error) {
-	files, err := Files(l.path)
-	if err != nil {
-		return nil, err
-	}
-	var newest string
-	for _, f := range files {
-		if f != l.path {
-			newest = f
-		}
-	}
-	if newest == "" {
-		return nil, nil
-	}
-	st, err := os.Stat(newest)
-	if err != nil {
-		return nil, err
-	}
-	if c := l.c.rotated; c.end != nil && c.name == newest && c.size == st.Size() && c.mod.Equal(st.ModTime()) {
-		return c.end, nil
-	}
-	end, err := readLastRecord(newest)
-	if err != nil {
-		return nil, err
-	}
-	l.c.rotated = rotatedEnd{name: newest, size: st.Size(), mod: st.ModTime(), end: end}
-	return end, nil
-}
-
 // readLastRecord reads the last complete record of a rotated file: from its
 // end, or through the whole stream for a gzipped one.
 func readLastRecord(path string) (*chainEnd, error) {
@@ -266,6 +206,9 @@ func readLastRecord(path string) (*chainEnd, error) {
 	var ok bool
 	if strings.HasSuffix(path, ".gz") {
 		r, err := openReader(path)
+		if errors.Is(err, io.EOF) {
+			return nil, noRecord(path) // zero bytes: not even a gzip header
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -288,11 +231,17 @@ func readLastRecord(path string) (*chainEnd, error) {
 		}
 	}
 	if !ok {
-		return nil, fmt.Errorf("%s holds no complete record, so the chain cannot continue from it; check the log with `hostpass audit verify`", path)
+		return nil, noRecord(path)
 	}
 	end, err := e.parse()
 	if err != nil {
 		return nil, fmt.Errorf("%s: its last line is not an audit record: %v", path, err)
 	}
 	return end, nil
+}
+
+// noRecord is the error for a rotated file without a complete record (an
+// empty one, say): it names the file, never a nil cause.
+func noRecord(path string) error {
+	return fmt.Errorf("%s holds no complete record, so the chain cannot continue from it; check the log with `hostpass audit verify`", path)
 }

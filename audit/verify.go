@@ -1,8 +1,6 @@
 package audit
 
 import (
-	"bytes"
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -11,20 +9,23 @@ import (
 	"time"
 )
 
+// ProblemKind names what is wrong with a log, as verify reports it.
+type ProblemKind string
+
 // Kinds of Problem, as verify names them.
 const (
-	Modified     = "modified"     // a line's content does not match its hash or seal
-	Missing      = "missing"      // records are absent: deleted, or a file removed
-	Reordered    = "reordered"    // records are out of order
-	Inserted     = "inserted"     // a record is in the log that the chain does not account for
-	Truncated    = "truncated"    // a file ends inside a line, or the log ends before an anchor
-	BadKey       = "bad key"      // the first sealed record does not verify under the key given
-	ChainBroken  = "chain broken" // a record's prev is not the hash of the record before it
-	NotJSON      = "not JSON"
-	MissingStart = "missing start" // the log does not begin at the genesis record, or where --start says
-	LateStart    = "late start"    // under a key: the genesis record is sealed in a later epoch than 0
-	Unsealed     = "unsealed"      // under a key: the log's first record is not sealed, or none is
-	UnknownView  = "unknown view"  // a record names a host view that is not the last host.view before it in its file
+	Modified     ProblemKind = "modified"     // a line's content does not match its hash or seal
+	Missing      ProblemKind = "missing"      // records are absent: deleted, or a file removed
+	Reordered    ProblemKind = "reordered"    // records are out of order
+	Inserted     ProblemKind = "inserted"     // a record is in the log that the chain does not account for
+	Truncated    ProblemKind = "truncated"    // a file ends inside a line, or the log ends before an anchor
+	BadKey       ProblemKind = "bad key"      // the first sealed record does not verify under the key given
+	ChainBroken  ProblemKind = "chain broken" // a record's prev is not the hash of the record before it
+	NotJSON      ProblemKind = "not JSON"
+	MissingStart ProblemKind = "missing start" // the log does not begin at the genesis record, or where --start says
+	LateStart    ProblemKind = "late start"    // under a key: the genesis record is sealed in a later epoch than 0
+	Unsealed     ProblemKind = "unsealed"      // under a key: the log's first record is not sealed, or none is
+	UnknownView  ProblemKind = "unknown view"  // a record names a host view that is not the last host.view before it in its file
 )
 
 // Problem is the first thing wrong with a log, and where.
@@ -32,7 +33,7 @@ type Problem struct {
 	File   string
 	Line   int
 	Seq    uint64 // 0 when the line has none
-	Kind   string
+	Kind   ProblemKind
 	Detail string
 }
 
@@ -125,7 +126,7 @@ func Verify(files []string, o VerifyOptions) (Summary, error) {
 		v.key = append([]byte(nil), o.Key...)
 	}
 	for _, f := range files {
-		if err := v.file1(f); err != nil {
+		if err := v.verifyFile(f); err != nil {
 			return v.sum, err
 		}
 	}
@@ -155,7 +156,9 @@ func Verify(files []string, o VerifyOptions) (Summary, error) {
 	return v.sum, nil
 }
 
-func (v *verifier) file1(path string) error {
+// verifyFile checks one file of the log, continuing the chain from the
+// file before it.
+func (v *verifier) verifyFile(path string) error {
 	v.file, v.lineNo, v.view = path, 0, ""
 	err := eachBatch(path, func(b *batch) { b.invalid = firstInvalid(b.lines) }, v.batch)
 	if err == errLongLine {
@@ -199,7 +202,7 @@ func (v *verifier) batch(b *batch) error {
 	return nil
 }
 
-func (v *verifier) problem(seq uint64, kind, detail string) *Problem {
+func (v *verifier) problem(seq uint64, kind ProblemKind, detail string) *Problem {
 	return &Problem{File: v.file, Line: v.lineNo, Seq: seq, Kind: kind, Detail: detail}
 }
 
@@ -271,192 +274,6 @@ func (v *verifier) line(line []byte) error {
 		v.sum.TornTails++
 	}
 	return nil
-}
-
-// start checks the first record: the genesis record, sealed in epoch 0
-// under a key, or the start the user gave.
-func (v *verifier) start(f chainFields, claimed string) error {
-	const say = "if you know from elsewhere (a syslog collector, an earlier verify) where the log starts, pass --start SEQ:HASH with that record's seq and hash"
-	if s := v.o.Start; s != nil {
-		switch {
-		case f.Seq != s.Seq:
-			return v.problem(f.Seq, MissingStart, fmt.Sprintf("the log starts at seq %d, not at seq %d as --start says", f.Seq, s.Seq))
-		case claimed != s.Hash:
-			return v.problem(f.Seq, Modified, fmt.Sprintf("the first record, seq %d, has hash %s, not %s as --start says", f.Seq, claimed, s.Hash))
-		case v.o.Key != nil && f.Epoch == nil:
-			return v.problem(f.Seq, Unsealed, "the log starts with a record that is not sealed: under --key it must start sealed")
-		}
-		v.prev, v.sum.StartGiven = f.Prev, true
-		return nil
-	}
-	switch {
-	case f.Prev != Genesis && f.Seq > 1:
-		return v.problem(f.Seq, MissingStart, fmt.Sprintf("the log starts at seq %d, not at the genesis record: its oldest files are gone, or it was started elsewhere; %s", f.Seq, say))
-	case f.Seq != 1 || f.Prev != Genesis:
-		return v.problem(f.Seq, Modified, "the first record must be seq 1 with the genesis prev")
-	case v.o.Key != nil && f.Epoch == nil:
-		return v.problem(f.Seq, Unsealed, "the log starts with a record that is not sealed: under --key a log must start sealed in epoch 0, since anyone can write plain records (verify a plain log without --key)")
-	case v.o.Key != nil && *f.Epoch != 0:
-		return v.problem(f.Seq, LateStart, fmt.Sprintf("the genesis record is sealed in epoch %d, not epoch 0: a log starts in epoch 0, so this one was started with a later key, as whoever holds the daemon's key file can do; %s", *f.Epoch, say))
-	}
-	return nil
-}
-
-// maxKeySteps bounds the key steps verify takes to reach a record's epoch,
-// so that a forged epoch far ahead is reported in seconds, not computed for
-// hours: 16.7 million epochs, 32 years of one evolution a minute (a var so
-// that the fuzz test can lower it).
-var maxKeySteps uint64 = 1 << 24
-
-// seal checks the record's hash, and for a sealed record its epoch.
-func (v *verifier) seal(f chainFields, body []byte, claimed string) error {
-	if f.Epoch == nil {
-		if v.sealed {
-			return v.problem(f.Seq, Modified, "an unsealed record in a sealed log: a sealed log never goes back to plain hashes")
-		}
-		if lineHash(v.plain, body) != claimed {
-			return v.problem(f.Seq, Modified, "the line does not match its hash")
-		}
-		return nil
-	}
-	e := *f.Epoch
-	switch {
-	case !v.sealed:
-		v.sum.FirstEpoch = e
-	case e < v.epoch:
-		return v.problem(f.Seq, Reordered, fmt.Sprintf("epoch %d after epoch %d", e, v.epoch))
-	case v.ended != nil && e != *v.ended:
-		return v.problem(f.Seq, Modified, fmt.Sprintf("sealed in epoch %d, but epoch %d ended with the record before it and the next is %d", e, v.epoch, *v.ended))
-	case v.ended == nil && e != v.epoch:
-		return v.problem(f.Seq, Missing, fmt.Sprintf("epoch %d follows epoch %d without its audit.epoch record: records were removed, or forged with a later key", e, v.epoch))
-	}
-	if f.NextEpoch != nil && *f.NextEpoch != e+1 {
-		return v.problem(f.Seq, Modified, fmt.Sprintf("epoch %d ends with next_epoch %d, but the daemon steps one epoch at a time: it must be %d", e, *f.NextEpoch, e+1))
-	}
-	v.sealed, v.epoch, v.ended = true, e, f.NextEpoch
-	v.sum.Sealed, v.sum.LastEpoch = true, e
-	if v.key == nil {
-		return nil
-	}
-	if e < v.keyAt {
-		return v.problem(f.Seq, Reordered, fmt.Sprintf("epoch %d is older than a verified one", e))
-	}
-	if e-v.keyAt > maxKeySteps {
-		return v.problem(f.Seq, Modified, fmt.Sprintf("sealed in epoch %d, %d key steps past epoch %d: verify derives at most %d (each takes an audit.epoch record)", e, e-v.keyAt, v.keyAt, maxKeySteps))
-	}
-	for v.keyAt < e {
-		v.key = NextKey(v.key)
-		v.keyAt++
-	}
-	if lineHash(hmac.New(sha256.New, v.key), body) != claimed {
-		if !v.checked {
-			return v.problem(f.Seq, BadKey, fmt.Sprintf("the first sealed record (epoch %d) does not verify under this key: wrong key, or the record was changed", e))
-		}
-		return v.problem(f.Seq, Modified, fmt.Sprintf("the seal does not verify under epoch %d's key: changed, or forged without that key", e))
-	}
-	v.checked = true
-	return nil
-}
-
-// checkView checks that a record names the host view it saw as the last
-// host.view record before it in its file, and that a host.view written as a
-// change names that view as its base: the log writes them so, and a record
-// naming any other view claims an exposure no record in the file shows.
-func (v *verifier) checkView(f chainFields, line []byte) error {
-	var r struct {
-		Event    Event  `json:"event"`
-		HostView string `json:"host_view"`
-		BaseView string `json:"base_view"`
-	}
-	ref, fast := fastViewRef(line)
-	switch {
-	case fast && f.Event != HostView:
-		r.Event, r.HostView = f.Event, ref
-	default:
-		if err := json.Unmarshal(line, &r); err != nil {
-			return v.problem(f.Seq, NotJSON, err.Error())
-		}
-	}
-	if r.Event == HostView {
-		switch {
-		case r.HostView == "":
-			return v.problem(f.Seq, UnknownView, "a host.view record without a host_view")
-		case r.BaseView != "" && r.BaseView != v.view:
-			return v.problem(f.Seq, UnknownView, fmt.Sprintf("the view is written as a change from view %s, but the last view before it in this file is %s", short(r.BaseView), viewName(v.view)))
-		}
-		v.view = r.HostView
-		return nil
-	}
-	if r.HostView != "" && r.HostView != v.view {
-		return v.problem(f.Seq, UnknownView, fmt.Sprintf("the record names host view %s, but the last view before it in this file is %s: the view it names is in no record before it", short(r.HostView), viewName(v.view)))
-	}
-	return nil
-}
-
-// fastViewRef reads the view a record names from a line laid out as the log
-// writes it, without decoding it (decoding every join tripled verify's
-// time). It reports false unless the line is plain ASCII without escapes
-// and has at most one key that json could read as host_view or base_view
-// (any case), and that one is exactly "host_view", in the outermost
-// object, with a string value: json then reads that same value. host.view
-// records are always decoded.
-func fastViewRef(line []byte) (string, bool) {
-	if bytes.IndexByte(line, '\\') >= 0 || !isASCII(line) {
-		return "", false
-	}
-	at, n := -1, 0
-	for i := 0; ; {
-		k := bytes.IndexByte(line[i:], '_')
-		if k < 0 {
-			break
-		}
-		i += k + 1
-		if i+5 <= len(line) && bytes.EqualFold(line[i:i+5], []byte(`view"`)) {
-			at, n = i-1, n+1
-		}
-	}
-	switch {
-	case n == 0:
-		return "", true
-	case n > 1:
-		return "", false
-	}
-	const key = `"host_view":"`
-	start := at - len(`"host`)
-	if start < 0 || !bytes.HasPrefix(line[start:], []byte(key)) || !topLevel(line, start) {
-		return "", false
-	}
-	val := line[start+len(key):]
-	end := bytes.IndexByte(val, '"')
-	if end < 0 {
-		return "", false
-	}
-	return string(val[:end]), true
-}
-
-// topLevel reports whether the string starting at line[at] is a member of
-// the outermost object, in a line without escapes.
-func topLevel(line []byte, at int) bool {
-	depth, inString := 0, false
-	for _, c := range line[:at] {
-		switch {
-		case c == '"':
-			inString = !inString
-		case inString:
-		case c == '{' || c == '[':
-			depth++
-		case c == '}' || c == ']':
-			depth--
-		}
-	}
-	return depth == 1 && !inString
-}
-
-func viewName(id string) string {
-	if id == "" {
-		return "none"
-	}
-	return short(id)
 }
 
 func short(h string) string {

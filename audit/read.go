@@ -8,85 +8,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"regexp"
 	"runtime"
-	"sort"
 	"strings"
 )
 
-// A log is its current file (say audit.jsonl) and the files rotated away
-// from it, named audit.jsonl.<seq of their first record, 20 digits>, so
-// that names sort in chain order. A rotated file may be gzipped by the
-// operator (audit.jsonl.<seq>.gz); readers take both.
-
-func rotatedName(path string, firstSeq uint64) string {
-	return fmt.Sprintf("%s.%020d", path, firstSeq)
-}
-
-var rotatedSuffix = regexp.MustCompile(`^\.(\d{20})(\.gz)?$`)
-
-// Files returns the files of the log whose current file is path, in chain
-// order: rotated files by first seq, then the current file if it exists.
-func Files(path string) ([]string, error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	var rotated []string
-	current := false
-	for _, e := range entries {
-		name := e.Name()
-		if name == base {
-			current = true
-			continue
-		}
-		if strings.HasPrefix(name, base) && rotatedSuffix.MatchString(name[len(base):]) {
-			rotated = append(rotated, filepath.Join(dir, name))
-		}
-	}
-	sort.Strings(rotated) // equal-width numbers sort as numbers
-	if current {
-		rotated = append(rotated, filepath.Join(dir, base))
-	}
-	return rotated, nil
-}
-
-// FilesIn finds the one log in dir: the current file is the *.jsonl whose
-// name the rotated files extend. It refuses a dir holding several logs.
-func FilesIn(dir string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	bases := map[string]bool{}
-	for _, e := range entries {
-		name := e.Name()
-		if strings.HasSuffix(name, ".jsonl") {
-			bases[name] = true
-			continue
-		}
-		if i := strings.Index(name, ".jsonl."); i >= 0 && rotatedSuffix.MatchString(name[i+len(".jsonl"):]) {
-			bases[name[:i+len(".jsonl")]] = true
-		}
-	}
-	if len(bases) != 1 {
-		var names []string
-		for b := range bases {
-			names = append(names, b)
-		}
-		sort.Strings(names)
-		return nil, fmt.Errorf("%s holds %d audit logs (%s): name the log's file instead", dir, len(bases), strings.Join(names, ", "))
-	}
-	for b := range bases {
-		return Files(filepath.Join(dir, b))
-	}
-	return nil, nil
-}
+// The read pipeline: verify and query (show, replay) read a log's files
+// line by line, in bounded memory, with the per-line work on every core.
 
 // openReader opens a log file for reading, gunzipping a .gz file.
 func openReader(path string) (io.ReadCloser, error) {

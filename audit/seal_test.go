@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -157,23 +158,6 @@ func TestStopEndsTheEpoch(t *testing.T) {
 	}
 }
 
-// Seq and epochs past uint64 are not read by the fast path (wrapped, they
-// would be another number): the line falls to encoding/json, which refuses it.
-func TestFastPathRefusesNumbersPastUint64(t *testing.T) {
-	for _, n := range []string{"18446744073709551616", "99999999999999999999", "184467440737095516150"} {
-		if _, _, ok := digits([]byte(n + ",")); ok {
-			t.Errorf("digits read %s", n)
-		}
-		body := []byte(`{"time":"2026-11-28T10:00:00Z","seq":` + n + `,"event":"x","outcome":"ok","epoch":` + n + `,"prev":"` + Genesis + `"`)
-		if f, ok := fastFields(body); ok {
-			t.Errorf("fastFields read seq %d epoch %v from %s", f.Seq, f.Epoch, n)
-		}
-	}
-	if v, _, ok := digits([]byte("18446744073709551615,")); !ok || v != 1<<64-1 {
-		t.Errorf("digits of the largest uint64: %d %v", v, ok)
-	}
-}
-
 // A daemon key file lost or damaged in a later epoch is restored with the
 // key stepped from the initial one: the log reopens with it, continues the
 // chain, and verifies under the initial key. The initial key itself is
@@ -270,5 +254,37 @@ func TestUnwritableKeyFileHoldsEvolutionAtOneStep(t *testing.T) {
 	files, _ := Files(path)
 	if _, err := Verify(files, VerifyOptions{Key: initial}); err != nil {
 		t.Errorf("verify: %v", err)
+	}
+}
+
+func TestTimedKeyEvolutionThatFailedIsRetried(t *testing.T) {
+	initial, daemonKey := newKey(t)
+	disk := injectFaults(t)
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := OpenWith(path, Options{SealKey: daemonKey, EpochRecords: 1000, EpochInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.Append(Record{Event: EndpointJoin, Outcome: OK}); err != nil {
+		t.Fatal(err)
+	}
+	disk.set(syscall.EIO, nil, nil) // the epoch's time comes while the disk fails
+	time.Sleep(400 * time.Millisecond)
+	if epoch, _, _ := ReadKeyFile(daemonKey); epoch != 0 {
+		t.Fatalf("key at epoch %d while the disk failed, want 0: an epoch must not end without its record", epoch)
+	}
+	disk.set(nil, nil, nil)
+	deadline := time.Now().Add(5 * time.Second)
+	for epoch, _, _ := ReadKeyFile(daemonKey); epoch == 0; epoch, _, _ = ReadKeyFile(daemonKey) {
+		if time.Now().After(deadline) {
+			t.Fatal("the key did not evolve once the disk worked again: a failed timed evolution was never retried")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	l.Close()
+	wantSeqs(t, readRecords(t, path), EndpointJoin, EpochEnd)
+	if _, err := Verify([]string{path}, VerifyOptions{Key: initial}); err != nil {
+		t.Fatal(err)
 	}
 }

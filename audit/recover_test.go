@@ -175,64 +175,6 @@ func TestReopenAfterARotatedFileEndingInALongLine(t *testing.T) {
 	}
 }
 
-func TestRetryingOpenDoesNotReadTheRotatedFileAgain(t *testing.T) {
-	path, _ := writeLog(t, 3, 0, "")
-	rotated := rotatedName(path, 1)
-	os.Rename(path, rotated)
-	os.WriteFile(path, nil, 0o640)
-	disk := injectFaults(t)
-	disk.set(syscall.ENOSPC, nil, nil)
-	l := Open(path, nil)
-	defer l.Close()
-	if err := l.Append(Record{Event: EndpointJoin, Outcome: OK}); !errors.Is(err, syscall.ENOSPC) && !strings.Contains(err.Error(), "no space") {
-		t.Fatalf("append on a full disk: %v", err)
-	}
-	// Same size and time: were it read again, this would break the open.
-	st, _ := os.Stat(rotated)
-	os.WriteFile(rotated, bytes.Repeat([]byte("?"), int(st.Size())), 0o640)
-	os.Chtimes(rotated, st.ModTime(), st.ModTime())
-
-	disk.set(nil, nil, nil)
-	if err := l.Append(Record{Event: EndpointJoin, Outcome: OK}); err != nil {
-		t.Fatalf("append once the disk has room: %v (the rotated file was read again)", err)
-	}
-	if recs := readRecords(t, path); len(recs) != 1 || recs[0].Seq != 4 {
-		t.Fatalf("current file %+v, want seq 4", recs)
-	}
-}
-
-func TestTimedKeyEvolutionThatFailedIsRetried(t *testing.T) {
-	initial, daemonKey := newKey(t)
-	disk := injectFaults(t)
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	l, err := OpenWith(path, Options{SealKey: daemonKey, EpochRecords: 1000, EpochInterval: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if err := l.Append(Record{Event: EndpointJoin, Outcome: OK}); err != nil {
-		t.Fatal(err)
-	}
-	disk.set(syscall.EIO, nil, nil) // the epoch's time comes while the disk fails
-	time.Sleep(400 * time.Millisecond)
-	if epoch, _, _ := ReadKeyFile(daemonKey); epoch != 0 {
-		t.Fatalf("key at epoch %d while the disk failed, want 0: an epoch must not end without its record", epoch)
-	}
-	disk.set(nil, nil, nil)
-	deadline := time.Now().Add(5 * time.Second)
-	for epoch, _, _ := ReadKeyFile(daemonKey); epoch == 0; epoch, _, _ = ReadKeyFile(daemonKey) {
-		if time.Now().After(deadline) {
-			t.Fatal("the key did not evolve once the disk worked again: a failed timed evolution was never retried")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	l.Close()
-	wantSeqs(t, readRecords(t, path), EndpointJoin, EpochEnd)
-	if _, err := Verify([]string{path}, VerifyOptions{Key: initial}); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestFailedWriteThatCannotBeCutOffIsNeverChainedTo(t *testing.T) {
 	disk := injectFaults(t)
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
@@ -320,40 +262,6 @@ func TestCreatedDirectoriesAreDurable(t *testing.T) {
 	}
 }
 
-func TestKeptRecordsAreCappedAndTheRestCountedInAuditLost(t *testing.T) {
-	dir := t.TempDir()
-	blocker := filepath.Join(dir, "logs")
-	os.WriteFile(blocker, nil, 0o640)
-	path := filepath.Join(blocker, "audit.jsonl")
-	l, _ := OpenWith(path, Options{MaxKept: 3})
-	defer l.Close()
-	t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
-	for i := 0; i < 6; i++ {
-		err := l.AppendOrKeep(Record{Time: t0.Add(time.Duration(i) * time.Second), Event: EndpointLeave, Outcome: OK})
-		if i >= 3 && (err == nil || !strings.Contains(err.Error(), "not kept either: 3 records already wait in memory")) {
-			t.Errorf("record %d past the cap: got %v, want it refused naming the limit", i, err)
-		}
-	}
-	if n := l.Pending(); n != 3 {
-		t.Fatalf("pending %d, want the cap of 3", n)
-	}
-	os.Remove(blocker)
-	deadline := time.Now().Add(5 * time.Second)
-	for l.Pending() > 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	l.Close()
-	recs := readRecords(t, path)
-	wantSeqs(t, recs, EndpointLeave, EndpointLeave, EndpointLeave, Lost)
-	lost := recs[3].Lost
-	if lost == nil || lost.Records != 3 || !lost.First.Equal(t0.Add(3*time.Second)) || !lost.Last.Equal(t0.Add(5*time.Second)) {
-		t.Errorf("audit.lost %+v, want 3 records from 10:00:03 to 10:00:05", recs[3])
-	}
-	if _, err := Verify([]string{path}, VerifyOptions{}); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // A write whose fsync and cut both fail leaves records whose callers were
 // told "failed" in the file. A restart, clean or not, before the cut
 // succeeds must set them aside, not chain on from them: the acknowledged
@@ -395,5 +303,40 @@ func TestRecordsToldFailedStayOutOfTheChainAcrossARestart(t *testing.T) {
 				t.Error(err)
 			}
 		})
+	}
+}
+
+func TestReopenSetsAsidePartialLineLeftByACrash(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l := Open(path, nil)
+	if err := l.Append(Record{Event: NetworkCreate, Outcome: OK}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"time":"2026-`) // killed mid-write
+	f.Close()
+	l = Open(path, nil)
+	if err := l.Append(Record{Event: NetworkDelete, Outcome: OK}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	recs := readRecords(t, path)
+	wantSeqs(t, recs, NetworkCreate, TornTail, NetworkDelete)
+	saved, _ := filepath.Glob(path + ".torn-*")
+	if len(saved) != 1 || !strings.Contains(recs[1].Detail, "partial line of 14 bytes") || !strings.Contains(recs[1].Detail, saved[0]) {
+		t.Fatalf("torn tail record %+v, saved files %v: want the 14 bytes reported and set aside", recs[1], saved)
+	}
+	if b, _ := os.ReadFile(saved[0]); string(b) != `{"time":"2026-` {
+		t.Errorf("set-aside bytes %q, want the partial line", b)
+	}
+}
+
+func TestLastLineNotARecordIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	os.WriteFile(path, []byte("hello\n"), 0o640)
+	err := Open(path, nil).Append(Record{Event: NetworkCreate})
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "last line is not an audit record") {
+		t.Fatalf("got %v, want unavailable: last line is not an audit record", err)
 	}
 }

@@ -1,0 +1,89 @@
+package audit
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"fmt"
+)
+
+// Where a log starts and what seals it: the genesis record (or the start
+// the user gave), and under a key, every seal in its epoch's key.
+
+// start checks the first record: the genesis record, sealed in epoch 0
+// under a key, or the start the user gave.
+func (v *verifier) start(f chainFields, claimed string) error {
+	const say = "if you know from elsewhere (a syslog collector, an earlier verify) where the log starts, pass --start SEQ:HASH with that record's seq and hash"
+	if s := v.o.Start; s != nil {
+		switch {
+		case f.Seq != s.Seq:
+			return v.problem(f.Seq, MissingStart, fmt.Sprintf("the log starts at seq %d, not at seq %d as --start says", f.Seq, s.Seq))
+		case claimed != s.Hash:
+			return v.problem(f.Seq, Modified, fmt.Sprintf("the first record, seq %d, has hash %s, not %s as --start says", f.Seq, claimed, s.Hash))
+		case v.o.Key != nil && f.Epoch == nil:
+			return v.problem(f.Seq, Unsealed, "the log starts with a record that is not sealed: under --key it must start sealed")
+		}
+		v.prev, v.sum.StartGiven = f.Prev, true
+		return nil
+	}
+	switch {
+	case f.Prev != Genesis && f.Seq > 1:
+		return v.problem(f.Seq, MissingStart, fmt.Sprintf("the log starts at seq %d, not at the genesis record: its oldest files are gone, or it was started elsewhere; %s", f.Seq, say))
+	case f.Seq != 1 || f.Prev != Genesis:
+		return v.problem(f.Seq, Modified, "the first record must be seq 1 with the genesis prev")
+	case v.o.Key != nil && f.Epoch == nil:
+		return v.problem(f.Seq, Unsealed, "the log starts with a record that is not sealed: under --key a log must start sealed in epoch 0, since anyone can write plain records (verify a plain log without --key)")
+	case v.o.Key != nil && *f.Epoch != 0:
+		return v.problem(f.Seq, LateStart, fmt.Sprintf("the genesis record is sealed in epoch %d, not epoch 0: a log starts in epoch 0, so this one was started with a later key, as whoever holds the daemon's key file can do; %s", *f.Epoch, say))
+	}
+	return nil
+}
+
+// seal checks the record's hash, and for a sealed record its epoch.
+func (v *verifier) seal(f chainFields, body []byte, claimed string) error {
+	if f.Epoch == nil {
+		if v.sealed {
+			return v.problem(f.Seq, Modified, "an unsealed record in a sealed log: a sealed log never goes back to plain hashes")
+		}
+		if lineHash(v.plain, body) != claimed {
+			return v.problem(f.Seq, Modified, "the line does not match its hash")
+		}
+		return nil
+	}
+	e := *f.Epoch
+	switch {
+	case !v.sealed:
+		v.sum.FirstEpoch = e
+	case e < v.epoch:
+		return v.problem(f.Seq, Reordered, fmt.Sprintf("epoch %d after epoch %d", e, v.epoch))
+	case v.ended != nil && e != *v.ended:
+		return v.problem(f.Seq, Modified, fmt.Sprintf("sealed in epoch %d, but epoch %d ended with the record before it and the next is %d", e, v.epoch, *v.ended))
+	case v.ended == nil && e != v.epoch:
+		return v.problem(f.Seq, Missing, fmt.Sprintf("epoch %d follows epoch %d without its audit.epoch record: records were removed, or forged with a later key", e, v.epoch))
+	}
+	if f.NextEpoch != nil && *f.NextEpoch != e+1 {
+		return v.problem(f.Seq, Modified, fmt.Sprintf("epoch %d ends with next_epoch %d, but the daemon steps one epoch at a time: it must be %d", e, *f.NextEpoch, e+1))
+	}
+	v.sealed, v.epoch, v.ended = true, e, f.NextEpoch
+	v.sum.Sealed, v.sum.LastEpoch = true, e
+	if v.key == nil {
+		return nil
+	}
+	if e < v.keyAt {
+		return v.problem(f.Seq, Reordered, fmt.Sprintf("epoch %d is older than a verified one", e))
+	}
+	if e-v.keyAt > maxKeySteps {
+		return v.problem(f.Seq, Modified, fmt.Sprintf("sealed in epoch %d, %d key steps past epoch %d: verify derives at most %d (each takes an audit.epoch record)", e, e-v.keyAt, v.keyAt, maxKeySteps))
+	}
+	for v.keyAt < e {
+		v.key = NextKey(v.key)
+		v.keyAt++
+	}
+	if lineHash(hmac.New(sha256.New, v.key), body) != claimed {
+		if !v.checked {
+			return v.problem(f.Seq, BadKey, fmt.Sprintf("the first sealed record (epoch %d) does not verify under this key: wrong key, or the record was changed", e))
+		}
+		return v.problem(f.Seq, Modified, fmt.Sprintf("the seal does not verify under epoch %d's key: changed, or forged without that key", e))
+	}
+	v.checked = true
+	return nil
+}
