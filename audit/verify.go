@@ -163,7 +163,7 @@ func Verify(files []string, o VerifyOptions) (Summary, error) {
 				Detail: fmt.Sprintf("the log ends at seq %d but an anchor names seq %d: records were cut off the end", v.sum.LastSeq, seq)}
 		case !ok:
 			return v.sum, &Problem{File: files[0], Seq: seq, Kind: Missing,
-				Detail: fmt.Sprintf("an --anchor names seq %d, but the log starts at seq %d, as --start says: give anchors at or after the start", seq, v.sum.FirstSeq)}
+				Detail: fmt.Sprintf("an --anchor names seq %d, but the log starts at seq %d%s: give anchors at or after the start", seq, v.sum.FirstSeq, asStartSays(v.sum.StartGiven))}
 		case got.hash != want:
 			return v.sum, &Problem{File: got.file, Line: got.line, Seq: seq, Kind: Modified,
 				Detail: fmt.Sprintf("its hash is %s, but an --anchor names seq %d with hash %s: the record was changed (the chain rebuilt after it), or the anchor is wrong", got.hash, seq, want)}
@@ -223,6 +223,13 @@ func (v *verifier) batch(b *batch) error {
 
 func (v *verifier) problem(seq uint64, kind ProblemKind, detail string) *Problem {
 	return &Problem{File: v.file, Line: v.lineNo, Seq: seq, Kind: kind, Detail: detail}
+}
+
+func asStartSays(given bool) string {
+	if given {
+		return ", as --start says"
+	}
+	return ""
 }
 
 // notRecord says why a line that is JSON does not read as a record, and
@@ -321,7 +328,7 @@ func (v *verifier) line(line []byte) error {
 		}
 	}
 	if !ok {
-		return v.problem(f.Seq, Modified, errNoHash.Error())
+		return v.problem(f.Seq, Modified, `the line does not end with a "hash" member: every record ends with "hash", the SHA-256 or seal of the rest of its line`)
 	}
 	if v.ahead != nil {
 		if f.Seq == v.next {

@@ -63,6 +63,8 @@ func TestVerifyTextOfAnAnchor(t *testing.T) {
 	json.Unmarshal([]byte(lines(t, files[1])[0]), &first)
 	_, err = Verify(files[1:], VerifyOptions{Anchors: map[uint64]string{2: wrong}, Start: &Anchor{Seq: first.Seq, Hash: first.Hash}})
 	wantText(t, err, files[1]+" (seq 2): missing: an --anchor names seq 2, but the log starts at seq "+itoa(first.Seq)+", as --start says: give anchors at or after the start")
+	_, err = Verify(files, VerifyOptions{Anchors: map[uint64]string{0: wrong}})
+	wantText(t, err, files[0]+": missing: an --anchor names seq 0, but the log starts at seq 1: give anchors at or after the start")
 }
 
 func itoa(n uint64) string {
@@ -117,6 +119,16 @@ func TestVerifyTextOfJSONThatIsNotARecord(t *testing.T) {
 	os.WriteFile(path, rechain([]byte(strings.Join(ls, "\n")+"\n")), 0o640)
 	_, err = Verify([]string{path}, VerifyOptions{})
 	wantText(t, err, path+" line 2 (seq 2): not JSON: the line is JSON but not a record: its host_view member is a JSON number, where hostpass writes a string")
+}
+
+func TestVerifyTextOfALineWithoutItsHash(t *testing.T) {
+	path, _ := writeLog(t, 3, 0, "")
+	ls := lines(t, path)
+	i := strings.Index(ls[1], `,"hash":`)
+	ls[1] = ls[1][:i] + "}"
+	rewrite(t, path, ls)
+	_, err := Verify([]string{path}, VerifyOptions{})
+	wantText(t, err, path+` line 2 (seq 2): modified: the line does not end with a "hash" member: every record ends with "hash", the SHA-256 or seal of the rest of its line`)
 }
 
 func TestVerifyTextOfABadFirstRecord(t *testing.T) {
