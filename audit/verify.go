@@ -3,9 +3,12 @@ package audit
 import (
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"time"
 )
 
@@ -31,18 +34,23 @@ const (
 // Problem is the first thing wrong with a log, and where.
 type Problem struct {
 	File   string
-	Line   int
+	Line   int    // 0 when the problem is with no one line (an anchor not in the log)
 	Seq    uint64 // 0 when the line has none
 	Kind   ProblemKind
 	Detail string
 }
 
+// Error reads "FILE line N (seq S): kind: detail", leaving out the line
+// or the seq where the problem has none.
 func (p *Problem) Error() string {
-	seq := "seq ?"
-	if p.Seq > 0 {
-		seq = fmt.Sprintf("seq %d", p.Seq)
+	where := p.File
+	if p.Line > 0 {
+		where += fmt.Sprintf(" line %d", p.Line)
 	}
-	return fmt.Sprintf("%s line %d (%s): %s: %s", p.File, p.Line, seq, p.Kind, p.Detail)
+	if p.Seq > 0 {
+		where += fmt.Sprintf(" (seq %d)", p.Seq)
+	}
+	return fmt.Sprintf("%s: %s: %s", where, p.Kind, p.Detail)
 }
 
 // VerifyOptions: Key is the initial (epoch 0) sealing key, nil to leave seals
@@ -113,15 +121,22 @@ type verifier struct {
 	// A seq ahead of the expected one is judged with the line after it:
 	// the expected seq right after means a swap, anything else a gap.
 	ahead *Problem
-	seen  map[uint64]string // hashes of anchored seqs
+	seen  map[uint64]seenAt // anchored seqs: their hash and where they are
 
 	view string // host_view of the last host.view record in this file
+}
+
+// seenAt is an anchored record as the log has it.
+type seenAt struct {
+	hash string
+	file string
+	line int
 }
 
 // Verify checks files, in chain order, as one log. It returns the summary,
 // or the first Problem found (or an I/O error).
 func Verify(files []string, o VerifyOptions) (Summary, error) {
-	v := &verifier{o: o, prev: Genesis, plain: sha256.New(), seen: map[uint64]string{}}
+	v := &verifier{o: o, prev: Genesis, plain: sha256.New(), seen: map[uint64]seenAt{}}
 	if o.Key != nil {
 		v.key = append([]byte(nil), o.Key...)
 	}
@@ -147,10 +162,11 @@ func Verify(files []string, o VerifyOptions) (Summary, error) {
 			return v.sum, &Problem{File: v.file, Line: v.lineNo, Seq: v.sum.LastSeq, Kind: Truncated,
 				Detail: fmt.Sprintf("the log ends at seq %d but an anchor names seq %d: records were cut off the end", v.sum.LastSeq, seq)}
 		case !ok:
-			return v.sum, &Problem{File: v.file, Seq: seq, Kind: Missing, Detail: fmt.Sprintf("anchored seq %d is not in the log", seq)}
-		case got != want:
-			return v.sum, &Problem{File: v.file, Seq: seq, Kind: Modified,
-				Detail: fmt.Sprintf("seq %d has hash %s, the anchor says %s", seq, got, want)}
+			return v.sum, &Problem{File: files[0], Seq: seq, Kind: Missing,
+				Detail: fmt.Sprintf("an --anchor names seq %d, but the log starts at seq %d%s: give anchors at or after the start", seq, v.sum.FirstSeq, asStartSays(v.sum.StartGiven))}
+		case got.hash != want:
+			return v.sum, &Problem{File: got.file, Line: got.line, Seq: seq, Kind: Modified,
+				Detail: fmt.Sprintf("its hash is %s, but an --anchor names seq %d with hash %s: the record was changed (the chain rebuilt after it), or the anchor is wrong", got.hash, seq, want)}
 		}
 	}
 	return v.sum, nil
@@ -162,10 +178,14 @@ func (v *verifier) verifyFile(path string) error {
 	v.file, v.lineNo, v.view = path, 0, ""
 	err := eachBatch(path, func(b *batch) { b.invalid = firstInvalid(b.lines) }, v.batch)
 	if err == errLongLine {
-		return v.problem(0, Modified, err.Error())
+		// The lines read ahead of it are not counted: no line number.
+		return &Problem{File: path, Kind: Modified, Detail: longLine}
 	}
 	return err
 }
+
+// longLine is the detail of a line over maxLine.
+const longLine = "a line is longer than 16 MiB, the most verify reads as one record: hostpass never writes one"
 
 // firstInvalid returns the index of the first line that is not JSON, or
 // reads two ways, or -1. Checking JSON costs three times what the chain
@@ -185,15 +205,14 @@ func (v *verifier) batch(b *batch) error {
 	for i, line := range b.lines {
 		v.lineNo++
 		if i == len(b.lines)-1 && !b.complete {
-			return v.problem(0, Truncated, fmt.Sprintf("the last line is incomplete (%d bytes, no newline): a torn write or a cut file", len(line)))
+			_, seq, _, _ := fastHead(line) // 0 if the cut reaches into seq
+			return v.problem(seq, Truncated, fmt.Sprintf("the last line is incomplete (%d bytes, no newline): a torn write or a cut file", len(line)))
 		}
 		if i == invalid {
-			var f chainFields
-			err := json.Unmarshal(line, &f)
 			if json.Valid(line) {
-				return v.problem(f.Seq, Modified, "a member reads as a second time, seq, event, epoch or prev: the line reads two ways, and hostpass never writes one")
+				return v.readsTwoWays(line)
 			}
-			return v.problem(f.Seq, NotJSON, fmt.Sprint(err))
+			return v.problem(0, NotJSON, notJSON(json.Unmarshal(line, new(chainFields))))
 		}
 		if err := v.line(line); err != nil {
 			return err
@@ -206,10 +225,93 @@ func (v *verifier) problem(seq uint64, kind ProblemKind, detail string) *Problem
 	return &Problem{File: v.file, Line: v.lineNo, Seq: seq, Kind: kind, Detail: detail}
 }
 
+func asStartSays(given bool) string {
+	if given {
+		return ", as --start says"
+	}
+	return ""
+}
+
+// notRecord says why a line that is JSON does not read as a record, and
+// what hostpass writes instead.
+func notRecord(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return fmt.Sprintf("the line is JSON but not a record: its %s member is a JSON %s, where hostpass writes %s", te.Field, te.Value, jsonKind(te.Type))
+	}
+	return fmt.Sprintf("the line is JSON but not a record (%v): hostpass writes time as an RFC 3339 string, seq, epoch and next_epoch as whole numbers, event, prev, host_view and base_view as strings", err)
+}
+
+// jsonKind names what a Go type holds as JSON: "a string".
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number, 0 or more"
+	}
+	return "a " + t.String()
+}
+
+// notJSON says why a line is not JSON, and what a line of the log is.
+func notJSON(err error) string {
+	return fmt.Sprintf("the line is not JSON (%v): each line of the log is one JSON record, ending in its \"hash\" member", err)
+}
+
+// readsTwoWays reports a line that verify's fast reader and encoding/json
+// read differently (see readsTwoWays in fastparse.go), naming what each
+// reads where they differ. The seq is the fast reader's: the one where
+// hostpass writes it.
+func (v *verifier) readsTwoWays(line []byte) *Problem {
+	body, _, _ := splitHash(line)
+	fast, _ := fastFields(body)
+	var slow chainFields
+	differ := ""
+	if err := json.Unmarshal(line, &slow); err == nil {
+		differ = differs(fast, slow)
+	}
+	return v.problem(fast.Seq, Modified, "the line reads two ways: it has a second member that encoding/json reads as time, seq, event, epoch, next_epoch or prev (json matches names in any case and keeps the last), so json can read it differently from verify's fast reader, which reads them where hostpass writes them"+differ+"; hostpass writes each of these members once, so the line was edited")
+}
+
+// differs says what a (the fast reader) and b (json) read differently:
+// " (fast reader: seq 10; json: seq 99)", or "" when they read the same.
+func differs(a, b chainFields) string {
+	var fast, slow []string
+	add := func(name string, x, y any) {
+		if x != y {
+			fast = append(fast, fmt.Sprintf("%s %v", name, x))
+			slow = append(slow, fmt.Sprintf("%s %v", name, y))
+		}
+	}
+	epoch := func(e *uint64) any {
+		if e == nil {
+			return "none"
+		}
+		return *e
+	}
+	add("time", a.Time.Format(time.RFC3339Nano), b.Time.Format(time.RFC3339Nano))
+	add("seq", a.Seq, b.Seq)
+	add("event", a.Event, b.Event)
+	add("epoch", epoch(a.Epoch), epoch(b.Epoch))
+	add("next_epoch", epoch(a.NextEpoch), epoch(b.NextEpoch))
+	add("prev", short(a.Prev), short(b.Prev))
+	if fast == nil {
+		return ""
+	}
+	return fmt.Sprintf(" (fast reader: %s; json: %s)", strings.Join(fast, ", "), strings.Join(slow, ", "))
+}
+
 func (v *verifier) gap() *Problem {
 	p := v.ahead
 	p.Kind = Missing
-	p.Detail = fmt.Sprintf("seq %d to %d are absent before this line", v.next, p.Seq-1)
+	if v.next == p.Seq-1 {
+		p.Detail = fmt.Sprintf("seq %d is absent before this line", v.next)
+	} else {
+		p.Detail = fmt.Sprintf("seq %d to %d are absent before this line", v.next, p.Seq-1)
+	}
 	if p.Line == 1 {
 		p.Detail += fmt.Sprintf(" (it is the first line of %s: a rotated file removed?)", filepath.Base(p.File))
 	}
@@ -222,11 +324,11 @@ func (v *verifier) line(line []byte) error {
 	if !fast {
 		f = chainFields{}
 		if err := json.Unmarshal(line, &f); err != nil {
-			return v.problem(0, NotJSON, err.Error())
+			return v.problem(0, NotJSON, notRecord(err))
 		}
 	}
 	if !ok {
-		return v.problem(f.Seq, Modified, errNoHash.Error())
+		return v.problem(f.Seq, Modified, `the line does not end with a "hash" member: every record ends with "hash", the SHA-256 or seal of the rest of its line`)
 	}
 	if v.ahead != nil {
 		if f.Seq == v.next {
@@ -262,7 +364,7 @@ func (v *verifier) line(line []byte) error {
 		return err
 	}
 	if _, ok := v.o.Anchors[f.Seq]; ok {
-		v.seen[f.Seq] = claimed
+		v.seen[f.Seq] = seenAt{claimed, v.file, v.lineNo}
 	}
 	v.prev, v.next = claimed, f.Seq+1
 	v.sum.Records++

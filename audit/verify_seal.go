@@ -29,7 +29,7 @@ func (v *verifier) start(f chainFields, claimed string) error {
 	case f.Prev != Genesis && f.Seq > 1:
 		return v.problem(f.Seq, MissingStart, fmt.Sprintf("the log starts at seq %d, not at the genesis record: its oldest files are gone, or it was started elsewhere; %s", f.Seq, say))
 	case f.Seq != 1 || f.Prev != Genesis:
-		return v.problem(f.Seq, Modified, "the first record must be seq 1 with the genesis prev")
+		return v.problem(f.Seq, Modified, fmt.Sprintf("the first record is seq %d with prev %s: a log starts at seq 1 with the genesis prev (64 zeros)", f.Seq, short(f.Prev)))
 	case v.o.Key != nil && f.Epoch == nil:
 		return v.problem(f.Seq, Unsealed, "the log starts with a record that is not sealed: under --key a log must start sealed in epoch 0, since anyone can write plain records (verify a plain log without --key)")
 	case v.o.Key != nil && *f.Epoch != 0:
@@ -54,9 +54,9 @@ func (v *verifier) seal(f chainFields, body []byte, claimed string) error {
 	case !v.sealed:
 		v.sum.FirstEpoch = e
 	case e < v.epoch:
-		return v.problem(f.Seq, Reordered, fmt.Sprintf("epoch %d after epoch %d", e, v.epoch))
+		return v.problem(f.Seq, Reordered, fmt.Sprintf("sealed in epoch %d after a record sealed in epoch %d: epochs only go up", e, v.epoch))
 	case v.ended != nil && e != *v.ended:
-		return v.problem(f.Seq, Modified, fmt.Sprintf("sealed in epoch %d, but epoch %d ended with the record before it and the next is %d", e, v.epoch, *v.ended))
+		return v.problem(f.Seq, Modified, fmt.Sprintf("sealed in epoch %d, but the record before it ended epoch %d and named epoch %d as the next: the record after an audit.epoch record is sealed in the epoch it names", e, v.epoch, *v.ended))
 	case v.ended == nil && e != v.epoch:
 		return v.problem(f.Seq, Missing, fmt.Sprintf("epoch %d follows epoch %d without its audit.epoch record: records were removed, or forged with a later key", e, v.epoch))
 	}
@@ -69,7 +69,7 @@ func (v *verifier) seal(f chainFields, body []byte, claimed string) error {
 		return nil
 	}
 	if e < v.keyAt {
-		return v.problem(f.Seq, Reordered, fmt.Sprintf("epoch %d is older than a verified one", e))
+		return v.problem(f.Seq, Reordered, fmt.Sprintf("sealed in epoch %d, older than epoch %d already verified: epochs only go up", e, v.keyAt))
 	}
 	if e-v.keyAt > maxKeySteps {
 		return v.problem(f.Seq, Modified, fmt.Sprintf("sealed in epoch %d, %d key steps past epoch %d: verify derives at most %d (each takes an audit.epoch record)", e, e-v.keyAt, v.keyAt, maxKeySteps))

@@ -108,7 +108,7 @@ func TestVerifyNamesEachTampering(t *testing.T) {
 		}, Modified, 7, 7, "does not match its hash"},
 		{"record deleted", func(t *testing.T, ls []string) []string {
 			return append(ls[:4:4], ls[5:]...)
-		}, Missing, 5, 6, "seq 5 to 5 are absent"},
+		}, Missing, 5, 6, "seq 5 is absent before this line"},
 		{"two swapped", func(t *testing.T, ls []string) []string {
 			ls[3], ls[4] = ls[4], ls[3]
 			return ls
@@ -147,7 +147,7 @@ func TestVerifyCatchesTruncation(t *testing.T) {
 	b, _ := os.ReadFile(path)
 	os.WriteFile(path, b[:len(b)-30], 0o640) // cut inside the last line
 	_, err := Verify([]string{path}, VerifyOptions{})
-	wantProblem(t, err, Truncated, 10, 0, "the last line is incomplete")
+	wantProblem(t, err, Truncated, 10, 10, "the last line is incomplete")
 
 	// Whole records cut off the end leave a valid chain: only an anchor
 	// kept elsewhere (a syslog collector's copy) shows it.

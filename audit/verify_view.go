@@ -25,13 +25,13 @@ func (v *verifier) checkView(f chainFields, line []byte) error {
 		r.Event, r.HostView = f.Event, ref
 	default:
 		if err := json.Unmarshal(line, &r); err != nil {
-			return v.problem(f.Seq, NotJSON, err.Error())
+			return v.problem(f.Seq, NotJSON, notRecord(err))
 		}
 	}
 	if r.Event == HostView {
 		switch {
 		case r.HostView == "":
-			return v.problem(f.Seq, UnknownView, "a host.view record without a host_view")
+			return v.problem(f.Seq, UnknownView, "a host.view record without a host_view member: every host.view record names the view it records")
 		case r.BaseView != "" && r.BaseView != v.view:
 			return v.problem(f.Seq, UnknownView, fmt.Sprintf("the view is written as a change from view %s, but the last view before it in this file is %s", short(r.BaseView), viewName(v.view)))
 		}
