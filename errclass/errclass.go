@@ -1,11 +1,9 @@
 // Package errclass gives errors a class that survives wrapping, as moby's
 // errdefs does: a class is a small interface with one marker method, an
 // error joins a class by being wrapped with InvalidParameter, Unavailable or
-// NotFound, and Is* finds the class anywhere in a %w chain. The server maps
+// NotFound, and Is* finds the outermost class in a %w chain. The server maps
 // classes to HTTP statuses, so it needs no package that made the error.
 package errclass
-
-import "errors"
 
 // ErrInvalidParameter is the class of a request that asks for something
 // hostpass does not accept. The server answers 400.
@@ -60,23 +58,48 @@ func NotFound(err error) error {
 	return notFound{err}
 }
 
-// IsInvalidParameter reports whether err, or an error it wraps, is in the
-// invalid-parameter class.
+// class is the outermost error in err's chain that is in a class, or nil.
+// The outermost class wins, as in moby's errdefs: a refusal classed
+// unavailable stays unavailable even if its cause was classed otherwise
+// further down (a store error wrapping a bad value it read, say).
+func class(err error) error {
+	for err != nil {
+		switch err.(type) {
+		case ErrInvalidParameter, ErrUnavailable, ErrNotFound:
+			return err
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if c := class(e); c != nil {
+					return c
+				}
+			}
+			return nil
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// IsInvalidParameter reports whether err's outermost class is invalid
+// parameter.
 func IsInvalidParameter(err error) bool {
-	var c ErrInvalidParameter
-	return errors.As(err, &c)
+	_, ok := class(err).(ErrInvalidParameter)
+	return ok
 }
 
-// IsUnavailable reports whether err, or an error it wraps, is in the
-// unavailable class.
+// IsUnavailable reports whether err's outermost class is unavailable.
 func IsUnavailable(err error) bool {
-	var c ErrUnavailable
-	return errors.As(err, &c)
+	_, ok := class(err).(ErrUnavailable)
+	return ok
 }
 
-// IsNotFound reports whether err, or an error it wraps, is in the not-found
-// class.
+// IsNotFound reports whether err's outermost class is not found.
 func IsNotFound(err error) bool {
-	var c ErrNotFound
-	return errors.As(err, &c)
+	_, ok := class(err).(ErrNotFound)
+	return ok
 }

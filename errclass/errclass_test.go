@@ -60,3 +60,21 @@ func TestClassedSentinel(t *testing.T) {
 		t.Errorf("%q lost its sentinel or its class", err)
 	}
 }
+
+// The outermost class wins: a call refused as unavailable stays a 503 even
+// when the error it wraps was classed invalid further down.
+func TestOutermostClassWins(t *testing.T) {
+	inner := InvalidParameter(errors.New("networks.json: a network with an empty ID"))
+	err := fmt.Errorf("refusing network.create: %w", Unavailable(fmt.Errorf("cannot read state: %w", inner)))
+	if !IsUnavailable(err) || IsInvalidParameter(err) {
+		t.Errorf("%q: IsUnavailable = %v, IsInvalidParameter = %v; want the outer class, unavailable, only",
+			err, IsUnavailable(err), IsInvalidParameter(err))
+	}
+	if !errors.Is(err, inner) {
+		t.Errorf("%q lost its cause", err)
+	}
+	joined := errors.Join(errors.New("plain"), NotFound(errors.New("no such network")))
+	if !IsNotFound(joined) {
+		t.Errorf("%q: the class inside errors.Join is not found", joined)
+	}
+}
