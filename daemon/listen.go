@@ -91,17 +91,17 @@ func removeStale(path string) error {
 		return nil
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("--socket %s: %w", path, err)
 	}
 	if st.Mode().Type() != fs.ModeSocket {
 		return fmt.Errorf("--socket %s exists and is %s, not a socket; hostpass removes only a socket left by a daemon that died: move the file away or choose another --socket", path, kind(st.Mode()))
 	}
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
-		return fmt.Errorf("socket %s is in use by a running daemon; stop it first or choose another --socket", path)
+		return fmt.Errorf("--socket %s is in use by a running daemon; stop it first or choose another --socket", path)
 	}
 	if err := os.Remove(path); err != nil {
-		return fmt.Errorf("removing stale socket %s: %w", path, err)
+		return fmt.Errorf("--socket %s: removing the stale socket left there: %w", path, err)
 	}
 	return nil
 }

@@ -157,7 +157,7 @@ func TestListenInADirectoryItCannotWrite(t *testing.T) {
 		t.Errorf("Listen(%s) = %v; want %s…: permission denied", path, err, prefix)
 	}
 	_, err = Listen(stale)
-	if want := "removing stale socket " + stale + ": remove " + stale + ": permission denied"; err == nil || err.Error() != want {
+	if want := "--socket " + stale + ": removing the stale socket left there: remove " + stale + ": permission denied"; err == nil || err.Error() != want {
 		t.Errorf("Listen over a stale socket it cannot remove = %v; want %q", err, want)
 	}
 	if _, err := os.Lstat(stale); err != nil {

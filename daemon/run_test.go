@@ -107,7 +107,7 @@ func TestRunRefusesBadSettingsBeforeListening(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { l.Close() })
-			return "socket " + cfg.Socket + " is in use by a running daemon; stop it first or choose another --socket"
+			return "--socket " + cfg.Socket + " is in use by a running daemon; stop it first or choose another --socket"
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
