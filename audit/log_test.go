@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -107,7 +108,7 @@ func TestFullDiskRefusesAppendNamingTheCause(t *testing.T) {
 	l := Open(path, nil)
 	defer l.Close()
 	err := l.Append(Record{Event: NetworkCreate, Outcome: OK})
-	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "no space left on device") {
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "no space left on device") {
 		t.Fatalf("got %v, want unavailable: no space left on device", err)
 	}
 }

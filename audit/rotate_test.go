@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"syscall"
 	"testing"
 )
@@ -21,7 +20,7 @@ func TestRetryingOpenDoesNotReadTheRotatedFileAgain(t *testing.T) {
 	disk.set(syscall.ENOSPC, nil, nil)
 	l := Open(path, nil)
 	defer l.Close()
-	if err := l.Append(Record{Event: EndpointJoin, Outcome: OK}); !errors.Is(err, syscall.ENOSPC) && !strings.Contains(err.Error(), "no space") {
+	if err := l.Append(Record{Event: EndpointJoin, Outcome: OK}); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("append on a full disk: %v", err)
 	}
 	// Same size and time: were it read again, this would break the open.
