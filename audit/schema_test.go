@@ -3,6 +3,7 @@ package audit_test
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/hostpass/hostpass/audit"
 	"github.com/hostpass/hostpass/audit/schematest"
@@ -115,6 +118,58 @@ func TestLogRecordsValidateAgainstTheSchema(t *testing.T) {
 				t.Errorf("the sample log does not verify: %v", err)
 			}
 		})
+	}
+}
+
+// A refused record cut to its identity fields (the last stage of the
+// bound) has no error; it validates because its truncated names error. The
+// same line without that mark does not: the schema asks a refused record
+// for its error.
+func TestABareRefusedRecordValidates(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := audit.OpenWith(path, audit.Options{Host: "node1", Driver: "hp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No stage before the last cuts removed_interfaces: 20,000 indexes
+	// leave only the identity fields.
+	removed := make([]int, 20000)
+	for i := range removed {
+		removed[i] = 100000 + i
+	}
+	rec := audit.Record{Time: time.Now().UTC(), Event: audit.NetworkCreate, Outcome: audit.Refused, Error: "refused: why", Driver: "hp", Host: "node1",
+		NetworkID: strings.Repeat("ab", 32), RemovedInterfaces: removed}
+	if err := l.Append(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := schematest.Lines(t, path)
+	schematest.Check(t, lines)
+	var bare map[string]any
+	if err := json.Unmarshal(lines[len(lines)-1], &bare); err != nil {
+		t.Fatal(err)
+	}
+	truncated, _ := bare["truncated"].([]any)
+	if _, has := bare["error"]; has || bare["outcome"] != "refused" || !slices.Contains(truncated, any("error")) {
+		t.Fatalf("want a refused record cut to its identity fields, without error, truncated naming it: %s", lines[len(lines)-1])
+	}
+
+	noMark := maps.Clone(bare)
+	delete(noMark, "truncated")
+	otherMarks := maps.Clone(bare)
+	otherMarks["truncated"] = slices.DeleteFunc(slices.Clone(truncated), func(v any) bool { return v == "error" })
+	s := schematest.Compile(t)
+	for _, unmarked := range []map[string]any{noMark, otherMarks} {
+		b, _ := json.Marshal(unmarked)
+		v, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Validate(v); err == nil {
+			t.Errorf("docs/audit.schema.json accepts a refused record without error whose truncated does not name error: %s", b)
+		}
 	}
 }
 
