@@ -173,6 +173,22 @@ func TestABareRefusedRecordValidates(t *testing.T) {
 	}
 }
 
+// A schema-1 line (hostpass 1 to 3: no "schema" member) does not validate:
+// the file describes schema 2 only, as its description and docs/audit.md
+// say, and a pipeline routes schema-1 lines by the absent member.
+func TestASchema1LineDoesNotValidate(t *testing.T) {
+	zeros := strings.Repeat("0", 64)
+	line := `{"time":"2025-01-02T03:04:05.000000006Z","seq":1,"event":"network.create","outcome":"ok","driver":"hp","host":"node1",` +
+		`"network_id":"` + strings.Repeat("ab", 32) + `","internal":false,"adopted":false,"prev":"` + zeros + `","hash":"` + zeros + `"}`
+	v, err := jsonschema.UnmarshalJSON(strings.NewReader(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := schematest.Compile(t).Validate(v); err == nil || !strings.Contains(err.Error(), "schema") {
+		t.Errorf("a schema-1 line: validation error %v, want one naming the missing \"schema\"", err)
+	}
+}
+
 // The record's shape is declared in code (audit.Record and the types it
 // holds), in docs/audit.schema.json and in docs/audit.md's field table:
 // they must name the same fields, of the same JSON types, and the same
