@@ -184,7 +184,7 @@ func TestASchema1LineDoesNotValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := schematest.Compile(t).Validate(v); err == nil || !strings.Contains(err.Error(), "schema") {
+	if err := schematest.Compile(t).Validate(v); err == nil || !strings.Contains(err.Error(), "missing property 'schema'") {
 		t.Errorf("a schema-1 line: validation error %v, want one naming the missing \"schema\"", err)
 	}
 }
