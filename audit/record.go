@@ -65,6 +65,17 @@ var (
 // Outcomes lists every outcome.
 var Outcomes = []Outcome{OK, Refused}
 
+// What the watcher did about a policy.violation, its record's "action".
+const (
+	ActionRecorded   = "recorded"    // recorded only
+	ActionStopped    = "stopped"     // the container was stopped (--policy-stop)
+	ActionStopFailed = "stop failed" // the stop failed: the record is refused, with the error
+)
+
+// Actions lists every action, as docs/audit.md and docs/audit.schema.json
+// list them.
+var Actions = []string{ActionRecorded, ActionStopped, ActionStopFailed}
+
 // Interface is one host link as the audit trail records it. hostview fills
 // it; it lives here, with the record schema, so that reading a log needs
 // nothing Linux-only.
@@ -172,7 +183,7 @@ type Record struct {
 	// HostModeSeconds: on host.leave, how long the container had host mode.
 	HostModeSeconds *float64 `json:"host_mode_seconds,omitempty"`
 	// Policy: on policy.violation, the rule set the container failed, and
-	// Action what hostpass did ("recorded", or "stopped").
+	// Action what hostpass did (one of Actions).
 	Policy string `json:"policy,omitempty"`
 	Action string `json:"action,omitempty"`
 

@@ -3,6 +3,7 @@ package audit_test
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/hostpass/hostpass/audit"
 	"github.com/hostpass/hostpass/audit/schematest"
@@ -118,6 +121,74 @@ func TestLogRecordsValidateAgainstTheSchema(t *testing.T) {
 	}
 }
 
+// A refused record cut to its identity fields (the last stage of the
+// bound) has no error; it validates because its truncated names error. The
+// same line without that mark does not: the schema asks a refused record
+// for its error.
+func TestABareRefusedRecordValidates(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := audit.OpenWith(path, audit.Options{Host: "node1", Driver: "hp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No stage before the last cuts removed_interfaces: 20,000 indexes
+	// leave only the identity fields.
+	removed := make([]int, 20000)
+	for i := range removed {
+		removed[i] = 100000 + i
+	}
+	rec := audit.Record{Time: time.Now().UTC(), Event: audit.NetworkCreate, Outcome: audit.Refused, Error: "refused: why", Driver: "hp", Host: "node1",
+		NetworkID: strings.Repeat("ab", 32), RemovedInterfaces: removed}
+	if err := l.Append(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := schematest.Lines(t, path)
+	schematest.Check(t, lines)
+	var bare map[string]any
+	if err := json.Unmarshal(lines[len(lines)-1], &bare); err != nil {
+		t.Fatal(err)
+	}
+	truncated, _ := bare["truncated"].([]any)
+	if _, has := bare["error"]; has || bare["outcome"] != "refused" || !slices.Contains(truncated, any("error")) {
+		t.Fatalf("want a refused record cut to its identity fields, without error, truncated naming it: %s", lines[len(lines)-1])
+	}
+
+	noMark := maps.Clone(bare)
+	delete(noMark, "truncated")
+	otherMarks := maps.Clone(bare)
+	otherMarks["truncated"] = slices.DeleteFunc(slices.Clone(truncated), func(v any) bool { return v == "error" })
+	s := schematest.Compile(t)
+	for _, unmarked := range []map[string]any{noMark, otherMarks} {
+		b, _ := json.Marshal(unmarked)
+		v, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Validate(v); err == nil {
+			t.Errorf("docs/audit.schema.json accepts a refused record without error whose truncated does not name error: %s", b)
+		}
+	}
+}
+
+// A schema-1 line (hostpass 1 to 3: no "schema" member) does not validate:
+// the file describes schema 2 only, as its description and docs/audit.md
+// say, and a pipeline routes schema-1 lines by the absent member.
+func TestASchema1LineDoesNotValidate(t *testing.T) {
+	zeros := strings.Repeat("0", 64)
+	line := `{"time":"2025-01-02T03:04:05.000000006Z","seq":1,"event":"network.create","outcome":"ok","driver":"hp","host":"node1",` +
+		`"network_id":"` + strings.Repeat("ab", 32) + `","internal":false,"adopted":false,"prev":"` + zeros + `","hash":"` + zeros + `"}`
+	v, err := jsonschema.UnmarshalJSON(strings.NewReader(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := schematest.Compile(t).Validate(v); err == nil || !strings.Contains(err.Error(), "missing property 'schema'") {
+		t.Errorf("a schema-1 line: validation error %v, want one naming the missing \"schema\"", err)
+	}
+}
+
 // The record's shape is declared in code (audit.Record and the types it
 // holds), in docs/audit.schema.json and in docs/audit.md's field table:
 // they must name the same fields, of the same JSON types, and the same
@@ -137,7 +208,14 @@ func TestSchemaDocAndCodeAgree(t *testing.T) {
 			top[name] = f
 		}
 	}
-	compare(t, "audit.Record", top, "docs/audit.md's field table", doc, false)
+	compare(t, "audit.Record", top, "docs/audit.md's field table", doc, true)
+	schemaTop := map[string]field{}
+	for name, f := range fromSchema {
+		if !strings.Contains(name, ".") {
+			schemaTop[name] = f
+		}
+	}
+	compare(t, "docs/audit.schema.json", schemaTop, "docs/audit.md's field table", doc, true)
 	// The table names the members of a nested object in its row (or in
 	// the row it refers to: "as in `host_interfaces`").
 	for name := range code {
@@ -169,6 +247,20 @@ func TestSchemaDocAndCodeAgree(t *testing.T) {
 	if !slices.Equal(outcomes, audit.Outcomes) {
 		t.Errorf("docs/audit.schema.json's outcomes %v, audit.Outcomes %v", outcomes, audit.Outcomes)
 	}
+	var actions []string
+	for _, a := range schema["properties"].(map[string]any)["action"].(map[string]any)["enum"].([]any) {
+		actions = append(actions, a.(string))
+	}
+	if !slices.Equal(actions, audit.Actions) {
+		t.Errorf("docs/audit.schema.json's \"action\" values %q, audit.Actions %q", actions, audit.Actions)
+	}
+	var docActions []string
+	for _, k := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(docRow(t, "action"), -1) {
+		docActions = append(docActions, k[1])
+	}
+	if !slices.Equal(docActions, audit.Actions) {
+		t.Errorf("docs/audit.md's \"action\" values %q, audit.Actions %q", docActions, audit.Actions)
+	}
 	md := docRow(t, "event")
 	for _, g := range []struct {
 		from  string
@@ -198,8 +290,11 @@ func TestSchemaDocAndCodeAgree(t *testing.T) {
 
 // field is one member of a record, at a path like "container.labels".
 type field struct {
-	typ      string // JSON Schema type: string, integer, number, boolean, array, object
-	required bool   // always present
+	// typ is the JSON Schema type: string, integer, number, boolean,
+	// object, with what an array holds ("array of integer") and what the
+	// values of a map are ("object of string"; "object" for any values).
+	typ      string
+	required bool // always present
 }
 
 var timeType = reflect.TypeFor[time.Time]()
@@ -251,8 +346,13 @@ func jsonType(t reflect.Type) string {
 	case reflect.Float32, reflect.Float64:
 		return "number"
 	case reflect.Slice:
-		return "array"
-	case reflect.Map, reflect.Struct:
+		return "array of " + jsonType(t.Elem())
+	case reflect.Map:
+		if t.Elem().Kind() == reflect.Interface {
+			return "object"
+		}
+		return "object of " + jsonType(t.Elem())
+	case reflect.Struct:
 		return "object"
 	}
 	return t.Kind().String()
@@ -279,10 +379,23 @@ func resolve(defs map[string]any, s map[string]any) map[string]any {
 	return s
 }
 
-// schemaType is the JSON type s allows: its type, or that of its const or
-// enum values.
-func schemaType(s map[string]any) string {
-	if t, ok := s["type"].(string); ok {
+// schemaType is the JSON type s allows: its type (with its items' type,
+// or its values' type when it is a map), or that of its const or enum
+// values.
+func schemaType(defs, s map[string]any) string {
+	switch t, _ := s["type"].(string); t {
+	case "":
+	case "array":
+		if items, ok := s["items"].(map[string]any); ok {
+			return "array of " + schemaType(defs, resolve(defs, items))
+		}
+		return t
+	case "object":
+		if values, ok := s["additionalProperties"].(map[string]any); ok {
+			return "object of " + schemaType(defs, resolve(defs, values))
+		}
+		return t
+	default:
 		return t
 	}
 	vals, _ := s["enum"].([]any)
@@ -323,7 +436,7 @@ func schemaShape(defs, s map[string]any, prefix string, out map[string]field) {
 	}
 	for name, p := range props {
 		p := resolve(defs, p.(map[string]any))
-		out[prefix+name] = field{typ: schemaType(p), required: required[name]}
+		out[prefix+name] = field{typ: schemaType(defs, p), required: required[name]}
 		if items, ok := p["items"].(map[string]any); ok {
 			p = resolve(defs, items)
 		}
@@ -368,26 +481,35 @@ func docRow(t *testing.T, name string) string {
 	return cells[3]
 }
 
-// docTable reads the table's fields and their types, as JSON types: the
-// table says "64 hex" or "RFC 3339 string" where the JSON type is string.
+// docTable reads the table's fields, their types as JSON types, and
+// whether they are always present: "all" in the "on" column.
 func docTable(t *testing.T) map[string]field {
 	t.Helper()
 	out := map[string]field{}
 	for name, cells := range docRows(t) {
-		typ := strings.TrimSpace(cells[1])
-		switch {
-		case strings.HasPrefix(typ, "object"):
-			typ = "object"
-		case strings.HasPrefix(typ, "array"):
-			typ = "array"
-		case typ == "bool":
-			typ = "boolean"
-		case typ == "64 hex", strings.Contains(typ, "string"):
-			typ = "string"
-		}
-		out[name] = field{typ: typ}
+		on := strings.TrimSpace(cells[2])
+		out[name] = field{typ: docType(strings.TrimSpace(cells[1])), required: on == "all" || strings.HasPrefix(on, "all,")}
 	}
 	return out
+}
+
+// docType is the JSON type the table's type cell names: it says "64 hex"
+// or "RFC 3339 string" where the JSON type is string, "bool" for boolean,
+// and "array of integers" or "object of strings" for what a list or a map
+// holds.
+func docType(typ string) string {
+	for _, container := range []string{"array", "object"} {
+		if held, ok := strings.CutPrefix(typ, container+" of "); ok {
+			return container + " of " + docType(strings.TrimSuffix(held, "s"))
+		}
+	}
+	switch {
+	case typ == "bool":
+		return "boolean"
+	case typ == "64 hex", strings.Contains(typ, "string"):
+		return "string"
+	}
+	return typ
 }
 
 // compare reports every field one side has and the other has not, and
@@ -415,7 +537,7 @@ func compare(t *testing.T, aName string, a map[string]field, bName string, b map
 		case fa.typ != fb.typ:
 			t.Errorf("%q is %s in %s, %s in %s", n, fa.typ, aName, fb.typ, bName)
 		case required && fa.required != fb.required:
-			t.Errorf("%q: always written is %v in %s, required is %v in %s", n, fa.required, aName, fb.required, bName)
+			t.Errorf("%q: always present is %v in %s, %v in %s", n, fa.required, aName, fb.required, bName)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -130,14 +131,36 @@ func TestListenNearThePathLimit(t *testing.T) {
 }
 
 // A --socket in a directory hostpass may not write: refused, naming the
-// socket and why. Root writes there anyway, so this runs as a normal user.
+// socket, the directory and why. A normal user meets a 0555 directory
+// (EACCES); root writes there anyway, so as root (as CI runs) the directory
+// is a read-only tmpfs, which no one may write (EROFS).
 func TestListenInADirectoryItCannotWrite(t *testing.T) {
-	if os.Geteuid() == 0 {
-		t.Skip("root writes into a read-only (0555) directory: run as a normal user (make unit) to cover an unwritable socket directory")
-	}
 	dir := filepath.Join(t.TempDir(), "ro")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
+	}
+	readOnly := func() {
+		if err := os.Chmod(dir, 0o555); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errno := syscall.EACCES
+	if os.Geteuid() == 0 {
+		if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"); err != nil {
+			t.Fatalf("as root this test needs a read-only tmpfs at %s: %v", dir, err)
+		}
+		t.Cleanup(func() {
+			if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+				t.Errorf("unmounting the tmpfs at %s: %v", dir, err)
+			}
+		})
+		readOnly, errno = func() {
+			if err := unix.Mount("", dir, "", unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+				t.Fatalf("making the tmpfs at %s read-only: %v", dir, err)
+			}
+		}, syscall.EROFS
+	} else {
+		t.Cleanup(func() { os.Chmod(dir, 0o755) })
 	}
 	stale := filepath.Join(dir, "stale.sock")
 	l, err := net.Listen("unix", stale)
@@ -146,18 +169,22 @@ func TestListenInADirectoryItCannotWrite(t *testing.T) {
 	}
 	l.(*net.UnixListener).SetUnlinkOnClose(false)
 	l.Close()
-	if err := os.Chmod(dir, 0o555); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.Chmod(dir, 0o755) })
+	readOnly()
 
 	path := filepath.Join(dir, "hp.sock")
-	_, err = Listen(path)
-	if prefix := "--socket " + path + ": making a private directory beside it: mkdir " + dir + "/.hp"; err == nil || !strings.HasPrefix(err.Error(), prefix) || !strings.HasSuffix(err.Error(), ": permission denied") {
-		t.Errorf("Listen(%s) = %v; want %s…: permission denied", path, err, prefix)
+	closeIfListening := func(l net.Listener, err error) error {
+		if err == nil {
+			l.Close()
+		}
+		return err
 	}
-	_, err = Listen(stale)
-	if want := "--socket " + stale + ": removing the stale socket left there: remove " + stale + ": permission denied"; err == nil || err.Error() != want {
+	err = closeIfListening(Listen(path))
+	if prefix := "--socket " + path + ": making a private directory beside it: mkdir " + dir + "/.hp"; err == nil || !errors.Is(err, errno) ||
+		!strings.HasPrefix(err.Error(), prefix) || !strings.HasSuffix(err.Error(), ": "+errno.Error()) {
+		t.Errorf("Listen(%s) = %v; want %s…: %v", path, err, prefix, errno)
+	}
+	err = closeIfListening(Listen(stale))
+	if want := "--socket " + stale + ": removing the stale socket left there: remove " + stale + ": " + errno.Error(); err == nil || !errors.Is(err, errno) || err.Error() != want {
 		t.Errorf("Listen over a stale socket it cannot remove = %v; want %q", err, want)
 	}
 	if _, err := os.Lstat(stale); err != nil {

@@ -185,13 +185,13 @@ func (w *Watcher) attribute(ctx context.Context, c Container, networkID, ep stri
 	if !w.cfg.Policy.Allows(c) {
 		r := w.record(audit.PolicyViolation, c.ID, late, "")
 		r.Container, r.EndpointID, r.NetworkName, r.Via = rec.Container, ep, rec.NetworkName, via
-		r.Policy, r.Action = w.cfg.Policy.String(), "recorded"
+		r.Policy, r.Action = w.cfg.Policy.String(), audit.ActionRecorded
 		if w.cfg.StopViolators {
 			// Before the records: a stop must not wait on the audit log.
-			r.Action = "stopped"
+			r.Action = audit.ActionStopped
 			sctx, cancel := context.WithTimeout(ctx, w.callTimeout+5*time.Second)
 			if err := w.cfg.Engine.Stop(sctx, c.ID); err != nil {
-				r.Action, r.Outcome, r.Error = "stop failed", audit.Refused, err.Error()
+				r.Action, r.Outcome, r.Error = audit.ActionStopFailed, audit.Refused, err.Error()
 			}
 			cancel()
 		}

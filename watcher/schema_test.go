@@ -2,6 +2,8 @@ package watcher
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -24,4 +26,35 @@ func TestRecordsValidateAgainstTheSchema(t *testing.T) {
 
 	seen := schematest.Check(t, schematest.Lines(t, h.path))
 	schematest.Covers(t, seen, audit.WatcherEvents)
+
+	// With --policy-stop: a violator stopped, and one whose stop failed (a
+	// refused record).
+	h = newHarness(t, "label:team=payments", true)
+	h.fake.set(newContainer("bad1", "stopped", "busybox", true, "hp"))
+	h.handle(ctx, Event{Time: t0, Type: "network", Action: "connect", NetworkID: hpNet, ContainerID: "bad1"})
+	h.fake.stopErr = errors.New("cannot stop container: bad2: permission denied")
+	h.fake.set(newContainer("bad2", "unstoppable", "busybox", true, "hp"))
+	h.handle(ctx, Event{Time: t0, Type: "network", Action: "connect", NetworkID: hpNet, ContainerID: "bad2"})
+	lines := schematest.Lines(t, h.path)
+	schematest.Check(t, lines)
+
+	// Every action, each on a line that validates.
+	actions := map[string]audit.Record{}
+	for _, line := range append(lines, seen[audit.PolicyViolation]) {
+		var r audit.Record
+		if err := json.Unmarshal(line, &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Event == audit.PolicyViolation {
+			actions[r.Action] = r
+		}
+	}
+	for _, a := range audit.Actions {
+		if _, ok := actions[a]; !ok {
+			t.Errorf("no sample policy.violation with action %q", a)
+		}
+	}
+	if r := actions[audit.ActionStopFailed]; r.Outcome != audit.Refused || r.Error != "cannot stop container: bad2: permission denied" {
+		t.Errorf("the failed stop's record: outcome %q error %q, want refused with Docker's error", r.Outcome, r.Error)
+	}
 }

@@ -37,6 +37,8 @@ type fakeEngine struct {
 	unreachable int
 	// died: the die events Docker remembers, by container.
 	died map[string]time.Time
+	// stopErr: Stop fails with it, as when Docker cannot stop a container.
+	stopErr error
 }
 
 type stream struct {
@@ -116,6 +118,9 @@ func (f *fakeEngine) Running(context.Context) ([]string, error) {
 func (f *fakeEngine) Stop(_ context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.stopErr != nil {
+		return f.stopErr
+	}
 	f.stopped = append(f.stopped, id)
 	return nil
 }
