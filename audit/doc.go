@@ -24,6 +24,7 @@
 //	read.go        the read pipeline: lines in batches, work on every core
 //	fastparse.go   reading a line's chain fields without encoding/json
 //	verify.go      Verify: the chain, in order, across files
+//	verify_problem.go what verify reports: problem kinds and their texts
 //	verify_seal.go where a log starts, and its seals under the initial key
 //	verify_view.go the host view each record names
 //	query.go       Query and Follow, what `hostpass audit show` reads
