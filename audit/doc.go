@@ -7,35 +7,35 @@
 //
 // The files, one operation each, in reading order:
 //
-//	record.go      the record schema: events, outcomes, fields
-//	log.go         the API: Options, Open, OpenWith, Append, AppendOrKeep,
-//	               Pending, Rotate, Close; ErrUnavailable
-//	commit.go      the committer: one goroutine owns the file; group commit
-//	               (run, commit, flush, write), records kept while the log is
-//	               unwritable and the audit.lost record, shutdown
-//	chain.go       hashing of the chain: Genesis, encode, splitHash, lineHash
-//	bound.go       the size bound every record is cut to before it is written
-//	view.go        host.view records: the host's interfaces, written on change
-//	seal.go        sealing and key evolution: NextKey, evolve, advanceKey
-//	keyfile.go     sealing keys on disk: NewKeyFile, StepKeyFile, ReadKeyFile
-//	recover.go     opening the file: torn tails and failed writes set aside
-//	tail.go        reading where a file's chain ends, in bounded memory
-//	rotate.go      rotation and file naming: Files, FilesIn, lastRotated
-//	read.go        the read pipeline: lines in batches, work on every core
-//	fastparse.go   reading a line's chain fields without encoding/json
-//	verify.go      Verify: the chain, in order, across files
+//	record.go         the record schema: events, outcomes, fields
+//	log.go            the API: Options, Open, OpenWith, Append, AppendOrKeep,
+//	                  Pending, Rotate, Close; ErrUnavailable
+//	commit.go         the committer: one goroutine owns the file; group commit
+//	                  (run, commit, flush, write), records kept while the log is
+//	                  unwritable and the audit.lost record, shutdown
+//	chain.go          hashing of the chain: Genesis, encode, splitHash, lineHash
+//	bound.go          the size bound every record is cut to before it is written
+//	view.go           host.view records: the host's interfaces, written on change
+//	seal.go           sealing and key evolution: NextKey, evolve, advanceKey
+//	keyfile.go        sealing keys on disk: NewKeyFile, StepKeyFile, ReadKeyFile
+//	recover.go        opening the file: torn tails and failed writes set aside
+//	tail.go           reading where a file's chain ends, in bounded memory
+//	rotate.go         rotation and file naming: Files, FilesIn, lastRotated
+//	read.go           the read pipeline: lines in batches, work on every core
+//	fastparse.go      reading a line's chain fields without encoding/json
+//	verify.go         Verify: the chain, in order, across files
 //	verify_problem.go what verify reports: problem kinds and their texts
-//	verify_seal.go where a log starts, and its seals under the initial key
-//	verify_view.go the host view each record names
-//	query.go       Query and Follow, what `hostpass audit show` reads
-//	replay.go      Replay: recent records for the watcher after a restart
+//	verify_seal.go    where a log starts, and its seals under the initial key
+//	verify_view.go    the host view each record names
+//	query.go          Query and Follow, what `hostpass audit show` reads
+//	replay.go         Replay: recent records for the watcher after a restart
 //
 // Planned (issue 10), not yet written:
 //
-//	proof.go       the Merkle tree over the records, inclusion and
-//	               consistency proofs
-//	checkpoint.go  signed checkpoints (C2SP signed notes) of the tree's size
-//	               and root
+//	proof.go          the Merkle tree over the records, inclusion and
+//	                  consistency proofs
+//	checkpoint.go     signed checkpoints (C2SP signed notes) of the tree's size
+//	                  and root
 //
 // Like verify, they must depend on nothing of the writer (log.go, commit.go,
 // recover.go): an auditor checks a log on a laptop, away from the host.
