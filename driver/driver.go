@@ -85,6 +85,15 @@ func (d *Driver) GetCapabilities() (*network.CapabilitiesResponse, error) {
 	return &network.CapabilitiesResponse{Scope: network.LocalScope, ConnectivityScope: network.LocalScope}, nil
 }
 
+// GetSkipGwAlloc answers Docker 28 and later, before each CreateNetwork,
+// whether the network needs a gateway address: never, since hostpass hands
+// out no addresses, so Docker reserves none (unless --gateway names one).
+// It answers so whatever the options: refusing them here would refuse the
+// create before CreateNetwork, which is where a refusal is audited.
+func (d *Driver) GetSkipGwAlloc(map[string]any) (skipIPv4, skipIPv6 bool, err error) {
+	return true, true, nil
+}
+
 // record starts an audit record for a call on network n.
 func (d *Driver) record(event audit.Event, n Network) audit.Record {
 	rec := audit.Record{

@@ -39,6 +39,7 @@ var methods = []struct {
 	{"NetworkDriver.DiscoverDelete", ""},
 	{"NetworkDriver.ProgramExternalConnectivity", ""},
 	{"NetworkDriver.RevokeExternalConnectivity", ""},
+	{"NetworkDriver.GwAllocCheck", ""}, // last: the corpus names methods by index
 }
 
 // fuzzPlugin is the real handler over a real driver and audit log in a temp

@@ -77,6 +77,34 @@ type Driver interface {
 	// Malformed records a lifecycle call, named by its audit event, whose
 	// body could not be decoded; err is the refusal the server answers.
 	Malformed(event audit.Event, err error)
+	// GetSkipGwAlloc answers NetworkDriver.GwAllocCheck: whether a network
+	// created with options (CreateNetwork's Options) needs no IPv4 or IPv6
+	// gateway address. It is moby's driverapi.GwAllocChecker.
+	GetSkipGwAlloc(options map[string]any) (skipIPv4, skipIPv6 bool, err error)
+}
+
+// The wire types go-plugins-helpers lacks: GwAllocChecker came with Docker
+// 28 (moby commit 634951457d; libnetwork/drivers/remote/api/api.go).
+
+// capabilitiesResponse is the reply to NetworkDriver.GetCapabilities.
+// GwAllocChecker tells Docker 28 and later to ask NetworkDriver.GwAllocCheck
+// before each CreateNetwork; older engines ignore the field.
+type capabilitiesResponse struct {
+	network.CapabilitiesResponse
+	GwAllocChecker bool
+}
+
+// gwAllocCheckRequest is the body of NetworkDriver.GwAllocCheck.
+type gwAllocCheckRequest struct {
+	// Options is the map the CreateNetwork that follows will carry.
+	Options map[string]any
+}
+
+// gwAllocCheckResponse is the reply to NetworkDriver.GwAllocCheck: true
+// means Docker reserves no gateway address of that family, unless the
+// user gave one (--gateway).
+type gwAllocCheckResponse struct {
+	SkipIPv4, SkipIPv6 bool
 }
 
 // New returns the HTTP handler for d.
@@ -89,7 +117,21 @@ func New(d Driver, log *logrus.Entry) http.Handler {
 	// The routes: each method of the API, the audit event recorded when its
 	// body is malformed ("" for the calls that leave no record), and the
 	// driver's call that serves it.
-	route(mux, h, "GetCapabilities", "", func(*struct{}) (any, error) { return d.GetCapabilities() })
+	route(mux, h, "GetCapabilities", "", func(*struct{}) (any, error) {
+		caps, err := d.GetCapabilities()
+		if err != nil {
+			return nil, err
+		}
+		return capabilitiesResponse{CapabilitiesResponse: *caps, GwAllocChecker: true}, nil
+	})
+	// GwAllocCheck is a question about options, asked before CreateNetwork;
+	// it changes nothing, so it leaves no record, as GetCapabilities does.
+	// Whatever Docker does next is recorded: the CreateNetwork, or nothing
+	// if it gives up before.
+	route(mux, h, "GwAllocCheck", "", func(r *gwAllocCheckRequest) (any, error) {
+		v4, v6, err := d.GetSkipGwAlloc(r.Options)
+		return gwAllocCheckResponse{SkipIPv4: v4, SkipIPv6: v6}, err
+	})
 	route(mux, h, "CreateNetwork", audit.NetworkCreate, none(d.CreateNetwork))
 	route(mux, h, "DeleteNetwork", audit.NetworkDelete, none(d.DeleteNetwork))
 	route(mux, h, "AllocateNetwork", "", func(r *network.AllocateNetworkRequest) (any, error) { return d.AllocateNetwork(r) })
