@@ -83,10 +83,11 @@ func (f *fakeDocker) serve(t *testing.T) string {
 	return path
 }
 
-// The container of testdata/events-20.10.jsonl: `docker run --rm --network
-// host --name hm bb:1 true` on dockerd 20.10.24, and its inspect as that
-// dockerd wrote it (trimmed), published ports as `-p 18080:80 -p
-// 127.0.0.1:9090:90/udp` give them.
+// The container of testdata/events-20.10.jsonl (recorded from `docker run
+// --rm --network host --name hm bb:1 true` on dockerd 20.10.24), and an
+// inspect of it in dockerd's shape, trimmed to what the watcher reads; its
+// PortBindings are as dockerd 20.10 wrote them for `-p 18080:80 -p
+// 127.0.0.1:9090:90/udp` (HostIp "" for every address).
 const (
 	hmID      = "43aa5511f760e3ae303341ad7bf0601caa0beee1275244205e2d91a01c740c7d"
 	hostNetID = "6ec0b66d40dfb28d4ac42f64de5a4def64758939db4c634a24c5fa569fce51fd"
