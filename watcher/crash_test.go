@@ -58,57 +58,60 @@ func (h *harness) stateBytes() []byte {
 // after the restart, the records are read back from the audit log, and
 // reconciliation invents no second host.join, nor a second host.leave.
 func TestCrashBeforeTheStateIsSavedInventsNothing(t *testing.T) {
-	h := newHarness(t, "all", false)
-	stop := h.run()
-	s := <-h.fake.streams
-	h.fake.listed(t, 1)
-	s = h.settle(s) // the state is saved, with no session
-	stale := h.stateBytes()
-	c := newContainer("c1", "web", "nginx:1", true, "host")
-	h.fake.set(c)
-	// The watcher saw c1 connect while not running yet: a provisional start.
-	pending := c
-	pending.Running = false
-	h.fake.set(pending)
-	s.events <- hostEvent("connect", "c1", t0.Add(-time.Millisecond))
-	h.waitFor("host.join", func(r []audit.Record) bool { return count(r, audit.HostJoin) == 1 })
-	h.fake.set(c)
-	h.crash(stop, stale)
+	eachShape(t, func(t *testing.T, sh shape) {
+		h := newHarness(t, "all", false)
+		h.shape = sh
+		stop := h.run()
+		s := <-h.fake.streams
+		h.fake.listed(t, 1)
+		s = h.settle(s) // the state is saved, with no session
+		stale := h.stateBytes()
+		c := newContainer("c1", "web", "nginx:1", true, "host")
+		h.fake.set(c)
+		// The watcher saw c1 connect while not running yet: a provisional start.
+		pending := c
+		pending.Running = false
+		h.fake.set(pending)
+		s.events <- h.wire(hostEvent("connect", "c1", t0.Add(-time.Millisecond)))
+		h.waitFor("host.join", func(r []audit.Record) bool { return count(r, audit.HostJoin) == 1 })
+		h.fake.set(c)
+		h.crash(stop, stale)
 
-	stop = h.run()
-	s = <-h.fake.streams
-	h.fake.listed(t, 3)
-	// Reconciled once the saved session has the run's start.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if st := h.savedState(); st.Sessions["c1"].Start.Equal(t0) && !st.Sessions["c1"].Provisional {
-			break
+		stop = h.run()
+		s = <-h.fake.streams
+		h.fake.listed(t, 3)
+		// Reconciled once the saved session has the run's start.
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			if st := h.savedState(); st.Sessions["c1"].Start.Equal(t0) && !st.Sessions["c1"].Provisional {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("saved state %+v: want c1's session from its start", h.savedState())
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("saved state %+v: want c1's session from its start", h.savedState())
+		if recs := h.records(); names(recs) != "host.join" {
+			t.Fatalf("after a crash at the join: records %s, want the one host.join", names(recs))
 		}
-	}
-	if recs := h.records(); names(recs) != "host.join" {
-		t.Fatalf("after a crash at the join: records %s, want the one host.join", names(recs))
-	}
-	stale = h.stateBytes()
+		stale = h.stateBytes()
 
-	c.Running, c.FinishedAt = false, t0.Add(time.Minute)
-	h.fake.set(c)
-	s.events <- Event{Time: t0.Add(time.Minute), Type: "container", Action: "die", ContainerID: "c1"}
-	h.waitFor("host.leave", func(r []audit.Record) bool { return count(r, audit.HostLeave) == 1 })
-	h.crash(stop, stale)
+		c.Running, c.FinishedAt = false, t0.Add(time.Minute)
+		h.fake.set(c)
+		s.events <- h.wire(Event{Time: t0.Add(time.Minute), Type: "container", Action: "die", ContainerID: "c1"})
+		h.waitFor("host.leave", func(r []audit.Record) bool { return count(r, audit.HostLeave) == 1 })
+		h.crash(stop, stale)
 
-	stop = h.run()
-	defer stop()
-	s = <-h.fake.streams
-	h.settle(s)
-	recs := h.records()
-	if names(recs) != "host.join host.leave" {
-		t.Fatalf("after a crash at the leave: records %s, want host.join host.leave; %+v", names(recs), recs)
-	}
-	if secs := recs[1].HostModeSeconds; secs == nil || *secs != 60 {
-		t.Errorf("host.leave seconds %v, want 60", secs)
-	}
+		stop = h.run()
+		defer stop()
+		s = <-h.fake.streams
+		h.settle(s)
+		recs := h.records()
+		if names(recs) != "host.join host.leave" {
+			t.Fatalf("after a crash at the leave: records %s, want host.join host.leave; %+v", names(recs), recs)
+		}
+		if secs := recs[1].HostModeSeconds; secs == nil || *secs != 60 {
+			t.Errorf("host.leave seconds %v, want 60", secs)
+		}
+	})
 }
 
 // A container that ended while the watcher was away: its session is
@@ -116,93 +119,99 @@ func TestCrashBeforeTheStateIsSavedInventsNothing(t *testing.T) {
 // remembers, which the replayed die then repeats harmlessly), or with the
 // end unknown when nothing says; never at the watcher's own clock.
 func TestGoneWhileAwayIsDatedByItsEnd(t *testing.T) {
-	h := newHarness(t, "all", false)
-	for _, id := range []string{"stopped", "removed", "forgotten"} {
-		h.fake.set(newContainer(id, id, "busybox", true, "host"))
-	}
-	stop := h.run()
-	<-h.fake.streams
-	h.waitFor("3 host.join", func(r []audit.Record) bool { return count(r, audit.HostJoin) == 3 })
-	stop()
+	eachShape(t, func(t *testing.T, sh shape) {
+		h := newHarness(t, "all", false)
+		h.shape = sh
+		for _, id := range []string{"stopped", "removed", "forgotten"} {
+			h.fake.set(newContainer(id, id, "busybox", true, "host"))
+		}
+		stop := h.run()
+		<-h.fake.streams
+		h.waitFor("3 host.join", func(r []audit.Record) bool { return count(r, audit.HostJoin) == 3 })
+		stop()
 
-	// Away: "stopped" exited and is still there; the two others were
-	// removed, and Docker's history still has the die of "removed" only.
-	c := newContainer("stopped", "stopped", "busybox", false, "host")
-	c.FinishedAt = t0.Add(2 * time.Second)
-	h.fake.set(c)
-	h.fake.mu.Lock()
-	delete(h.fake.containers, "removed")
-	delete(h.fake.containers, "forgotten")
-	h.fake.died = map[string]time.Time{"removed": t0.Add(3 * time.Second)}
-	h.fake.mu.Unlock()
-	h.restart()
-	stop = h.run()
-	defer stop()
-	s := <-h.fake.streams
-	s.events <- Event{Time: t0.Add(3 * time.Second), Type: "container", Action: "die", ContainerID: "removed"}
-	s.events <- hostEvent("disconnect", "removed", t0.Add(3*time.Second))
-	h.settle(s)
+		// Away: "stopped" exited and is still there; the two others were
+		// removed, and Docker's history still has the die of "removed" only.
+		c := newContainer("stopped", "stopped", "busybox", false, "host")
+		c.FinishedAt = t0.Add(2 * time.Second)
+		h.fake.set(c)
+		h.fake.mu.Lock()
+		delete(h.fake.containers, "removed")
+		delete(h.fake.containers, "forgotten")
+		h.fake.died = map[string]time.Time{"removed": t0.Add(3 * time.Second)}
+		h.fake.mu.Unlock()
+		h.restart()
+		stop = h.run()
+		defer stop()
+		s := <-h.fake.streams
+		s.events <- h.wire(Event{Time: t0.Add(3 * time.Second), Type: "container", Action: "die", ContainerID: "removed"})
+		s.events <- h.wire(hostEvent("disconnect", "removed", t0.Add(3*time.Second)))
+		h.settle(s)
 
-	leaves := map[string]audit.Record{}
-	for _, r := range h.records() {
-		if r.Event == audit.HostLeave {
-			if _, twice := leaves[r.Container.ID]; twice {
-				t.Errorf("a second host.leave for %s", r.Container.ID)
+		leaves := map[string]audit.Record{}
+		for _, r := range h.records() {
+			if r.Event == audit.HostLeave {
+				if _, twice := leaves[r.Container.ID]; twice {
+					t.Errorf("a second host.leave for %s", r.Container.ID)
+				}
+				leaves[r.Container.ID] = r
 			}
-			leaves[r.Container.ID] = r
 		}
-	}
-	for id, want := range map[string]float64{"stopped": 2, "removed": 3} {
-		if l := leaves[id]; l.HostModeSeconds == nil || *l.HostModeSeconds != want {
-			t.Errorf("host.leave of %s: seconds %v, want %v; records %s", id, l.HostModeSeconds, want, names(h.records()))
+		for id, want := range map[string]float64{"stopped": 2, "removed": 3} {
+			if l := leaves[id]; l.HostModeSeconds == nil || *l.HostModeSeconds != want {
+				t.Errorf("host.leave of %s: seconds %v, want %v; records %s", id, l.HostModeSeconds, want, names(h.records()))
+			}
 		}
-	}
-	if l := leaves["forgotten"]; l.HostModeSeconds != nil || !strings.Contains(l.Detail, "unknown") || !l.ObservedLate {
-		t.Errorf("host.leave of forgotten %+v: want no duration, late, and the detail saying the end is unknown", l)
-	}
+		if l := leaves["forgotten"]; l.HostModeSeconds != nil || !strings.Contains(l.Detail, "unknown") || !l.ObservedLate {
+			t.Errorf("host.leave of forgotten %+v: want no duration, late, and the detail saying the end is unknown", l)
+		}
+	})
 }
 
 // Docker sends a network event for the container that connects, none for
 // those in its namespace: they are placed all the same, and the policy
 // applies to them.
 func TestOwnerJoiningAHostpassNetworkBringsItsSharers(t *testing.T) {
-	h := newHarness(t, "label:team=payments", true)
-	stop := h.run()
-	defer stop()
-	s := <-h.fake.streams
-	h.fake.listed(t, 1)
-	x := newContainer("xown", "xown", "busybox", true, "bridge")
-	x.Labels = map[string]string{"team": "payments"}
-	h.fake.set(x)
-	y := newContainer("yshare", "yshare", "busybox", true, "container:xown")
-	h.fake.set(y)
-	s.events <- Event{Time: t0, Type: "container", Action: "start", ContainerID: "xown"}
-	s.events <- Event{Time: t0, Type: "container", Action: "start", ContainerID: "yshare"}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) { // both starts handled
-		h.w.mu.Lock()
-		noted := h.w.sharers["xown"]["yshare"]
-		h.w.mu.Unlock()
-		if noted && h.w.lanes.pending() == 0 {
-			break
+	eachShape(t, func(t *testing.T, sh shape) {
+		h := newHarness(t, "label:team=payments", true)
+		h.shape = sh
+		stop := h.run()
+		defer stop()
+		s := <-h.fake.streams
+		h.fake.listed(t, 1)
+		x := newContainer("xown", "xown", "busybox", true, "bridge")
+		x.Labels = map[string]string{"team": "payments"}
+		h.fake.set(x)
+		y := newContainer("yshare", "yshare", "busybox", true, "container:xown")
+		h.fake.set(y)
+		s.events <- h.wire(Event{Time: t0, Type: "container", Action: "start", ContainerID: "xown"})
+		s.events <- h.wire(Event{Time: t0, Type: "container", Action: "start", ContainerID: "yshare"})
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) { // both starts handled
+			h.w.mu.Lock()
+			noted := h.w.sharers["xown"]["yshare"]
+			h.w.mu.Unlock()
+			if noted && h.w.lanes.pending() == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the start events were not handled")
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the start events were not handled")
+		x.Endpoints = map[string]string{hpNet: "ep-xown"} // a new map: the fake holds the old one
+		h.fake.set(x)
+		s.events <- h.wire(Event{Time: t0.Add(time.Second), Type: "network", Action: "connect", NetworkID: hpNet, ContainerID: "xown"})
+		h.settle(s)
+		recs := h.records()
+		if names(recs) != "endpoint.attribute endpoint.attribute policy.violation" {
+			t.Fatalf("records %s, want xown's and yshare's endpoint.attribute and yshare's policy.violation", names(recs))
 		}
-	}
-	x.Endpoints = map[string]string{hpNet: "ep-xown"} // a new map: the fake holds the old one
-	h.fake.set(x)
-	s.events <- Event{Time: t0.Add(time.Second), Type: "network", Action: "connect", NetworkID: hpNet, ContainerID: "xown"}
-	h.settle(s)
-	recs := h.records()
-	if names(recs) != "endpoint.attribute endpoint.attribute policy.violation" {
-		t.Fatalf("records %s, want xown's and yshare's endpoint.attribute and yshare's policy.violation", names(recs))
-	}
-	if a := recs[1]; a.Container.ID != "yshare" || a.Via == nil || a.Via.ID != "xown" || a.EndpointID != "ep-xown" {
-		t.Errorf("attribution %+v via %+v: want yshare via xown on ep-xown", a.Container, a.Via)
-	}
-	if v := recs[2]; v.Container.ID != "yshare" || v.Action != "stopped" {
-		t.Errorf("violation %+v action %q: want yshare stopped", v.Container, v.Action)
-	}
+		if a := recs[1]; a.Container.ID != "yshare" || a.Via == nil || a.Via.ID != "xown" || a.EndpointID != "ep-xown" {
+			t.Errorf("attribution %+v via %+v: want yshare via xown on ep-xown", a.Container, a.Via)
+		}
+		if v := recs[2]; v.Container.ID != "yshare" || v.Action != "stopped" {
+			t.Errorf("violation %+v action %q: want yshare stopped", v.Container, v.Action)
+		}
+	})
 }
 
 // A container in the namespace of one Docker no longer knows cannot be
@@ -230,56 +239,62 @@ func TestSharerOfARemovedOwnerIsRecorded(t *testing.T) {
 // it stays in memory until it is done: past maxBacklog of them the watcher
 // lets the stream go and reconciles, rather than grow without bound.
 func TestHungInspectIsBoundedByTheBacklog(t *testing.T) {
-	h := newHarness(t, "all", false)
-	h.w.maxBacklog = 1000
-	release := make(chan struct{})
-	h.fake.slow = map[string]chan struct{}{"stuck": release}
-	h.fake.set(newContainer("other", "other", "busybox", true, "bridge"))
-	stop := h.run()
-	defer stop()
-	s := <-h.fake.streams
-	h.fake.listed(t, 1)
-	s.events <- Event{Time: t0, Type: "container", Action: "start", ContainerID: "stuck"}
-	for i := 0; i < 5*h.w.maxBacklog; i++ {
-		e := Event{Time: t0.Add(time.Duration(i+1) * time.Microsecond), Type: "container", Action: "start", ContainerID: "other"}
-		select {
-		case s.events <- e:
-		case <-time.After(time.Second): // no longer read: the watcher let the stream go
-			if n := h.w.progress.pending(); n > h.w.maxBacklog {
-				t.Errorf("%d events held, want at most %d", n, h.w.maxBacklog)
+	eachShape(t, func(t *testing.T, sh shape) {
+		h := newHarness(t, "all", false)
+		h.shape = sh
+		h.w.maxBacklog = 1000
+		release := make(chan struct{})
+		h.fake.slow = map[string]chan struct{}{"stuck": release}
+		h.fake.set(newContainer("other", "other", "busybox", true, "bridge"))
+		stop := h.run()
+		defer stop()
+		s := <-h.fake.streams
+		h.fake.listed(t, 1)
+		s.events <- h.wire(Event{Time: t0, Type: "container", Action: "start", ContainerID: "stuck"})
+		for i := 0; i < 5*h.w.maxBacklog; i++ {
+			e := Event{Time: t0.Add(time.Duration(i+1) * time.Microsecond), Type: "container", Action: "start", ContainerID: "other"}
+			select {
+			case s.events <- h.wire(e):
+			case <-time.After(time.Second): // no longer read: the watcher let the stream go
+				if n := h.w.progress.pending(); n > h.w.maxBacklog {
+					t.Errorf("%d events held, want at most %d", n, h.w.maxBacklog)
+				}
+				close(release)
+				<-h.fake.streams // subscribed again once the stuck inspect is over
+				return
 			}
-			close(release)
-			<-h.fake.streams // subscribed again once the stuck inspect is over
-			return
 		}
-	}
-	close(release)
-	t.Fatalf("%d events read behind a hung inspect, %d held in memory: want the watcher to let the stream go past %d", 5*h.w.maxBacklog, h.w.progress.pending(), h.w.maxBacklog)
+		close(release)
+		t.Fatalf("%d events read behind a hung inspect, %d held in memory: want the watcher to let the stream go past %d", 5*h.w.maxBacklog, h.w.progress.pending(), h.w.maxBacklog)
+	})
 }
 
 // An inspect Docker never answers is given up after inspectTries, with a
 // record saying so, and since moves on.
 func TestHungInspectIsGivenUpWithARecord(t *testing.T) {
-	h := newHarness(t, "all", false)
-	h.w.callTimeout, h.w.inspectTries = 20*time.Millisecond, 2
-	release := make(chan struct{})
-	defer close(release)
-	h.fake.slow = map[string]chan struct{}{"stuck": release}
-	stop := h.run()
-	defer stop()
-	s := <-h.fake.streams
-	h.fake.listed(t, 1)
-	s.events <- Event{Time: t0, Type: "container", Action: "start", ContainerID: "stuck", Name: "stuck"}
-	recs := h.waitFor("container.unplaced", func(r []audit.Record) bool { return len(r) > 0 })
-	want := fmt.Sprintf("Docker did not answer %d inspects of container stuck", 2)
-	if names(recs) != "container.unplaced" || !strings.Contains(recs[0].Detail, want) {
-		t.Fatalf("records %s %q, want container.unplaced saying %q", names(recs), recs[0].Detail, want)
-	}
-	for deadline := time.Now().Add(5 * time.Second); !h.w.progress.Since().Equal(t0); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("since %v, want it at the given-up event %v", h.w.progress.Since(), t0)
+	eachShape(t, func(t *testing.T, sh shape) {
+		h := newHarness(t, "all", false)
+		h.shape = sh
+		h.w.callTimeout, h.w.inspectTries = 20*time.Millisecond, 2
+		release := make(chan struct{})
+		defer close(release)
+		h.fake.slow = map[string]chan struct{}{"stuck": release}
+		stop := h.run()
+		defer stop()
+		s := <-h.fake.streams
+		h.fake.listed(t, 1)
+		s.events <- h.wire(Event{Time: t0, Type: "container", Action: "start", ContainerID: "stuck", Name: "stuck"})
+		recs := h.waitFor("container.unplaced", func(r []audit.Record) bool { return len(r) > 0 })
+		want := fmt.Sprintf("Docker did not answer %d inspects of container stuck", 2)
+		if names(recs) != "container.unplaced" || !strings.Contains(recs[0].Detail, want) {
+			t.Fatalf("records %s %q, want container.unplaced saying %q", names(recs), recs[0].Detail, want)
 		}
-	}
+		for deadline := time.Now().Add(5 * time.Second); !h.w.progress.Since().Equal(t0); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("since %v, want it at the given-up event %v", h.w.progress.Since(), t0)
+			}
+		}
+	})
 }
 
 // A state without audit_since (a first start that crashed before its first

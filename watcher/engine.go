@@ -5,16 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"sort"
 	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/events"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/client"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/client"
 
 	"github.com/hostpass/hostpass/audit"
 )
@@ -73,10 +71,13 @@ type Network struct {
 // dockerEngine is Engine over the official client.
 type dockerEngine struct{ c *client.Client }
 
-// NewDockerEngine talks to the Docker socket at path, negotiating the API
-// version (Engine API 1.41 and later).
+// NewDockerEngine talks to the Docker socket at path. The client negotiates
+// the API version on its first request (its default; never pin one): the
+// engine's own, from 1.40 up to the client's newest. Debian's dockerd 20.10
+// speaks 1.41, Docker 29 1.52 and later, which send events without the legacy
+// status, id and from fields (see eventOf).
 func NewDockerEngine(path string) (Engine, error) {
-	c, err := client.NewClientWithOpts(client.WithHost("unix://"+path), client.WithAPIVersionNegotiation())
+	c, err := client.New(client.WithHost("unix://" + path))
 	if err != nil {
 		return nil, err
 	}
@@ -84,15 +85,20 @@ func NewDockerEngine(path string) (Engine, error) {
 }
 
 func (d dockerEngine) Events(ctx context.Context, since time.Time) (<-chan Event, <-chan error) {
-	f := filters.NewArgs(
-		filters.Arg("type", "network"), filters.Arg("type", "container"),
-		filters.Arg("event", "connect"), filters.Arg("event", "disconnect"),
-		filters.Arg("event", "start"), filters.Arg("event", "die"))
-	opts := events.ListOptions{Filters: f}
+	f := make(client.Filters).
+		Add("type", string(events.NetworkEventType), string(events.ContainerEventType)).
+		Add("event", "connect", "disconnect", "start", "die")
+	opts := client.EventsListOptions{Filters: f}
 	if !since.IsZero() {
 		opts.Since = dockerTime(since)
 	}
-	msgs, errs := d.c.Events(ctx, opts)
+	r := d.c.Events(ctx, opts)
+	return relay(ctx, r.Messages, r.Err)
+}
+
+// relay hands Docker's messages on as Events, in order, until the stream
+// breaks (the error is passed on) or ctx ends.
+func relay(ctx context.Context, msgs <-chan events.Message, errs <-chan error) (<-chan Event, <-chan error) {
 	out := make(chan Event)
 	outErr := make(chan error, 1)
 	go func() {
@@ -100,15 +106,8 @@ func (d dockerEngine) Events(ctx context.Context, since time.Time) (<-chan Event
 		for {
 			select {
 			case m := <-msgs:
-				e := Event{Time: time.Unix(0, m.TimeNano).UTC(), Type: string(m.Type), Action: string(m.Action)}
-				a := m.Actor.Attributes
-				if m.Type == events.NetworkEventType {
-					e.NetworkID, e.NetworkName, e.NetworkType, e.ContainerID = m.Actor.ID, a["name"], a["type"], a["container"]
-				} else {
-					e.ContainerID, e.Name, e.Image = m.Actor.ID, a["name"], a["image"]
-				}
 				select {
-				case out <- e:
+				case out <- eventOf(m):
 				case <-ctx.Done():
 					return
 				}
@@ -124,17 +123,31 @@ func (d dockerEngine) Events(ctx context.Context, since time.Time) (<-chan Event
 	return out, outErr
 }
 
+// eventOf reads a Docker event from its Type, Action and Actor, which every
+// engine since API 1.22 sends. The legacy status, id and from fields came
+// with container events only, and API 1.52 (Docker 29) dropped them.
+func eventOf(m events.Message) Event {
+	e := Event{Time: time.Unix(0, m.TimeNano).UTC(), Type: string(m.Type), Action: string(m.Action)}
+	a := m.Actor.Attributes
+	if m.Type == events.NetworkEventType {
+		e.NetworkID, e.NetworkName, e.NetworkType, e.ContainerID = m.Actor.ID, a["name"], a["type"], a["container"]
+	} else {
+		e.ContainerID, e.Name, e.Image = m.Actor.ID, a["name"], a["image"]
+	}
+	return e
+}
+
 // dockerTime is t as the events API takes it.
 func dockerTime(t time.Time) string { return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond()) }
 
 // Died asks Docker's event history, up to now (so that the stream ends).
 func (d dockerEngine) Died(ctx context.Context, id string, since time.Time) (time.Time, error) {
-	f := filters.NewArgs(filters.Arg("type", "container"), filters.Arg("container", id), filters.Arg("event", "die"))
-	msgs, errs := d.c.Events(ctx, events.ListOptions{Filters: f, Since: dockerTime(since), Until: dockerTime(time.Now())})
+	f := make(client.Filters).Add("type", string(events.ContainerEventType)).Add("container", id).Add("event", "die")
+	r := d.c.Events(ctx, client.EventsListOptions{Filters: f, Since: dockerTime(since), Until: dockerTime(time.Now())})
 	select {
-	case m := <-msgs:
+	case m := <-r.Messages:
 		return time.Unix(0, m.TimeNano).UTC(), nil
-	case err := <-errs:
+	case err := <-r.Err:
 		if errors.Is(err, io.EOF) {
 			return time.Time{}, nil
 		}
@@ -143,13 +156,14 @@ func (d dockerEngine) Died(ctx context.Context, id string, since time.Time) (tim
 }
 
 func (d dockerEngine) Container(ctx context.Context, id string) (Container, error) {
-	j, err := d.c.ContainerInspect(ctx, id)
+	r, err := d.c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if cerrdefs.IsNotFound(err) {
 		return Container{}, fmt.Errorf("%w: %w", ErrNoSuchContainer, err)
 	}
 	if err != nil {
 		return Container{}, err
 	}
+	j := r.Container
 	c := Container{Endpoints: map[string]string{}}
 	c.ID, c.Name, c.ImageID = j.ID, strings.TrimPrefix(j.Name, "/"), j.Image
 	if j.Config != nil {
@@ -164,7 +178,7 @@ func (d dockerEngine) Container(ctx context.Context, id string) (Container, erro
 		c.Privileged, c.CapAdd, c.NetworkMode = j.HostConfig.Privileged, j.HostConfig.CapAdd, string(j.HostConfig.NetworkMode)
 		for port, bindings := range j.HostConfig.PortBindings {
 			for _, b := range bindings {
-				c.Ports = append(c.Ports, fmt.Sprintf("%s:%s->%s", b.HostIP, b.HostPort, port))
+				c.Ports = append(c.Ports, fmt.Sprintf("%s:%s->%s", hostIP(b.HostIP), b.HostPort, port))
 			}
 		}
 		sort.Strings(c.Ports)
@@ -179,21 +193,30 @@ func (d dockerEngine) Container(ctx context.Context, id string) (Container, erro
 	return c, nil
 }
 
+// hostIP is a published port's host address as Docker wrote it: "" when
+// the port is published on every address (Docker 20.10 sends "HostIp": "").
+func hostIP(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
 func (d dockerEngine) Network(ctx context.Context, id string) (Network, error) {
-	n, err := d.c.NetworkInspect(ctx, id, network.InspectOptions{})
+	r, err := d.c.NetworkInspect(ctx, id, client.NetworkInspectOptions{})
 	if err != nil {
 		return Network{}, err
 	}
-	return Network{Name: n.Name, Labels: n.Labels}, nil
+	return Network{Name: r.Network.Name, Labels: r.Network.Labels}, nil
 }
 
 func (d dockerEngine) Running(ctx context.Context) ([]string, error) {
-	list, err := d.c.ContainerList(ctx, container.ListOptions{})
+	r, err := d.c.ContainerList(ctx, client.ContainerListOptions{})
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]string, len(list))
-	for i, c := range list {
+	ids := make([]string, len(r.Items))
+	for i, c := range r.Items {
 		ids[i] = c.ID
 	}
 	return ids, nil
@@ -201,5 +224,6 @@ func (d dockerEngine) Running(ctx context.Context) ([]string, error) {
 
 func (d dockerEngine) Stop(ctx context.Context, id string) error {
 	timeout := 5
-	return d.c.ContainerStop(ctx, id, container.StopOptions{Timeout: &timeout})
+	_, err := d.c.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &timeout})
+	return err
 }
