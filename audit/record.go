@@ -76,6 +76,23 @@ const (
 // list them.
 var Actions = []string{ActionRecorded, ActionStopped, ActionStopFailed}
 
+// What a join's SandboxKey named when hostpass looked, at Join: its record's
+// "sandbox". Docker 28 and later call Join once the container's namespace
+// is bound at the key; older engines bind it later, as the container starts.
+const (
+	SandboxLive     = "live"      // a network namespace is mounted at the path
+	SandboxAbsent   = "absent"    // nothing is at the path; its directory is there
+	SandboxNotNetns = "not_netns" // something is at the path, not a network namespace
+	// SandboxUnseen: hostpass cannot tell. The directory is not visible to
+	// it (a managed plugin runs in a mount namespace of its own, without
+	// Docker's exec root), or the path could not be examined.
+	SandboxUnseen = "unseen"
+)
+
+// SandboxStates lists every "sandbox" value, as docs/audit.md and
+// docs/audit.schema.json list them.
+var SandboxStates = []string{SandboxLive, SandboxAbsent, SandboxNotNetns, SandboxUnseen}
+
 // Interface is one host link as the audit trail records it. hostview fills
 // it; it lives here, with the record schema, so that reading a log needs
 // nothing Linux-only.
@@ -140,7 +157,9 @@ type Record struct {
 	NetworkID  string `json:"network_id,omitempty"`
 	EndpointID string `json:"endpoint_id,omitempty"`
 	SandboxKey string `json:"sandbox_key,omitempty"`
-	Tag        string `json:"tag,omitempty"`
+	// Sandbox: what SandboxKey named at Join, one of SandboxStates.
+	Sandbox string `json:"sandbox,omitempty"`
+	Tag     string `json:"tag,omitempty"`
 	// Internal and Adopted describe the hostpass network of the record;
 	// absent on records that are about no hostpass network. Adopted is
 	// true when the plugin had no record of the network (its state was

@@ -38,6 +38,7 @@ type record struct {
 	NetworkID      string          `json:"network_id"`
 	EndpointID     string          `json:"endpoint_id"`
 	SandboxKey     string          `json:"sandbox_key"`
+	Sandbox        string          `json:"sandbox"`
 	Tag            string          `json:"tag"`
 	Options        map[string]any  `json:"options"`
 	Internal       bool            `json:"internal"`
@@ -278,8 +279,8 @@ func checkRun(t testing.TB, recs []record, networkID, tag string, adopted bool) 
 		checkTime(t, r)
 	}
 	join := recs[1]
-	if join.SandboxKey == "" {
-		t.Errorf("endpoint.join has no sandbox_key:\n%s", join.line)
+	if join.SandboxKey == "" || join.Sandbox == "" {
+		t.Errorf("endpoint.join has no sandbox_key, or no sandbox saying what it named:\n%s", join.line)
 	}
 	if !hasInterface(join.HostInterfaces, "lo") {
 		t.Errorf("endpoint.join host_interfaces lack lo:\n%s", join.line)
