@@ -3,6 +3,7 @@ package driver
 import (
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -40,7 +41,9 @@ func TestRecordsValidateAgainstTheSchema(t *testing.T) {
 		IPv4Data: []*network.IPAMData{{Pool: "0.0.0.0/0"}}}))
 	_, err = d.CreateEndpoint(&network.CreateEndpointRequest{NetworkID: net, EndpointID: ep, Interface: &network.EndpointInterface{Address: "10.0.0.2/24"}})
 	must(err)
-	_, err = d.Join(&network.JoinRequest{NetworkID: net, EndpointID: ep, SandboxKey: "/var/run/docker/netns/0123456789ab"})
+	netns := filepath.Join(dir, "netns") // Docker's, before the namespace is bound: "sandbox":"absent"
+	must(os.Mkdir(netns, 0o755))
+	_, err = d.Join(&network.JoinRequest{NetworkID: net, EndpointID: ep, SandboxKey: filepath.Join(netns, "0123456789ab")})
 	must(err)
 	must(d.Leave(&network.LeaveRequest{NetworkID: net, EndpointID: ep}))
 	must(d.DeleteEndpoint(&network.DeleteEndpointRequest{NetworkID: net, EndpointID: ep}))
