@@ -52,6 +52,7 @@ func TestIPv6(t *testing.T) {
 		n.checkInspect(t, e, "null", []ipamEntry{{Subnet: "0.0.0.0/0"}, {Subnet: "::/0"}})
 		c := runProbe(t, e, p, n, "c6-null")
 		c.check(t, eng.containerIPv6(eng.engineIPv6), "", "")
+		c.checkHostLo(t, eng.engineIPv6)
 		n.remove(t, e, p)
 	})
 
@@ -100,9 +101,7 @@ func TestIPv6(t *testing.T) {
 		v4, _ := n.pools(t, "fd00:3::/64")
 		lo := eng.containerIPv6(false)
 		c := runProbe(t, e, p, n, "c6-off")
-		if h := c.hostLo(t); !equal(h, []string{"127.0.0.1/8"}) {
-			t.Errorf("endpoint.join host view: lo %v, want [127.0.0.1/8]: the engine's namespace has IPv6 off", h)
-		}
+		c.checkHostLo(t, false)
 		v4addr, v6addr := endpointAddrs(eng, v4, netip.MustParsePrefix("fd00:3::/64"))
 		if eng.atLeast(48) && !lo {
 			// 28+: a container without IPv6 on lo gets no IPv6 address on
@@ -161,11 +160,12 @@ func probeEngine(t testing.TB, e *engine) engineInfo {
 // out no interface and docker_gwbridge is IPv4 only, so no ::1 there.
 //
 // From 26 Docker leaves it to the kernel (moby commit a8f7c5ee48, first in
-// v26.0.0; source v2.0.0-beta.21). From 28 runc makes the namespace, inside
-// the engine's; the kernel gives a new namespace's IPv6 settings by
-// net.core.devconf_inherit_init_net (Linux Documentation/admin-guide/sysctl/
-// net.rst): 0, the default, and 2 reset them (IPv6 on), 1 copies the
-// machine's, 3 those of the namespace it is made in.
+// v26.0.0; source v2.0.0-beta.21). The container's namespace is made from
+// inside the engine's (by runc from 28), and the kernel sets a new
+// namespace's IPv6 by net.core.devconf_inherit_init_net (Linux
+// Documentation/admin-guide/sysctl/net.rst): 0, the default, and 2 reset
+// it to the defaults (IPv6 on), 1 copies the machine's, 3 that of the
+// namespace it is made in.
 func (i engineInfo) containerIPv6(engineIPv6 bool) bool {
 	if !i.atLeast(45) {
 		return false
@@ -186,7 +186,6 @@ func (i engineInfo) containerIPv6(engineIPv6 bool) bool {
 type netw struct {
 	name, id, tag string
 	create        record
-	before        int // records in the log before the create
 }
 
 // created runs a network create that must succeed and checks its
@@ -195,7 +194,7 @@ func created(t *testing.T, e *engine, p *daemon, eng engineInfo, args []string, 
 	t.Helper()
 	before := len(readAudit(t, p.audit))
 	id := e.docker(t, args...)
-	n := netw{name: args[len(args)-1], id: id, tag: tag, before: before}
+	n := netw{name: args[len(args)-1], id: id, tag: tag}
 	n.create = last(t, waitCount(t, p.audit, before+1))
 	c := n.create
 	if c.Event != "network.create" || c.Outcome != "ok" || c.NetworkID != id || c.Tag != tag || c.Internal {
@@ -299,6 +298,7 @@ func checkDefaultIPAM(t *testing.T, e *engine, p *daemon, eng engineInfo, n netw
 	v4addr, v6addr := endpointAddrs(eng, v4, v6)
 	c := runProbe(t, e, p, n, "c6-"+n.tag)
 	c.check(t, eng.containerIPv6(eng.engineIPv6), v4addr, v6addr)
+	c.checkHostLo(t, eng.engineIPv6)
 }
 
 // endpointAddrs are the addresses Docker's default IPAM gives the first
@@ -338,7 +338,6 @@ type probe struct {
 	inspectV4      string   // docker network inspect: the endpoint's IPv4Address
 	inspectV6      string   // ... and IPv6Address
 	recs           []record // endpoint.create, .join, .leave, .delete
-	net            netw
 }
 
 // runProbe starts a container on the network, reads what it sees, removes
@@ -348,7 +347,7 @@ func runProbe(t *testing.T, e *engine, p *daemon, n netw, name string) probe {
 	before := len(readAudit(t, p.audit))
 	id := e.docker(t, "run", "-d", "--name", name, "--network", n.name, image, "sleep", "300")
 	t.Cleanup(func() { e.dockerTry("rm", "-f", name) })
-	c := probe{name: name, hostname: id[:12], net: n}
+	c := probe{name: name, hostname: id[:12]}
 	for _, line := range strings.Split(e.docker(t, "exec", name, "ip", "-o", "addr"), "\n") {
 		f := strings.Fields(line)
 		if len(f) < 4 || (f[2] != "inet" && f[2] != "inet6") {
@@ -423,20 +422,29 @@ func (c probe) check(t *testing.T, lo6 bool, v4, v6 string) {
 	}
 }
 
-// hostLo is the addresses of lo in the join record's host view.
-func (c probe) hostLo(t *testing.T) []string {
+// checkHostLo checks lo in the join record's host view: the engine's
+// namespace is the container's "host", and its lo has ::1 when v6. The
+// view follows netlink, so a change made before `network create` is in it
+// by the time of the join.
+func (c probe) checkHostLo(t *testing.T, v6 bool) {
 	t.Helper()
+	want := []string{"127.0.0.1/8"}
+	if v6 {
+		want = append(want, "::1/128")
+	}
 	for _, l := range c.recs[1].HostInterfaces {
 		if l.Name == "lo" {
 			var addrs []string
 			if err := json.Unmarshal(l.Addrs, &addrs); err != nil {
 				t.Fatalf("host view lo addrs %s: %v", l.Addrs, err)
 			}
-			return addrs
+			if !equal(addrs, want) {
+				t.Errorf("endpoint.join host view: lo %q, want %q", addrs, want)
+			}
+			return
 		}
 	}
-	t.Fatalf("endpoint.join host view has no lo:\n%s", c.recs[1].line)
-	return nil
+	t.Errorf("endpoint.join host view has no lo:\n%s", c.recs[1].line)
 }
 
 // inspectJSON decodes one field of `docker network inspect` into v.
