@@ -236,7 +236,9 @@ func (n netw) checkInspect(t *testing.T, e *engine, driver string, cfg []ipamEnt
 	if got, want := e.docker(t, "network", "inspect", "--format", "{{.EnableIPv6}} {{.IPAM.Driver}}", n.name), "true "+driver; got != want {
 		t.Errorf("network inspect %s: EnableIPv6 and IPAM driver %q, want %q", n.name, got, want)
 	}
-	if got := ipamConfig(t, e, n.name); fmt.Sprint(got) != fmt.Sprint(cfg) {
+	got := ipamConfig(t, e, n.name)
+	t.Logf("network inspect %s: IPAM config %+v", n.name, got)
+	if fmt.Sprint(got) != fmt.Sprint(cfg) {
 		t.Errorf("network inspect %s: IPAM config %+v, want %+v", n.name, got, cfg)
 	}
 }
@@ -376,6 +378,7 @@ func runProbe(t *testing.T, e *engine, p *daemon, n netw, name string) probe {
 // none) in inspect, /etc/hosts and the endpoint.create record.
 func (c probe) check(t *testing.T, lo6 bool, v4, v6 string) {
 	t.Helper()
+	t.Logf("%s: ip -o addr %q; IPv6 all,lo disable_ipv6 %q; network inspect: endpoint %q %q", c.name, c.addrs, c.sysctls, c.inspectV4, c.inspectV6)
 	if c.gwbridge == "" {
 		t.Fatalf("%s has no endpoint on docker_gwbridge", c.name)
 	}
