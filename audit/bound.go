@@ -142,7 +142,7 @@ func (k cutter) apply(r *Record) {
 	}{
 		{"error", &r.Error}, {"detail", &r.Detail}, {"driver", &r.Driver}, {"host", &r.Host},
 		{"network_id", &r.NetworkID}, {"endpoint_id", &r.EndpointID}, {"sandbox_key", &r.SandboxKey},
-		{"tag", &r.Tag}, {"address", &r.Address}, {"network_name", &r.NetworkName},
+		{"tag", &r.Tag}, {"address", &r.Address}, {"address_ipv6", &r.AddressIPv6}, {"network_name", &r.NetworkName},
 		{"policy", &r.Policy}, {"action", &r.Action},
 	} {
 		k.str(f.name, f.s)

@@ -169,8 +169,11 @@ type Record struct {
 
 	Options   map[string]any `json:"options,omitempty"`
 	IPAMPools []string       `json:"ipam_pools,omitempty"`
-	Address   string         `json:"address,omitempty"`
-	Detail    string         `json:"detail,omitempty"`
+	// Address and AddressIPv6: what Docker's IPAM offered CreateEndpoint;
+	// hostpass hands out neither, no interface carries them.
+	Address     string `json:"address,omitempty"`
+	AddressIPv6 string `json:"address_ipv6,omitempty"`
+	Detail      string `json:"detail,omitempty"`
 
 	// The host's links (view.go). View is what the call saw: it is not
 	// written as such; the log writes it as a host.view record ahead of

@@ -16,6 +16,7 @@ func (d *Driver) CreateEndpoint(req *network.CreateEndpointRequest) (*network.Cr
 	var addr string
 	if req.Interface != nil {
 		addr = req.Interface.Address
+		rec.AddressIPv6 = req.Interface.AddressIPv6
 	}
 	rec.Address = addr
 	if err != nil {

@@ -2,6 +2,7 @@ package driver
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,8 +32,10 @@ const maxTag = 256
 // maxQuoted bounds how much of a rejected option name an error quotes.
 const maxQuoted = 64
 
-// nullPool is the pool Docker sends with --ipam-driver null.
-const nullPool = "0.0.0.0/0"
+// nullPools are the pools Docker sends with --ipam-driver null: IPv4's,
+// and from Docker 28 with --ipv6 IPv6's too (moby commit 6fe26e0629). Any
+// other pool means Docker's IPAM hands out addresses.
+var nullPools = []string{"0.0.0.0/0", "::/0"}
 
 // Network is what hostpass remembers of a network, on disk and in memory.
 type Network struct {
@@ -76,7 +79,7 @@ func (d *Driver) CreateNetwork(req *network.CreateNetworkRequest) error {
 	}
 	n.Tag, rec.Tag = tag, tag
 	for _, pool := range n.IPAMPools {
-		if pool != nullPool {
+		if !slices.Contains(nullPools, pool) {
 			d.cfg.Log.WithField("network", n.ID).WithField("pool", pool).
 				Warn("network has an IPAM pool, but hostpass hands out no addresses: Docker will show addresses no interface carries; create it with --ipam-driver null")
 			break

@@ -39,7 +39,7 @@ func TestRecordsValidateAgainstTheSchema(t *testing.T) {
 	}
 	must(d.CreateNetwork(&network.CreateNetworkRequest{NetworkID: net, Options: map[string]any{genericOptions: map[string]any{"tag": "web"}},
 		IPv4Data: []*network.IPAMData{{Pool: "0.0.0.0/0"}}}))
-	_, err = d.CreateEndpoint(&network.CreateEndpointRequest{NetworkID: net, EndpointID: ep, Interface: &network.EndpointInterface{Address: "10.0.0.2/24"}})
+	_, err = d.CreateEndpoint(&network.CreateEndpointRequest{NetworkID: net, EndpointID: ep, Interface: &network.EndpointInterface{Address: "10.0.0.2/24", AddressIPv6: "fd00:1::2/64"}})
 	must(err)
 	netns := filepath.Join(dir, "netns") // Docker's, before the namespace is bound: "sandbox":"absent"
 	must(os.Mkdir(netns, 0o755))

@@ -1,0 +1,76 @@
+package driver
+
+import (
+	"encoding/json"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/docker/go-plugins-helpers/network"
+
+	"github.com/hostpass/hostpass/audit"
+)
+
+// lastLine is the last line of the audit log at path, decoded as JSON.
+func lastLine(t *testing.T, path string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var m map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// On an --ipv6 network Docker offers CreateEndpoint an address in each
+// family (Interface.Address, Interface.AddressIPv6): endpoint.create keeps
+// both, as address and address_ipv6. On an IPv4-only network there is no
+// address_ipv6 member at all.
+func TestEndpointCreateRecordsBothAddresses(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		iface  *network.EndpointInterface
+		v4, v6 any // the members of the line; nil: absent
+	}{
+		{"ipv6", &network.EndpointInterface{Address: "172.19.0.2/16", AddressIPv6: "fd00:1::2/64"}, "172.19.0.2/16", "fd00:1::2/64"},
+		{"ipv4 only", &network.EndpointInterface{Address: "172.19.0.2/16"}, "172.19.0.2/16", nil},
+		{"null ipam", nil, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, logPath := newDriver(t)
+			if err := d.CreateNetwork(&network.CreateNetworkRequest{NetworkID: netID(1)}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.CreateEndpoint(&network.CreateEndpointRequest{NetworkID: netID(1), EndpointID: netID(2), Interface: tc.iface}); err != nil {
+				t.Fatal(err)
+			}
+			m := lastLine(t, logPath)
+			if m["event"] != string(audit.EndpointCreate) || m["address"] != tc.v4 || m["address_ipv6"] != tc.v6 {
+				t.Errorf("endpoint.create has address %v, address_ipv6 %v; want %v, %v:\n%v", m["address"], m["address_ipv6"], tc.v4, tc.v6, m)
+			}
+		})
+	}
+}
+
+// A refused CreateEndpoint keeps what Docker offered too, and a hostile
+// AddressIPv6 is cut like address, at the first stage (a long string), not
+// by dropping the record to its identity fields.
+func TestEndpointAddressIPv6IsRecordedWhenRefusedAndCut(t *testing.T) {
+	d, logPath := newDriver(t)
+	long := strings.Repeat("f", 200<<10)
+	_, err := d.CreateEndpoint(&network.CreateEndpointRequest{NetworkID: netID(1), Interface: &network.EndpointInterface{Address: "172.19.0.2/16", AddressIPv6: long}})
+	if err == nil || err.Error() != "CreateEndpoint request has no EndpointID" {
+		t.Fatalf("got %v, want the refusal of a request without EndpointID", err)
+	}
+	r := records(t, logPath)[0]
+	if r.Outcome != audit.Refused || r.Address != "172.19.0.2/16" || !slices.Equal(r.Truncated, []string{"address_ipv6"}) ||
+		r.AddressIPv6 != strings.Repeat("f", 1024)+audit.Cut {
+		t.Errorf("refused endpoint.create: outcome %s, address %q, address_ipv6 of %d bytes, truncated %q; want refused, the IPv4 address, address_ipv6 cut to 1024 bytes and the mark, truncated [address_ipv6]",
+			r.Outcome, r.Address, len(r.AddressIPv6), r.Truncated)
+	}
+}
