@@ -49,6 +49,7 @@ func TestIPv6(t *testing.T) {
 		// does 0.0.0.0/0 for IPv4, with no addresses (moby commit
 		// 6fe26e0629, first in v28.0.0; source v28.5.2, v2.0.0-beta.21).
 		n := created(t, e, p, eng, args, "v6-null", []string{"0.0.0.0/0", "::/0"})
+		n.checkPoolWarning(t, p, "")
 		n.checkInspect(t, e, "null", []ipamEntry{{Subnet: "0.0.0.0/0"}, {Subnet: "::/0"}})
 		c := runProbe(t, e, p, n, "c6-null")
 		c.check(t, eng.containerIPv6(eng.engineIPv6), "", "")
@@ -255,6 +256,29 @@ func (n netw) remove(t *testing.T, e *engine, p *daemon) {
 	checkSeq(t, recs)
 }
 
+// poolWarning is the warning hostpass logs for a network whose IPAM hands
+// out addresses (driver/network.go), as its log says it.
+const poolWarning = `level=warning msg="network has an IPAM pool, but hostpass hands out no addresses: Docker will show addresses no interface carries; create it with --ipam-driver null"`
+
+// checkPoolWarning checks what the plugin's log says of n's IPAM pools:
+// one warning naming pool, or, for "", none (null IPAM: 0.0.0.0/0, and
+// ::/0 too with --ipv6 on 28+, hand out nothing).
+func (n netw) checkPoolWarning(t *testing.T, p *daemon, pool string) {
+	t.Helper()
+	var got []string
+	for _, line := range strings.Split(readLog(t, p.logPath), "\n") {
+		if strings.Contains(line, poolWarning) && strings.Contains(line, " network="+n.id) {
+			got = append(got, line)
+		}
+	}
+	switch {
+	case pool == "" && len(got) > 0:
+		t.Errorf("the plugin warns of an IPAM pool on %s, created with --ipam-driver null:\n%s", n.name, strings.Join(got, "\n"))
+	case pool != "" && (len(got) != 1 || !strings.Contains(got[0], " pool="+pool)):
+		t.Errorf("want one warning of the IPAM pool %s of %s in the plugin's log; got %d:\n%s", pool, n.name, len(got), strings.Join(got, "\n"))
+	}
+}
+
 // refused runs a network create that Docker must refuse with exactly want,
 // before asking hostpass: no network, no record.
 func refused(t *testing.T, e *engine, p *daemon, args []string, name, want string) {
@@ -279,6 +303,7 @@ func refused(t *testing.T, e *engine, p *daemon, args []string, name, want strin
 // it; subnetGiven says whether --subnet named the IPv6 pool.
 func checkDefaultIPAM(t *testing.T, e *engine, p *daemon, eng engineInfo, n netw, v4, v6 netip.Prefix, subnetGiven bool) {
 	t.Helper()
+	n.checkPoolWarning(t, p, v4.String())
 	var cfg []ipamEntry
 	if eng.atLeast(48) {
 		// GwAllocCheck: no gateway reserved, in either family (see
@@ -408,8 +433,9 @@ func (c probe) check(t *testing.T, lo6 bool, v4, v6 string) {
 			t.Errorf("%s: /etc/hosts lacks %q:\n%s", c.name, line, c.hosts)
 		}
 	}
-	// endpoint.create records the IPv4 address Docker offered; the IPv6
-	// one (CreateEndpoint's Interface.AddressIPv6) is not recorded.
+	// endpoint.create records the addresses Docker offered: IPv4 in
+	// address, IPv6 (CreateEndpoint's Interface.AddressIPv6) in
+	// address_ipv6.
 	f := fields(t, c.recs[0])
 	var addr string
 	if raw, ok := f["address"]; ok {
@@ -420,8 +446,8 @@ func (c probe) check(t *testing.T, lo6 bool, v4, v6 string) {
 	if addr != v4 {
 		t.Errorf("endpoint.create address %q, want %q:\n%s", addr, v4, c.recs[0].line)
 	}
-	if v6 != "" {
-		t.Logf("%s: Docker offered %s to CreateEndpoint; endpoint.create records only %q", c.name, v6, addr)
+	if c.recs[0].AddressIPv6 != v6 {
+		t.Errorf("endpoint.create address_ipv6 %q, want %q:\n%s", c.recs[0].AddressIPv6, v6, c.recs[0].line)
 	}
 }
 

@@ -43,6 +43,7 @@ type record struct {
 	Options        map[string]any  `json:"options"`
 	Internal       bool            `json:"internal"`
 	IPAMPools      []string        `json:"ipam_pools"`
+	AddressIPv6    string          `json:"address_ipv6"`
 	Host           string          `json:"host"`
 	HostInterfaces []hostInterface `json:"host_interfaces"`
 	Adopted        bool            `json:"adopted"`
