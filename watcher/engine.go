@@ -99,7 +99,7 @@ type apiClient struct {
 // negotiates the API version anew (never pin one): the engine's own, from
 // 1.40 up to the client's newest. Debian's dockerd 20.10 speaks 1.41, Docker
 // 29 1.52 and later, which send events without the legacy status, id and
-// from fields (see eventOf), and refuses versions below 1.44.
+// from fields (see eventOf); Docker 29.0 to 29.2 refuse versions below 1.44.
 func NewDockerEngine(path string) (Engine, error) {
 	d := &dockerEngine{path: path}
 	a, err := d.newClient()
@@ -126,8 +126,8 @@ func (d *dockerEngine) newClient() (*apiClient, error) {
 // have been upgraded (20.10 to 29) or downgraded while hostpass ran, and
 // then refuses the version the old client settled on. A new client, not
 // Ping's ForceNegotiate: client v0.6.2 negotiates down from the version it
-// has, never up, so it would keep 1.41, which Docker 29 refuses. Nothing
-// else is in flight (see Engine), so no call straddles the two clients.
+// has, never up, so it would keep 1.41, which Docker 29.0 to 29.2 refuse.
+// Nothing else is in flight (see Engine): no call straddles the two clients.
 func (d *dockerEngine) Events(ctx context.Context, since time.Time) (<-chan Event, <-chan error) {
 	a, err := d.newClient()
 	if err == nil {

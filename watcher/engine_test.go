@@ -42,7 +42,7 @@ type fakeDocker struct {
 	stopped []string // containers asked to stop
 }
 
-// minAPI is the oldest API version Docker 29 serves (its default
+// minAPI is the oldest API version Docker 29.0 to 29.2 serve (their default
 // DOCKER_MIN_API_VERSION); dockerd 20.10 serves every version up to its own.
 const minAPI = "1.44"
 
