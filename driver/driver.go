@@ -88,10 +88,11 @@ func (d *Driver) GetCapabilities() (*network.CapabilitiesResponse, error) {
 // GetSkipGwAlloc answers Docker 28 and later, before each CreateNetwork,
 // whether the network needs a gateway address: never, since hostpass hands
 // out no addresses, so Docker reserves none (unless --gateway names one).
-// It answers so whatever the options: refusing them here would refuse the
-// create before CreateNetwork, which is where a refusal is audited.
-func (d *Driver) GetSkipGwAlloc(map[string]any) (skipIPv4, skipIPv6 bool, err error) {
-	return true, true, nil
+// It answers so whatever the options, and cannot refuse: a refusal here
+// would fail the create before CreateNetwork, invisible to the audit trail;
+// CreateNetwork refuses what it must, and records it.
+func (d *Driver) GetSkipGwAlloc(map[string]any) (skipIPv4, skipIPv6 bool) {
+	return true, true
 }
 
 // record starts an audit record for a call on network n.

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -114,5 +115,22 @@ func TestCreateAfterGwAllocCheckIsAudited(t *testing.T) {
 	}
 	if want := []string{string(audit.NetworkCreate) + " refused", string(audit.NetworkCreate) + " ok"}; strings.Join(got, ", ") != strings.Join(want, ", ") {
 		t.Errorf("records = %v, want %v", got, want)
+	}
+}
+
+// GwAllocCheck cannot refuse: Docker asks it before CreateNetwork, so a
+// refusal would fail `docker network create` with no audit record. The
+// driver's answer has no error to return, whatever it is given.
+func TestGwAllocCheckCannotRefuse(t *testing.T) {
+	m, ok := reflect.TypeFor[Driver]().MethodByName("GetSkipGwAlloc")
+	if !ok {
+		t.Fatal("Driver has no GetSkipGwAlloc")
+	}
+	var outs []string
+	for i := range m.Type.NumOut() {
+		outs = append(outs, m.Type.Out(i).String())
+	}
+	if got := strings.Join(outs, ", "); got != "bool, bool" {
+		t.Errorf("GetSkipGwAlloc returns (%s), want (bool, bool): an error there would refuse a network create unaudited", got)
 	}
 }

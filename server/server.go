@@ -79,8 +79,12 @@ type Driver interface {
 	Malformed(event audit.Event, err error)
 	// GetSkipGwAlloc answers NetworkDriver.GwAllocCheck: whether a network
 	// created with options (CreateNetwork's Options) needs no IPv4 or IPv6
-	// gateway address. It is moby's driverapi.GwAllocChecker.
-	GetSkipGwAlloc(options map[string]any) (skipIPv4, skipIPv6 bool, err error)
+	// gateway address. It is moby's driverapi.GwAllocChecker, without its
+	// error: GwAllocCheck must never refuse, because Docker asks it before
+	// CreateNetwork, and a refusal there would fail `docker network create`
+	// with nothing in the audit trail. Refusals belong to CreateNetwork,
+	// which records them.
+	GetSkipGwAlloc(options map[string]any) (skipIPv4, skipIPv6 bool)
 }
 
 // The wire types go-plugins-helpers lacks: GwAllocChecker came with Docker
@@ -127,10 +131,11 @@ func New(d Driver, log *logrus.Entry) http.Handler {
 	// GwAllocCheck is a question about options, asked before CreateNetwork;
 	// it changes nothing, so it leaves no record, as GetCapabilities does.
 	// Whatever Docker does next is recorded: the CreateNetwork, or nothing
-	// if it gives up before.
+	// if it gives up before. Only a body that is no request at all is
+	// refused (400, by route's decoding), as for every method.
 	route(mux, h, "GwAllocCheck", "", func(r *gwAllocCheckRequest) (any, error) {
-		v4, v6, err := d.GetSkipGwAlloc(r.Options)
-		return gwAllocCheckResponse{SkipIPv4: v4, SkipIPv6: v6}, err
+		v4, v6 := d.GetSkipGwAlloc(r.Options)
+		return gwAllocCheckResponse{SkipIPv4: v4, SkipIPv6: v6}, nil
 	})
 	route(mux, h, "CreateNetwork", audit.NetworkCreate, none(d.CreateNetwork))
 	route(mux, h, "DeleteNetwork", audit.NetworkDelete, none(d.DeleteNetwork))

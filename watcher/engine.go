@@ -2,12 +2,16 @@ package watcher
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
+	"net"
+	"net/http"
+	"net/url"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -22,10 +26,14 @@ import (
 type Engine interface {
 	// Events streams network and container events from since (replayed by
 	// Docker from its recent history) on. The error channel says when the
-	// stream ends.
+	// stream ends. It is called with no other call in flight (the watcher's
+	// lanes are drained between subscriptions): Docker may have been
+	// upgraded or downgraded since the last one, and Events settles the API
+	// version every later call speaks.
 	Events(ctx context.Context, since time.Time) (<-chan Event, <-chan error)
 	// Container inspects a container; an error wrapping ErrNoSuchContainer
-	// says Docker does not know it (removed).
+	// says Docker does not know it (removed), one wrapping ErrUnreadable
+	// that Docker's answer cannot be read (asking again will not help).
 	Container(ctx context.Context, id string) (Container, error)
 	Network(ctx context.Context, id string) (Network, error)
 	// Died returns the time of the first die event of container id at or
@@ -37,8 +45,12 @@ type Engine interface {
 }
 
 // ErrNoSuchContainer: Docker does not know the container. Any other inspect
-// error (Docker down, a timeout) is retried.
+// error than these two (Docker down, a timeout) is retried.
 var ErrNoSuchContainer = errors.New("no such container")
+
+// ErrUnreadable: Docker answered an inspect with JSON the watcher cannot
+// read (a field it reads in a shape no engine documents).
+var ErrUnreadable = errors.New("cannot read Docker's inspect")
 
 // Event is one Docker event the watcher cares about.
 type Event struct {
@@ -69,22 +81,67 @@ type Network struct {
 }
 
 // dockerEngine is Engine over the official client.
-type dockerEngine struct{ c *client.Client }
+type dockerEngine struct {
+	path string
+	// api is the client of the current subscription. Events replaces it
+	// while no call is in flight; calls load it once each.
+	api atomic.Pointer[apiClient]
+}
 
-// NewDockerEngine talks to the Docker socket at path. The client negotiates
-// the API version on its first request (its default; never pin one): the
-// engine's own, from 1.40 up to the client's newest. Debian's dockerd 20.10
-// speaks 1.41, Docker 29 1.52 and later, which send events without the legacy
-// status, id and from fields (see eventOf).
+// apiClient is a client at the API version it negotiated, and an HTTP
+// client on the same socket for inspect replies the API types refuse.
+type apiClient struct {
+	c   *client.Client
+	raw *http.Client
+}
+
+// NewDockerEngine talks to the Docker socket at path. Each subscription
+// negotiates the API version anew (never pin one): the engine's own, from
+// 1.40 up to the client's newest. Debian's dockerd 20.10 speaks 1.41, Docker
+// 29 1.52 and later, which send events without the legacy status, id and
+// from fields (see eventOf); Docker 29.0 to 29.2 refuse versions below 1.44.
 func NewDockerEngine(path string) (Engine, error) {
-	c, err := client.New(client.WithHost("unix://" + path))
+	d := &dockerEngine{path: path}
+	a, err := d.newClient()
 	if err != nil {
 		return nil, err
 	}
-	return dockerEngine{c}, nil
+	d.api.Store(a)
+	return d, nil
 }
 
-func (d dockerEngine) Events(ctx context.Context, since time.Time) (<-chan Event, <-chan error) {
+func (d *dockerEngine) newClient() (*apiClient, error) {
+	c, err := client.New(client.WithHost("unix://" + d.path))
+	if err != nil {
+		return nil, err
+	}
+	dial := c.Dialer()
+	raw := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
+	}}
+	return &apiClient{c: c, raw: raw}, nil
+}
+
+// Events first negotiates the API version with a new client: dockerd may
+// have been upgraded (20.10 to 29) or downgraded while hostpass ran, and
+// then refuses the version the old client settled on. A new client, not
+// Ping's ForceNegotiate: client v0.6.2 negotiates down from the version it
+// has, never up, so it would keep 1.41, which Docker 29.0 to 29.2 refuse.
+// Nothing else is in flight (see Engine): no call straddles the two clients.
+func (d *dockerEngine) Events(ctx context.Context, since time.Time) (<-chan Event, <-chan error) {
+	a, err := d.newClient()
+	if err == nil {
+		_, err = a.c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
+	}
+	if err != nil {
+		errs := make(chan error, 1)
+		errs <- err
+		return nil, errs
+	}
+	if old := d.api.Swap(a); old != nil {
+		old.c.Close()
+		old.raw.CloseIdleConnections()
+	}
 	f := make(client.Filters).
 		Add("type", string(events.NetworkEventType), string(events.ContainerEventType)).
 		Add("event", "connect", "disconnect", "start", "die")
@@ -92,7 +149,7 @@ func (d dockerEngine) Events(ctx context.Context, since time.Time) (<-chan Event
 	if !since.IsZero() {
 		opts.Since = dockerTime(since)
 	}
-	r := d.c.Events(ctx, opts)
+	r := a.c.Events(ctx, opts)
 	return relay(ctx, r.Messages, r.Err)
 }
 
@@ -141,9 +198,9 @@ func eventOf(m events.Message) Event {
 func dockerTime(t time.Time) string { return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond()) }
 
 // Died asks Docker's event history, up to now (so that the stream ends).
-func (d dockerEngine) Died(ctx context.Context, id string, since time.Time) (time.Time, error) {
+func (d *dockerEngine) Died(ctx context.Context, id string, since time.Time) (time.Time, error) {
 	f := make(client.Filters).Add("type", string(events.ContainerEventType)).Add("container", id).Add("event", "die")
-	r := d.c.Events(ctx, client.EventsListOptions{Filters: f, Since: dockerTime(since), Until: dockerTime(time.Now())})
+	r := d.api.Load().c.Events(ctx, client.EventsListOptions{Filters: f, Since: dockerTime(since), Until: dockerTime(time.Now())})
 	select {
 	case m := <-r.Messages:
 		return time.Unix(0, m.TimeNano).UTC(), nil
@@ -155,15 +212,91 @@ func (d dockerEngine) Died(ctx context.Context, id string, since time.Time) (tim
 	}
 }
 
-func (d dockerEngine) Container(ctx context.Context, id string) (Container, error) {
-	r, err := d.c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+func (d *dockerEngine) Container(ctx context.Context, id string) (Container, error) {
+	a := d.api.Load()
+	r, err := a.c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	raw := []byte(r.Raw)
+	if err != nil && !cerrdefs.IsNotFound(err) && !client.IsErrConnectionFailed(err) && ctx.Err() == nil {
+		// Most likely a reply the API types refuse (see inspectReply); read
+		// it raw, which also tells such a reply from a failed request.
+		raw, err = a.rawInspect(ctx, id)
+	}
 	if cerrdefs.IsNotFound(err) {
 		return Container{}, fmt.Errorf("%w: %w", ErrNoSuchContainer, err)
 	}
 	if err != nil {
 		return Container{}, err
 	}
-	j := r.Container
+	var j inspectReply
+	if err := json.Unmarshal(raw, &j); err != nil {
+		return Container{}, fmt.Errorf("%w of container %s: %w", ErrUnreadable, id, err)
+	}
+	return j.container(), nil
+}
+
+// rawInspect asks for a container's inspect on a's socket, at a's API
+// version, and returns the reply's body as it is.
+func (a *apiClient) rawInspect(ctx context.Context, id string) ([]byte, error) {
+	u := url.URL{Scheme: "http", Host: "docker", Path: "/v" + a.c.ClientVersion() + "/containers/" + id + "/json"}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := a.raw.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusOK {
+		return body, nil
+	}
+	var e struct{ Message string }
+	if json.Unmarshal(body, &e) != nil || e.Message == "" {
+		e.Message = http.StatusText(resp.StatusCode)
+	}
+	err = fmt.Errorf("inspect of container %s: Docker answered %d: %s", id, resp.StatusCode, e.Message)
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, cerrdefs.ErrNotFound.WithMessage(err.Error())
+	}
+	return nil, err
+}
+
+// inspectReply is the part of a container inspect the watcher reads. A
+// published port's host address stays text: the API types parse it (and
+// Dns, which the watcher does not read) as an IP address, and fail the whole
+// reply, but dockerd 20.10 takes any text there from a container created
+// through the raw API ("HostIp": "localhost").
+type inspectReply struct {
+	ID     string `json:"Id"`
+	Name   string
+	Image  string
+	Config *struct {
+		Image  string
+		Labels map[string]string
+	}
+	State *struct {
+		Running               bool
+		StartedAt, FinishedAt string
+	}
+	HostConfig *struct {
+		NetworkMode  string
+		Privileged   bool
+		CapAdd       []string
+		PortBindings map[string][]struct {
+			HostIP   string `json:"HostIp"`
+			HostPort string
+		}
+	}
+	NetworkSettings *struct {
+		Networks map[string]*struct{ NetworkID, EndpointID string }
+	}
+}
+
+func (j inspectReply) container() Container {
 	c := Container{Endpoints: map[string]string{}}
 	c.ID, c.Name, c.ImageID = j.ID, strings.TrimPrefix(j.Name, "/"), j.Image
 	if j.Config != nil {
@@ -175,10 +308,12 @@ func (d dockerEngine) Container(ctx context.Context, id string) (Container, erro
 		c.FinishedAt, _ = time.Parse(time.RFC3339Nano, j.State.FinishedAt)
 	}
 	if j.HostConfig != nil {
-		c.Privileged, c.CapAdd, c.NetworkMode = j.HostConfig.Privileged, j.HostConfig.CapAdd, string(j.HostConfig.NetworkMode)
+		c.Privileged, c.CapAdd, c.NetworkMode = j.HostConfig.Privileged, j.HostConfig.CapAdd, j.HostConfig.NetworkMode
+		// Docker's text: "" (Docker 20.10's "HostIp" for every address)
+		// prints as ":18080->80/tcp".
 		for port, bindings := range j.HostConfig.PortBindings {
 			for _, b := range bindings {
-				c.Ports = append(c.Ports, fmt.Sprintf("%s:%s->%s", hostIP(b.HostIP), b.HostPort, port))
+				c.Ports = append(c.Ports, fmt.Sprintf("%s:%s->%s", b.HostIP, b.HostPort, port))
 			}
 		}
 		sort.Strings(c.Ports)
@@ -190,28 +325,19 @@ func (d dockerEngine) Container(ctx context.Context, id string) (Container, erro
 			}
 		}
 	}
-	return c, nil
+	return c
 }
 
-// hostIP is a published port's host address as Docker wrote it: "" when
-// the port is published on every address (Docker 20.10 sends "HostIp": "").
-func hostIP(a netip.Addr) string {
-	if !a.IsValid() {
-		return ""
-	}
-	return a.String()
-}
-
-func (d dockerEngine) Network(ctx context.Context, id string) (Network, error) {
-	r, err := d.c.NetworkInspect(ctx, id, client.NetworkInspectOptions{})
+func (d *dockerEngine) Network(ctx context.Context, id string) (Network, error) {
+	r, err := d.api.Load().c.NetworkInspect(ctx, id, client.NetworkInspectOptions{})
 	if err != nil {
 		return Network{}, err
 	}
 	return Network{Name: r.Network.Name, Labels: r.Network.Labels}, nil
 }
 
-func (d dockerEngine) Running(ctx context.Context) ([]string, error) {
-	r, err := d.c.ContainerList(ctx, client.ContainerListOptions{})
+func (d *dockerEngine) Running(ctx context.Context) ([]string, error) {
+	r, err := d.api.Load().c.ContainerList(ctx, client.ContainerListOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -222,8 +348,8 @@ func (d dockerEngine) Running(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-func (d dockerEngine) Stop(ctx context.Context, id string) error {
+func (d *dockerEngine) Stop(ctx context.Context, id string) error {
 	timeout := 5
-	_, err := d.c.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &timeout})
+	_, err := d.api.Load().c.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &timeout})
 	return err
 }

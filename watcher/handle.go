@@ -86,7 +86,7 @@ func (w *Watcher) handle(ctx context.Context, e Event) error {
 // event.
 func (w *Watcher) started(ctx context.Context, e Event) error {
 	c, err := w.inspect(ctx, e.ContainerID)
-	if errors.Is(err, errNoAnswer) {
+	if errors.Is(err, errNoAnswer) || errors.Is(err, ErrUnreadable) {
 		return w.unplaced(ctx, Container{Container: audit.Container{ID: e.ContainerID, Name: e.Name, Image: e.Image}}, nil, false, err.Error())
 	}
 	if err != nil {
@@ -231,10 +231,12 @@ func attributionKey(container, ep string, via *audit.ContainerRef) string {
 var errNoAnswer = errors.New("Docker did not answer")
 
 // inspect asks Docker about a container. An error other than "no such
-// container" (Docker restarting, a timeout under load) is retried: the
-// container's lane waits, rather than record a live container as gone. It
-// fails with ErrNoSuchContainer, when ctx ends, or with errNoAnswer after
-// inspectTries tries: one hung inspect must not hold since back for ever.
+// container" or an unreadable answer (Docker restarting, a timeout under
+// load) is retried: the container's lane waits, rather than record a live
+// container as gone. It fails with ErrNoSuchContainer, with ErrUnreadable
+// (asking again would bring the same answer), when ctx ends, or with
+// errNoAnswer after inspectTries tries: one hung inspect must not hold since
+// back for ever.
 func (w *Watcher) inspect(ctx context.Context, id string) (Container, error) {
 	wait := minBackoff
 	for try := 1; ; try++ {
@@ -243,6 +245,10 @@ func (w *Watcher) inspect(ctx context.Context, id string) (Container, error) {
 		cancel()
 		if err == nil || errors.Is(err, ErrNoSuchContainer) || ctx.Err() != nil {
 			return c, err
+		}
+		if errors.Is(err, ErrUnreadable) {
+			w.cfg.Log.WithError(err).WithField("container", id).Error("watcher: Docker's inspect of the container cannot be read; recording it without what the inspect would say")
+			return Container{}, err
 		}
 		if try == w.inspectTries {
 			w.cfg.Log.WithError(err).WithField("container", id).Error("watcher: Docker did not answer the inspects of the container; giving up on it")

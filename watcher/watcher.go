@@ -145,6 +145,9 @@ func (w *Watcher) Run(ctx context.Context) {
 func (w *Watcher) connect(ctx context.Context, said bool) error {
 	sub, cancel := context.WithCancel(ctx)
 	w.progress.reset()
+	// No Docker call is in flight here: the last connect waited for its
+	// reconcile and its lanes. Events relies on it to renegotiate the API
+	// version.
 	events, errs := w.cfg.Engine.Events(sub, w.progress.Since())
 	reconciled, reconcileDone := make(chan error, 1), make(chan struct{})
 	go func() { reconciled <- w.reconcile(sub); close(reconcileDone) }()

@@ -251,6 +251,9 @@ type harness struct {
 	// shape: how the fake engine sends events (see eachShape); the
 	// newest engines' by default.
 	shape shape
+	// engine: what the watcher talks to, when not fake (NewDockerEngine
+	// over a fakeDocker).
+	engine Engine
 }
 
 func newHarness(t testing.TB, policy string, stop bool) *harness {
@@ -278,8 +281,12 @@ func (h *harness) restart() {
 	}
 	discard := logrus.New()
 	discard.SetOutput(io.Discard)
+	var engine Engine = h.fake
+	if h.engine != nil {
+		engine = h.engine
+	}
 	w, err := New(Config{
-		Engine: h.fake, Audit: l,
+		Engine: engine, Audit: l,
 		Known:          func(id string) (string, bool, bool, bool) { return "web-tier", h.internal, h.adopted, id == hpNet },
 		HostInterfaces: func() []audit.Interface { return []audit.Interface{{Name: "lo", Index: 1}} },
 		Policy:         p, StopViolators: h.stop, StateDir: h.dir, Host: "node1", Driver: "hostpass",
