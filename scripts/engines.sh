@@ -50,6 +50,7 @@ pkg-config --exists libseccomp || {
 mkdir -p "$cache"
 tmp="$(mktemp -d "$cache/.build-XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
+chmod 755 "$tmp" # mktemp makes it 0700
 start=$SECONDS
 echo "engines: building dockerd and docker-proxy $DOCKERD_VERSION and runc $RUNC_VERSION into $dir (about 6 minutes on 2 cores)" >&2
 # GOFLAGS from the caller (e.g. -mod=vendor) must not reach these installs.
