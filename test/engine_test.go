@@ -79,15 +79,41 @@ func dockerdArgs() []string {
 	return args
 }
 
-// engineVersion is what GET /version says: the engine's version and the
-// newest Engine API version it speaks.
+// runcPath is the runc the engine starts containers with.
+func runcPath() string {
+	if p := os.Getenv(envRunc); p != "" {
+		return p
+	}
+	return "runc"
+}
+
+// engineVersion is what GET /version says, the engine's version and the
+// newest Engine API version it speaks, and the version its runc reports.
 type engineVersion struct {
 	Version    string
 	APIVersion string `json:"ApiVersion"`
+	Runc       string `json:"-"` // as runc --version says it, e.g. 1.1.5+ds1
 }
 
 func (v engineVersion) String() string {
-	return "dockerd " + v.Version + " (Engine API " + v.APIVersion + ")"
+	return "dockerd " + v.Version + " (Engine API " + v.APIVersion + "), runc " + v.Runc
+}
+
+// runcAtLeast reports whether the engine's runc is major.minor.patch or
+// newer; a version it cannot read fails the test.
+func (v engineVersion) runcAtLeast(t testing.TB, major, minor, patch int) bool {
+	t.Helper()
+	var got [3]int
+	if _, err := fmt.Sscanf(v.Runc, "%d.%d.%d", &got[0], &got[1], &got[2]); err != nil {
+		t.Fatalf("runc version %q: %v", v.Runc, err)
+	}
+	want := [3]int{major, minor, patch}
+	for i := range got {
+		if got[i] != want[i] {
+			return got[i] > want[i]
+		}
+	}
+	return true
 }
 
 // apiAtLeast reports whether the engine speaks Engine API 1.minor or newer.
@@ -107,9 +133,7 @@ func (v engineVersion) apiAtLeast(t testing.TB, minor int) bool {
 // TestMain names the engine and runtime once, at the top of the output.
 func TestMain(m *testing.M) {
 	fmt.Printf("e2e: engine %s\n", firstLine(dockerdPath(), "--version"))
-	if runc := os.Getenv(envRunc); runc != "" {
-		fmt.Printf("e2e: runtime %s\n", firstLine(runc, "--version"))
-	}
+	fmt.Printf("e2e: runtime %s\n", firstLine(runcPath(), "--version"))
 	os.Exit(m.Run())
 }
 
@@ -225,6 +249,12 @@ func (e *engine) readVersion(t testing.TB, client *http.Client) {
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(&e.version); err != nil || e.version.APIVersion == "" {
 		t.Fatalf("engine version: %v (API version %q)", err, e.version.APIVersion)
+	}
+	// Not the engine's report of it: 20.10 says "unknown" for a runc
+	// built with go install.
+	out, err := exec.Command(runcPath(), "--version").Output()
+	if _, err2 := fmt.Sscanf(string(out), "runc version %s", &e.version.Runc); err != nil || err2 != nil {
+		t.Fatalf("%s --version: %v %v: %s", runcPath(), err, err2, out)
 	}
 	t.Logf("engine: %s", e.version)
 }
