@@ -11,7 +11,7 @@
 #                  Docker Engine 29 (e2e-29), built once by `make engines`
 #   make engines   Docker Engine 29 and runc from their Go modules, at the
 #                  versions of scripts/engines.env, cached outside the
-#                  repository (about 6 minutes the first time)
+#                  repository (3 to 5 minutes the first time)
 #   make cross     the CLI built for macOS and Windows, where auditors verify
 #   make fuzz      each fuzz target for FUZZTIME (10s), about 2 minutes in all
 #   make bench     Go benchmarks, and docker run timings against none/host/bridge
