@@ -6,7 +6,12 @@
 #   make lint      gofmt, go vet, and go vet of the end-to-end suite (-tags e2e)
 #   make unit      unit tests with -race; as a normal user too: the few tests
 #                  that need root skip, saying what they need
-#   make e2e       the end-to-end suite on real dockerds (root)
+#   make e2e       the end-to-end suite on real dockerds (root), twice: on
+#                  the machine's dockerd (e2e-20.10: Debian 12's 20.10) and on
+#                  Docker Engine 29 (e2e-29), built once by `make engines`
+#   make engines   Docker Engine 29 and runc from their Go modules, at the
+#                  versions of scripts/engines.env, cached outside the
+#                  repository (3 to 5 minutes the first time)
 #   make cross     the CLI built for macOS and Windows, where auditors verify
 #   make fuzz      each fuzz target for FUZZTIME (10s), about 2 minutes in all
 #   make bench     Go benchmarks, and docker run timings against none/host/bridge
@@ -49,7 +54,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Unique per run, so parallel runs against one engine do not collide.
 TMP_NAME := hostpass-rootfs-$(shell echo $$$$)
 
-.PHONY: all deps demo build unit e2e test bench lint rootfs plugin push clean
+.PHONY: all deps demo build unit e2e e2e-20.10 e2e-29 engines test bench lint rootfs plugin push clean
 
 all: build
 
@@ -77,8 +82,31 @@ demo: deps
 unit:
 	$(GO) test -race -count=1 ./...
 
-e2e: build
-	$(GO) test -race -count=1 -tags e2e -v -timeout 40m ./test/...
+# e2e: every end-to-end test on both engines, one engine after the other.
+# Each run names its engine at the top of its output and in every test's
+# log. One engine: make e2e-20.10 or make e2e-29; some tests only:
+#   make e2e-29 E2EFLAGS='-run TestGwAllocChecker'
+E2EFLAGS ?=
+E2E = $(GO) test -race -count=1 -tags e2e -v -timeout 40m $(E2EFLAGS) ./test/...
+
+e2e: e2e-20.10 e2e-29
+
+# e2e-20.10: the machine's dockerd and runc (on PATH).
+e2e-20.10: build
+	$(E2E)
+
+# e2e-29: Docker Engine 29 (scripts/engines.env pins it) with the runc and
+# docker-proxy built beside it; Debian's containerd serves it too.
+e2e-29: build engines
+	HOSTPASS_E2E_DOCKERD=$(ENGINE_BIN)/dockerd HOSTPASS_E2E_RUNC=$(ENGINE_BIN)/runc $(E2E)
+
+# engines: build Docker Engine 29 and runc once; later runs reuse them
+# while scripts/engines.env's versions match. HOSTPASS_ENGINES_CACHE moves
+# the cache (default /var/cache/hostpass-engines).
+ENGINE_BIN = $(shell scripts/engines.sh --print-dir)
+
+engines: deps
+	scripts/engines.sh >/dev/null
 
 test: deps lint unit cross fuzz e2e
 

@@ -2,7 +2,8 @@
 # Installs what building, the demo and the tests need on Debian, if missing:
 # Docker's engine (docker.io), a static busybox for local test images (no
 # image can be pulled), Docker's registry for `docker plugin install` tests,
-# iproute2 for network namespaces, make and git.
+# iproute2 for network namespaces, make and git; libseccomp-dev and
+# pkg-config to build runc with seccomp for Docker Engine 29 (engines.sh).
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "deps: run as root (apt-get install)" >&2; exit 1; }
 need=()
@@ -12,6 +13,8 @@ command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v ip >/dev/null || need+=(iproute2)
 command -v make >/dev/null || need+=(make)
 command -v git >/dev/null || need+=(git)
+dpkg -s libseccomp-dev >/dev/null 2>&1 || need+=(libseccomp-dev)
+command -v pkg-config >/dev/null || need+=(pkg-config)
 if [ ${#need[@]} -gt 0 ]; then
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}"

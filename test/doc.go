@@ -7,6 +7,13 @@
 // drives it with the docker CLI (--host unix://DIR/d.sock). Images are made
 // locally from /bin/busybox; nothing is pulled.
 //
+// `make e2e` runs the suite twice, once per engine: on the machine's
+// dockerd and runc (Debian 12: 20.10, runc 1.1.5), and on Docker Engine 29
+// with runc 1.5 as scripts/engines.sh builds them (HOSTPASS_E2E_DOCKERD,
+// HOSTPASS_E2E_RUNC). The output names the engine at the top and in every
+// test's log. Where an engine behaves differently, the test branches on
+// what the fixture read from it (engineVersion), and says why.
+//
 // Two fixtures: engine_test.go (a dockerd in its own namespace, its image
 // and API) and daemon_test.go (a `hostpass serve` process, alone on a
 // private socket or a legacy plugin on an engine). record_test.go reads the

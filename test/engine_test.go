@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -40,6 +41,110 @@ type engine struct {
 
 	cmd  *exec.Cmd
 	done chan struct{} // closed when cmd has exited
+
+	version engineVersion // what the engine said at its first start
+}
+
+// The engine under test. By default the machine's dockerd (Debian's 20.10)
+// with its own runc; `make e2e-29` names the Docker Engine 29 that
+// scripts/engines.sh built, and the runc and docker-proxy beside it.
+const (
+	envDockerd = "HOSTPASS_E2E_DOCKERD"
+	envRunc    = "HOSTPASS_E2E_RUNC"
+)
+
+// dockerdPath is the dockerd the suite starts.
+func dockerdPath() string {
+	if p := os.Getenv(envDockerd); p != "" {
+		return p
+	}
+	return "dockerd"
+}
+
+// dockerdArgs are the flags beyond data root, exec root, socket and pidfile:
+// with HOSTPASS_E2E_RUNC, that runc as the default runtime (Debian's runc
+// 1.1 cannot start Engine 29's containers: "namespace {time} does not
+// exist"), and with HOSTPASS_E2E_DOCKERD, the docker-proxy built beside
+// it (Debian's 20.10 one does not know the flags a 29 dockerd passes).
+func dockerdArgs() []string {
+	var args []string
+	if runc := os.Getenv(envRunc); runc != "" {
+		args = append(args, "--add-runtime", "e2e-runc="+runc, "--default-runtime", "e2e-runc")
+	}
+	if d := os.Getenv(envDockerd); d != "" {
+		if proxy := filepath.Join(filepath.Dir(d), "docker-proxy"); fileExists(proxy) {
+			args = append(args, "--userland-proxy-path", proxy)
+		}
+	}
+	return args
+}
+
+// runcPath is the runc the engine starts containers with.
+func runcPath() string {
+	if p := os.Getenv(envRunc); p != "" {
+		return p
+	}
+	return "runc"
+}
+
+// engineVersion is what GET /version says, the engine's version and the
+// newest Engine API version it speaks, and the version its runc reports.
+type engineVersion struct {
+	Version    string
+	APIVersion string `json:"ApiVersion"`
+	Runc       string `json:"-"` // as runc --version says it, e.g. 1.1.5+ds1
+}
+
+func (v engineVersion) String() string {
+	return "dockerd " + v.Version + " (Engine API " + v.APIVersion + "), runc " + v.Runc
+}
+
+// runcAtLeast reports whether the engine's runc is major.minor.patch or
+// newer; a version it cannot read fails the test.
+func (v engineVersion) runcAtLeast(t testing.TB, major, minor, patch int) bool {
+	t.Helper()
+	var got [3]int
+	if _, err := fmt.Sscanf(v.Runc, "%d.%d.%d", &got[0], &got[1], &got[2]); err != nil {
+		t.Fatalf("runc version %q: %v", v.Runc, err)
+	}
+	want := [3]int{major, minor, patch}
+	for i := range got {
+		if got[i] != want[i] {
+			return got[i] > want[i]
+		}
+	}
+	return true
+}
+
+// apiAtLeast reports whether the engine speaks Engine API 1.minor or newer.
+// The API version, not the version, tells engines apart: the Engine 29 of
+// `make e2e-29` is built from a module (its version is the module's,
+// v2.0.0-beta.N), and every release raises the API version (20.10: 1.41,
+// 28.0: 1.48, 29.0: 1.52).
+func (v engineVersion) apiAtLeast(t testing.TB, minor int) bool {
+	t.Helper()
+	var major, m int
+	if _, err := fmt.Sscanf(v.APIVersion, "%d.%d", &major, &m); err != nil {
+		t.Fatalf("engine API version %q: %v", v.APIVersion, err)
+	}
+	return major > 1 || major == 1 && m >= minor
+}
+
+// TestMain names the engine and runtime once, at the top of the output.
+func TestMain(m *testing.M) {
+	fmt.Printf("e2e: engine %s\n", firstLine(dockerdPath(), "--version"))
+	fmt.Printf("e2e: runtime %s\n", firstLine(runcPath(), "--version"))
+	os.Exit(m.Run())
+}
+
+// firstLine is the first line a command prints, or what went wrong.
+func firstLine(name string, args ...string) string {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	if err != nil {
+		return fmt.Sprintf("%s: %v %s", name, err, line)
+	}
+	return line + " (" + name + ")"
 }
 
 // newEngine creates a network namespace and starts a dockerd in it. Cleanup
@@ -91,11 +196,11 @@ func (e *engine) start(t testing.TB) {
 		t.Fatalf("dockerd log: %v", err)
 	}
 	defer logf.Close()
-	cmd := e.nsenter("dockerd",
+	cmd := e.nsenter(dockerdPath(), append([]string{
 		"--data-root", filepath.Join(e.dir, "data"),
 		"--exec-root", filepath.Join(e.dir, "x"),
 		"-H", e.host,
-		"--pidfile", filepath.Join(e.dir, "d.pid"))
+		"--pidfile", filepath.Join(e.dir, "d.pid")}, dockerdArgs()...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start dockerd: %v", err)
@@ -119,6 +224,7 @@ func (e *engine) start(t testing.TB) {
 		if resp, err := client.Get("http://docker/_ping"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
+				e.readVersion(t, &client)
 				return
 			}
 		}
@@ -127,6 +233,30 @@ func (e *engine) start(t testing.TB) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// readVersion asks the engine its version at its first start and names it
+// in the test's log, so that every test's output says which engine ran it.
+func (e *engine) readVersion(t testing.TB, client *http.Client) {
+	t.Helper()
+	if e.version.APIVersion != "" {
+		return
+	}
+	resp, err := client.Get("http://docker/version")
+	if err != nil {
+		t.Fatalf("engine version: %v", err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&e.version); err != nil || e.version.APIVersion == "" {
+		t.Fatalf("engine version: %v (API version %q)", err, e.version.APIVersion)
+	}
+	// Not the engine's report of it: 20.10 says "unknown" for a runc
+	// built with go install.
+	out, err := exec.Command(runcPath(), "--version").Output()
+	if _, err2 := fmt.Sscanf(string(out), "runc version %s", &e.version.Runc); err != nil || err2 != nil {
+		t.Fatalf("%s --version: %v %v: %s", runcPath(), err, err2, out)
+	}
+	t.Logf("engine: %s", e.version)
 }
 
 // stop sends dockerd SIGTERM and waits; SIGKILL (dockerd and its containerd)

@@ -210,8 +210,26 @@ func TestManagedFreshHost(t *testing.T) {
 	if err := syscall.Unmount(disk, 0); err != nil {
 		t.Fatalf("unmount %s: %v", disk, err)
 	}
-	if hasMount(t, pid, inPlugin) {
+	// rslave lets the host's unmount reach the plugin, as long as the
+	// runtime keeps the plugin's copy of the host's /var/log a slave. runc
+	// 1.1.15 and 1.2.0 on (runc#4417; every runc Docker 27 to 29 ship, and
+	// the one `make e2e-29` uses) make the mount that holds the plugin's
+	// rootfs private in the plugin's namespace before binding its mounts:
+	// when that is also the mount holding /var/log (one file system for
+	// /var/lib/docker and /var/log, as on most hosts and on this stand-in),
+	// the plugin's /var/log is private and keeps what was mounted below it
+	// when it started. No plugin setting changes that: Docker sets no rootfs
+	// propagation for a plugin without a propagatedmount, and with one it
+	// asks for rshared, which runc also makes private. What each runtime
+	// does is asserted, so that a runc that fixes it shows here.
+	pins := e.version.runcAtLeast(t, 1, 1, 15)
+	switch held := hasMount(t, pid, inPlugin); {
+	case held && !pins:
 		t.Errorf("the plugin still holds %s after the host unmounted it: it pins the host's file systems (want rslave)", inPlugin)
+	case !held && pins:
+		t.Errorf("runc %s: the host's unmount of %s reached the plugin; runc 1.1.15 and later were seen to keep it (runc#4417): update this test and README", e.version.Runc, inPlugin)
+	case held:
+		t.Logf("runc %s: the plugin keeps %s after the host unmounted it (its /var/log is private, runc#4417)", e.version.Runc, inPlugin)
 	}
 
 	// runAgain runs a container on the first network and checks that its

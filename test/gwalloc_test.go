@@ -4,10 +4,8 @@ package e2e
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -18,13 +16,15 @@ import (
 // reserve no gateway address on a default-IPAM network; older engines
 // ignore the capability, never ask, and reserve one as before. Either way
 // the network works as it always has. The expectations that differ by
-// engine branch on the engine's version.
+// engine branch on the engine's API version.
 func TestGwAllocChecker(t *testing.T) {
 	e := newEngine(t)
 	e.loadBusybox(t)
 	p := newLegacyPlugin(t, e) // logs every call at debug
 	p.start(t)
-	version, asks := engineAsksGwAlloc(t, e)
+	// Docker 28 (Engine API 1.48) is the first to send
+	// NetworkDriver.GwAllocCheck (moby commit 634951457d, first in v28.0.0).
+	version, asks := e.version, e.version.apiAtLeast(t, 48)
 	t.Logf("engine %s: asks GwAllocCheck: %v", version, asks)
 
 	// What the engine reads from the plugin: the capability is offered
@@ -102,24 +102,6 @@ func TestGwAllocChecker(t *testing.T) {
 		}
 		e.docker(t, "network", "rm", "n-gw-set")
 	})
-}
-
-// engineAsksGwAlloc reports the engine's version and whether it is Docker
-// 28 or later, the first to send NetworkDriver.GwAllocCheck (moby commit
-// 634951457d, first in v28.0.0). A dockerd built from its Go module with
-// go install reports its version as "library-import"; then its API version
-// decides: 28.0 serves API 1.48.
-func engineAsksGwAlloc(t testing.TB, e *engine) (string, bool) {
-	t.Helper()
-	version, api, _ := strings.Cut(e.docker(t, "version", "--format", "{{.Server.Version}} {{.Server.APIVersion}}"), " ")
-	if major, err := strconv.Atoi(strings.SplitN(version, ".", 2)[0]); err == nil {
-		return version, major >= 28
-	}
-	var maj, minor int
-	if _, err := fmt.Sscanf(api, "%d.%d", &maj, &minor); err != nil {
-		t.Fatalf("engine version %q, API version %q: neither says which engine this is", version, api)
-	}
-	return version + " (API " + api + ")", maj > 1 || maj == 1 && minor >= 48
 }
 
 // ipamEntry is one entry of a network's IPAM config, as inspect shows it.

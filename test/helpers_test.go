@@ -28,6 +28,11 @@ func requirePrereqs(t testing.TB) {
 			t.Fatalf("%s not found on PATH: install docker.io, docker-registry, iproute2, make (see .ci/run)", tool)
 		}
 	}
+	for _, env := range []string{envDockerd, envRunc} {
+		if p := os.Getenv(env); p != "" && !fileExists(p) {
+			t.Fatalf("%s=%s: no such file; scripts/engines.sh builds it (make engines)", env, p)
+		}
+	}
 	if _, err := os.Stat(busyboxPath); err != nil {
 		t.Fatalf("%s: %v: install busybox-static", busyboxPath, err)
 	}
@@ -123,6 +128,11 @@ func unescapeMountinfo(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // tail returns the last n lines of a file, for failure messages.
