@@ -142,7 +142,7 @@ func probeEngine(t testing.TB, e *engine) engineInfo {
 	t.Helper()
 	var i engineInfo
 	var api string
-	i.version, api, _ = strings.Cut(e.docker(t, "version", "--format", "{{.Server.Version}} {{.Server.APIVersion}}"), " ")
+	i.version, api = e.version.Version, e.version.APIVersion
 	if _, err := fmt.Sscanf(api, "1.%d", &i.apiMinor); err != nil {
 		t.Fatalf("engine API version %q: %v", api, err)
 	}

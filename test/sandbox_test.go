@@ -20,7 +20,7 @@ import (
 func TestSandbox(t *testing.T) {
 	e := newEngine(t)
 	e.loadBusybox(t)
-	version, is28 := engineAsksGwAlloc(t, e) // 28 is also the first engine to Join a live namespace
+	version, is28 := e.version.String(), e.version.apiAtLeast(t, 48) // 28 (API 1.48) is the first engine to Join a live namespace
 	atRun := "absent"
 	if is28 {
 		atRun = "live"
