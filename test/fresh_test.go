@@ -212,7 +212,7 @@ func TestManagedFreshHost(t *testing.T) {
 	}
 	// rslave lets the host's unmount reach the plugin, as long as the
 	// runtime keeps the plugin's copy of the host's /var/log a slave. runc
-	// 1.1.15 and 1.2.0 on (runc#4417; every runc Docker 27 to 29 ship, and
+	// 1.1.15 and 1.2.0 on (runc#4417; current releases, and
 	// the one `make e2e-29` uses) make the mount that holds the plugin's
 	// rootfs private in the plugin's namespace before binding its mounts:
 	// when that is also the mount holding /var/log (one file system for
