@@ -15,6 +15,7 @@ command -v make >/dev/null || need+=(make)
 command -v git >/dev/null || need+=(git)
 dpkg -s libseccomp-dev >/dev/null 2>&1 || need+=(libseccomp-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
+command -v gcc >/dev/null || need+=(gcc) # cgo: go test -race, and runc (scripts/engines.sh)
 if [ ${#need[@]} -gt 0 ]; then
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}"

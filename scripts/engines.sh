@@ -35,20 +35,32 @@ case "${1:-}" in
 *) echo "engines: unknown argument ${1}; accepted: none, or --print-dir" >&2; exit 2 ;;
 esac
 
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
-	[ -x "$dir/bin/dockerd" ] && [ -x "$dir/bin/docker-proxy" ] && [ -x "$dir/bin/runc" ]; then
+built() {
+	[ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
+		[ -x "$dir/bin/dockerd" ] && [ -x "$dir/bin/docker-proxy" ] && [ -x "$dir/bin/runc" ]
+}
+if built; then
 	echo "$dir/bin"
 	exit 0
 fi
 
 export PATH="$PATH:/usr/local/go/bin"
 command -v go >/dev/null || { echo "engines: Go is needed to build dockerd and runc; put it on PATH" >&2; exit 1; }
+command -v gcc >/dev/null || { echo "engines: runc needs cgo, and cgo a C compiler: install gcc (scripts/deps.sh does)" >&2; exit 1; }
 pkg-config --exists libseccomp || {
 	echo "engines: runc's seccomp support needs libseccomp-dev and pkg-config (scripts/deps.sh installs them)" >&2
 	exit 1
 }
 
 mkdir -p "$cache"
+# One build at a time: a second run waits here, then finds the first's
+# build done instead of building it again or swapping folders under it.
+exec 9>"$cache/.lock"
+flock 9
+if built; then
+	echo "$dir/bin"
+	exit 0
+fi
 tmp="$(mktemp -d "$cache/.build-XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 chmod 755 "$tmp" # mktemp makes it 0700
@@ -66,12 +78,8 @@ GOFLAGS=-buildvcs=false GOBIN="$tmp/bin" \
 GOFLAGS=-buildvcs=false GOBIN="$tmp/bin" CGO_ENABLED=1 \
 	go install -tags seccomp "github.com/opencontainers/runc@$RUNC_VERSION" >&2
 echo "$want" >"$tmp/stamp"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-	: # a build running beside this one finished first; keep its folder
-else
-	rm -rf "$dir"
-	mv "$tmp" "$dir"
-	trap - EXIT
-fi
+rm -rf "$dir" # an older or unfinished build of these versions
+mv -T "$tmp" "$dir"
+trap - EXIT
 echo "engines: built in $((SECONDS - start)) s" >&2
 echo "$dir/bin"
