@@ -231,10 +231,14 @@ func BenchmarkSandboxState(b *testing.B) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		b.Fatal(err)
 	}
+	placeholder := filepath.Join(dir, "0123456789cd")
+	if err := os.WriteFile(placeholder, nil, 0o444); err != nil {
+		b.Fatal(err)
+	}
 	for _, bc := range []struct{ name, key string }{
 		{"absent", filepath.Join(dir, "0123456789ab")},
 		{"unseen", filepath.Join(dir, "none", "netns", "0123456789ab")},
-		{"not_netns", dir + "/0123456789ab/.."},
+		{"not_netns", placeholder},
 	} {
 		b.Run("look/"+bc.name, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
