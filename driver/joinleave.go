@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/docker/go-plugins-helpers/network"
 
@@ -31,18 +32,72 @@ func (d *Driver) Join(req *network.JoinRequest) (*network.JoinResponse, error) {
 	return &network.JoinResponse{DisableGatewayService: n.Internal}, nil
 }
 
-// sandboxState says what a Join's SandboxKey (EXEC_ROOT/netns/<id>) names
-// now, as hostpass sees it (audit.SandboxStates). Docker 28 and later bind
-// the container's network namespace there before Join; older engines only
-// as the container starts. "absent" needs Docker's exec root in sight: the
-// key's folder, or, before the engine's first namespace made it, the exec
-// root's libnetwork/ (the set-key socket's folder, there from dockerd's
-// start). A managed plugin, in a mount namespace of its own, sees neither
-// and cannot tell: "unseen". Empty for an empty or relative key.
+// sandboxState says what a Join's SandboxKey names now, as hostpass sees it
+// (audit.SandboxStates). Docker 28 and later bind the container's network
+// namespace there before Join; older engines only as the container starts.
+// The key is text from the socket, so hostpass looks only at a path of
+// Docker's shape (dockerKey) and only for lookBudget: a key on a hung NFS
+// mount or a stalled FUSE filesystem must not hold up Join and its record.
+// A key of another shape, or a look that does not answer in time, is
+// "unseen". Empty for an empty or relative key: it names nothing here.
 func sandboxState(key string) string {
 	if !filepath.IsAbs(key) {
 		return ""
 	}
+	if !dockerKey(key) {
+		return audit.SandboxUnseen
+	}
+	select {
+	case lookSlot <- struct{}{}:
+	default:
+		return audit.SandboxUnseen // the last look is stuck; do not start another
+	}
+	answer := make(chan string, 1) // buffered: a late look does not block
+	go func() {
+		state := lookSandbox(key)
+		<-lookSlot // before answering: the next Join finds the slot free
+		answer <- state
+	}()
+	timer := time.NewTimer(lookBudget)
+	defer timer.Stop()
+	select {
+	case state := <-answer:
+		return state
+	case <-timer.C:
+		return audit.SandboxUnseen
+	}
+}
+
+var (
+	// lookSandbox is the look at the file system; tests replace it.
+	lookSandbox = lookAtKey
+	// lookBudget is how long Join waits for the look.
+	lookBudget = 100 * time.Millisecond
+	// lookSlot holds the one look allowed in flight: while a look is stuck
+	// on a hung mount, later Joins say "unseen" at once, so stuck looks
+	// (goroutines, each holding an OS thread in a system call) cannot pile up.
+	lookSlot = make(chan struct{}, 1)
+)
+
+// dockerKey reports whether key has the shape of the keys Docker sends,
+// EXEC_ROOT/netns/NAME (libnetwork's osl.GenerateKey: NAME is the first 12
+// characters of the sandbox's ID): absolute, clean (no "..", ".", "//" or
+// trailing "/") and in a folder named netns. Symlinks on the way are
+// allowed: the default exec root /var/run/docker is under the symlink
+// /var/run on Debian.
+func dockerKey(key string) bool {
+	dir, name := filepath.Split(key)
+	return filepath.IsAbs(key) && filepath.Clean(key) == key && name != "" &&
+		filepath.Base(dir) == "netns"
+}
+
+// lookAtKey says what is at a key of Docker's shape: a network namespace
+// (isNetns does not follow a symlink at the key), or, if nothing, whether
+// Docker's exec root is in sight. "absent" needs the key's folder, or,
+// before the engine's first namespace made it, the exec root's libnetwork/
+// (the set-key socket's folder, there from dockerd's start). A managed
+// plugin, in a mount namespace of its own, sees neither: "unseen".
+func lookAtKey(key string) string {
 	netns, err := isNetns(key)
 	switch {
 	case err == nil && netns:

@@ -7,7 +7,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/docker/go-plugins-helpers/network"
 	"golang.org/x/sys/unix"
@@ -36,12 +39,29 @@ func sandboxKeys(t *testing.T) (map[string]string, string) {
 	if err := os.Mkdir(filepath.Join(fresh, "libnetwork"), 0o700); err != nil {
 		t.Fatal(err)
 	}
+	// A symlink at the key is looked at, not followed: here to this
+	// process's own network namespace, which needs no root.
+	symlink := filepath.Join(netns, "0000000000a1")
+	if err := os.Symlink("/proc/self/ns/net", symlink); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(execRoot, "containers") // a folder not named netns
+	if err := os.Mkdir(other, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	keys := map[string]string{
 		"absent":              filepath.Join(netns, "0000000000bb"),
 		"absent, first":       filepath.Join(fresh, "netns", "0000000000cc"),
 		"not_netns":           placeholder,
+		"not_netns, symlink":  symlink,
 		"unseen":              filepath.Join(t.TempDir(), "no-exec-root", "netns", "0000000000dd"),
 		"unseen, plugin root": filepath.Join(t.TempDir(), "netns", "0000000000ee"), // a folder, but not Docker's exec root
+		// Keys not of Docker's shape, EXEC_ROOT/netns/NAME: not looked at.
+		"unseen, dotdot":        netns + "/../netns/0000000000aa",
+		"unseen, double slash":  netns + "//0000000000bb",
+		"unseen, own namespace": "/proc/self/ns/net",
+		"unseen, root":          "/x-no-such",
+		"unseen, other folder":  filepath.Join(other, "0000000000bb"),
 	}
 	if os.Geteuid() != 0 {
 		return keys, "a live key needs root, to bind-mount a network namespace; skipped"
@@ -118,11 +138,83 @@ func TestJoinRecordsSandbox(t *testing.T) {
 	}
 }
 
+// The look at the key has lookBudget: a look that does not answer (a key
+// on a hung NFS mount) leaves "unseen" and the Join goes on; while it is
+// stuck, later Joins start no other look and say "unseen" at once; once it
+// returns, the next Join looks again.
+func TestJoinSandboxLookBounded(t *testing.T) {
+	var looks atomic.Int32
+	started, release := make(chan struct{}, 10), make(chan struct{})
+	lookSandbox = func(string) string {
+		looks.Add(1)
+		started <- struct{}{}
+		<-release
+		return audit.SandboxLive
+	}
+	var once sync.Once
+	unstick := func() {
+		once.Do(func() { close(release) })
+		lookSlot <- struct{}{} // wait for the stuck look to return its slot
+		<-lookSlot
+	}
+	t.Cleanup(func() {
+		unstick()
+		lookSandbox = lookAtKey
+	})
+
+	d, path := newDriver(t)
+	key := filepath.Join(t.TempDir(), "netns", "0123456789ab")
+	join := func(ep string) {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() {
+			_, err := d.Join(&network.JoinRequest{NetworkID: netID(100), EndpointID: ep, SandboxKey: key})
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second): // a hang guard, not a speed check
+			t.Fatalf("Join of %s waits for a stuck look at its key", ep)
+		}
+	}
+	join(netID(1))
+	<-started
+	join(netID(2))
+	if n := looks.Load(); n != 1 {
+		t.Errorf("%d looks started while one was stuck, want 1", n)
+	}
+	unstick()
+	join(netID(3))
+	if n := looks.Load(); n != 2 {
+		t.Errorf("%d looks after the stuck one returned, want 2", n)
+	}
+	want := map[string]string{netID(1): audit.SandboxUnseen, netID(2): audit.SandboxUnseen, netID(3): audit.SandboxLive}
+	got := 0
+	for _, r := range records(t, path) {
+		if r.Event != audit.EndpointJoin {
+			continue
+		}
+		got++
+		if r.Sandbox != want[r.EndpointID] {
+			t.Errorf("join of %s: sandbox %q, want %q", r.EndpointID, r.Sandbox, want[r.EndpointID])
+		}
+	}
+	if got != len(want) {
+		t.Errorf("%d join records, want %d", got, len(want))
+	}
+}
+
 // BenchmarkJoin is Join with its fsynced record, the key naming a path in a
 // directory that exists (Docker's netns folder before the namespace is made).
 func BenchmarkJoin(b *testing.B) {
 	d, _ := newDriver(b)
-	key := filepath.Join(b.TempDir(), "0123456789ab")
+	key := filepath.Join(b.TempDir(), "netns", "0123456789ab")
+	if err := os.Mkdir(filepath.Dir(key), 0o755); err != nil {
+		b.Fatal(err)
+	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		ep := fmt.Sprintf("%064x", i)
@@ -132,15 +224,28 @@ func BenchmarkJoin(b *testing.B) {
 	}
 }
 
-// BenchmarkSandboxState is the look Join adds, for each kind of key.
+// BenchmarkSandboxState is the look Join adds, for each kind of key: the
+// look alone (look/...), and bounded in time as Join runs it (bounded/...).
 func BenchmarkSandboxState(b *testing.B) {
-	dir := b.TempDir()
+	dir := filepath.Join(b.TempDir(), "netns")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	placeholder := filepath.Join(dir, "0123456789cd")
+	if err := os.WriteFile(placeholder, nil, 0o444); err != nil {
+		b.Fatal(err)
+	}
 	for _, bc := range []struct{ name, key string }{
 		{"absent", filepath.Join(dir, "0123456789ab")},
 		{"unseen", filepath.Join(dir, "none", "netns", "0123456789ab")},
-		{"netns", "/proc/self/ns/net"},
+		{"not_netns", placeholder},
 	} {
-		b.Run(bc.name, func(b *testing.B) {
+		b.Run("look/"+bc.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				lookAtKey(bc.key)
+			}
+		})
+		b.Run("bounded/"+bc.name, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				sandboxState(bc.key)
 			}

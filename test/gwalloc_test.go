@@ -86,6 +86,18 @@ func TestGwAllocChecker(t *testing.T) {
 		case !asks && check >= 0:
 			t.Errorf("engine %s called GwAllocCheck; engines before 28 ignore the capability:\n%s", version, tail(p.logPath, 20))
 		}
+		// Neither ExternalConnectivity call reaches a hostpass endpoint
+		// (docs/compatibility.md): Docker sends them to the endpoint that
+		// gives the container its gateway, and hostpass's Join names none.
+		// Docker sends them before the Leave and DeleteEndpoint recorded
+		// above, and the plugin logs a call before answering it.
+		for _, op := range []string{"op=NetworkDriver.ProgramExternalConnectivity", "op=NetworkDriver.RevokeExternalConnectivity"} {
+			for _, line := range strings.Split(log, "\n") {
+				if strings.Contains(line, op) {
+					t.Errorf("engine %s sent a hostpass endpoint %s: %s", version, strings.TrimPrefix(op, "op="), line)
+				}
+			}
+		}
 		e.docker(t, "network", "rm", "n-gw")
 	})
 
