@@ -222,3 +222,13 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// checkNotNotified fails if systemd heard anything on notify: a daemon
+// that refused to start must not say READY=1.
+func checkNotNotified(t *testing.T, notify *net.UnixConn) {
+	t.Helper()
+	notify.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, err := notify.Read(make([]byte, 64)); err == nil {
+		t.Errorf("systemd was notified (%d bytes) though the daemon never listened", n)
+	}
+}
