@@ -59,8 +59,7 @@ func (h *harness) stateBytes() []byte {
 // reconciliation invents no second host.join, nor a second host.leave.
 func TestCrashBeforeTheStateIsSavedInventsNothing(t *testing.T) {
 	eachShape(t, func(t *testing.T, sh shape) {
-		h := newHarness(t, "all", false)
-		h.shape = sh
+		h := sh.harness(t, "all", false)
 		stop := h.run()
 		s := <-h.fake.streams
 		h.fake.listed(t, 1)
@@ -120,8 +119,7 @@ func TestCrashBeforeTheStateIsSavedInventsNothing(t *testing.T) {
 // end unknown when nothing says; never at the watcher's own clock.
 func TestGoneWhileAwayIsDatedByItsEnd(t *testing.T) {
 	eachShape(t, func(t *testing.T, sh shape) {
-		h := newHarness(t, "all", false)
-		h.shape = sh
+		h := sh.harness(t, "all", false)
 		for _, id := range []string{"stopped", "removed", "forgotten"} {
 			h.fake.set(newContainer(id, id, "busybox", true, "host"))
 		}
@@ -173,8 +171,7 @@ func TestGoneWhileAwayIsDatedByItsEnd(t *testing.T) {
 // applies to them.
 func TestOwnerJoiningAHostpassNetworkBringsItsSharers(t *testing.T) {
 	eachShape(t, func(t *testing.T, sh shape) {
-		h := newHarness(t, "label:team=payments", true)
-		h.shape = sh
+		h := sh.harness(t, "label:team=payments", true)
 		stop := h.run()
 		defer stop()
 		s := <-h.fake.streams
@@ -240,8 +237,7 @@ func TestSharerOfARemovedOwnerIsRecorded(t *testing.T) {
 // lets the stream go and reconciles, rather than grow without bound.
 func TestHungInspectIsBoundedByTheBacklog(t *testing.T) {
 	eachShape(t, func(t *testing.T, sh shape) {
-		h := newHarness(t, "all", false)
-		h.shape = sh
+		h := sh.harness(t, "all", false)
 		h.w.maxBacklog = 1000
 		release := make(chan struct{})
 		h.fake.slow = map[string]chan struct{}{"stuck": release}
@@ -273,8 +269,7 @@ func TestHungInspectIsBoundedByTheBacklog(t *testing.T) {
 // record saying so, and since moves on.
 func TestHungInspectIsGivenUpWithARecord(t *testing.T) {
 	eachShape(t, func(t *testing.T, sh shape) {
-		h := newHarness(t, "all", false)
-		h.shape = sh
+		h := sh.harness(t, "all", false)
 		h.w.callTimeout, h.w.inspectTries = 20*time.Millisecond, 2
 		release := make(chan struct{})
 		defer close(release)

@@ -60,8 +60,7 @@ func blockLog(t *testing.T, h *harness) (unblock func()) {
 // saved as recorded: after a restart with the log back, it is written.
 func TestLostSessionWhenTheLogIsDownAcrossARestart(t *testing.T) {
 	eachShape(t, func(t *testing.T, sh shape) {
-		h := newHarness(t, "all", false)
-		h.shape = sh
+		h := sh.harness(t, "all", false)
 		unblock := blockLog(t, h)
 		stop := h.run()
 		s := <-h.fake.streams
@@ -94,8 +93,7 @@ func TestLostSessionWhenTheLogIsDownAcrossARestart(t *testing.T) {
 // record is written once, then the session and since are saved.
 func TestRecordWrittenWhenTheLogComesBack(t *testing.T) {
 	eachShape(t, func(t *testing.T, sh shape) {
-		h := newHarness(t, "all", false)
-		h.shape = sh
+		h := sh.harness(t, "all", false)
 		unblock := blockLog(t, h)
 		stop := h.run()
 		defer stop()
@@ -125,8 +123,7 @@ func TestRecordWrittenWhenTheLogComesBack(t *testing.T) {
 // replayed events of the restart, older than that, add nothing.
 func TestReplayAfterReconcileInventsNothing(t *testing.T) {
 	eachShape(t, func(t *testing.T, sh shape) {
-		h := newHarness(t, "all", false)
-		h.shape = sh
+		h := sh.harness(t, "all", false)
 		c := newContainer("c1", "web", "nginx:1", true, "host")
 		h.fake.set(c)
 		h.handle(t.Context(), hostEvent("connect", "c1", t0))
@@ -166,8 +163,7 @@ func TestReplayAfterReconcileInventsNothing(t *testing.T) {
 // the stream is read on and the other containers are recorded.
 func TestOneSlowContainerHoldsUpNoOther(t *testing.T) {
 	eachShape(t, func(t *testing.T, sh shape) {
-		h := newHarness(t, "all", false)
-		h.shape = sh
+		h := sh.harness(t, "all", false)
 		stop := h.run()
 		defer stop()
 		s := <-h.fake.streams
@@ -205,8 +201,7 @@ func TestOneSlowContainerHoldsUpNoOther(t *testing.T) {
 // reconciles: every container is recorded once.
 func TestBacklogFullResubscribesAndLosesNothing(t *testing.T) {
 	eachShape(t, func(t *testing.T, sh shape) {
-		h := newHarness(t, "all", false)
-		h.shape = sh
+		h := sh.harness(t, "all", false)
 		unblock := blockLog(t, h)
 		h.w.maxBacklog = 5
 		stop := h.run()

@@ -15,8 +15,7 @@ import (
 // as the log wrote it.
 func TestRecordsValidateAgainstTheSchema(t *testing.T) {
 	eachShape(t, func(t *testing.T, sh shape) {
-		h := newHarness(t, "label:team=payments", false)
-		h.shape = sh
+		h := sh.harness(t, "label:team=payments", false)
 		ctx := context.Background()
 		h.fake.set(newContainer("c1", "web", "nginx:1", true, "host"))
 		h.handle(ctx, hostEvent("connect", "c1", t0))
@@ -31,8 +30,7 @@ func TestRecordsValidateAgainstTheSchema(t *testing.T) {
 
 		// With --policy-stop: a violator stopped, and one whose stop failed (a
 		// refused record).
-		h = newHarness(t, "label:team=payments", true)
-		h.shape = sh
+		h = sh.harness(t, "label:team=payments", true)
 		h.fake.set(newContainer("bad1", "stopped", "busybox", true, "hp"))
 		h.handle(ctx, Event{Time: t0, Type: "network", Action: "connect", NetworkID: hpNet, ContainerID: "bad1"})
 		h.fake.stopErr = errors.New("cannot stop container: bad2: permission denied")

@@ -14,8 +14,7 @@ func startEvent(id string, at time.Time) Event {
 // host's namespace: host.join and host.leave, via X.
 func TestSharingAHostModeContainersNamespace(t *testing.T) {
 	eachShape(t, func(t *testing.T, sh shape) {
-		h := newHarness(t, "all", false)
-		h.shape = sh
+		h := sh.harness(t, "all", false)
 		ctx := context.Background()
 		h.fake.set(newContainer("x1", "hostly", "busybox", true, "host"))
 		y := newContainer("y1", "sidecar", "busybox", true, "container:x1")
@@ -43,8 +42,7 @@ func TestSharingAHostModeContainersNamespace(t *testing.T) {
 // attributed to X's endpoint, via X, and the policy applies to it.
 func TestSharingAHostpassContainersNamespace(t *testing.T) {
 	eachShape(t, func(t *testing.T, sh shape) {
-		h := newHarness(t, "label:team=web", true)
-		h.shape = sh
+		h := sh.harness(t, "label:team=web", true)
 		ctx := context.Background()
 		h.fake.set(newContainer("x2", "app", "app:1", true, "hp"))
 		y := newContainer("y2", "intruder", "busybox", true, "container:x2")
@@ -113,8 +111,7 @@ func TestReconcileFindsSharedNamespaces(t *testing.T) {
 // hostpass network say so.
 func TestRecordsCarryOnlyWhatApplies(t *testing.T) {
 	eachShape(t, func(t *testing.T, sh shape) {
-		h := newHarness(t, "label:team=payments", false)
-		h.shape = sh
+		h := sh.harness(t, "label:team=payments", false)
 		h.internal, h.adopted = true, true
 		ctx := context.Background()
 		h.fake.set(newContainer("hm", "hm", "busybox", true, "host"))

@@ -266,6 +266,15 @@ func newHarness(t testing.TB, policy string, stop bool) *harness {
 	return h
 }
 
+// harness is newHarness whose fake Docker sends events in shape sh: the
+// one constructor eachShape's tests use, so none runs one shape twice.
+func (sh shape) harness(t testing.TB, policy string, stop bool) *harness {
+	t.Helper()
+	h := newHarness(t, policy, stop)
+	h.shape = sh
+	return h
+}
+
 // restart gives the harness a new audit log on its path and a new watcher
 // on its state dir, as a daemon restart does.
 func (h *harness) restart() {
@@ -363,8 +372,7 @@ func hostEvent(action, id string, at time.Time) Event {
 
 func TestHostModeLifecycle(t *testing.T) {
 	eachShape(t, func(t *testing.T, sh shape) {
-		h := newHarness(t, "all", false)
-		h.shape = sh
+		h := sh.harness(t, "all", false)
 		ctx := context.Background()
 		c := newContainer("c1", "web", "nginx:1", false, "host")
 		c.StartedAt = t0.Add(-time.Hour) // inspect at connect shows the previous run
@@ -393,8 +401,7 @@ func TestHostModeLifecycle(t *testing.T) {
 
 func TestOutOfOrderDisconnectBeforeConnect(t *testing.T) {
 	eachShape(t, func(t *testing.T, sh shape) {
-		h := newHarness(t, "all", false)
-		h.shape = sh
+		h := sh.harness(t, "all", false)
 		ctx := context.Background()
 		h.fake.set(newContainer("c2", "quick", "busybox", false, "host"))
 		h.handle(ctx, hostEvent("disconnect", "c2", t0.Add(2*time.Second)))
@@ -408,8 +415,7 @@ func TestOutOfOrderDisconnectBeforeConnect(t *testing.T) {
 
 func TestContainerGoneBeforeInspect(t *testing.T) {
 	eachShape(t, func(t *testing.T, sh shape) {
-		h := newHarness(t, "all", false)
-		h.shape = sh
+		h := sh.harness(t, "all", false)
 		ctx := context.Background()
 		h.handle(ctx, hostEvent("connect", "gone", t0))
 		h.handle(ctx, Event{Time: t0.Add(time.Second), Type: "container", Action: "die", ContainerID: "gone", Name: "brief", Image: "busybox"})
@@ -425,8 +431,7 @@ func TestContainerGoneBeforeInspect(t *testing.T) {
 // not recorded as gone.
 func TestInspectRetriedWhileDockerIsUnreachable(t *testing.T) {
 	eachShape(t, func(t *testing.T, sh shape) {
-		h := newHarness(t, "all", false)
-		h.shape = sh
+		h := sh.harness(t, "all", false)
 		h.fake.set(newContainer("c1", "web", "nginx:1", true, "host"))
 		h.fake.unreachable = 2
 		h.handle(context.Background(), hostEvent("connect", "c1", t0))
@@ -439,8 +444,7 @@ func TestInspectRetriedWhileDockerIsUnreachable(t *testing.T) {
 
 func TestAttributionAndDuplicates(t *testing.T) {
 	eachShape(t, func(t *testing.T, sh shape) {
-		h := newHarness(t, "all", false)
-		h.shape = sh
+		h := sh.harness(t, "all", false)
 		ctx := context.Background()
 		c := newContainer("c3", "api", "app:2", true, "hp")
 		c.Privileged, c.CapAdd, c.Ports = true, []string{"NET_ADMIN"}, []string{"0.0.0.0:8080->80/tcp"}
@@ -463,8 +467,7 @@ func TestAttributionAndDuplicates(t *testing.T) {
 
 func TestReconcileRecordsWhatEventsMissed(t *testing.T) {
 	eachShape(t, func(t *testing.T, sh shape) {
-		h := newHarness(t, "all", false)
-		h.shape = sh
+		h := sh.harness(t, "all", false)
 		ctx := context.Background()
 		// Recorded before: a host-mode session whose container has since gone.
 		h.fake.set(newContainer("old", "old", "busybox", true, "host"))
@@ -493,8 +496,7 @@ func TestReconcileRecordsWhatEventsMissed(t *testing.T) {
 func TestPolicyViolation(t *testing.T) {
 	eachShape(t, func(t *testing.T, sh shape) {
 		for _, stop := range []bool{false, true} {
-			h := newHarness(t, "label:team=payments,image:registry.example/pay/*", stop)
-			h.shape = sh
+			h := sh.harness(t, "label:team=payments,image:registry.example/pay/*", stop)
 			h.fake.set(newContainer("bad", "intruder", "busybox", true, "hp"))
 			ok := newContainer("good", "payer", "registry.example/pay/api:1", true, "hp")
 			h.fake.set(ok)
@@ -527,8 +529,7 @@ func TestParsePolicy(t *testing.T) {
 
 func TestRunReconnectsAndReplaysFromTheLastEvent(t *testing.T) {
 	eachShape(t, func(t *testing.T, sh shape) {
-		h := newHarness(t, "all", false)
-		h.shape = sh
+		h := sh.harness(t, "all", false)
 		ctx, cancel := context.WithCancel(context.Background())
 		h.fake.set(newContainer("c5", "first", "busybox", false, "host")) // starting: not yet running
 		done := make(chan struct{})
@@ -560,8 +561,7 @@ func TestRunReconnectsAndReplaysFromTheLastEvent(t *testing.T) {
 
 func TestDieOfOtherContainersHoldsNothing(t *testing.T) {
 	eachShape(t, func(t *testing.T, sh shape) {
-		h := newHarness(t, "all", false)
-		h.shape = sh
+		h := sh.harness(t, "all", false)
 		for i := 0; i < 100; i++ {
 			h.handle(context.Background(), Event{Time: t0, Type: "container", Action: "die", ContainerID: fmt.Sprint("c", i)})
 		}
@@ -583,8 +583,7 @@ func TestDieOfOtherContainersHoldsNothing(t *testing.T) {
 // otherwise hold one per container for earlyHold.
 func TestDisconnectAfterDieHoldsNothing(t *testing.T) {
 	eachShape(t, func(t *testing.T, sh shape) {
-		h := newHarness(t, "all", false)
-		h.shape = sh
+		h := sh.harness(t, "all", false)
 		for i := 0; i < 100; i++ {
 			id := fmt.Sprint("c", i)
 			h.fake.set(newContainer(id, id, "busybox", false, "host"))
