@@ -9,6 +9,38 @@ import (
 	"testing"
 )
 
+// startHostMode starts n `--network host` containers at once, named by
+// name(i) when name is not nil, fails the test if one does not start,
+// removes them all at cleanup, and returns their IDs in start order.
+func startHostMode(t *testing.T, e *engine, n int, name func(i int) string) []string {
+	t.Helper()
+	ids := make([]string, n)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			args := []string{"run", "-d", "--stop-timeout", "1"}
+			if name != nil {
+				args = append(args, "--name", name(i))
+			}
+			out, err := e.dockerTry(append(args, "--network", "host", image, "sleep", "300")...)
+			if err != nil {
+				errs <- fmt.Errorf("docker %v: %v: %s", args, err, out)
+			}
+			ids[i] = out
+		}()
+	}
+	wg.Wait()
+	t.Cleanup(func() { e.dockerTry(append([]string{"rm", "-f"}, ids...)...) })
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	return ids
+}
+
 func containerIDs(recs []record) []string {
 	var ids []string
 	for _, r := range recs {
@@ -31,27 +63,8 @@ func TestWatcherBurst(t *testing.T) {
 	p.start(t)
 
 	const n = 50
-	ids := make([]string, n)
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out, err := e.dockerTry("run", "-d", "--stop-timeout", "1", "--name", fmt.Sprint("burst", i), "--network", "host", image, "sleep", "300")
-			if err != nil {
-				errs <- fmt.Errorf("docker run burst%d: %v: %s", i, err, out)
-			}
-			ids[i] = out
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	ids := startHostMode(t, e, n, func(i int) string { return fmt.Sprint("burst", i) })
 	sort.Strings(ids)
-	t.Cleanup(func() { e.dockerTry(append([]string{"rm", "-f"}, ids...)...) })
 
 	joins := func(r []record) []record { return filter(r, byEvent("host.join", "ok")) }
 	leaves := func(r []record) []record { return filter(r, byEvent("host.leave", "ok")) }

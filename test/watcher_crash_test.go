@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"sync"
 	"testing"
 	"time"
 )
@@ -29,21 +28,7 @@ func TestWatcherKill9AfterTheRecords(t *testing.T) {
 	p.watch = true
 	p.start(t)
 	const n = 12
-	ids := make([]string, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out, err := e.dockerTry("run", "-d", "--stop-timeout", "1", "--network", "host", image, "sleep", "300")
-			if err != nil {
-				t.Error(err, out)
-			}
-			ids[i] = out
-		}()
-	}
-	wg.Wait()
-	t.Cleanup(func() { e.dockerTry(append([]string{"rm", "-f"}, ids...)...) })
+	ids := startHostMode(t, e, n, nil)
 	for len(perContainer(readAudit(t, p.audit), "host.join")) < n {
 		time.Sleep(2 * time.Millisecond)
 	}
