@@ -25,6 +25,23 @@ func sealedDaemon(t *testing.T, dir, keyFile string) *daemon {
 	return startDaemon(t, dir, "--seal-key", keyFile, "--seal-epoch-records", "3", "--watch=false")
 }
 
+// sealingKeys makes a sealing key in dir with `hostpass audit keygen`:
+// initial.key, the auditor's copy, kept apart, and seal.key, the daemon's,
+// which evolves as the daemon seals.
+func sealingKeys(t *testing.T, dir string) (initial, daemonKey string) {
+	t.Helper()
+	initial, daemonKey = filepath.Join(dir, "initial.key"), filepath.Join(dir, "seal.key")
+	run(t, hostpassBin(t), "audit", "keygen", initial)
+	b, err := os.ReadFile(initial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(daemonKey, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return initial, daemonKey
+}
+
 func benchCalls(t *testing.T, d *daemon, calls int) {
 	t.Helper()
 	run(t, hostpassBin(t), "bench", "--socket", d.sock, "--calls", fmt.Sprint(calls), "--clients", "2")
@@ -57,11 +74,7 @@ func keyEpoch(t *testing.T, path string) uint64 {
 func TestSealedLogOnRealDocker(t *testing.T) {
 	e := newEngine(t)
 	e.loadBusybox(t)
-	initial := filepath.Join(e.dir, "initial.key")
-	run(t, hostpassBin(t), "audit", "keygen", initial)
-	daemonKey := filepath.Join(e.dir, "seal.key")
-	b, _ := os.ReadFile(initial)
-	os.WriteFile(daemonKey, b, 0o600)
+	initial, daemonKey := sealingKeys(t, e.dir)
 
 	p := newLegacyPlugin(t, e)
 	p.extra = []string{"--seal-key", daemonKey, "--seal-epoch-records", "3"}
@@ -91,11 +104,7 @@ func TestSealedLogOnRealDocker(t *testing.T) {
 func TestForgedLogFromTheLiveKeyDoesNotVerify(t *testing.T) {
 	hostpassBin(t)
 	dir := t.TempDir()
-	initial := filepath.Join(dir, "initial.key")
-	run(t, hostpassBin(t), "audit", "keygen", initial)
-	daemonKey := filepath.Join(dir, "seal.key")
-	b, _ := os.ReadFile(initial)
-	os.WriteFile(daemonKey, b, 0o600)
+	initial, daemonKey := sealingKeys(t, dir)
 
 	real := sealedDaemon(t, filepath.Join(dir, "real"), daemonKey)
 	benchCalls(t, real, 12)
@@ -109,7 +118,7 @@ func TestForgedLogFromTheLiveKeyDoesNotVerify(t *testing.T) {
 	}
 
 	stolen := filepath.Join(dir, "stolen.key")
-	b, _ = os.ReadFile(daemonKey)
+	b, _ := os.ReadFile(daemonKey)
 	os.WriteFile(stolen, b, 0o600)
 	forger := sealedDaemon(t, filepath.Join(dir, "forged"), stolen)
 	benchCalls(t, forger, 12)
@@ -131,11 +140,7 @@ func TestForgedLogFromTheLiveKeyDoesNotVerify(t *testing.T) {
 func TestLogWithoutItsOldestFilesVerifiesOnlyFromAGivenStart(t *testing.T) {
 	hostpassBin(t)
 	dir := t.TempDir()
-	initial := filepath.Join(dir, "initial.key")
-	run(t, hostpassBin(t), "audit", "keygen", initial)
-	daemonKey := filepath.Join(dir, "seal.key")
-	b, _ := os.ReadFile(initial)
-	os.WriteFile(daemonKey, b, 0o600)
+	initial, daemonKey := sealingKeys(t, dir)
 
 	d := sealedDaemon(t, dir, daemonKey)
 	benchCalls(t, d, 8)
