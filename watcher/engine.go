@@ -122,6 +122,11 @@ func (d *dockerEngine) newClient() (*apiClient, error) {
 	return &apiClient{c: c, raw: raw}, nil
 }
 
+func (a *apiClient) close() {
+	a.c.Close()
+	a.raw.CloseIdleConnections()
+}
+
 // Events first negotiates the API version with a new client: dockerd may
 // have been upgraded (20.10 to 29) or downgraded while hostpass ran, and
 // then refuses the version the old client settled on. A new client, not
@@ -131,7 +136,11 @@ func (d *dockerEngine) newClient() (*apiClient, error) {
 func (d *dockerEngine) Events(ctx context.Context, since time.Time) (<-chan Event, <-chan error) {
 	a, err := d.newClient()
 	if err == nil {
-		_, err = a.c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
+		if _, err = a.c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+			// Retried on every backoff while Docker is down or answers
+			// errors: close what each try opened.
+			a.close()
+		}
 	}
 	if err != nil {
 		errs := make(chan error, 1)
@@ -139,8 +148,7 @@ func (d *dockerEngine) Events(ctx context.Context, since time.Time) (<-chan Even
 		return nil, errs
 	}
 	if old := d.api.Swap(a); old != nil {
-		old.c.Close()
-		old.raw.CloseIdleConnections()
+		old.close()
 	}
 	f := make(client.Filters).
 		Add("type", string(events.NetworkEventType), string(events.ContainerEventType)).

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -391,5 +392,52 @@ func TestWatcherRenegotiatesWhenDockerChanges(t *testing.T) {
 				t.Errorf("event streams %q: want the first at %s, the last at %s", streams, c.from, c.to)
 			}
 		})
+	}
+}
+
+// While Docker answers its pings with errors, every retry of Events makes a
+// new client; each is closed, so the retries leave no connection open on
+// Docker's socket (before, each left its keep-alive connection behind).
+func TestEventsRetriesLeaveNoConnectionOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "docker.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var open atomic.Int64
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusInternalServerError)
+			w.Write([]byte(`{"message":"starting up"}`))
+		}),
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			switch s {
+			case http.StateNew:
+				open.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				open.Add(-1)
+			}
+		},
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+
+	d, err := NewDockerEngine(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tries = 20
+	for range tries {
+		if _, errs := d.Events(context.Background(), time.Time{}); <-errs == nil {
+			t.Fatal("Events: no error from an engine that answers every ping with 500")
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for open.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := open.Load(); n > 0 {
+		t.Errorf("%d connections still open on Docker's socket after %d failed subscriptions, want 0", n, tries)
 	}
 }
