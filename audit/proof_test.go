@@ -441,3 +441,81 @@ func TestTreeStoreWithoutGenesis(t *testing.T) {
 		t.Errorf("no store, no genesis: err = %v", err)
 	}
 }
+
+// BenchmarkBuildTree1M builds the tree over the 1,000,000-record log of
+// BenchmarkVerify1M, in memory: what verify --pubkey adds to Verify if it
+// reads the log again (one op is one whole log).
+func BenchmarkBuildTree1M(b *testing.B) {
+	files := genMillion(b)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		tr, err := BuildTree(files)
+		if err != nil || tr.Size() < 1_000_000 {
+			b.Fatal(tr.Size(), err)
+		}
+		b.ReportMetric(float64(tlog.StoredHashCount(tr.Size())*tlog.HashSize)/(1<<20), "MiB-hashes")
+	}
+}
+
+// BenchmarkOpenTree1M opens the tree store of the same log, intact: what a
+// daemon start costs with the store checked against the log.
+func BenchmarkOpenTree1M(b *testing.B) {
+	files := genMillion(b)
+	path := files[len(files)-1]
+	defer os.Remove(TreeStorePath(path))
+	tr, err := OpenTree(path) // writes the store
+	if err != nil {
+		b.Fatal(err)
+	}
+	tr.Close()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		tr, err := OpenTree(path)
+		if err != nil || tr.hashes.(*fileHashes).written != 0 {
+			b.Fatal(err)
+		}
+		tr.Close()
+	}
+}
+
+// joinLine is a join record's line with a four-link host view, as genLog
+// writes them (about 900 bytes).
+func joinLine(b *testing.B) []byte {
+	files := genLog(b, b.TempDir(), 1, "")
+	lines := bytes.Split(bytes.TrimSpace(must(os.ReadFile(files[len(files)-1]))), []byte{'\n'})
+	return lines[len(lines)-1]
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// BenchmarkTreeAppend is the cost one record adds to the log's commit when
+// the daemon keeps the tree: one op is one record appended to a tree with a
+// store (compare BenchmarkAppendGroupCommit's ns/op).
+func BenchmarkTreeAppend(b *testing.B) {
+	line := joinLine(b)
+	for _, store := range []bool{false, true} {
+		b.Run(fmt.Sprintf("store=%v", store), func(b *testing.B) {
+			tr := NewTree()
+			if store {
+				path := filepath.Join(b.TempDir(), "audit.jsonl")
+				var err error
+				if tr, err = OpenTree(path); err != nil {
+					b.Fatal(err)
+				}
+				defer tr.Close()
+			}
+			b.SetBytes(int64(len(line)))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := tr.Append(line); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
