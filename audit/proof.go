@@ -43,25 +43,38 @@ type hashStore interface {
 	close() error
 }
 
-// memHashes keeps the stored hashes in memory.
-type memHashes struct{ h []tlog.Hash }
+// memHashes keeps the stored hashes in memory, in chunks: growing one slice
+// of millions of hashes would copy it again and again.
+type memHashes struct {
+	chunks [][]tlog.Hash // each memChunk long but the last
+	n      int64
+}
+
+const memChunk = 1 << 16
 
 func (m *memHashes) ReadHashes(idx []int64) ([]tlog.Hash, error) {
 	out := make([]tlog.Hash, len(idx))
 	for i, x := range idx {
-		if x < 0 || x >= int64(len(m.h)) {
-			return nil, fmt.Errorf("stored hash %d is past the tree's %d", x, len(m.h))
+		if x < 0 || x >= m.n {
+			return nil, fmt.Errorf("stored hash %d is past the tree's %d", x, m.n)
 		}
-		out[i] = m.h[x]
+		out[i] = m.chunks[x/memChunk][x%memChunk]
 	}
 	return out, nil
 }
 
 func (m *memHashes) write(at int64, hs []tlog.Hash) error {
-	if at != int64(len(m.h)) {
-		return fmt.Errorf("stored hashes written at %d, not at the end (%d)", at, len(m.h))
+	if at != m.n {
+		return fmt.Errorf("stored hashes written at %d, not at the end (%d)", at, m.n)
 	}
-	m.h = append(m.h, hs...)
+	for _, h := range hs {
+		if m.n%memChunk == 0 {
+			m.chunks = append(m.chunks, make([]tlog.Hash, 0, memChunk))
+		}
+		last := len(m.chunks) - 1
+		m.chunks[last] = append(m.chunks[last], h)
+		m.n++
+	}
 	return nil
 }
 
@@ -94,7 +107,7 @@ func (t *Tree) appendHashes(leaves []tlog.Hash) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	base := tlog.StoredHashCount(t.n)
-	r := &pending{store: t.hashes, base: base}
+	r := &pending{store: t.hashes, base: base, hs: make([]tlog.Hash, 0, 2*len(leaves)+64)}
 	n := t.n
 	for _, h := range leaves {
 		hs, err := tlog.StoredHashesForRecordHash(n, h, r)
