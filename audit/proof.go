@@ -107,7 +107,7 @@ func (t *Tree) appendHashes(leaves []tlog.Hash) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	base := tlog.StoredHashCount(t.n)
-	r := &pending{store: t.hashes, base: base, hs: make([]tlog.Hash, 0, 2*len(leaves)+64)}
+	r := &pending{store: t.hashes, base: base, hs: make([]tlog.Hash, 0, tlog.StoredHashCount(t.n+int64(len(leaves)))-base)}
 	n := t.n
 	for _, h := range leaves {
 		hs, err := tlog.StoredHashesForRecordHash(n, h, r)

@@ -498,25 +498,32 @@ func must[T any](v T, err error) T {
 }
 
 // BenchmarkTreeAppend is the cost one record adds to the log's commit when
-// the daemon keeps the tree: one op is one record appended to a tree with a
-// store (compare BenchmarkAppendGroupCommit's ns/op).
+// the daemon keeps the tree: one op is one record appended to the tree, in
+// memory or with a store, alone or in a group commit of 64 lines (compare
+// BenchmarkAppendGroupCommit's ns/op).
 func BenchmarkTreeAppend(b *testing.B) {
 	line := joinLine(b)
-	for _, store := range []bool{false, true} {
-		b.Run(fmt.Sprintf("store=%v", store), func(b *testing.B) {
+	group := make([][]byte, 64)
+	for i := range group {
+		group[i] = line
+	}
+	for _, c := range []struct {
+		store bool
+		group int
+	}{{false, 1}, {true, 1}, {true, 64}} {
+		b.Run(fmt.Sprintf("store=%v/group=%d", c.store, c.group), func(b *testing.B) {
 			tr := NewTree()
-			if store {
-				path := filepath.Join(b.TempDir(), "audit.jsonl")
+			if c.store {
 				var err error
-				if tr, err = OpenTree(path); err != nil {
+				if tr, err = OpenTree(filepath.Join(b.TempDir(), "audit.jsonl")); err != nil {
 					b.Fatal(err)
 				}
 				defer tr.Close()
 			}
 			b.SetBytes(int64(len(line)))
 			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if err := tr.Append(line); err != nil {
+			for i := 0; i < b.N; i += c.group {
+				if err := tr.Append(group[:min(c.group, b.N-i)]...); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -130,7 +130,7 @@ func (t *Tree) reconcile(leaves []tlog.Hash) error {
 	if s.have <= base {
 		return t.appendHashes(leaves)
 	}
-	r := &pending{store: s, base: base, hs: make([]tlog.Hash, 0, 2*len(leaves)+64)}
+	r := &pending{store: s, base: base, hs: make([]tlog.Hash, 0, tlog.StoredHashCount(t.n+int64(len(leaves)))-base)}
 	n := t.n
 	for _, h := range leaves {
 		hs, err := tlog.StoredHashesForRecordHash(n, h, r)
