@@ -421,6 +421,53 @@ func TestTreeStoreAppend(t *testing.T) {
 	if written != 0 || rootOf(t, tr) != want {
 		t.Errorf("reopened: wrote %d hashes, root %x; want 0, %x", written, rootOf(t, tr), want)
 	}
+	// Proofs read from the store are the ones the lines give.
+	mem := treeOf(t, lines)
+	for n := int64(1); n <= tr.Size(); n++ {
+		for i := int64(0); i < n; i++ {
+			got, err1 := tr.ProveRecord(n, i)
+			want, err2 := mem.ProveRecord(n, i)
+			if err1 != nil || err2 != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("record %d in %d: store %v (%v), memory %v (%v)", i+1, n, got, err1, want, err2)
+			}
+			got2, err1 := tr.ProveTree(n, i+1)
+			want2, err2 := mem.ProveTree(n, i+1)
+			if err1 != nil || err2 != nil || fmt.Sprint(got2) != fmt.Sprint(want2) {
+				t.Fatalf("%d ⊑ %d: store %v (%v), memory %v (%v)", i+1, n, got2, err1, want2, err2)
+			}
+		}
+	}
+}
+
+// TestTreeConcurrent: appends, roots and proofs from many goroutines (run
+// with -race).
+func TestTreeConcurrent(t *testing.T) {
+	lines := recordLines(64)
+	tr := NewTree()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, l := range lines {
+			if err := tr.Append(l); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for range 100 {
+		if n := tr.Size(); n > 0 {
+			if _, err := tr.ProveRecord(n, n-1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := tr.Root(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	if rootOf(t, tr) != mth(lines) {
+		t.Error("root after concurrent use is not the lines' root")
+	}
 }
 
 // TestTreeStoreWithoutGenesis: once the oldest file is removed, the leaves

@@ -123,7 +123,8 @@ func OpenTree(logPath string) (*Tree, error) {
 
 // reconcile adds leaves to a tree whose store may hold them already: what
 // the store holds is kept where it matches what the leaves give, and cut
-// at the first stored hash that does not.
+// at the first stored hash that does not. OpenTree calls it before the tree
+// is shared, so it takes no lock.
 func (t *Tree) reconcile(leaves []tlog.Hash) error {
 	s := t.hashes.(*fileHashes)
 	base := tlog.StoredHashCount(t.n)
