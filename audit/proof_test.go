@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -505,6 +506,11 @@ func BenchmarkBuildTree1M(b *testing.B) {
 			b.Fatal(tr.Size(), err)
 		}
 		b.ReportMetric(float64(tlog.StoredHashCount(tr.Size())*tlog.HashSize)/(1<<20), "MiB-hashes")
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "MiB-heap-with-tree")
+		runtime.KeepAlive(tr)
 	}
 }
 
