@@ -45,14 +45,13 @@ func OpenCheckpoint(msg []byte, verifiers note.Verifiers, origin string) (size i
 	n, err := note.Open(msg, verifiers)
 	var unverified *note.UnverifiedNoteError
 	var invalid *note.InvalidSignatureError
-	var unknown *note.UnknownVerifierError
 	switch {
 	case errors.As(err, &unverified):
 		return 0, tlog.Hash{}, fmt.Errorf("checkpoint refused: it is signed by %s, no key of this log's chain", sigNames(unverified.Note.UnverifiedSigs))
 	case errors.As(err, &invalid):
 		return 0, tlog.Hash{}, fmt.Errorf("checkpoint refused: the signature by %s+%08x does not verify: its origin, size or root hash was changed after signing", invalid.Name, invalid.Hash)
-	case errors.As(err, &unknown):
-		return 0, tlog.Hash{}, fmt.Errorf("checkpoint refused: %v", err)
+	case err != nil && err.Error() != "malformed note":
+		return 0, tlog.Hash{}, fmt.Errorf("checkpoint refused: %w", err) // the verifiers' own error
 	case err != nil:
 		return 0, tlog.Hash{}, fmt.Errorf("checkpoint refused: it is not a signed note (%v); a checkpoint is the lines origin, size and root hash, a blank line and signature lines", err)
 	}
