@@ -387,6 +387,14 @@ func ReadSignKeyFile(path string) (*SignKey, error) {
 		}
 		k.cert = []byte(cert)
 	}
+	// json.Unmarshal matches member names in any case and base64 ignores
+	// a seed's padding bits: only the bytes hostpass writes are taken.
+	canon := signKeyFileBytes(k)
+	defer wipe(canon)
+	if !bytes.Equal(canon, b) {
+		k.Wipe()
+		return nil, damaged("its bytes are not those hostpass writes for its contents (a member name, the order, spacing or an encoding was changed)")
+	}
 	return k, nil
 }
 

@@ -337,3 +337,38 @@ func BenchmarkStepSignKeyFile(b *testing.B) {
 		}
 	}
 }
+
+// TestDamagedSignKeyFileIsNeverUsed: a key file cut at any byte, or with
+// any one bit of any byte flipped, is refused; none reads as a key.
+func TestDamagedSignKeyFileIsNeverUsed(t *testing.T) {
+	path, _, _, _ := newChain(t, 1)
+	good, _ := os.ReadFile(path)
+	var damaged [][]byte
+	for i := range good {
+		damaged = append(damaged, good[:i])
+		for bit := 0; bit < 8; bit++ {
+			b := append([]byte(nil), good...)
+			b[i] ^= 1 << bit
+			damaged = append(damaged, b)
+		}
+	}
+	for _, b := range damaged {
+		os.WriteFile(path, b, 0o600)
+		if k, err := ReadSignKeyFile(path); err == nil {
+			t.Fatalf("damaged key file read as the key of epoch %d: %q", k.Epoch(), b)
+		} else if !strings.HasPrefix(err.Error(), "signing key file "+path+" is damaged") {
+			t.Fatalf("damaged key file refused with %q, want the damaged-file text", err)
+		}
+	}
+}
+
+// TestParseSignPubRefusesOtherKeys: a verifier key whose name is not a
+// hostpass epoch key's is refused.
+func TestParseSignPubRefusesOtherKeys(t *testing.T) {
+	_, vkey, err := note.GenerateKey(nil, "sum.golang.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ParseSignPub([]byte(vkey + "\n"))
+	wantErr(t, err, `verifier key refused: key name "sum.golang.org" is not a hostpass epoch key name: one is hostpass/<host>/<16 hex digits>/e<epoch>`)
+}
