@@ -29,7 +29,8 @@ import (
 
 // SignKey is one epoch's signing key. It is a note.Signer; unlike the one
 // note.NewSigner returns, its private key bytes are ours, so Wipe can zero
-// them.
+// them. One goroutine owns a SignKey (the committer): Sign and Wipe are not
+// meant to race.
 type SignKey struct {
 	origin string
 	epoch  uint64
