@@ -1,0 +1,164 @@
+package audit
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+// The public side of forward-secure signing: epoch key names, key
+// certifications and the walk from FILE.pub through them. Like verify, it
+// depends on nothing of the writer: an auditor runs it on a laptop.
+
+// originRE is an origin hostpass makes: hostpass/<host>/<16 hex digits of
+// log ID>.
+var originRE = regexp.MustCompile(`^hostpass/[A-Za-z0-9][A-Za-z0-9._-]{0,62}/[0-9a-f]{16}$`)
+
+// epochKeyName is the key name of an epoch: <origin>/e<N>. Names differ per
+// epoch because note tells keys apart by name and a 32-bit hash, and 32 bits
+// collide among tens of thousands of epochs of one name.
+func epochKeyName(origin string, epoch uint64) string {
+	return origin + "/e" + strconv.FormatUint(epoch, 10)
+}
+
+// splitKeyName is epochKeyName's inverse.
+func splitKeyName(name string) (origin string, epoch uint64, err error) {
+	i := strings.LastIndex(name, "/e")
+	if i >= 0 {
+		origin = name[:i]
+		epoch, err = strconv.ParseUint(name[i+2:], 10, 64)
+	}
+	if i < 0 || err != nil || !originRE.MatchString(origin) || epochKeyName(origin, epoch) != name {
+		return "", 0, fmt.Errorf("key name %q is not a hostpass epoch key name: one is hostpass/<host>/<16 hex digits>/e<epoch>", name)
+	}
+	return origin, epoch, nil
+}
+
+// certHeader is the first line of a key certification. It keeps a
+// certification from ever parsing as a checkpoint (whose first line is an
+// origin), though the same key signs both.
+const certHeader = "hostpass key certification v1"
+
+// certText is the text of the certification of epoch's key vkey.
+func certText(origin string, epoch uint64, vkey string) string {
+	return fmt.Sprintf("%s\norigin %s\nepoch %d\nkey %s\n", certHeader, origin, epoch, vkey)
+}
+
+// parseCertText reads a certification's text, unverified.
+func parseCertText(text string) (origin string, epoch uint64, vkey string, err error) {
+	lines := strings.Split(text, "\n")
+	ok := len(lines) == 5 && lines[0] == certHeader && lines[4] == "" &&
+		strings.HasPrefix(lines[1], "origin ") && strings.HasPrefix(lines[2], "epoch ") && strings.HasPrefix(lines[3], "key ")
+	if ok {
+		origin, vkey = lines[1][len("origin "):], lines[3][len("key "):]
+		epoch, err = strconv.ParseUint(lines[2][len("epoch "):], 10, 64)
+		ok = err == nil && certText(origin, epoch, vkey) == text
+	}
+	if !ok {
+		return "", 0, "", fmt.Errorf("its text is not a hostpass key certification: one is the lines %q, \"origin <origin>\", \"epoch <N>\", \"key <verifier key>\"", certHeader)
+	}
+	return origin, epoch, vkey, nil
+}
+
+// ParseSignPub reads a verifier key (FILE.pub's text): one line in note
+// verifier format, name+hash+base64. It holds no private key, so nothing
+// read from it can sign.
+func ParseSignPub(text []byte) (note.Verifier, error) {
+	line := strings.TrimSuffix(string(text), "\n")
+	if strings.Contains(line, "\n") || strings.HasPrefix(line, "PRIVATE+KEY+") {
+		return nil, errors.New("verifier key refused: a verifier key file holds one line, name+hash+base64, as `hostpass audit keygen --sign FILE` writes to FILE.pub, and never a private key")
+	}
+	v, err := note.NewVerifier(line)
+	if err != nil {
+		return nil, fmt.Errorf("verifier key refused (%v): one is name+hash+base64, as `hostpass audit keygen --sign FILE` writes to FILE.pub", err)
+	}
+	if _, _, err := splitKeyName(v.Name()); err != nil {
+		return nil, fmt.Errorf("verifier key refused: %w", err)
+	}
+	return v, nil
+}
+
+// ReadSignPub reads a verifier key file (FILE.pub).
+func ReadSignPub(path string) (note.Verifier, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	v, err := ParseSignPub(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return v, nil
+}
+
+// VerifyKeyChain walks the key certifications from epoch 0's verifier key
+// (FILE.pub): certs[i] must certify epoch i+1's key, signed by epoch i's.
+// It returns the verifier of every epoch, indexed by epoch.
+func VerifyKeyChain(pub note.Verifier, certs [][]byte) ([]note.Verifier, error) {
+	origin, epoch, err := splitKeyName(pub.Name())
+	if err != nil {
+		return nil, err
+	}
+	if epoch != 0 {
+		return nil, fmt.Errorf("key %s is the key of epoch %d: the chain starts from epoch 0's verifier key, FILE.pub", pub.Name(), epoch)
+	}
+	chain := []note.Verifier{pub}
+	for i, cert := range certs {
+		prev := chain[i]
+		want := uint64(i) + 1
+		n, err := note.Open(cert, note.VerifierList(prev))
+		var unverified *note.UnverifiedNoteError
+		var invalid *note.InvalidSignatureError
+		switch {
+		case errors.As(err, &unverified):
+			n = unverified.Note
+		case errors.As(err, &invalid):
+			return nil, fmt.Errorf("key certification of epoch %d: the signature by %s does not verify: the certification was changed after signing", want, prev.Name())
+		case err != nil:
+			return nil, fmt.Errorf("key certification of epoch %d is not a signed note (%v)", want, err)
+		}
+		cOrigin, cEpoch, vkey, err := parseCertText(n.Text)
+		if err != nil {
+			return nil, fmt.Errorf("key certification of epoch %d: %v", want, err)
+		}
+		if cOrigin != origin {
+			return nil, fmt.Errorf("key certification of epoch %d is for log %s, not %s", want, cOrigin, origin)
+		}
+		if cEpoch != want {
+			return nil, fmt.Errorf("key certification %d certifies epoch %d where epoch %d comes next: a certification is missing, repeated or out of order", i+1, cEpoch, want)
+		}
+		if unverified != nil {
+			return nil, fmt.Errorf("key certification of epoch %d is not signed by %s, the key of epoch %d, but by %s: it is forged, or belongs to another chain", want, prev.Name(), i, sigNames(unverified.Note.UnverifiedSigs))
+		}
+		v, err := note.NewVerifier(vkey)
+		if err != nil {
+			return nil, fmt.Errorf("key certification of epoch %d: its key %q is not a verifier key (%v)", want, vkey, err)
+		}
+		if v.Name() != epochKeyName(origin, want) {
+			return nil, fmt.Errorf("key certification of epoch %d names key %s, not %s", want, v.Name(), epochKeyName(origin, want))
+		}
+		chain = append(chain, v)
+	}
+	return chain, nil
+}
+
+// sigNames lists the keys that signed a note, as name+hash.
+func sigNames(sigs []note.Signature) string {
+	var b bytes.Buffer
+	for i, s := range sigs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s+%08x", s.Name, s.Hash)
+	}
+	if b.Len() == 0 {
+		return "no key"
+	}
+	return b.String()
+}
