@@ -39,7 +39,28 @@ const (
 	EpochEnd Event = "audit.epoch"     // the sealing key evolves: epoch ends here
 	TornTail Event = "audit.torn_tail" // a crash left a partial line; it was set aside
 	Lost     Event = "audit.lost"      // records that could not be kept during an outage
+
+	// Issue 10. Each joins its writer's list below (LogEvents, WatcherEvents)
+	// and docs/audit.schema.json's event enum when its writer is built.
+	Checkpoint Event = "audit.checkpoint" // a signed checkpoint of the tree of the records before it
+	Restart    Event = "audit.restart"    // the daemon started on a log that has records: where it ended, clean or not
+	Stop       Event = "audit.stop"       // the daemon stopped cleanly: the last record it wrote
+	WatchGap   Event = "watch.gap"        // a window in which the watcher was not following Docker's events
 )
+
+// Why an audit.checkpoint was written, its record's "checkpoint_reason".
+const (
+	CheckpointStart     = "start"     // the daemon started
+	CheckpointRecords   = "records"   // N records since the last checkpoint
+	CheckpointInterval  = "interval"  // T since the last checkpoint, with records written since
+	CheckpointHeartbeat = "heartbeat" // idle: nothing written for the heartbeat interval
+	CheckpointEpoch     = "epoch"     // the signing epoch ends: the last checkpoint under its key
+	CheckpointStop      = "stop"      // a clean stop
+)
+
+// CheckpointReasons lists every "checkpoint_reason", as docs/audit.md and
+// docs/audit.schema.json list them.
+var CheckpointReasons = []string{CheckpointStart, CheckpointRecords, CheckpointInterval, CheckpointHeartbeat, CheckpointEpoch, CheckpointStop}
 
 // Outcome is whether a call was served.
 type Outcome string
@@ -130,6 +151,24 @@ type LostRecords struct {
 	Last    time.Time `json:"last"`
 }
 
+// LogEnd is the last record of a log as a restarted daemon found it.
+type LogEnd struct {
+	Seq   uint64    `json:"seq"`
+	Hash  string    `json:"hash"`
+	Time  time.Time `json:"time"`
+	Event Event     `json:"event"`
+}
+
+// Gap is a window in which the watcher did not follow Docker's events.
+// Covered: Docker's replay of its events from From (or the watcher's
+// reconciliation with the running containers) is known to cover the
+// whole window.
+type Gap struct {
+	From    time.Time `json:"from"`
+	To      time.Time `json:"to"`
+	Covered bool      `json:"covered"`
+}
+
 // ContainerRef names a container another record is about.
 type ContainerRef struct {
 	ID   string `json:"id"`
@@ -213,12 +252,28 @@ type Record struct {
 	// the log was unwritable (see Options.MaxKept).
 	Lost *LostRecords `json:"lost,omitempty"`
 
+	// Checkpoint: on audit.checkpoint, the signed checkpoint (a C2SP signed
+	// note, whole) of the Merkle tree of every record before this one, and
+	// CheckpointReason why it was written (one of CheckpointReasons).
+	// KeyCert: on audit.epoch of a signed log, the next epoch's signing key
+	// certified by this epoch's key (a signed note).
+	Checkpoint       string `json:"checkpoint,omitempty"`
+	CheckpointReason string `json:"checkpoint_reason,omitempty"`
+	KeyCert          string `json:"key_cert,omitempty"`
+	// LogEnd and CleanStop: on audit.restart, the log's last record when
+	// the daemon started, and whether the daemon that wrote it stopped
+	// cleanly (its last record is audit.stop).
+	LogEnd    *LogEnd `json:"log_end,omitempty"`
+	CleanStop *bool   `json:"clean_stop,omitempty"`
+	// Gap: on watch.gap, the window the watcher was not following events.
+	Gap *Gap `json:"gap,omitempty"`
+
 	// Truncated names the fields the log cut to keep the record under
 	// MaxRecord bytes (bound.go): a cut string ends in "…", a cut list or
 	// map lost its last entries.
 	Truncated []string `json:"truncated,omitempty"`
 
-	// The chain (see chain.go). Epoch is set in sealed logs only; NextEpoch
+	// The chain (see chain.go). Epoch is set in sealed and signed logs only; NextEpoch
 	// only on audit.epoch records. Hash is always the line's last member.
 	Epoch     *uint64 `json:"epoch,omitempty"`
 	NextEpoch *uint64 `json:"next_epoch,omitempty"`
