@@ -76,7 +76,7 @@ const (
 // against docs/audit.schema.json (audit/schematest).
 var (
 	DriverEvents  = []Event{NetworkCreate, NetworkDelete, EndpointCreate, EndpointJoin, EndpointLeave, EndpointDelete}
-	WatcherEvents = []Event{EndpointAttribute, HostJoin, HostLeave, PolicyViolation, ContainerUnplaced}
+	WatcherEvents = []Event{EndpointAttribute, HostJoin, HostLeave, PolicyViolation, ContainerUnplaced, WatchGap}
 	LogEvents     = []Event{HostView, EpochEnd, TornTail, Lost}
 
 	// Events is every event kind.

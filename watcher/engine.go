@@ -39,6 +39,11 @@ type Engine interface {
 	// Died returns the time of the first die event of container id at or
 	// after since that Docker still remembers, or the zero time.
 	Died(ctx context.Context, id string, since time.Time) (time.Time, error)
+	// Remembers reports whether Docker's event history still holds an
+	// event that Events streams, timed at exactly at: the last event the
+	// watcher handled, which tells whether a replay from at held every
+	// event since (gap.go).
+	Remembers(ctx context.Context, at time.Time) (bool, error)
 	// Running lists the IDs of the running containers.
 	Running(ctx context.Context) ([]string, error)
 	Stop(ctx context.Context, id string) error
@@ -150,15 +155,19 @@ func (d *dockerEngine) Events(ctx context.Context, since time.Time) (<-chan Even
 	if old := d.api.Swap(a); old != nil {
 		old.close()
 	}
-	f := make(client.Filters).
-		Add("type", string(events.NetworkEventType), string(events.ContainerEventType)).
-		Add("event", "connect", "disconnect", "start", "die")
-	opts := client.EventsListOptions{Filters: f}
+	opts := client.EventsListOptions{Filters: followed()}
 	if !since.IsZero() {
 		opts.Since = dockerTime(since)
 	}
 	r := a.c.Events(ctx, opts)
 	return relay(ctx, r.Messages, r.Err)
+}
+
+// followed selects the events the watcher follows.
+func followed() client.Filters {
+	return make(client.Filters).
+		Add("type", string(events.NetworkEventType), string(events.ContainerEventType)).
+		Add("event", "connect", "disconnect", "start", "die")
 }
 
 // relay hands Docker's messages on as Events, in order, until the stream
@@ -217,6 +226,26 @@ func (d *dockerEngine) Died(ctx context.Context, id string, since time.Time) (ti
 			return time.Time{}, nil
 		}
 		return time.Time{}, err
+	}
+}
+
+// Remembers asks Docker's history for the followed events from at to at:
+// with until in the past, Docker sends what its history holds and ends the
+// stream.
+func (d *dockerEngine) Remembers(ctx context.Context, at time.Time) (bool, error) {
+	r := d.api.Load().c.Events(ctx, client.EventsListOptions{Filters: followed(), Since: dockerTime(at), Until: dockerTime(at)})
+	for {
+		select {
+		case m := <-r.Messages:
+			if m.TimeNano == at.UnixNano() {
+				return true, nil
+			}
+		case err := <-r.Err:
+			if errors.Is(err, io.EOF) {
+				return false, nil
+			}
+			return false, err
+		}
 	}
 }
 

@@ -75,8 +75,11 @@ func (w *Watcher) write(ctx context.Context, rec audit.Record, networkID string,
 			return nil
 		}
 		if wait == minBackoff {
-			w.cfg.Log.WithError(err).WithField("event", rec.Event).WithField("container", rec.Container.ID).
-				Error("watcher: the audit log cannot take the record; offering it again until it can, and holding this container's later events")
+			l := w.cfg.Log.WithError(err).WithField("event", rec.Event)
+			if rec.Container != nil {
+				l = l.WithField("container", rec.Container.ID)
+			}
+			l.Error("watcher: the audit log cannot take the record; offering it again until it can, and holding this container's later events")
 		}
 		select {
 		case <-ctx.Done():

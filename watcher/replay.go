@@ -18,12 +18,18 @@ func (w *Watcher) replayLog() error {
 	w.mu.Lock()
 	since := w.state.AuditSince
 	w.mu.Unlock()
-	events := []audit.Event{audit.HostJoin, audit.HostLeave, audit.EndpointAttribute, audit.PolicyViolation, audit.ContainerUnplaced}
 	var attributes []audit.Record
 	violated := map[string]bool{} // container@endpoint
 	var recs []audit.Record
-	err := audit.Replay(w.cfg.Audit.Path(), since, events, func(r audit.Record) error {
-		if r.Container != nil && r.Host == w.cfg.Host {
+	var last time.Time // of the watcher's last record: it was following then (gap.go)
+	err := audit.Replay(w.cfg.Audit.Path(), since, audit.WatcherEvents, func(r audit.Record) error {
+		if r.Host != w.cfg.Host {
+			return nil
+		}
+		if r.Time.After(last) {
+			last = r.Time
+		}
+		if r.Container != nil {
 			recs = append(recs, r)
 		}
 		return nil
@@ -33,6 +39,7 @@ func (w *Watcher) replayLog() error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.recordedAt(last)
 	for _, r := range recs {
 		id := r.Container.ID
 		switch r.Event {

@@ -24,6 +24,10 @@ func TestRecordsValidateAgainstTheSchema(t *testing.T) {
 		h.handle(ctx, Event{Time: t0, Type: "network", Action: "connect", NetworkID: hpNet, ContainerID: "bad"})
 		h.fake.set(newContainer("yshare", "yshare", "busybox", true, "container:xgone"))
 		h.handle(ctx, startEvent("yshare", t0))
+		h.fake.publish(t0)
+		h.w.gap = openGap{from: t0, why: "Docker's event stream broke (EOF)"}
+		h.w.resumedFollowing(ctx, t0)
+		h.w.lanes.wait()
 
 		seen := schematest.Check(t, schematest.Lines(t, h.path))
 		schematest.Covers(t, seen, audit.WatcherEvents)

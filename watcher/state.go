@@ -34,6 +34,11 @@ type state struct {
 	// Unplaced: running containers recorded as container.unplaced, so that
 	// a reconnect does not record them again.
 	Unplaced map[string]bool `json:"unplaced,omitempty"`
+	// Following: the watcher was following Docker's events at this save,
+	// and Followed is the save's time; else Followed is the start of the
+	// window, not recorded yet, in which it was not (gap.go).
+	Following bool      `json:"following,omitempty"`
+	Followed  time.Time `json:"followed,omitempty"`
 
 	// early holds disconnects seen before their connect (out of order);
 	// not saved: a replay brings both again.

@@ -76,6 +76,13 @@ type Watcher struct {
 	sharers map[string]map[string]bool
 	// replayed: the audit log's records after AuditSince are in state.
 	replayed bool
+	// following: the watcher follows Docker's events, and no window in
+	// which it did not is left unrecorded. gap: the window not recorded
+	// yet, if any; gapFromSave: its from is the previous run's last save
+	// while following, which its later records may move (gap.go).
+	following   bool
+	gap         openGap
+	gapFromSave bool
 
 	lanes    *lanes
 	progress *progress
@@ -96,8 +103,10 @@ func New(cfg Config) (*Watcher, error) {
 	if err != nil {
 		return nil, err
 	}
+	g, fromSave := gapAtStart(st)
 	return &Watcher{
 		cfg: cfg, state: st, inflight: map[time.Time]int{}, sharers: map[string]map[string]bool{},
+		gap: g, gapFromSave: fromSave,
 		lanes: newLanes(concurrency), progress: newProgress(st.Since), dirty: make(chan struct{}, 1),
 		saveEvery: saveEvery, maxBacklog: maxBacklog, callTimeout: callTimeout, inspectTries: inspectTries,
 	}, nil
@@ -148,10 +157,14 @@ func (w *Watcher) connect(ctx context.Context, said bool) error {
 	// No Docker call is in flight here: the last connect waited for its
 	// reconcile and its lanes. Events relies on it to renegotiate the API
 	// version.
-	events, errs := w.cfg.Engine.Events(sub, w.progress.Since())
+	since := w.progress.Since()
+	events, errs := w.cfg.Engine.Events(sub, since)
 	reconciled, reconcileDone := make(chan error, 1), make(chan struct{})
 	go func() { reconciled <- w.reconcile(sub); close(reconcileDone) }()
-	held, err := w.follow(ctx, sub, events, errs, reconciled, said)
+	held, err := w.follow(ctx, sub, events, errs, reconciled, said, since)
+	if ctx.Err() == nil {
+		w.stoppedFollowing(err)
+	}
 	if held != nil && <-reconciled == nil {
 		// The stream ended before reconcile did; the events read are
 		// handled all the same.
@@ -183,7 +196,10 @@ type read struct {
 // Docker drops a subscriber that falls 1024 events behind for 100 ms.
 // Events read before reconcile is done are held, then handed on. They are
 // handled under ctx, which outlives the subscription's sub.
-func (w *Watcher) follow(ctx, sub context.Context, events <-chan Event, errs <-chan error, reconciled <-chan error, said bool) (held []read, err error) {
+//
+// Once reconciled, the watcher follows again: the window in which it did not,
+// if any, is recorded (gap.go). since is where the subscription replays from.
+func (w *Watcher) follow(ctx, sub context.Context, events <-chan Event, errs <-chan error, reconciled <-chan error, said bool, since time.Time) (held []read, err error) {
 	for {
 		select {
 		case e, ok := <-events:
@@ -209,6 +225,7 @@ func (w *Watcher) follow(ctx, sub context.Context, events <-chan Event, errs <-c
 				w.cfg.Log.Info("watcher: connected to Docker; events replayed and running containers reconciled")
 			}
 			reconciled = nil
+			w.resumedFollowing(ctx, since)
 			for _, r := range held {
 				w.dispatch(ctx, r.e, r.m)
 			}
@@ -266,11 +283,15 @@ func (w *Watcher) changed() {
 }
 
 // saver writes the state when it changed, at most once per saveEvery: an
-// fsynced write per event would cap the event rate.
+// fsynced write per event would cap the event rate; and every followedEvery,
+// so that the saved moment of following is never older than that (gap.go).
 func (w *Watcher) saver(ctx context.Context) {
+	tick := time.NewTicker(followedEvery)
+	defer tick.Stop()
 	for {
 		select {
 		case <-w.dirty:
+		case <-tick.C:
 		case <-ctx.Done():
 			return
 		}
@@ -291,6 +312,14 @@ func (w *Watcher) save() {
 	w.mu.Lock()
 	w.state.Since = w.progress.Since()
 	w.state.AuditSince = time.Now().UTC()
+	// Following, now is a moment the watcher knows it followed; not
+	// following, the open window's from is kept for the next start.
+	w.state.Following = w.following
+	if w.following {
+		w.state.Followed = w.state.AuditSince
+	} else if !w.gap.from.IsZero() {
+		w.state.Followed = w.gap.from
+	}
 	for t := range w.inflight {
 		if t.Before(w.state.AuditSince) {
 			w.state.AuditSince = t

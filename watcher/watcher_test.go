@@ -40,6 +40,49 @@ type fakeEngine struct {
 	died map[string]time.Time
 	// stopErr: Stop fails with it, as when Docker cannot stop a container.
 	stopErr error
+	// history: the times of the events Docker's history holds, oldest
+	// first, at most historySize (see publish); remembersErr: Remembers
+	// fails with it.
+	history      []time.Time
+	remembersErr error
+	// down: Running fails, as while dockerd is stopped.
+	down bool
+}
+
+// historySize is how many events dockerd keeps for replays: eventsLimit in
+// moby's daemon/events/events.go, 256 in dockerd 20.10 and Docker 29.
+const historySize = 256
+
+// publish notes that Docker logged an event at at (of any kind: the
+// history is not filtered), forgetting the oldest past historySize.
+func (f *fakeEngine) publish(at time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.history = append(f.history, at)
+	if len(f.history) > historySize {
+		f.history = f.history[len(f.history)-historySize:]
+	}
+}
+
+// forget empties the history, as a dockerd restart does.
+func (f *fakeEngine) forget() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.history = nil
+}
+
+func (f *fakeEngine) Remembers(_ context.Context, at time.Time) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.remembersErr != nil {
+		return false, f.remembersErr
+	}
+	for _, t := range f.history {
+		if t.Equal(at) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // stream is one subscription: the test sends on events what Docker would
@@ -184,6 +227,9 @@ func (f *fakeEngine) Running(context.Context) ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lists++
+	if f.down {
+		return nil, errors.New("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?")
+	}
 	var ids []string
 	for id, c := range f.containers {
 		if c.Running {
@@ -254,6 +300,11 @@ type harness struct {
 	// engine: what the watcher talks to, when not fake (NewDockerEngine
 	// over a fakeDocker).
 	engine Engine
+	// gaps: records lists watch.gap records too. The tests that break the
+	// stream to wait for the watcher (settle) leave them out: the record
+	// of that window is written after the next subscription, and its
+	// tests are in gap_test.go.
+	gaps bool
 }
 
 func newHarness(t testing.TB, policy string, stop bool) *harness {
@@ -346,8 +397,8 @@ func (h *harness) records() []audit.Record {
 	for sc.Scan() {
 		var r audit.Record
 		json.Unmarshal(sc.Bytes(), &r)
-		if r.Event == audit.HostView {
-			continue // the log's record of the view a host.join names
+		if r.Event == audit.HostView || r.Event == audit.WatchGap && !h.gaps {
+			continue // the log's record of the view a host.join names; the windows of reconnects (gap_test.go)
 		}
 		out = append(out, r)
 	}
