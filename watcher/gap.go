@@ -116,6 +116,7 @@ func (w *Watcher) resumedFollowing(ctx context.Context, since time.Time) {
 	if g.from.IsZero() {
 		w.following = true
 		w.mu.Unlock()
+		w.changed()
 		return
 	}
 	w.mu.Unlock()

@@ -1,8 +1,11 @@
 package watcher
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -122,6 +125,20 @@ func TestGapAfterTheStreamBreaks(t *testing.T) {
 	}
 }
 
+// waitSaved waits until the saved state is as ok wants it.
+func (h *harness) waitSaved(what string, ok func(state) bool) {
+	h.t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var st state
+		if b, err := os.ReadFile(filepath.Join(h.dir, stateFile)); err == nil && json.Unmarshal(b, &st) == nil && ok(st) {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("the state was not saved %s", what)
+		}
+	}
+}
+
 // recordsWithGaps is records with the watch.gap records.
 func (h *harness) recordsWithGaps() []audit.Record {
 	h.gaps = true
@@ -187,11 +204,7 @@ func TestGapAcrossACrashStartsAtTheLastRecord(t *testing.T) {
 	s := <-h.fake.streams
 	h.fake.listed(t, 1)
 	h.send(s, Event{Time: t0, Type: "container", Action: "start", ContainerID: "c1"})
-	for deadline := time.Now().Add(5 * time.Second); !h.savedState().Following; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the state was not saved as following")
-		}
-	}
+	h.waitSaved("following, with since at the event", func(st state) bool { return st.Following && st.Since.Equal(t0) })
 	stale := h.stateBytes()
 	time.Sleep(50 * time.Millisecond)
 	h.fake.set(newContainer("c2", "web", "nginx:1", true, "host"))
@@ -251,6 +264,7 @@ func TestNoGapWhenNothingWasMissed(t *testing.T) {
 	defer stop()
 	<-h.fake.streams
 	<-h.fake.streams
+	h.fake.listed(t, 2) // the second try failed too
 	h.fake.mu.Lock()
 	h.fake.down = false
 	h.fake.mu.Unlock()
@@ -263,7 +277,5 @@ func TestNoGapWhenNothingWasMissed(t *testing.T) {
 	if recs := h.recordsWithGaps(); names(recs) != "host.join" {
 		t.Errorf("records %s, want the host.join only", names(recs))
 	}
-	if st := h.savedState(); !st.Following || st.Followed.IsZero() {
-		t.Errorf("saved state following %v at %v: want following", st.Following, st.Followed)
-	}
+	h.waitSaved("following", func(st state) bool { return st.Following && !st.Followed.IsZero() })
 }
