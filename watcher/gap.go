@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -101,6 +102,9 @@ func (w *Watcher) stoppedFollowing(why error) {
 	// following: no window is open (resumedFollowing).
 	w.following = false
 	w.gap = openGap{from: now, why: fmt.Sprintf("Docker's event stream broke (%v)", why)}
+	if errors.Is(why, errBehind) {
+		w.gap.why = fmt.Sprintf("the watcher let Docker's event stream go (%v)", why)
+	}
 	w.changed()
 }
 
@@ -155,11 +159,11 @@ func (w *Watcher) gapRecord(ctx context.Context, g openGap, to, since time.Time)
 			covered = true
 		}
 	}
-	detail := fmt.Sprintf("the watcher was not following Docker's events: %s. ", g.why)
+	detail := fmt.Sprintf("the watcher was not following Docker's events: %s; ", g.why)
 	if covered {
 		detail += fmt.Sprintf("Docker's replay from the last event handled, at %s, held every event of the window: they were recorded as they came", since.Format(time.RFC3339Nano))
 	} else {
-		detail += why + ". Events of the window may be lost: the running containers were reconciled (records marked observed_late), but a container that started and stopped inside the window is not in this log"
+		detail += why + "; events of the window may be lost: the running containers were reconciled (records marked observed_late), but a container that started and stopped inside the window is not in this log"
 	}
 	return audit.Record{
 		Event: audit.WatchGap, Outcome: audit.OK, Host: w.cfg.Host,

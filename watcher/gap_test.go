@@ -83,7 +83,7 @@ func TestGapAfterTheStreamBreaks(t *testing.T) {
 		{"history_held", func(f *fakeEngine) { f.publish(t0.Add(2 * time.Second)) }, true,
 			"Docker's replay from the last event handled, at 2026-11-28T10:00:01Z, held every event of the window"},
 		{"dockerd_restarted", func(f *fakeEngine) { f.forget() }, false,
-			"Docker's event history no longer held the last event handled, at 2026-11-28T10:00:01Z: Docker keeps its last 256 events and forgets them when it restarts. Events of the window may be lost"},
+			"Docker's event history no longer held the last event handled, at 2026-11-28T10:00:01Z: Docker keeps its last 256 events and forgets them when it restarts; events of the window may be lost"},
 		{"history_unknown", func(f *fakeEngine) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
@@ -117,7 +117,7 @@ func TestGapAfterTheStreamBreaks(t *testing.T) {
 			<-h.fake.streams
 			g := h.gapRecords(1)[0]
 			checkGap(t, g, broke, broke.Add(time.Second), time.Now().UTC(), c.covered,
-				"the watcher was not following Docker's events: Docker's event stream broke (unexpected EOF).", c.says)
+				"the watcher was not following Docker's events: Docker's event stream broke (unexpected EOF); ", c.says)
 			if !c.covered && !strings.Contains(g.Detail, "a container that started and stopped inside the window is not in this log") {
 				t.Errorf("detail %q: want it to say what reconciliation cannot see", g.Detail)
 			}
@@ -191,7 +191,7 @@ func TestGapAcrossACleanRestart(t *testing.T) {
 	<-h.fake.streams
 	g := h.gapRecords(1)[0]
 	checkGap(t, g, stopping, stopped, time.Now().UTC(), true,
-		"the watcher was not following Docker's events: hostpass was not running.",
+		"the watcher was not following Docker's events: hostpass was not running; ",
 		"held every event of the window")
 }
 
@@ -278,4 +278,20 @@ func TestNoGapWhenNothingWasMissed(t *testing.T) {
 		t.Errorf("records %s, want the host.join only", names(recs))
 	}
 	h.waitSaved("following", func(st state) bool { return st.Following && !st.Followed.IsZero() })
+}
+
+// A stream the watcher let go (its backlog full) is no broken stream: the
+// record says which it was.
+func TestGapOfALetGoStreamSaysSo(t *testing.T) {
+	h := newHarness(t, "all", false)
+	h.w.following = true
+	h.w.stoppedFollowing(fmt.Errorf("%w: 5 events read and not durable in order", errBehind))
+	h.w.resumedFollowing(t.Context(), time.Time{})
+	h.w.lanes.wait()
+	g := h.gapRecords(1)[0]
+	want := "the watcher was not following Docker's events: the watcher let Docker's event stream go (too many events wait to be handled: 5 events read and not durable in order); " +
+		"the watcher had handled no event before it, so Docker's replay had nowhere to start from; "
+	if !strings.HasPrefix(g.Detail, want) || g.Gap.Covered {
+		t.Errorf("detail %q covered %v, want not covered, the detail starting %q", g.Detail, g.Gap.Covered, want)
+	}
 }
