@@ -116,6 +116,16 @@ func TestTornTailIsSetAside(t *testing.T) {
 	if len(recs) != 3 || recs[1].Event != "audit.torn_tail" || recs[2].Event != "endpoint.join" {
 		t.Fatalf("want network.create, audit.torn_tail, endpoint.join:\n%s", dumpRecords(recs))
 	}
+	// The runs' marks: each clean stop ends with audit.stop; the restart
+	// sets the torn bytes aside first, then says where the log ended (the
+	// first run's audit.stop: a clean stop).
+	var all []string
+	for _, r := range readAuditAll(t, d.audit) {
+		all = append(all, r.Event)
+	}
+	if got := strings.Join(all, " "); got != "network.create audit.stop audit.torn_tail audit.restart endpoint.join audit.stop" {
+		t.Errorf("records %s; want network.create audit.stop audit.torn_tail audit.restart endpoint.join audit.stop", got)
+	}
 	saved, _ := filepath.Glob(d.audit + ".torn-*")
 	if len(saved) != 1 {
 		t.Fatalf("want one side file with the torn bytes, got %v", saved)
