@@ -46,7 +46,10 @@ type signing struct {
 	due string
 	// lastWasCheckpoint: the last record written is an audit.checkpoint.
 	lastWasCheckpoint bool
-	treeFailed        bool // and the tree's failure was reported
+	// treeFailed: the tree could not be rebuilt (reported once); no
+	// rebuild is tried again before treeAfter, since each reads the log.
+	treeFailed bool
+	treeAfter  time.Time
 }
 
 // startState is what Start owes the log.
@@ -181,24 +184,30 @@ func (l *Log) prepareCheckpoints(recs []Record) []Record {
 	if !has {
 		return recs
 	}
+	if s.tree == nil && time.Now().Before(s.treeAfter) {
+		return withoutCheckpoints(recs)
+	}
 	err := l.openTree()
 	if err == nil {
 		s.treeFailed = false
 		return recs
 	}
 	if !s.treeFailed {
-		l.o.Log.WithError(err).Error("audit log: cannot rebuild the Merkle tree from the log; checkpoints wait until it can be")
+		l.o.Log.WithError(err).Errorf("audit log: cannot rebuild the Merkle tree from the log; no checkpoint is written until it can be (tried again every %s)", l.o.CheckpointInterval)
 		s.treeFailed = true
 	}
+	s.treeAfter = time.Now().Add(l.o.CheckpointInterval)
+	return withoutCheckpoints(recs)
+}
+
+// withoutCheckpoints drops the checkpoints from recs: the tree is not
+// there to sign. The schedule goes on; they are not owed.
+func withoutCheckpoints(recs []Record) []Record {
 	kept := make([]Record, 0, len(recs))
 	for _, r := range recs {
-		if r.Event == Checkpoint {
-			if s.due == "" {
-				s.due = r.CheckpointReason
-			}
-			continue
+		if r.Event != Checkpoint {
+			kept = append(kept, r)
 		}
-		kept = append(kept, r)
 	}
 	return kept
 }
@@ -269,6 +278,15 @@ func (l *Log) written(recs []Record, lines [][]byte) {
 		return
 	}
 	s.certOwed = nil // written first, if it was owed
+	now := time.Now()
+	if len(recs) == 0 || s.tree == nil && now.Before(s.treeAfter) {
+		// Checkpoints were dropped: the next is tried on the schedule.
+		s.last, s.sinceFirst, s.due = now, now, ""
+		l.armCheckpoints()
+		if len(recs) == 0 {
+			return
+		}
+	}
 	if s.tree != nil {
 		if err := s.tree.Append(lines...); err != nil {
 			l.o.Log.WithError(err).Warn("audit log: cannot store the Merkle tree's hashes; it is rebuilt from the log for the next checkpoint")
@@ -276,7 +294,6 @@ func (l *Log) written(recs []Record, lines [][]byte) {
 			s.tree = nil
 		}
 	}
-	now := time.Now()
 	for _, r := range recs {
 		switch r.Event {
 		case Checkpoint:
@@ -325,18 +342,16 @@ func (l *Log) checkpointTimer() <-chan time.Time {
 	return nil
 }
 
-// checkpointTick writes the checkpoint the timer is for.
+// checkpointTick writes the checkpoint the timer is for. Once written,
+// the timer is set again; if it cannot be, the retry tick writes it.
 func (l *Log) checkpointTick() {
 	s := l.c.sign
-	s.timer = nil
+	s.timer, s.deadline = nil, time.Time{}
 	reason := CheckpointHeartbeat
 	if s.since > 0 {
 		reason = CheckpointInterval
 	}
 	l.writeCheckpoint(reason)
-	if s.timer == nil {
-		l.armCheckpoints()
-	}
 }
 
 // checkpointIfDue writes a checkpoint once CheckpointRecords records are

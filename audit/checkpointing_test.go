@@ -380,3 +380,66 @@ func TestSignedEpochEndOnAFullDiskThenKilled(t *testing.T) {
 		t.Errorf("audit.restart: clean_stop %v, log_end %+v; want false, seq 3 audit.checkpoint", *r.CleanStop, *r.LogEnd)
 	}
 }
+
+// BenchmarkGroupCommitSigned: BenchmarkAppendGroupCommit's 64 callers, on a
+// plain log and on a signed one (the tree's append per group commit, a
+// checkpoint every 1,000 records, an epoch every 1,000), in one run. One op
+// is one record made durable.
+func BenchmarkGroupCommitSigned(b *testing.B) {
+	for _, signed := range []bool{false, true} {
+		name := "plain"
+		if signed {
+			name = "signed"
+		}
+		b.Run(name, func(b *testing.B) {
+			dir := b.TempDir()
+			o := Options{}
+			if signed {
+				o.SignKey = filepath.Join(dir, "sign.key")
+				if _, err := NewSignKeyFile(o.SignKey, "node1"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			l, err := OpenWith(filepath.Join(dir, "audit.jsonl"), o)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			if err := l.Start(); err != nil {
+				b.Fatal(err)
+			}
+			rec := Record{Time: time.Now().UTC(), Event: EndpointJoin, Outcome: OK, Driver: "hostpass", Host: "node1",
+				NetworkID: "3f1c0d9e8b7a69584736251403f2e1d0c9b8a79685746352413f2e1d0c9b8a7", EndpointID: strings.Repeat("1", 64)}
+			b.SetParallelism(32)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := l.Append(rec); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// A tree store that cannot be opened (here a directory in its place) costs
+// the checkpoints, not the records: joins are written, the epoch still
+// ends with its certification, and the stop is clean.
+func TestUnopenableTreeCostsCheckpointsOnly(t *testing.T) {
+	path, key := signedLog(t)
+	if err := os.MkdirAll(TreeStorePath(path), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	l := openSigned(t, path, key, Options{})
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	signedJoins(t, l, 2)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	recs := checkSigned(t, path, key)
+	wantEvents(t, recs, "endpoint.join endpoint.join audit.epoch audit.stop")
+}

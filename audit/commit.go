@@ -206,6 +206,10 @@ func (l *Log) write(recs []Record) error {
 	if c.torn != nil {
 		recs = append([]Record{*c.torn}, recs...)
 	}
+	if len(recs) == 0 { // Start on an empty plain log, or checkpoints that cannot be signed
+		l.written(nil, nil)
+		return nil
+	}
 	recs, views := c.withViews(recs)
 	var buf bytes.Buffer
 	lines := make([][]byte, len(recs))
