@@ -46,10 +46,14 @@ type signing struct {
 	due string
 	// lastWasCheckpoint: the last record written is an audit.checkpoint.
 	lastWasCheckpoint bool
+	lastReason        string // its checkpoint_reason
 	// treeFailed: the tree could not be rebuilt (reported once); no
 	// rebuild is tried again before treeAfter, since each reads the log.
 	treeFailed bool
 	treeAfter  time.Time
+	// stepAfter: the key file's step failed; it is tried again from then
+	// on, not at every group commit.
+	stepAfter time.Time
 }
 
 // startState is what Start owes the log.
@@ -306,7 +310,8 @@ func (l *Log) written(recs []Record, lines [][]byte) {
 			s.since++
 		}
 	}
-	s.lastWasCheckpoint = recs[len(recs)-1].Event == Checkpoint
+	lastRec := recs[len(recs)-1]
+	s.lastWasCheckpoint, s.lastReason = lastRec.Event == Checkpoint, lastRec.CheckpointReason
 	l.armCheckpoints()
 }
 
@@ -354,6 +359,24 @@ func (l *Log) checkpointTick() {
 	l.writeCheckpoint(reason)
 }
 
+// withCheckpoint ends a group commit's records with the checkpoint they
+// make due, if any: the epoch's last (the epoch ends after them), or one
+// for CheckpointRecords records. It shares the batch's write and fsync, so
+// that a checkpoint costs a signature, not a write of its own.
+func (l *Log) withCheckpoint(recs []Record) []Record {
+	c, s := &l.c, l.c.sign
+	if s == nil || len(recs) == 0 {
+		return recs
+	}
+	switch {
+	case s.certOwed == nil && !c.evolveFailed && (c.evolveDue || c.epochRecords+len(recs) >= l.o.EpochRecords):
+		return append(recs, l.checkpointRecord(CheckpointEpoch))
+	case s.since+len(recs) >= l.o.CheckpointRecords:
+		return append(recs, l.checkpointRecord(CheckpointRecords))
+	}
+	return recs
+}
+
 // checkpointIfDue writes a checkpoint once CheckpointRecords records are
 // not covered by one, or one owed since the log was unwritable.
 func (l *Log) checkpointIfDue() {
@@ -384,16 +407,24 @@ func (l *Log) writeCheckpoint(reason string) error {
 func (l *Log) owesCheckpoint() bool { return l.c.sign != nil && l.c.sign.due != "" }
 
 // evolveSigned ends a signed log's epoch: a checkpoint signed by the
-// epoch's key (at a clean stop, the stop checkpoint just written is it), the key file steps (StepSignKeyFile wipes the old key),
-// then the audit.epoch with the new key's certification. If the log or the
-// key file cannot be written, the step is retried on the retry tick; a key
-// file stepped before the record could be written leaves the certification
-// owed, written before anything else (nothing is signed by the new key
-// before it).
-func (l *Log) evolveSigned(atStop bool) {
+// epoch's key (unless the record just written is it: the epoch checkpoint
+// that ended the last group commit, or at a clean stop the stop
+// checkpoint), the key file steps (StepSignKeyFile wipes the old key),
+// then the audit.epoch with the new key's certification. lazy: the
+// audit.epoch is left owed, so that it starts the next write (the next
+// group commit, or the retry tick's a second later) instead of costing a
+// write of its own; nothing is signed by the new key before it. If the log
+// or the key file cannot be written, the step is retried on the retry
+// tick; a crash while the certification is owed leaves it in the key
+// file, and the next start writes it first.
+func (l *Log) evolveSigned(atStop, lazy bool) {
 	c, s := &l.c, l.c.sign
+	if s.certOwed == nil && !atStop && time.Now().Before(s.stepAfter) {
+		return
+	}
 	if s.certOwed == nil {
-		if !(atStop && s.lastWasCheckpoint) {
+		done := s.lastWasCheckpoint && (atStop || s.lastReason == CheckpointEpoch)
+		if !done {
 			if err := l.writeCheckpoint(CheckpointEpoch); err != nil {
 				l.evolveFailedWith(err, "cannot write the epoch's last checkpoint")
 				return
@@ -401,10 +432,14 @@ func (l *Log) evolveSigned(atStop bool) {
 		}
 		next, cert, err := StepSignKeyFile(l.o.SignKey, s.key)
 		if err != nil {
+			s.stepAfter = time.Now().Add(retryInterval)
 			l.evolveFailedWith(err, "cannot step the signing key file; its key stays, and the step is retried")
 			return
 		}
 		s.key, s.certOwed = next, cert
+	}
+	if lazy {
+		return
 	}
 	if err := l.flush(nil); err != nil {
 		l.evolveFailedWith(err, "cannot log the new signing key's certification; nothing is signed by that key before it is")
@@ -441,7 +476,7 @@ func (l *Log) stopRecords() error {
 			return fmt.Errorf("the stop checkpoint could not be written: %w", err)
 		}
 		if c.epochRecords > 0 || s.certOwed != nil {
-			l.evolveSigned(true)
+			l.evolveSigned(true, false)
 			if c.evolveDue {
 				return fmt.Errorf("the signing epoch could not be ended at stop: the key file holds the key of epoch %d, which signed the last checkpoint", c.epoch)
 			}

@@ -443,3 +443,25 @@ func TestUnopenableTreeCostsCheckpointsOnly(t *testing.T) {
 	recs := checkSigned(t, path, key)
 	wantEvents(t, recs, "endpoint.join endpoint.join audit.epoch audit.stop")
 }
+
+// A key file that cannot be replaced (a directory in its place) holds the
+// epoch open: the key stays and signs on, records are written, the step is
+// retried a second apart (not at every commit), and once the folder is
+// writable the epoch ends as it should.
+func TestUnwritableSignKeyFileHoldsTheEpoch(t *testing.T) {
+	path, key := signedLog(t)
+	l := openSigned(t, path, key, Options{EpochRecords: 2})
+	l.Start()
+	b, _ := os.ReadFile(key)
+	os.Remove(key)
+	os.Mkdir(key, 0o700)
+	signedJoins(t, l, 5)
+	os.Remove(key)
+	os.WriteFile(key, b, 0o600)
+	time.Sleep(1500 * time.Millisecond) // the retry tick steps the key
+	l.Close()
+	recs := checkSigned(t, path, key)
+	if got := eventText(recs); !strings.HasPrefix(got, "audit.checkpoint(start) endpoint.join audit.checkpoint(epoch) endpoint.join endpoint.join endpoint.join endpoint.join audit.checkpoint(epoch) audit.epoch") {
+		t.Errorf("records %s", got)
+	}
+}

@@ -112,7 +112,7 @@ func (l *Log) commit(batch []request) {
 	for i, r := range batch {
 		recs[i] = r.rec
 	}
-	err := l.flush(recs)
+	err := l.flush(l.withCheckpoint(recs))
 	for _, r := range batch {
 		switch {
 		case err == nil || !r.keep:
