@@ -46,7 +46,7 @@ var maxKeySteps uint64 = 1 << 24
 func (l *Log) evolve() {
 	c := &l.c
 	if c.sign != nil {
-		l.evolveSigned(false, true)
+		l.evolveSigned(false)
 		return
 	}
 	if c.keyFileStale != nil {
