@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -55,7 +57,7 @@ func checkSigned(t *testing.T, path, key string) []Record {
 	if err != nil {
 		t.Fatal(err)
 	}
-	origin, _, _ := strings.Cut(pub.Name(), "/e0")
+	origin := strings.TrimSuffix(pub.Name(), "/e0")
 	recs := readRecords(t, path)
 	var certs [][]byte
 	for _, r := range recs {
@@ -507,12 +509,21 @@ func TestUnopenableTreeCostsCheckpointsOnly(t *testing.T) {
 // writable the epoch ends as it should.
 func TestUnwritableSignKeyFileHoldsTheEpoch(t *testing.T) {
 	path, key := signedLog(t)
-	l := openSigned(t, path, key, Options{EpochRecords: 2})
+	logger, hook := logtest.NewNullLogger()
+	l := openSigned(t, path, key, Options{EpochRecords: 2, Log: logrus.NewEntry(logger)})
 	l.Start()
 	b, _ := os.ReadFile(key)
 	os.Remove(key)
 	os.Mkdir(key, 0o700)
 	signedJoins(t, l, 5)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if e := hook.LastEntry(); e != nil && strings.Contains(e.Message, "cannot step the signing key file") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the failed step was not reported")
+		}
+	}
 	os.Remove(key)
 	os.WriteFile(key, b, 0o600)
 	time.Sleep(1500 * time.Millisecond) // the retry tick steps the key
