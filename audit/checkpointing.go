@@ -283,8 +283,8 @@ func (t *Tree) rootWith(lines [][]byte) (tlog.Hash, error) {
 	return tlog.TreeHash(n, r)
 }
 
-// written updates the tree and the schedule once recs (lines) are durable.
-func (l *Log) written(recs []Record, lines [][]byte) {
+// written updates the schedule once recs are durable.
+func (l *Log) written(recs []Record) {
 	c, s := &l.c, l.c.sign
 	if c.start.owed {
 		c.start.owed, c.start.done = false, true
@@ -302,13 +302,6 @@ func (l *Log) written(recs []Record, lines [][]byte) {
 			return
 		}
 	}
-	if s.tree != nil {
-		if err := s.tree.Append(lines...); err != nil {
-			l.o.Log.WithError(err).Warn("audit log: cannot store the Merkle tree's hashes; it is rebuilt from the log for the next checkpoint")
-			s.tree.Close()
-			s.tree = nil
-		}
-	}
 	for _, r := range recs {
 		switch r.Event {
 		case Checkpoint:
@@ -324,6 +317,31 @@ func (l *Log) written(recs []Record, lines [][]byte) {
 	lastRec := recs[len(recs)-1]
 	s.lastWasCheckpoint, s.lastReason = lastRec.Event == Checkpoint, lastRec.CheckpointReason
 	l.armCheckpoints()
+}
+
+// treeAppend starts adding a write's lines to a signed log's tree, beside
+// the write's fsync, so that the hashing takes no time of its own while
+// the disk works. wait waits for it; if the append or the write failed the
+// tree is dropped (it must hold durable records only), and rebuilt from
+// the log for the next checkpoint.
+func (l *Log) treeAppend(lines [][]byte) (wait func(writeErr error)) {
+	s := l.c.sign
+	if s == nil || s.tree == nil {
+		return func(error) {}
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.tree.Append(lines...) }()
+	return func(writeErr error) {
+		err := <-done
+		if err == nil && writeErr == nil {
+			return
+		}
+		if err != nil {
+			l.o.Log.WithError(err).Warn("audit log: cannot store the Merkle tree's hashes; it is rebuilt from the log for the next checkpoint")
+		}
+		s.tree.Close()
+		s.tree = nil
+	}
 }
 
 // armCheckpoints sets the timer for the next interval or heartbeat

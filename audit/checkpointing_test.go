@@ -533,3 +533,23 @@ func TestUnwritableSignKeyFileHoldsTheEpoch(t *testing.T) {
 		t.Errorf("records %s", got)
 	}
 }
+
+// A write whose fsync fails was added to the tree beside the fsync: the
+// tree drops it (it is rebuilt from the log), so the next checkpoint is of
+// the durable records only, and the log checks.
+func TestFailedSyncLeavesNoLeafInTheTree(t *testing.T) {
+	f := injectFaults(t)
+	path, key := signedLog(t)
+	l := openSigned(t, path, key, Options{CheckpointRecords: 2})
+	l.Start()
+	signedJoins(t, l, 1)
+	f.set(nil, syscall.EIO, nil)
+	if err := l.Append(Record{Event: EndpointJoin, Outcome: OK}); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("append with a failing fsync: %v", err)
+	}
+	f.set(nil, nil, nil)
+	signedJoins(t, l, 1)
+	l.Close()
+	recs := checkSigned(t, path, key)
+	wantEvents(t, recs, "audit.checkpoint(start) endpoint.join endpoint.join audit.checkpoint(records) audit.checkpoint(stop) audit.epoch audit.stop")
+}
