@@ -241,8 +241,63 @@ func (l *Log) openTree() error {
 		t.Close()
 		return fmt.Errorf("the tree rebuilt from %s holds %d records, the log %d", l.path, n, c.seq)
 	}
+	t.hashes = &cachedHashes{hashStore: t.hashes, m: map[int64]tlog.Hash{}}
 	s.tree = t
 	return nil
+}
+
+// treeCache bounds the stored hashes cachedHashes keeps.
+const treeCache = 1 << 14
+
+// cachedHashes keeps in memory the stored hashes a tree store read or
+// wrote last, up to treeCache of them (then it starts over): appending a
+// record reads hashes on the tree's right edge, each a pread of the store
+// otherwise. The tree's lock guards it.
+type cachedHashes struct {
+	hashStore
+	m map[int64]tlog.Hash
+}
+
+func (c *cachedHashes) ReadHashes(idx []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(idx))
+	var miss []int64
+	var at []int
+	for i, x := range idx {
+		h, ok := c.m[x]
+		if !ok {
+			miss, at = append(miss, x), append(at, i)
+		}
+		out[i] = h
+	}
+	if len(miss) == 0 {
+		return out, nil
+	}
+	got, err := c.hashStore.ReadHashes(miss)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range at {
+		out[i] = got[j]
+		c.put(miss[j], got[j])
+	}
+	return out, nil
+}
+
+func (c *cachedHashes) write(at int64, hs []tlog.Hash) error {
+	if err := c.hashStore.write(at, hs); err != nil {
+		return err
+	}
+	for i, h := range hs {
+		c.put(at+int64(i), h)
+	}
+	return nil
+}
+
+func (c *cachedHashes) put(x int64, h tlog.Hash) {
+	if len(c.m) >= treeCache {
+		clear(c.m)
+	}
+	c.m[x] = h
 }
 
 // signCheckpoint signs rec, an audit.checkpoint at seq in epoch: the tree

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // signedLog makes a signing key file (epoch 0) and returns the log's path
@@ -552,4 +554,27 @@ func TestFailedSyncLeavesNoLeafInTheTree(t *testing.T) {
 	l.Close()
 	recs := checkSigned(t, path, key)
 	wantEvents(t, recs, "audit.checkpoint(start) endpoint.join endpoint.join audit.checkpoint(records) audit.checkpoint(stop) audit.epoch audit.stop")
+}
+
+// The committer's tree reads through a bounded cache: past its bound (it
+// starts over) the roots still equal those of a tree without it.
+func TestCachedTreeHashes(t *testing.T) {
+	plain, cached := NewTree(), NewTree()
+	cached.hashes = &cachedHashes{hashStore: cached.hashes, m: map[int64]tlog.Hash{}}
+	for i := 0; i < 3*treeCache/2; i++ {
+		line := []byte(fmt.Sprint("record ", i))
+		if err := plain.Append(line); err != nil {
+			t.Fatal(err)
+		}
+		if err := cached.Append(line); err != nil {
+			t.Fatal(err)
+		}
+		if i%997 == 0 || i == 3*treeCache/2-1 {
+			a, _ := plain.Root()
+			b, err := cached.Root()
+			if err != nil || a != b {
+				t.Fatalf("after %d records: root %v, %v; want %v", i+1, b, err, a)
+			}
+		}
+	}
 }
