@@ -51,6 +51,7 @@ type signing struct {
 	// rebuild is tried again before treeAfter, since each reads the log.
 	treeFailed bool
 	treeAfter  time.Time
+	treeBusy   chan error // an append under way (treeAppend)
 	// stepAfter: the key file's step failed; it is tried again from then
 	// on, not at every group commit.
 	stepAfter time.Time
@@ -199,6 +200,7 @@ func (l *Log) prepareCheckpoints(recs []Record) []Record {
 		}
 		return withoutCheckpoints(recs)
 	}
+	l.settleTree()
 	if s.tree == nil && time.Now().Before(s.treeAfter) {
 		return withoutCheckpoints(recs)
 	}
@@ -375,25 +377,49 @@ func (l *Log) written(recs []Record) {
 }
 
 // treeAppend starts adding a write's lines to a signed log's tree, beside
-// the write's fsync, so that the hashing takes no time of its own while
-// the disk works. wait waits for it; if the append or the write failed the
-// tree is dropped (it must hold durable records only), and rebuilt from
-// the log for the next checkpoint.
+// the write's fsync and on past it (the callers hear back meanwhile), so
+// that the hashing takes no time of its own while the disk and the next
+// group commit work. wait is called with the write's outcome: a failed
+// write waits for the append and drops the tree (it must hold durable
+// records only; it is rebuilt from the log for the next checkpoint).
+// Whatever uses the tree next settles the append first (settleTree).
 func (l *Log) treeAppend(lines [][]byte) (wait func(writeErr error)) {
 	s := l.c.sign
 	if s == nil || s.tree == nil {
 		return func(error) {}
 	}
+	l.settleTree()
+	if s.tree == nil {
+		return func(error) {}
+	}
 	done := make(chan error, 1)
-	go func() { done <- s.tree.Append(lines...) }()
+	go func(t *Tree) { done <- t.Append(lines...) }(s.tree)
+	s.treeBusy = done
 	return func(writeErr error) {
-		err := <-done
-		if err == nil && writeErr == nil {
-			return
+		if writeErr != nil {
+			l.settleTree()
+			l.dropTree()
 		}
-		if err != nil {
-			l.o.Log.WithError(err).Warn("audit log: cannot store the Merkle tree's hashes; it is rebuilt from the log for the next checkpoint")
-		}
+	}
+}
+
+// settleTree waits for the tree's append under way, if any, and drops the
+// tree if it failed.
+func (l *Log) settleTree() {
+	s := l.c.sign
+	if s == nil || s.treeBusy == nil {
+		return
+	}
+	err := <-s.treeBusy
+	s.treeBusy = nil
+	if err != nil {
+		l.o.Log.WithError(err).Warn("audit log: cannot store the Merkle tree's hashes; it is rebuilt from the log for the next checkpoint")
+		l.dropTree()
+	}
+}
+
+func (l *Log) dropTree() {
+	if s := l.c.sign; s.tree != nil {
 		s.tree.Close()
 		s.tree = nil
 	}

@@ -340,9 +340,8 @@ func (l *Log) shutdown() error {
 			l.stepDone(<-s.stepping)
 		}
 		s.key.Wipe()
-		if s.tree != nil {
-			s.tree.Close()
-		}
+		l.settleTree()
+		l.dropTree()
 		if s.timer != nil {
 			s.timer.Stop()
 		}
