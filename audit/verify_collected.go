@@ -162,7 +162,7 @@ func (v *verifier) collectedOne(c CollectedCheckpoint, n int64, logRoot tlog.Has
 	}
 	last := uint64(len(s.chain)) - 1
 	if e > last {
-		return fail(CutTail, "collected checkpoint signed by the key of epoch %d, but the log's key chain ends at epoch %d: the log's tail was cut (epoch %d on is missing), or the checkpoint is not this log's (its signature cannot be checked without the certification the log lacks)", e, last, last+1)
+		return fail(CutTail, "collected checkpoint signed by the key of epoch %d%s, but the log holds %d records and its key chain ends at epoch %d: the log's tail was cut (epoch %d on is missing), or the checkpoint is not this log's (its signature cannot be checked without the certification the log lacks)", e, claimedSize(c.Note), n, last, last+1)
 	}
 	size, root, err := OpenCheckpoint(c.Note, note.VerifierList(s.chain[e]), s.origin)
 	if err != nil {
@@ -195,3 +195,14 @@ func (v *verifier) collectedOne(c CollectedCheckpoint, n int64, logRoot tlog.Has
 	return nil
 }
 
+// claimedSize reads, unverified, the size a checkpoint claims: ", of N
+// records (unverified)", or "" if it does not read as one.
+func claimedSize(msg []byte) string {
+	text, _, _ := bytes.Cut(msg, []byte("\n\n"))
+	_, rest, _ := bytes.Cut(text, []byte("\n"))
+	tree, err := tlog.ParseTree(append([]byte(tlogOrigin), append(rest, '\n')...))
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf(", of %d records (unverified)", tree.N)
+}
