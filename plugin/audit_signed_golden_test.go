@@ -178,7 +178,9 @@ func TestGoldenSigned(t *testing.T) {
 	}{
 		{name: "audit-verify-signed-ok", code: 0, args: verifySignedArgs(collected)},
 		{name: "audit-verify-signed-unverified", code: 3,
-			args: func(t *testing.T, dir string) []string { return []string{"audit", "verify", filepath.Join(dir, current)} }},
+			args: func(t *testing.T, dir string) []string {
+				return []string{"audit", "verify", filepath.Join(dir, current)}
+			}},
 		{name: "audit-verify-signed-cut-tail", code: 1, args: verifySignedArgs(collected),
 			// Whoever takes the host cuts the stop and what follows.
 			damage: func(t *testing.T, dir string) {
