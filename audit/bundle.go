@@ -183,7 +183,7 @@ func Prove(files []string, q ProveQuery) (*Bundle, error) {
 	if use == nil {
 		covered := "no checkpoint in the log"
 		if n := len(cps); n > 0 {
-			covered = fmt.Sprintf("the log's last checkpoint (seq %d) covers seq 1 to %d", cps[n-1].seq, cps[n-1].size)
+			covered = fmt.Sprintf("the log's last checkpoint, at seq %d, covers seq 1 to %d", cps[n-1].seq, cps[n-1].size)
 		}
 		return nil, fmt.Errorf("record seq %d is not yet covered by a checkpoint (%s): wait for the next checkpoint, at most --checkpoint-interval (default 1m) while records arrive, or --heartbeat (default 5m) when idle, and prove again", last, covered)
 	}

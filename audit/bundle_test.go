@@ -103,7 +103,7 @@ func TestProveRefused(t *testing.T) {
 	}{
 		{ProveQuery{Container: "nobody"}, `no record names container "nobody": give its name or ID (12 hex digits or more) as ` + "`hostpass audit show`" + ` prints them`},
 		{ProveQuery{Seq: 99}, "no record seq 99 in the log: it holds seq 1 to 17"},
-		{ProveQuery{Seq: 17}, "record seq 17 is not yet covered by a checkpoint (the log's last checkpoint (seq 16) covers seq 1 to 15): wait for the next checkpoint, at most --checkpoint-interval (default 1m) while records arrive, or --heartbeat (default 5m) when idle, and prove again"},
+		{ProveQuery{Seq: 17}, "record seq 17 is not yet covered by a checkpoint (the log's last checkpoint, at seq 16, covers seq 1 to 15): wait for the next checkpoint, at most --checkpoint-interval (default 1m) while records arrive, or --heartbeat (default 5m) when idle, and prove again"},
 	} {
 		_, err := Prove([]string{log}, tc.q)
 		if err == nil || err.Error() != tc.want {

@@ -215,6 +215,22 @@ func TestGoldenSigned(t *testing.T) {
 				note := strings.Join(lines, "\n")
 				os.WriteFile(filepath.Join(dir, "forged.note"), []byte(note), 0o644)
 			}},
+
+		// prove and check-proof.
+		{name: "audit-prove-web", code: 0,
+			args: func(t *testing.T, dir string) []string {
+				return []string{"audit", "prove", "--container", "web", filepath.Join(dir, current)}
+			}},
+		{name: "audit-prove-not-covered", code: 1,
+			args: func(t *testing.T, dir string) []string {
+				return []string{"audit", "prove", "--seq", "17", filepath.Join(dir, current)}
+			}},
+		{name: "audit-check-proof-web", code: 0, damage: proveTo("web", "web.bundle", nil), args: checkProof("web.bundle")},
+		{name: "audit-check-proof-host-mode", code: 0, damage: proveTo(dbID[:12], "db.bundle", nil), args: checkProof("db.bundle")},
+		{name: "audit-check-proof-changed-line", code: 1, args: checkProof("web.bundle"),
+			damage: proveTo("web", "web.bundle", func(b []byte) []byte {
+				return bytes.Replace(b, []byte(`\"name\":\"web\"`), []byte(`\"name\":\"www\"`), 1)
+			})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := signedDir(t)
@@ -233,5 +249,26 @@ func TestGoldenSigned(t *testing.T) {
 			}
 			checkGolden(t, tc.name, args, []byte(got))
 		})
+	}
+}
+
+// proveTo runs prove --container q -o dir/name, then change on the bundle.
+func proveTo(q, name string, change func([]byte) []byte) func(t *testing.T, dir string) {
+	return func(t *testing.T, dir string) {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		var out bytes.Buffer
+		if code := run([]string{"audit", "prove", "--container", q, "-o", path, filepath.Join(dir, "audit.jsonl")}, &out, &out); code != 0 {
+			t.Fatalf("prove exits %d: %s", code, out.String())
+		}
+		if change != nil {
+			os.WriteFile(path, change(read(t, dir, name)), 0o644)
+		}
+	}
+}
+
+func checkProof(name string) func(t *testing.T, dir string) []string {
+	return func(t *testing.T, dir string) []string {
+		return []string{"audit", "check-proof", "--pubkey", filepath.Join(dir, "signed.pub"), filepath.Join(dir, name)}
 	}
 }
