@@ -86,4 +86,3 @@ func writeNew(path string, data []byte) error {
 	}
 	return nil
 }
-
