@@ -176,11 +176,7 @@ func (v *verifier) collectedOne(c CollectedCheckpoint, n int64, logRoot tlog.Has
 		return fail(BadCheckpoint, "collected checkpoint (epoch %d): %v", e, err)
 	}
 	if size > n {
-		missing := fmt.Sprintf("its last %d records (seq %d to %d) were cut off", size-n, n+1, size)
-		if size-n == 1 {
-			missing = fmt.Sprintf("its last record (seq %d) was cut off", size)
-		}
-		return fail(CutTail, "collected checkpoint of %d records (epoch %d), but the log holds %d: %s, or the files given are not the whole log", size, e, n, missing)
+		return fail(CutTail, "collected checkpoint of %d records (epoch %d), but the log holds %d: its last %d records (seq %d to %d) were cut off, or the files given are not the whole log", size, e, n, size-n, n+1, size)
 	}
 	if at := uint64(size) + 1; at <= uint64(n) && s.epochOf(at) != e {
 		return fail(BadCheckpoint, "collected checkpoint of %d records is signed by the key of epoch %d, but the log's record seq %d, where that checkpoint is written, is in epoch %d: a checkpoint is signed by the key of the epoch it is written in, and whoever holds a later key can sign any tree", size, e, at, s.epochOf(at))

@@ -113,7 +113,7 @@ func TestVerifyCollectedTamper(t *testing.T) {
 			return &cut
 		},
 		kind: CutTail,
-		want: "collected.log line 37: cut tail: collected checkpoint of 35 records (epoch 3), but the log holds 34: its last record (seq 35) was cut off, or the files given are not the whole log",
+		want: "collected.log line 37: cut tail: collected checkpoint of 35 records (epoch 3), but the log holds 34: its last 1 records (seq 35 to 35) were cut off, or the files given are not the whole log",
 	}, {
 		name: "tail cut at an epoch's end",
 		log: func(t *testing.T, l *handLog) *handLog {
