@@ -287,7 +287,7 @@ func short12(id string) string {
 
 // ownEpoch checks that a record is proven under a checkpoint its own epoch
 // signed: the first checkpoint after a record is signed by the key of the
-// record's epoch (an epoch's last checkpoint comes before its key steps),
+// record's epoch (an epoch's last checkpoint is written with its audit.epoch),
 // or of the next epoch for the records that end an epoch (its last
 // checkpoint and audit.epoch). Whoever takes the host in a later epoch
 // holds that epoch's key and can sign any tree, forged records and all: a

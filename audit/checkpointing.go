@@ -56,6 +56,10 @@ type signing struct {
 	// stepping: a step of the key file is under way (evolveSigned); its
 	// result comes on the channel.
 	stepping chan stepped
+	// retiring: the key of the epoch that is ending, kept after the key
+	// file stepped until it has signed the epoch's last checkpoint, in the
+	// write that carries the audit.epoch; then wiped.
+	retiring *SignKey
 }
 
 // checkpointRecord is an audit.checkpoint yet to be signed: write signs
@@ -109,7 +113,13 @@ func (l *Log) written(recs []Record) {
 	if s == nil {
 		return
 	}
-	s.certOwed = nil // written first, if it was owed
+	if s.certOwed != nil && len(recs) > 0 {
+		s.certOwed = nil // written first, it was owed
+		if s.retiring != nil {
+			s.retiring.Wipe()
+			s.retiring = nil
+		}
+	}
 	now := time.Now()
 	if len(recs) == 0 || s.tree == nil && now.Before(s.treeAfter) {
 		// Checkpoints were dropped: the next is tried on the schedule.
@@ -185,18 +195,16 @@ func (l *Log) checkpointTick() {
 }
 
 // withCheckpoint ends a group commit's records with the checkpoint they
-// make due, if any: the epoch's last (the epoch ends after them), or one
-// for CheckpointRecords records. It shares the batch's write and fsync, so
-// that a checkpoint costs a signature, not a write of its own.
+// make due, if any: one for CheckpointRecords records. It shares the
+// batch's write and fsync, so that a checkpoint costs a signature, not a
+// write of its own. (An epoch's last checkpoint comes with its audit.epoch,
+// once the key file has stepped: evolveSigned.)
 func (l *Log) withCheckpoint(recs []Record) []Record {
-	c, s := &l.c, l.c.sign
+	s := l.c.sign
 	if !l.signable() || len(recs) == 0 {
 		return recs
 	}
-	switch {
-	case s.certOwed == nil && !c.evolveFailed && (c.evolveDue || c.epochRecords+len(recs) >= l.o.EpochRecords):
-		return append(recs, l.checkpointRecord(CheckpointEpoch))
-	case s.since+len(recs) >= l.o.CheckpointRecords:
+	if s.since+len(recs) >= l.o.CheckpointRecords {
 		return append(recs, l.checkpointRecord(CheckpointRecords))
 	}
 	return recs
@@ -231,15 +239,18 @@ func (l *Log) writeCheckpoint(reason string) error {
 // owesCheckpoint says a checkpoint waits for the log to be writable.
 func (l *Log) owesCheckpoint() bool { return l.c.sign != nil && l.c.sign.due != "" }
 
-// evolveSigned ends a signed log's epoch: a checkpoint signed by the
-// epoch's key (unless the record just written is it: the epoch checkpoint
-// that ended the last group commit, or at a clean stop the stop
-// checkpoint), the key file steps (StepSignKeyFile wipes the old key),
-// then the audit.epoch with the new key's certification.
+// evolveSigned ends a signed log's epoch: the key file steps, then one
+// write carries the epoch's last checkpoint, signed by the old key (kept
+// in memory as retiring until then), and the audit.epoch with the new
+// key's certification; then the old key is wiped. So every record of an
+// epoch but its audit.epoch is covered by a checkpoint its own key signed
+// (after a crash between the step and that write the old key is gone, and
+// the records after the epoch's last checkpoint are covered by the next
+// epoch's only: verify and prove say so).
 //
 // The step (a key pair and three fsyncs, milliseconds) runs beside the
-// committer, which goes on writing records in the old epoch meanwhile but
-// no checkpoint (stepDone); the audit.epoch then starts the next write
+// committer on a copy of the key, which goes on writing records in the
+// old epoch meanwhile but no checkpoint (stepDone); that write then starts the next write
 // (the next group commit, or the retry tick's a second later), so that it
 // costs no write of its own, and nothing is signed by the new key before
 // it. At a clean stop the step is waited for and the audit.epoch written.
@@ -258,18 +269,14 @@ func (l *Log) evolveSigned(atStop bool) {
 		if !atStop && time.Now().Before(s.stepAfter) {
 			return
 		}
-		done := s.lastWasCheckpoint && (atStop || s.lastReason == CheckpointEpoch)
-		if !done {
-			if err := l.writeCheckpoint(CheckpointEpoch); err != nil {
-				l.evolveFailedWith(err, "cannot write the epoch's last checkpoint")
-				return
-			}
-		}
 		ch := make(chan stepped, 1)
 		go func(cur *SignKey) {
 			next, cert, err := StepSignKeyFile(l.o.SignKey, cur)
+			if err != nil {
+				cur.Wipe() // the copy; s.key stays
+			}
 			ch <- stepped{next, cert, err}
-		}(s.key)
+		}(s.key.copyKey())
 		s.stepping = ch
 		if !atStop {
 			return
@@ -303,7 +310,7 @@ func (l *Log) stepDone(r stepped) {
 		l.evolveFailedWith(r.err, "cannot step the signing key file; its key stays, and the step is retried")
 		return
 	}
-	s.key, s.certOwed = r.next, r.cert
+	s.retiring, s.key, s.certOwed = s.key, r.next, r.cert
 	l.o.Log.WithField("epoch", r.next.Epoch()).Debug("audit log: signing key stepped")
 }
 

@@ -142,14 +142,18 @@ func (c *cachedHashes) put(x int64, h tlog.Hash) {
 // write (lines).
 func (l *Log) signCheckpoint(rec *Record, seq, epoch uint64, lines [][]byte) error {
 	s := l.c.sign
-	if s.key.Epoch() != epoch {
-		return fmt.Errorf("a checkpoint in epoch %d, and the signing key is epoch %d's", epoch, s.key.Epoch())
+	key := s.key
+	if r := s.retiring; r != nil && r.Epoch() == epoch {
+		key = r // the epoch's last checkpoint, ahead of its audit.epoch
+	}
+	if key.Epoch() != epoch {
+		return fmt.Errorf("a checkpoint in epoch %d, and the signing key is epoch %d's", epoch, key.Epoch())
 	}
 	root, err := s.tree.rootWith(lines)
 	if err != nil {
 		return err
 	}
-	note, err := SignCheckpoint(s.key, s.key.Origin(), int64(seq-1), root)
+	note, err := SignCheckpoint(key, key.Origin(), int64(seq-1), root)
 	if err != nil {
 		return err
 	}

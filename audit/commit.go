@@ -340,6 +340,9 @@ func (l *Log) shutdown() error {
 			l.stepDone(<-s.stepping)
 		}
 		s.key.Wipe()
+		if s.retiring != nil {
+			s.retiring.Wipe()
+		}
 		l.settleTree()
 		l.dropTree()
 		if s.timer != nil {

@@ -64,6 +64,15 @@ func (k *SignKey) Wipe() {
 	k.priv = nil
 }
 
+// copyKey is a copy of k, private key and all, that can be wiped apart
+// from k: the committer steps the key file with a copy while it keeps k
+// to sign the epoch's last checkpoint (checkpointing.go).
+func (k *SignKey) copyKey() *SignKey {
+	c := *k
+	c.priv = append(ed25519.PrivateKey(nil), k.priv...)
+	return &c
+}
+
 // hostRE is what a host identity may hold: a hostname's characters, so that
 // origins and key names stay one note-safe word.
 var hostRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)

@@ -49,6 +49,9 @@ func (l *Log) owedRecords(recs []Record) []Record {
 	c := &l.c
 	var owed []Record
 	if c.sign != nil && c.sign.certOwed != nil {
+		if c.sign.retiring != nil && !c.sign.lastWasCheckpoint {
+			owed = append(owed, l.checkpointRecord(CheckpointEpoch)) // signed by the retiring key
+		}
 		marker := l.selfRecord(EpochEnd, "")
 		next := c.sign.key.Epoch()
 		marker.NextEpoch, marker.KeyCert = &next, string(c.sign.certOwed)
