@@ -68,6 +68,7 @@ type Summary struct {
 	TreeRoot           tlog.Hash // its root
 	Collected          int       // collected checkpoints proven (each distinct one once)
 	HeartbeatGaps      []HeartbeatGap
+	UnclosedEpochs     []UnclosedEpoch // epochs a crash ended without their last checkpoint
 	Restarts           int // audit.restart records
 	UncleanRestarts    int // of which after a crash (the last stop was not clean)
 }

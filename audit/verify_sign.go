@@ -32,6 +32,21 @@ type HeartbeatGap struct {
 	Heartbeat, Slack time.Duration
 }
 
+// UnclosedEpoch is an epoch that ended without its last checkpoint: its
+// audit.epoch follows no checkpoint of its own epoch. The writer puts one
+// right before every audit.epoch, signed by the ending key, so that whoever
+// holds a later key cannot rewrite the epoch's records; only a crash
+// between the key file's step and that write leaves it out, and then the
+// next start logs the certification, followed by audit.restart (or the
+// torn tail the crash left). The records after the epoch's last checkpoint,
+// FromSeq to Seq, are vouched for by later epochs' checkpoints only.
+type UnclosedEpoch struct {
+	Epoch        uint64
+	FromSeq, Seq uint64 // the records not covered by their epoch's key; Seq is the audit.epoch's
+	File         string
+	Line         int // of the audit.epoch
+}
+
 // signState is what verify keeps of a signed log.
 type signState struct {
 	origin string
@@ -47,6 +62,9 @@ type signState struct {
 
 	last  *seenCheckpoint // the log's last checkpoint
 	since *seenCheckpoint // the last checkpoint of the daemon's current run
+
+	closed   bool           // the record just read is a checkpoint (of its epoch: open checks that)
+	unclosed *UnclosedEpoch // an audit.epoch that followed no checkpoint, until the record after it shows a crash
 }
 
 type seenCheckpoint struct {
@@ -127,14 +145,31 @@ func (v *verifier) signed(f chainFields, line []byte) error {
 			return v.problem(f.Seq, NotJSON, notRecord(err))
 		}
 	}
+	if u := s.unclosed; u != nil {
+		if f.Event != Restart && f.Event != TornTail {
+			return v.problem(u.Seq, Missing, fmt.Sprintf("the audit.epoch ending epoch %d follows no checkpoint of epoch %d: hostpass writes an epoch's last checkpoint, signed by its key, right before its audit.epoch, so that whoever holds a later key cannot rewrite the epoch's records; only a crash leaves it out, and then the next record is audit.restart or audit.torn_tail, not %s: the checkpoint was removed", u.Epoch, u.Epoch, f.Event))
+		}
+		v.sum.UnclosedEpochs = append(v.sum.UnclosedEpochs, *u)
+		s.unclosed = nil
+	}
+	closed := s.closed
+	s.closed = false
 	switch f.Event {
 	case Checkpoint:
 		if err := v.checkpointRecord(f, sf); err != nil {
 			return err
 		}
+		s.closed = true
 	case EpochEnd:
 		if err := v.keyCert(f, sf); err != nil {
 			return err
+		}
+		if !closed {
+			from := uint64(1)
+			if s.last != nil {
+				from = s.last.seq + 1
+			}
+			s.unclosed = &UnclosedEpoch{Epoch: *f.Epoch, FromSeq: from, Seq: f.Seq, File: v.file, Line: v.lineNo}
 		}
 	case Restart:
 		s.since = nil
@@ -277,6 +312,10 @@ func (v *verifier) signedEnd() error {
 		return nil
 	}
 	v.sum.Signed = true
+	if u := s.unclosed; u != nil {
+		return &Problem{File: u.File, Line: u.Line, Seq: u.Seq, Kind: Missing,
+			Detail: fmt.Sprintf("the log ends with the audit.epoch ending epoch %d, which follows no checkpoint of epoch %d: hostpass writes an epoch's last checkpoint, signed by its key, right before its audit.epoch; it was removed, or the log's tail was cut", u.Epoch, u.Epoch)}
+	}
 	if v.sum.Checkpoints == 0 {
 		return &Problem{File: v.file, Line: v.lineNo, Seq: v.sum.LastSeq, Kind: Unsigned,
 			Detail: "no audit.checkpoint record in the log, so no signature vouches for any record: a signing daemon writes one at start, every --checkpoint-records records and at stop; the log is not signed, or its checkpoints were removed (verify a log that is not signed without --pubkey)"}

@@ -152,6 +152,10 @@ func runVerify(cmd *cobra.Command, o verifyOptions, args []string) error {
 		fmt.Fprintf(stdout, "GAP: %s line %d: no checkpoint from %s (seq %d) to %s (seq %d), %s while the daemon ran (no audit.stop or audit.restart between), heartbeat %s: no signature of that time vouches for it; the daemon was frozen or its clock jumped, or the records between were rewritten\n",
 			g.File, g.Line, g.From.Format(time.RFC3339), g.FromSeq, g.To.Format(time.RFC3339), g.ToSeq, g.To.Sub(g.From), g.Heartbeat)
 	}
+	for _, u := range sum.UnclosedEpochs {
+		fmt.Fprintf(stdout, "GAP: %s line %d: epoch %d ended in a crash without its last checkpoint: seq %d-%d are vouched for by no checkpoint of their own epoch's key, only by later epochs', whose keys can sign over rewritten records; compare with checkpoints collected off the host (--checkpoint)\n",
+			u.File, u.Line, u.Epoch, u.FromSeq, u.Seq)
+	}
 	fmt.Fprintf(stdout, "ok: %d records in %d file(s), seq %d-%d, %s to %s, chain intact, %s%s; last %d:%s\n",
 		sum.Records, sum.Files, sum.FirstSeq, sum.LastSeq, sum.First.Format(time.RFC3339Nano), sum.Last.Format(time.RFC3339Nano),
 		seals, torn, sum.LastSeq, sum.LastHash)
@@ -180,6 +184,9 @@ func signedText(sum audit.Summary) string {
 	}
 	if n := len(sum.HeartbeatGaps); n > 0 {
 		s += fmt.Sprintf(", %d heartbeat gap(s) (GAP: above)", n)
+	}
+	if n := len(sum.UnclosedEpochs); n > 0 {
+		s += fmt.Sprintf(", %d epoch(s) ended by a crash without their last checkpoint (GAP: above)", n)
 	}
 	return s
 }
