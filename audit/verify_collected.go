@@ -169,14 +169,18 @@ func (v *verifier) collectedOne(c CollectedCheckpoint, n int64, logRoot tlog.Has
 	}
 	last := uint64(len(s.chain)) - 1
 	if e > last {
-		return fail(CutTail, "collected checkpoint signed by the key of epoch %d%s, but the log holds %d records and its key chain ends at epoch %d: the log's tail was cut (epoch %d on is missing), or the checkpoint is not this log's (its signature cannot be checked without the certification the log lacks)", e, claimedSize(c.Note), n, last, last+1)
+		if claimed, ok := claimedSize(c.Note); ok && claimed < n {
+			return fail(Rewritten, "collected checkpoint signed by the key of epoch %d, of %d records (unverified), but the log holds %d records and its key chain ends at epoch %d: the log's first %d records were rewritten with fewer epoch steps, so history before seq %d is not what the checkpoint was signed over, or the checkpoint is not this log's (its signature cannot be checked without the certification the log lacks)", e, claimed, n, last, claimed+1, claimed+2)
+		}
+		return fail(CutTail, "collected checkpoint signed by the key of epoch %d%s, but the log holds %d records and its key chain ends at epoch %d: the log's tail was cut (epoch %d on is missing), or its history was rewritten without epoch %d's step, or the checkpoint is not this log's (its signature cannot be checked without the certification the log lacks)", e, claimedText(c.Note), n, last, last+1, last+1)
 	}
 	size, root, err := OpenCheckpoint(c.Note, note.VerifierList(s.chain[e]), s.origin)
 	if err != nil {
 		return fail(BadCheckpoint, "collected checkpoint (epoch %d): %v", e, err)
 	}
-	if size > n {
-		return fail(CutTail, "collected checkpoint of %d records (epoch %d), but the log holds %d: its last %d records (seq %d to %d) were cut off, or the files given are not the whole log", size, e, n, size-n, n+1, size)
+	if size >= n {
+		// The checkpoint's own record, seq size+1, is in the log too.
+		return fail(CutTail, "collected checkpoint of %d records (epoch %d), whose own record is seq %d, but the log holds %d: its last %d records (seq %d to %d) were cut off, or the files given are not the whole log", size, e, size+1, n, size+1-n, n+1, size+1)
 	}
 	if at := uint64(size) + 1; at <= uint64(n) && s.epochOf(at) != e {
 		return fail(BadCheckpoint, "collected checkpoint of %d records is signed by the key of epoch %d, but the log's record seq %d, where that checkpoint is written, is in epoch %d: a checkpoint is signed by the key of the epoch it is written in, and whoever holds a later key can sign any tree", size, e, at, s.epochOf(at))
@@ -202,14 +206,23 @@ func (v *verifier) collectedOne(c CollectedCheckpoint, n int64, logRoot tlog.Has
 	return nil
 }
 
-// claimedSize reads, unverified, the size a checkpoint claims: ", of N
-// records (unverified)", or "" if it does not read as one.
-func claimedSize(msg []byte) string {
+// claimedSize reads, unverified, the size a checkpoint claims.
+func claimedSize(msg []byte) (int64, bool) {
 	text, _, _ := bytes.Cut(msg, []byte("\n\n"))
 	_, rest, _ := bytes.Cut(text, []byte("\n"))
 	tree, err := tlog.ParseTree(append([]byte(tlogOrigin), append(rest, '\n')...))
 	if err != nil {
+		return 0, false
+	}
+	return tree.N, true
+}
+
+// claimedText is ", of N records (unverified)", or "" if the checkpoint
+// does not read as one.
+func claimedText(msg []byte) string {
+	n, ok := claimedSize(msg)
+	if !ok {
 		return ""
 	}
-	return fmt.Sprintf(", of %d records (unverified)", tree.N)
+	return fmt.Sprintf(", of %d records (unverified)", n)
 }

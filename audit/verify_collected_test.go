@@ -104,7 +104,7 @@ func TestVerifyCollectedTamper(t *testing.T) {
 			return &cut
 		},
 		kind: CutTail,
-		want: "collected.log line 32: cut tail: collected checkpoint of 30 records (epoch 2), but the log holds 26: its last 4 records (seq 27 to 30) were cut off, or the files given are not the whole log",
+		want: "collected.log line 32: cut tail: collected checkpoint of 30 records (epoch 2), whose own record is seq 31, but the log holds 26: its last 5 records (seq 27 to 31) were cut off, or the files given are not the whole log",
 	}, {
 		name: "tail cut inside epoch 3",
 		log: func(t *testing.T, l *handLog) *handLog {
@@ -113,7 +113,7 @@ func TestVerifyCollectedTamper(t *testing.T) {
 			return &cut
 		},
 		kind: CutTail,
-		want: "collected.log line 37: cut tail: collected checkpoint of 35 records (epoch 3), but the log holds 34: its last 1 records (seq 35 to 35) were cut off, or the files given are not the whole log",
+		want: "collected.log line 37: cut tail: collected checkpoint of 35 records (epoch 3), whose own record is seq 36, but the log holds 34: its last 2 records (seq 35 to 36) were cut off, or the files given are not the whole log",
 	}, {
 		name: "tail cut at an epoch's end",
 		log: func(t *testing.T, l *handLog) *handLog {
@@ -122,7 +122,7 @@ func TestVerifyCollectedTamper(t *testing.T) {
 			return &cut
 		},
 		kind: CutTail,
-		want: "collected.log line 37: cut tail: collected checkpoint signed by the key of epoch 3, of 35 records (unverified), but the log holds 31 records and its key chain ends at epoch 2: the log's tail was cut (epoch 3 on is missing), or the checkpoint is not this log's (its signature cannot be checked without the certification the log lacks)",
+		want: "collected.log line 37: cut tail: collected checkpoint signed by the key of epoch 3, of 35 records (unverified), but the log holds 31 records and its key chain ends at epoch 2: the log's tail was cut (epoch 3 on is missing), or its history was rewritten without epoch 3's step, or the checkpoint is not this log's (its signature cannot be checked without the certification the log lacks)",
 	}, {
 		name: "record rewritten and everything after re-signed with the live keys",
 		log: func(t *testing.T, l *handLog) *handLog {
