@@ -51,4 +51,3 @@ func (l *handLog) addLine(line []byte) {
 	l.prev = h
 	l.lines = append(l.lines, line)
 }
-
