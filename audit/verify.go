@@ -69,8 +69,8 @@ type Summary struct {
 	Collected          int       // collected checkpoints proven (each distinct one once)
 	HeartbeatGaps      []HeartbeatGap
 	UnclosedEpochs     []UnclosedEpoch // epochs a crash ended without their last checkpoint
-	Restarts           int // audit.restart records
-	UncleanRestarts    int // of which after a crash (the last stop was not clean)
+	Restarts           int             // audit.restart records
+	UncleanRestarts    int             // of which after a crash (the last stop was not clean)
 }
 
 // chainFields are the parts of a record verify needs.
