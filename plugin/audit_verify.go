@@ -12,7 +12,8 @@ import (
 
 // exitUnverified: the chain holds, but the log is sealed and no key was
 // given, so its content was not checked (without the key, anyone can edit a
-// sealed record: its hash is the seal).
+// sealed record: its hash is the seal); or it is signed and does not start
+// at seq 1, so no checkpoint's root could be checked.
 const exitUnverified = 3
 
 type verifyOptions struct {
@@ -36,7 +37,8 @@ Exit 0 and a summary when the log verifies; exit 1 and "FAIL:" naming the
 file, line, seq and what is wrong when it does not. A signed or sealed log
 checked without --pubkey or --key exits 3, "UNVERIFIED:": its hashes are
 plain, so without the key nothing shows an edited record; --chain-only
-accepts that check.
+accepts that check. A signed log given from a later seq (--start) exits 3
+too: its checkpoints' roots are trees of every record from seq 1.
 
 A signed log (serve --sign-key) is checked with FILE.pub alone, the verifier
 key "hostpass audit keygen --sign FILE" wrote: the key certifications of
@@ -148,6 +150,11 @@ func runVerify(cmd *cobra.Command, o verifyOptions, args []string) error {
 			sum.Records, sum.Files, sum.FirstSeq, sum.LastSeq)
 		return &exitError{code: exitUnverified}
 	}
+	if sum.Signed && !sum.RootsChecked {
+		fmt.Fprintf(stdout, "UNVERIFIED: %d records in %d file(s), seq %d-%d: the log is signed and starts at seq %d (--start), so its checkpoints' roots were NOT checked: content unverified (a checkpoint's root is the tree of every record from seq 1, so whoever edits a record and rebuilds the chain after it goes unseen); checked: seq, prev and each record's hash from seq %d, %d key certification(s) from FILE.pub, and %d checkpoints' signatures and sizes; give the whole log from seq 1 (every file since the genesis record) to check the roots\n",
+			sum.Records, sum.Files, sum.FirstSeq, sum.LastSeq, sum.FirstSeq, sum.FirstSeq, sum.KeyCerts, sum.Checkpoints)
+		return &exitError{code: exitUnverified}
+	}
 	for _, g := range sum.HeartbeatGaps {
 		fmt.Fprintf(stdout, "GAP: %s line %d: no checkpoint from %s (seq %d) to %s (seq %d), %s while the daemon ran (no audit.stop or audit.restart between), heartbeat %s: no signature of that time vouches for it; the daemon was frozen or its clock jumped, or the records between were rewritten\n",
 			g.File, g.Line, g.From.Format(time.RFC3339), g.FromSeq, g.To.Format(time.RFC3339), g.ToSeq, g.To.Sub(g.From), g.Heartbeat)
@@ -168,11 +175,7 @@ func signedText(sum audit.Summary) string {
 	if sum.KeyCerts == 0 {
 		s = fmt.Sprintf("signed: epoch 0's key (FILE.pub), %d checkpoints verified", sum.Checkpoints)
 	}
-	if !sum.RootsChecked {
-		s += fmt.Sprintf(" (signatures only: the log starts at seq %d, and a checkpoint's root is the tree of every record from seq 1)", sum.FirstSeq)
-	} else {
-		s += fmt.Sprintf(" against the tree (root %s)", sum.TreeRoot)
-	}
+	s += fmt.Sprintf(" against the tree (root %s)", sum.TreeRoot) // without the tree (--start), verify says UNVERIFIED
 	if uncovered := sum.LastSeq - uint64(sum.LastCheckpointSize); uncovered > 0 {
 		s += fmt.Sprintf(", the last at seq %d covers seq 1-%d (seq %d-%d under no checkpoint yet)", sum.LastCheckpointSeq, sum.LastCheckpointSize, sum.LastCheckpointSize+1, sum.LastSeq)
 	}
