@@ -70,6 +70,9 @@ func parseCertText(text string) (origin string, epoch uint64, vkey string, err e
 // verifier format, name+hash+base64. It holds no private key, so nothing
 // read from it can sign.
 func ParseSignPub(text []byte) (note.Verifier, error) {
+	if isSignKeyFile(text) {
+		return nil, errPrivateKeyFile
+	}
 	line := strings.TrimSuffix(string(text), "\n")
 	if strings.Contains(line, "\n") || strings.HasPrefix(line, "PRIVATE+KEY+") {
 		return nil, errors.New("verifier key refused: a verifier key file holds one line, name+hash+base64, as `hostpass audit keygen --sign FILE` writes to FILE.pub, and never a private key")
@@ -91,6 +94,9 @@ func ReadSignPub(path string) (note.Verifier, error) {
 		return nil, err
 	}
 	v, err := ParseSignPub(b)
+	if errors.Is(err, errPrivateKeyFile) {
+		return nil, fmt.Errorf("%s: verifier key refused: it is the private signing key file, the daemon's, not its verifier key: give %s.pub, which `hostpass audit keygen --sign FILE` wrote beside it (and keep the signing key on the host: whoever holds it can sign)", path, path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

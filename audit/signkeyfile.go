@@ -242,3 +242,15 @@ func (k *SignKey) checkOwnCert(cert []byte) error {
 	}
 	return nil
 }
+
+var errPrivateKeyFile = errors.New("verifier key refused: it is the private signing key file, the daemon's, not its verifier key: give FILE.pub, which `hostpass audit keygen --sign FILE` wrote beside it")
+
+// isSignKeyFile says whether text is a signing key file (keygen --sign's
+// FILE, a JSON object with the key's seed), given where FILE.pub belongs.
+func isSignKeyFile(text []byte) bool {
+	var f struct {
+		Seed   *[]byte `json:"seed"`
+		Origin *string `json:"origin"`
+	}
+	return json.Unmarshal(text, &f) == nil && f.Seed != nil && f.Origin != nil
+}

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -51,7 +52,13 @@ type serveOptions struct {
 	policyStop    string
 	stateDir      string
 	logLevel      string
+	// signOnly names the settings given (a flag, or its variable set to
+	// other than the default) that only a signing daemon uses.
+	signOnly []string
 }
+
+// signOnlySettings are the flags that mean something with --sign-key only.
+var signOnlySettings = []string{"checkpoint-records", "checkpoint-interval", "heartbeat"}
 
 // setting is one flag, its environment variable (how `docker plugin set`
 // configures a managed plugin) and its default.
@@ -98,6 +105,7 @@ set, replaces the default, and the flag replaces both. SIGHUP rotates the
 audit log; SIGTERM lets calls in flight finish and stops.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.signOnly = given(cmd.Flags(), settings(&o), signOnlySettings)
 			return runServe(cmd, o)
 		},
 	}
@@ -118,6 +126,24 @@ audit log; SIGTERM lets calls in flight finish and stops.`,
 		flags.StringVar(s.dst, s.flag, def, usage)
 	}
 	return cmd
+}
+
+// given names, of the flags in names, those given on the command line, or
+// through their variable set to other than the default (a managed plugin's
+// config.json sets every variable to its default).
+func given(flags *pflag.FlagSet, all []setting, names []string) []string {
+	var out []string
+	for _, s := range all {
+		if !slices.Contains(names, s.flag) {
+			continue
+		}
+		if flags.Changed(s.flag) {
+			out = append(out, "--"+s.flag)
+		} else if v := os.Getenv(s.env); v != "" && v != s.def {
+			out = append(out, s.env)
+		}
+	}
+	return out
 }
 
 // boolString is a boolean flag kept as its text: --watch, --watch=false.
@@ -190,11 +216,18 @@ func (o serveOptions) check() (daemon.Config, logrus.Level, error) {
 	if c.Audit.CheckpointRecords, err = strconv.Atoi(o.cpRecords); err != nil || c.Audit.CheckpointRecords < 1 {
 		return c, level, fmt.Errorf("--checkpoint-records: %q is not a whole number of records, 1 or more", o.cpRecords)
 	}
-	if c.Audit.CheckpointInterval, err = parseInterval(o.cpInterval); err != nil {
+	if c.Audit.CheckpointInterval, err = parseSecondOrMore(o.cpInterval); err != nil {
 		return c, level, fmt.Errorf("--checkpoint-interval: %w", err)
 	}
-	if c.Audit.Heartbeat, err = parseInterval(o.heartbeat); err != nil {
+	if c.Audit.Heartbeat, err = parseSecondOrMore(o.heartbeat); err != nil {
 		return c, level, fmt.Errorf("--heartbeat: %w", err)
+	}
+	if o.signKey == "" && len(o.signOnly) > 0 {
+		names, has, its := strings.Join(o.signOnly, " and "), "has", "its default"
+		if len(o.signOnly) > 1 {
+			has, its = "have", "their defaults"
+		}
+		return c, level, fmt.Errorf("%s %s no effect without --sign-key (HOSTPASS_SIGN_KEY): checkpoints are written by a signing daemon only; give --sign-key FILE too, or leave %s unset (or at %s)", names, has, names, its)
 	}
 	if c.Audit.SealKey = o.sealKey; o.sealKey != "" {
 		if err := checkSealKey(o.sealKey); err != nil {
@@ -286,6 +319,17 @@ func parseInterval(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q is not a positive duration such as 30s or 1m", s)
 	}
 	return d, nil
+}
+
+// parseSecondOrMore reads a checkpoint schedule's duration: each checkpoint
+// is a signed record, fsynced, and verify allows a heartbeat a second of
+// slack, so one every fraction of a second is refused.
+func parseSecondOrMore(s string) (time.Duration, error) {
+	d, err := parseInterval(s)
+	if err == nil && d < time.Second {
+		return 0, fmt.Errorf("%q is less than a second: each checkpoint is a signed record, fsynced, and verify allows a heartbeat a second of slack; give 1s or more, such as 30s or 1m", s)
+	}
+	return d, err
 }
 
 // parseDockerSocket reads Docker's API socket as an absolute path or a
