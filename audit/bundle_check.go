@@ -213,7 +213,13 @@ func containerText(c *Container) string {
 
 // Sessions describes what the records prove, one line each: every stretch
 // in host mode (host.join to host.leave) and every attachment of an
-// endpoint (endpoint.join to endpoint.leave), with the seqs.
+// endpoint (endpoint.join to endpoint.leave), with the seqs. A leave ends
+// the session of its own join only: an endpoint's (endpoint_id), or a
+// container's run in host mode (the started_at both records carry, or the
+// leave's time less its host_mode_seconds). A leave without its join, or a
+// join without its leave, is said to be so, never joined to another: a
+// bundle with a leave and a join left out must not read as one long
+// session.
 func (p *Proven) Sessions() []string {
 	at := func(r Record) string {
 		return fmt.Sprintf("%s (seq %d %s)", r.Time.Format(time.RFC3339Nano), r.Seq, r.Event)
@@ -224,9 +230,10 @@ func (p *Proven) Sessions() []string {
 			who[r.EndpointID] = r.Container
 		}
 	}
-	var out []string
-	open := map[string]Record{}
-	var order []string
+	var out, joins []Record
+	var lines []string
+	open := map[string][]Record{}     // key → its joins not yet ended, in order
+	otherLeave := map[uint64]Record{} // join seq → the first leave after it of its key that was not its own
 	for _, r := range p.Records {
 		var key string
 		switch r.Event {
@@ -245,25 +252,97 @@ func (p *Proven) Sessions() []string {
 		}
 		switch r.Event {
 		case HostJoin, EndpointJoin:
-			if _, ok := open[key]; !ok {
-				order = append(order, key)
-			}
-			open[key] = r
+			open[key] = append(open[key], r)
+			joins = append(joins, r)
 		case HostLeave, EndpointLeave:
-			j, ok := open[key]
-			if !ok {
+			js := open[key]
+			own := -1
+			for i := len(js) - 1; i >= 0 && own < 0; i-- {
+				if r.Event == EndpointLeave || sameRun(js[i], r) {
+					own = i
+				}
+			}
+			if own < 0 {
+				for _, j := range js {
+					if _, ok := otherLeave[j.Seq]; !ok {
+						otherLeave[j.Seq] = r
+					}
+				}
+				lines = append(lines, p.leaveAlone(r, who))
 				continue
 			}
-			delete(open, key)
-			out = append(out, p.session(j, who)+" from "+at(j)+" to "+at(r))
+			j := js[own]
+			open[key] = append(js[:own:own], js[own+1:]...)
+			out = append(out, j)
+			lines = append(lines, p.session(j, who)+" from "+at(j)+" to "+at(r))
 		}
 	}
-	for _, key := range order {
-		if j, ok := open[key]; ok {
-			out = append(out, p.session(j, who)+" from "+at(j)+", and this bundle holds no leave after it")
-		}
+	ended := map[uint64]bool{}
+	for _, j := range out {
+		ended[j.Seq] = true
 	}
-	return out
+	for _, j := range joins {
+		if ended[j.Seq] {
+			continue
+		}
+		if l, ok := otherLeave[j.Seq]; ok {
+			lines = append(lines, fmt.Sprintf("%s from %s; this bundle holds no leave of that session: the %s after it (seq %d) ends another, so its own leave is not in the bundle", p.session(j, who), at(j), l.Event, l.Seq))
+			continue
+		}
+		lines = append(lines, p.session(j, who)+" from "+at(j)+", and this bundle holds no leave after it")
+	}
+	return lines
+}
+
+// sameRunSlack is how far apart the starts of a host.join and its
+// host.leave may be: the join records the time of Docker's connect event
+// when the container's process has not started yet, and the leave the
+// run's start, a moment later.
+const sameRunSlack = time.Minute
+
+// sameRun says whether host.leave l ends the session host.join j began: the
+// run each says it began (started_at; for the join, its time when it has
+// none; for the leave, its time less host_mode_seconds) are the same,
+// within sameRunSlack.
+func sameRun(j, l Record) bool {
+	js := j.Time
+	if j.Container.StartedAt != nil {
+		js = *j.Container.StartedAt
+	}
+	ls, ok := leaveStart(l)
+	if !ok {
+		return false
+	}
+	d := ls.Sub(js)
+	return d >= -sameRunSlack && d <= sameRunSlack
+}
+
+// leaveStart is when the run a host.leave ends began, by its record.
+func leaveStart(l Record) (time.Time, bool) {
+	switch {
+	case l.Container.StartedAt != nil:
+		return *l.Container.StartedAt, true
+	case l.HostModeSeconds != nil:
+		return l.Time.Add(-time.Duration(*l.HostModeSeconds * float64(time.Second))), true
+	}
+	return time.Time{}, false
+}
+
+// leaveAlone describes a leave whose join the bundle does not hold.
+func (p *Proven) leaveAlone(l Record, who map[string]*Container) string {
+	at := fmt.Sprintf("%s (seq %d %s)", l.Time.Format(time.RFC3339Nano), l.Seq, l.Event)
+	if l.Event == HostLeave {
+		began := "whose start its record does not give"
+		if s, ok := leaveStart(l); ok {
+			began = "that its record says began at " + s.Format(time.RFC3339Nano)
+		}
+		return fmt.Sprintf("container %s left host mode on host %s at %s, ending a session %s; this bundle holds no host.join of that session", containerText(l.Container), l.Host, at, began)
+	}
+	c := "an unattributed container"
+	if w := who[l.EndpointID]; w != nil {
+		c = "container " + containerText(w)
+	}
+	return fmt.Sprintf("%s left hostpass network %s (endpoint %s) on host %s at %s; this bundle holds no endpoint.join of that endpoint", c, short12(l.NetworkID), short12(l.EndpointID), l.Host, at)
 }
 
 // session names what a join began.

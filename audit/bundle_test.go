@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const (
@@ -26,14 +27,16 @@ func story(t testing.TB) (*handLog, string) {
 		return Record{Event: e, Outcome: OK, Driver: "hostpass", NetworkID: "net1", EndpointID: id}
 	}
 	web := &Container{ID: webID, Name: "web", Image: "busybox"}
-	db := &Container{ID: dbID, Name: "db"}
+	dbStart := signedStart.Add(7 * time.Second)
+	db := &Container{ID: dbID, Name: "db", StartedAt: &dbStart} // the run both host.* records name
+	secs := 6.0
 	attr := ep(EndpointAttribute, "ep1")
 	attr.Container = web
 	recs := []Record{
 		ep(EndpointCreate, "ep1"), ep(EndpointJoin, "ep1"), ep(EndpointCreate, "ep2"), attr,
 		{Event: HostJoin, Outcome: OK, Container: db},
 		ep(EndpointJoin, "ep2"), ep(EndpointLeave, "ep1"), ep(EndpointDelete, "ep1"),
-		{Event: HostLeave, Outcome: OK, Container: db},
+		{Event: HostLeave, Outcome: OK, Container: db, HostModeSeconds: &secs},
 	}
 	for _, r := range recs {
 		l.add(r)
