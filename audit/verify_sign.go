@@ -147,7 +147,8 @@ func (v *verifier) signed(f chainFields, line []byte) error {
 	}
 	if u := s.unclosed; u != nil {
 		if f.Event != Restart && f.Event != TornTail {
-			return v.problem(u.Seq, Missing, fmt.Sprintf("the audit.epoch ending epoch %d follows no checkpoint of epoch %d: hostpass writes an epoch's last checkpoint, signed by its key, right before its audit.epoch, so that whoever holds a later key cannot rewrite the epoch's records; only a crash leaves it out, and then the next record is audit.restart or audit.torn_tail, not %s: the checkpoint was removed", u.Epoch, u.Epoch, f.Event))
+			// Named at the audit.epoch's line, not the record after it.
+			return &Problem{File: u.File, Line: u.Line, Seq: u.Seq, Kind: Missing, Detail: fmt.Sprintf("the audit.epoch ending epoch %d follows no checkpoint of epoch %d: hostpass writes an epoch's last checkpoint, signed by its key, right before its audit.epoch, so that whoever holds a later key cannot rewrite the epoch's records; only a crash leaves it out, and then the next record is audit.restart or audit.torn_tail, not %s: the checkpoint was removed", u.Epoch, u.Epoch, f.Event)}
 		}
 		v.sum.UnclosedEpochs = append(v.sum.UnclosedEpochs, *u)
 		s.unclosed = nil

@@ -1,0 +1,115 @@
+package audit
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+// rebuilt re-adds l's records, re-chained and every checkpoint re-signed
+// with its epoch's key, keeping those keep says to (by seq of l), and
+// calling more after each record kept (by its seq of l).
+func rebuilt(t *testing.T, l *handLog, keep func(rec Record) bool, more func(out *handLog, seq uint64)) *handLog {
+	t.Helper()
+	out := l.again()
+	for _, line := range l.lines {
+		var rec Record
+		if err := json.Unmarshal(line, &rec); err != nil {
+			t.Fatal(err)
+		}
+		seq := rec.Seq
+		if keep != nil && !keep(rec) {
+			continue
+		}
+		out.epoch = *rec.Epoch
+		if rec.Event == Checkpoint {
+			rec.Checkpoint = out.note(out.epoch)
+		}
+		rec.Hash, rec.Prev = "", ""
+		out.add(rec)
+		if more != nil {
+			more(out, seq)
+		}
+	}
+	return out
+}
+
+// The writer signs every epoch's last checkpoint with the epoch's own key,
+// right before its audit.epoch: removing it (to rewrite the epoch's records
+// with a later key) is refused, naming the audit.epoch and what follows it.
+func TestVerifyEpochWithoutItsLastCheckpoint(t *testing.T) {
+	l := standard(t) // epoch 0 ends: checkpoint seq 11, audit.epoch seq 12
+	out := rebuilt(t, l, func(r Record) bool { return r.Seq != 11 }, nil)
+	_, err := verifySigned(t, out, VerifyOptions{})
+	wantSigned(t, err, Missing, "line 11 (seq 11): missing: the audit.epoch ending epoch 0 follows no checkpoint of epoch 0: hostpass writes an epoch's last checkpoint, signed by its key, right before its audit.epoch, so that whoever holds a later key cannot rewrite the epoch's records; only a crash leaves it out, and then the next record is audit.restart or audit.torn_tail, not endpoint.join: the checkpoint was removed")
+}
+
+// The hole the check closes: the holder of epoch 3's key rewrites a record
+// of epoch 1, drops the checkpoints of epochs 1 and 2 that commit to it, and
+// re-signs the rest with key 3 (the certifications are kept as they were).
+func TestVerifyEarlierEpochCheckpointsDropped(t *testing.T) {
+	l := newHandLog(t)
+	l.checkpoint(CheckpointStart)
+	l.fill(40, 5, 10)
+	l.checkpoint(CheckpointStop)
+	l.add(Record{Event: Stop, Outcome: OK})
+	if _, err := verifySigned(t, l, VerifyOptions{}); err != nil {
+		t.Fatalf("original: %v", err)
+	}
+	rewrote := false
+	a := l.again()
+	for _, line := range l.lines {
+		var r Record
+		json.Unmarshal(line, &r)
+		e := *r.Epoch
+		switch {
+		case !rewrote && e == 1 && r.Event == EndpointJoin:
+			r.EndpointID, rewrote = "forged", true
+		case rewrote && (e == 1 || e == 2) && r.Event == Checkpoint:
+			continue
+		}
+		a.epoch = e
+		if r.Event == Checkpoint {
+			r.Checkpoint = a.note(e)
+		}
+		r.Hash, r.Prev = "", ""
+		a.add(r)
+	}
+	_, err := verifySigned(t, a, VerifyOptions{})
+	wantSigned(t, err, Missing, "line 20 (seq 20): missing: the audit.epoch ending epoch 1 follows no checkpoint of epoch 1: hostpass writes an epoch's last checkpoint, signed by its key, right before its audit.epoch, so that whoever holds a later key cannot rewrite the epoch's records; only a crash leaves it out, and then the next record is audit.restart or audit.torn_tail, not endpoint.join: the checkpoint was removed")
+}
+
+// A crash between the key file's step and the write of the epoch's last
+// checkpoint: the next start logs the certification, then audit.restart
+// (or audit.torn_tail first, for the partial line the crash left). verify
+// accepts it and names the records no checkpoint of their epoch covers.
+func TestVerifyEpochEndedByACrash(t *testing.T) {
+	for _, after := range []Event{Restart, TornTail} {
+		t.Run(string(after), func(t *testing.T) {
+			l := standard(t)
+			out := rebuilt(t, l, func(r Record) bool { return r.Seq != 11 }, func(out *handLog, seq uint64) {
+				if seq == 12 { // the audit.epoch, now seq 11
+					out.epoch = 1
+					out.add(Record{Event: after, Outcome: OK})
+				}
+			})
+			sum, err := verifySigned(t, out, VerifyOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []UnclosedEpoch{{Epoch: 0, FromSeq: 7, Seq: 11, File: sum.UnclosedEpochs[0].File, Line: 11}}
+			if !reflect.DeepEqual(sum.UnclosedEpochs, want) {
+				t.Errorf("unclosed epochs %+v, want %+v", sum.UnclosedEpochs, want)
+			}
+		})
+	}
+}
+
+// A log that ends with an audit.epoch that follows no checkpoint of its
+// epoch: the checkpoint was removed and the tail cut after it.
+func TestVerifyEndsWithAnUnclosedEpoch(t *testing.T) {
+	l := standard(t)
+	out := rebuilt(t, l, func(r Record) bool { return r.Seq < 11 || r.Seq == 12 }, nil)
+	_, err := verifySigned(t, out, VerifyOptions{})
+	wantSigned(t, err, Missing, "line 11 (seq 11): missing: the log ends with the audit.epoch ending epoch 0, which follows no checkpoint of epoch 0: hostpass writes an epoch's last checkpoint, signed by its key, right before its audit.epoch; it was removed, or the log's tail was cut")
+}
