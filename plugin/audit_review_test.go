@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hostpass/hostpass/audit"
 )
@@ -61,5 +63,54 @@ func TestVerifyPubkeyGivenTheSigningKeyFile(t *testing.T) {
 	}
 	if _, err := audit.ParseSignPub(read(t, dir, "sign.key")); err == nil || !strings.Contains(err.Error(), "it is the private signing key file") {
 		t.Errorf("ParseSignPub(the signing key file) = %v", err)
+	}
+}
+
+// A crash between the key file's step and the epoch's last checkpoint: the
+// next start logs the certification, then audit.restart. verify accepts
+// it, and says on a GAP: line which records no checkpoint of their own
+// epoch vouches for.
+func TestVerifyEpochEndedByACrashGapLine(t *testing.T) {
+	dir := t.TempDir()
+	w := &signedWriter{t: t, keyPath: filepath.Join(dir, "sign.key"), tree: audit.NewTree(), prev: audit.Genesis}
+	vkey, err := audit.NewSignKeyFile(w.keyPath, "node1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.key, err = audit.ReadSignKeyFile(w.keyPath); err != nil {
+		t.Fatal(err)
+	}
+	recs := records()[:4]
+	w.checkpoint(start.Add(-time.Second), audit.CheckpointStart)
+	w.add(recs[0])
+	w.checkpoint(recs[0].Time, audit.CheckpointRecords)
+	w.add(recs[1])
+	w.add(recs[2])
+	// The key file stepped, then the daemon died: the next start logs the
+	// certification, audit.restart and its start checkpoint.
+	next, cert, err := audit.StepSignKeyFile(w.keyPath, w.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := uint64(1)
+	at := recs[2].Time.Add(time.Minute)
+	w.add(audit.Record{Time: at, Event: audit.EpochEnd, Outcome: audit.OK, NextEpoch: &n, KeyCert: string(cert)})
+	w.key, w.epoch = next, 1
+	w.add(audit.Record{Time: at, Event: audit.Restart, Outcome: audit.OK, CleanStop: audit.Flag(false)})
+	w.checkpoint(at, audit.CheckpointStart)
+	w.add(recs[3])
+	w.checkpoint(at.Add(time.Second), audit.CheckpointStop)
+	w.add(audit.Record{Time: at.Add(time.Second), Event: audit.Stop, Outcome: audit.OK})
+	log := filepath.Join(dir, "audit.jsonl")
+	pub := filepath.Join(dir, "sign.key.pub")
+	os.WriteFile(log, []byte(strings.Join(w.lines, "\n")+"\n"), 0o644)
+	os.WriteFile(pub, []byte(vkey+"\n"), 0o644)
+
+	var out bytes.Buffer
+	code := run([]string{"audit", "verify", "--pubkey", pub, "--heartbeat", "0", log}, &out, &out)
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	gap := "GAP: " + log + " line 6: epoch 0 ended in a crash without its last checkpoint: seq 4-6 are vouched for by no checkpoint of their own epoch's key, only by later epochs', whose keys can sign over rewritten records; compare with checkpoints collected off the host (--checkpoint)"
+	if code != 0 || len(lines) != 2 || lines[0] != gap || !strings.Contains(lines[1], ", 1 restart(s) (1 after a crash), 1 epoch(s) ended by a crash without their last checkpoint (GAP: above); last 11:") {
+		t.Errorf("verify exits %d:\n%s\nwant 0, the line\n%s\nthen ok: naming the restart and the epoch", code, out.String(), gap)
 	}
 }
