@@ -21,8 +21,9 @@ func newAuditCheckProofCommand() *cobra.Command {
 certifications from FILE.pub on, each checkpoint's signature, and every
 record's inclusion proof under a checkpoint signed by its own epoch's key. Exit 0 and what the bundle
 proves (the records, and each stretch in host mode or attached to a hostpass
-network, from T1 to T2 with their seqs); exit 1 and "FAIL:" naming what is
-wrong. BUNDLE - reads standard input.
+network, from T1 to T2 with their seqs; a leave or a join whose pair the
+bundle does not hold is said to be so, never joined to another session);
+exit 1 and "FAIL:" naming what is wrong. BUNDLE - reads standard input.
 
 A bundle proves that its records are in the log; it cannot show that the
 log holds no other record of the container: verify the log for that.`,
