@@ -239,7 +239,8 @@ func (l *Log) writeCheckpoint(reason string) error {
 // owesCheckpoint says a checkpoint waits for the log to be writable.
 func (l *Log) owesCheckpoint() bool { return l.c.sign != nil && l.c.sign.due != "" }
 
-// evolveSigned ends a signed log's epoch: the key file steps, then one
+// evolveSigned ends a signed log's epoch: the key file steps (the new
+// key's certification pins the tree of the records durable then), then one
 // write carries the epoch's last checkpoint, signed by the old key (kept
 // in memory as retiring until then), and the audit.epoch with the new
 // key's certification; then the old key is wiped. So every record of an
@@ -266,12 +267,21 @@ func (l *Log) evolveSigned(atStop bool) {
 		l.stepDone(<-s.stepping)
 	}
 	if s.certOwed == nil {
-		if !atStop && time.Now().Before(s.stepAfter) {
+		// Records kept in memory while the log is unwritable are written
+		// first, in this epoch: in the next they would be dated before its
+		// key's certification, and verify would call them backdated.
+		if !atStop && (time.Now().Before(s.stepAfter) || len(l.c.kept) > 0 || l.c.lost.n > 0) {
+			return
+		}
+		at, err := l.stepTree()
+		if err != nil {
+			s.stepAfter = time.Now().Add(retryInterval)
+			l.evolveFailedWith(err, "cannot read the Merkle tree the new key's certification pins; the key stays, and the step is retried")
 			return
 		}
 		ch := make(chan stepped, 1)
 		go func(cur *SignKey) {
-			next, cert, err := StepSignKeyFile(l.o.SignKey, cur)
+			next, cert, err := StepSignKeyFile(l.o.SignKey, cur, at)
 			if err != nil {
 				cur.Wipe() // the copy; s.key stays
 			}

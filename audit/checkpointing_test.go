@@ -290,7 +290,7 @@ func TestStartLogsACertificationTheKeyFileHolds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	next, cert, err := StepSignKeyFile(key, k)
+	next, cert, err := StepSignKeyFile(key, k, logTree(t, path, time.Now()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +331,7 @@ func TestSignedLogRefusesAKeyFileOfAnotherEpoch(t *testing.T) {
 	l.Close() // epoch 0 ends: the key file is at 1, the log's last record says 1
 	k, _ := ReadSignKeyFile(key)
 	for i := 0; i < 2; i++ {
-		k, _, _ = StepSignKeyFile(key, k)
+		k, _, _ = StepSignKeyFile(key, k, logTree(t, path, time.Now()))
 	}
 	l = openSigned(t, path, key, Options{})
 	err := l.Append(Record{Event: EndpointJoin, Outcome: OK})

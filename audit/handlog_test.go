@@ -115,13 +115,38 @@ func (l *handLog) checkpoint(reason string) []byte {
 	return l.add(Record{Event: Checkpoint, Outcome: OK, Checkpoint: l.note(l.epoch), CheckpointReason: reason})
 }
 
+// at is what a key step pins now: the tree as it is, and the time.
+func (l *handLog) at() CertTree {
+	l.tb.Helper()
+	root, err := l.tree.Root()
+	if err != nil {
+		l.tb.Fatal(err)
+	}
+	return CertTree{Size: l.tree.Size(), Root: root, Time: l.now}
+}
+
+// logTree is what a key step pins of the log at path, stepped at when.
+func logTree(tb testing.TB, path string, when time.Time) CertTree {
+	tb.Helper()
+	t, err := BuildTree([]string{path})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	root, err := t.Root()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return CertTree{Size: t.Size(), Root: root, Time: when}
+}
+
 // stepEpoch ends the epoch: its last checkpoint, then audit.epoch with the
 // next key's certification.
 func (l *handLog) stepEpoch() {
 	l.tb.Helper()
+	at := l.at() // the writer steps the key before the epoch's last checkpoint
 	l.checkpoint(CheckpointEpoch)
 	if len(l.keys) == int(l.epoch)+1 {
-		next, _, err := StepSignKey(l.keys[l.epoch])
+		next, _, err := StepSignKey(l.keys[l.epoch], at)
 		if err != nil {
 			l.tb.Fatal(err)
 		}

@@ -64,13 +64,14 @@ type Summary struct {
 	LastCheckpointSeq  uint64
 	LastCheckpointSize int64
 	RootsChecked       bool      // each checkpoint's root against the tree (false after --start: no tree)
+	CertTreesUnchecked int       // key certifications whose pinned tree was not checked (after --start: no tree)
 	TreeSize           int64     // the log's tree, when built
 	TreeRoot           tlog.Hash // its root
 	Collected          int       // collected checkpoints proven (each distinct one once)
 	HeartbeatGaps      []HeartbeatGap
 	UnclosedEpochs     []UnclosedEpoch // epochs a crash ended without their last checkpoint
-	Restarts           int // audit.restart records
-	UncleanRestarts    int // of which after a crash (the last stop was not clean)
+	Restarts           int             // audit.restart records
+	UncleanRestarts    int             // of which after a crash (the last stop was not clean)
 }
 
 // chainFields are the parts of a record verify needs.

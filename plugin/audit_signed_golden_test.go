@@ -72,7 +72,11 @@ func (w *signedWriter) checkpoint(at time.Time, reason string) {
 func (w *signedWriter) stepEpoch(at time.Time) {
 	w.t.Helper()
 	w.checkpoint(at, audit.CheckpointEpoch)
-	next, cert, err := audit.StepSignKeyFile(w.keyPath, w.key)
+	root, err := w.tree.Root()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	next, cert, err := audit.StepSignKeyFile(w.keyPath, w.key, audit.CertTree{Size: w.tree.Size(), Root: root, Time: at})
 	if err != nil {
 		w.t.Fatal(err)
 	}
