@@ -169,7 +169,11 @@ func signedText(sum audit.Summary) string {
 		s = fmt.Sprintf("signed: epoch 0's key (FILE.pub), %d checkpoints verified", sum.Checkpoints)
 	}
 	if !sum.RootsChecked {
-		s += fmt.Sprintf(" (signatures only: the log starts at seq %d, and a checkpoint's root is the tree of every record from seq 1)", sum.FirstSeq)
+		s += fmt.Sprintf(" (signatures only: the log starts at seq %d, and a checkpoint's root is the tree of every record from seq 1", sum.FirstSeq)
+		if sum.CertTreesUnchecked > 0 {
+			s += fmt.Sprintf(", as is the tree each of %d key certification(s) pins, so none proves the records before its step unchanged", sum.CertTreesUnchecked)
+		}
+		s += ")"
 	} else {
 		s += fmt.Sprintf(" against the tree (root %s)", sum.TreeRoot)
 	}
