@@ -267,10 +267,12 @@ func (l *Log) evolveSigned(atStop bool) {
 		l.stepDone(<-s.stepping)
 	}
 	if s.certOwed == nil {
-		// No record waits in memory here (commit evolves only after a
-		// write succeeded, which wrote them): records kept back from now
-		// on are dated after the step, which the certification dates.
-		if !atStop && time.Now().Before(s.stepAfter) {
+		// Records dated before the step must not land after it, in the
+		// next epoch: verify and check-proof would call them backdated.
+		// Records kept in memory are written by the write that lets
+		// commit evolve; callers that offer a record again after a failed
+		// write (the watcher, every 5s at most) get stepQuiet to.
+		if !atStop && (time.Now().Before(s.stepAfter) || time.Since(l.c.failedAt) < stepQuiet) {
 			return
 		}
 		at, err := l.stepTree()
@@ -302,6 +304,11 @@ func (l *Log) evolveSigned(atStop bool) {
 		l.evolveFailedWith(err, "cannot log the new signing key's certification; nothing is signed by that key before it is")
 	}
 }
+
+// stepQuiet is how long the log must have written without a failure
+// before a signing key steps: longer than any caller waits to offer a
+// refused record again, and less than BackdateSlack.
+const stepQuiet = 30 * time.Second
 
 // stepped is what a key file's step gave.
 type stepped struct {
