@@ -79,7 +79,7 @@ func CheckBundle(b *Bundle, pub note.Verifier) (*Proven, error) {
 	for i, c := range b.KeyCerts {
 		certs[i] = []byte(c)
 	}
-	chain, err := VerifyKeyChain(pub, certs)
+	chain, trees, err := walkKeyChain(pub, certs)
 	if err != nil {
 		return nil, fmt.Errorf("bundle refused: its key certifications do not lead from FILE.pub: %w", err)
 	}
@@ -126,6 +126,9 @@ func CheckBundle(b *Bundle, pub note.Verifier) (*Proven, error) {
 		}
 		prev = r.Leaf
 		if err := ownEpoch(rec, c); err != nil {
+			return nil, err
+		}
+		if err := afterCert(rec, r.Leaf, c, trees); err != nil {
 			return nil, err
 		}
 		p.Records = append(p.Records, rec)
@@ -381,6 +384,32 @@ func ownEpoch(rec Record, c ProvenCheckpoint) error {
 	}
 	if c.Epoch > allowed {
 		return fmt.Errorf("bundle refused: record seq %d is in epoch %d, but it is proven under a checkpoint signed by the key of epoch %d: the first checkpoint after a record is signed by its epoch's key, and whoever holds a later key can sign any tree, forged records and all; ask for the bundle hostpass audit prove writes, each record under the first checkpoint after it", rec.Seq, *rec.Epoch, c.Epoch)
+	}
+	return nil
+}
+
+// BackdateSlack is how much earlier than its epoch's key step a record
+// proven under that epoch's checkpoint may be dated: records kept in
+// memory while the log was unwritable are written later, with the time
+// they happened, and a clock may step back a little.
+const BackdateSlack = 5 * time.Minute
+
+// afterCert checks a record against what the certification of the key
+// that signed its checkpoint pins (epoch c.Epoch >= 1): that key's holder
+// can sign any tree, but the retiring key signed the tree of the records
+// durable when the key stepped, and the time; so a record vouched for by
+// the new key alone must come after that tree, and not be dated before
+// the step.
+func afterCert(rec Record, leaf int64, c ProvenCheckpoint, trees []CertTree) error {
+	if c.Epoch == 0 {
+		return nil
+	}
+	at := trees[c.Epoch]
+	if leaf < at.Size {
+		return fmt.Errorf("bundle refused: record seq %d is proven under a checkpoint of epoch %d, but epoch %d's key certification pins the tree of the first %d records, signed by epoch %d's key: whoever holds epoch %d's key can only add records after seq %d, so that key's checkpoint vouches for no earlier record; ask for the bundle hostpass audit prove writes, each record under the first checkpoint after it", rec.Seq, c.Epoch, c.Epoch, at.Size, c.Epoch-1, c.Epoch, at.Size)
+	}
+	if rec.Time.Before(at.Time.Add(-BackdateSlack)) {
+		return fmt.Errorf("bundle refused: record seq %d is dated %s, but it is proven under a checkpoint of epoch %d, whose key was made at %s (its certification, signed by epoch %d's key, says so): whoever holds epoch %d's key can date a record as they like, and a record is written at most %s after its time; it is backdated", rec.Seq, rec.Time.UTC().Format(time.RFC3339Nano), c.Epoch, at.Time.UTC().Format(time.RFC3339Nano), c.Epoch-1, c.Epoch, BackdateSlack)
 	}
 	return nil
 }

@@ -239,7 +239,8 @@ func (l *Log) writeCheckpoint(reason string) error {
 // owesCheckpoint says a checkpoint waits for the log to be writable.
 func (l *Log) owesCheckpoint() bool { return l.c.sign != nil && l.c.sign.due != "" }
 
-// evolveSigned ends a signed log's epoch: the key file steps, then one
+// evolveSigned ends a signed log's epoch: the key file steps (the new
+// key's certification pins the tree of the records durable then), then one
 // write carries the epoch's last checkpoint, signed by the old key (kept
 // in memory as retiring until then), and the audit.epoch with the new
 // key's certification; then the old key is wiped. So every record of an
@@ -266,12 +267,23 @@ func (l *Log) evolveSigned(atStop bool) {
 		l.stepDone(<-s.stepping)
 	}
 	if s.certOwed == nil {
-		if !atStop && time.Now().Before(s.stepAfter) {
+		// Records dated before the step must not land after it, in the
+		// next epoch: verify and check-proof would call them backdated.
+		// Records kept in memory are written by the write that lets
+		// commit evolve; callers that offer a record again after a failed
+		// write (the watcher, every 5s at most) get stepQuiet to.
+		if !atStop && (time.Now().Before(s.stepAfter) || time.Since(l.c.failedAt) < stepQuiet) {
+			return
+		}
+		at, err := l.stepTree()
+		if err != nil {
+			s.stepAfter = time.Now().Add(retryInterval)
+			l.evolveFailedWith(err, "cannot read the Merkle tree the new key's certification pins; the key stays, and the step is retried")
 			return
 		}
 		ch := make(chan stepped, 1)
 		go func(cur *SignKey) {
-			next, cert, err := StepSignKeyFile(l.o.SignKey, cur)
+			next, cert, err := StepSignKeyFile(l.o.SignKey, cur, at)
 			if err != nil {
 				cur.Wipe() // the copy; s.key stays
 			}
@@ -292,6 +304,11 @@ func (l *Log) evolveSigned(atStop bool) {
 		l.evolveFailedWith(err, "cannot log the new signing key's certification; nothing is signed by that key before it is")
 	}
 }
+
+// stepQuiet is how long the log must have written without a failure
+// before a signing key steps: longer than any caller waits to offer a
+// refused record again, and less than BackdateSlack.
+const stepQuiet = 30 * time.Second
 
 // stepped is what a key file's step gave.
 type stepped struct {

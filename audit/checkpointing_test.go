@@ -76,12 +76,14 @@ func checkSigned(t *testing.T, path, key string) []Record {
 		t.Fatal(err)
 	}
 	epoch := uint64(0)
+	var pinned CertTree
 	for _, r := range recs {
 		if r.Epoch == nil || *r.Epoch != epoch {
 			t.Fatalf("record seq %d (%s) has epoch %v, want %d", r.Seq, r.Event, r.Epoch, epoch)
 		}
 		if r.Event == EpochEnd {
 			epoch = *r.NextEpoch
+			checkCertTree(t, tree, r, &pinned)
 		}
 		if r.Event != Checkpoint {
 			continue
@@ -96,6 +98,27 @@ func checkSigned(t *testing.T, path, key string) []Record {
 		}
 	}
 	return recs
+}
+
+// checkCertTree checks the tree an audit.epoch's certification pins: the
+// log's own at a size between the previous certification's and the
+// audit.epoch's seq-1, stepped no later than the audit.epoch's time.
+func checkCertTree(t *testing.T, tree *Tree, r Record, prev *CertTree) {
+	t.Helper()
+	_, err := note.Open([]byte(r.KeyCert), nil)
+	var un *note.UnverifiedNoteError
+	if !errors.As(err, &un) {
+		t.Fatalf("audit.epoch seq %d: its key_cert is not a note: %v", r.Seq, err)
+	}
+	_, _, _, at, err := parseCertText(un.Note.Text)
+	if err != nil {
+		t.Fatalf("audit.epoch seq %d: %v", r.Seq, err)
+	}
+	want, err := tree.RootAt(at.Size)
+	if err != nil || at.Root != want || at.Size > int64(r.Seq)-1 || at.Size < prev.Size || at.Time.After(r.Time) || at.Time.Before(prev.Time) {
+		t.Fatalf("audit.epoch seq %d (%v) pins tree %d %v at %v, want the log's (%v) at a size from %d to %d, stepped after %v (%v)", r.Seq, r.Time, at.Size, at.Root, at.Time, want, prev.Size, r.Seq-1, prev.Time, err)
+	}
+	*prev = at
 }
 
 func eventText(recs []Record) string {
@@ -290,7 +313,7 @@ func TestStartLogsACertificationTheKeyFileHolds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	next, cert, err := StepSignKeyFile(key, k)
+	next, cert, err := StepSignKeyFile(key, k, logTree(t, path, time.Now()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +354,7 @@ func TestSignedLogRefusesAKeyFileOfAnotherEpoch(t *testing.T) {
 	l.Close() // epoch 0 ends: the key file is at 1, the log's last record says 1
 	k, _ := ReadSignKeyFile(key)
 	for i := 0; i < 2; i++ {
-		k, _, _ = StepSignKeyFile(key, k)
+		k, _, _ = StepSignKeyFile(key, k, logTree(t, path, time.Now()))
 	}
 	l = openSigned(t, path, key, Options{})
 	err := l.Append(Record{Event: EndpointJoin, Outcome: OK})
@@ -582,5 +605,50 @@ func TestCachedTreeHashes(t *testing.T) {
 				t.Fatalf("after %d records: root %v, %v; want %v", i+1, b, err, a)
 			}
 		}
+	}
+}
+
+// Records kept in memory while the log is unwritable, or offered again by
+// their caller once it is (as the watcher does), are written in the epoch
+// they are dated in: the key steps only after a write succeeded (which
+// writes the kept ones) and the log has written stepQuiet without a
+// failure, so none lands in the next epoch dated before its key's
+// certification, which verify would call backdated.
+func TestRecordsOfAnOutageStayInTheirEpoch(t *testing.T) {
+	bad := failWritesHolding(t)
+	path, key := signedLog(t)
+	l := openSigned(t, path, key, Options{EpochInterval: 50 * time.Millisecond})
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	bad.Store(`"event"`) // the disk is full, for an hour
+	kept := Record{Time: time.Now().Add(-time.Hour).UTC(), Event: EndpointJoin, Outcome: OK, EndpointID: "kept"}
+	again := Record{Time: time.Now().Add(-time.Hour).UTC(), Event: EndpointJoin, Outcome: OK, EndpointID: "offered again"}
+	if err := l.AppendOrKeep(kept); err == nil {
+		t.Fatal("a record written on a full disk")
+	}
+	if err := l.Append(again); err == nil {
+		t.Fatal("a record written on a full disk")
+	}
+	time.Sleep(200 * time.Millisecond) // the epoch is due meanwhile
+	bad.Store("")
+	signedJoins(t, l, 1)
+	time.Sleep(200 * time.Millisecond) // a step would be done
+	if err := l.Append(again); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	recs := checkSigned(t, path, key)
+	for _, r := range recs {
+		if r.EndpointID != "" && r.EndpointID != "0" && *r.Epoch != 0 {
+			t.Errorf("the record %q, seq %d, is in epoch %d, want 0: %s", r.EndpointID, r.Seq, *r.Epoch, eventText(recs))
+		}
+	}
+	pub, err := ReadSignPub(key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Verify([]string{path}, VerifyOptions{Pub: pub}); err != nil {
+		t.Error(err)
 	}
 }

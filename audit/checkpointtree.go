@@ -227,3 +227,32 @@ func (l *Log) dropTree() {
 		s.tree = nil
 	}
 }
+
+// stepTree is what the certification of the next epoch's key pins: the
+// tree of every durable record, and the time the step starts. Records
+// written while the key steps come after it, in the retiring epoch. A tree
+// store that cannot be opened costs checkpoints, not the epoch's end: the
+// tree is then read from the log into memory, for this step only.
+func (l *Log) stepTree() (CertTree, error) {
+	l.settleTree()
+	var t *Tree
+	if err := l.openTree(); err == nil {
+		t = l.c.sign.tree
+	} else {
+		files, ferr := Files(l.path)
+		if ferr == nil {
+			t, ferr = BuildTree(files)
+		}
+		if ferr != nil {
+			return CertTree{}, fmt.Errorf("%w; and reading the log's tree into memory: %w", err, ferr)
+		}
+		if t.Size() != int64(l.c.seq) {
+			return CertTree{}, fmt.Errorf("%w; and the log's files hold %d records, the log %d", err, t.Size(), l.c.seq)
+		}
+	}
+	root, err := t.Root()
+	if err != nil {
+		return CertTree{}, err
+	}
+	return CertTree{Size: t.Size(), Root: root, Time: time.Now().UTC()}, nil
+}

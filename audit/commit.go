@@ -41,7 +41,8 @@ type committer struct {
 	epoch        uint64
 	epochRecords int // records sealed in this epoch
 	epochTimer   *time.Timer
-	evolveDue    bool // the epoch's time is up; evolve once the log is writable
+	evolveDue    bool      // the epoch's time is up; evolve once the log is writable
+	failedAt     time.Time // the last write that failed
 	// keyFileStale: the key file could not be overwritten with the current
 	// epoch's key. No further epoch is ended until it is (open takes a key
 	// file at most one epoch behind the log), and a stop says so.
@@ -165,6 +166,7 @@ func (l *Log) flush(more []Record) error {
 		return nil
 	}
 	if err := l.write(recs); err != nil {
+		c.failedAt = time.Now()
 		return err
 	}
 	c.kept, c.keptBytes, c.lost = nil, 0, lost{}

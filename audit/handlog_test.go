@@ -115,13 +115,38 @@ func (l *handLog) checkpoint(reason string) []byte {
 	return l.add(Record{Event: Checkpoint, Outcome: OK, Checkpoint: l.note(l.epoch), CheckpointReason: reason})
 }
 
+// at is what a key step pins now: the tree as it is, and the time.
+func (l *handLog) at() CertTree {
+	l.tb.Helper()
+	root, err := l.tree.Root()
+	if err != nil {
+		l.tb.Fatal(err)
+	}
+	return CertTree{Size: l.tree.Size(), Root: root, Time: l.now}
+}
+
+// logTree is what a key step pins of the log at path, stepped at when.
+func logTree(tb testing.TB, path string, when time.Time) CertTree {
+	tb.Helper()
+	t, err := BuildTree([]string{path})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	root, err := t.Root()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return CertTree{Size: t.Size(), Root: root, Time: when}
+}
+
 // stepEpoch ends the epoch: its last checkpoint, then audit.epoch with the
 // next key's certification.
 func (l *handLog) stepEpoch() {
 	l.tb.Helper()
+	at := l.at() // the writer steps the key before the epoch's last checkpoint
 	l.checkpoint(CheckpointEpoch)
 	if len(l.keys) == int(l.epoch)+1 {
-		next, _, err := StepSignKey(l.keys[l.epoch])
+		next, _, err := StepSignKey(l.keys[l.epoch], at)
 		if err != nil {
 			l.tb.Fatal(err)
 		}
@@ -130,6 +155,23 @@ func (l *handLog) stepEpoch() {
 	next := l.epoch + 1
 	l.add(Record{Event: EpochEnd, Outcome: OK, NextEpoch: &next, KeyCert: string(l.keys[next].Cert())})
 	l.epoch = next
+}
+
+// crashStep: the key file stepped (its certification pins the tree now)
+// and the daemon died before the epoch's last checkpoint; the next start
+// logs the certification first, then after (audit.restart, or the
+// audit.torn_tail of the line the crash cut).
+func (l *handLog) crashStep(after Event) {
+	l.tb.Helper()
+	next, _, err := StepSignKey(l.keys[l.epoch], l.at())
+	if err != nil {
+		l.tb.Fatal(err)
+	}
+	l.keys = append(l.keys, next)
+	n := l.epoch + 1
+	l.add(Record{Event: EpochEnd, Outcome: OK, NextEpoch: &n, KeyCert: string(next.Cert())})
+	l.epoch = n
+	l.add(Record{Event: after, Outcome: OK})
 }
 
 // fill writes n joins, a checkpoint every cpEvery records and an epoch

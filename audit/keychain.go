@@ -8,8 +8,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // The public side of forward-secure signing: epoch key names, key
@@ -42,28 +44,56 @@ func splitKeyName(name string) (origin string, epoch uint64, err error) {
 
 // certHeader is the first line of a key certification. It keeps a
 // certification from ever parsing as a checkpoint (whose first line is an
-// origin), though the same key signs both.
-const certHeader = "hostpass key certification v1"
+// origin), though the same key signs both. v1 bound the key only: whoever
+// held a later key could rewrite every earlier epoch's records and keep the
+// certifications; v2 pins the log's tree as well.
+const certHeader = "hostpass key certification v2"
 
-// certText is the text of the certification of epoch's key vkey.
-func certText(origin string, epoch uint64, vkey string) string {
-	return fmt.Sprintf("%s\norigin %s\nepoch %d\nkey %s\n", certHeader, origin, epoch, vkey)
+// CertTree is what a key certification pins of the log besides the key:
+// the Merkle tree of the records durable when the step started (Size
+// records, root Root) and when it started. The key it certifies signs
+// nothing before that: records before Size are vouched for by the retiring
+// key (it signed this tree), and a record dated before Time by no one.
+type CertTree struct {
+	Size int64
+	Root tlog.Hash
+	Time time.Time
+}
+
+// certText is the text of the certification of epoch's key vkey, stepped
+// when the log's tree was at.
+func certText(origin string, epoch uint64, vkey string, at CertTree) string {
+	return fmt.Sprintf("%s\norigin %s\nepoch %d\nkey %s\ntree %d %s\ntime %s\n",
+		certHeader, origin, epoch, vkey, at.Size, at.Root, at.Time.UTC().Format(time.RFC3339Nano))
 }
 
 // parseCertText reads a certification's text, unverified.
-func parseCertText(text string) (origin string, epoch uint64, vkey string, err error) {
+func parseCertText(text string) (origin string, epoch uint64, vkey string, at CertTree, err error) {
 	lines := strings.Split(text, "\n")
-	ok := len(lines) == 5 && lines[0] == certHeader && lines[4] == "" &&
+	ok := len(lines) == 7 && lines[0] == certHeader && lines[6] == "" &&
 		strings.HasPrefix(lines[1], "origin ") && strings.HasPrefix(lines[2], "epoch ") && strings.HasPrefix(lines[3], "key ")
 	if ok {
 		origin, vkey = lines[1][len("origin "):], lines[3][len("key "):]
 		epoch, err = strconv.ParseUint(lines[2][len("epoch "):], 10, 64)
-		ok = err == nil && certText(origin, epoch, vkey) == text
+		ok = err == nil
+	}
+	if ok {
+		var size, root, when string
+		if _, err := fmt.Sscanf(lines[4], "tree %s %s", &size, &root); err != nil || !strings.HasPrefix(lines[5], "time ") {
+			ok = false
+		} else {
+			when = lines[5][len("time "):]
+			var e1, e2, e3 error
+			at.Size, e1 = strconv.ParseInt(size, 10, 64)
+			at.Root, e2 = tlog.ParseHash(root)
+			at.Time, e3 = time.Parse(time.RFC3339Nano, when)
+			ok = e1 == nil && e2 == nil && e3 == nil && at.Size >= 0 && certText(origin, epoch, vkey, at) == text
+		}
 	}
 	if !ok {
-		return "", 0, "", fmt.Errorf("its text is not a hostpass key certification: one is the lines %q, \"origin <origin>\", \"epoch <N>\", \"key <verifier key>\"", certHeader)
+		return "", 0, "", CertTree{}, fmt.Errorf("its text is not a hostpass key certification: one is the lines %q, \"origin <origin>\", \"epoch <N>\", \"key <verifier key>\", \"tree <records> <root hash, base64>\", \"time <RFC 3339 UTC>\"", certHeader)
 	}
-	return origin, epoch, vkey, nil
+	return origin, epoch, vkey, at, nil
 }
 
 // ParseSignPub reads a verifier key (FILE.pub's text): one line in note
@@ -107,29 +137,43 @@ func ReadSignPub(path string) (note.Verifier, error) {
 // (FILE.pub): certs[i] must certify epoch i+1's key, signed by epoch i's.
 // It returns the verifier of every epoch, indexed by epoch.
 func VerifyKeyChain(pub note.Verifier, certs [][]byte) ([]note.Verifier, error) {
+	chain, _, err := walkKeyChain(pub, certs)
+	return chain, err
+}
+
+// walkKeyChain is VerifyKeyChain, also returning the tree each
+// certification pins, by epoch (epoch 0's is the empty tree). The trees
+// must grow: a certification pins the records durable at its step, and
+// the next step comes later.
+func walkKeyChain(pub note.Verifier, certs [][]byte) ([]note.Verifier, []CertTree, error) {
 	origin, epoch, err := splitKeyName(pub.Name())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if epoch != 0 {
-		return nil, fmt.Errorf("key %s is the key of epoch %d: the chain starts from epoch 0's verifier key, FILE.pub", pub.Name(), epoch)
+		return nil, nil, fmt.Errorf("key %s is the key of epoch %d: the chain starts from epoch 0's verifier key, FILE.pub", pub.Name(), epoch)
 	}
-	chain := []note.Verifier{pub}
+	chain, trees := []note.Verifier{pub}, []CertTree{{}}
 	for _, cert := range certs {
-		v, err := certifiedKey(chain[len(chain)-1], origin, uint64(len(chain)), cert)
+		e := uint64(len(chain))
+		v, at, err := certifiedKey(chain[e-1], origin, e, cert)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		chain = append(chain, v)
+		if prev := trees[e-1]; at.Size < prev.Size {
+			return nil, nil, fmt.Errorf("key certification of epoch %d pins a tree of %d records, fewer than epoch %d's certification pins, %d: a log only grows, so one of them pins rewritten history", e, at.Size, e-1, prev.Size)
+		}
+		chain, trees = append(chain, v), append(trees, at)
 	}
-	return chain, nil
+	return chain, trees, nil
 }
 
 // certifiedKey checks cert, the certification of epoch want's key signed
-// by prev (the key of epoch want-1), and returns the key it certifies.
+// by prev (the key of epoch want-1), and returns the key it certifies and
+// the tree it pins.
 // VerifyKeyChain walks a chain with it; verify takes one step per
 // audit.epoch record, as the log goes.
-func certifiedKey(prev note.Verifier, origin string, want uint64, cert []byte) (note.Verifier, error) {
+func certifiedKey(prev note.Verifier, origin string, want uint64, cert []byte) (note.Verifier, CertTree, error) {
 	n, err := note.Open(cert, note.VerifierList(prev))
 	var unverified *note.UnverifiedNoteError
 	var invalid *note.InvalidSignatureError
@@ -137,31 +181,31 @@ func certifiedKey(prev note.Verifier, origin string, want uint64, cert []byte) (
 	case errors.As(err, &unverified):
 		n = unverified.Note
 	case errors.As(err, &invalid):
-		return nil, fmt.Errorf("key certification of epoch %d: the signature by %s does not verify: the certification was changed after signing", want, prev.Name())
+		return nil, CertTree{}, fmt.Errorf("key certification of epoch %d: the signature by %s does not verify: the certification was changed after signing", want, prev.Name())
 	case err != nil:
-		return nil, fmt.Errorf("key certification of epoch %d is not a signed note (%v)", want, err)
+		return nil, CertTree{}, fmt.Errorf("key certification of epoch %d is not a signed note (%v)", want, err)
 	}
-	cOrigin, cEpoch, vkey, err := parseCertText(n.Text)
+	cOrigin, cEpoch, vkey, at, err := parseCertText(n.Text)
 	if err != nil {
-		return nil, fmt.Errorf("key certification of epoch %d: %v", want, err)
+		return nil, CertTree{}, fmt.Errorf("key certification of epoch %d: %v", want, err)
 	}
 	if cOrigin != origin {
-		return nil, fmt.Errorf("key certification of epoch %d is for log %s, not %s", want, cOrigin, origin)
+		return nil, CertTree{}, fmt.Errorf("key certification of epoch %d is for log %s, not %s", want, cOrigin, origin)
 	}
 	if cEpoch != want {
-		return nil, fmt.Errorf("key certification %d certifies epoch %d where epoch %d comes next: a certification is missing, repeated or out of order", want, cEpoch, want)
+		return nil, CertTree{}, fmt.Errorf("key certification %d certifies epoch %d where epoch %d comes next: a certification is missing, repeated or out of order", want, cEpoch, want)
 	}
 	if unverified != nil {
-		return nil, fmt.Errorf("key certification of epoch %d is not signed by %s, the key of epoch %d, but by %s: it is forged, or belongs to another chain", want, prev.Name(), want-1, sigNames(unverified.Note.UnverifiedSigs))
+		return nil, CertTree{}, fmt.Errorf("key certification of epoch %d is not signed by %s, the key of epoch %d, but by %s: it is forged, or belongs to another chain", want, prev.Name(), want-1, sigNames(unverified.Note.UnverifiedSigs))
 	}
 	v, err := note.NewVerifier(vkey)
 	if err != nil {
-		return nil, fmt.Errorf("key certification of epoch %d: its key %q is not a verifier key (%v)", want, vkey, err)
+		return nil, CertTree{}, fmt.Errorf("key certification of epoch %d: its key %q is not a verifier key (%v)", want, vkey, err)
 	}
 	if v.Name() != epochKeyName(origin, want) {
-		return nil, fmt.Errorf("key certification of epoch %d names key %s, not %s", want, v.Name(), epochKeyName(origin, want))
+		return nil, CertTree{}, fmt.Errorf("key certification of epoch %d names key %s, not %s", want, v.Name(), epochKeyName(origin, want))
 	}
-	return v, nil
+	return v, at, nil
 }
 
 // sigNames lists the keys that signed a note, as name+hash.

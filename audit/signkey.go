@@ -128,16 +128,18 @@ func generateSignKey(origin string, epoch uint64, cert func(vkey string) ([]byte
 }
 
 // StepSignKey makes the next epoch's key and its certification, signed by
-// cur: the note naming origin, next epoch and next public key. cur is left
+// cur: the note naming origin, next epoch and next public key, and at, the
+// log's tree when the step started (records durable then, their root, the
+// time): so the new key's holder cannot rewrite what cur signed. cur is left
 // as it is: the caller writes the next key (StepSignKeyFile) and the
 // certification, then wipes cur (docs/proof.md, "Stepping an epoch").
-func StepSignKey(cur *SignKey) (next *SignKey, cert []byte, err error) {
+func StepSignKey(cur *SignKey, at CertTree) (next *SignKey, cert []byte, err error) {
 	if cur.priv == nil {
 		return nil, nil, fmt.Errorf("signing key %s was wiped: a wiped key certifies nothing", cur.name)
 	}
 	epoch := cur.epoch + 1
 	next, err = generateSignKey(cur.origin, epoch, func(vkey string) ([]byte, error) {
-		return note.Sign(&note.Note{Text: certText(cur.origin, epoch, vkey)}, cur)
+		return note.Sign(&note.Note{Text: certText(cur.origin, epoch, vkey, at)}, cur)
 	})
 	if err != nil {
 		return nil, nil, err

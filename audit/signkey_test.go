@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 )
@@ -17,6 +18,9 @@ import (
 // newChain makes an epoch-0 key file in a temporary directory and steps it
 // to epoch last, returning the key file's path, FILE.pub's verifier, the
 // current key and the certifications in order.
+// testAt is the tree a key step pins in tests that look at keys only.
+var testAt = CertTree{Time: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}
+
 func newChain(t *testing.T, last int) (path string, pub note.Verifier, k *SignKey, certs [][]byte) {
 	t.Helper()
 	path = filepath.Join(t.TempDir(), "sign.key")
@@ -31,7 +35,7 @@ func newChain(t *testing.T, last int) (path string, pub note.Verifier, k *SignKe
 		t.Fatal(err)
 	}
 	for i := 0; i < last; i++ {
-		next, cert, err := StepSignKeyFile(path, k)
+		next, cert, err := StepSignKeyFile(path, k, testAt)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +100,7 @@ func TestKeyChainRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	forged, err := note.Sign(&note.Note{Text: certText(origin, 1, k3.VerifierKey())}, forger)
+	forged, err := note.Sign(&note.Note{Text: certText(origin, 1, k3.VerifierKey(), testAt)}, forger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,12 +132,12 @@ func TestKeyChainRefusesChangedSignedCert(t *testing.T) {
 	_, pub, _, certs := newChain(t, 1)
 	_, err := note.Open(certs[0], nil)
 	un := err.(*note.UnverifiedNoteError)
-	origin, _, _, _ := parseCertText(un.Note.Text)
+	origin, _, _, _, _ := parseCertText(un.Note.Text)
 	thief, err := generateSignKey(origin, 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := certText(origin, 1, thief.VerifierKey())
+	text := certText(origin, 1, thief.VerifierKey(), testAt)
 	sig := certs[0][len(un.Note.Text):]
 	_, err = VerifyKeyChain(pub, [][]byte{append([]byte(text), sig...)})
 	wantErr(t, err, fmt.Sprintf("key certification of epoch 1: the signature by %s/e0 does not verify: the certification was changed after signing", origin))
@@ -142,7 +146,7 @@ func TestKeyChainRefusesChangedSignedCert(t *testing.T) {
 func mustParseCertOrigin(t *testing.T, cert []byte) string {
 	t.Helper()
 	_, err := note.Open(cert, nil)
-	origin, _, _, perr := parseCertText(err.(*note.UnverifiedNoteError).Note.Text)
+	origin, _, _, _, perr := parseCertText(err.(*note.UnverifiedNoteError).Note.Text)
 	if perr != nil {
 		t.Fatal(perr)
 	}
@@ -208,7 +212,7 @@ func TestStepWipesOldKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	oldLen := fileSize(t, link)
-	k1, _, err := StepSignKeyFile(path, k0)
+	k1, _, err := StepSignKeyFile(path, k0, testAt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +232,7 @@ func TestStepWipesOldKey(t *testing.T) {
 	}
 	_, err = k0.Sign([]byte("x"))
 	wantErr(t, err, fmt.Sprintf("signing key %s was wiped: its epoch has ended", k0.Name()))
-	_, _, err = StepSignKey(k0)
+	_, _, err = StepSignKey(k0, testAt)
 	wantErr(t, err, fmt.Sprintf("signing key %s was wiped: a wiped key certifies nothing", k0.Name()))
 }
 
@@ -287,7 +291,7 @@ func TestReadSignKeyFileRefusesDamage(t *testing.T) {
 		})
 	}
 	// A certification of another key than the file's, check matching.
-	other, otherCert, err := StepSignKey(mustKey(t, k1))
+	other, otherCert, err := StepSignKey(mustKey(t, k1), testAt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +339,7 @@ func BenchmarkStepSignKeyFile(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if k, _, err = StepSignKeyFile(path, k); err != nil {
+		if k, _, err = StepSignKeyFile(path, k, testAt); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -25,8 +25,8 @@ import (
 // with the next key (which carries its certification, so that a crash
 // before the certification reaches the log loses nothing), and wipes cur.
 // On error cur is kept and the file holds cur's key.
-func StepSignKeyFile(path string, cur *SignKey) (next *SignKey, cert []byte, err error) {
-	next, cert, err = StepSignKey(cur)
+func StepSignKeyFile(path string, cur *SignKey, at CertTree) (next *SignKey, cert []byte, err error) {
+	next, cert, err = StepSignKey(cur, at)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -233,7 +233,7 @@ func (k *SignKey) checkOwnCert(cert []byte) error {
 		return fmt.Errorf("its cert is not a signed note: %v", err)
 	}
 	n = unverified.Note
-	origin, epoch, vkey, err := parseCertText(n.Text)
+	origin, epoch, vkey, _, err := parseCertText(n.Text)
 	if err != nil {
 		return fmt.Errorf("its cert: %v", err)
 	}

@@ -64,6 +64,7 @@ type Summary struct {
 	LastCheckpointSeq  uint64
 	LastCheckpointSize int64
 	RootsChecked       bool      // each checkpoint's root against the tree (false after --start: no tree)
+	CertTreesUnchecked int       // key certifications whose pinned tree was not checked (after --start: no tree)
 	TreeSize           int64     // the log's tree, when built
 	TreeRoot           tlog.Hash // its root
 	Collected          int       // collected checkpoints proven (each distinct one once)

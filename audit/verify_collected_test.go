@@ -126,7 +126,7 @@ func TestVerifyCollectedTamper(t *testing.T) {
 	}, {
 		name: "record rewritten and everything after re-signed with the live keys",
 		log: func(t *testing.T, l *handLog) *handLog {
-			return resign(t, l, 24, true, func(r *Record) { r.EndpointID = "forged" })
+			return recertified(t, resign(t, l, 24, true, func(r *Record) { r.EndpointID = "forged" }))
 		},
 		kind: Rewritten,
 		want: "collected.log line 27: rewritten: collected checkpoint of 25 records (epoch 2) has root %s, but the log's first 25 records hash to %s: the log's checkpoint at seq 37 (36 records) does not extend it, so history before seq 26 was rewritten since the checkpoint was sent (run verify without --checkpoint to find where the chain was rebuilt)",

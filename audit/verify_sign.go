@@ -51,6 +51,8 @@ type UnclosedEpoch struct {
 type signState struct {
 	origin string
 	chain  []note.Verifier // the key of every epoch so far, by epoch
+	// certTrees[i] is the tree epoch i+1's certification pins.
+	certTrees []CertTree
 	// epochStart[e] is the first seq of epoch e (0 for epochs before the
 	// log's start).
 	epochStart []uint64
@@ -153,6 +155,9 @@ func (v *verifier) signed(f chainFields, line []byte) error {
 		v.sum.UnclosedEpochs = append(v.sum.UnclosedEpochs, *u)
 		s.unclosed = nil
 	}
+	if err := v.datedAfterCert(f); err != nil {
+		return err
+	}
 	closed := s.closed
 	s.closed = false
 	switch f.Event {
@@ -201,12 +206,68 @@ func (v *verifier) keyCert(f chainFields, sf signFields) error {
 	if uint64(len(s.chain)) != e+1 {
 		return v.problem(f.Seq, BadCert, fmt.Sprintf("the audit.epoch record ending epoch %d comes after %d certifications: epoch %d's certification is the log's %d-th", e, len(s.chain)-1, e+1, e+1))
 	}
-	next, err := certifiedKey(s.chain[e], s.origin, e+1, []byte(sf.KeyCert))
+	next, at, err := certifiedKey(s.chain[e], s.origin, e+1, []byte(sf.KeyCert))
 	if err != nil {
 		return v.problem(f.Seq, BadCert, err.Error()+"; FILE.pub vouches for no key after this point, so no checkpoint after it can be trusted")
 	}
-	s.chain = append(s.chain, next)
+	if err := v.certTree(f, at); err != nil {
+		return err
+	}
+	s.chain, s.certTrees = append(s.chain, next), append(s.certTrees, at)
 	v.sum.KeyCerts++
+	return nil
+}
+
+// certTree checks the tree an audit.epoch's certification pins: the
+// records durable when the key stepped, so at most those before the
+// audit.epoch, at least those the previous certification pinned, and,
+// signed by the retiring key, the log's own tree at that size. Without it
+// the holder of a later key could rewrite every earlier epoch, keeping the
+// certifications.
+func (v *verifier) certTree(f chainFields, at CertTree) error {
+	s := v.sign
+	e := *f.Epoch
+	if at.Size > int64(f.Seq)-1 {
+		return v.problem(f.Seq, BadCert, fmt.Sprintf("the certification of epoch %d's key pins a tree of %d records, but its audit.epoch is seq %d: the key steps before its certification is logged, so it pins at most the %d records before it", e+1, at.Size, f.Seq, f.Seq-1))
+	}
+	prev := int64(0)
+	if len(s.certTrees) > 0 {
+		prev = s.certTrees[len(s.certTrees)-1].Size
+	}
+	if at.Size < prev {
+		return v.problem(f.Seq, Rewritten, fmt.Sprintf("the certification of epoch %d's key pins a tree of %d records, fewer than epoch %d's certification pins, %d: a log only grows, so one of them pins rewritten history", e+1, at.Size, e, prev))
+	}
+	if s.tree == nil {
+		v.sum.CertTreesUnchecked++
+		return nil
+	}
+	if err := s.flush(); err != nil {
+		return err
+	}
+	root, err := s.tree.RootAt(at.Size)
+	if err != nil {
+		return err
+	}
+	if root != at.Root {
+		return v.problem(f.Seq, Rewritten, fmt.Sprintf("the certification of epoch %d's key, signed by epoch %d's, pins the tree of the first %d records with root %s, but the log's first %d records hash to %s: records before seq %d were rewritten after epoch %d's key stepped, by whoever held a later key", e+1, e, at.Size, at.Root, at.Size, root, at.Size+1, e))
+	}
+	return nil
+}
+
+// datedAfterCert checks that a record of epoch N >= 1 is not dated before
+// its epoch's key was made (the time its certification pins, less
+// BackdateSlack): whoever holds key N can date a record as they like, but
+// not before key N-1 certified key N.
+func (v *verifier) datedAfterCert(f chainFields) error {
+	s := v.sign
+	e := *f.Epoch
+	if e == 0 || e > uint64(len(s.certTrees)) {
+		return nil // epoch 0, or a key no certification precedes (open says so)
+	}
+	at := s.certTrees[e-1]
+	if f.Time.Before(at.Time.Add(-BackdateSlack)) {
+		return v.problem(f.Seq, Inserted, fmt.Sprintf("the record is dated %s, in epoch %d, but epoch %d's key was made at %s (its certification, signed by epoch %d's key, says so), and a record is written at most %s after its time: whoever holds epoch %d's key wrote it backdated", f.Time.UTC().Format(time.RFC3339Nano), e, e, at.Time.UTC().Format(time.RFC3339Nano), e-1, BackdateSlack, e))
+	}
 	return nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/mod/sumdb/note"
 )
 
 func verifySigned(t *testing.T, l *handLog, o VerifyOptions) (Summary, error) {
@@ -77,6 +79,41 @@ func resign(t *testing.T, l *handLog, seq uint64, resign bool, edit func(*Record
 	return out
 }
 
+// recertified returns l with every key certification and checkpoint signed
+// again over l's own tree (each certification at the size and time it
+// pinned), as an attacker holding every key would after a rewrite.
+func recertified(t *testing.T, l *handLog) *handLog {
+	t.Helper()
+	out := l.again()
+	for _, line := range l.lines {
+		var rec Record
+		if err := json.Unmarshal(line, &rec); err != nil {
+			t.Fatal(err)
+		}
+		switch rec.Event {
+		case EpochEnd:
+			_, err := note.Open([]byte(rec.KeyCert), nil)
+			origin, e, vkey, at, err := parseCertText(err.(*note.UnverifiedNoteError).Note.Text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if at.Root, err = out.tree.RootAt(at.Size); err != nil {
+				t.Fatal(err)
+			}
+			cert, err := note.Sign(&note.Note{Text: certText(origin, e, vkey, at)}, l.keys[e-1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec.KeyCert = string(cert)
+		case Checkpoint:
+			rec.Checkpoint = out.note(*rec.Epoch)
+		}
+		out.epoch = *rec.Epoch
+		out.add(rec)
+	}
+	return out
+}
+
 func TestVerifySignedTamper(t *testing.T) {
 	otherEndpoint := func(r *Record) { r.EndpointID = "forged" }
 	for _, tc := range []struct {
@@ -139,7 +176,7 @@ func TestVerifySignedTamper(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			k, _, err := StepSignKey(fork)
+			k, _, err := StepSignKey(fork, l.at())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -75,8 +75,10 @@ func TestVerifyEarlierEpochCheckpointsDropped(t *testing.T) {
 		r.Hash, r.Prev = "", ""
 		a.add(r)
 	}
+	// Since certifications pin the tree at each step, the certification of
+	// epoch 2's key catches it first: the log moved under it.
 	_, err := verifySigned(t, a, VerifyOptions{})
-	wantSigned(t, err, Missing, "line 20 (seq 20): missing: the audit.epoch ending epoch 1 follows no checkpoint of epoch 1: hostpass writes an epoch's last checkpoint, signed by its key, right before its audit.epoch, so that whoever holds a later key cannot rewrite the epoch's records; only a crash leaves it out, and then the next record is audit.restart or audit.torn_tail, not endpoint.join: the checkpoint was removed")
+	wantSigned(t, err, BadCert, "line 20 (seq 20): bad certification: the certification of epoch 2's key pins a tree of 20 records, but its audit.epoch is seq 20: the key steps before its certification is logged, so it pins at most the 19 records before it")
 }
 
 // A crash between the key file's step and the write of the epoch's last
@@ -86,18 +88,23 @@ func TestVerifyEarlierEpochCheckpointsDropped(t *testing.T) {
 func TestVerifyEpochEndedByACrash(t *testing.T) {
 	for _, after := range []Event{Restart, TornTail} {
 		t.Run(string(after), func(t *testing.T) {
-			l := standard(t)
-			out := rebuilt(t, l, func(r Record) bool { return r.Seq != 11 }, func(out *handLog, seq uint64) {
-				if seq == 12 { // the audit.epoch, now seq 11
-					out.epoch = 1
-					out.add(Record{Event: after, Outcome: OK})
-				}
-			})
-			sum, err := verifySigned(t, out, VerifyOptions{})
+			l := newHandLog(t)
+			l.checkpoint(CheckpointStart) // seq 1
+			l.join("a")
+			l.join("b")
+			l.checkpoint(CheckpointRecords) // seq 4
+			l.join("c")
+			l.join("d")
+			l.crashStep(after) // audit.epoch seq 7, then after
+			l.checkpoint(CheckpointStart)
+			l.join("e")
+			l.checkpoint(CheckpointStop)
+			l.add(Record{Event: Stop, Outcome: OK})
+			sum, err := verifySigned(t, l, VerifyOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := []UnclosedEpoch{{Epoch: 0, FromSeq: 7, Seq: 11, File: sum.UnclosedEpochs[0].File, Line: 11}}
+			want := []UnclosedEpoch{{Epoch: 0, FromSeq: 5, Seq: 7, File: sum.UnclosedEpochs[0].File, Line: 7}}
 			if !reflect.DeepEqual(sum.UnclosedEpochs, want) {
 				t.Errorf("unclosed epochs %+v, want %+v", sum.UnclosedEpochs, want)
 			}

@@ -88,7 +88,11 @@ func TestVerifyEpochEndedByACrashGapLine(t *testing.T) {
 	w.add(recs[2])
 	// The key file stepped, then the daemon died: the next start logs the
 	// certification, audit.restart and its start checkpoint.
-	next, cert, err := audit.StepSignKeyFile(w.keyPath, w.key)
+	root, err := w.tree.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, cert, err := audit.StepSignKeyFile(w.keyPath, w.key, audit.CertTree{Size: w.tree.Size(), Root: root, Time: recs[2].Time})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,8 +71,15 @@ func (w *signedWriter) checkpoint(at time.Time, reason string) {
 
 func (w *signedWriter) stepEpoch(at time.Time) {
 	w.t.Helper()
+	// The daemon steps the key, pinning the tree as it is, before the
+	// epoch's last checkpoint.
+	root, err := w.tree.Root()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	step := audit.CertTree{Size: w.tree.Size(), Root: root, Time: at}
 	w.checkpoint(at, audit.CheckpointEpoch)
-	next, cert, err := audit.StepSignKeyFile(w.keyPath, w.key)
+	next, cert, err := audit.StepSignKeyFile(w.keyPath, w.key, step)
 	if err != nil {
 		w.t.Fatal(err)
 	}
