@@ -183,27 +183,21 @@ func (s *signed) cutTail(t *testing.T, collected string) {
 	writeLines(t, cut, lines(s.recs[:keep]))
 
 	out := verifyFails(t, "--pubkey", s.pub, "--checkpoint", collected, cut)
-	var named int
+	// verify names the first collected checkpoint the cut log does not hold.
+	var larger []collectedCheckpoint
 	for _, cp := range collectedNotes(t, collected) {
-		if cp.size <= int64(keep) {
-			continue
-		}
-		named++
-		for _, want := range []string{
-			fmt.Sprintf("%s:%d", collected, cp.line),
-			fmt.Sprintf("size %d", cp.size),
-			fmt.Sprintf("epoch %d", cp.epoch),
-		} {
-			if !strings.Contains(out, want) {
-				t.Errorf("verify of a log cut to %d records: output lacks %q (the collected checkpoint it no longer holds):\n%s", keep, want, out)
-			}
+		if cp.size > int64(keep) {
+			larger = append(larger, cp)
 		}
 	}
-	if named < 2 {
-		t.Fatalf("the cut left %d records, and only %d collected checkpoints are larger: the cut must drop the last two", keep, named)
+	if len(larger) < 2 {
+		t.Fatalf("the cut left %d records, and only %d collected checkpoints are larger: the cut must take the last two", keep, len(larger))
 	}
-	if !strings.Contains(out, fmt.Sprintf("the log has %d records", keep)) || !strings.Contains(out, "cut") {
-		t.Errorf("verify of a cut log: want the cut named (\"cut\", \"the log has %d records\"):\n%s", keep, out)
+	cp := larger[0]
+	want := fmt.Sprintf("FAIL: %s line %d: cut tail: collected checkpoint of %d records (epoch %d), but the log holds %d: its last %d records (seq %d to %d) were cut off",
+		collected, cp.line, cp.size, cp.epoch, keep, cp.size-int64(keep), keep+1, cp.size)
+	if !strings.HasPrefix(out, want) {
+		t.Errorf("verify of the log cut to %d records:\n got %s\nwant %s…", keep, out, want)
 	}
 }
 
@@ -270,23 +264,22 @@ func (s *signed) rewrite(t *testing.T, collected string) {
 
 	// The forged log is consistent in itself: chain, signatures, trees.
 	verifyLog(t, "--pubkey", s.pub, forgedLog)
-	// The collector's checkpoints, signed before the rewrite, are not.
+	// The collector's checkpoints, signed before the rewrite, are not:
+	// verify names the first that covers the forged record.
 	got := verifyFails(t, "--pubkey", s.pub, "--checkpoint", collected, forgedLog)
-	var named int
-	for _, cp := range collectedNotes(t, collected) {
-		if cp.size < old.Seq {
-			continue // signed before the forged record: still consistent
-		}
-		named++
-		if want := fmt.Sprintf("%s:%d", collected, cp.line); !strings.Contains(got, want) {
-			t.Errorf("verify of a rewritten log: output lacks %q (a collected checkpoint covering seq %d):\n%s", want, old.Seq, got)
+	var cp *collectedCheckpoint
+	for _, c := range collectedNotes(t, collected) {
+		if c.size >= old.Seq {
+			cp = &c
+			break
 		}
 	}
-	if named == 0 {
+	if cp == nil {
 		t.Fatalf("no collected checkpoint covers seq %d", old.Seq)
 	}
-	if !strings.Contains(got, "rewritten") {
-		t.Errorf("verify of a rewritten log: want the rewritten history named (\"rewritten\"):\n%s", got)
+	want := fmt.Sprintf("FAIL: %s line %d: rewritten: collected checkpoint of %d records (epoch %d) has root ", collected, cp.line, cp.size, cp.epoch)
+	if !strings.HasPrefix(got, want) || !strings.Contains(got, fmt.Sprintf("history before seq %d was rewritten since the checkpoint was sent", cp.size+1)) {
+		t.Errorf("verify of a log rewritten at seq %d:\n got %s\nwant %s… history before seq %d was rewritten since the checkpoint was sent…", old.Seq, got, want, cp.size+1)
 	}
 }
 
@@ -305,13 +298,18 @@ func (s *signed) freshLog(t *testing.T, collected string) {
 	benchCalls(t, d, 6)
 	d.stop(t)
 
+	first := readChained(t, d.audit)[0]
+	if first.Seq != 1 || first.Epoch == nil || *first.Epoch == 0 {
+		t.Fatalf("the fresh log's first record: seq %d epoch %v, want seq 1 in the live key's epoch (> 0):\n%s", first.Seq, first.Epoch, first.line)
+	}
+	want := fmt.Sprintf("FAIL: %s line 1 (seq 1): late start: the genesis record is in epoch %d, not epoch 0: a signed log starts under epoch 0's key, FILE.pub's, so this one was started with a later key",
+		d.audit, *first.Epoch)
 	for _, args := range [][]string{
 		{"--pubkey", s.pub, d.audit},
 		{"--pubkey", s.pub, "--checkpoint", collected, d.audit},
 	} {
-		out := verifyFails(t, args...)
-		if !strings.Contains(out, "genesis") {
-			t.Errorf("verify %v of a fresh log under the live key: want it refused at genesis:\n%s", args, out)
+		if out := verifyFails(t, args...); !strings.HasPrefix(out, want) {
+			t.Errorf("verify %v of a fresh log under the live key:\n got %s\nwant %s…", args, out, want)
 		}
 	}
 }
