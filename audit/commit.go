@@ -47,6 +47,9 @@ type committer struct {
 	// file at most one epoch behind the log), and a stop says so.
 	keyFileStale error
 	evolveFailed bool // and its failure was reported
+
+	sign  *signing   // nil: unsigned (checkpointing.go)
+	start startState // what Start owes, and whether it was written
 }
 
 // lost counts the teardown records dropped past Options.MaxKept.
@@ -78,6 +81,11 @@ func (l *Log) run() {
 				}
 			}
 		case <-retry:
+		case <-l.checkpointTimer():
+			l.checkpointTick()
+		case done := <-l.starts:
+			c.start.owed = true
+			done <- l.flush(nil)
 		case <-epochEnd:
 			c.epochTimer = nil
 			c.evolveDue = true // commit evolves, now or on a retry tick
@@ -90,7 +98,7 @@ func (l *Log) run() {
 		}
 		l.commit(batch)
 		retry = nil
-		if len(c.kept) > 0 || c.lost.n > 0 || c.evolveDue {
+		if len(c.kept) > 0 || c.lost.n > 0 || c.evolveDue || l.owesRecords() || l.owesCheckpoint() {
 			retry = time.After(retryInterval)
 		}
 	}
@@ -128,7 +136,8 @@ func (l *Log) commit(batch []request) {
 	if err != nil {
 		return
 	}
-	if c.key != nil && (c.epochRecords >= l.o.EpochRecords || c.evolveDue) {
+	l.checkpointIfDue()
+	if (c.key != nil || c.sign != nil) && (c.epochRecords >= l.o.EpochRecords || c.evolveDue) {
 		l.evolve()
 	}
 	if l.o.MaxSize > 0 && c.size >= l.o.MaxSize {
@@ -148,7 +157,7 @@ func (l *Log) flush(more []Record) error {
 		recs = append(recs, l.lostRecord())
 	}
 	recs = append(recs, more...)
-	if len(recs) == 0 {
+	if len(recs) == 0 && !l.owesRecords() {
 		return nil
 	}
 	if err := l.write(recs); err != nil {
@@ -193,24 +202,38 @@ func (l *Log) write(recs []Record) error {
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 	}
+	recs = l.prepareCheckpoints(l.owedRecords(recs))
 	if c.torn != nil {
 		recs = append([]Record{*c.torn}, recs...)
+	}
+	if len(recs) == 0 { // Start on an empty plain log, or checkpoints that cannot be signed
+		l.written(nil, nil)
+		return nil
 	}
 	recs, views := c.withViews(recs)
 	var buf bytes.Buffer
 	lines := make([][]byte, len(recs))
-	seq, prev := c.seq, c.prev
+	seq, prev, epoch := c.seq, c.prev, c.epoch
+	inEpoch := 0 // the first of recs in the epoch of the last
 	for i := range recs {
 		seq++
 		recs[i].Seq, recs[i].Prev, recs[i].Schema = seq, prev, Schema
 		recs[i].Epoch = nil
-		if c.key != nil {
-			e := c.epoch
+		if c.key != nil || c.sign != nil {
+			e := epoch
 			recs[i].Epoch = &e
+		}
+		if c.sign != nil && recs[i].Event == Checkpoint && recs[i].Checkpoint == "" {
+			if err := l.signCheckpoint(&recs[i], seq, epoch, lines[:i]); err != nil {
+				return fmt.Errorf("%w: signing a checkpoint: %w", ErrUnavailable, err)
+			}
 		}
 		line, err := encodeRecord(&recs[i], c.key)
 		if err != nil {
 			return fmt.Errorf("%w: encoding record: %w", ErrUnavailable, err)
+		}
+		if c.sign != nil && recs[i].Event == EpochEnd && recs[i].NextEpoch != nil {
+			epoch, inEpoch = *recs[i].NextEpoch, i+1 // a signed log's epoch ends in this write
 		}
 		prev = recs[i].Hash
 		lines[i] = line
@@ -239,14 +262,18 @@ func (l *Log) write(recs []Record) error {
 		c.fileFirstSeq = c.seq + 1
 	}
 	c.size += int64(buf.Len())
-	c.seq, c.prev = seq, prev
+	if epoch != c.epoch {
+		l.epochStarted()
+	}
+	c.seq, c.prev, c.epoch = seq, prev, epoch
 	c.views = views
 	c.torn = nil
-	if c.key != nil {
+	l.written(recs, lines)
+	if n := len(recs) - inEpoch; (c.key != nil || c.sign != nil) && n > 0 {
 		if c.epochRecords == 0 {
 			c.epochTimer = time.NewTimer(l.o.EpochInterval)
 		}
-		c.epochRecords += len(recs)
+		c.epochRecords += n
 	}
 	if l.mirrorQ != nil {
 		for i, line := range lines {
@@ -290,6 +317,9 @@ func (l *Log) shutdown() error {
 			err = fmt.Errorf("the sealing epoch could not be ended at stop: the key file still holds the key of epoch %d, which sealed the last records", c.epoch)
 		}
 	}
+	if err == nil {
+		err = l.stopRecords()
+	}
 	if c.f != nil {
 		if cerr := c.f.Close(); cerr != nil && err == nil {
 			err = cerr
@@ -298,6 +328,15 @@ func (l *Log) shutdown() error {
 	}
 	if c.key != nil {
 		wipe(c.key)
+	}
+	if s := c.sign; s != nil {
+		s.key.Wipe()
+		if s.tree != nil {
+			s.tree.Close()
+		}
+		if s.timer != nil {
+			s.timer.Stop()
+		}
 	}
 	if l.mirrorQ != nil {
 		close(l.mirrorQ)

@@ -17,6 +17,10 @@
 //	bound.go          the size bound every record is cut to before it is written
 //	view.go           host.view records: the host's interfaces, written on change
 //	seal.go           sealing and key evolution: NextKey, evolve, advanceKey
+//	checkpointing.go  the writer's side of signing: the Merkle tree kept in
+//	                  <log>.tree, audit.checkpoint records on their schedule,
+//	                  a signed epoch's end (evolveSigned) and its recovery;
+//	                  Start, audit.restart and audit.stop
 //	keyfile.go        sealing keys on disk: NewKeyFile, StepKeyFile, ReadKeyFile
 //	recover.go        opening the file: torn tails and failed writes set aside
 //	tail.go           reading where a file's chain ends, in bounded memory

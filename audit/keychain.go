@@ -109,43 +109,53 @@ func VerifyKeyChain(pub note.Verifier, certs [][]byte) ([]note.Verifier, error) 
 		return nil, fmt.Errorf("key %s is the key of epoch %d: the chain starts from epoch 0's verifier key, FILE.pub", pub.Name(), epoch)
 	}
 	chain := []note.Verifier{pub}
-	for i, cert := range certs {
-		prev := chain[i]
-		want := uint64(i) + 1
-		n, err := note.Open(cert, note.VerifierList(prev))
-		var unverified *note.UnverifiedNoteError
-		var invalid *note.InvalidSignatureError
-		switch {
-		case errors.As(err, &unverified):
-			n = unverified.Note
-		case errors.As(err, &invalid):
-			return nil, fmt.Errorf("key certification of epoch %d: the signature by %s does not verify: the certification was changed after signing", want, prev.Name())
-		case err != nil:
-			return nil, fmt.Errorf("key certification of epoch %d is not a signed note (%v)", want, err)
-		}
-		cOrigin, cEpoch, vkey, err := parseCertText(n.Text)
+	for _, cert := range certs {
+		v, err := certifiedKey(chain[len(chain)-1], origin, uint64(len(chain)), cert)
 		if err != nil {
-			return nil, fmt.Errorf("key certification of epoch %d: %v", want, err)
-		}
-		if cOrigin != origin {
-			return nil, fmt.Errorf("key certification of epoch %d is for log %s, not %s", want, cOrigin, origin)
-		}
-		if cEpoch != want {
-			return nil, fmt.Errorf("key certification %d certifies epoch %d where epoch %d comes next: a certification is missing, repeated or out of order", i+1, cEpoch, want)
-		}
-		if unverified != nil {
-			return nil, fmt.Errorf("key certification of epoch %d is not signed by %s, the key of epoch %d, but by %s: it is forged, or belongs to another chain", want, prev.Name(), i, sigNames(unverified.Note.UnverifiedSigs))
-		}
-		v, err := note.NewVerifier(vkey)
-		if err != nil {
-			return nil, fmt.Errorf("key certification of epoch %d: its key %q is not a verifier key (%v)", want, vkey, err)
-		}
-		if v.Name() != epochKeyName(origin, want) {
-			return nil, fmt.Errorf("key certification of epoch %d names key %s, not %s", want, v.Name(), epochKeyName(origin, want))
+			return nil, err
 		}
 		chain = append(chain, v)
 	}
 	return chain, nil
+}
+
+// certifiedKey checks cert, the certification of epoch want's key signed
+// by prev (the key of epoch want-1), and returns the key it certifies.
+// VerifyKeyChain walks a chain with it; verify takes one step per
+// audit.epoch record, as the log goes.
+func certifiedKey(prev note.Verifier, origin string, want uint64, cert []byte) (note.Verifier, error) {
+	n, err := note.Open(cert, note.VerifierList(prev))
+	var unverified *note.UnverifiedNoteError
+	var invalid *note.InvalidSignatureError
+	switch {
+	case errors.As(err, &unverified):
+		n = unverified.Note
+	case errors.As(err, &invalid):
+		return nil, fmt.Errorf("key certification of epoch %d: the signature by %s does not verify: the certification was changed after signing", want, prev.Name())
+	case err != nil:
+		return nil, fmt.Errorf("key certification of epoch %d is not a signed note (%v)", want, err)
+	}
+	cOrigin, cEpoch, vkey, err := parseCertText(n.Text)
+	if err != nil {
+		return nil, fmt.Errorf("key certification of epoch %d: %v", want, err)
+	}
+	if cOrigin != origin {
+		return nil, fmt.Errorf("key certification of epoch %d is for log %s, not %s", want, cOrigin, origin)
+	}
+	if cEpoch != want {
+		return nil, fmt.Errorf("key certification %d certifies epoch %d where epoch %d comes next: a certification is missing, repeated or out of order", want, cEpoch, want)
+	}
+	if unverified != nil {
+		return nil, fmt.Errorf("key certification of epoch %d is not signed by %s, the key of epoch %d, but by %s: it is forged, or belongs to another chain", want, prev.Name(), want-1, sigNames(unverified.Note.UnverifiedSigs))
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return nil, fmt.Errorf("key certification of epoch %d: its key %q is not a verifier key (%v)", want, vkey, err)
+	}
+	if v.Name() != epochKeyName(origin, want) {
+		return nil, fmt.Errorf("key certification of epoch %d names key %s, not %s", want, v.Name(), epochKeyName(origin, want))
+	}
+	return v, nil
 }
 
 // sigNames lists the keys that signed a note, as name+hash.

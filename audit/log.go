@@ -34,7 +34,19 @@ type Options struct {
 	// SealKey is the daemon's sealing key file. Empty: records are hashed
 	// with SHA-256, unsealed.
 	SealKey string
-	// A sealed log's key evolves after EpochRecords records, or
+	// SignKey is the daemon's signing key file (NewSignKeyFile): the log
+	// keeps a Merkle tree of its records and writes audit.checkpoint
+	// records signed by the epoch's key (checkpointing.go). It replaces
+	// SealKey; a log takes one or the other.
+	SignKey string
+	// A signed log writes a checkpoint once CheckpointRecords records are
+	// not covered by one (default 1000), CheckpointInterval after the
+	// first of them (default 1m), Heartbeat after the last checkpoint when
+	// idle (default 5m), at Start and at a clean stop.
+	CheckpointRecords  int
+	CheckpointInterval time.Duration
+	Heartbeat          time.Duration
+	// A sealed or signed log's key evolves after EpochRecords records, or
 	// EpochInterval after the epoch's first record, whichever comes first.
 	EpochRecords  int
 	EpochInterval time.Duration
@@ -67,6 +79,7 @@ type Log struct {
 	o    Options
 
 	requests chan request
+	starts   chan chan error
 	rotates  chan chan error
 	closes   chan chan error
 	stopped  chan struct{}
@@ -101,8 +114,8 @@ func Open(path string, mirror func(line []byte)) *Log {
 	return l
 }
 
-// OpenWith returns the log at path. It fails only for a sealing key it
-// cannot read: the file itself is opened at the first write, so that a
+// OpenWith returns the log at path. It fails only for a sealing or signing
+// key it cannot read, or both given: the file itself is opened at the first write, so that a
 // daemon with an unwritable log still serves teardown.
 func OpenWith(path string, o Options) (*Log, error) {
 	if o.Log == nil {
@@ -116,6 +129,15 @@ func OpenWith(path string, o Options) (*Log, error) {
 	if o.EpochInterval <= 0 {
 		o.EpochInterval = time.Minute
 	}
+	if o.CheckpointRecords <= 0 {
+		o.CheckpointRecords = DefaultCheckpointRecords
+	}
+	if o.CheckpointInterval <= 0 {
+		o.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = DefaultHeartbeat
+	}
 	if o.MaxKept <= 0 {
 		o.MaxKept = 10000
 	}
@@ -125,11 +147,24 @@ func OpenWith(path string, o Options) (*Log, error) {
 	l := &Log{
 		path: path, o: o,
 		requests: make(chan request),
+		starts:   make(chan chan error),
 		rotates:  make(chan chan error),
 		closes:   make(chan chan error),
 		stopped:  make(chan struct{}),
 	}
 	l.c.prev = Genesis
+	if o.SealKey != "" && o.SignKey != "" {
+		return nil, errclass.InvalidParameter(fmt.Errorf("a sealing key (%s) and a signing key (%s) given: a log is sealed or signed, not both (one epoch clock, one kind of key); signing replaces sealing for new logs, so give the signing key alone, or the sealing key alone to go on with a sealed log", o.SealKey, o.SignKey))
+	}
+	if o.SignKey != "" {
+		key, err := ReadSignKeyFile(o.SignKey)
+		if err != nil {
+			return nil, fmt.Errorf("signing key: %w", err)
+		}
+		l.c.sign = &signing{key: key, last: time.Now()}
+		l.c.epoch = key.Epoch()
+		l.armCheckpoints()
+	}
 	if o.SealKey != "" {
 		epoch, key, err := ReadKeyFile(o.SealKey)
 		if err != nil {

@@ -77,7 +77,7 @@ const (
 var (
 	DriverEvents  = []Event{NetworkCreate, NetworkDelete, EndpointCreate, EndpointJoin, EndpointLeave, EndpointDelete}
 	WatcherEvents = []Event{EndpointAttribute, HostJoin, HostLeave, PolicyViolation, ContainerUnplaced}
-	LogEvents     = []Event{HostView, EpochEnd, TornTail, Lost}
+	LogEvents     = []Event{HostView, EpochEnd, TornTail, Lost, Checkpoint, Restart, Stop}
 
 	// Events is every event kind.
 	Events = slices.Concat(DriverEvents, WatcherEvents, LogEvents)

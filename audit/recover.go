@@ -100,6 +100,16 @@ func (l *Log) open() error {
 	if last == nil && c.key != nil && c.epoch > 0 {
 		l.o.Log.WithField("epoch", c.epoch).Warn("audit log: starting a new sealed log with a key that has evolved: `hostpass audit verify --key` refuses it as a late start, since it cannot tell it from a log forged with a copied key, unless given --start 1:HASH with its first record's hash; start a new log with a new key (hostpass audit keygen) instead")
 	}
+	if !c.start.looked {
+		c.start.found, c.start.looked = last, true
+	}
+	if c.sign != nil {
+		if err := l.openSigned(last); err != nil {
+			c.f.Close()
+			c.f = nil
+			return err
+		}
+	}
 	if last != nil {
 		c.seq, c.prev = last.Seq, last.Hash
 		if c.key != nil {

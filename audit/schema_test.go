@@ -21,22 +21,25 @@ import (
 )
 
 // writeEveryLogKind writes, through a real Log, a record of each kind the
-// log writes itself (audit.LogEvents), sealed when sealKey is set: an outage
+// log writes itself (audit.LogEvents), sealed when sealKey is set, signed
+// when signKey is (audit.checkpoint), a daemon's start and stop
+// (audit.restart, audit.stop): an outage
 // that loses records (audit.lost), joins whose views are written in full and
 // as a change (host.view), a record cut to the bound, epochs that end
 // (audit.epoch, sealed only) and a crash mid-write (audit.torn_tail). It
 // returns the log's path.
-func writeEveryLogKind(t *testing.T, sealKey string) string {
+func writeEveryLogKind(t *testing.T, sealKey, signKey string) string {
 	t.Helper()
 	dir := t.TempDir()
 	blocker := filepath.Join(dir, "logs")
 	os.WriteFile(blocker, nil, 0o640) // a file where the log's directory should be: unwritable
 	path := filepath.Join(blocker, "audit.jsonl")
-	o := audit.Options{SealKey: sealKey, EpochRecords: 3, EpochInterval: time.Hour, MaxKept: 1, Host: "node1", Driver: "hp"}
+	o := audit.Options{SealKey: sealKey, SignKey: signKey, EpochRecords: 3, EpochInterval: time.Hour, MaxKept: 1, Host: "node1", Driver: "hp"}
 	l, err := audit.OpenWith(path, o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	l.Start() // unwritable: its records are written once the log is
 	net := strings.Repeat("ab", 32)
 	for _, ep := range []string{"e1", "e2", "e3"} {
 		l.AppendOrKeep(audit.Record{Time: time.Now().UTC(), Event: audit.EndpointLeave, Outcome: audit.OK, Driver: "hp", Host: "node1", NetworkID: net, EndpointID: ep})
@@ -69,6 +72,9 @@ func writeEveryLogKind(t *testing.T, sealKey string) string {
 	if l, err = audit.OpenWith(path, o); err != nil {
 		t.Fatal(err)
 	}
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
 	if err := l.Append(audit.Record{Time: time.Now().UTC(), Event: audit.NetworkDelete, Outcome: audit.OK, Driver: "hp", Host: "node1", NetworkID: net}); err != nil {
 		t.Fatal(err)
 	}
@@ -82,6 +88,10 @@ func writeEveryLogKind(t *testing.T, sealKey string) string {
 // docs/audit.schema.json as the log wrote it, and the log verifies.
 func TestLogRecordsValidateAgainstTheSchema(t *testing.T) {
 	dir := t.TempDir()
+	signKey := filepath.Join(dir, "sign.key")
+	if _, err := audit.NewSignKeyFile(signKey, "node1"); err != nil {
+		t.Fatal(err)
+	}
 	initial := filepath.Join(dir, "initial.key")
 	if err := audit.NewKeyFile(initial); err != nil {
 		t.Fatal(err)
@@ -93,16 +103,20 @@ func TestLogRecordsValidateAgainstTheSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	without := func(drop ...audit.Event) []audit.Event {
+		return slices.DeleteFunc(slices.Clone(audit.LogEvents), func(e audit.Event) bool { return slices.Contains(drop, e) })
+	}
 	for _, tc := range []struct {
-		name, sealKey string
-		kinds         []audit.Event
-		verify        audit.VerifyOptions
+		name, sealKey, signKey string
+		kinds                  []audit.Event
+		verify                 audit.VerifyOptions
 	}{
-		{"plain", "", slices.DeleteFunc(slices.Clone(audit.LogEvents), func(e audit.Event) bool { return e == audit.EpochEnd }), audit.VerifyOptions{}},
-		{"sealed", daemonKey, audit.LogEvents, audit.VerifyOptions{Key: key}},
+		{"plain", "", "", without(audit.EpochEnd, audit.Checkpoint), audit.VerifyOptions{}},
+		{"sealed", daemonKey, "", without(audit.Checkpoint), audit.VerifyOptions{Key: key}},
+		{"signed", "", signKey, audit.LogEvents, audit.VerifyOptions{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path := writeEveryLogKind(t, tc.sealKey)
+			path := writeEveryLogKind(t, tc.sealKey, tc.signKey)
 			lines := schematest.Lines(t, path)
 			seen := schematest.Check(t, lines)
 			schematest.Covers(t, seen, tc.kinds)

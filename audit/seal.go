@@ -45,6 +45,10 @@ var maxKeySteps uint64 = 1 << 24
 // its record, or a verifier could not tell evolution from truncation.
 func (l *Log) evolve() {
 	c := &l.c
+	if c.sign != nil {
+		l.evolveSigned(false)
+		return
+	}
 	if c.keyFileStale != nil {
 		if c.keyFileStale = overwriteKeyFile(l.o.SealKey, c.epoch, c.key); c.keyFileStale != nil {
 			c.evolveDue = true // retried on the retry tick

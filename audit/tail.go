@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 )
 
 // Reading where a file's chain ends, in bounded memory whatever the length
@@ -26,6 +27,9 @@ type chainEnd struct {
 	Seq              uint64
 	Hash             string
 	Epoch, NextEpoch *uint64
+	// Time and Event: what an audit.restart says of the log's end.
+	Time  time.Time
+	Event Event
 }
 
 // tail is where a file's chain ends.
@@ -145,7 +149,7 @@ func (e ends) parse() (*chainEnd, error) {
 	if e.n <= shortLine {
 		return parseLine(e.head)
 	}
-	_, seq, _, ok := fastHead(e.head)
+	t, seq, event, ok := fastHead(e.head)
 	if !ok || seq == 0 {
 		return nil, fmt.Errorf("a line of %d bytes that does not start with time and seq", e.n)
 	}
@@ -157,7 +161,7 @@ func (e ends) parse() (*chainEnd, error) {
 	if !ok {
 		return nil, fmt.Errorf("a line of %d bytes that does not end with prev and hash", e.n)
 	}
-	return &chainEnd{Seq: seq, Hash: sum, Epoch: epoch, NextEpoch: next}, nil
+	return &chainEnd{Seq: seq, Hash: sum, Epoch: epoch, NextEpoch: next, Time: t, Event: event}, nil
 }
 
 // parseLine decodes a line and checks it carries a hash.
@@ -172,7 +176,7 @@ func parseLine(line []byte) (*chainEnd, error) {
 	if r.Seq == 0 {
 		return nil, errors.New("no seq")
 	}
-	return &chainEnd{Seq: r.Seq, Hash: r.Hash, Epoch: r.Epoch, NextEpoch: r.NextEpoch}, nil
+	return &chainEnd{Seq: r.Seq, Hash: r.Hash, Epoch: r.Epoch, NextEpoch: r.NextEpoch, Time: r.Time, Event: r.Event}, nil
 }
 
 // lastLine returns the last complete line of a stream (a gzipped file) in

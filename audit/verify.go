@@ -3,9 +3,13 @@ package audit
 import (
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // VerifyOptions: Key is the initial (epoch 0) sealing key, nil to leave seals
@@ -18,10 +22,18 @@ import (
 // file can start a new log in its epoch, and only the start tells it from
 // the real one. Start accepts a later start: the seq and hash of the first
 // record present, known from elsewhere (the oldest files were removed).
+//
+// Pub is epoch 0's signing verifier key (FILE.pub): the log is signed
+// (verify_sign.go), and Checkpoints, collected off the host, are proven
+// against it (verify_collected.go). Heartbeat > 0 reports every stretch of
+// a running daemon longer than it without a checkpoint.
 type VerifyOptions struct {
-	Key     []byte
-	Anchors map[uint64]string
-	Start   *Anchor
+	Key         []byte
+	Anchors     map[uint64]string
+	Start       *Anchor
+	Pub         note.Verifier
+	Checkpoints []CollectedCheckpoint
+	Heartbeat   time.Duration
 }
 
 // Anchor is a record known from elsewhere: its seq and hash.
@@ -44,6 +56,20 @@ type Summary struct {
 	// StartGiven: the log starts at FirstSeq because VerifyOptions.Start
 	// says so; what came before it was not checked.
 	StartGiven bool
+
+	// Signed logs (VerifyOptions.Pub).
+	Signed             bool
+	KeyCerts           int // key certifications checked: epochs 1 to KeyCerts
+	Checkpoints        int // checkpoint records: opened (Signed), or only counted
+	LastCheckpointSeq  uint64
+	LastCheckpointSize int64
+	RootsChecked       bool      // each checkpoint's root against the tree (false after --start: no tree)
+	TreeSize           int64     // the log's tree, when built
+	TreeRoot           tlog.Hash // its root
+	Collected          int       // collected checkpoints proven
+	HeartbeatGaps      []HeartbeatGap
+	Restarts           int // audit.restart records
+	UncleanRestarts    int // of which after a crash (the last stop was not clean)
 }
 
 // chainFields are the parts of a record verify needs.
@@ -79,6 +105,8 @@ type verifier struct {
 	seen  map[uint64]seenAt // anchored seqs: their hash and where they are
 
 	view string // host_view of the last host.view record in this file
+
+	sign *signState // a signed log's key chain and tree; nil without Pub
 }
 
 // seenAt is an anchored record as the log has it.
@@ -95,6 +123,15 @@ func Verify(files []string, o VerifyOptions) (Summary, error) {
 	if o.Key != nil {
 		v.key = append([]byte(nil), o.Key...)
 	}
+	if o.Pub != nil {
+		if o.Key != nil {
+			return v.sum, errors.New("a sealing key and a signing verifier key: a log is sealed or signed, not both; give the one it has")
+		}
+		var err error
+		if v.sign, err = newSignState(o.Pub); err != nil {
+			return v.sum, err
+		}
+	}
 	for _, f := range files {
 		if err := v.verifyFile(f); err != nil {
 			return v.sum, err
@@ -106,6 +143,9 @@ func Verify(files []string, o VerifyOptions) (Summary, error) {
 	if o.Key != nil && !v.checked {
 		return v.sum, &Problem{File: v.file, Line: v.lineNo, Kind: Unsealed,
 			Detail: "no record in the log is sealed, so the key checked nothing: verify it without --key, or find the sealed log"}
+	}
+	if err := v.signedEnd(); err != nil {
+		return v.sum, err
 	}
 	v.sum.Files = len(files)
 	v.sum.LastHash = v.prev
@@ -131,7 +171,11 @@ func Verify(files []string, o VerifyOptions) (Summary, error) {
 // file before it.
 func (v *verifier) verifyFile(path string) error {
 	v.file, v.lineNo, v.view = path, 0, ""
-	err := eachBatch(path, func(b *batch) { b.invalid = firstInvalid(b.lines) }, v.batch)
+	work := func(b *batch) { b.invalid = firstInvalid(b.lines) }
+	if s := v.sign; s != nil {
+		work = func(b *batch) { b.invalid = firstInvalid(b.lines); s.leavesOf(b) }
+	}
+	err := eachBatch(path, work, v.batch)
 	if err == errLongLine {
 		// The lines read ahead of it are not counted: no line number.
 		return &Problem{File: path, Kind: Modified, Detail: longLine}
@@ -157,8 +201,16 @@ func firstInvalid(lines [][]byte) int {
 
 func (v *verifier) batch(b *batch) error {
 	invalid := b.invalid
+	var leaves []tlog.Hash
+	if v.sign != nil {
+		hs, _ := v.sign.leaves.LoadAndDelete(b)
+		leaves = hs.([]tlog.Hash)
+	}
 	for i, line := range b.lines {
 		v.lineNo++
+		if leaves != nil {
+			v.sign.leaf = leaves[i]
+		}
 		if i == len(b.lines)-1 && !b.complete {
 			_, seq, _, _ := fastHead(line) // 0 if the cut reaches into seq
 			return v.problem(seq, Truncated, fmt.Sprintf("the last line is incomplete (%d bytes, no newline): a torn write or a cut file", len(line)))
@@ -201,6 +253,9 @@ func (v *verifier) line(line []byte) error {
 		if err := v.start(f, claimed); err != nil {
 			return err
 		}
+		if v.sign != nil && f.Seq == 1 && f.Prev == Genesis {
+			v.sign.tree = NewTree()
+		}
 	}
 	switch {
 	case v.next != 0 && f.Seq > v.next:
@@ -220,6 +275,13 @@ func (v *verifier) line(line []byte) error {
 	}
 	if err := v.checkView(f, line); err != nil {
 		return err
+	}
+	if v.sign != nil {
+		if err := v.signed(f, line); err != nil {
+			return err
+		}
+	} else if f.Event == Checkpoint {
+		v.sum.Checkpoints++ // unchecked: says the log is signed
 	}
 	if _, ok := v.o.Anchors[f.Seq]; ok {
 		v.seen[f.Seq] = seenAt{claimed, v.file, v.lineNo}

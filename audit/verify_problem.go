@@ -29,6 +29,13 @@ const (
 	LateStart    ProblemKind = "late start"    // under a key: the genesis record is sealed in a later epoch than 0
 	Unsealed     ProblemKind = "unsealed"      // under a key: the log's first record is not sealed, or none is
 	UnknownView  ProblemKind = "unknown view"  // a record names a host view that is not the last host.view before it in its file
+
+	// Signed logs (--pubkey, --checkpoint).
+	Unsigned      ProblemKind = "unsigned"          // under --pubkey: a record without an epoch, an audit.epoch without key_cert, no checkpoint at all
+	BadCert       ProblemKind = "bad certification" // a key certification does not follow from the keys before it
+	BadCheckpoint ProblemKind = "bad checkpoint"    // a checkpoint's signature, key, size or root is not what the log holds
+	CutTail       ProblemKind = "cut tail"          // a collected checkpoint commits to records the log no longer has
+	Rewritten     ProblemKind = "rewritten"         // a collected checkpoint's root disagrees with the log's records
 )
 
 // Problem is the first thing wrong with a log, and where.

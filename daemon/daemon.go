@@ -97,6 +97,12 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer auditLog.Close() // a no-op after the Close below
+	// The run's first records (audit.restart, a signed log's checkpoint),
+	// before the driver or the watcher writes any. An unwritable log does
+	// not stop the daemon: they are written once it is writable.
+	if err := auditLog.Start(); err != nil {
+		entry.WithError(err).Error("audit log: cannot write the start records; they are written once the log is writable")
+	}
 	d, err := driver.New(driver.Config{
 		Name: name, Hostname: hostname, StateDir: cfg.StateDir, Audit: auditLog,
 		HostInterfaces: view.Snapshot, Log: entry,
@@ -127,7 +133,7 @@ func Run(ctx context.Context, cfg Config) error {
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(signals)
-	entry.WithFields(logrus.Fields{"socket": cfg.Socket, "audit_log": cfg.AuditLog, "sealed": cfg.Audit.SealKey != "", "syslog": cfg.Syslog,
+	entry.WithFields(logrus.Fields{"socket": cfg.Socket, "audit_log": cfg.AuditLog, "sealed": cfg.Audit.SealKey != "", "signed": cfg.Audit.SignKey != "", "syslog": cfg.Syslog,
 		"state_dir": cfg.StateDir, "version": cfg.Version}).Info("hostpass serving")
 	notify(entry, "READY=1")
 

@@ -108,9 +108,12 @@ func TestStopEndsTheSealingEpoch(t *testing.T) {
 		t.Fatalf("Run after cancel: %v", err)
 	}
 	recs := records(t, cfg.AuditLog)
-	last := recs[len(recs)-1]
-	if last.Event != audit.EpochEnd || last.NextEpoch == nil || *last.NextEpoch != 1 {
-		t.Errorf("last record %+v; want audit.epoch ending epoch 0", last)
+	end, last := recs[len(recs)-2], recs[len(recs)-1]
+	if end.Event != audit.EpochEnd || end.NextEpoch == nil || *end.NextEpoch != 1 {
+		t.Errorf("record before the last %+v; want audit.epoch ending epoch 0", end)
+	}
+	if last.Event != audit.Stop || last.Epoch == nil || *last.Epoch != 1 {
+		t.Errorf("last record %+v; want audit.stop in epoch 1", last)
 	}
 	if epoch, _, err := audit.ReadKeyFile(key); err != nil || epoch != 1 {
 		t.Errorf("key file after stop: epoch %d, %v; want epoch 1", epoch, err)
@@ -192,7 +195,8 @@ func TestStopWithACallStillInFlight(t *testing.T) {
 	if err := r.stop(t); err == nil || err.Error() != want {
 		t.Fatalf("Run at stop: %v; want %q", err, want)
 	}
-	if got := events(records(t, cfg.AuditLog)); strings.Join(got, " ") != "network.create:ok" {
-		t.Errorf("records %v; want network.create:ok", got)
+	// The log still stops cleanly: the call cut off had audited nothing.
+	if got := events(records(t, cfg.AuditLog)); strings.Join(got, " ") != "network.create:ok audit.stop:ok" {
+		t.Errorf("records %v; want network.create:ok audit.stop:ok", got)
 	}
 }

@@ -16,29 +16,45 @@ import (
 const exitUnverified = 3
 
 type verifyOptions struct {
-	keyFile   string
-	chainOnly bool
-	anchors   anchors
-	start     anchors
+	keyFile     string
+	pubFile     string
+	checkpoints []string
+	heartbeat   time.Duration
+	chainOnly   bool
+	anchors     anchors
+	start       anchors
 }
 
 func newAuditVerifyCommand() *cobra.Command {
 	o := verifyOptions{anchors: anchors{}, start: anchors{}}
 	cmd := &cobra.Command{
-		Use:   "verify [--key INITIAL-KEY-FILE | --chain-only] [--anchor SEQ:HASH]... [--start SEQ:HASH] [FILE... | DIR]",
-		Short: "Check the audit log's chain and seals",
-		Long: `Check the audit log's chain and seals.
+		Use:   "verify [--pubkey FILE.pub [--checkpoint FILE]... | --key INITIAL-KEY-FILE | --chain-only] [--anchor SEQ:HASH]... [--start SEQ:HASH] [FILE... | DIR]",
+		Short: "Check the audit log's chain, signatures and seals",
+		Long: `Check the audit log's chain, signatures and seals.
 
 Exit 0 and a summary when the log verifies; exit 1 and "FAIL:" naming the
-file, line, seq and what is wrong when it does not. A sealed log checked
-without --key exits 3, "UNVERIFIED:": its seals are its hashes, so without
-the key nothing shows an edited record; --chain-only accepts that check.`,
+file, line, seq and what is wrong when it does not. A signed or sealed log
+checked without --pubkey or --key exits 3, "UNVERIFIED:": its hashes are
+plain, so without the key nothing shows an edited record; --chain-only
+accepts that check.
+
+A signed log (serve --sign-key) is checked with FILE.pub alone, the verifier
+key "hostpass audit keygen --sign FILE" wrote: the key certifications of
+every epoch from FILE.pub on, and every checkpoint against the records
+before it. --checkpoint FILE proves that the log still holds everything the
+checkpoints collected off the host committed to: a checkpoint larger than
+the log is a cut tail, one whose root disagrees is rewritten history. Each
+stretch longer than --heartbeat with no checkpoint while the daemon ran is
+listed on a "GAP:" line; it does not fail the log.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runVerify(cmd, o, args)
 		},
 	}
 	flags := cmd.Flags()
 	flags.StringVar(&o.keyFile, "key", "", "initial sealing key `FILE` (made by hostpass audit keygen, kept off the host): also check every seal")
+	flags.StringVar(&o.pubFile, "pubkey", "", "verifier key `FILE.pub` (made by hostpass audit keygen --sign): check a signed log's key certifications and checkpoints")
+	flags.StringArrayVar(&o.checkpoints, "checkpoint", nil, "`FILE` of checkpoints collected off the host (one signed note, or lines holding audit.checkpoint records: the log's own, or a syslog collector's): prove the log extends each; repeatable; needs --pubkey")
+	flags.DurationVar(&o.heartbeat, "heartbeat", 5*time.Minute, "with --pubkey, list each stretch of a running daemon longer than this `D` with no checkpoint (serve's --heartbeat); 0: none")
 	flags.BoolVar(&o.chainOnly, "chain-only", false, "on a sealed log without --key, check seq and prev alone and exit 0: the seals, and so the records' content, are NOT checked")
 	flags.Var(o.anchors, "anchor", "SEQ:HASH of a record known from elsewhere (a syslog collector, an earlier verify); repeatable")
 	flags.Var(o.start, "start", "SEQ:HASH of the log's first record, known from elsewhere: accept a log that does not start at its genesis record (its oldest files were removed)")
@@ -55,6 +71,26 @@ func runVerify(cmd *cobra.Command, o verifyOptions, args []string) error {
 	}
 	if o.keyFile != "" && o.chainOnly {
 		return refused(errors.New("--chain-only and --key: --key checks the seals, --chain-only skips them; give one"))
+	}
+	if o.pubFile != "" && (o.keyFile != "" || o.chainOnly) {
+		return refused(errors.New("--pubkey with --key or --chain-only: a log is signed (--pubkey) or sealed (--key), and --chain-only skips both; give one"))
+	}
+	if len(o.checkpoints) > 0 && o.pubFile == "" {
+		return refused(errors.New("--checkpoint without --pubkey: a collected checkpoint is opened with the log's key chain, which starts from FILE.pub"))
+	}
+	if o.pubFile != "" {
+		pub, err := audit.ReadSignPub(o.pubFile)
+		if err != nil {
+			return refused(err)
+		}
+		vo.Pub, vo.Heartbeat = pub, o.heartbeat
+		for _, f := range o.checkpoints {
+			cs, err := audit.ReadCheckpoints(f)
+			if err != nil {
+				return refused(err)
+			}
+			vo.Checkpoints = append(vo.Checkpoints, cs...)
+		}
 	}
 	if o.keyFile != "" {
 		epoch, key, err := audit.ReadKeyFile(o.keyFile)
@@ -82,6 +118,8 @@ func runVerify(cmd *cobra.Command, o verifyOptions, args []string) error {
 	}
 	seals := "plain SHA-256 chain (unsealed)"
 	switch {
+	case sum.Signed:
+		seals = signedText(sum)
 	case sum.SealsChecked:
 		seals = fmt.Sprintf("seals verified, epochs %d-%d", sum.FirstEpoch, sum.LastEpoch)
 	case sum.Sealed:
@@ -98,13 +136,48 @@ func runVerify(cmd *cobra.Command, o verifyOptions, args []string) error {
 	if sum.TornTails > 0 {
 		torn = fmt.Sprintf("; %d torn tail(s) set aside after crashes (audit.torn_tail records)", sum.TornTails)
 	}
+	if sum.Checkpoints > 0 && !sum.Signed && !o.chainOnly {
+		fmt.Fprintf(stdout, "UNVERIFIED: %d records in %d file(s), seq %d-%d: the log is signed (%d audit.checkpoint records) and NOT checked: content unverified (its hashes are plain, so without the checkpoints' keys an edited record goes unseen); pass --pubkey FILE.pub, or --chain-only to accept a check of seq and prev alone\n",
+			sum.Records, sum.Files, sum.FirstSeq, sum.LastSeq, sum.Checkpoints)
+		return &exitError{code: exitUnverified}
+	}
 	if sum.Sealed && !sum.SealsChecked && !o.chainOnly {
 		fmt.Fprintf(stdout, "UNVERIFIED: %d records in %d file(s), seq %d-%d: the log is sealed and seals NOT checked: content unverified (a sealed record's hash is its seal, so without the key an edited record goes unseen); pass --key INITIAL-KEY-FILE, or --chain-only to accept a check of seq and prev alone\n",
 			sum.Records, sum.Files, sum.FirstSeq, sum.LastSeq)
 		return &exitError{code: exitUnverified}
 	}
+	for _, g := range sum.HeartbeatGaps {
+		fmt.Fprintf(stdout, "GAP: %s line %d: no checkpoint from %s (seq %d) to %s (seq %d), %s while the daemon ran (no audit.stop or audit.restart between), heartbeat %s: no signature of that time vouches for it; the daemon was frozen or its clock jumped, or the records between were rewritten\n",
+			g.File, g.Line, g.From.Format(time.RFC3339), g.FromSeq, g.To.Format(time.RFC3339), g.ToSeq, g.To.Sub(g.From), g.Heartbeat)
+	}
 	fmt.Fprintf(stdout, "ok: %d records in %d file(s), seq %d-%d, %s to %s, chain intact, %s%s; last %d:%s\n",
 		sum.Records, sum.Files, sum.FirstSeq, sum.LastSeq, sum.First.Format(time.RFC3339Nano), sum.Last.Format(time.RFC3339Nano),
 		seals, torn, sum.LastSeq, sum.LastHash)
 	return nil
+}
+
+// signedText describes what verify checked of a signed log.
+func signedText(sum audit.Summary) string {
+	s := fmt.Sprintf("signed: key certifications of epochs 1-%d from FILE.pub verified, %d checkpoints verified", sum.KeyCerts, sum.Checkpoints)
+	if sum.KeyCerts == 0 {
+		s = fmt.Sprintf("signed: epoch 0's key (FILE.pub), %d checkpoints verified", sum.Checkpoints)
+	}
+	if !sum.RootsChecked {
+		s += fmt.Sprintf(" (signatures only: the log starts at seq %d, and a checkpoint's root is the tree of every record from seq 1)", sum.FirstSeq)
+	} else {
+		s += fmt.Sprintf(" against the tree (root %s)", sum.TreeRoot)
+	}
+	if uncovered := sum.LastSeq - uint64(sum.LastCheckpointSize); uncovered > 0 {
+		s += fmt.Sprintf(", the last at seq %d covers seq 1-%d (seq %d-%d under no checkpoint yet)", sum.LastCheckpointSeq, sum.LastCheckpointSize, sum.LastCheckpointSize+1, sum.LastSeq)
+	}
+	if sum.Collected > 0 {
+		s += fmt.Sprintf(", %d collected checkpoint(s) proven consistent", sum.Collected)
+	}
+	if sum.Restarts > 0 {
+		s += fmt.Sprintf(", %d restart(s) (%d after a crash)", sum.Restarts, sum.UncleanRestarts)
+	}
+	if n := len(sum.HeartbeatGaps); n > 0 {
+		s += fmt.Sprintf(", %d heartbeat gap(s) (GAP: above)", n)
+	}
+	return s
 }

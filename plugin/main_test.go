@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,6 +63,9 @@ func TestCommands(t *testing.T) {
 		{"keygen two files", []string{"audit", "keygen", "a", "b"}, 2, "", "accepts 1 arg(s), received 2"},
 		{"keygen epoch without from", []string{"audit", "keygen", "--epoch", "3", "k"}, 2, "", "--epoch needs --from, the initial key file to step from"},
 		{"keygen from a missing key", []string{"audit", "keygen", "--from", "/nonexistent/initial.key", "--epoch", "3", "k"}, 1, "", "open /nonexistent/initial.key: no such file or directory"},
+		{"keygen sign with from", []string{"audit", "keygen", "--sign", "--from", "a", "k"}, 2, "", "--sign makes a new signing key: it takes neither --from nor --epoch, which step a sealing key"},
+		{"keygen host without sign", []string{"audit", "keygen", "--host", "web-1", "k"}, 2, "", "--host names a signing key's host: it needs --sign"},
+		{"keygen sign bad host", []string{"audit", "keygen", "--sign", "--host", "web 1", "/nonexistent/k"}, 2, "", "web 1"},
 		{"completion bash", []string{"completion", "bash"}, 0, "# bash completion V2 for hostpass", ""},
 		{"completion zsh", []string{"completion", "zsh"}, 0, "#compdef hostpass", ""},
 		{"completion unknown shell", []string{"completion", "tcsh"}, 2, "", `unknown command "tcsh" for "hostpass completion"`},
@@ -191,6 +195,16 @@ func TestSettingsRefusedBeforeAnythingStarts(t *testing.T) {
 	if err := os.WriteFile(damaged, []byte(`{"epoch":3,"key":"00`), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	signKey := filepath.Join(t.TempDir(), "sign.key")
+	if code := run([]string{"audit", "keygen", "--sign", "--host", "web-1", signKey}, io.Discard, io.Discard); code != 0 {
+		t.Fatalf("keygen --sign: exit %d", code)
+	}
+	damagedSign := filepath.Join(t.TempDir(), "sign.key")
+	b, _ := os.ReadFile(signKey)
+	b[len(b)/2] ^= 0x20
+	if err := os.WriteFile(damagedSign, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name      string
 		env, args []string
@@ -204,6 +218,16 @@ func TestSettingsRefusedBeforeAnythingStarts(t *testing.T) {
 			"hostpass serve: --seal-key: open /nonexistent/seal.key: no such file or directory; want the daemon's copy of a key made by 'hostpass audit keygen FILE', or empty for a plain SHA-256 chain"},
 		{"seal key damaged", nil, []string{"--seal-key", damaged},
 			"hostpass serve: --seal-key: key file " + damaged + " is damaged or not a hostpass key file"},
+		{"sign and seal keys", nil, []string{"--seal-key", damaged, "--sign-key", signKey},
+			"hostpass serve: --sign-key and --seal-key: a log is signed or sealed, not both (one epoch clock, one kind of key); give --sign-key alone for a new log, or --seal-key alone to go on with a sealed one"},
+		{"sign key missing", []string{"HOSTPASS_SIGN_KEY", "/nonexistent/sign.key"}, nil,
+			"hostpass serve: --sign-key: open /nonexistent/sign.key: no such file or directory; want the key file made by 'hostpass audit keygen --sign FILE', or empty for no signing"},
+		{"sign key damaged", nil, []string{"--sign-key", damagedSign},
+			"hostpass serve: --sign-key: signing key file " + damagedSign + " is damaged or not a hostpass signing key file"},
+		{"checkpoint records", []string{"HOSTPASS_CHECKPOINT_RECORDS", "0"}, nil,
+			`hostpass serve: --checkpoint-records: "0" is not a whole number of records, 1 or more`},
+		{"heartbeat", nil, []string{"--heartbeat", "5"},
+			`hostpass serve: --heartbeat: "5" is not a positive duration such as 30s or 1m`},
 		{"docker socket unix: without //", []string{"HOSTPASS_DOCKER_SOCKET", "unix:/var/run/docker.sock"}, nil,
 			`hostpass serve: --docker-socket: "unix:/var/run/docker.sock" is not a unix:// URL with an absolute path (three slashes); ` + sockets},
 		{"docker socket root", nil, []string{"--docker-socket", "unix:///"},
@@ -243,5 +267,30 @@ func TestMissingDefaultLogNamesTheVariable(t *testing.T) {
 		if code != 1 || !strings.HasPrefix(errOut.String(), want) {
 			t.Errorf("hostpass audit %s = %d, stderr %q; want 1, stderr starting %q", cmd, code, errOut.String(), want)
 		}
+	}
+}
+
+// keygen --sign writes the daemon's key file (0600) and FILE.pub, the
+// verifier key that the output shows, named after --host; it never
+// overwrites.
+func TestKeygenSign(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "sign.key")
+	var out, errOut bytes.Buffer
+	if code := run([]string{"audit", "keygen", "--sign", "--host", "web-1", file}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	pub, err := os.ReadFile(file + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vkey := strings.TrimSpace(string(pub))
+	if !strings.HasPrefix(vkey, "hostpass/web-1/") || !strings.Contains(out.String(), "\n  "+vkey+"\n") {
+		t.Errorf("FILE.pub %q; output:\n%s\nwant a web-1 key, shown in the output", vkey, out.String())
+	}
+	if st, err := os.Stat(file); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("key file: %v, %v; want mode 0600", st, err)
+	}
+	if code := run([]string{"audit", "keygen", "--sign", file}, &out, &errOut); code == 0 {
+		t.Errorf("a second keygen --sign over %s succeeded", file)
 	}
 }

@@ -38,6 +38,10 @@ type serveOptions struct {
 	auditLog      string
 	auditMaxSize  string
 	sealKey       string
+	signKey       string
+	cpRecords     string
+	cpInterval    string
+	heartbeat     string
 	epochRecords  string
 	epochInterval string
 	syslog        string
@@ -63,6 +67,10 @@ func settings(o *serveOptions) []setting {
 		{"audit-log", "HOSTPASS_AUDIT_LOG", "/var/log/hostpass/audit.jsonl", "audit log file (hash-chained JSON lines, fsynced before each reply)", &o.auditLog, false},
 		{"audit-max-size", "HOSTPASS_AUDIT_MAX_SIZE", "64MiB", "rotate the audit log at this size (bytes, or with KiB, MiB, GiB; 0: only on SIGHUP)", &o.auditMaxSize, false},
 		{"seal-key", "HOSTPASS_SEAL_KEY", "", "sealing key file (hostpass audit keygen): seal records with a forward-secure HMAC; empty: plain SHA-256 chain", &o.sealKey, false},
+		{"sign-key", "HOSTPASS_SIGN_KEY", "", "signing key file (hostpass audit keygen --sign): keep a Merkle tree of the log and write signed checkpoints, verifiable with FILE.pub alone; replaces sealing (not both)", &o.signKey, false},
+		{"checkpoint-records", "HOSTPASS_CHECKPOINT_RECORDS", "1000", "with --sign-key: a checkpoint once this many records are not covered by one", &o.cpRecords, false},
+		{"checkpoint-interval", "HOSTPASS_CHECKPOINT_INTERVAL", "1m", "with --sign-key: or this long after the first record not covered", &o.cpInterval, false},
+		{"heartbeat", "HOSTPASS_HEARTBEAT", "5m", "with --sign-key: a checkpoint this long after the last one when idle", &o.heartbeat, false},
 		{"seal-epoch-records", "HOSTPASS_SEAL_EPOCH_RECORDS", "1000", "evolve the sealing key after this many records", &o.epochRecords, false},
 		{"seal-epoch-interval", "HOSTPASS_SEAL_EPOCH_INTERVAL", "1m", "or this long after an epoch's first record, whichever comes first", &o.epochInterval, false},
 		{"syslog", "HOSTPASS_SYSLOG", "", "also send records to syslog (RFC 5424): unixgram:///dev/log, unix:///PATH, udp://HOST:PORT or tcp://HOST:PORT; empty: off", &o.syslog, false},
@@ -171,6 +179,23 @@ func (o serveOptions) check() (daemon.Config, logrus.Level, error) {
 	if c.Audit.MaxSize, err = parseSize(o.auditMaxSize); err != nil {
 		return c, level, fmt.Errorf("--audit-max-size: %w", err)
 	}
+	if o.sealKey != "" && o.signKey != "" {
+		return c, level, errors.New("--sign-key and --seal-key: a log is signed or sealed, not both (one epoch clock, one kind of key); give --sign-key alone for a new log, or --seal-key alone to go on with a sealed one")
+	}
+	if c.Audit.SignKey = o.signKey; o.signKey != "" {
+		if err := checkSignKey(o.signKey); err != nil {
+			return c, level, fmt.Errorf("--sign-key: %w", err)
+		}
+	}
+	if c.Audit.CheckpointRecords, err = strconv.Atoi(o.cpRecords); err != nil || c.Audit.CheckpointRecords < 1 {
+		return c, level, fmt.Errorf("--checkpoint-records: %q is not a whole number of records, 1 or more", o.cpRecords)
+	}
+	if c.Audit.CheckpointInterval, err = parseInterval(o.cpInterval); err != nil {
+		return c, level, fmt.Errorf("--checkpoint-interval: %w", err)
+	}
+	if c.Audit.Heartbeat, err = parseInterval(o.heartbeat); err != nil {
+		return c, level, fmt.Errorf("--heartbeat: %w", err)
+	}
 	if c.Audit.SealKey = o.sealKey; o.sealKey != "" {
 		if err := checkSealKey(o.sealKey); err != nil {
 			return c, level, fmt.Errorf("--seal-key: %w", err)
@@ -215,6 +240,21 @@ func checkSealKey(path string) error {
 		return err
 	}
 	clear(key)
+	return nil
+}
+
+// checkSignKey reads the signing key file as the audit log will, so that a
+// missing or damaged one is refused before anything starts.
+func checkSignKey(path string) error {
+	k, err := audit.ReadSignKeyFile(path)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("%w; want the key file made by 'hostpass audit keygen --sign FILE', or empty for no signing", err)
+		}
+		return err
+	}
+	k.Wipe()
 	return nil
 }
 

@@ -71,6 +71,21 @@ func TestCrashWhileJoining(t *testing.T) {
 	d.terminate()
 
 	out := verifyLog(t, filepath.Dir(d.audit))
+	// The restart says the stop was not clean, and where the log ended:
+	// its last whole record (a torn one is set aside just before).
+	marks := readMarks(t, d.audit)
+	for i, m := range marks {
+		if m.Event != "audit.restart" {
+			continue
+		}
+		end := marks[i-1]
+		if end.Event == "audit.torn_tail" {
+			end = marks[i-2]
+		}
+		if m.CleanStop == nil || *m.CleanStop || m.LogEnd == nil || m.LogEnd.Seq != end.Seq || m.LogEnd.Hash != end.Hash || m.LogEnd.Event != end.Event {
+			t.Errorf("audit.restart after SIGKILL: clean_stop %v, log_end %+v; want false, seq %d %s %s", m.CleanStop, m.LogEnd, end.Seq, end.Event, end.Hash)
+		}
+	}
 	recs := readAudit(t, d.audit)
 	joined := map[string]bool{}
 	for _, r := range filter(recs, byEvent("endpoint.join", "ok")) {
@@ -115,6 +130,16 @@ func TestTornTailIsSetAside(t *testing.T) {
 	recs := readAudit(t, d.audit)
 	if len(recs) != 3 || recs[1].Event != "audit.torn_tail" || recs[2].Event != "endpoint.join" {
 		t.Fatalf("want network.create, audit.torn_tail, endpoint.join:\n%s", dumpRecords(recs))
+	}
+	// The runs' marks: each clean stop ends with audit.stop; the restart
+	// sets the torn bytes aside first, then says where the log ended (the
+	// first run's audit.stop: a clean stop).
+	var all []string
+	for _, r := range readAuditAll(t, d.audit) {
+		all = append(all, r.Event)
+	}
+	if got := strings.Join(all, " "); got != "network.create audit.stop audit.torn_tail audit.restart host.view endpoint.join audit.stop" {
+		t.Errorf("records %s; want network.create audit.stop audit.torn_tail audit.restart host.view endpoint.join audit.stop", got)
 	}
 	saved, _ := filepath.Glob(d.audit + ".torn-*")
 	if len(saved) != 1 {

@@ -1,0 +1,445 @@
+package audit
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+// signedLog makes a signing key file (epoch 0) and returns the log's path
+// and the key file's.
+func signedLog(t *testing.T) (path, key string) {
+	t.Helper()
+	dir := t.TempDir()
+	key = filepath.Join(dir, "sign.key")
+	if _, err := NewSignKeyFile(key, "web-1"); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "audit.jsonl"), key
+}
+
+func openSigned(t *testing.T, path, key string, o Options) *Log {
+	t.Helper()
+	o.SignKey = key
+	l, err := OpenWith(path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func signedJoins(t *testing.T, l *Log, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		if err := l.Append(Record{Event: EndpointJoin, Outcome: OK}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// checkSigned checks a signed log with FILE.pub alone, as an auditor
+// would: the key certifications of its audit.epoch records from epoch 0's
+// key on, every record in the epoch its records say, and every checkpoint
+// opened with its epoch's key, its size the records before it and its root
+// the tree of those records. It returns the records.
+func checkSigned(t *testing.T, path, key string) []Record {
+	t.Helper()
+	pub, err := ReadSignPub(key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin, _, _ := strings.Cut(pub.Name(), "/e0")
+	recs := readRecords(t, path)
+	var certs [][]byte
+	for _, r := range recs {
+		if r.Event == EpochEnd {
+			certs = append(certs, []byte(r.KeyCert))
+		}
+	}
+	keys, err := VerifyKeyChain(pub, certs)
+	if err != nil {
+		t.Fatalf("key chain: %v", err)
+	}
+	tree, err := BuildTree([]string{path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch := uint64(0)
+	for _, r := range recs {
+		if r.Epoch == nil || *r.Epoch != epoch {
+			t.Fatalf("record seq %d (%s) has epoch %v, want %d", r.Seq, r.Event, r.Epoch, epoch)
+		}
+		if r.Event == EpochEnd {
+			epoch = *r.NextEpoch
+		}
+		if r.Event != Checkpoint {
+			continue
+		}
+		size, root, err := OpenCheckpoint([]byte(r.Checkpoint), note.VerifierList(keys[*r.Epoch]), origin)
+		if err != nil {
+			t.Fatalf("checkpoint seq %d (%s): %v", r.Seq, r.CheckpointReason, err)
+		}
+		want, _ := tree.RootAt(int64(r.Seq - 1))
+		if size != int64(r.Seq-1) || root != want {
+			t.Fatalf("checkpoint seq %d: size %d root %v, want %d %v", r.Seq, size, root, r.Seq-1, want)
+		}
+	}
+	return recs
+}
+
+func eventText(recs []Record) string {
+	var s []string
+	for _, r := range recs {
+		e := string(r.Event)
+		if r.Event == Checkpoint {
+			e += "(" + r.CheckpointReason + ")"
+		}
+		s = append(s, e)
+	}
+	return strings.Join(s, " ")
+}
+
+func wantEvents(t *testing.T, recs []Record, want string) {
+	t.Helper()
+	if got := eventText(recs); got != want {
+		t.Fatalf("records\n got: %s\nwant: %s", got, want)
+	}
+}
+
+// A signed run: a start checkpoint, one every CheckpointRecords records,
+// and at a clean stop the stop checkpoint, the epoch's end with the next
+// key's certification, and audit.stop last. A second run starts with
+// audit.restart naming the first run's end as clean, in epoch 1.
+func TestSignedLogCheckpointsAndStartStop(t *testing.T) {
+	path, key := signedLog(t)
+	l := openSigned(t, path, key, Options{CheckpointRecords: 3})
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	signedJoins(t, l, 4)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	recs := checkSigned(t, path, key)
+	wantEvents(t, recs, "audit.checkpoint(start) endpoint.join endpoint.join endpoint.join audit.checkpoint(records) endpoint.join audit.checkpoint(stop) audit.epoch audit.stop")
+	if k, err := ReadSignKeyFile(key); err != nil || k.Epoch() != 1 {
+		t.Fatalf("key file after a clean stop: %v, %v; want epoch 1", k, err)
+	}
+	if _, err := os.Stat(TreeStorePath(path)); err != nil {
+		t.Errorf("no tree store beside the log: %v", err)
+	}
+
+	l = openSigned(t, path, key, Options{})
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	signedJoins(t, l, 1)
+	l.Close()
+	recs = checkSigned(t, path, key)
+	wantEvents(t, recs[9:], "audit.restart audit.checkpoint(start) endpoint.join audit.checkpoint(stop) audit.epoch audit.stop")
+	r := recs[9]
+	end := recs[8]
+	if *r.CleanStop != true || r.LogEnd.Seq != 9 || r.LogEnd.Hash != end.Hash || r.LogEnd.Event != Stop || !r.LogEnd.Time.Equal(end.Time) {
+		t.Errorf("audit.restart: clean_stop %v, log_end %+v; want true, seq 9 %s audit.stop at %s", *r.CleanStop, *r.LogEnd, end.Hash, end.Time)
+	}
+}
+
+// A plain log gets audit.restart and audit.stop too; without Start (a
+// library user), neither.
+func TestPlainLogRestartAfterCrash(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l := Open(path, nil)
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	signedJoins(t, l, 2)
+	l.Close()
+	wantSeqs(t, readRecords(t, path), EndpointJoin, EndpointJoin, Stop)
+
+	// A crash: the last record is not audit.stop.
+	l = Open(path, nil)
+	signedJoins(t, l, 1) // no Start: no audit.stop at Close
+	l.Close()
+	l = Open(path, nil)
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	recs := readRecords(t, path)
+	wantSeqs(t, recs, EndpointJoin, EndpointJoin, Stop, EndpointJoin, Restart, Stop)
+	if r := recs[4]; *r.CleanStop || r.LogEnd.Seq != 4 || r.LogEnd.Event != EndpointJoin || r.LogEnd.Hash != recs[3].Hash {
+		t.Errorf("audit.restart after a crash: clean_stop %v, log_end %+v; want false, seq 4 endpoint.join", *r.CleanStop, *r.LogEnd)
+	}
+	if r := recs[4]; r.Epoch != nil {
+		t.Errorf("a plain log's audit.restart has epoch %d", *r.Epoch)
+	}
+}
+
+// Interval and heartbeat checkpoints: records written get one after
+// CheckpointInterval; an idle log gets one every Heartbeat.
+func TestCheckpointIntervalAndHeartbeat(t *testing.T) {
+	path, key := signedLog(t)
+	l := openSigned(t, path, key, Options{CheckpointInterval: 50 * time.Millisecond, Heartbeat: 150 * time.Millisecond, EpochInterval: time.Hour})
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	signedJoins(t, l, 1)
+	time.Sleep(400 * time.Millisecond)
+	l.Close()
+	recs := checkSigned(t, path, key)
+	got := eventText(recs)
+	if !strings.HasPrefix(got, "audit.checkpoint(start) endpoint.join audit.checkpoint(interval) audit.checkpoint(heartbeat)") {
+		t.Fatalf("records: %s; want start, a join, an interval checkpoint, then heartbeats", got)
+	}
+}
+
+// The epoch ends after EpochRecords: the checkpoint of the epoch under its
+// key, the audit.epoch with the next key's certification, and records
+// after it in the next epoch.
+func TestSignedEpochEnd(t *testing.T) {
+	path, key := signedLog(t)
+	l := openSigned(t, path, key, Options{EpochRecords: 3})
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	signedJoins(t, l, 3)
+	l.Close()
+	recs := checkSigned(t, path, key)
+	wantEvents(t, recs, "audit.checkpoint(start) endpoint.join endpoint.join audit.checkpoint(epoch) audit.epoch endpoint.join audit.checkpoint(stop) audit.epoch audit.stop")
+}
+
+// A crash between stepping the key file and logging the certification:
+// the key file holds epoch 1's key and its certification, the log ends in
+// epoch 0. The next start writes the audit.epoch with the key file's
+// certification first, and the log checks under FILE.pub.
+func TestStartLogsACertificationTheKeyFileHolds(t *testing.T) {
+	f := injectFaults(t)
+	path, key := signedLog(t)
+	l := openSigned(t, path, key, Options{})
+	l.Start()
+	signedJoins(t, l, 2)
+	// What the daemon holds at the crash: write nothing more, step the
+	// key file as evolveSigned would, and never log it.
+	k, err := ReadSignKeyFile(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, cert, err := StepSignKeyFile(key, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next.Wipe()
+	abandon(t, l, f)
+
+	l = openSigned(t, path, key, Options{})
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	recs := checkSigned(t, path, key)
+	wantEvents(t, recs, "audit.checkpoint(start) endpoint.join endpoint.join audit.epoch audit.restart audit.checkpoint(start) audit.checkpoint(stop) audit.epoch audit.stop")
+	if recs[3].KeyCert != string(cert) {
+		t.Errorf("the recovered audit.epoch carries\n%s\nwant the key file's certification\n%s", recs[3].KeyCert, cert)
+	}
+	if r := recs[4]; *r.CleanStop || r.LogEnd.Seq != 3 {
+		t.Errorf("audit.restart: clean_stop %v, log_end seq %d; want false, 3", *r.CleanStop, r.LogEnd.Seq)
+	}
+}
+
+// abandon stops a log without the clean stop's records, leaving the file
+// as a kill -9 would: every write fails while it closes.
+func abandon(t *testing.T, l *Log, f *faults) {
+	t.Helper()
+	f.set(syscall.EIO, nil, nil)
+	if err := l.Close(); err == nil {
+		t.Fatal("a close whose writes all fail reported no error")
+	}
+	f.set(nil, nil, nil)
+}
+
+// A key file two epochs ahead of the log, or behind it, is not this log's.
+func TestSignedLogRefusesAKeyFileOfAnotherEpoch(t *testing.T) {
+	path, key := signedLog(t)
+	l := openSigned(t, path, key, Options{})
+	signedJoins(t, l, 1)
+	l.Close() // epoch 0 ends: the key file is at 1, the log's last record says 1
+	k, _ := ReadSignKeyFile(key)
+	for i := 0; i < 2; i++ {
+		k, _, _ = StepSignKeyFile(key, k)
+	}
+	l = openSigned(t, path, key, Options{})
+	err := l.Append(Record{Event: EndpointJoin, Outcome: OK})
+	l.Close()
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "its last record, seq 3, is in signing epoch 1, and the signing key file "+key+" holds the key of epoch 3") {
+		t.Fatalf("got %v, want the key file refused naming both epochs", err)
+	}
+}
+
+func TestSealAndSignTogetherRefused(t *testing.T) {
+	_, key := signedLog(t)
+	_, err := OpenWith(filepath.Join(t.TempDir(), "a.jsonl"), Options{SealKey: "/x/seal.key", SignKey: key})
+	if err == nil || !strings.Contains(err.Error(), "a sealing key (/x/seal.key) and a signing key ("+key+") given: a log is sealed or signed, not both") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestDamagedSignKeyRefusedAtOpen(t *testing.T) {
+	_, key := signedLog(t)
+	b, _ := os.ReadFile(key)
+	b[len(b)/2] ^= 1
+	os.WriteFile(key, b, 0o600)
+	_, err := OpenWith(filepath.Join(t.TempDir(), "a.jsonl"), Options{SignKey: key})
+	if err == nil || !strings.HasPrefix(err.Error(), "signing key: ") {
+		t.Fatalf("got %v, want the damaged key file refused", err)
+	}
+}
+
+// pickyFile fails every write holding one of the bad texts, as a disk
+// that fills up just then would.
+type pickyFile struct {
+	logFile
+	bad *atomic.Value // string
+}
+
+func (p pickyFile) Write(b []byte) (int, error) {
+	if bad, _ := p.bad.Load().(string); bad != "" && strings.Contains(string(b), bad) {
+		return 0, syscall.ENOSPC
+	}
+	return p.logFile.Write(b)
+}
+
+func failWritesHolding(t *testing.T) *atomic.Value {
+	bad := &atomic.Value{}
+	bad.Store("")
+	orig := openLogFile
+	openLogFile = func(path string) (logFile, error) {
+		lf, err := orig(path)
+		if err != nil {
+			return nil, err
+		}
+		return pickyFile{lf, bad}, nil
+	}
+	t.Cleanup(func() { openLogFile = orig })
+	return bad
+}
+
+// A full disk at an epoch end, once the key file has stepped: the
+// audit.epoch is owed, records after it are refused until it is written
+// (nothing lands in the new epoch before its certification), and then the
+// log checks under FILE.pub.
+func TestSignedEpochEndOnAFullDisk(t *testing.T) {
+	bad := failWritesHolding(t)
+	path, key := signedLog(t)
+	l := openSigned(t, path, key, Options{EpochRecords: 2})
+	l.Start()
+	bad.Store(`"event":"audit.epoch"`)
+	signedJoins(t, l, 1) // ends the epoch: its checkpoint is written, the key steps, the audit.epoch fails
+	if err := l.Append(Record{Event: EndpointJoin, Outcome: OK}); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("a record while the audit.epoch is owed: %v, want refused (no space left)", err)
+	}
+	if k, err := ReadSignKeyFile(key); err != nil || k.Epoch() != 1 {
+		t.Fatalf("key file: %v, %v; want stepped to epoch 1", k, err)
+	}
+	bad.Store("")
+	signedJoins(t, l, 1)
+	l.Close()
+	recs := checkSigned(t, path, key)
+	wantEvents(t, recs, "audit.checkpoint(start) endpoint.join audit.checkpoint(epoch) audit.epoch endpoint.join audit.checkpoint(stop) audit.epoch audit.stop")
+}
+
+// The same, and the daemon is killed while the audit.epoch is owed: the
+// next start writes it first, from the key file's certification.
+func TestSignedEpochEndOnAFullDiskThenKilled(t *testing.T) {
+	bad := failWritesHolding(t)
+	path, key := signedLog(t)
+	l := openSigned(t, path, key, Options{EpochRecords: 2})
+	l.Start()
+	bad.Store(`"event":"audit.epoch"`)
+	signedJoins(t, l, 1)
+	if err := l.Append(Record{Event: EndpointJoin, Outcome: OK}); err == nil {
+		t.Fatal("a record while the audit.epoch is owed was written")
+	}
+	bad.Store(`"event"`) // every record: the kill
+	l.Close()
+	bad.Store("")
+	l = openSigned(t, path, key, Options{})
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	recs := checkSigned(t, path, key)
+	wantEvents(t, recs, "audit.checkpoint(start) endpoint.join audit.checkpoint(epoch) audit.epoch audit.restart audit.checkpoint(start) audit.checkpoint(stop) audit.epoch audit.stop")
+	if r := recs[4]; *r.CleanStop || r.LogEnd.Seq != 3 || r.LogEnd.Event != Checkpoint {
+		t.Errorf("audit.restart: clean_stop %v, log_end %+v; want false, seq 3 audit.checkpoint", *r.CleanStop, *r.LogEnd)
+	}
+}
+
+// BenchmarkGroupCommitSigned: BenchmarkAppendGroupCommit's 64 callers, on a
+// plain log and on a signed one (the tree's append per group commit, a
+// checkpoint every 1,000 records, an epoch every 1,000), in one run. One op
+// is one record made durable.
+func BenchmarkGroupCommitSigned(b *testing.B) {
+	for _, signed := range []bool{false, true} {
+		name := "plain"
+		if signed {
+			name = "signed"
+		}
+		b.Run(name, func(b *testing.B) {
+			dir := b.TempDir()
+			o := Options{}
+			if signed {
+				o.SignKey = filepath.Join(dir, "sign.key")
+				if _, err := NewSignKeyFile(o.SignKey, "node1"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			l, err := OpenWith(filepath.Join(dir, "audit.jsonl"), o)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			if err := l.Start(); err != nil {
+				b.Fatal(err)
+			}
+			rec := Record{Time: time.Now().UTC(), Event: EndpointJoin, Outcome: OK, Driver: "hostpass", Host: "node1",
+				NetworkID: "3f1c0d9e8b7a69584736251403f2e1d0c9b8a79685746352413f2e1d0c9b8a7", EndpointID: strings.Repeat("1", 64)}
+			b.SetParallelism(32)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := l.Append(rec); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// A tree store that cannot be opened (here a directory in its place) costs
+// the checkpoints, not the records: joins are written, the epoch still
+// ends with its certification, and the stop is clean.
+func TestUnopenableTreeCostsCheckpointsOnly(t *testing.T) {
+	path, key := signedLog(t)
+	if err := os.MkdirAll(TreeStorePath(path), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	l := openSigned(t, path, key, Options{})
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	signedJoins(t, l, 2)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	recs := checkSigned(t, path, key)
+	wantEvents(t, recs, "endpoint.join endpoint.join audit.epoch audit.stop")
+}

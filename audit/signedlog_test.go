@@ -1,0 +1,172 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+// signedLog writes a signed log the way docs/proof.md lays it out, from the
+// package's parts (encode, Tree, SignCheckpoint, StepSignKey), so that the
+// verifier's tests do not depend on the writer. keys holds every epoch's
+// key, so a test can play the attacker who holds them.
+type signedLog struct {
+	tb     testing.TB
+	origin string
+	keys   []*SignKey // by epoch
+	epoch  uint64
+	tree   *Tree
+	prev   string
+	seq    uint64
+	now    time.Time
+	step   time.Duration // the time between records
+	lines  [][]byte
+	out    *bufio.Writer // if set, lines go here and are not kept
+}
+
+var signedStart = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+
+func newSignedLog(tb testing.TB) *signedLog {
+	tb.Helper()
+	origin, err := NewOrigin("node1")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	k, err := generateSignKey(origin, 0, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &signedLog{tb: tb, origin: origin, keys: []*SignKey{k}, tree: NewTree(), prev: Genesis, now: signedStart, step: time.Second}
+}
+
+// again starts a log with the same origin and keys: an attacker's rewrite.
+func (l *signedLog) again() *signedLog {
+	return &signedLog{tb: l.tb, origin: l.origin, keys: l.keys, tree: NewTree(), prev: Genesis, now: signedStart, step: l.step}
+}
+
+// pub is FILE.pub: epoch 0's verifier.
+func (l *signedLog) pub() note.Verifier {
+	v, err := note.NewVerifier(l.keys[0].VerifierKey())
+	if err != nil {
+		l.tb.Fatal(err)
+	}
+	return v
+}
+
+// add appends rec with the chain fields set, and returns its line.
+func (l *signedLog) add(rec Record) []byte {
+	l.tb.Helper()
+	l.seq++
+	rec.Seq, rec.Prev, rec.Schema = l.seq, l.prev, Schema
+	if rec.Time.IsZero() {
+		rec.Time = l.now
+	}
+	l.now = rec.Time.Add(l.step)
+	if rec.Epoch == nil {
+		e := l.epoch
+		rec.Epoch = &e
+	}
+	if rec.Host == "" {
+		rec.Host = "node1"
+	}
+	line, err := encode(&rec, nil)
+	if err != nil {
+		l.tb.Fatal(err)
+	}
+	if err := l.tree.Append(line); err != nil {
+		l.tb.Fatal(err)
+	}
+	l.prev = rec.Hash
+	if l.out != nil {
+		l.out.Write(line)
+		l.out.WriteByte('\n')
+		return line
+	}
+	l.lines = append(l.lines, line)
+	return line
+}
+
+// join adds an endpoint.join record.
+func (l *signedLog) join(ep string) []byte {
+	return l.add(Record{Event: EndpointJoin, Outcome: OK, Driver: "hostpass", NetworkID: "net1", EndpointID: ep})
+}
+
+// note signs a checkpoint of the tree as it is, with epoch e's key.
+func (l *signedLog) note(e uint64) string {
+	l.tb.Helper()
+	root, err := l.tree.Root()
+	if err != nil {
+		l.tb.Fatal(err)
+	}
+	msg, err := SignCheckpoint(l.keys[e], l.origin, l.tree.Size(), root)
+	if err != nil {
+		l.tb.Fatal(err)
+	}
+	return string(msg)
+}
+
+// checkpoint adds an audit.checkpoint record of every record before it.
+func (l *signedLog) checkpoint(reason string) []byte {
+	return l.add(Record{Event: Checkpoint, Outcome: OK, Checkpoint: l.note(l.epoch), CheckpointReason: reason})
+}
+
+// stepEpoch ends the epoch: its last checkpoint, then audit.epoch with the
+// next key's certification.
+func (l *signedLog) stepEpoch() {
+	l.tb.Helper()
+	l.checkpoint(CheckpointEpoch)
+	if len(l.keys) == int(l.epoch)+1 {
+		next, _, err := StepSignKey(l.keys[l.epoch])
+		if err != nil {
+			l.tb.Fatal(err)
+		}
+		l.keys = append(l.keys, next)
+	}
+	next := l.epoch + 1
+	l.add(Record{Event: EpochEnd, Outcome: OK, NextEpoch: &next, KeyCert: string(l.keys[next].Cert())})
+	l.epoch = next
+}
+
+// fill writes n joins, a checkpoint every cpEvery records and an epoch
+// every epochEvery (0: none), as the daemon would.
+func (l *signedLog) fill(n, cpEvery, epochEvery int) {
+	for i := 0; i < n; i++ {
+		l.join("ep" + string(rune('a'+i%26)))
+		if epochEvery > 0 && l.seq%uint64(epochEvery) == 0 {
+			l.stepEpoch()
+		} else if cpEvery > 0 && l.seq%uint64(cpEvery) == 0 {
+			l.checkpoint(CheckpointRecords)
+		}
+	}
+}
+
+// write writes the log to a file in dir and returns its path.
+func (l *signedLog) write(dir string) string {
+	l.tb.Helper()
+	path := filepath.Join(dir, "audit.jsonl")
+	var b bytes.Buffer
+	for _, line := range l.lines {
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		l.tb.Fatal(err)
+	}
+	return path
+}
+
+// standard is a short signed log: a start checkpoint, 25 joins, a
+// checkpoint every 5 records and an epoch every 10, and a clean stop.
+func standard(tb testing.TB) *signedLog {
+	l := newSignedLog(tb)
+	l.checkpoint(CheckpointStart)
+	l.fill(25, 5, 10)
+	l.checkpoint(CheckpointStop)
+	l.add(Record{Event: Stop, Outcome: OK})
+	return l
+}
