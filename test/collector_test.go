@@ -155,8 +155,13 @@ func (c *collector) stop(t testing.TB) {
 	c.cmd = nil
 }
 
-// sdRE is hostpass's SD-ELEMENT as sink/ writes it.
-var sdRE = regexp.MustCompile(`^<\d+>1 \S+ \S+ hostpass \d+ (\S+) \[hostpass@32473 seq="(\d+)"(?: epoch="(\d+)")? prev="([0-9a-f]{64})" hash="([0-9a-f]{64})"\] `)
+// sdID is the SD-ID of hostpass's STRUCTURED-DATA: the suite's own copy of
+// sink.SDID, so that a change to what reaches collectors fails here.
+const sdID = "hostpass@32473"
+
+// sdRE is a message as sink/ writes it, up to MSG: MSGID, and seq, epoch
+// (signed and sealed logs), prev and hash in hostpass's SD-ELEMENT.
+var sdRE = regexp.MustCompile(`^<\d+>1 \S+ \S+ hostpass \d+ (\S+) \[` + sdID + ` seq="(\d+)"(?: epoch="(\d+)")? prev="([0-9a-f]{64})" hash="([0-9a-f]{64})"\] `)
 
 // received is one message as the collector wrote it.
 type received struct {
@@ -181,7 +186,7 @@ func (c *collector) receivedMessages(t testing.TB) []received {
 	for i, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
 		m := sdRE.FindStringSubmatch(line)
 		if m == nil {
-			t.Fatalf("%s line %d: no [hostpass@32473 seq prev hash] STRUCTURED-DATA:\n%.600s", c.received, i+1, line)
+			t.Fatalf("%s line %d: no [%s seq prev hash] STRUCTURED-DATA:\n%.600s", c.received, i+1, sdID, line)
 		}
 		seq, _ := strconv.ParseInt(m[2], 10, 64)
 		out = append(out, received{msgid: m[1], seq: seq, epoch: m[3], prev: m[4], hash: m[5], body: line[len(m[0]):], size: len(line), line: i + 1})
@@ -192,7 +197,7 @@ func (c *collector) receivedMessages(t testing.TB) []received {
 // waitSeq waits until the collector has written the message of seq.
 func (c *collector) waitSeq(t testing.TB, seq int64) {
 	t.Helper()
-	want := fmt.Sprintf(`[hostpass@32473 seq="%d" `, seq)
+	want := fmt.Sprintf(`[%s seq="%d" `, sdID, seq)
 	deadline := time.Now().Add(recordsReady)
 	for {
 		if b, err := os.ReadFile(c.received); err == nil && strings.Contains(string(b), want) {
@@ -203,15 +208,4 @@ func (c *collector) waitSeq(t testing.TB, seq int64) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// chained is the chain of one audit log line: the suite's own reading, as
-// record's (record_test.go).
-type chained struct {
-	Seq   int64   `json:"seq"`
-	Event string  `json:"event"`
-	Epoch *uint64 `json:"epoch"`
-	Prev  string  `json:"prev"`
-	Hash  string  `json:"hash"`
-	line  string
 }

@@ -53,6 +53,17 @@ func TestSyslogCollectorKeepsTheChain(t *testing.T) {
 	}
 }
 
+// chained is the chain of one audit log line: the suite's own reading, as
+// record's (record_test.go).
+type chained struct {
+	Seq   int64   `json:"seq"`
+	Event string  `json:"event"`
+	Epoch *uint64 `json:"epoch"`
+	Prev  string  `json:"prev"`
+	Hash  string  `json:"hash"`
+	line  string
+}
+
 // readChained reads every line of an audit log (host.view records
 // included) as the chain sees it.
 func readChained(t testing.TB, path string) []chained {

@@ -31,7 +31,7 @@ func TestSyslogSink(t *testing.T) {
 	}
 	msg := string(buf[:n])
 	rec := readChained(t, d.audit)[0]
-	sd := fmt.Sprintf(`[hostpass@32473 seq="1" prev="%s" hash="%s"]`, rec.Prev, rec.Hash)
+	sd := fmt.Sprintf(`[%s seq="1" prev="%s" hash="%s"]`, sdID, rec.Prev, rec.Hash)
 	if !strings.HasPrefix(msg, "<86>1 ") || !strings.Contains(msg, " hostpass ") || !strings.Contains(msg, " network.create "+sd+" ") ||
 		!strings.HasSuffix(msg, " "+rec.line) || rec.Seq != 1 || rec.Prev != strings.Repeat("0", 64) {
 		t.Errorf("syslog message %q\nwant <86>1 ... hostpass PID network.create %s <the record's line>", msg, sd)
