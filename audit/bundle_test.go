@@ -19,8 +19,8 @@ const (
 // story is a signed log where container web is attached to a hostpass
 // network by endpoint ep1 and container db runs in host mode, with other
 // records between, a checkpoint every 4 records and an epoch every 6.
-func story(t *testing.T) (*signedLog, string) {
-	l := newSignedLog(t)
+func story(t *testing.T) (*handLog, string) {
+	l := newHandLog(t)
 	l.checkpoint(CheckpointStart)
 	ep := func(e Event, id string) Record {
 		return Record{Event: e, Outcome: OK, Driver: "hostpass", NetworkID: "net1", EndpointID: id}

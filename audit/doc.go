@@ -31,16 +31,19 @@
 //	verify_problem.go what verify reports: problem kinds and their texts
 //	verify_seal.go    where a log starts, and its seals under the initial key
 //	verify_view.go    the host view each record names
+//	verify_sign.go    a signed log (--pubkey): the key chain as the log goes,
+//	                  each checkpoint against the tree built as verify goes,
+//	                  heartbeat gaps
+//	verify_collected.go checkpoints collected off the host (--checkpoint):
+//	                  read from a note or a collector's lines, proven with
+//	                  consistency proofs (cut tail, rewritten history)
+//	bundle.go         proof bundles: the format (Bundle), Prove
+//	bundle_check.go   CheckBundle: a bundle checked offline with FILE.pub
 //	query.go          Query and Follow, what `hostpass audit show` reads
 //	replay.go         Replay: recent records for the watcher after a restart
 //
-// Planned (issue 10), not yet written:
-//
-//	proof.go          the Merkle tree over the records, inclusion and
-//	                  consistency proofs
-//	checkpoint.go     signed checkpoints (C2SP signed notes) of the tree's size
-//	                  and root
-//
-// Like verify, they must depend on nothing of the writer (log.go, commit.go,
-// recover.go): an auditor checks a log on a laptop, away from the host.
+// The verifier's files (verify*.go, bundle*.go, proof.go, checkpoint.go,
+// keychain.go) depend on nothing of the writer (log.go, commit.go,
+// recover.go, checkpointing.go): an auditor checks a log on a laptop, away
+// from the host.
 package audit

@@ -40,7 +40,7 @@ func readCollected(t *testing.T, paths ...string) []CollectedCheckpoint {
 }
 
 // collectorFile is what a collector received of l: every line, as syslog.
-func collectorFile(t *testing.T, l *signedLog) string {
+func collectorFile(t *testing.T, l *handLog) string {
 	var b strings.Builder
 	b.WriteString("<14>1 2026-11-27T09:59:59Z node1 sshd 77 - - unrelated message\n")
 	for i, line := range l.lines {
@@ -78,7 +78,7 @@ func TestVerifyCollectedOK(t *testing.T) {
 }
 
 // checkpointOf is the checkpoint in record seq of l.
-func checkpointOf(t *testing.T, l *signedLog, seq int) string {
+func checkpointOf(t *testing.T, l *handLog, seq int) string {
 	t.Helper()
 	c, err := checkpointInLine(l.lines[seq-1])
 	if err != nil || c == nil {
@@ -92,12 +92,12 @@ func TestVerifyCollectedTamper(t *testing.T) {
 		name string
 		// log is the host's log as the attacker left it; the collector
 		// holds every checkpoint of standard.
-		log  func(t *testing.T, l *signedLog) *signedLog
+		log  func(t *testing.T, l *handLog) *handLog
 		kind ProblemKind
 		want string
 	}{{
 		name: "tail cut inside epoch 2",
-		log: func(t *testing.T, l *signedLog) *signedLog {
+		log: func(t *testing.T, l *handLog) *handLog {
 			cut := *l
 			cut.lines = l.lines[:26]
 			return &cut
@@ -106,7 +106,7 @@ func TestVerifyCollectedTamper(t *testing.T) {
 		want: "collected.log line 32: cut tail: collected checkpoint of 30 records (epoch 2), but the log holds 26: its last 4 records (seq 27 to 30) were cut off, or the files given are not the whole log",
 	}, {
 		name: "tail cut inside epoch 3",
-		log: func(t *testing.T, l *signedLog) *signedLog {
+		log: func(t *testing.T, l *handLog) *handLog {
 			cut := *l
 			cut.lines = l.lines[:34]
 			return &cut
@@ -115,7 +115,7 @@ func TestVerifyCollectedTamper(t *testing.T) {
 		want: "collected.log line 37: cut tail: collected checkpoint of 35 records (epoch 3), but the log holds 34: its last 1 records (seq 35 to 35) were cut off, or the files given are not the whole log",
 	}, {
 		name: "tail cut at an epoch's end",
-		log: func(t *testing.T, l *signedLog) *signedLog {
+		log: func(t *testing.T, l *handLog) *handLog {
 			cut := *l
 			cut.lines = l.lines[:31]
 			return &cut
@@ -124,7 +124,7 @@ func TestVerifyCollectedTamper(t *testing.T) {
 		want: "collected.log line 37: cut tail: collected checkpoint signed by the key of epoch 3, of 35 records (unverified), but the log holds 31 records and its key chain ends at epoch 2: the log's tail was cut (epoch 3 on is missing), or the checkpoint is not this log's (its signature cannot be checked without the certification the log lacks)",
 	}, {
 		name: "record rewritten and everything after re-signed with the live keys",
-		log: func(t *testing.T, l *signedLog) *signedLog {
+		log: func(t *testing.T, l *handLog) *handLog {
 			return resign(t, l, 24, true, func(r *Record) { r.EndpointID = "forged" })
 		},
 		kind: Rewritten,
@@ -159,7 +159,7 @@ func TestVerifyCollectedTamper(t *testing.T) {
 func TestVerifyCollectedRefused(t *testing.T) {
 	l := standard(t)
 	cp := checkpointOf(t, l, 6)
-	forked := newSignedLog(t) // another log's chain
+	forked := newHandLog(t) // another log's chain
 	forked.checkpoint(CheckpointStart)
 	for _, tc := range []struct{ name, text, want string }{{
 		name: "huge note",
@@ -219,7 +219,7 @@ func TestVerifyCollectedRefused(t *testing.T) {
 }
 
 // laterKeyNote signs the tree of l's first 5 records with epoch 2's key.
-func laterKeyNote(t *testing.T, l *signedLog) string {
+func laterKeyNote(t *testing.T, l *handLog) string {
 	old := l.again()
 	for _, line := range l.lines[:5] {
 		old.tree.Append(line)
@@ -228,7 +228,7 @@ func laterKeyNote(t *testing.T, l *signedLog) string {
 }
 
 func TestVerifyHeartbeatGaps(t *testing.T) {
-	l := newSignedLog(t)
+	l := newHandLog(t)
 	l.step = time.Minute
 	l.checkpoint(CheckpointStart) // 10:00
 	l.join("a")                   // 10:01

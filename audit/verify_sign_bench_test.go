@@ -11,7 +11,7 @@ import (
 
 var (
 	signedMillion     []string
-	signedMillionPub  *signedLog
+	signedMillionPub  *handLog
 	signedMillionOnce sync.Once
 )
 
@@ -19,7 +19,7 @@ var (
 // laid out as the daemon writes them: a checkpoint every 1,000 records and
 // an epoch every 1,000 (its checkpoint and audit.epoch), each join about
 // as long as genLog's (IDs of 64 hex digits, a host_view).
-func genSignedMillion(b *testing.B) ([]string, *signedLog) {
+func genSignedMillion(b *testing.B) ([]string, *handLog) {
 	signedMillionOnce.Do(func() {
 		genMillion(b) // for its folder, removed by TestMain; and the baseline
 		path := filepath.Join(millionDir, "signed.jsonl")
@@ -27,7 +27,7 @@ func genSignedMillion(b *testing.B) ([]string, *signedLog) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		l := newSignedLog(b)
+		l := newHandLog(b)
 		l.out = bufio.NewWriterSize(f, 1<<20)
 		l.checkpoint(CheckpointStart)
 		view := fmt.Sprintf("%064x", 42)

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-func verifySigned(t *testing.T, l *signedLog, o VerifyOptions) (Summary, error) {
+func verifySigned(t *testing.T, l *handLog, o VerifyOptions) (Summary, error) {
 	t.Helper()
 	o.Pub = l.pub()
 	return Verify([]string{l.write(t.TempDir())}, o)
@@ -57,7 +57,7 @@ func TestVerifySignedOK(t *testing.T) {
 // rewrite returns the log with record seq's line replaced by edit's, and the
 // chain rebuilt after it (checkpoints re-signed when resign), as an attacker
 // would.
-func resign(t *testing.T, l *signedLog, seq uint64, resign bool, edit func(*Record)) *signedLog {
+func resign(t *testing.T, l *handLog, seq uint64, resign bool, edit func(*Record)) *handLog {
 	t.Helper()
 	out := l.again()
 	for i, line := range l.lines {
@@ -81,17 +81,17 @@ func TestVerifySignedTamper(t *testing.T) {
 	otherEndpoint := func(r *Record) { r.EndpointID = "forged" }
 	for _, tc := range []struct {
 		name string
-		log  func(t *testing.T) *signedLog
+		log  func(t *testing.T) *handLog
 		kind ProblemKind
 		want string
 	}{{
 		name: "record rewritten, chain rebuilt, checkpoints kept",
-		log:  func(t *testing.T) *signedLog { return resign(t, standard(t), 3, false, otherEndpoint) },
+		log:  func(t *testing.T) *handLog { return resign(t, standard(t), 3, false, otherEndpoint) },
 		kind: BadCheckpoint,
 		want: "line 6 (seq 6): bad checkpoint: the checkpoint of 5 records (epoch 0) has root %s, but the records before it hash to %s: a record before it was changed, and the chain rebuilt after it",
 	}, {
 		name: "checkpoint of epoch 0 signed by epoch 1's key",
-		log: func(t *testing.T) *signedLog {
+		log: func(t *testing.T) *handLog {
 			l := standard(t)
 			return resign(t, l, 6, false, func(r *Record) {
 				cp := l.again()
@@ -105,7 +105,7 @@ func TestVerifySignedTamper(t *testing.T) {
 		want: "line 6 (seq 6): bad checkpoint: the checkpoint in epoch 0: it is signed by the key of epoch 1, not by epoch 0's, the epoch its record is in: a checkpoint is signed by the key of the epoch it is written in, and whoever holds a later key can sign any tree",
 	}, {
 		name: "checkpoint moved",
-		log: func(t *testing.T) *signedLog {
+		log: func(t *testing.T) *handLog {
 			l := standard(t)
 			return resign(t, l, 8, false, func(r *Record) {
 				var six Record
@@ -117,7 +117,7 @@ func TestVerifySignedTamper(t *testing.T) {
 		want: "line 8 (seq 8): bad checkpoint: the checkpoint names a tree of 5 records, but its record is seq 8: a checkpoint covers every record before its own, 7; it was moved or edited",
 	}, {
 		name: "certification removed",
-		log: func(t *testing.T) *signedLog {
+		log: func(t *testing.T) *handLog {
 			l := standard(t)
 			return resign(t, l, 12, true, func(r *Record) { r.KeyCert = "" })
 		},
@@ -125,7 +125,7 @@ func TestVerifySignedTamper(t *testing.T) {
 		want: "line 12 (seq 12): unsigned: the audit.epoch record ending epoch 0 has no key_cert: in a signed log it certifies epoch 1's key, and without it no later checkpoint can be checked; it was removed, or the log is sealed, not signed (verify a sealed log with --key)",
 	}, {
 		name: "certification of epoch 2 where epoch 1's belongs (a gap)",
-		log: func(t *testing.T) *signedLog {
+		log: func(t *testing.T) *handLog {
 			l := standard(t)
 			return resign(t, l, 12, true, func(r *Record) { r.KeyCert = string(l.keys[2].Cert()) })
 		},
@@ -133,7 +133,7 @@ func TestVerifySignedTamper(t *testing.T) {
 		want: "line 12 (seq 12): bad certification: key certification 1 certifies epoch 2 where epoch 1 comes next: a certification is missing, repeated or out of order; FILE.pub vouches for no key after this point, so no checkpoint after it can be trusted",
 	}, {
 		name: "certification signed by another key (a fork)",
-		log: func(t *testing.T) *signedLog {
+		log: func(t *testing.T) *handLog {
 			l := standard(t)
 			fork, err := generateSignKey(l.origin, 0, nil) // another epoch 0 key of the same name
 			if err != nil {
@@ -149,7 +149,7 @@ func TestVerifySignedTamper(t *testing.T) {
 		want: "line 12 (seq 12): bad certification: key certification of epoch 1 is not signed by %s, the key of epoch 0, but by %s: it is forged, or belongs to another chain; FILE.pub vouches for no key after this point, so no checkpoint after it can be trusted",
 	}, {
 		name: "certification changed",
-		log: func(t *testing.T) *signedLog {
+		log: func(t *testing.T) *handLog {
 			l := standard(t)
 			return resign(t, l, 12, true, func(r *Record) { r.KeyCert = strings.Replace(r.KeyCert, "key hostpass", "key  hostpass", 1) })
 		},
@@ -157,7 +157,7 @@ func TestVerifySignedTamper(t *testing.T) {
 		want: "line 12 (seq 12): bad certification: key certification of epoch 1: the signature by %s does not verify: the certification was changed after signing; FILE.pub vouches for no key after this point, so no checkpoint after it can be trusted",
 	}, {
 		name: "record without epoch",
-		log: func(t *testing.T) *signedLog {
+		log: func(t *testing.T) *handLog {
 			l := standard(t)
 			out := l.again()
 			out.checkpoint(CheckpointStart)
@@ -169,8 +169,8 @@ func TestVerifySignedTamper(t *testing.T) {
 		want: "line 2 (seq 2): unsigned: the record has no epoch: every record of a signed log carries the epoch of the key in force; it was written by something other than hostpass's signing daemon (verify a log that is not signed without --pubkey)",
 	}, {
 		name: "no checkpoint",
-		log: func(t *testing.T) *signedLog {
-			l := newSignedLog(t)
+		log: func(t *testing.T) *handLog {
+			l := newHandLog(t)
 			l.fill(3, 0, 0)
 			return l
 		},
@@ -178,7 +178,7 @@ func TestVerifySignedTamper(t *testing.T) {
 		want: "line 3 (seq 3): unsigned: no audit.checkpoint record in the log, so no signature vouches for any record: a signing daemon writes one at start, every --checkpoint-records records and at stop; the log is not signed, or its checkpoints were removed (verify a log that is not signed without --pubkey)",
 	}, {
 		name: "log started in epoch 1",
-		log: func(t *testing.T) *signedLog {
+		log: func(t *testing.T) *handLog {
 			l := standard(t)
 			out := l.again()
 			out.epoch = 1
@@ -202,7 +202,7 @@ func TestVerifySignedTamper(t *testing.T) {
 }
 
 // rewriteNoEpoch rewrites record seq of l without its epoch.
-func rewriteNoEpoch(t *testing.T, l *signedLog, seq uint64) *signedLog {
+func rewriteNoEpoch(t *testing.T, l *handLog, seq uint64) *handLog {
 	out := l.again()
 	for i, line := range l.lines {
 		var rec Record

@@ -177,8 +177,9 @@ func TestSighupRotatesAndChainContinues(t *testing.T) {
 	}
 	d.post(c, "Join", `{"NetworkID":"4b9e000000000000000000000000000000000000000000000000000000000000","EndpointID":"e1"}`)
 	d.terminate()
-	// network.create, then in the new file the join and the host.view it names.
-	if out := verifyLog(t, filepath.Dir(d.audit)); !strings.Contains(out, "ok: 3 records in 2 file(s)") {
+	// network.create, then in the new file the join and the host.view it
+	// names, and the clean stop's audit.stop.
+	if out := verifyLog(t, filepath.Dir(d.audit)); !strings.Contains(out, "ok: 4 records in 2 file(s)") {
 		t.Errorf("verify after SIGHUP: %s", out)
 	}
 }

@@ -11,11 +11,11 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// signedLog writes a signed log the way docs/proof.md lays it out, from the
+// handLog writes a signed log the way docs/proof.md lays it out, from the
 // package's parts (encode, Tree, SignCheckpoint, StepSignKey), so that the
 // verifier's tests do not depend on the writer. keys holds every epoch's
 // key, so a test can play the attacker who holds them.
-type signedLog struct {
+type handLog struct {
 	tb     testing.TB
 	origin string
 	keys   []*SignKey // by epoch
@@ -31,7 +31,7 @@ type signedLog struct {
 
 var signedStart = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 
-func newSignedLog(tb testing.TB) *signedLog {
+func newHandLog(tb testing.TB) *handLog {
 	tb.Helper()
 	origin, err := NewOrigin("node1")
 	if err != nil {
@@ -41,16 +41,16 @@ func newSignedLog(tb testing.TB) *signedLog {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &signedLog{tb: tb, origin: origin, keys: []*SignKey{k}, tree: NewTree(), prev: Genesis, now: signedStart, step: time.Second}
+	return &handLog{tb: tb, origin: origin, keys: []*SignKey{k}, tree: NewTree(), prev: Genesis, now: signedStart, step: time.Second}
 }
 
 // again starts a log with the same origin and keys: an attacker's rewrite.
-func (l *signedLog) again() *signedLog {
-	return &signedLog{tb: l.tb, origin: l.origin, keys: l.keys, tree: NewTree(), prev: Genesis, now: signedStart, step: l.step}
+func (l *handLog) again() *handLog {
+	return &handLog{tb: l.tb, origin: l.origin, keys: l.keys, tree: NewTree(), prev: Genesis, now: signedStart, step: l.step}
 }
 
 // pub is FILE.pub: epoch 0's verifier.
-func (l *signedLog) pub() note.Verifier {
+func (l *handLog) pub() note.Verifier {
 	v, err := note.NewVerifier(l.keys[0].VerifierKey())
 	if err != nil {
 		l.tb.Fatal(err)
@@ -59,7 +59,7 @@ func (l *signedLog) pub() note.Verifier {
 }
 
 // add appends rec with the chain fields set, and returns its line.
-func (l *signedLog) add(rec Record) []byte {
+func (l *handLog) add(rec Record) []byte {
 	l.tb.Helper()
 	l.seq++
 	rec.Seq, rec.Prev, rec.Schema = l.seq, l.prev, Schema
@@ -92,12 +92,12 @@ func (l *signedLog) add(rec Record) []byte {
 }
 
 // join adds an endpoint.join record.
-func (l *signedLog) join(ep string) []byte {
+func (l *handLog) join(ep string) []byte {
 	return l.add(Record{Event: EndpointJoin, Outcome: OK, Driver: "hostpass", NetworkID: "net1", EndpointID: ep})
 }
 
 // note signs a checkpoint of the tree as it is, with epoch e's key.
-func (l *signedLog) note(e uint64) string {
+func (l *handLog) note(e uint64) string {
 	l.tb.Helper()
 	root, err := l.tree.Root()
 	if err != nil {
@@ -111,13 +111,13 @@ func (l *signedLog) note(e uint64) string {
 }
 
 // checkpoint adds an audit.checkpoint record of every record before it.
-func (l *signedLog) checkpoint(reason string) []byte {
+func (l *handLog) checkpoint(reason string) []byte {
 	return l.add(Record{Event: Checkpoint, Outcome: OK, Checkpoint: l.note(l.epoch), CheckpointReason: reason})
 }
 
 // stepEpoch ends the epoch: its last checkpoint, then audit.epoch with the
 // next key's certification.
-func (l *signedLog) stepEpoch() {
+func (l *handLog) stepEpoch() {
 	l.tb.Helper()
 	l.checkpoint(CheckpointEpoch)
 	if len(l.keys) == int(l.epoch)+1 {
@@ -134,7 +134,7 @@ func (l *signedLog) stepEpoch() {
 
 // fill writes n joins, a checkpoint every cpEvery records and an epoch
 // every epochEvery (0: none), as the daemon would.
-func (l *signedLog) fill(n, cpEvery, epochEvery int) {
+func (l *handLog) fill(n, cpEvery, epochEvery int) {
 	for i := 0; i < n; i++ {
 		l.join("ep" + string(rune('a'+i%26)))
 		if epochEvery > 0 && l.seq%uint64(epochEvery) == 0 {
@@ -146,7 +146,7 @@ func (l *signedLog) fill(n, cpEvery, epochEvery int) {
 }
 
 // write writes the log to a file in dir and returns its path.
-func (l *signedLog) write(dir string) string {
+func (l *handLog) write(dir string) string {
 	l.tb.Helper()
 	path := filepath.Join(dir, "audit.jsonl")
 	var b bytes.Buffer
@@ -162,8 +162,8 @@ func (l *signedLog) write(dir string) string {
 
 // standard is a short signed log: a start checkpoint, 25 joins, a
 // checkpoint every 5 records and an epoch every 10, and a clean stop.
-func standard(tb testing.TB) *signedLog {
-	l := newSignedLog(tb)
+func standard(tb testing.TB) *handLog {
+	l := newHandLog(tb)
 	l.checkpoint(CheckpointStart)
 	l.fill(25, 5, 10)
 	l.checkpoint(CheckpointStop)
