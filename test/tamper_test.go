@@ -177,9 +177,9 @@ func (s *signed) cutTail(t *testing.T, collected string) {
 			cps = append(cps, r.Seq)
 		}
 	}
-	// The records before the one before the last but one checkpoint: both
+	// Two records fewer than the last but one checkpoint commits to: both
 	// of the last two commit to records the cut takes.
-	keep := int(cps[len(cps)-2]) - 2
+	keep := int(cps[len(cps)-2]) - 3
 	cut := filepath.Join(s.dir, "cut", "audit.jsonl")
 	writeLines(t, cut, lines(s.recs[:keep]))
 
