@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -26,17 +27,27 @@ type Bundle struct {
 	// record; one of them.
 	Container string `json:"container,omitempty"`
 	Seq       uint64 `json:"seq,omitempty"`
-	// Records, in seq order, each with its proof in the checkpoint's tree.
+	// Records, in seq order, each with its proof in the tree of the first
+	// checkpoint after it.
 	Records []BundleRecord `json:"records"`
-	// Checkpoint is the signed note, whole, of the first checkpoint in the
-	// log whose tree holds every record; CheckpointSeq is the seq of the
-	// audit.checkpoint record that carries it.
-	Checkpoint    string `json:"checkpoint"`
-	CheckpointSeq uint64 `json:"checkpoint_seq"`
-	// KeyCerts are the key certifications of epochs 1 to the checkpoint's
-	// epoch, in order (the key_cert of each audit.epoch record): they lead
-	// from FILE.pub to the key that signed the checkpoint.
+	// Checkpoints are those checkpoints, in seq order; the last covers
+	// every record. Each record is proven under the first checkpoint after
+	// it, signed by the key of the record's own epoch, not only under the
+	// last: whoever takes the host in a later epoch holds that epoch's key
+	// and can sign a tree with forged records of earlier epochs in it.
+	Checkpoints []BundleCheckpoint `json:"checkpoints"`
+	// KeyCerts are the key certifications of epochs 1 to the last
+	// checkpoint's epoch, in order (the key_cert of each audit.epoch
+	// record): they lead from FILE.pub to the keys that signed the
+	// checkpoints.
 	KeyCerts []string `json:"key_certs"`
+}
+
+// BundleCheckpoint is a checkpoint of the log: Note, the signed note whole,
+// as the audit.checkpoint record at Seq holds it.
+type BundleCheckpoint struct {
+	Seq  uint64 `json:"seq"`
+	Note string `json:"note"`
 }
 
 // BundleRecord is one record of a bundle.
@@ -46,8 +57,11 @@ type BundleRecord struct {
 	// Line is the record's line exactly as the log holds it, without the
 	// newline: the leaf's data.
 	Line string `json:"line"`
-	// Proof is the inclusion proof (RFC 6962, tlog.RecordProof), each hash
-	// in base64.
+	// Checkpoint is the index in Bundle.Checkpoints of the checkpoint the
+	// record is proven under: the first after it in the log.
+	Checkpoint int `json:"checkpoint"`
+	// Proof is the inclusion proof (RFC 6962, tlog.RecordProof) in that
+	// checkpoint's tree, each hash in base64.
 	Proof []string `json:"proof"`
 }
 
@@ -172,38 +186,38 @@ func Prove(files []string, q ProveQuery) (*Bundle, error) {
 		}
 		return nil, fmt.Errorf("no record names container %q: give its name or ID (12 hex digits or more) as `hostpass audit show` prints them", q.Container)
 	}
-	last := seqs[len(seqs)-1]
-	var use *cp
-	for i := range cps {
-		if cps[i].size >= int64(last) {
-			use = &cps[i]
-			break
-		}
-	}
-	if use == nil {
-		covered := "no checkpoint in the log"
-		if n := len(cps); n > 0 {
-			covered = fmt.Sprintf("the log's last checkpoint, at seq %d, covers seq 1 to %d", cps[n-1].seq, cps[n-1].size)
-		}
-		return nil, fmt.Errorf("record seq %d is not yet covered by a checkpoint (%s): wait for the next checkpoint, at most --checkpoint-interval (default 1m) while records arrive, or --heartbeat (default 5m) when idle, and prove again", last, covered)
-	}
-	if use.epoch > uint64(len(certs)) {
-		return nil, fmt.Errorf("the checkpoint at seq %d is in epoch %d, but the log holds the certifications of epochs 1 to %d only: run `hostpass audit verify --pubkey`", use.seq, use.epoch, len(certs))
-	}
-	b.Checkpoint, b.CheckpointSeq = use.note, use.seq
-	b.Origin, _, _ = strings.Cut(use.note, "\n")
-	b.KeyCerts = append(b.KeyCerts, certs[:use.epoch]...)
+	used := map[int]int{} // index in cps → index in b.Checkpoints
 	for i, seq := range seqs {
-		p, err := tree.ProveRecord(use.size, LeafIndex(seq))
+		c := sort.Search(len(cps), func(j int) bool { return cps[j].size >= int64(seq) })
+		if c == len(cps) {
+			covered := "no checkpoint in the log"
+			if n := len(cps); n > 0 {
+				covered = fmt.Sprintf("the log's last checkpoint, at seq %d, covers seq 1 to %d", cps[n-1].seq, cps[n-1].size)
+			}
+			return nil, fmt.Errorf("record seq %d is not yet covered by a checkpoint (%s): wait for the next checkpoint, at most --checkpoint-interval (default 1m) while records arrive, or --heartbeat (default 5m) when idle, and prove again", seqs[len(seqs)-1], covered)
+		}
+		k, ok := used[c]
+		if !ok {
+			k = len(b.Checkpoints)
+			used[c] = k
+			b.Checkpoints = append(b.Checkpoints, BundleCheckpoint{Seq: cps[c].seq, Note: cps[c].note})
+		}
+		p, err := tree.ProveRecord(cps[c].size, LeafIndex(seq))
 		if err != nil {
 			return nil, err
 		}
-		r := BundleRecord{Leaf: LeafIndex(seq), Line: lines[i], Proof: make([]string, len(p))}
+		r := BundleRecord{Leaf: LeafIndex(seq), Line: lines[i], Checkpoint: k, Proof: make([]string, len(p))}
 		for j, h := range p {
 			r.Proof[j] = h.String()
 		}
 		b.Records = append(b.Records, r)
 	}
+	last := cps[sort.Search(len(cps), func(j int) bool { return cps[j].size >= int64(seqs[len(seqs)-1]) })]
+	if last.epoch > uint64(len(certs)) {
+		return nil, fmt.Errorf("the checkpoint at seq %d is in epoch %d, but the log holds the certifications of epochs 1 to %d only: run `hostpass audit verify --pubkey`", last.seq, last.epoch, len(certs))
+	}
+	b.Origin, _, _ = strings.Cut(last.note, "\n")
+	b.KeyCerts = append(b.KeyCerts, certs[:last.epoch]...)
 	return b, nil
 }
 

@@ -25,14 +25,20 @@ const MaxBundle = 64 << 20
 
 // Proven is what a bundle proves.
 type Proven struct {
-	Origin        string
-	Host          string // the host's name, from the origin
-	Size          int64  // of the checkpoint's tree
-	Epoch         uint64 // of the key that signed it
-	Signer        string // that key's name
-	CheckpointSeq uint64
-	Container     string // what the bundle is about, or ""
-	Records       []Record
+	Origin      string
+	Host        string // the host's name, from the origin
+	Checkpoints []ProvenCheckpoint
+	Container   string // what the bundle is about, or ""
+	Records     []Record
+}
+
+// ProvenCheckpoint is a checkpoint of a bundle, opened.
+type ProvenCheckpoint struct {
+	Seq    uint64 // of its record
+	Size   int64  // of its tree
+	Root   tlog.Hash
+	Epoch  uint64 // of the key that signed it
+	Signer string // that key's name
 }
 
 // ReadBundle reads a bundle, at most MaxBundle bytes, refusing members it
@@ -77,26 +83,41 @@ func CheckBundle(b *Bundle, pub note.Verifier) (*Proven, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bundle refused: its key certifications do not lead from FILE.pub: %w", err)
 	}
+	if len(b.Checkpoints) == 0 || len(b.Records) == 0 {
+		return nil, errors.New("bundle refused: it holds no checkpoint or no record: hostpass audit prove writes both")
+	}
+	p := &Proven{Origin: origin, Host: hostOf(origin), Container: b.Container}
 	s := &signState{origin: origin, chain: chain}
-	e, ok := s.signerEpoch([]byte(b.Checkpoint))
-	if ok && e != uint64(len(chain)-1) {
-		return nil, fmt.Errorf("bundle refused: its checkpoint is signed by the key of epoch %d, but its certifications lead to epoch %d's: a bundle holds the certifications up to its checkpoint's epoch", e, len(chain)-1)
+	for i, c := range b.Checkpoints {
+		e, ok := s.signerEpoch([]byte(c.Note))
+		if ok && e >= uint64(len(chain)) {
+			return nil, fmt.Errorf("bundle refused: checkpoint %d is signed by the key of epoch %d, but the bundle's certifications lead to epoch %d only: a bundle holds the certifications up to its last checkpoint's epoch", i+1, e, len(chain)-1)
+		}
+		if !ok {
+			e = uint64(len(chain) - 1) // OpenCheckpoint says why it does not open
+		}
+		size, root, err := OpenCheckpoint([]byte(c.Note), note.VerifierList(chain[e]), origin)
+		if err != nil {
+			return nil, fmt.Errorf("bundle refused: checkpoint %d: %w", i+1, err)
+		}
+		if c.Seq != uint64(size)+1 {
+			return nil, fmt.Errorf("bundle refused: checkpoint %d covers %d records, so its record is seq %d, not seq %d as the bundle says", i+1, size, size+1, c.Seq)
+		}
+		if i > 0 && c.Seq <= p.Checkpoints[i-1].Seq {
+			return nil, fmt.Errorf("bundle refused: checkpoint %d (seq %d) comes after seq %d: a bundle holds its checkpoints once each, in seq order", i+1, c.Seq, p.Checkpoints[i-1].Seq)
+		}
+		p.Checkpoints = append(p.Checkpoints, ProvenCheckpoint{Seq: c.Seq, Size: size, Root: root, Epoch: e, Signer: chain[e].Name()})
 	}
-	e = uint64(len(chain) - 1)
-	size, root, err := OpenCheckpoint([]byte(b.Checkpoint), note.VerifierList(chain[e]), origin)
-	if err != nil {
-		return nil, fmt.Errorf("bundle refused: %w", err)
+	if last := p.Checkpoints[len(p.Checkpoints)-1]; last.Epoch != uint64(len(chain)-1) {
+		return nil, fmt.Errorf("bundle refused: its last checkpoint is signed by the key of epoch %d, but its certifications lead to epoch %d's: a bundle holds the certifications up to its last checkpoint's epoch", last.Epoch, len(chain)-1)
 	}
-	if b.CheckpointSeq != uint64(size)+1 {
-		return nil, fmt.Errorf("bundle refused: its checkpoint covers %d records, so its record is seq %d, not seq %d as the bundle says", size, size+1, b.CheckpointSeq)
-	}
-	if len(b.Records) == 0 {
-		return nil, errors.New("bundle refused: it holds no record")
-	}
-	p := &Proven{Origin: origin, Host: hostOf(origin), Size: size, Epoch: e, Signer: chain[e].Name(), CheckpointSeq: b.CheckpointSeq, Container: b.Container}
 	var prev int64 = -1
 	for i, r := range b.Records {
-		rec, err := checkBundleRecord(r, size, root)
+		if r.Checkpoint < 0 || r.Checkpoint >= len(p.Checkpoints) {
+			return nil, fmt.Errorf("bundle refused: record %d (leaf %d) names checkpoint %d, and the bundle holds %d", i+1, r.Leaf, r.Checkpoint+1, len(p.Checkpoints))
+		}
+		c := p.Checkpoints[r.Checkpoint]
+		rec, err := checkBundleRecord(r, c.Size, c.Root)
 		if err != nil {
 			return nil, fmt.Errorf("bundle refused: record %d (leaf %d): %w", i+1, r.Leaf, err)
 		}
@@ -104,6 +125,9 @@ func CheckBundle(b *Bundle, pub note.Verifier) (*Proven, error) {
 			return nil, fmt.Errorf("bundle refused: record %d (seq %d) comes after seq %d: a bundle holds each record once, in seq order", i+1, rec.Seq, prev+1)
 		}
 		prev = r.Leaf
+		if err := ownEpoch(rec, c); err != nil {
+			return nil, err
+		}
 		p.Records = append(p.Records, rec)
 	}
 	return p, p.about(b)
@@ -259,4 +283,25 @@ func short12(id string) string {
 		return id[:12]
 	}
 	return id
+}
+
+// ownEpoch checks that a record is proven under a checkpoint its own epoch
+// signed: the first checkpoint after a record is signed by the key of the
+// record's epoch (an epoch's last checkpoint comes before its key steps),
+// or of the next epoch for the records that end an epoch (its last
+// checkpoint and audit.epoch). Whoever takes the host in a later epoch
+// holds that epoch's key and can sign any tree, forged records and all: a
+// later checkpoint proves nothing about an earlier epoch's records.
+func ownEpoch(rec Record, c ProvenCheckpoint) error {
+	if rec.Epoch == nil {
+		return fmt.Errorf("bundle refused: record seq %d has no epoch: every record of a signed log carries one", rec.Seq)
+	}
+	allowed := *rec.Epoch
+	if rec.Event == EpochEnd || rec.Event == Checkpoint {
+		allowed++
+	}
+	if c.Epoch > allowed {
+		return fmt.Errorf("bundle refused: record seq %d is in epoch %d, but it is proven under a checkpoint signed by the key of epoch %d: the first checkpoint after a record is signed by its epoch's key, and whoever holds a later key can sign any tree, forged records and all; ask for the bundle hostpass audit prove writes, each record under the first checkpoint after it", rec.Seq, *rec.Epoch, c.Epoch)
+	}
+	return nil
 }

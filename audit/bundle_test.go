@@ -71,8 +71,13 @@ func TestProveContainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Host != "node1" || p.Size != 12 || p.CheckpointSeq != 13 || p.Epoch != 1 || len(b.KeyCerts) != 1 {
-		t.Errorf("proven %+v, %d certs", p, len(b.KeyCerts))
+	// seq 2 and 3 under the checkpoint at seq 5, seq 6 under the one at
+	// seq 7 (epoch 0's last), seq 11 and 12 under the one at 13 (epoch 1).
+	if p.Host != "node1" || fmt.Sprint(p.Checkpoints) != fmt.Sprintf("[%v %v %v]", ck(t, l, 5, 0), ck(t, l, 7, 0), ck(t, l, 13, 1)) || len(b.KeyCerts) != 1 {
+		t.Errorf("proven %+v, %d certs", p.Checkpoints, len(b.KeyCerts))
+	}
+	if fmt.Sprint(b.Records[0].Checkpoint, b.Records[1].Checkpoint, b.Records[2].Checkpoint, b.Records[3].Checkpoint, b.Records[4].Checkpoint) != "0 0 1 2 2" {
+		t.Errorf("records' checkpoints: %+v", b.Records)
 	}
 	want := []string{"container web (c0ffee12c0ff) was attached to hostpass network net1 (endpoint ep1) on host node1 from 2026-11-27T10:00:02Z (seq 3 endpoint.join) to 2026-11-27T10:00:10Z (seq 11 endpoint.leave)"}
 	if got := p.Sessions(); fmt.Sprint(got) != fmt.Sprint(want) {
@@ -90,7 +95,7 @@ func TestProveContainer(t *testing.T) {
 	}
 
 	one := prove(t, log, ProveQuery{Seq: 7})
-	if _, err := CheckBundle(one, l.pub()); err != nil || len(one.Records) != 1 || one.Records[0].Leaf != 6 || one.CheckpointSeq != 13 {
+	if _, err := CheckBundle(one, l.pub()); err != nil || len(one.Records) != 1 || one.Records[0].Leaf != 6 || len(one.Checkpoints) != 1 || one.Checkpoints[0].Seq != 13 {
 		t.Errorf("seq 7: %v, %+v", err, one)
 	}
 }
@@ -124,10 +129,10 @@ func TestCheckBundleRefused(t *testing.T) {
 	other, _ := story(t)
 	// db's bundle: seq 9 and 15 under the checkpoint at seq 16 (epoch 2).
 	good := prove(t, log, ProveQuery{Container: "db"})
-	// web's join (seq 3) proven in the same tree: a genuine record, and
-	// proof, of another container.
-	webJoin := BundleRecord{Leaf: 2, Line: string(l.lines[2])}
-	if p, err := l.tree.ProveRecord(15, 2); err != nil {
+	// ep2's join (seq 10, epoch 1) proven under the same checkpoint as
+	// seq 9 (seq 13's): a genuine record, and proof, of another container.
+	webJoin := BundleRecord{Leaf: 9, Line: string(l.lines[9])}
+	if p, err := l.tree.ProveRecord(12, 9); err != nil {
 		t.Fatal(err)
 	} else {
 		for _, h := range p {
@@ -158,25 +163,31 @@ func TestCheckBundleRefused(t *testing.T) {
 		{"proof not base64", func(b *Bundle) { b.Records[0].Proof[0] = "!" + b.Records[0].Proof[0][1:] },
 			"bundle refused: record 1 (leaf 8): seq 9: proof hash 1 is not a hash (malformed hash): the proof was changed"},
 		{"flipped byte in the checkpoint", func(b *Bundle) {
-			i := strings.Index(b.Checkpoint, "\n") + 1
-			b.Checkpoint = flip(b.Checkpoint, i)
-		}, "bundle refused: checkpoint refused: the signature by " + l.keys[2].Name() + fmt.Sprintf("+%08x", l.keys[2].KeyHash()) + " does not verify: its origin, size or root hash was changed after signing"},
+			i := strings.Index(b.Checkpoints[1].Note, "\n") + 1
+			b.Checkpoints[1].Note = flip(b.Checkpoints[1].Note, i)
+		}, "bundle refused: checkpoint 2: checkpoint refused: the signature by " + l.keys[2].Name() + fmt.Sprintf("+%08x", l.keys[2].KeyHash()) + " does not verify: its origin, size or root hash was changed after signing"},
 		{"flipped byte in a certification", func(b *Bundle) {
 			b.KeyCerts[1] = strings.Replace(b.KeyCerts[1], "epoch 2\n", "epoch 3\n", 1)
 		}, "bundle refused: its key certifications do not lead from FILE.pub: key certification of epoch 2: the signature by " + l.keys[1].Name() + " does not verify: the certification was changed after signing"},
 		{"a certification left out", func(b *Bundle) { b.KeyCerts = b.KeyCerts[:1] },
-			"bundle refused: its checkpoint is signed by the key of epoch 2, but its certifications lead to epoch 1's: a bundle holds the certifications up to its checkpoint's epoch"},
+			"bundle refused: checkpoint 2 is signed by the key of epoch 2, but the bundle's certifications lead to epoch 1 only: a bundle holds the certifications up to its last checkpoint's epoch"},
+		{"a certification too many", func(b *Bundle) { b.Checkpoints = b.Checkpoints[:1]; b.Records = b.Records[:1] },
+			"bundle refused: its last checkpoint is signed by the key of epoch 1, but its certifications lead to epoch 2's: a bundle holds the certifications up to its last checkpoint's epoch"},
+		{"a checkpoint named that is not there", func(b *Bundle) { b.Records[1].Checkpoint = 5 },
+			"bundle refused: record 2 (leaf 14) names checkpoint 6, and the bundle holds 2"},
+		{"checkpoints out of order", func(b *Bundle) { b.Checkpoints[0], b.Checkpoints[1] = b.Checkpoints[1], b.Checkpoints[0] },
+			"bundle refused: checkpoint 2 (seq 13) comes after seq 16: a bundle holds its checkpoints once each, in seq order"},
 		{"another log's", func(b *Bundle) { b.Origin = other.origin },
 			"bundle refused: it is for log " + other.origin + ", and FILE.pub is the key of log " + l.origin},
 		{"a record swapped for another proven record", func(b *Bundle) { b.Records[0] = webJoin },
-			"bundle refused: record seq 3 (endpoint.join) is about endpoint ep1, which no record of the bundle attributes to container db: a bundle holds one container's records"},
+			"bundle refused: record seq 10 (endpoint.join) is about endpoint ep2, which no record of the bundle attributes to container db: a bundle holds one container's records"},
 		{"records out of order", func(b *Bundle) { b.Records[0], b.Records[1] = b.Records[1], b.Records[0] },
 			"bundle refused: record 2 (seq 9) comes after seq 15: a bundle holds each record once, in seq order"},
 		{"leaf changed", func(b *Bundle) { b.Records[0].Leaf = 5 },
 			"bundle refused: record 1 (leaf 5): its line is seq 9, which is leaf 8, not 5"},
-		{"checkpoint seq changed", func(b *Bundle) { b.CheckpointSeq = 3 },
-			"bundle refused: its checkpoint covers 15 records, so its record is seq 16, not seq 3 as the bundle says"},
-		{"no record", func(b *Bundle) { b.Records = nil }, "bundle refused: it holds no record"},
+		{"checkpoint seq changed", func(b *Bundle) { b.Checkpoints[1].Seq = 3 },
+			"bundle refused: checkpoint 2 covers 15 records, so its record is seq 16, not seq 3 as the bundle says"},
+		{"no record", func(b *Bundle) { b.Records = nil }, "bundle refused: it holds no checkpoint or no record: hostpass audit prove writes both"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := copyOf()
@@ -214,3 +225,45 @@ func TestReadBundleRefused(t *testing.T) {
 }
 
 func sha256New() hash.Hash { return sha256.New() }
+
+// A later epoch's key signs a checkpoint of a tree holding forged records
+// of an earlier epoch: what whoever takes the host later can make. The
+// bundle is genuine in every signature and proof, and still refused.
+func TestCheckBundleLaterKey(t *testing.T) {
+	l, _ := story(t)
+	forged := resign(t, l, 3, false, func(r *Record) { r.NetworkID = "net9" })
+	root, err := forged.tree.RootAt(15)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Signed by epoch 2's key; seq 3 is in epoch 0.
+	note, err := SignCheckpoint(l.keys[2], l.origin, 15, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proof, err := forged.tree.ProveRecord(15, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := BundleRecord{Leaf: 2, Line: string(forged.lines[2])}
+	for _, h := range proof {
+		r.Proof = append(r.Proof, h.String())
+	}
+	b := &Bundle{Version: BundleVersion, Origin: l.origin, Seq: 3, Records: []BundleRecord{r}, Checkpoints: []BundleCheckpoint{{Seq: 16, Note: string(note)}},
+		KeyCerts: []string{string(l.keys[1].Cert()), string(l.keys[2].Cert())}}
+	_, err = CheckBundle(b, l.pub())
+	want := "bundle refused: record seq 3 is in epoch 0, but it is proven under a checkpoint signed by the key of epoch 2: the first checkpoint after a record is signed by its epoch's key, and whoever holds a later key can sign any tree, forged records and all; ask for the bundle hostpass audit prove writes, each record under the first checkpoint after it"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v\nwant %s", err, want)
+	}
+}
+
+// ck is the checkpoint l holds at seq, opened, as Proven lists it.
+func ck(t *testing.T, l *handLog, seq uint64, epoch uint64) ProvenCheckpoint {
+	t.Helper()
+	root, err := l.tree.RootAt(int64(seq) - 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ProvenCheckpoint{Seq: seq, Size: int64(seq) - 1, Root: root, Epoch: epoch, Signer: l.keys[epoch].Name()}
+}

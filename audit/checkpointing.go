@@ -46,10 +46,17 @@ type signing struct {
 	due string
 	// lastWasCheckpoint: the last record written is an audit.checkpoint.
 	lastWasCheckpoint bool
+	lastReason        string // its checkpoint_reason
 	// treeFailed: the tree could not be rebuilt (reported once); no
 	// rebuild is tried again before treeAfter, since each reads the log.
 	treeFailed bool
 	treeAfter  time.Time
+	// stepAfter: the key file's step failed; it is tried again from then
+	// on, not at every group commit.
+	stepAfter time.Time
+	// stepping: a step of the key file is under way (evolveSigned); its
+	// result comes on the channel.
+	stepping chan stepped
 }
 
 // startState is what Start owes the log.
@@ -184,6 +191,14 @@ func (l *Log) prepareCheckpoints(recs []Record) []Record {
 	if !has {
 		return recs
 	}
+	if s.stepping != nil {
+		for _, r := range recs {
+			if r.Event == Checkpoint && s.due == "" {
+				s.due = r.CheckpointReason
+			}
+		}
+		return withoutCheckpoints(recs)
+	}
 	if s.tree == nil && time.Now().Before(s.treeAfter) {
 		return withoutCheckpoints(recs)
 	}
@@ -306,7 +321,8 @@ func (l *Log) written(recs []Record, lines [][]byte) {
 			s.since++
 		}
 	}
-	s.lastWasCheckpoint = recs[len(recs)-1].Event == Checkpoint
+	lastRec := recs[len(recs)-1]
+	s.lastWasCheckpoint, s.lastReason = lastRec.Event == Checkpoint, lastRec.CheckpointReason
 	l.armCheckpoints()
 }
 
@@ -351,7 +367,29 @@ func (l *Log) checkpointTick() {
 	if s.since > 0 {
 		reason = CheckpointInterval
 	}
+	if !l.signable() {
+		s.due = reason // written once the key has stepped
+		return
+	}
 	l.writeCheckpoint(reason)
+}
+
+// withCheckpoint ends a group commit's records with the checkpoint they
+// make due, if any: the epoch's last (the epoch ends after them), or one
+// for CheckpointRecords records. It shares the batch's write and fsync, so
+// that a checkpoint costs a signature, not a write of its own.
+func (l *Log) withCheckpoint(recs []Record) []Record {
+	c, s := &l.c, l.c.sign
+	if !l.signable() || len(recs) == 0 {
+		return recs
+	}
+	switch {
+	case s.certOwed == nil && !c.evolveFailed && (c.evolveDue || c.epochRecords+len(recs) >= l.o.EpochRecords):
+		return append(recs, l.checkpointRecord(CheckpointEpoch))
+	case s.since+len(recs) >= l.o.CheckpointRecords:
+		return append(recs, l.checkpointRecord(CheckpointRecords))
+	}
+	return recs
 }
 
 // checkpointIfDue writes a checkpoint once CheckpointRecords records are
@@ -359,7 +397,7 @@ func (l *Log) checkpointTick() {
 func (l *Log) checkpointIfDue() {
 	s := l.c.sign
 	switch {
-	case s == nil:
+	case !l.signable():
 	case s.due != "":
 		l.writeCheckpoint(s.due)
 	case s.since >= l.o.CheckpointRecords:
@@ -384,34 +422,93 @@ func (l *Log) writeCheckpoint(reason string) error {
 func (l *Log) owesCheckpoint() bool { return l.c.sign != nil && l.c.sign.due != "" }
 
 // evolveSigned ends a signed log's epoch: a checkpoint signed by the
-// epoch's key (at a clean stop, the stop checkpoint just written is it), the key file steps (StepSignKeyFile wipes the old key),
-// then the audit.epoch with the new key's certification. If the log or the
-// key file cannot be written, the step is retried on the retry tick; a key
-// file stepped before the record could be written leaves the certification
-// owed, written before anything else (nothing is signed by the new key
-// before it).
+// epoch's key (unless the record just written is it: the epoch checkpoint
+// that ended the last group commit, or at a clean stop the stop
+// checkpoint), the key file steps (StepSignKeyFile wipes the old key),
+// then the audit.epoch with the new key's certification.
+//
+// The step (a key pair and three fsyncs, milliseconds) runs beside the
+// committer, which goes on writing records in the old epoch meanwhile but
+// no checkpoint (stepDone); the audit.epoch then starts the next write
+// (the next group commit, or the retry tick's a second later), so that it
+// costs no write of its own, and nothing is signed by the new key before
+// it. At a clean stop the step is waited for and the audit.epoch written.
+// If the log or the key file cannot be written, the step is retried a
+// second later; a crash while the certification is owed leaves it in the
+// key file, and the next start writes it first.
 func (l *Log) evolveSigned(atStop bool) {
-	c, s := &l.c, l.c.sign
+	s := l.c.sign
+	if s.stepping != nil {
+		if !atStop {
+			return
+		}
+		l.stepDone(<-s.stepping)
+	}
 	if s.certOwed == nil {
-		if !(atStop && s.lastWasCheckpoint) {
+		if !atStop && time.Now().Before(s.stepAfter) {
+			return
+		}
+		done := s.lastWasCheckpoint && (atStop || s.lastReason == CheckpointEpoch)
+		if !done {
 			if err := l.writeCheckpoint(CheckpointEpoch); err != nil {
 				l.evolveFailedWith(err, "cannot write the epoch's last checkpoint")
 				return
 			}
 		}
-		next, cert, err := StepSignKeyFile(l.o.SignKey, s.key)
-		if err != nil {
-			l.evolveFailedWith(err, "cannot step the signing key file; its key stays, and the step is retried")
+		ch := make(chan stepped, 1)
+		go func(cur *SignKey) {
+			next, cert, err := StepSignKeyFile(l.o.SignKey, cur)
+			ch <- stepped{next, cert, err}
+		}(s.key)
+		s.stepping = ch
+		if !atStop {
 			return
 		}
-		s.key, s.certOwed = next, cert
+		if l.stepDone(<-ch); s.certOwed == nil {
+			return
+		}
+	}
+	if !atStop {
+		return
 	}
 	if err := l.flush(nil); err != nil {
 		l.evolveFailedWith(err, "cannot log the new signing key's certification; nothing is signed by that key before it is")
+	}
+}
+
+// stepped is what a key file's step gave.
+type stepped struct {
+	next *SignKey
+	cert []byte
+	err  error
+}
+
+// stepDone takes the step's result: the new key, its certification owed to
+// the log; or the old key kept and the step retried a second later.
+func (l *Log) stepDone(r stepped) {
+	s := l.c.sign
+	s.stepping = nil
+	if r.err != nil {
+		s.stepAfter = time.Now().Add(retryInterval)
+		l.evolveFailedWith(r.err, "cannot step the signing key file; its key stays, and the step is retried")
 		return
 	}
-	l.o.Log.WithField("epoch", c.epoch).Debug("audit log: signing key stepped")
+	s.key, s.certOwed = r.next, r.cert
+	l.o.Log.WithField("epoch", r.next.Epoch()).Debug("audit log: signing key stepped")
 }
+
+// stepResult is the channel run waits on for a step under way; nil when
+// none is.
+func (l *Log) stepResult() <-chan stepped {
+	if s := l.c.sign; s != nil {
+		return s.stepping
+	}
+	return nil
+}
+
+// signable says checkpoints can be signed now: not while the key steps
+// (the step reads the key, then wipes it).
+func (l *Log) signable() bool { return l.c.sign != nil && l.c.sign.stepping == nil }
 
 // epochStarted: a write ended a signed log's epoch with its audit.epoch
 // (in evolveSigned, or first thing after a crash left it owed).
@@ -437,6 +534,9 @@ func (l *Log) evolveFailedWith(err error, what string) {
 func (l *Log) stopRecords() error {
 	c := &l.c
 	if s := c.sign; s != nil && c.f != nil {
+		if s.stepping != nil {
+			l.stepDone(<-s.stepping)
+		}
 		if err := l.writeCheckpoint(CheckpointStop); err != nil {
 			return fmt.Errorf("the stop checkpoint could not be written: %w", err)
 		}

@@ -209,10 +209,65 @@ func TestSignedEpochEnd(t *testing.T) {
 	if err := l.Start(); err != nil {
 		t.Fatal(err)
 	}
-	signedJoins(t, l, 3)
+	signedJoins(t, l, 2)
+	waitEpochLogged(t, path, 1)
+	signedJoins(t, l, 1)
 	l.Close()
 	recs := checkSigned(t, path, key)
 	wantEvents(t, recs, "audit.checkpoint(start) endpoint.join endpoint.join audit.checkpoint(epoch) audit.epoch endpoint.join audit.checkpoint(stop) audit.epoch audit.stop")
+}
+
+// The key steps beside the committer, which writes on in the old epoch
+// meanwhile: records written during the step are in epoch 0, after its
+// last checkpoint, and the log checks.
+func TestRecordsWhileTheKeySteps(t *testing.T) {
+	path, key := signedLog(t)
+	l := openSigned(t, path, key, Options{EpochRecords: 2})
+	l.Start()
+	signedJoins(t, l, 50)
+	l.Close()
+	recs := checkSigned(t, path, key)
+	if n := len(filterEvents(recs, EndpointJoin)); n != 50 {
+		t.Errorf("%d joins, want 50: %s", n, eventText(recs))
+	}
+}
+
+func filterEvents(recs []Record, e Event) []Record {
+	var out []Record
+	for _, r := range recs {
+		if r.Event == e {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// waitEpochLogged waits until the log holds the audit.epoch that starts
+// epoch: the key steps beside the committer, and the record follows at the
+// next write or the retry tick.
+func waitEpochLogged(t *testing.T, path string, epoch uint64) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, r := range readRecords(t, path) {
+			if r.Event == EpochEnd && *r.NextEpoch == epoch {
+				return
+			}
+		}
+	}
+	t.Fatalf("no audit.epoch starting epoch %d", epoch)
+}
+
+// waitKeyStepped waits until the key file holds epoch's key, and the
+// committer has taken it (its retry tick tried the audit.epoch).
+func waitKeyStepped(t *testing.T, key string, epoch uint64) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if k, err := ReadSignKeyFile(key); err == nil && k.Epoch() == epoch {
+			time.Sleep(1500 * time.Millisecond)
+			return
+		}
+	}
+	t.Fatalf("the key file did not step to epoch %d", epoch)
 }
 
 // A crash between stepping the key file and logging the certification:
@@ -341,6 +396,7 @@ func TestSignedEpochEndOnAFullDisk(t *testing.T) {
 	l.Start()
 	bad.Store(`"event":"audit.epoch"`)
 	signedJoins(t, l, 1) // ends the epoch: its checkpoint is written, the key steps, the audit.epoch fails
+	waitKeyStepped(t, key, 1)
 	if err := l.Append(Record{Event: EndpointJoin, Outcome: OK}); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("a record while the audit.epoch is owed: %v, want refused (no space left)", err)
 	}
@@ -363,6 +419,7 @@ func TestSignedEpochEndOnAFullDiskThenKilled(t *testing.T) {
 	l.Start()
 	bad.Store(`"event":"audit.epoch"`)
 	signedJoins(t, l, 1)
+	waitKeyStepped(t, key, 1)
 	if err := l.Append(Record{Event: EndpointJoin, Outcome: OK}); err == nil {
 		t.Fatal("a record while the audit.epoch is owed was written")
 	}
@@ -442,4 +499,26 @@ func TestUnopenableTreeCostsCheckpointsOnly(t *testing.T) {
 	}
 	recs := checkSigned(t, path, key)
 	wantEvents(t, recs, "endpoint.join endpoint.join audit.epoch audit.stop")
+}
+
+// A key file that cannot be replaced (a directory in its place) holds the
+// epoch open: the key stays and signs on, records are written, the step is
+// retried a second apart (not at every commit), and once the folder is
+// writable the epoch ends as it should.
+func TestUnwritableSignKeyFileHoldsTheEpoch(t *testing.T) {
+	path, key := signedLog(t)
+	l := openSigned(t, path, key, Options{EpochRecords: 2})
+	l.Start()
+	b, _ := os.ReadFile(key)
+	os.Remove(key)
+	os.Mkdir(key, 0o700)
+	signedJoins(t, l, 5)
+	os.Remove(key)
+	os.WriteFile(key, b, 0o600)
+	time.Sleep(1500 * time.Millisecond) // the retry tick steps the key
+	l.Close()
+	recs := checkSigned(t, path, key)
+	if got := eventText(recs); !strings.HasPrefix(got, "audit.checkpoint(start) endpoint.join audit.checkpoint(epoch) endpoint.join endpoint.join endpoint.join endpoint.join audit.checkpoint(epoch) audit.epoch") {
+		t.Errorf("records %s", got)
+	}
 }

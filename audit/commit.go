@@ -83,6 +83,10 @@ func (l *Log) run() {
 		case <-retry:
 		case <-l.checkpointTimer():
 			l.checkpointTick()
+		case r := <-l.stepResult():
+			l.stepDone(r) // the audit.epoch starts the next write
+			retry = time.After(retryInterval)
+			continue
 		case done := <-l.starts:
 			c.start.owed = true
 			done <- l.flush(nil)
@@ -112,7 +116,7 @@ func (l *Log) commit(batch []request) {
 	for i, r := range batch {
 		recs[i] = r.rec
 	}
-	err := l.flush(recs)
+	err := l.flush(l.withCheckpoint(recs))
 	for _, r := range batch {
 		switch {
 		case err == nil || !r.keep:
@@ -330,6 +334,9 @@ func (l *Log) shutdown() error {
 		wipe(c.key)
 	}
 	if s := c.sign; s != nil {
+		if s.stepping != nil {
+			l.stepDone(<-s.stepping)
+		}
 		s.key.Wipe()
 		if s.tree != nil {
 			s.tree.Close()

@@ -66,7 +66,7 @@ type Summary struct {
 	RootsChecked       bool      // each checkpoint's root against the tree (false after --start: no tree)
 	TreeSize           int64     // the log's tree, when built
 	TreeRoot           tlog.Hash // its root
-	Collected          int       // collected checkpoints proven
+	Collected          int       // collected checkpoints proven (each distinct one once)
 	HeartbeatGaps      []HeartbeatGap
 	Restarts           int // audit.restart records
 	UncleanRestarts    int // of which after a crash (the last stop was not clean)

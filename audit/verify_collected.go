@@ -141,7 +141,14 @@ func (v *verifier) collected() error {
 		return err
 	}
 	v.sum.TreeSize, v.sum.TreeRoot = n, root
+	// A collector holds many copies of one checkpoint (TCP and UDP, a
+	// resent message, the log's own lines): each is proven once.
+	seen := map[string]bool{}
 	for _, c := range v.o.Checkpoints {
+		if seen[string(c.Note)] {
+			continue
+		}
+		seen[string(c.Note)] = true
 		if err := v.collectedOne(c, n, root); err != nil {
 			return err
 		}

@@ -24,7 +24,11 @@ func (v *verifier) start(f chainFields, claimed string) error {
 		case v.sign != nil && f.Epoch == nil:
 			return v.problem(f.Seq, Unsigned, "the log starts with a record that has no epoch: under --pubkey it must start signed")
 		case v.sign != nil && *f.Epoch != 0:
-			return v.problem(f.Seq, MissingStart, fmt.Sprintf("the log starts in epoch %d: FILE.pub is epoch 0's key, and the certifications of epochs 1 to %d are in the audit.epoch records before seq %d, so no key of this log is vouched for; keep the files that hold them, or check the chain alone without --pubkey (--chain-only)", *f.Epoch, *f.Epoch, f.Seq))
+			certs := fmt.Sprintf("the certifications of epochs 1 to %d are in the audit.epoch records", *f.Epoch)
+			if *f.Epoch == 1 {
+				certs = "the certification of epoch 1 is in the audit.epoch record"
+			}
+			return v.problem(f.Seq, MissingStart, fmt.Sprintf("the log starts in epoch %d: FILE.pub is epoch 0's key, and %s before seq %d, so no key of this log is vouched for; keep the files that hold them, or check the chain alone without --pubkey (--chain-only)", *f.Epoch, certs, f.Seq))
 		}
 		v.prev, v.sum.StartGiven = f.Prev, true
 		return nil

@@ -98,6 +98,9 @@ func (s *signState) flush() error {
 // signedHash checks a signed log's record: its plain hash, its epoch.
 func (v *verifier) signedHash(f chainFields, body []byte, claimed string) error {
 	if lineHash(v.plain, body) != claimed {
+		if v.sum.Records == 0 && v.sum.Checkpoints == 0 {
+			return v.problem(f.Seq, Modified, "the first record does not match its hash, a SHA-256 in a signed log: the record was changed, or the log is sealed (its hashes are HMAC seals: verify it with --key INITIAL-KEY-FILE, not --pubkey)")
+		}
 		return v.problem(f.Seq, Modified, "the line does not match its hash")
 	}
 	if f.Epoch == nil {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 var (
@@ -98,4 +99,39 @@ func BenchmarkVerifySigned1M(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkVerifySigned1MPaired runs, in each iteration, the plain
+// baseline, verify --pubkey and verify --pubkey with every checkpoint
+// collected, one after the other, so that a machine shared with other work
+// loads them alike; it reports each one's seconds and the ratios.
+func BenchmarkVerifySigned1MPaired(b *testing.B) {
+	files, l := genSignedMillion(b)
+	plain := genMillion(b)
+	cs, err := ReadCheckpoints(files[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	var base, pub, coll time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		if _, err := Verify(plain, VerifyOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if _, err := Verify(files, VerifyOptions{Pub: l.pub()}); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		if _, err := Verify(files, VerifyOptions{Pub: l.pub(), Checkpoints: cs}); err != nil {
+			b.Fatal(err)
+		}
+		base, pub, coll = base+t1.Sub(t0), pub+t2.Sub(t1), coll+time.Since(t2)
+	}
+	n := float64(b.N)
+	b.ReportMetric(base.Seconds()/n, "plain-s")
+	b.ReportMetric(pub.Seconds()/n, "pubkey-s")
+	b.ReportMetric(coll.Seconds()/n, "pubkey+1002cp-s")
+	b.ReportMetric(pub.Seconds()/base.Seconds(), "pubkey/plain")
 }

@@ -246,3 +246,39 @@ func fillHashes(t *testing.T, err error, want string) string {
 	}
 	return fmt.Sprintf(want, args...)
 }
+
+func TestVerifySignedStart(t *testing.T) {
+	l := standard(t)
+	from := func(seq int) (*handLog, *Anchor) {
+		cut := *l
+		cut.lines = l.lines[seq-1:]
+		var r Record
+		json.Unmarshal(cut.lines[0], &r)
+		return &cut, &Anchor{Seq: uint64(seq), Hash: r.Hash}
+	}
+	// In epoch 0: the chain and signatures check; the roots cannot.
+	cut, start := from(4)
+	sum, err := verifySigned(t, cut, VerifyOptions{Start: start})
+	if err != nil || sum.RootsChecked || sum.Checkpoints != 8 || sum.KeyCerts != 3 || !sum.StartGiven {
+		t.Errorf("start at seq 4: %+v, %v", sum, err)
+	}
+	_, err = verifySigned(t, cut, VerifyOptions{Start: start, Checkpoints: readCollected(t, collectorFile(t, l))})
+	if want := "--checkpoint refused: the log starts at seq 4 (--start), and a checkpoint is proven against the tree of every record from seq 1; give the whole log"; err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+	// In epoch 1: FILE.pub vouches for no key of it.
+	cut, start = from(13)
+	_, err = verifySigned(t, cut, VerifyOptions{Start: start})
+	wantSigned(t, err, MissingStart, "line 1 (seq 13): missing start: the log starts in epoch 1: FILE.pub is epoch 0's key, and the certification of epoch 1 is in the audit.epoch record before seq 13, so no key of this log is vouched for; keep the files that hold them, or check the chain alone without --pubkey (--chain-only)")
+	// Without --start, as for any log.
+	_, err = verifySigned(t, cut, VerifyOptions{})
+	wantSigned(t, err, MissingStart, "line 1 (seq 13): missing start: the log starts at seq 13, not at the genesis record: its oldest files are gone, or it was started elsewhere; if you know from elsewhere (a syslog collector, an earlier verify) where the log starts, pass --start SEQ:HASH with that record's seq and hash")
+}
+
+// A sealed log given to --pubkey: its hashes are seals.
+func TestVerifySignedSealedLog(t *testing.T) {
+	_, daemonKey := newKey(t)
+	_, files := writeLog(t, 3, 0, daemonKey)
+	_, err := Verify(files, VerifyOptions{Pub: newHandLog(t).pub()})
+	wantSigned(t, err, Modified, "line 1 (seq 1): modified: the first record does not match its hash, a SHA-256 in a signed log: the record was changed, or the log is sealed (its hashes are HMAC seals: verify it with --key INITIAL-KEY-FILE, not --pubkey)")
+}

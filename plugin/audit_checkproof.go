@@ -18,8 +18,8 @@ func newAuditCheckProofCommand() *cobra.Command {
 		Use:   "check-proof --pubkey FILE.pub BUNDLE",
 		Short: "Check a proof bundle offline, with the log's verifier key alone",
 		Long: `Check a proof bundle written by "hostpass audit prove", offline: the key
-certifications from FILE.pub to the checkpoint's epoch, the checkpoint's
-signature, and every record's inclusion proof. Exit 0 and what the bundle
+certifications from FILE.pub on, each checkpoint's signature, and every
+record's inclusion proof under a checkpoint signed by its own epoch's key. Exit 0 and what the bundle
 proves (the records, and each stretch in host mode or attached to a hostpass
 network, from T1 to T2 with their seqs); exit 1 and "FAIL:" naming what is
 wrong. BUNDLE - reads standard input.
@@ -63,10 +63,12 @@ func runCheckProof(cmd *cobra.Command, pubFile, path string) error {
 	if err != nil {
 		return fail(err)
 	}
-	fmt.Fprintf(stdout, "ok: %d record(s) of log %s (host %s) proven in its checkpoint of %d records (seq %d), signed by %s, a key FILE.pub leads to through %d certification(s)\n",
-		len(p.Records), p.Origin, p.Host, p.Size, p.CheckpointSeq, p.Signer, p.Epoch)
-	for _, rec := range p.Records {
-		fmt.Fprintf(stdout, "  seq %d  %s  %s  %s%s\n", rec.Seq, rec.Time.Format(time.RFC3339Nano), rec.Event, rec.Outcome, recordText(rec))
+	last := p.Checkpoints[len(p.Checkpoints)-1]
+	fmt.Fprintf(stdout, "ok: %d record(s) of log %s (host %s), each proven under a checkpoint signed by its own epoch's key; %d checkpoint(s), the last of %d records (seq %d) signed by %s, a key FILE.pub leads to through %d certification(s)\n",
+		len(p.Records), p.Origin, p.Host, len(p.Checkpoints), last.Size, last.Seq, last.Signer, last.Epoch)
+	for i, rec := range p.Records {
+		c := p.Checkpoints[b.Records[i].Checkpoint]
+		fmt.Fprintf(stdout, "  seq %d  %s  %s  %s%s  (checkpoint seq %d, epoch %d)\n", rec.Seq, rec.Time.Format(time.RFC3339Nano), rec.Event, rec.Outcome, recordText(rec), c.Seq, c.Epoch)
 	}
 	for _, s := range p.Sessions() {
 		fmt.Fprintln(stdout, s)

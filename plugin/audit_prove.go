@@ -25,8 +25,9 @@ func newAuditProveCommand() *cobra.Command {
 		Long: `Write a proof bundle: a container's records (its endpoints' create, join,
 attribute, leave and delete, and its host.join and host.leave), or the one
 record --seq names, each with its inclusion proof in the log's Merkle tree;
-the first signed checkpoint that covers them all; and the key certifications
-from epoch 0 to that checkpoint's epoch. "hostpass audit check-proof
+the first signed checkpoint after each (signed by the key of the record's
+own epoch); and the key certifications from epoch 0 to the last checkpoint's
+epoch. "hostpass audit check-proof
 --pubkey FILE.pub BUNDLE" checks it anywhere, without the log.
 
 A record written after the log's last checkpoint cannot be proven yet: the
@@ -65,8 +66,8 @@ func runProve(cmd *cobra.Command, o proveOptions, args []string) error {
 	if err := writeNew(o.out, data); err != nil {
 		return failed(err)
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: %d record(s), seq %d to %d, under the checkpoint at seq %d; check it with: hostpass audit check-proof --pubkey FILE.pub %s\n",
-		o.out, len(b.Records), b.Records[0].Leaf+1, b.Records[len(b.Records)-1].Leaf+1, b.CheckpointSeq, o.out)
+	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: %d record(s), seq %d to %d, each under the first checkpoint after it (%d checkpoint(s), the last at seq %d); check it with: hostpass audit check-proof --pubkey FILE.pub %s\n",
+		o.out, len(b.Records), b.Records[0].Leaf+1, b.Records[len(b.Records)-1].Leaf+1, len(b.Checkpoints), b.Checkpoints[len(b.Checkpoints)-1].Seq, o.out)
 	return nil
 }
 
