@@ -19,7 +19,7 @@ const (
 // story is a signed log where container web is attached to a hostpass
 // network by endpoint ep1 and container db runs in host mode, with other
 // records between, a checkpoint every 4 records and an epoch every 6.
-func story(t *testing.T) (*handLog, string) {
+func story(t testing.TB) (*handLog, string) {
 	l := newHandLog(t)
 	l.checkpoint(CheckpointStart)
 	ep := func(e Event, id string) Record {

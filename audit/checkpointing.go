@@ -3,16 +3,14 @@ package audit
 import (
 	"fmt"
 	"time"
-
-	"golang.org/x/mod/sumdb/tlog"
 )
 
 // The writer's side of signed checkpoints (docs/proof.md): in a signed log
-// (Options.SignKey) the committer keeps the Merkle tree of the records
-// (proof.go, stored in <log>.tree), writes audit.checkpoint records on a
-// schedule, and ends each epoch by stepping the signing key file and
-// logging the next key's certification. Here too: the records every log
-// writes at start (audit.restart) and at a clean stop (audit.stop).
+// (Options.SignKey) the committer writes audit.checkpoint records on a
+// schedule and ends each epoch by stepping the signing key file and logging
+// the next key's certification. The tree they sign is kept in
+// checkpointtree.go; the records of a daemon's start and stop in
+// startstop.go.
 
 // Checkpoint schedule defaults (Options.CheckpointRecords,
 // CheckpointInterval, Heartbeat).
@@ -51,87 +49,13 @@ type signing struct {
 	// rebuild is tried again before treeAfter, since each reads the log.
 	treeFailed bool
 	treeAfter  time.Time
+	treeBusy   chan error // an append under way (treeAppend)
 	// stepAfter: the key file's step failed; it is tried again from then
 	// on, not at every group commit.
 	stepAfter time.Time
 	// stepping: a step of the key file is under way (evolveSigned); its
 	// result comes on the channel.
 	stepping chan stepped
-}
-
-// startState is what Start owes the log.
-type startState struct {
-	// found is the log's last record at the first open, nil for an empty
-	// log; looked says the log has been opened.
-	found  *chainEnd
-	looked bool
-	owed   bool // Start was called and its records are not written yet
-	done   bool // they are: a clean stop ends with audit.stop
-}
-
-// Start writes the records that open a daemon's run: audit.restart when
-// the log already has records (where it ended, and whether the daemon
-// before stopped cleanly), then, in a signed log, a checkpoint. Call it
-// once, after OpenWith and before anything is appended; Close then ends
-// the run with audit.stop. On error (the log is unwritable) the records
-// are written as soon as the log is writable again, before any other.
-func (l *Log) Start() error {
-	done := make(chan error, 1)
-	select {
-	case l.starts <- done:
-		return <-done
-	case <-l.stopped:
-		return errClosed
-	}
-}
-
-// owesRecords says the log must write records of its own before any other
-// (Start's, or a logged certification).
-func (l *Log) owesRecords() bool {
-	c := &l.c
-	return c.start.owed || (c.sign != nil && c.sign.certOwed != nil)
-}
-
-// owedRecords puts the records the log owes ahead of recs: the audit.epoch
-// with the certification of a key that has stepped, then Start's records.
-func (l *Log) owedRecords(recs []Record) []Record {
-	c := &l.c
-	var owed []Record
-	if c.sign != nil && c.sign.certOwed != nil {
-		marker := l.selfRecord(EpochEnd, "")
-		next := c.sign.key.Epoch()
-		marker.NextEpoch, marker.KeyCert = &next, string(c.sign.certOwed)
-		owed = append(owed, marker)
-	}
-	if c.start.owed {
-		if f := c.start.found; f != nil {
-			owed = append(owed, l.restartRecord(f))
-		}
-		if c.sign != nil {
-			owed = append(owed, l.checkpointRecord(CheckpointStart))
-		}
-	}
-	if len(owed) == 0 {
-		return recs
-	}
-	return append(owed, recs...)
-}
-
-func (l *Log) restartRecord(f *chainEnd) Record {
-	clean := f.Event == Stop
-	how := "cleanly (its last record is audit.stop)"
-	if !clean {
-		how = "without a clean stop (its last record is not audit.stop: a crash, kill -9 or power loss); records of calls in flight then may be missing"
-	}
-	rec := l.selfRecord(Restart, fmt.Sprintf("hostpass started on a log that ends at seq %d (%s, %s); the daemon before stopped %s",
-		f.Seq, f.Event, f.Time.Format(time.RFC3339Nano), how))
-	rec.LogEnd = &LogEnd{Seq: f.Seq, Hash: f.Hash, Time: f.Time, Event: f.Event}
-	rec.CleanStop = Flag(clean)
-	return rec
-}
-
-func (l *Log) stopRecord() Record {
-	return l.selfRecord(Stop, "hostpass stopped cleanly: this is the last record it wrote")
 }
 
 // checkpointRecord is an audit.checkpoint yet to be signed: write signs
@@ -176,115 +100,8 @@ func (l *Log) openSigned(last *chainEnd) error {
 	return nil
 }
 
-// prepareCheckpoints makes sure the tree holds every durable record before
-// a write with checkpoints: a checkpoint that cannot be signed (the tree
-// cannot be rebuilt from the log) is dropped from recs and owed.
-func (l *Log) prepareCheckpoints(recs []Record) []Record {
-	s := l.c.sign
-	if s == nil {
-		return recs
-	}
-	has := false
-	for i := range recs {
-		has = has || recs[i].Event == Checkpoint
-	}
-	if !has {
-		return recs
-	}
-	if s.stepping != nil {
-		for _, r := range recs {
-			if r.Event == Checkpoint && s.due == "" {
-				s.due = r.CheckpointReason
-			}
-		}
-		return withoutCheckpoints(recs)
-	}
-	if s.tree == nil && time.Now().Before(s.treeAfter) {
-		return withoutCheckpoints(recs)
-	}
-	err := l.openTree()
-	if err == nil {
-		s.treeFailed = false
-		return recs
-	}
-	if !s.treeFailed {
-		l.o.Log.WithError(err).Errorf("audit log: cannot rebuild the Merkle tree from the log; no checkpoint is written until it can be (tried again every %s)", l.o.CheckpointInterval)
-		s.treeFailed = true
-	}
-	s.treeAfter = time.Now().Add(l.o.CheckpointInterval)
-	return withoutCheckpoints(recs)
-}
-
-// withoutCheckpoints drops the checkpoints from recs: the tree is not
-// there to sign. The schedule goes on; they are not owed.
-func withoutCheckpoints(recs []Record) []Record {
-	kept := make([]Record, 0, len(recs))
-	for _, r := range recs {
-		if r.Event != Checkpoint {
-			kept = append(kept, r)
-		}
-	}
-	return kept
-}
-
-// openTree opens the tree store beside the log, rebuilding what it lacks.
-func (l *Log) openTree() error {
-	c, s := &l.c, l.c.sign
-	if s.tree != nil {
-		return nil
-	}
-	t, err := OpenTree(l.path)
-	if err != nil {
-		return err
-	}
-	if n := t.Size(); n != int64(c.seq) {
-		t.Close()
-		return fmt.Errorf("the tree rebuilt from %s holds %d records, the log %d", l.path, n, c.seq)
-	}
-	s.tree = t
-	return nil
-}
-
-// signCheckpoint signs rec, an audit.checkpoint at seq in epoch: the tree
-// of every record before it, the durable ones and before, those of this
-// write (lines).
-func (l *Log) signCheckpoint(rec *Record, seq, epoch uint64, lines [][]byte) error {
-	s := l.c.sign
-	if s.key.Epoch() != epoch {
-		return fmt.Errorf("a checkpoint in epoch %d, and the signing key is epoch %d's", epoch, s.key.Epoch())
-	}
-	root, err := s.tree.rootWith(lines)
-	if err != nil {
-		return err
-	}
-	note, err := SignCheckpoint(s.key, s.key.Origin(), int64(seq-1), root)
-	if err != nil {
-		return err
-	}
-	rec.Checkpoint = string(note)
-	return nil
-}
-
-// rootWith is the root of the tree with lines added, without storing them.
-func (t *Tree) rootWith(lines [][]byte) (tlog.Hash, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	base := tlog.StoredHashCount(t.n)
-	r := &pending{store: t.hashes, base: base}
-	n := t.n
-	for _, line := range lines {
-		hs, err := tlog.StoredHashesForRecordHash(n, tlog.RecordHash(line), r)
-		if err != nil {
-			return tlog.Hash{}, err
-		}
-		r.hs = append(r.hs, hs...)
-		n++
-	}
-	return tlog.TreeHash(n, r)
-}
-
-// written updates the tree and the schedule once recs (lines) are durable.
-func (l *Log) written(recs []Record, lines [][]byte) {
+// written updates the schedule once recs are durable.
+func (l *Log) written(recs []Record) {
 	c, s := &l.c, l.c.sign
 	if c.start.owed {
 		c.start.owed, c.start.done = false, true
@@ -300,13 +117,6 @@ func (l *Log) written(recs []Record, lines [][]byte) {
 		l.armCheckpoints()
 		if len(recs) == 0 {
 			return
-		}
-	}
-	if s.tree != nil {
-		if err := s.tree.Append(lines...); err != nil {
-			l.o.Log.WithError(err).Warn("audit log: cannot store the Merkle tree's hashes; it is rebuilt from the log for the next checkpoint")
-			s.tree.Close()
-			s.tree = nil
 		}
 	}
 	for _, r := range recs {
@@ -527,31 +337,4 @@ func (l *Log) evolveFailedWith(err error, what string) {
 		l.o.Log.WithError(err).Error("audit log: ending the signing epoch: " + what)
 	}
 	c.evolveDue, c.evolveFailed = true, true
-}
-
-// stopRecords is a clean stop's end, after the records kept: a signed
-// log's stop checkpoint and epoch end, then audit.stop.
-func (l *Log) stopRecords() error {
-	c := &l.c
-	if s := c.sign; s != nil && c.f != nil {
-		if s.stepping != nil {
-			l.stepDone(<-s.stepping)
-		}
-		if err := l.writeCheckpoint(CheckpointStop); err != nil {
-			return fmt.Errorf("the stop checkpoint could not be written: %w", err)
-		}
-		if c.epochRecords > 0 || s.certOwed != nil {
-			l.evolveSigned(true)
-			if c.evolveDue {
-				return fmt.Errorf("the signing epoch could not be ended at stop: the key file holds the key of epoch %d, which signed the last checkpoint", c.epoch)
-			}
-		}
-	}
-	if !c.start.done {
-		return nil
-	}
-	if err := l.flush([]Record{l.stopRecord()}); err != nil {
-		return fmt.Errorf("the audit.stop record could not be written, so the next start reports an unclean stop: %w", err)
-	}
-	return nil
 }

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // signedLog makes a signing key file (epoch 0) and returns the log's path
@@ -55,7 +59,7 @@ func checkSigned(t *testing.T, path, key string) []Record {
 	if err != nil {
 		t.Fatal(err)
 	}
-	origin, _, _ := strings.Cut(pub.Name(), "/e0")
+	origin := strings.TrimSuffix(pub.Name(), "/e0")
 	recs := readRecords(t, path)
 	var certs [][]byte
 	for _, r := range recs {
@@ -440,17 +444,19 @@ func TestSignedEpochEndOnAFullDiskThenKilled(t *testing.T) {
 
 // BenchmarkGroupCommitSigned: BenchmarkAppendGroupCommit's 64 callers, on a
 // plain log and on a signed one (the tree's append per group commit, a
-// checkpoint every 1,000 records, an epoch every 1,000), in one run. One op
-// is one record made durable.
+// checkpoint every 1,000 records, an epoch every 1,000; and with an epoch
+// every 100,000, to tell the key step's cost from the rest), in one run.
+// One op is one record made durable.
 func BenchmarkGroupCommitSigned(b *testing.B) {
-	for _, signed := range []bool{false, true} {
-		name := "plain"
-		if signed {
-			name = "signed"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, tc := range []struct {
+		name   string
+		epoch  int
+		signed bool
+	}{{"plain", 0, false}, {"signed", 0, true}, {"signed-epoch-100k", 100000, true}} {
+		signed := tc.signed
+		b.Run(tc.name, func(b *testing.B) {
 			dir := b.TempDir()
-			o := Options{}
+			o := Options{EpochRecords: tc.epoch}
 			if signed {
 				o.SignKey = filepath.Join(dir, "sign.key")
 				if _, err := NewSignKeyFile(o.SignKey, "node1"); err != nil {
@@ -507,12 +513,21 @@ func TestUnopenableTreeCostsCheckpointsOnly(t *testing.T) {
 // writable the epoch ends as it should.
 func TestUnwritableSignKeyFileHoldsTheEpoch(t *testing.T) {
 	path, key := signedLog(t)
-	l := openSigned(t, path, key, Options{EpochRecords: 2})
+	logger, hook := logtest.NewNullLogger()
+	l := openSigned(t, path, key, Options{EpochRecords: 2, Log: logrus.NewEntry(logger)})
 	l.Start()
 	b, _ := os.ReadFile(key)
 	os.Remove(key)
 	os.Mkdir(key, 0o700)
 	signedJoins(t, l, 5)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if e := hook.LastEntry(); e != nil && strings.Contains(e.Message, "cannot step the signing key file") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the failed step was not reported")
+		}
+	}
 	os.Remove(key)
 	os.WriteFile(key, b, 0o600)
 	time.Sleep(1500 * time.Millisecond) // the retry tick steps the key
@@ -520,5 +535,48 @@ func TestUnwritableSignKeyFileHoldsTheEpoch(t *testing.T) {
 	recs := checkSigned(t, path, key)
 	if got := eventText(recs); !strings.HasPrefix(got, "audit.checkpoint(start) endpoint.join audit.checkpoint(epoch) endpoint.join endpoint.join endpoint.join endpoint.join audit.checkpoint(epoch) audit.epoch") {
 		t.Errorf("records %s", got)
+	}
+}
+
+// A write whose fsync fails was added to the tree beside the fsync: the
+// tree drops it (it is rebuilt from the log), so the next checkpoint is of
+// the durable records only, and the log checks.
+func TestFailedSyncLeavesNoLeafInTheTree(t *testing.T) {
+	f := injectFaults(t)
+	path, key := signedLog(t)
+	l := openSigned(t, path, key, Options{CheckpointRecords: 2})
+	l.Start()
+	signedJoins(t, l, 1)
+	f.set(nil, syscall.EIO, nil)
+	if err := l.Append(Record{Event: EndpointJoin, Outcome: OK}); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("append with a failing fsync: %v", err)
+	}
+	f.set(nil, nil, nil)
+	signedJoins(t, l, 1)
+	l.Close()
+	recs := checkSigned(t, path, key)
+	wantEvents(t, recs, "audit.checkpoint(start) endpoint.join endpoint.join audit.checkpoint(records) audit.checkpoint(stop) audit.epoch audit.stop")
+}
+
+// The committer's tree reads through a bounded cache: past its bound (it
+// starts over) the roots still equal those of a tree without it.
+func TestCachedTreeHashes(t *testing.T) {
+	plain, cached := NewTree(), NewTree()
+	cached.hashes = &cachedHashes{hashStore: cached.hashes, m: map[int64]tlog.Hash{}}
+	for i := 0; i < 3*treeCache/2; i++ {
+		line := []byte(fmt.Sprint("record ", i))
+		if err := plain.Append(line); err != nil {
+			t.Fatal(err)
+		}
+		if err := cached.Append(line); err != nil {
+			t.Fatal(err)
+		}
+		if i%997 == 0 || i == 3*treeCache/2-1 {
+			a, _ := plain.Root()
+			b, err := cached.Root()
+			if err != nil || a != b {
+				t.Fatalf("after %d records: root %v, %v; want %v", i+1, b, err, a)
+			}
+		}
 	}
 }

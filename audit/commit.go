@@ -211,7 +211,7 @@ func (l *Log) write(recs []Record) error {
 		recs = append([]Record{*c.torn}, recs...)
 	}
 	if len(recs) == 0 { // Start on an empty plain log, or checkpoints that cannot be signed
-		l.written(nil, nil)
+		l.written(nil)
 		return nil
 	}
 	recs, views := c.withViews(recs)
@@ -246,7 +246,9 @@ func (l *Log) write(recs []Record) error {
 	}
 	_, err := c.f.Write(buf.Bytes())
 	if err == nil {
+		wait := l.treeAppend(lines) // a signed log's tree, beside the fsync
 		err = c.f.Sync()
+		wait(err)
 	}
 	if err != nil {
 		if terr := c.f.Truncate(c.size); terr != nil {
@@ -272,7 +274,7 @@ func (l *Log) write(recs []Record) error {
 	c.seq, c.prev, c.epoch = seq, prev, epoch
 	c.views = views
 	c.torn = nil
-	l.written(recs, lines)
+	l.written(recs)
 	if n := len(recs) - inEpoch; (c.key != nil || c.sign != nil) && n > 0 {
 		if c.epochRecords == 0 {
 			c.epochTimer = time.NewTimer(l.o.EpochInterval)
@@ -338,9 +340,8 @@ func (l *Log) shutdown() error {
 			l.stepDone(<-s.stepping)
 		}
 		s.key.Wipe()
-		if s.tree != nil {
-			s.tree.Close()
-		}
+		l.settleTree()
+		l.dropTree()
 		if s.timer != nil {
 			s.timer.Stop()
 		}

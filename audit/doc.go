@@ -17,10 +17,12 @@
 //	bound.go          the size bound every record is cut to before it is written
 //	view.go           host.view records: the host's interfaces, written on change
 //	seal.go           sealing and key evolution: NextKey, evolve, advanceKey
-//	checkpointing.go  the writer's side of signing: the Merkle tree kept in
-//	                  <log>.tree, audit.checkpoint records on their schedule,
-//	                  a signed epoch's end (evolveSigned) and its recovery;
-//	                  Start, audit.restart and audit.stop
+//	checkpointing.go  the writer's side of signing: audit.checkpoint records
+//	                  on their schedule, a signed epoch's end (evolveSigned,
+//	                  the key step beside the committer) and its recovery
+//	checkpointtree.go the tree the committer keeps in <log>.tree: rebuilt,
+//	                  appended beside the fsync, cached, signed over
+//	startstop.go      Start, audit.restart and audit.stop; records owed
 //	keyfile.go        sealing keys on disk: NewKeyFile, StepKeyFile, ReadKeyFile
 //	recover.go        opening the file: torn tails and failed writes set aside
 //	tail.go           reading where a file's chain ends, in bounded memory

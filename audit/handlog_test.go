@@ -170,3 +170,11 @@ func standard(tb testing.TB) *handLog {
 	l.add(Record{Event: Stop, Outcome: OK})
 	return l
 }
+
+// checkpointOf2 is the checkpoint in record seq of l, or "".
+func checkpointOf2(l *handLog, seq int) string {
+	c, _ := checkpointInLine(l.lines[seq-1])
+	return string(c)
+}
+
+func writeBytes(path string, b []byte) error { return os.WriteFile(path, b, 0o644) }

@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,7 +20,7 @@ func TestVerifyRealSignedLog(t *testing.T) {
 	path := filepath.Join(dir, "audit.jsonl")
 	web := &Container{ID: strings.Repeat("c0ffee12", 8), Name: "web"}
 	run := func(recs []Record) {
-		l, err := OpenWith(path, Options{SignKey: key, CheckpointRecords: 7, EpochRecords: 20, EpochInterval: time.Hour})
+		l, err := OpenWith(path, Options{SignKey: key, CheckpointRecords: 7, EpochRecords: 20, EpochInterval: time.Hour, MaxSize: 8 << 10})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +54,10 @@ func TestVerifyRealSignedLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := []string{path}
+	files, err := Files(path) // rotated at 8 KiB
+	if err != nil || len(files) < 3 {
+		t.Fatalf("files %v, %v; want the log rotated", files, err)
+	}
 	sum, err := Verify(files, VerifyOptions{Pub: pub, Heartbeat: time.Minute})
 	if err != nil {
 		t.Fatal(err)
@@ -65,23 +67,17 @@ func TestVerifyRealSignedLog(t *testing.T) {
 	}
 
 	// Every checkpoint of the log, as a collector would hold them.
-	collected, err := ReadCheckpoints(path)
-	if err != nil {
-		t.Fatal(err)
+	var collected []CollectedCheckpoint
+	for _, f := range files {
+		cs, err := ReadCheckpoints(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		collected = append(collected, cs...)
 	}
 	if _, err := Verify(files, VerifyOptions{Pub: pub, Checkpoints: collected}); err != nil {
 		t.Fatal(err)
 	}
-	// The tail cut: the second run's stop and what came before it.
-	b, _ := os.ReadFile(path)
-	lines := strings.SplitAfter(string(b), "\n")
-	cut := filepath.Join(dir, "cut.jsonl")
-	os.WriteFile(cut, []byte(strings.Join(lines[:len(lines)-6], "")), 0o644)
-	_, err = Verify([]string{cut}, VerifyOptions{Pub: pub, Checkpoints: collected})
-	if p, ok := err.(*Problem); !ok || p.Kind != CutTail {
-		t.Errorf("cut tail: got %v", err)
-	}
-
 	bundle, err := Prove(files, ProveQuery{Container: "web"})
 	if err != nil {
 		t.Fatal(err)
@@ -93,4 +89,10 @@ func TestVerifyRealSignedLog(t *testing.T) {
 	if s := p.Sessions(); len(s) != 1 || !strings.HasPrefix(s[0], "container web (c0ffee12c0ff) was attached to hostpass network net1 (endpoint ep1) on host ") || !strings.Contains(s[0], "endpoint.leave") {
 		t.Errorf("sessions %q", s)
 	}
+	// The tail cut: the last two files removed.
+	_, err = Verify(files[:len(files)-2], VerifyOptions{Pub: pub, Checkpoints: collected})
+	if p, ok := err.(*Problem); !ok || p.Kind != CutTail {
+		t.Errorf("cut tail: got %v", err)
+	}
+
 }

@@ -181,6 +181,10 @@ func TestGoldenSigned(t *testing.T) {
 			args: func(t *testing.T, dir string) []string {
 				return []string{"audit", "verify", filepath.Join(dir, current)}
 			}},
+		{name: "audit-verify-signed-chain-only", code: 0,
+			args: func(t *testing.T, dir string) []string {
+				return []string{"audit", "verify", "--chain-only", filepath.Join(dir, current)}
+			}},
 		{name: "audit-verify-signed-cut-tail", code: 1, args: verifySignedArgs(collected),
 			// Whoever takes the host cuts the stop and what follows.
 			damage: func(t *testing.T, dir string) {

@@ -122,6 +122,8 @@ func runVerify(cmd *cobra.Command, o verifyOptions, args []string) error {
 		seals = signedText(sum)
 	case sum.SealsChecked:
 		seals = fmt.Sprintf("seals verified, epochs %d-%d", sum.FirstEpoch, sum.LastEpoch)
+	case sum.Checkpoints > 0:
+		seals = fmt.Sprintf("signed (%d audit.checkpoint records), hashes and signatures NOT checked (--chain-only): content unverified", sum.Checkpoints)
 	case sum.Sealed:
 		seals = "sealed, seals NOT checked (--chain-only): content unverified"
 	}
