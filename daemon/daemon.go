@@ -82,7 +82,8 @@ func Run(ctx context.Context, cfg Config) error {
 	ao.Mirror = func(rec audit.Record, line []byte) {
 		entry.WithField("record", string(line)).Info("audit")
 		if syslog != nil {
-			syslog.Send(string(rec.Event), rec.Outcome == audit.Refused, line)
+			chain := sink.Chain{Seq: rec.Seq, Epoch: rec.Epoch, Prev: rec.Prev, Hash: rec.Hash}
+			syslog.Send(string(rec.Event), rec.Outcome == audit.Refused, chain, line)
 		}
 	}
 	ctx, stop := context.WithCancel(ctx)

@@ -3,7 +3,8 @@
 # Docker's engine (docker.io), a static busybox for local test images (no
 # image can be pulled), Docker's registry for `docker plugin install` tests,
 # iproute2 for network namespaces, make and git; libseccomp-dev and
-# pkg-config to build runc with seccomp for Docker Engine 29 (engines.sh).
+# pkg-config to build runc with seccomp for Docker Engine 29 (engines.sh);
+# rsyslog, the syslog collector the e2e suite runs (it never starts the system's).
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "deps: run as root (apt-get install)" >&2; exit 1; }
 need=()
@@ -16,6 +17,7 @@ command -v git >/dev/null || need+=(git)
 dpkg -s libseccomp-dev >/dev/null 2>&1 || need+=(libseccomp-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v gcc >/dev/null || need+=(gcc) # cgo: go test -race, and runc (scripts/engines.sh)
+command -v rsyslogd >/dev/null || need+=(rsyslog)
 if [ ${#need[@]} -gt 0 ]; then
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}"

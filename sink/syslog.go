@@ -73,15 +73,16 @@ func NewSyslog(addr, hostname string, log *logrus.Entry) (*Syslog, error) {
 }
 
 // Send queues one record. event is e.g. "endpoint.join", refused is true
-// when the record's outcome is "refused"; line is the JSON record (no
+// when the record's outcome is "refused"; chain is the record's seq, epoch,
+// prev and hash, sent in STRUCTURED-DATA; line is the JSON record (no
 // trailing newline). It never blocks: when the queue is full, or after
 // Close, the line is dropped and counted.
-func (s *Syslog) Send(event string, refused bool, line []byte) {
+func (s *Syslog) Send(event string, refused bool, chain Chain, line []byte) {
 	if s.closed.Load() {
 		s.dropped.Add(1)
 		return
 	}
-	msg := format(time.Now(), s.hostname, s.pid, event, refused, line, s.stream)
+	msg := format(time.Now(), s.hostname, s.pid, event, refused, chain, line, s.stream)
 	select {
 	case s.queue <- msg:
 	default:

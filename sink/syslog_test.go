@@ -24,16 +24,68 @@ type message struct {
 
 func parse(t *testing.T, raw string) message {
 	t.Helper()
-	f := strings.SplitN(raw, " ", 8)
-	if len(f) != 8 || !strings.HasPrefix(f[0], "<") {
+	f := strings.SplitN(raw, " ", 7)
+	if len(f) != 7 || !strings.HasPrefix(f[0], "<") {
 		t.Fatalf("not an RFC 5424 message: %q", raw)
 	}
 	pri, version, ok := strings.Cut(f[0][1:], ">")
 	if !ok {
 		t.Fatalf("no PRI in %q", raw)
 	}
-	return message{pri, version, f[1], f[2], f[3], f[4], f[5], f[6], f[7]}
+	sd, body, ok := cutSD(f[6])
+	if !ok {
+		t.Fatalf("no STRUCTURED-DATA in %q", raw)
+	}
+	return message{pri, version, f[1], f[2], f[3], f[4], f[5], sd, body}
 }
+
+// cutSD splits "STRUCTURED-DATA SP MSG" after the STRUCTURED-DATA: "-", or
+// SD-ELEMENTs, each "[...]", where a quoted PARAM-VALUE may hold an escaped
+// '"', '\\' or ']' (RFC 5424 §6.3.3).
+func cutSD(s string) (sd, msg string, ok bool) {
+	if s == "-" || strings.HasPrefix(s, "- ") {
+		return "-", strings.TrimPrefix(s[1:], " "), true
+	}
+	i := 0
+	for i < len(s) && s[i] == '[' {
+		quoted, closed := false, false
+		for i++; i < len(s) && !closed; i++ {
+			switch {
+			case quoted && s[i] == '\\':
+				i++
+			case s[i] == '"':
+				quoted = !quoted
+			case !quoted && s[i] == ']':
+				closed = true
+			}
+		}
+		if !closed {
+			return "", "", false
+		}
+	}
+	if i == 0 {
+		return "", "", false
+	}
+	if i == len(s) {
+		return s, "", true
+	}
+	if s[i] != ' ' {
+		return "", "", false
+	}
+	return s[:i], s[i+1:], true
+}
+
+// A record's chain as a signed log writes it, and its STRUCTURED-DATA.
+var (
+	testEpoch = uint64(3)
+	testChain = Chain{
+		Seq:   4,
+		Epoch: &testEpoch,
+		Prev:  "2b46c9f8940baa9bf6776a1d071bb709ae5fd7436bda54f2385cc556e66a80d7",
+		Hash:  "5d81b598858c5ddec07729e0664996b7bbedc8304fc1c228e3551fda3be75291",
+	}
+	testSD = `[hostpass@32473 seq="4" epoch="3" prev="2b46c9f8940baa9bf6776a1d071bb709ae5fd7436bda54f2385cc556e66a80d7" hash="5d81b598858c5ddec07729e0664996b7bbedc8304fc1c228e3551fda3be75291"]`
+)
 
 // newSink returns a sink whose warnings land in the returned hook.
 func newSink(t *testing.T, addr string) (*Syslog, *logtest.Hook) {
@@ -129,10 +181,10 @@ func TestFormatOverUDP(t *testing.T) {
 		{"bad event\tname-é", false, "86", "bad_event_name-_"},
 		{strings.Repeat("x", 40), false, "86", strings.Repeat("x", 32)},
 	} {
-		s.Send(tc.event, tc.refused, []byte(line))
+		s.Send(tc.event, tc.refused, testChain, []byte(line))
 		raw := readDatagram(t, c)
 		m := parse(t, raw)
-		want := message{tc.pri, "1", m.timestamp, "node-1", "hostpass", strconv.Itoa(os.Getpid()), tc.msgid, "-", line}
+		want := message{tc.pri, "1", m.timestamp, "node-1", "hostpass", strconv.Itoa(os.Getpid()), tc.msgid, testSD, line}
 		if m != want {
 			t.Errorf("event %q refused %v:\n got %+v\nwant %+v", tc.event, tc.refused, m, want)
 		}
@@ -159,7 +211,7 @@ func TestUnixgram(t *testing.T) {
 	t.Cleanup(func() { c.Close() })
 	s, _ := newSink(t, "unixgram://"+path)
 
-	s.Send("network.create", false, []byte(`{"seq":1}`))
+	s.Send("network.create", false, testChain, []byte(`{"seq":1}`))
 	m := parse(t, readDatagram(t, c))
 	if m.pri != "86" || m.msgid != "network.create" || m.body != `{"seq":1}` {
 		t.Errorf("got %+v", m)
@@ -175,7 +227,7 @@ func TestTCPOctetCounting(t *testing.T) {
 	var want []string
 	for i := range 50 {
 		want = append(want, fmt.Sprintf(`{"seq":%d,"note":"%s"}`, i, strings.Repeat("a b 12 ", i)))
-		s.Send("endpoint.leave", i%2 == 1, []byte(want[i]))
+		s.Send("endpoint.leave", i%2 == 1, testChain, []byte(want[i]))
 	}
 	r, _ := accept(t, ln)
 	for i, body := range want {
@@ -199,8 +251,8 @@ func TestUnixStream(t *testing.T) {
 	t.Cleanup(func() { ln.Close() })
 	s, _ := newSink(t, "unix://"+path)
 
-	s.Send("endpoint.join", true, []byte(`{"a":1}`))
-	s.Send("endpoint.join", false, []byte(`{"a":2}`))
+	s.Send("endpoint.join", true, testChain, []byte(`{"a":1}`))
+	s.Send("endpoint.join", false, testChain, []byte(`{"a":2}`))
 	c, err := ln.Accept()
 	if err != nil {
 		t.Fatal(err)
@@ -226,7 +278,7 @@ func TestDownCollectorNeverBlocksAndReconnects(t *testing.T) {
 	s, hook := newSink(t, "tcp://"+addr)
 	const sends = 10000
 	for i := range sends {
-		s.Send("endpoint.join", false, fmt.Appendf(nil, `{"seq":%d}`, i))
+		s.Send("endpoint.join", false, testChain, fmt.Appendf(nil, `{"seq":%d}`, i))
 	}
 	// At most the queue plus the one line in the sender's hand can be kept.
 	if d := s.Dropped(); d < sends-queueSize-1 {
@@ -251,7 +303,7 @@ func TestDownCollectorNeverBlocksAndReconnects(t *testing.T) {
 	for {
 		if !queued {
 			before := s.Dropped()
-			s.Send("endpoint.join", false, []byte(marker))
+			s.Send("endpoint.join", false, testChain, []byte(marker))
 			queued = s.Dropped() == before
 		}
 		if m := parse(t, readFrame(t, r)); m.body == marker {
@@ -264,10 +316,10 @@ func TestCloseSendsWhatIsQueued(t *testing.T) {
 	ln := listenTCP(t, "127.0.0.1:0")
 	s, _ := newSink(t, "tcp://"+ln.Addr().String())
 	for i := range 100 {
-		s.Send("network.delete", false, fmt.Appendf(nil, `{"seq":%d}`, i))
+		s.Send("network.delete", false, testChain, fmt.Appendf(nil, `{"seq":%d}`, i))
 	}
 	s.Close(10 * time.Second)
-	s.Send("network.delete", false, []byte(`{"late":true}`)) // must not panic or block
+	s.Send("network.delete", false, testChain, []byte(`{"late":true}`)) // must not panic or block
 
 	r, _ := accept(t, ln)
 	for i := range 100 {
@@ -292,7 +344,7 @@ func TestCloseWithCollectorDown(t *testing.T) {
 
 	s, _ := newSink(t, "tcp://"+addr)
 	for range 10 {
-		s.Send("endpoint.join", false, []byte(`{}`))
+		s.Send("endpoint.join", false, testChain, []byte(`{}`))
 	}
 	s.Close(50 * time.Millisecond)
 	if d := s.Dropped(); d != 10 {
@@ -342,7 +394,7 @@ func TestReconnectAfterCollectorHangsUp(t *testing.T) {
 	ln := listenTCP(t, "127.0.0.1:0")
 	s, _ := newSink(t, "tcp://"+ln.Addr().String())
 
-	s.Send("endpoint.join", false, []byte(`{"first":true}`))
+	s.Send("endpoint.join", false, testChain, []byte(`{"first":true}`))
 	r, c := accept(t, ln)
 	if m := parse(t, readFrame(t, r)); m.body != `{"first":true}` {
 		t.Fatalf("got %+v", m)
@@ -360,7 +412,7 @@ func TestReconnectAfterCollectorHangsUp(t *testing.T) {
 			case <-stop:
 				return
 			case <-time.After(10 * time.Millisecond):
-				s.Send("endpoint.join", false, fmt.Appendf(nil, `{"again":%d}`, i))
+				s.Send("endpoint.join", false, testChain, fmt.Appendf(nil, `{"again":%d}`, i))
 			}
 		}
 	}()
@@ -378,8 +430,8 @@ func TestUnsendableLineIsDropped(t *testing.T) {
 	c := listenUDP(t)
 	s, _ := newSink(t, "udp://"+c.LocalAddr().String())
 
-	s.Send("endpoint.join", false, []byte(`{"big":"`+strings.Repeat("x", 70000)+`"}`))
-	s.Send("endpoint.join", false, []byte(`{"small":true}`))
+	s.Send("endpoint.join", false, testChain, []byte(`{"big":"`+strings.Repeat("x", 70000)+`"}`))
+	s.Send("endpoint.join", false, testChain, []byte(`{"small":true}`))
 	if m := parse(t, readDatagram(t, c)); m.body != `{"small":true}` {
 		t.Errorf("got %+v", m)
 	}

@@ -30,10 +30,11 @@ func TestSyslogSink(t *testing.T) {
 		t.Fatalf("no syslog message: %v", err)
 	}
 	msg := string(buf[:n])
-	recs := readAudit(t, d.audit)
-	if !strings.HasPrefix(msg, "<86>1 ") || !strings.Contains(msg, " hostpass ") || !strings.Contains(msg, " network.create - ") ||
-		!strings.HasSuffix(msg, recs[0].line) {
-		t.Errorf("syslog message %q\nwant <86>1 ... hostpass PID network.create - <the record's line>", msg)
+	rec := readChained(t, d.audit)[0]
+	sd := fmt.Sprintf(`[%s seq="1" prev="%s" hash="%s"]`, sdID, rec.Prev, rec.Hash)
+	if !strings.HasPrefix(msg, "<86>1 ") || !strings.Contains(msg, " hostpass ") || !strings.Contains(msg, " network.create "+sd+" ") ||
+		!strings.HasSuffix(msg, " "+rec.line) || rec.Seq != 1 || rec.Prev != strings.Repeat("0", 64) {
+		t.Errorf("syslog message %q\nwant <86>1 ... hostpass PID network.create %s <the record's line>", msg, sd)
 	}
 
 	// A collector that is down: tcp to a port nothing listens on.
