@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hostpass/hostpass/audit"
 )
@@ -198,8 +199,8 @@ func (s *signed) cutTail(t *testing.T, collected string) {
 		t.Fatalf("the cut left %d records, and only %d collected checkpoints are larger: the cut must take the last two", keep, len(larger))
 	}
 	cp := larger[0]
-	want := fmt.Sprintf("FAIL: %s line %d: cut tail: collected checkpoint of %d records (epoch %d), but the log holds %d: its last %d records (seq %d to %d) were cut off",
-		collected, cp.line, cp.size, cp.epoch, keep, cp.size-int64(keep), keep+1, cp.size)
+	want := fmt.Sprintf("FAIL: %s line %d: cut tail: collected checkpoint of %d records (epoch %d), whose own record is seq %d, but the log holds %d: its last %d records (seq %d to %d) were cut off",
+		collected, cp.line, cp.size, cp.epoch, cp.size+1, keep, cp.size+1-int64(keep), keep+1, cp.size+1)
 	t.Log(out)
 	if !strings.HasPrefix(out, want) {
 		t.Errorf("verify of the log cut to %d records:\n got %s\nwant %s…", keep, out, want)
@@ -207,9 +208,10 @@ func (s *signed) cutTail(t *testing.T, collected string) {
 }
 
 // rewrite changes one record of the second run (its first endpoint.join:
-// another endpoint ID), re-chains every record after it and re-signs every
-// later checkpoint with the stolen key file: what root on the host can do
-// with the live key. The log is consistent in itself: verify --pubkey alone
+// another endpoint ID), re-chains every record after it, re-signs every
+// later checkpoint with the stolen key file and certifies a next epoch's
+// key over the forged tree: what root on the host can do with the live
+// key. The log is consistent in itself: verify --pubkey alone
 // passes. Only the checkpoints the collector holds catch it.
 func (s *signed) rewrite(t *testing.T, collected string) {
 	key, err := audit.ReadSignKeyFile(s.stolen)
@@ -252,6 +254,12 @@ func (s *signed) rewrite(t *testing.T, collected string) {
 			if r.Event == "audit.checkpoint" {
 				line = resign(t, key, tree, line)
 				resigned++
+			}
+			if r.Event == "audit.epoch" && r.Epoch != nil && *r.Epoch == key.Epoch() {
+				// The epoch's certification pins the tree at the step:
+				// the live key certifies a key of the attacker's own for
+				// the next epoch, over the forged tree.
+				line = recertify(t, key, tree, line)
 			}
 			line = rehash(t, line)
 		}
@@ -357,6 +365,35 @@ func resign(t testing.TB, key *audit.SignKey, tree *audit.Tree, line string) str
 	newJSON, _ := json.Marshal(string(note))
 	if !bytes.Contains([]byte(line), oldJSON) {
 		t.Fatalf("checkpoint record does not hold its note as json.Marshal writes it:\n%s", line)
+	}
+	return strings.Replace(line, string(oldJSON), string(newJSON), 1)
+}
+
+// recertify replaces an audit.epoch line's key_cert with key's
+// certification of a new key for the next epoch, pinning tree as it is
+// (the records before the audit.epoch), stepped at the record's time.
+func recertify(t testing.TB, key *audit.SignKey, tree *audit.Tree, line string) string {
+	t.Helper()
+	var r struct {
+		Time    time.Time `json:"time"`
+		KeyCert string    `json:"key_cert"`
+	}
+	if err := json.Unmarshal([]byte(line), &r); err != nil {
+		t.Fatal(err)
+	}
+	root, err := tree.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, cert, err := audit.StepSignKey(key, audit.CertTree{Size: tree.Size(), Root: root, Time: r.Time})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next.Wipe()
+	oldJSON, _ := json.Marshal(r.KeyCert)
+	newJSON, _ := json.Marshal(string(cert))
+	if r.KeyCert == "" || !bytes.Contains([]byte(line), oldJSON) {
+		t.Fatalf("audit.epoch record does not hold its key_cert as json.Marshal writes it:\n%s", line)
 	}
 	return strings.Replace(line, string(oldJSON), string(newJSON), 1)
 }
