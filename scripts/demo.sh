@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Shows hostpass working for real: starts the plugin daemon, creates a
 # hostpass network, runs a container on it and one with --network host,
-# removes the network and prints the audit records. It uses the machine's Docker when one answers, and
+# removes the network and prints the audit records; the log is signed, and
+# the demo verifies it and one container's proof with the public key. It uses the machine's Docker when one answers, and
 # otherwise starts a private dockerd in its own network namespace (as the
 # end-to-end tests do) and stops it afterwards, leaving nothing mounted. Its
 # logs, the audit log and hostpass's state stay in the folder it names.
@@ -77,9 +78,11 @@ if ! docker image inspect "$image" >/dev/null 2>&1; then
 	tar -C "$rootfs" -c . | docker import - "$image" >/dev/null
 fi
 
+echo "== a signing key for the log: $work/sign.key (the daemon's), $work/sign.key.pub (the auditor's)"
+bin/hostpass audit keygen --sign "$work/sign.key"
 echo "== starting hostpass (driver name $name)"
 "${in_host_netns[@]}" bin/hostpass serve --socket "$socket" --audit-log "$work/audit.jsonl" --state-dir "$work/state" \
-	--docker-socket "$docker_socket" >"$work/hostpass.log" 2>&1 &
+	--docker-socket "$docker_socket" --sign-key "$work/sign.key" >"$work/hostpass.log" 2>&1 &
 plugin_pid=$!
 for _ in $(seq 50); do [ -S "$socket" ] && break; sleep 0.1; done
 
@@ -90,11 +93,17 @@ docker run --rm --name "$name-hostmode" --network host "$image" sleep 1
 docker network rm "$name"
 { set +x; } 2>/dev/null
 sleep 1 # the watcher's records follow Docker's events
+echo "== stopping hostpass: a clean stop ends with a signed checkpoint, the key's step and audit.stop"
+kill "$plugin_pid" && wait "$plugin_pid"
+plugin_pid=
 
 echo "== audit records ($work/audit.jsonl)"
 cat "$work/audit.jsonl"
 echo "== the same, as hostpass audit show prints them"
 bin/hostpass audit show "$work/audit.jsonl"
-echo "== hostpass audit verify"
-bin/hostpass audit verify "$work/audit.jsonl"
+echo "== hostpass audit verify, with the public key alone"
+bin/hostpass audit verify --pubkey "$work/sign.key.pub" "$work/audit.jsonl"
+echo "== one container's story as a proof anyone can check offline"
+bin/hostpass audit prove --container "$name-hostmode" -o "$work/hostmode.proof" "$work/audit.jsonl"
+bin/hostpass audit check-proof --pubkey "$work/sign.key.pub" "$work/hostmode.proof"
 echo "== the daemon's log is $work/hostpass.log"

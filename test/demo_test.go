@@ -56,7 +56,15 @@ func TestDemo(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", said, out)
 		}
 	}
-	for _, f := range []string{"hostpass.log", "dockerd.log", "audit.jsonl"} {
+	// The log is signed: verify with the public key alone, and the
+	// host-mode container's proof, checked offline.
+	for _, said := range []string{"chain intact, signed: key certifications of epochs 1-1 from FILE.pub verified",
+		"-hostmode (", ") was in host mode on host "} {
+		if !strings.Contains(out, said) {
+			t.Errorf("demo output lacks %q:\n%s", said, out)
+		}
+	}
+	for _, f := range []string{"hostpass.log", "dockerd.log", "audit.jsonl", "sign.key.pub", "hostmode.proof"} {
 		if st, err := os.Stat(filepath.Join(work, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s/%s: want the non-empty file the demo says it keeps; got %v", work, f, err)
 		}
