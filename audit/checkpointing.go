@@ -297,6 +297,7 @@ var stepHoldMax = 60 * time.Second
 func (l *Log) stepHeld() bool {
 	c, s := &l.c, l.c.sign
 	if time.Since(c.failedAt) >= stepQuiet {
+		s.heldSince = time.Time{}
 		return false
 	}
 	now := time.Now()
