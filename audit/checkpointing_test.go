@@ -290,11 +290,11 @@ func TestNoRecordBetweenTheCertTreeAndTheEpoch(t *testing.T) {
 		case len(between) == 0 && last.Event == Checkpoint:
 		case len(between) == 1 && between[0].Event == Checkpoint && between[0].CheckpointReason == CheckpointEpoch && last.Event != Checkpoint:
 		default:
-			t.Errorf("audit.epoch seq %d pins the tree of %d records (the last %s); between them: %s", r.Seq, at.Size, eventText([]Record{last}), eventText(between))
+			t.Errorf("audit.epoch seq %d pins the tree of %d records (the last %s); %d records between them, the last %s", r.Seq, at.Size, last.Event, len(between), eventText(between[max(0, len(between)-2):]))
 		}
 	}
 	if epochs < 10 {
-		t.Errorf("%d epochs ended, want many: %s", epochs, eventText(recs))
+		t.Errorf("%d epochs ended in %d records, want many", epochs, len(recs))
 	}
 }
 
