@@ -53,9 +53,8 @@ type signing struct {
 	// stepAfter: the key file's step failed; it is tried again from then
 	// on, not at every group commit.
 	stepAfter time.Time
-	// stepping: a step of the key file is under way (evolveSigned); its
-	// result comes on the channel.
-	stepping chan stepped
+	// heldSince: the step was first held for stepQuiet (stepHeld).
+	heldSince time.Time
 	// retiring: the key of the epoch that is ending, kept after the key
 	// file stepped until it has signed the epoch's last checkpoint, in the
 	// write that carries the audit.epoch; then wiped.
@@ -187,10 +186,6 @@ func (l *Log) checkpointTick() {
 	if s.since > 0 {
 		reason = CheckpointInterval
 	}
-	if !l.signable() {
-		s.due = reason // written once the key has stepped
-		return
-	}
 	l.writeCheckpoint(reason)
 }
 
@@ -201,7 +196,7 @@ func (l *Log) checkpointTick() {
 // once the key file has stepped: evolveSigned.)
 func (l *Log) withCheckpoint(recs []Record) []Record {
 	s := l.c.sign
-	if !l.signable() || len(recs) == 0 {
+	if s == nil || len(recs) == 0 {
 		return recs
 	}
 	if s.since+len(recs) >= l.o.CheckpointRecords {
@@ -215,7 +210,7 @@ func (l *Log) withCheckpoint(recs []Record) []Record {
 func (l *Log) checkpointIfDue() {
 	s := l.c.sign
 	switch {
-	case !l.signable():
+	case s == nil:
 	case s.due != "":
 		l.writeCheckpoint(s.due)
 	case s.since >= l.o.CheckpointRecords:
@@ -239,40 +234,27 @@ func (l *Log) writeCheckpoint(reason string) error {
 // owesCheckpoint says a checkpoint waits for the log to be writable.
 func (l *Log) owesCheckpoint() bool { return l.c.sign != nil && l.c.sign.due != "" }
 
-// evolveSigned ends a signed log's epoch: the key file steps (the new
-// key's certification pins the tree of the records durable then), then one
-// write carries the epoch's last checkpoint, signed by the old key (kept
-// in memory as retiring until then), and the audit.epoch with the new
-// key's certification; then the old key is wiped. So every record of an
-// epoch but its audit.epoch is covered by a checkpoint its own key signed
-// (after a crash between the step and that write the old key is gone, and
-// the records after the epoch's last checkpoint are covered by the next
-// epoch's only: verify and prove say so).
+// evolveSigned ends a signed log's epoch, on the committer: the key file
+// steps (the new key's certification pins the tree of every durable
+// record), then the next write, before any other record, carries the
+// epoch's last checkpoint, signed by the old key (kept in memory as
+// retiring until then; none when the last record is a checkpoint), and the
+// audit.epoch with the new key's certification; then the old key is wiped.
+// Callers wait meanwhile (a key pair and three fsyncs, milliseconds), so
+// that no record lies between the tree the certification pins and the
+// epoch's last checkpoint: every record of an epoch but its audit.epoch is
+// pinned by the next key's certification, which a holder of the next key
+// cannot forge (after a crash between the step and that write the records
+// after the epoch's last checkpoint are pinned by it all the same).
 //
-// The step (a key pair and three fsyncs, milliseconds) runs beside the
-// committer on a copy of the key, which goes on writing records in the
-// old epoch meanwhile but no checkpoint (stepDone); that write then starts the next write
-// (the next group commit, or the retry tick's a second later), so that it
-// costs no write of its own, and nothing is signed by the new key before
-// it. At a clean stop the step is waited for and the audit.epoch written.
-// If the log or the key file cannot be written, the step is retried a
-// second later; a crash while the certification is owed leaves it in the
-// key file, and the next start writes it first.
+// If the key file cannot be written, the old key stays and the step is
+// retried a second later; if the log cannot, the certification is owed:
+// the next write starts with it, and a crash leaves it in the key file,
+// for the next start to write first.
 func (l *Log) evolveSigned(atStop bool) {
 	s := l.c.sign
-	if s.stepping != nil {
-		if !atStop {
-			return
-		}
-		l.stepDone(<-s.stepping)
-	}
 	if s.certOwed == nil {
-		// Records dated before the step must not land after it, in the
-		// next epoch: verify and check-proof would call them backdated.
-		// Records kept in memory are written by the write that lets
-		// commit evolve; callers that offer a record again after a failed
-		// write (the watcher, every 5s at most) get stepQuiet to.
-		if !atStop && (time.Now().Before(s.stepAfter) || time.Since(l.c.failedAt) < stepQuiet) {
+		if !atStop && (time.Now().Before(s.stepAfter) || l.stepHeld()) {
 			return
 		}
 		at, err := l.stepTree()
@@ -281,24 +263,16 @@ func (l *Log) evolveSigned(atStop bool) {
 			l.evolveFailedWith(err, "cannot read the Merkle tree the new key's certification pins; the key stays, and the step is retried")
 			return
 		}
-		ch := make(chan stepped, 1)
-		go func(cur *SignKey) {
-			next, cert, err := StepSignKeyFile(l.o.SignKey, cur, at)
-			if err != nil {
-				cur.Wipe() // the copy; s.key stays
-			}
-			ch <- stepped{next, cert, err}
-		}(s.key.copyKey())
-		s.stepping = ch
-		if !atStop {
+		cur := s.key.copyKey() // s.key signs the epoch's last checkpoint
+		next, cert, err := StepSignKeyFile(l.o.SignKey, cur, at)
+		if err != nil {
+			cur.Wipe()
+			s.stepAfter = time.Now().Add(retryInterval)
+			l.evolveFailedWith(err, "cannot step the signing key file; its key stays, and the step is retried")
 			return
 		}
-		if l.stepDone(<-ch); s.certOwed == nil {
-			return
-		}
-	}
-	if !atStop {
-		return
+		s.retiring, s.key, s.certOwed, s.heldSince = s.key, next, cert, time.Time{}
+		l.o.Log.WithField("epoch", next.Epoch()).Debug("audit log: signing key stepped")
 	}
 	if err := l.flush(nil); err != nil {
 		l.evolveFailedWith(err, "cannot log the new signing key's certification; nothing is signed by that key before it is")
@@ -306,43 +280,33 @@ func (l *Log) evolveSigned(atStop bool) {
 }
 
 // stepQuiet is how long the log must have written without a failure
-// before a signing key steps: longer than any caller waits to offer a
-// refused record again, and less than BackdateSlack.
+// before a signing key steps: records dated before the step must not land
+// after it, in the next epoch (verify and check-proof would call them
+// backdated), and callers that offer a record again after a failed write
+// (the watcher, every 5s at most) do so within it. It is less than
+// BackdateSlack.
 const stepQuiet = 30 * time.Second
 
-// stepped is what a key file's step gave.
-type stepped struct {
-	next *SignKey
-	cert []byte
-	err  error
-}
+// stepHoldMax bounds the quiet hold: a log that fails a write more often
+// than stepQuiet still steps its key this long after the step was due, so
+// that the old key does not live on. A var for tests.
+var stepHoldMax = 60 * time.Second
 
-// stepDone takes the step's result: the new key, its certification owed to
-// the log; or the old key kept and the step retried a second later.
-func (l *Log) stepDone(r stepped) {
-	s := l.c.sign
-	s.stepping = nil
-	if r.err != nil {
-		s.stepAfter = time.Now().Add(retryInterval)
-		l.evolveFailedWith(r.err, "cannot step the signing key file; its key stays, and the step is retried")
-		return
+// stepHeld says the step waits for stepQuiet without a failed write, at
+// most stepHoldMax after it was first held; a warning says so once.
+func (l *Log) stepHeld() bool {
+	c, s := &l.c, l.c.sign
+	if time.Since(c.failedAt) >= stepQuiet {
+		s.heldSince = time.Time{}
+		return false
 	}
-	s.retiring, s.key, s.certOwed = s.key, r.next, r.cert
-	l.o.Log.WithField("epoch", r.next.Epoch()).Debug("audit log: signing key stepped")
-}
-
-// stepResult is the channel run waits on for a step under way; nil when
-// none is.
-func (l *Log) stepResult() <-chan stepped {
-	if s := l.c.sign; s != nil {
-		return s.stepping
+	now := time.Now()
+	if s.heldSince.IsZero() {
+		s.heldSince = now
+		l.o.Log.WithField("epoch", c.epoch).Warnf("audit log: the signing key's step is held until the log has written for %s without a failure, at most %s: a write failed %s ago", stepQuiet, stepHoldMax, now.Sub(c.failedAt).Round(time.Millisecond))
 	}
-	return nil
+	return now.Sub(s.heldSince) < stepHoldMax
 }
-
-// signable says checkpoints can be signed now: not while the key steps
-// (the step reads the key, then wipes it).
-func (l *Log) signable() bool { return l.c.sign != nil && l.c.sign.stepping == nil }
 
 // epochStarted: a write ended a signed log's epoch with its audit.epoch
 // (in evolveSigned, or first thing after a crash left it owed).

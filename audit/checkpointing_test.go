@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -244,19 +245,111 @@ func TestSignedEpochEnd(t *testing.T) {
 	wantEvents(t, recs, "audit.checkpoint(start) endpoint.join endpoint.join audit.checkpoint(epoch) audit.epoch endpoint.join audit.checkpoint(stop) audit.epoch audit.stop")
 }
 
-// The key steps beside the committer, which writes on in the old epoch
-// meanwhile: records written during the step are in epoch 0, after its
-// last checkpoint, and the log checks.
-func TestRecordsWhileTheKeySteps(t *testing.T) {
+// The key steps on the committer, callers waiting: under 64 concurrent
+// callers and an epoch every 5 records, nothing lies between the tree an
+// audit.epoch's certification pins and the audit.epoch but the epoch's last
+// checkpoint, signed by the retiring key (and nothing at all when the last
+// record in the tree is a checkpoint). A record there would be covered by
+// the retiring key's last checkpoint alone, which whoever holds the next
+// key can drop (faking a crash) and rewrite the record.
+func TestNoRecordBetweenTheCertTreeAndTheEpoch(t *testing.T) {
 	path, key := signedLog(t)
-	l := openSigned(t, path, key, Options{EpochRecords: 2})
-	l.Start()
-	signedJoins(t, l, 50)
+	l := openSigned(t, path, key, Options{EpochRecords: 5})
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 64; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				if err := l.Append(Record{Event: EndpointJoin, Outcome: OK}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 	l.Close()
 	recs := checkSigned(t, path, key)
-	if n := len(filterEvents(recs, EndpointJoin)); n != 50 {
-		t.Errorf("%d joins, want 50: %s", n, eventText(recs))
+	if n := len(filterEvents(recs, EndpointJoin)); n != 64*20 {
+		t.Errorf("%d joins, want %d", n, 64*20)
 	}
+	epochs := 0
+	for _, r := range recs {
+		if r.Event != EpochEnd {
+			continue
+		}
+		epochs++
+		at := certTreeOf(t, r)
+		between := recs[at.Size : r.Seq-1] // seqs at.Size+1 to r.Seq-1
+		last := recs[at.Size-1]            // the last record the tree holds
+		switch {
+		case len(between) == 0 && last.Event == Checkpoint:
+		case len(between) == 1 && between[0].Event == Checkpoint && between[0].CheckpointReason == CheckpointEpoch && last.Event != Checkpoint:
+		default:
+			t.Errorf("audit.epoch seq %d pins the tree of %d records (the last %s); %d records between them, the last %s", r.Seq, at.Size, last.Event, len(between), eventText(between[max(0, len(between)-2):]))
+		}
+	}
+	if epochs < 10 {
+		t.Errorf("%d epochs ended in %d records, want many", epochs, len(recs))
+	}
+}
+
+// certTreeOf is the tree an audit.epoch's certification pins.
+func certTreeOf(t *testing.T, r Record) CertTree {
+	t.Helper()
+	_, err := note.Open([]byte(r.KeyCert), nil)
+	var un *note.UnverifiedNoteError
+	if !errors.As(err, &un) {
+		t.Fatalf("audit.epoch seq %d: its key_cert is not a note: %v", r.Seq, err)
+	}
+	_, _, _, at, err := parseCertText(un.Note.Text)
+	if err != nil {
+		t.Fatalf("audit.epoch seq %d: %v", r.Seq, err)
+	}
+	return at
+}
+
+// A log whose writes fail more often than stepQuiet holds the key's step
+// at most stepHoldMax after it was due, with a warning: then the key
+// steps anyway, so that the old key does not live on.
+func TestStepHeldAtMostStepHoldMax(t *testing.T) {
+	defer func(d time.Duration) { stepHoldMax = d }(stepHoldMax)
+	stepHoldMax = 2 * time.Second
+	bad := failWritesHolding(t)
+	bad.Store(`"endpoint_id":"refused"`)
+	path, key := signedLog(t)
+	logger, hook := logtest.NewNullLogger()
+	l := openSigned(t, path, key, Options{EpochRecords: 2, Log: logrus.NewEntry(logger)})
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(300 * time.Millisecond) {
+		if err := l.Append(Record{Event: EndpointJoin, Outcome: OK, EndpointID: "refused"}); err == nil {
+			t.Fatal("a refused write succeeded")
+		}
+		signedJoins(t, l, 1) // the epoch is due; the step is held, or done
+		if k, err := ReadSignKeyFile(key); err == nil && k.Epoch() > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the key did not step in 10s of writes failing every 300ms (stepHoldMax %s)", stepHoldMax)
+		}
+	}
+	held := 0
+	for _, e := range hook.AllEntries() {
+		if strings.Contains(e.Message, "the signing key's step is held until the log has written for 30s without a failure, at most 2s") {
+			held++
+		}
+	}
+	if held == 0 {
+		t.Error("no warning that the step is held")
+	}
+	l.Close()
+	checkSigned(t, path, key)
 }
 
 func filterEvents(recs []Record, e Event) []Record {
@@ -270,8 +363,7 @@ func filterEvents(recs []Record, e Event) []Record {
 }
 
 // waitEpochLogged waits until the log holds the audit.epoch that starts
-// epoch: the key steps beside the committer, and the record follows at the
-// next write or the retry tick.
+// epoch: the key steps after a write, or on the retry tick.
 func waitEpochLogged(t *testing.T, path string, epoch uint64) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {

@@ -27,14 +27,6 @@ func (l *Log) prepareCheckpoints(recs []Record) []Record {
 	if !has {
 		return recs
 	}
-	if s.stepping != nil {
-		for _, r := range recs {
-			if r.Event == Checkpoint && s.due == "" {
-				s.due = r.CheckpointReason
-			}
-		}
-		return withoutCheckpoints(recs)
-	}
 	l.settleTree()
 	if s.tree == nil && time.Now().Before(s.treeAfter) {
 		return withoutCheckpoints(recs)
@@ -229,8 +221,9 @@ func (l *Log) dropTree() {
 }
 
 // stepTree is what the certification of the next epoch's key pins: the
-// tree of every durable record, and the time the step starts. Records
-// written while the key steps come after it, in the retiring epoch. A tree
+// tree of every durable record, and the time the step starts. No record is
+// written between it and the step's audit.epoch but the epoch's last
+// checkpoint (evolveSigned). A tree
 // store that cannot be opened costs checkpoints, not the epoch's end: the
 // tree is then read from the log into memory, for this step only.
 func (l *Log) stepTree() (CertTree, error) {

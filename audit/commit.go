@@ -84,10 +84,6 @@ func (l *Log) run() {
 		case <-retry:
 		case <-l.checkpointTimer():
 			l.checkpointTick()
-		case r := <-l.stepResult():
-			l.stepDone(r) // the audit.epoch starts the next write
-			retry = time.After(retryInterval)
-			continue
 		case done := <-l.starts:
 			c.start.owed = true
 			done <- l.flush(nil)
@@ -338,9 +334,6 @@ func (l *Log) shutdown() error {
 		wipe(c.key)
 	}
 	if s := c.sign; s != nil {
-		if s.stepping != nil {
-			l.stepDone(<-s.stepping)
-		}
 		s.key.Wipe()
 		if s.retiring != nil {
 			s.retiring.Wipe()

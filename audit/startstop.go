@@ -93,9 +93,6 @@ func (l *Log) stopRecord() Record {
 func (l *Log) stopRecords() error {
 	c := &l.c
 	if s := c.sign; s != nil && c.f != nil {
-		if s.stepping != nil {
-			l.stepDone(<-s.stepping)
-		}
 		if err := l.writeCheckpoint(CheckpointStop); err != nil {
 			return fmt.Errorf("the stop checkpoint could not be written: %w", err)
 		}
