@@ -66,7 +66,15 @@ type signState struct {
 	since *seenCheckpoint // the last checkpoint of the daemon's current run
 
 	closed   bool           // the record just read is a checkpoint (of its epoch: open checks that)
+	recent   [2]seenRecord  // the two records before the current one, the later first
 	unclosed *UnclosedEpoch // an audit.epoch that followed no checkpoint, until the record after it shows a crash
+}
+
+// seenRecord is what certTree needs of a record before an audit.epoch.
+type seenRecord struct {
+	seq   uint64
+	event Event
+	epoch uint64
 }
 
 type seenCheckpoint struct {
@@ -171,10 +179,9 @@ func (v *verifier) signed(f chainFields, line []byte) error {
 			return err
 		}
 		if !closed {
-			from := uint64(1)
-			if s.last != nil {
-				from = s.last.seq + 1
-			}
+			// certTree pinned every record up to the step; only the
+			// audit.epoch, and a torn tail before it, come after.
+			from := uint64(s.certTrees[len(s.certTrees)-1].Size) + 1
 			s.unclosed = &UnclosedEpoch{Epoch: *f.Epoch, FromSeq: from, Seq: f.Seq, File: v.file, Line: v.lineNo}
 		}
 	case Restart:
@@ -186,6 +193,7 @@ func (v *verifier) signed(f chainFields, line []byte) error {
 	case Stop:
 		s.since = nil
 	}
+	s.recent[1], s.recent[0] = s.recent[0], seenRecord{seq: f.Seq, event: f.Event, epoch: *f.Epoch}
 	if s.tree != nil {
 		s.pending = append(s.pending, s.leaf)
 		if len(s.pending) >= 1<<14 {
@@ -239,7 +247,7 @@ func (v *verifier) certTree(f chainFields, at CertTree) error {
 	}
 	if s.tree == nil {
 		v.sum.CertTreesUnchecked++
-		return nil
+		return v.afterStep(f, at)
 	}
 	if err := s.flush(); err != nil {
 		return err
@@ -250,6 +258,43 @@ func (v *verifier) certTree(f chainFields, at CertTree) error {
 	}
 	if root != at.Root {
 		return v.problem(f.Seq, Rewritten, fmt.Sprintf("the certification of epoch %d's key, signed by epoch %d's, pins the tree of the first %d records with root %s, but the log's first %d records hash to %s: records before seq %d were rewritten after epoch %d's key stepped, by whoever held a later key", e+1, e, at.Size, at.Root, at.Size, root, at.Size+1, e))
+	}
+	return v.afterStep(f, at)
+}
+
+// afterStep checks the records between the tree a certification pins and
+// its audit.epoch (seqs at.Size+1 to f.Seq-1): the writer steps the key
+// right before the epoch's last checkpoint and writes the audit.epoch
+// next, so only that checkpoint, and the audit.torn_tail of a crash during
+// the step, may lie there. Anything else is a record no key of its time
+// vouches for: whoever holds the next key wrote it, and dropping the
+// checkpoint makes the log look like a crash.
+func (v *verifier) afterStep(f chainFields, at CertTree) error {
+	s := v.sign
+	e := *f.Epoch
+	first, last := uint64(at.Size)+1, f.Seq-1
+	if first > last {
+		return nil
+	}
+	refuse := func(what string) error {
+		return v.problem(f.Seq, Inserted, fmt.Sprintf("the certification of epoch %d's key pins a tree of %d records, but seq %d-%d lie between it and its audit.epoch (seq %d), %s: hostpass steps the key right before epoch %d's last checkpoint and writes the audit.epoch next, so only that checkpoint, signed by epoch %d's key, and the audit.torn_tail of a crash during the step may lie there; no key of their time vouches for these records: whoever holds a later key wrote them", e+1, at.Size, first, last, f.Seq, what, e, e))
+	}
+	if last-first >= uint64(len(s.recent)) {
+		return refuse(fmt.Sprintf("%d records", last-first+1))
+	}
+	torn := false
+	for i := len(s.recent) - 1; i >= 0; i-- {
+		r := s.recent[i]
+		if r.seq < first || r.seq > last {
+			continue // before the log's start (--start): not read
+		}
+		switch {
+		case r.event == Checkpoint && r.epoch == e && r.seq == first:
+		case r.event == TornTail && !torn:
+			torn = true
+		default:
+			return refuse(fmt.Sprintf("and seq %d is %s in epoch %d", r.seq, r.event, r.epoch))
+		}
 	}
 	return nil
 }
