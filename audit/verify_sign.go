@@ -163,9 +163,7 @@ func (v *verifier) signed(f chainFields, line []byte) error {
 		v.sum.UnclosedEpochs = append(v.sum.UnclosedEpochs, *u)
 		s.unclosed = nil
 	}
-	if err := v.datedAfterCert(f); err != nil {
-		return err
-	}
+	v.datedAfterCert(f)
 	closed := s.closed
 	s.closed = false
 	switch f.Event {
@@ -223,6 +221,7 @@ func (v *verifier) keyCert(f chainFields, sf signFields) error {
 	}
 	s.chain, s.certTrees = append(s.chain, next), append(s.certTrees, at)
 	v.sum.KeyCerts++
+	v.sum.LastCertSize = at.Size
 	return nil
 }
 
@@ -299,21 +298,34 @@ func (v *verifier) afterStep(f chainFields, at CertTree) error {
 	return nil
 }
 
-// datedAfterCert checks that a record of epoch N >= 1 is not dated before
-// its epoch's key was made (the time its certification pins, less
-// BackdateSlack): whoever holds key N can date a record as they like, but
-// not before key N-1 certified key N.
-func (v *verifier) datedAfterCert(f chainFields) error {
+// Backdated is a record of epoch N >= 1 dated more than BackdateSlack
+// before epoch N's key was made (the time its certification pins). Records
+// are stamped with the wall clock, so a clock stepped back after a key step
+// writes them in a genuine log; whoever holds key N can also write them.
+// verify reports them (a bundle's claim is about time: check-proof
+// refuses them).
+type Backdated struct {
+	File    string
+	Line    int
+	Seq     uint64
+	Epoch   uint64
+	Time    time.Time // the record's
+	KeyMade time.Time // epoch Epoch's key, as its certification pins
+}
+
+// datedAfterCert notes a record of epoch N >= 1 dated before its epoch's
+// key was made, less BackdateSlack: whoever holds key N can date a record
+// as they like, and so can a clock stepped back.
+func (v *verifier) datedAfterCert(f chainFields) {
 	s := v.sign
 	e := *f.Epoch
 	if e == 0 || e > uint64(len(s.certTrees)) {
-		return nil // epoch 0, or a key no certification precedes (open says so)
+		return // epoch 0, or a key no certification precedes (open says so)
 	}
 	at := s.certTrees[e-1]
 	if f.Time.Before(at.Time.Add(-BackdateSlack)) {
-		return v.problem(f.Seq, Inserted, fmt.Sprintf("the record is dated %s, in epoch %d, but epoch %d's key was made at %s (its certification, signed by epoch %d's key, says so), and a record is written at most %s after its time: whoever holds epoch %d's key wrote it backdated", f.Time.UTC().Format(time.RFC3339Nano), e, e, at.Time.UTC().Format(time.RFC3339Nano), e-1, BackdateSlack, e))
+		v.sum.Backdated = append(v.sum.Backdated, Backdated{File: v.file, Line: v.lineNo, Seq: f.Seq, Epoch: e, Time: f.Time, KeyMade: at.Time})
 	}
-	return nil
 }
 
 // checkpointRecord opens an audit.checkpoint record's checkpoint with the
