@@ -37,9 +37,11 @@ type HeartbeatGap struct {
 // right before every audit.epoch, signed by the ending key, so that whoever
 // holds a later key cannot rewrite the epoch's records; only a crash
 // between the key file's step and that write leaves it out, and then the
-// next start logs the certification, followed by audit.restart (or the
-// torn tail the crash left). The records after the epoch's last checkpoint,
-// FromSeq to Seq, are vouched for by later epochs' checkpoints only.
+// next start logs [the torn tail the crash left,] the certification, and
+// audit.restart (a log from before the step was synchronous: the torn tail
+// after the certification). The certification pins every record before
+// FromSeq; FromSeq to Seq (the audit.epoch, and a torn tail) are vouched
+// for by later epochs' checkpoints only.
 type UnclosedEpoch struct {
 	Epoch        uint64
 	FromSeq, Seq uint64 // the records not covered by their epoch's key; Seq is the audit.epoch's
