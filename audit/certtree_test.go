@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -105,8 +106,19 @@ func backdated(t *testing.T) *handLog {
 func TestReviewBackdatedBundle(t *testing.T) {
 	f := backdated(t)
 	path := f.write(t.TempDir())
-	_, err := Verify([]string{path}, VerifyOptions{Pub: f.pub()})
-	wantSigned(t, err, Inserted, "line 37 (seq 37): inserted: the record is dated 2025-11-27T10:00:00Z, in epoch 3, but epoch 3's key was made at 2026-11-27T10:00:30Z (its certification, signed by epoch 2's key, says so), and a record is written at most 5m0s after its time: whoever holds epoch 3's key wrote it backdated")
+	// verify reports them, for a clock stepped back writes them too (see
+	// TestVerifyClockSteppedBack); check-proof refuses them.
+	sum, err := Verify([]string{path}, VerifyOptions{Pub: f.pub()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := signedStart.AddDate(-1, 0, 0)
+	made := signedStart.Add(30 * time.Second)
+	want := []Backdated{{File: path, Line: 37, Seq: 37, Epoch: 3, Time: old, KeyMade: made}, {File: path, Line: 38, Seq: 38, Epoch: 3, Time: old.Add(time.Hour), KeyMade: made},
+		{File: path, Line: 39, Seq: 39, Epoch: 3, Time: old.Add(time.Hour + time.Second), KeyMade: made}} // and its checkpoint
+	if !reflect.DeepEqual(sum.Backdated, want) {
+		t.Errorf("backdated %+v, want %+v", sum.Backdated, want)
+	}
 	b, err := Prove([]string{path}, ProveQuery{Container: "miner"})
 	if err != nil {
 		t.Fatal(err)
@@ -132,9 +144,9 @@ func TestBackdateSlack(t *testing.T) {
 		f.epoch = 3
 		f.add(Record{Time: signedStart.Add(30*time.Second - tc.before), Event: EndpointJoin, Outcome: OK, EndpointID: "late"})
 		f.checkpoint(CheckpointRecords)
-		_, err := verifySigned(t, f, VerifyOptions{})
-		if (err == nil) != tc.ok {
-			t.Errorf("a record %s before its key's step: verify says %v", tc.before, err)
+		sum, err := verifySigned(t, f, VerifyOptions{})
+		if err != nil || (len(sum.Backdated) == 0) != tc.ok {
+			t.Errorf("a record %s before its key's step: verify says %v, backdated %+v", tc.before, err, sum.Backdated)
 		}
 	}
 }
@@ -353,4 +365,39 @@ func BenchmarkStepTree(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A genuine log whose clock stepped back more than BackdateSlack after a
+// key step: verify passes it and names each such record (the CLI prints
+// BACKDATED: lines); check-proof refuses a bundle of them, since a bundle's
+// point is its claim about time.
+func TestVerifyClockSteppedBack(t *testing.T) {
+	l := newHandLog(t)
+	l.checkpoint(CheckpointStart)
+	l.fill(4, 0, 0)
+	l.stepEpoch() // the key of epoch 1 made at seq 5's time: checkpoint seq 6, audit.epoch seq 7
+	made := l.lines[5]
+	var cp Record
+	json.Unmarshal(made, &cp)
+	l.now = cp.Time.Add(-10 * time.Minute) // the clock steps back
+	c := &Container{ID: "c0ffeec0ffeec0ffeec0ffeec0ffee00", Name: "web"}
+	l.add(Record{Event: HostJoin, Outcome: OK, Container: c}) // seq 8
+	l.add(Record{Event: HostLeave, Outcome: OK, Container: c})
+	l.checkpoint(CheckpointStop)
+	l.add(Record{Event: Stop, Outcome: OK})
+	path := l.write(t.TempDir())
+	sum, err := Verify([]string{path}, VerifyOptions{Pub: l.pub()})
+	if err != nil {
+		t.Fatalf("a genuine log with its clock stepped back: %v", err)
+	}
+	if len(sum.Backdated) != 4 || sum.Backdated[0].Seq != 8 || sum.Backdated[0].Epoch != 1 || !sum.Backdated[0].Time.Equal(l.now.Add(-4*time.Second)) {
+		t.Errorf("backdated %+v, want seq 8-11 of epoch 1", sum.Backdated)
+	}
+	b, err := Prove([]string{path}, ProveQuery{Container: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CheckBundle(b, l.pub()); err == nil || !strings.HasSuffix(err.Error(), "; it is backdated") {
+		t.Errorf("check-proof of a backdated record: %v, want it refused as backdated", err)
+	}
 }

@@ -159,19 +159,23 @@ func (l *handLog) stepEpoch() {
 
 // crashStep: the key file stepped (its certification pins the tree now)
 // and the daemon died before the epoch's last checkpoint; the next start
-// logs the certification first, then after (audit.restart, or the
-// audit.torn_tail of the line the crash cut).
-func (l *handLog) crashStep(after Event) {
+// logs, as the writer does, the audit.torn_tail of the line the crash cut
+// (if torn), the certification, then audit.restart.
+func (l *handLog) crashStep(torn bool) {
 	l.tb.Helper()
 	next, _, err := StepSignKey(l.keys[l.epoch], l.at())
 	if err != nil {
 		l.tb.Fatal(err)
 	}
 	l.keys = append(l.keys, next)
+	if torn {
+		l.add(Record{Event: TornTail, Outcome: OK})
+	}
 	n := l.epoch + 1
 	l.add(Record{Event: EpochEnd, Outcome: OK, NextEpoch: &n, KeyCert: string(next.Cert())})
 	l.epoch = n
-	l.add(Record{Event: after, Outcome: OK})
+	clean := false
+	l.add(Record{Event: Restart, Outcome: OK, CleanStop: &clean})
 }
 
 // fill writes n joins, a checkpoint every cpEvery records and an epoch

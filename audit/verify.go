@@ -63,6 +63,7 @@ type Summary struct {
 	Checkpoints        int // checkpoint records: opened (Signed), or only counted
 	LastCheckpointSeq  uint64
 	LastCheckpointSize int64
+	LastCertSize       int64     // records the last key certification pins
 	RootsChecked       bool      // each checkpoint's root against the tree (false after --start: no tree)
 	CertTreesUnchecked int       // key certifications whose pinned tree was not checked (after --start: no tree)
 	TreeSize           int64     // the log's tree, when built
@@ -72,6 +73,7 @@ type Summary struct {
 	UnclosedEpochs     []UnclosedEpoch // epochs a crash ended without their last checkpoint
 	Restarts           int             // audit.restart records
 	UncleanRestarts    int             // of which after a crash (the last stop was not clean)
+	Backdated          []Backdated     // records dated before their epoch's key was made
 }
 
 // chainFields are the parts of a record verify needs.

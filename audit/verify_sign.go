@@ -37,9 +37,11 @@ type HeartbeatGap struct {
 // right before every audit.epoch, signed by the ending key, so that whoever
 // holds a later key cannot rewrite the epoch's records; only a crash
 // between the key file's step and that write leaves it out, and then the
-// next start logs the certification, followed by audit.restart (or the
-// torn tail the crash left). The records after the epoch's last checkpoint,
-// FromSeq to Seq, are vouched for by later epochs' checkpoints only.
+// next start logs [the torn tail the crash left,] the certification, and
+// audit.restart (a log from before the step was synchronous: the torn tail
+// after the certification). The certification pins every record before
+// FromSeq; FromSeq to Seq (the audit.epoch, and a torn tail) are vouched
+// for by later epochs' checkpoints only.
 type UnclosedEpoch struct {
 	Epoch        uint64
 	FromSeq, Seq uint64 // the records not covered by their epoch's key; Seq is the audit.epoch's
@@ -66,7 +68,15 @@ type signState struct {
 	since *seenCheckpoint // the last checkpoint of the daemon's current run
 
 	closed   bool           // the record just read is a checkpoint (of its epoch: open checks that)
+	recent   [2]seenRecord  // the two records before the current one, the later first
 	unclosed *UnclosedEpoch // an audit.epoch that followed no checkpoint, until the record after it shows a crash
+}
+
+// seenRecord is what certTree needs of a record before an audit.epoch.
+type seenRecord struct {
+	seq   uint64
+	event Event
+	epoch uint64
 }
 
 type seenCheckpoint struct {
@@ -155,9 +165,7 @@ func (v *verifier) signed(f chainFields, line []byte) error {
 		v.sum.UnclosedEpochs = append(v.sum.UnclosedEpochs, *u)
 		s.unclosed = nil
 	}
-	if err := v.datedAfterCert(f); err != nil {
-		return err
-	}
+	v.datedAfterCert(f)
 	closed := s.closed
 	s.closed = false
 	switch f.Event {
@@ -171,10 +179,9 @@ func (v *verifier) signed(f chainFields, line []byte) error {
 			return err
 		}
 		if !closed {
-			from := uint64(1)
-			if s.last != nil {
-				from = s.last.seq + 1
-			}
+			// certTree pinned every record up to the step; only the
+			// audit.epoch, and a torn tail before it, come after.
+			from := uint64(s.certTrees[len(s.certTrees)-1].Size) + 1
 			s.unclosed = &UnclosedEpoch{Epoch: *f.Epoch, FromSeq: from, Seq: f.Seq, File: v.file, Line: v.lineNo}
 		}
 	case Restart:
@@ -186,6 +193,7 @@ func (v *verifier) signed(f chainFields, line []byte) error {
 	case Stop:
 		s.since = nil
 	}
+	s.recent[1], s.recent[0] = s.recent[0], seenRecord{seq: f.Seq, event: f.Event, epoch: *f.Epoch}
 	if s.tree != nil {
 		s.pending = append(s.pending, s.leaf)
 		if len(s.pending) >= 1<<14 {
@@ -215,6 +223,7 @@ func (v *verifier) keyCert(f chainFields, sf signFields) error {
 	}
 	s.chain, s.certTrees = append(s.chain, next), append(s.certTrees, at)
 	v.sum.KeyCerts++
+	v.sum.LastCertSize = at.Size
 	return nil
 }
 
@@ -239,7 +248,7 @@ func (v *verifier) certTree(f chainFields, at CertTree) error {
 	}
 	if s.tree == nil {
 		v.sum.CertTreesUnchecked++
-		return nil
+		return v.afterStep(f, at)
 	}
 	if err := s.flush(); err != nil {
 		return err
@@ -251,24 +260,74 @@ func (v *verifier) certTree(f chainFields, at CertTree) error {
 	if root != at.Root {
 		return v.problem(f.Seq, Rewritten, fmt.Sprintf("the certification of epoch %d's key, signed by epoch %d's, pins the tree of the first %d records with root %s, but the log's first %d records hash to %s: records before seq %d were rewritten after epoch %d's key stepped, by whoever held a later key", e+1, e, at.Size, at.Root, at.Size, root, at.Size+1, e))
 	}
+	return v.afterStep(f, at)
+}
+
+// afterStep checks the records between the tree a certification pins and
+// its audit.epoch (seqs at.Size+1 to f.Seq-1): the writer steps the key
+// right before the epoch's last checkpoint and writes the audit.epoch
+// next, so only that checkpoint, and the audit.torn_tail of a crash during
+// the step, may lie there. Anything else is a record no key of its time
+// vouches for: whoever holds the next key wrote it, and dropping the
+// checkpoint makes the log look like a crash.
+func (v *verifier) afterStep(f chainFields, at CertTree) error {
+	s := v.sign
+	e := *f.Epoch
+	first, last := uint64(at.Size)+1, f.Seq-1
+	if first > last {
+		return nil
+	}
+	refuse := func(what string) error {
+		return v.problem(f.Seq, Inserted, fmt.Sprintf("the certification of epoch %d's key pins a tree of %d records, but seq %d-%d lie between it and its audit.epoch (seq %d), %s: hostpass steps the key right before epoch %d's last checkpoint and writes the audit.epoch next, so only that checkpoint, signed by epoch %d's key, and the audit.torn_tail of a crash during the step may lie there; no key of their time vouches for these records: whoever holds a later key wrote them", e+1, at.Size, first, last, f.Seq, what, e, e))
+	}
+	if last-first >= uint64(len(s.recent)) {
+		return refuse(fmt.Sprintf("%d records", last-first+1))
+	}
+	torn := false
+	for i := len(s.recent) - 1; i >= 0; i-- {
+		r := s.recent[i]
+		if r.seq < first || r.seq > last {
+			continue // before the log's start (--start): not read
+		}
+		switch {
+		case r.event == Checkpoint && r.epoch == e && r.seq == first:
+		case r.event == TornTail && !torn:
+			torn = true
+		default:
+			return refuse(fmt.Sprintf("and seq %d is %s in epoch %d", r.seq, r.event, r.epoch))
+		}
+	}
 	return nil
 }
 
-// datedAfterCert checks that a record of epoch N >= 1 is not dated before
-// its epoch's key was made (the time its certification pins, less
-// BackdateSlack): whoever holds key N can date a record as they like, but
-// not before key N-1 certified key N.
-func (v *verifier) datedAfterCert(f chainFields) error {
+// Backdated is a record of epoch N >= 1 dated more than BackdateSlack
+// before epoch N's key was made (the time its certification pins). Records
+// are stamped with the wall clock, so a clock stepped back after a key step
+// writes them in a genuine log; whoever holds key N can also write them.
+// verify reports them (a bundle's claim is about time: check-proof
+// refuses them).
+type Backdated struct {
+	File    string
+	Line    int
+	Seq     uint64
+	Epoch   uint64
+	Time    time.Time // the record's
+	KeyMade time.Time // epoch Epoch's key, as its certification pins
+}
+
+// datedAfterCert notes a record of epoch N >= 1 dated before its epoch's
+// key was made, less BackdateSlack: whoever holds key N can date a record
+// as they like, and so can a clock stepped back.
+func (v *verifier) datedAfterCert(f chainFields) {
 	s := v.sign
 	e := *f.Epoch
 	if e == 0 || e > uint64(len(s.certTrees)) {
-		return nil // epoch 0, or a key no certification precedes (open says so)
+		return // epoch 0, or a key no certification precedes (open says so)
 	}
 	at := s.certTrees[e-1]
 	if f.Time.Before(at.Time.Add(-BackdateSlack)) {
-		return v.problem(f.Seq, Inserted, fmt.Sprintf("the record is dated %s, in epoch %d, but epoch %d's key was made at %s (its certification, signed by epoch %d's key, says so), and a record is written at most %s after its time: whoever holds epoch %d's key wrote it backdated", f.Time.UTC().Format(time.RFC3339Nano), e, e, at.Time.UTC().Format(time.RFC3339Nano), e-1, BackdateSlack, e))
+		v.sum.Backdated = append(v.sum.Backdated, Backdated{File: v.file, Line: v.lineNo, Seq: f.Seq, Epoch: e, Time: f.Time, KeyMade: at.Time})
 	}
-	return nil
 }
 
 // checkpointRecord opens an audit.checkpoint record's checkpoint with the

@@ -82,12 +82,17 @@ func TestVerifyEarlierEpochCheckpointsDropped(t *testing.T) {
 }
 
 // A crash between the key file's step and the write of the epoch's last
-// checkpoint: the next start logs the certification, then audit.restart
-// (or audit.torn_tail first, for the partial line the crash left). verify
-// accepts it and names the records no checkpoint of their epoch covers.
+// checkpoint: the next start logs the audit.torn_tail of the partial line
+// the crash left (if any), the certification, then audit.restart. verify
+// accepts it and names the records no checkpoint of their epoch covers:
+// those after the tree the certification pins, signed by the retiring key.
 func TestVerifyEpochEndedByACrash(t *testing.T) {
-	for _, after := range []Event{Restart, TornTail} {
-		t.Run(string(after), func(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		torn     bool
+		from, at uint64
+	}{{"restart", false, 7, 7}, {"torn tail", true, 7, 8}} {
+		t.Run(tc.name, func(t *testing.T) {
 			l := newHandLog(t)
 			l.checkpoint(CheckpointStart) // seq 1
 			l.join("a")
@@ -95,7 +100,7 @@ func TestVerifyEpochEndedByACrash(t *testing.T) {
 			l.checkpoint(CheckpointRecords) // seq 4
 			l.join("c")
 			l.join("d")
-			l.crashStep(after) // audit.epoch seq 7, then after
+			l.crashStep(tc.torn) // pins 6 records; [torn tail,] audit.epoch, audit.restart
 			l.checkpoint(CheckpointStart)
 			l.join("e")
 			l.checkpoint(CheckpointStop)
@@ -104,10 +109,77 @@ func TestVerifyEpochEndedByACrash(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := []UnclosedEpoch{{Epoch: 0, FromSeq: 5, Seq: 7, File: sum.UnclosedEpochs[0].File, Line: 7}}
+			want := []UnclosedEpoch{{Epoch: 0, FromSeq: tc.from, Seq: tc.at, File: sum.UnclosedEpochs[0].File, Line: int(tc.at)}}
 			if !reflect.DeepEqual(sum.UnclosedEpochs, want) {
 				t.Errorf("unclosed epochs %+v, want %+v", sum.UnclosedEpochs, want)
 			}
+		})
+	}
+}
+
+// A log from before the step was synchronous: the next start wrote the
+// certification first, then audit.torn_tail. Still accepted.
+func TestVerifyEpochEndedByACrashTornAfter(t *testing.T) {
+	l := newHandLog(t)
+	l.checkpoint(CheckpointStart)
+	l.join("a")
+	next, _, err := StepSignKey(l.keys[0], l.at())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.keys = append(l.keys, next)
+	n := uint64(1)
+	l.add(Record{Event: EpochEnd, Outcome: OK, NextEpoch: &n, KeyCert: string(next.Cert())})
+	l.epoch = 1
+	l.add(Record{Event: TornTail, Outcome: OK})
+	l.checkpoint(CheckpointStart)
+	l.add(Record{Event: Stop, Outcome: OK})
+	sum, err := verifySigned(t, l, VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.UnclosedEpochs) != 1 || sum.UnclosedEpochs[0].FromSeq != 3 || sum.UnclosedEpochs[0].Seq != 3 {
+		t.Errorf("unclosed epochs %+v, want epoch 0's, seq 3-3", sum.UnclosedEpochs)
+	}
+}
+
+// A hostile review's attack (forge.py): the holder of epoch 1's key drops
+// epoch 0's last checkpoint, writes records in epoch 0 between the tree
+// the step pinned and the audit.epoch, and fakes a crash with an
+// audit.restart after it (re-signing the later checkpoints with key 1).
+// The pinned tree is untouched, so only the rule on what lies between
+// the pinned tree and the audit.epoch refuses it.
+func TestVerifyRecordsForgedAfterThePinnedTree(t *testing.T) {
+	l := standard(t) // epoch 0: step pins 10 records, checkpoint seq 11, audit.epoch seq 12
+	for _, tc := range []struct {
+		name   string
+		forged int
+		want   string
+	}{
+		{"one", 1, "line 12 (seq 12): inserted: the certification of epoch 1's key pins a tree of 10 records, but seq 11-11 lie between it and its audit.epoch (seq 12), and seq 11 is endpoint.join in epoch 0: hostpass steps the key right before epoch 0's last checkpoint and writes the audit.epoch next, so only that checkpoint, signed by epoch 0's key, and the audit.torn_tail of a crash during the step may lie there; no key of their time vouches for these records: whoever holds a later key wrote them"},
+		{"five", 5, "line 16 (seq 16): inserted: the certification of epoch 1's key pins a tree of 10 records, but seq 11-15 lie between it and its audit.epoch (seq 16), 5 records: hostpass steps the key right before epoch 0's last checkpoint and writes the audit.epoch next, so only that checkpoint, signed by epoch 0's key, and the audit.torn_tail of a crash during the step may lie there; no key of their time vouches for these records: whoever holds a later key wrote them"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The log ends in epoch 1, as forge.py's did: no later
+			// certification pins the forged records.
+			out := rebuilt(t, l, func(r Record) bool { return r.Seq != 11 && r.Seq <= 12 }, func(out *handLog, seq uint64) {
+				switch seq {
+				case 10:
+					for i := 0; i < tc.forged; i++ {
+						out.add(Record{Event: EndpointJoin, Outcome: OK, Driver: "hostpass", NetworkID: "net1", EndpointID: "forged"})
+					}
+				case 12:
+					clean := false
+					out.epoch = 1
+					out.add(Record{Event: Restart, Outcome: OK, CleanStop: &clean})
+					out.checkpoint(CheckpointStart)
+					out.join("e")
+					out.checkpoint(CheckpointStop)
+					out.add(Record{Event: Stop, Outcome: OK})
+				}
+			})
+			_, err := verifySigned(t, out, VerifyOptions{})
+			wantSigned(t, err, Inserted, tc.want)
 		})
 	}
 }

@@ -113,8 +113,73 @@ func TestVerifyEpochEndedByACrashGapLine(t *testing.T) {
 	var out bytes.Buffer
 	code := run([]string{"audit", "verify", "--pubkey", pub, "--heartbeat", "0", log}, &out, &out)
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
-	gap := "GAP: " + log + " line 6: epoch 0 ended in a crash without its last checkpoint: seq 4-6 are vouched for by no checkpoint of their own epoch's key, only by later epochs', whose keys can sign over rewritten records; compare with checkpoints collected off the host (--checkpoint)"
+	gap := "GAP: " + log + " line 6: epoch 0 ended in a crash without its last checkpoint: the certification of epoch 1's key, signed by epoch 0's, pins seq 1-5; seq 6-6 (its audit.epoch, and the torn tail a crash left) are vouched for only by later epochs' checkpoints, whose keys can sign over rewritten records; compare with checkpoints collected off the host (--checkpoint)"
 	if code != 0 || len(lines) != 2 || lines[0] != gap || !strings.Contains(lines[1], ", 1 restart(s) (1 after a crash), 1 epoch(s) ended by a crash without their last checkpoint (GAP: above); last 11:") {
 		t.Errorf("verify exits %d:\n%s\nwant 0, the line\n%s\nthen ok: naming the restart and the epoch", code, out.String(), gap)
+	}
+}
+
+// A stop whose key step follows the stop checkpoint (the writer writes no
+// second checkpoint when the last record is one), then a start whose clock
+// stepped back ten minutes: verify exits 0, prints a BACKDATED: line for
+// each record dated before epoch 1's key was made, and its ok line counts
+// them and says what the last certification pins past the last checkpoint.
+func TestVerifyBackdatedLineAndCertPin(t *testing.T) {
+	dir := t.TempDir()
+	w := &signedWriter{t: t, keyPath: filepath.Join(dir, "sign.key"), tree: audit.NewTree(), prev: audit.Genesis}
+	vkey, err := audit.NewSignKeyFile(w.keyPath, "node1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.key, err = audit.ReadSignKeyFile(w.keyPath); err != nil {
+		t.Fatal(err)
+	}
+	recs := records()[:2]
+	w.checkpoint(start.Add(-time.Second), audit.CheckpointStart)
+	w.add(recs[0])
+	w.checkpoint(recs[0].Time, audit.CheckpointStop) // seq 3
+	root, err := w.tree.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	made := recs[0].Time.Add(time.Second)
+	next, cert, err := audit.StepSignKeyFile(w.keyPath, w.key, audit.CertTree{Size: w.tree.Size(), Root: root, Time: made})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := uint64(1)
+	w.add(audit.Record{Time: made, Event: audit.EpochEnd, Outcome: audit.OK, NextEpoch: &n, KeyCert: string(cert)}) // seq 4
+	w.key, w.epoch = next, 1
+	w.add(audit.Record{Time: made, Event: audit.Stop, Outcome: audit.OK})
+	back := made.Add(-10 * time.Minute)       // the clock steps back
+	w.checkpoint(back, audit.CheckpointStart) // seq 6
+	rec := recs[1]
+	rec.Time = back
+	w.add(rec) // seq 7
+	w.checkpoint(made.Add(time.Second), audit.CheckpointStop)
+	w.add(audit.Record{Time: made.Add(time.Second), Event: audit.Stop, Outcome: audit.OK})
+	log := filepath.Join(dir, "audit.jsonl")
+	pub := filepath.Join(dir, "sign.key.pub")
+	os.WriteFile(log, []byte(strings.Join(w.lines, "\n")+"\n"), 0o644)
+	os.WriteFile(pub, []byte(vkey+"\n"), 0o644)
+
+	var out bytes.Buffer
+	code := run([]string{"audit", "verify", "--pubkey", pub, "--heartbeat", "0", log}, &out, &out)
+	backdated := func(line, seq int) string {
+		return "BACKDATED: " + log + " line " + string(rune('0'+line)) + " (seq " + string(rune('0'+seq)) + "): dated 2026-11-27T09:50:01Z, before epoch 1's key was made (2026-11-27T10:00:01Z) by more than 5m0s: the clock stepped back, or epoch 1's key holder backdated it; check-proof refuses a bundle of it"
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if code != 0 || len(lines) != 3 || lines[0] != backdated(6, 6) || lines[1] != backdated(7, 7) ||
+		!strings.Contains(lines[2], ", 2 record(s) dated before their epoch's key was made (BACKDATED: above)") {
+		t.Errorf("verify exits %d:\n%s\nwant 0, the lines\n%s\n%s\nthen ok: counting them", code, out.String(), backdated(6, 6), backdated(7, 7))
+	}
+
+	// Cut after the stop of epoch 0: the last checkpoint (seq 3) covers
+	// seq 1-2, the certification pins seq 1-3.
+	os.WriteFile(log, []byte(strings.Join(w.lines[:5], "\n")+"\n"), 0o644)
+	out.Reset()
+	code = run([]string{"audit", "verify", "--pubkey", pub, "--heartbeat", "0", log}, &out, &out)
+	if want := ", the last at seq 3 covers seq 1-2 and the certification of epoch 1's key, signed by epoch 0's, pins seq 1-3 (seq 4-5 under neither yet);"; code != 0 || !strings.Contains(out.String(), want) {
+		t.Errorf("verify exits %d:\n%s\nwant 0 and ok: with\n%s", code, out.String(), want)
 	}
 }

@@ -160,8 +160,12 @@ func runVerify(cmd *cobra.Command, o verifyOptions, args []string) error {
 			g.File, g.Line, g.From.Format(time.RFC3339), g.FromSeq, g.To.Format(time.RFC3339), g.ToSeq, g.To.Sub(g.From), g.Heartbeat)
 	}
 	for _, u := range sum.UnclosedEpochs {
-		fmt.Fprintf(stdout, "GAP: %s line %d: epoch %d ended in a crash without its last checkpoint: seq %d-%d are vouched for by no checkpoint of their own epoch's key, only by later epochs', whose keys can sign over rewritten records; compare with checkpoints collected off the host (--checkpoint)\n",
-			u.File, u.Line, u.Epoch, u.FromSeq, u.Seq)
+		fmt.Fprintf(stdout, "GAP: %s line %d: epoch %d ended in a crash without its last checkpoint: the certification of epoch %d's key, signed by epoch %d's, pins seq 1-%d; seq %d-%d (its audit.epoch, and the torn tail a crash left) are vouched for only by later epochs' checkpoints, whose keys can sign over rewritten records; compare with checkpoints collected off the host (--checkpoint)\n",
+			u.File, u.Line, u.Epoch, u.Epoch+1, u.Epoch, u.FromSeq-1, u.FromSeq, u.Seq)
+	}
+	for _, b := range sum.Backdated {
+		fmt.Fprintf(stdout, "BACKDATED: %s line %d (seq %d): dated %s, before epoch %d's key was made (%s) by more than %s: the clock stepped back, or epoch %d's key holder backdated it; check-proof refuses a bundle of it\n",
+			b.File, b.Line, b.Seq, b.Time.UTC().Format(time.RFC3339Nano), b.Epoch, b.KeyMade.UTC().Format(time.RFC3339Nano), audit.BackdateSlack, b.Epoch)
 	}
 	fmt.Fprintf(stdout, "ok: %d records in %d file(s), seq %d-%d, %s to %s, chain intact, %s%s; last %d:%s\n",
 		sum.Records, sum.Files, sum.FirstSeq, sum.LastSeq, sum.First.Format(time.RFC3339Nano), sum.Last.Format(time.RFC3339Nano),
@@ -176,7 +180,15 @@ func signedText(sum audit.Summary) string {
 		s = fmt.Sprintf("signed: epoch 0's key (FILE.pub), %d checkpoints verified", sum.Checkpoints)
 	}
 	s += fmt.Sprintf(" against the tree (root %s)", sum.TreeRoot) // without the tree (--start), verify says UNVERIFIED
-	if uncovered := sum.LastSeq - uint64(sum.LastCheckpointSize); uncovered > 0 {
+	switch covered := max(sum.LastCheckpointSize, sum.LastCertSize); {
+	case sum.LastCertSize > sum.LastCheckpointSize:
+		// A key step pins the tree after the last checkpoint (the
+		// epoch's last checkpoint follows it, or a stop came first).
+		s += fmt.Sprintf(", the last at seq %d covers seq 1-%d and the certification of epoch %d's key, signed by epoch %d's, pins seq 1-%d", sum.LastCheckpointSeq, sum.LastCheckpointSize, sum.KeyCerts, sum.KeyCerts-1, sum.LastCertSize)
+		if uint64(covered) < sum.LastSeq {
+			s += fmt.Sprintf(" (seq %d-%d under neither yet)", covered+1, sum.LastSeq)
+		}
+	case uint64(covered) < sum.LastSeq:
 		s += fmt.Sprintf(", the last at seq %d covers seq 1-%d (seq %d-%d under no checkpoint yet)", sum.LastCheckpointSeq, sum.LastCheckpointSize, sum.LastCheckpointSize+1, sum.LastSeq)
 	}
 	if sum.Collected > 0 {
@@ -187,6 +199,9 @@ func signedText(sum audit.Summary) string {
 	}
 	if n := len(sum.HeartbeatGaps); n > 0 {
 		s += fmt.Sprintf(", %d heartbeat gap(s) (GAP: above)", n)
+	}
+	if n := len(sum.Backdated); n > 0 {
+		s += fmt.Sprintf(", %d record(s) dated before their epoch's key was made (BACKDATED: above)", n)
 	}
 	if n := len(sum.UnclosedEpochs); n > 0 {
 		s += fmt.Sprintf(", %d epoch(s) ended by a crash without their last checkpoint (GAP: above)", n)

@@ -139,11 +139,25 @@ func given(flags *pflag.FlagSet, all []setting, names []string) []string {
 		}
 		if flags.Changed(s.flag) {
 			out = append(out, "--"+s.flag)
-		} else if v := os.Getenv(s.env); v != "" && v != s.def {
+		} else if v := os.Getenv(s.env); v != "" && !sameValue(v, s.def) {
 			out = append(out, s.env)
 		}
 	}
 	return out
+}
+
+// sameValue says whether a setting's text means its default: 300s is 5m,
+// 01000 is 1000 (text neither parses as is compared as it is).
+func sameValue(v, def string) bool {
+	if a, err := time.ParseDuration(v); err == nil {
+		b, err := time.ParseDuration(def)
+		return err == nil && a == b
+	}
+	if a, err := strconv.ParseInt(v, 10, 64); err == nil {
+		b, err := strconv.ParseInt(def, 10, 64)
+		return err == nil && a == b
+	}
+	return v == def
 }
 
 // boolString is a boolean flag kept as its text: --watch, --watch=false.

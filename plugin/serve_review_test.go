@@ -69,6 +69,14 @@ func TestServeCheckpointDefaultsAreNotGiven(t *testing.T) {
 	if got := given(cmd.Flags(), settings(&serveOptions{}), signOnlySettings); len(got) != 0 {
 		t.Errorf("given = %q, want none: every variable is at its default", got)
 	}
+	// The defaults written another way are the defaults.
+	t.Setenv("HOSTPASS_HEARTBEAT", "300s")
+	t.Setenv("HOSTPASS_CHECKPOINT_INTERVAL", "60s")
+	t.Setenv("HOSTPASS_CHECKPOINT_RECORDS", "01000")
+	if got := given(cmd.Flags(), settings(&serveOptions{}), signOnlySettings); len(got) != 0 {
+		t.Errorf("given = %q, want none: 300s, 60s and 01000 are the defaults 5m, 1m and 1000", got)
+	}
+	t.Setenv("HOSTPASS_CHECKPOINT_RECORDS", "1000")
 	t.Setenv("HOSTPASS_HEARTBEAT", "10m")
 	if err := cmd.ParseFlags([]string{"--checkpoint-records", "1000"}); err != nil {
 		t.Fatal(err)
