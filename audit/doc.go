@@ -19,7 +19,7 @@
 //	seal.go           sealing and key evolution: NextKey, evolve, advanceKey
 //	checkpointing.go  the writer's side of signing: audit.checkpoint records
 //	                  on their schedule, a signed epoch's end (evolveSigned,
-//	                  the key step beside the committer) and its recovery
+//	                  the key step on the committer) and its recovery
 //	checkpointtree.go the tree the committer keeps in <log>.tree: rebuilt,
 //	                  appended beside the fsync, cached, signed over
 //	startstop.go      Start, audit.restart and audit.stop; records owed
