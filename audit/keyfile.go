@@ -79,19 +79,7 @@ func StepKeyFile(initial, path string, epoch uint64) error {
 // createKeyFile writes a new key file at path (never overwriting one) and
 // fsyncs it.
 func createKeyFile(path string, epoch uint64, key []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(keyFileBytes(epoch, key)); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return createExcl(path, keyFileBytes(epoch, key), 0o600)
 }
 
 // ReadKeyFile reads a key file, and refuses one whose check does not match.
