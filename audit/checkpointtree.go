@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -36,7 +37,10 @@ func (l *Log) prepareCheckpoints(recs []Record) []Record {
 		s.treeFailed = false
 		return recs
 	}
-	if !s.treeFailed {
+	if !s.treeFailed && errors.Is(err, errNotVouched) {
+		l.o.Log.WithError(err).Errorf("audit log: refusing to sign over the log on disk; records are still written, no checkpoint is until the log is one this key signed (checked again every %s)", l.o.CheckpointInterval)
+		s.treeFailed = true
+	} else if !s.treeFailed {
 		l.o.Log.WithError(err).Errorf("audit log: cannot rebuild the Merkle tree from the log; no checkpoint is written until it can be (tried again every %s)", l.o.CheckpointInterval)
 		s.treeFailed = true
 	}
@@ -69,6 +73,10 @@ func (l *Log) openTree() error {
 	if n := t.Size(); n != int64(c.seq) {
 		t.Close()
 		return fmt.Errorf("the tree rebuilt from %s holds %d records, the log %d", l.path, n, c.seq)
+	}
+	if err := l.checkVouched(t); err != nil {
+		t.Close()
+		return err
 	}
 	t.hashes = &cachedHashes{hashStore: t.hashes, m: map[int64]tlog.Hash{}}
 	s.tree = t
@@ -231,6 +239,8 @@ func (l *Log) stepTree() (CertTree, error) {
 	var t *Tree
 	if err := l.openTree(); err == nil {
 		t = l.c.sign.tree
+	} else if errors.Is(err, errNotVouched) {
+		return CertTree{}, err
 	} else {
 		files, ferr := Files(l.path)
 		if ferr == nil {
@@ -241,6 +251,9 @@ func (l *Log) stepTree() (CertTree, error) {
 		}
 		if t.Size() != int64(l.c.seq) {
 			return CertTree{}, fmt.Errorf("%w; and the log's files hold %d records, the log %d", err, t.Size(), l.c.seq)
+		}
+		if err := l.checkVouched(t); err != nil {
+			return CertTree{}, err
 		}
 	}
 	root, err := t.Root()

@@ -1,0 +1,110 @@
+package audit
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+// The writer signs over the tree it rebuilt from the log on disk. After a
+// crash, a keyless editor may have rewritten that log (edited a record,
+// dropped the checkpoints after it, chained it again, removed the tree
+// store), or poisoned the store's prefix of removed files: signing over it
+// would launder the edit. So before a (re)opened tree is signed over, it is
+// checked against what the key itself vouches for: the tree its
+// certification pins, and the checkpoints it signed in this epoch.
+
+// errNotVouched marks a tree that is not what the signing key signed.
+var errNotVouched = errors.New("the log on disk is not what this signing key signed")
+
+// vouchSlack is the records a log may hold after its last checkpoint
+// beyond CheckpointRecords and a batch: the audit.restart, torn-write and
+// audit.epoch records a restart writes before its first checkpoint.
+const vouchSlack = 8
+
+// checkVouched checks t, the tree rebuilt from the log, against the key:
+// (a) its root at the size the key's certification pins (epochs ≥ 1) is
+// the pinned root; (b) every audit.checkpoint of the key's epoch after it
+// opens with the key and its root is t's at its size; (c) after the last
+// of them (or the pinned size) come at most CheckpointRecords + maxBatch +
+// vouchSlack signed records, or checkpoints were removed.
+func (l *Log) checkVouched(t *Tree) error {
+	key := l.c.sign.key
+	var pinned CertTree
+	if cert := key.Cert(); cert != nil {
+		_, err := note.Open(cert, note.VerifierList())
+		var unverified *note.UnverifiedNoteError
+		if !errors.As(err, &unverified) {
+			return fmt.Errorf("the signing key's certification is not a signed note (%v)", err)
+		}
+		if _, _, _, pinned, err = parseCertText(unverified.Note.Text); err != nil {
+			return fmt.Errorf("the signing key's certification: %w", err)
+		}
+		if pinned.Size > t.Size() {
+			return l.notVouched("the key's certification pins a tree of %d records, and the log holds %d", pinned.Size, t.Size())
+		}
+		root, err := t.RootAt(pinned.Size)
+		if err != nil {
+			return err
+		}
+		if root != pinned.Root {
+			return l.notVouched("the tree of the log's first %d records has root %s, and the key's certification (epoch %d) pins %s", pinned.Size, root, key.Epoch(), pinned.Root)
+		}
+	}
+	v, err := note.NewVerifier(key.VerifierKey())
+	if err != nil {
+		return err
+	}
+	files, err := Files(l.path)
+	if err != nil {
+		return err
+	}
+	after, since := uint64(pinned.Size), 0 // after: the last record vouched for
+	for _, path := range files {
+		err := eachBatch(path, func(*batch) {}, func(b *batch) error {
+			for _, line := range b.lines {
+				_, seq, event, ok := fastHead(line)
+				if !ok || seq <= uint64(pinned.Size) {
+					continue
+				}
+				if !bytes.Contains(line, []byte(`"epoch":`)) {
+					continue // unsigned so far: the key vouches for none of it
+				}
+				since++
+				if event != Checkpoint {
+					continue
+				}
+				var r Record
+				if err := json.Unmarshal(line, &r); err != nil || r.Epoch == nil || *r.Epoch != key.Epoch() {
+					continue // another epoch's, pinned by the certification
+				}
+				size, root, err := OpenCheckpoint([]byte(r.Checkpoint), note.VerifierList(v), key.Origin())
+				if err != nil {
+					return l.notVouched("the audit.checkpoint at seq %d does not open with the key of epoch %d (%v)", seq, key.Epoch(), err)
+				}
+				want, err := t.RootAt(size)
+				if err != nil || size != int64(seq-1) || root != want {
+					return l.notVouched("the audit.checkpoint at seq %d signs a tree of %d records with root %s, and the log's first %d records have root %s", seq, size, root, size, want)
+				}
+				after, since = seq, 0
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if limit := l.o.CheckpointRecords + maxBatch + vouchSlack; since > limit {
+		return l.notVouched("%d signed records follow seq %d, the last record a checkpoint of this key covers, where a checkpoint comes every %d records (--checkpoint-records) and a batch of at most %d: checkpoints were removed (or --checkpoint-records was lowered since the log was last written; restore it to start)", since, after, l.o.CheckpointRecords, maxBatch)
+	}
+	return nil
+}
+
+// notVouched is the error of a tree the key did not sign, with what to do.
+func (l *Log) notVouched(format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s; no checkpoint is signed and the key does not step until it is: check the log with `hostpass audit verify --pubkey`, move it aside and start a new signing chain (hostpass audit keygen --sign)",
+		errNotVouched, l.path, fmt.Sprintf(format, args...))
+}
