@@ -55,6 +55,10 @@ type signing struct {
 	stepAfter time.Time
 	// heldSince: the step was first held for stepQuiet (stepHeld).
 	heldSince time.Time
+	// fresh: the log held no signed record when it was opened, so the
+	// key's certification pins another log's tree (verify reports a log
+	// started under a later key as a late start): checkVouched skips it.
+	fresh bool
 	// retiring: the key of the epoch that is ending, kept after the key
 	// file stepped until it has signed the epoch's last checkpoint, in the
 	// write that carries the audit.epoch; then wiped.
@@ -83,7 +87,7 @@ func (l *Log) openSigned(last *chainEnd) error {
 		if kf > 0 {
 			l.o.Log.WithField("epoch", kf).Warn("audit log: starting to sign a log (new, or unsigned so far) with a key file past epoch 0: `hostpass audit verify --pubkey` needs the certifications of epochs 1 to this one, which this log does not hold; start a new signing chain (hostpass audit keygen --sign) instead")
 		}
-		c.epoch = kf
+		c.epoch, s.fresh = kf, true
 		return nil
 	}
 	epoch := *last.Epoch

@@ -34,7 +34,7 @@ const vouchSlack = 8
 func (l *Log) checkVouched(t *Tree) error {
 	key := l.c.sign.key
 	var pinned CertTree
-	if cert := key.Cert(); cert != nil {
+	if cert := key.Cert(); cert != nil && !l.c.sign.fresh {
 		_, err := note.Open(cert, note.VerifierList())
 		var unverified *note.UnverifiedNoteError
 		if !errors.As(err, &unverified) {
@@ -63,6 +63,7 @@ func (l *Log) checkVouched(t *Tree) error {
 		return err
 	}
 	after, since := uint64(pinned.Size), 0 // after: the last record vouched for
+	signed := pinned.Size > 0              // from the first signed record on, every record counts
 	for _, path := range files {
 		err := eachBatch(path, func(*batch) {}, func(b *batch) error {
 			for _, line := range b.lines {
@@ -70,7 +71,8 @@ func (l *Log) checkVouched(t *Tree) error {
 				if !ok || seq <= uint64(pinned.Size) {
 					continue
 				}
-				if !bytes.Contains(line, []byte(`"epoch":`)) {
+				signed = signed || bytes.Contains(line, []byte(`"epoch":`))
+				if !signed {
 					continue // unsigned so far: the key vouches for none of it
 				}
 				since++
