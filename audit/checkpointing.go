@@ -199,11 +199,14 @@ func (l *Log) checkpointTick() {
 // write of its own. (An epoch's last checkpoint comes with its audit.epoch,
 // once the key file has stepped: evolveSigned.)
 func (l *Log) withCheckpoint(recs []Record) []Record {
-	s := l.c.sign
-	if s == nil || len(recs) == 0 {
+	// The records kept in memory during an outage go first in the same
+	// write: counted too, so that fewer than CheckpointRecords records ever
+	// follow the last checkpoint (keyvouch.go relies on it after a crash).
+	s, n := l.c.sign, len(l.c.kept)+len(recs)
+	if s == nil || n == 0 {
 		return recs
 	}
-	if s.since+len(recs) >= l.o.CheckpointRecords {
+	if s.since+n >= l.o.CheckpointRecords {
 		return append(recs, l.checkpointRecord(CheckpointRecords))
 	}
 	return recs

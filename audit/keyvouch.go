@@ -21,16 +21,22 @@ import (
 var errNotVouched = errors.New("the log on disk is not what this signing key signed")
 
 // vouchSlack is the records a log may hold after its last checkpoint
-// beyond CheckpointRecords and a batch: the audit.restart, torn-write and
-// audit.epoch records a restart writes before its first checkpoint.
-const vouchSlack = 8
+// beyond CheckpointRecords-1. Every write that brings CheckpointRecords
+// records since the last checkpoint ends with one (withCheckpoint, which
+// counts the records kept during an outage and writes audit.lost before
+// it), and a start's audit.restart, torn tail and owed audit.epoch share
+// the write of its start checkpoint; the slack is for safety, and it is
+// what a keyless editor can rewrite beyond the records no checkpoint
+// covers yet.
+const vouchSlack = 2
 
 // checkVouched checks t, the tree rebuilt from the log, against the key:
 // (a) its root at the size the key's certification pins (epochs ≥ 1) is
 // the pinned root; (b) every audit.checkpoint of the key's epoch after it
 // opens with the key and its root is t's at its size; (c) after the last
-// of them (or the pinned size) come at most CheckpointRecords + maxBatch +
-// vouchSlack signed records, or checkpoints were removed.
+// of them (or the pinned size) come at most CheckpointRecords + vouchSlack
+// signed records (withCheckpoint ends every write that brings
+// CheckpointRecords with a checkpoint), or checkpoints were removed.
 func (l *Log) checkVouched(t *Tree) error {
 	key := l.c.sign.key
 	var pinned CertTree
@@ -99,8 +105,8 @@ func (l *Log) checkVouched(t *Tree) error {
 			return err
 		}
 	}
-	if limit := l.o.CheckpointRecords + maxBatch + vouchSlack; since > limit {
-		return l.notVouched("%d signed records follow seq %d, the last record a checkpoint of this key covers, where a checkpoint comes every %d records (--checkpoint-records) and a batch of at most %d: checkpoints were removed (or --checkpoint-records was lowered since the log was last written; restore it to start)", since, after, l.o.CheckpointRecords, maxBatch)
+	if limit := l.o.CheckpointRecords + vouchSlack; since > limit {
+		return l.notVouched("%d signed records follow seq %d, the last record a checkpoint of this key covers, where the writer puts a checkpoint at the end of the write that brings %d records (--checkpoint-records) since the last: checkpoints were removed (or --checkpoint-records was lowered since the log was last written; restore it to start)", since, after, l.o.CheckpointRecords)
 	}
 	return nil
 }

@@ -142,18 +142,22 @@ func concurrentJoins(t *testing.T, l *Log, prefix string, n int) {
 // removed, the log chained again and the tree store removed: more records
 // follow the last checkpoint than the schedule allows.
 func TestWriterRefusesALogLaunderedAfterACrash(t *testing.T) {
-	for _, strip := range []bool{false, true} {
-		t.Run(fmt.Sprintf("strip=%v", strip), func(t *testing.T) { launderAfterCrash(t, strip) })
+	// 12 joins: the review's attack (the edit is two checkpoints back);
+	// 1,200: far past one batch.
+	for _, joins := range []int{12, 1200} {
+		for _, strip := range []bool{false, true} {
+			t.Run(fmt.Sprintf("joins=%d/strip=%v", joins, strip), func(t *testing.T) { launderAfterCrash(t, joins, strip) })
+		}
 	}
 }
 
-func launderAfterCrash(t *testing.T, strip bool) {
+func launderAfterCrash(t *testing.T, joins int, strip bool) {
 	f := injectFaults(t)
 	path, key := signedLog(t)
 	o := Options{CheckpointRecords: 5, EpochRecords: 1 << 20}
 	l := openSigned(t, path, key, o)
 	l.Start()
-	concurrentJoins(t, l, "ep", 1200)
+	concurrentJoins(t, l, "ep", joins)
 	abandon(t, l, f)
 	editAndRechain(t, path, `"ep00003"`, `"EVIL0"`, strip)
 	var evil uint64
