@@ -67,6 +67,22 @@ func certText(origin string, epoch uint64, vkey string, at CertTree) string {
 		certHeader, origin, epoch, vkey, at.Size, at.Root, at.Time.UTC().Format(time.RFC3339Nano))
 }
 
+// readCert reads a certification's text without its signature: the key
+// that signed it is the previous epoch's, which the writer no longer holds
+// (the auditor checks it, certifiedKey).
+func readCert(cert []byte) (origin string, epoch uint64, vkey string, at CertTree, err error) {
+	_, err = note.Open(cert, nil)
+	var unverified *note.UnverifiedNoteError
+	if !errors.As(err, &unverified) {
+		return "", 0, "", CertTree{}, fmt.Errorf("is not a signed note (%v)", err)
+	}
+	origin, epoch, vkey, at, err = parseCertText(unverified.Note.Text)
+	if err != nil {
+		return "", 0, "", CertTree{}, fmt.Errorf("does not read as a key certification: %w", err)
+	}
+	return origin, epoch, vkey, at, nil
+}
+
 // parseCertText reads a certification's text, unverified.
 func parseCertText(text string) (origin string, epoch uint64, vkey string, at CertTree, err error) {
 	lines := strings.Split(text, "\n")

@@ -41,13 +41,9 @@ func (l *Log) checkVouched(t *Tree) error {
 	key := l.c.sign.key
 	var pinned CertTree
 	if cert := key.Cert(); cert != nil && !l.c.sign.fresh {
-		_, err := note.Open(cert, note.VerifierList())
-		var unverified *note.UnverifiedNoteError
-		if !errors.As(err, &unverified) {
-			return fmt.Errorf("the signing key's certification is not a signed note (%v)", err)
-		}
-		if _, _, _, pinned, err = parseCertText(unverified.Note.Text); err != nil {
-			return fmt.Errorf("the signing key's certification: %w", err)
+		var err error
+		if _, _, _, pinned, err = readCert(cert); err != nil {
+			return fmt.Errorf("the signing key's certification %w", err)
 		}
 		if pinned.Size > t.Size() {
 			return l.notVouched("the key's certification pins a tree of %d records, and the log holds %d", pinned.Size, t.Size())

@@ -13,8 +13,6 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/mod/sumdb/note"
-
 	"github.com/hostpass/hostpass/atomicfile"
 )
 
@@ -227,15 +225,9 @@ func ReadSignKeyFile(path string) (*SignKey, error) {
 // checkOwnCert checks that cert certifies k (its text, not its signature:
 // that needs the previous key, which is gone; the auditor checks it).
 func (k *SignKey) checkOwnCert(cert []byte) error {
-	n, err := note.Open(cert, nil)
-	var unverified *note.UnverifiedNoteError
-	if !errors.As(err, &unverified) {
-		return fmt.Errorf("its cert is not a signed note: %v", err)
-	}
-	n = unverified.Note
-	origin, epoch, vkey, _, err := parseCertText(n.Text)
+	origin, epoch, vkey, _, err := readCert(cert)
 	if err != nil {
-		return fmt.Errorf("its cert: %v", err)
+		return fmt.Errorf("its cert %v", err)
 	}
 	if origin != k.origin || epoch != k.epoch || vkey != k.vkey {
 		return fmt.Errorf("its cert certifies %s for epoch %d of %s, not this key %s", vkey, epoch, origin, k.vkey)
