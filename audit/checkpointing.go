@@ -44,7 +44,6 @@ type signing struct {
 	due string
 	// lastWasCheckpoint: the last record written is an audit.checkpoint.
 	lastWasCheckpoint bool
-	lastReason        string // its checkpoint_reason
 	// treeFailed: the tree could not be rebuilt (reported once); no
 	// rebuild is tried again before treeAfter, since each reads the log.
 	treeFailed bool
@@ -145,7 +144,7 @@ func (l *Log) written(recs []Record) {
 		}
 	}
 	lastRec := recs[len(recs)-1]
-	s.lastWasCheckpoint, s.lastReason = lastRec.Event == Checkpoint, lastRec.CheckpointReason
+	s.lastWasCheckpoint = lastRec.Event == Checkpoint
 	l.armCheckpoints()
 }
 
