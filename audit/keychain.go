@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strconv"
@@ -135,9 +136,19 @@ func ParseSignPub(text []byte) (note.Verifier, error) {
 
 // ReadSignPub reads a verifier key file (FILE.pub).
 func ReadSignPub(path string) (note.Verifier, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
+	}
+	defer f.Close()
+	// Bounded as a collected note is (maxNoteFile): FILE.pub comes from
+	// whoever hands the auditor the evidence.
+	b, err := io.ReadAll(io.LimitReader(f, maxNoteFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxNoteFile {
+		return nil, fmt.Errorf("%s: verifier key refused: the file is over %d KiB, and a verifier key is one line of about 100 bytes, name+hash+base64, as `hostpass audit keygen --sign FILE` writes to FILE.pub", path, maxNoteFile>>10)
 	}
 	v, err := ParseSignPub(b)
 	if errors.Is(err, errPrivateKeyFile) {

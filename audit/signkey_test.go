@@ -379,3 +379,14 @@ func TestParseSignPubRefusesOtherKeys(t *testing.T) {
 	_, err = ParseSignPub([]byte(vkey + "\n"))
 	wantErr(t, err, `verifier key refused: key name "sum.golang.org" is not a hostpass epoch key name: one is hostpass/<host>/<16 hex digits>/e<epoch>`)
 }
+
+// A FILE.pub far past any verifier key's size is refused by its size,
+// without reading it whole (it comes with the evidence, from anyone).
+func TestReadSignPubRefusesAHugeFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "huge.pub")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("a"), 10<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ReadSignPub(path)
+	wantErr(t, err, path+": verifier key refused: the file is over 64 KiB, and a verifier key is one line of about 100 bytes, name+hash+base64, as `hostpass audit keygen --sign FILE` writes to FILE.pub")
+}
