@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -23,17 +24,21 @@ type benchOptions struct {
 	baseline bool
 	rounds   int
 	fsyncDir string
+	noop     string // where the no-op driver runs: child or in-process
+	serveNop string // hidden: serve the no-op driver on this socket until signalled
 }
 
 // check refuses the baseline flags where they cannot apply.
 func (o benchOptions) check(flags interface{ Changed(string) bool }) error {
 	switch {
-	case !o.baseline && (flags.Changed("rounds") || flags.Changed("fsync-dir")):
-		return errors.New("--rounds and --fsync-dir need --baseline")
+	case !o.baseline && (flags.Changed("rounds") || flags.Changed("fsync-dir") || flags.Changed("noop")):
+		return errors.New("--rounds, --fsync-dir and --noop need --baseline")
 	case o.baseline && o.json:
 		return errors.New("--json and --baseline both given; accepted: one of them (--baseline prints text only)")
 	case o.baseline && o.Calls > 0:
 		return errors.New("--calls and --baseline both given; accepted: --duration with --baseline (each side of a round runs that long)")
+	case o.noop != "child" && o.noop != "in-process":
+		return fmt.Errorf("unknown --noop %q; accepted: child, in-process", o.noop)
 	case o.rounds < 1 || o.rounds > 100:
 		return fmt.Errorf("--rounds %d is out of range; accepted: 1 to 100", o.rounds)
 	}
@@ -58,6 +63,9 @@ hostpass's rate as a fraction of it.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			flags := cmd.Flags()
+			if o.serveNop != "" {
+				return serveNoop(o.serveNop)
+			}
 			if err := o.Check(flags.Changed("duration"), flags.Changed("calls")); err != nil {
 				return refused(err)
 			}
@@ -82,6 +90,9 @@ hostpass's rate as a fraction of it.`,
 	flags.BoolVar(&o.baseline, "baseline", false, "also load a no-op driver served by bench, in interleaved rounds, and print the ratio")
 	flags.IntVar(&o.rounds, "rounds", 3, "with --baseline: interleaved rounds (1 to 100), each side --duration long")
 	flags.StringVar(&o.fsyncDir, "fsync-dir", "", "with --baseline: the audit log's folder, to measure the fsync floor there")
+	flags.StringVar(&o.noop, "noop", "child", "with --baseline: where the no-op driver runs: child (a process of its own, as hostpass is) or in-process")
+	flags.StringVar(&o.serveNop, "serve-noop", "", "serve the no-op driver on this unix socket until interrupted (what --noop child runs)")
+	flags.MarkHidden("serve-noop")
 	return cmd
 }
 
@@ -124,7 +135,11 @@ func runBaseline(cmd *cobra.Command, o benchOptions) error {
 	}
 	defer os.RemoveAll(dir)
 	noopSocket := filepath.Join(dir, "noop.sock")
-	stopNoop, err := bench.ServeNoop(noopSocket)
+	startNoop := bench.ServeNoop
+	if o.noop == "child" {
+		startNoop = startNoopChild
+	}
+	stopNoop, err := startNoop(noopSocket)
 	if err != nil {
 		return failed(err)
 	}
@@ -135,12 +150,12 @@ func runBaseline(cmd *cobra.Command, o benchOptions) error {
 			return failed(err)
 		}
 	}
-	fmt.Fprintf(stdout, "op=%s clients=%d: %d rounds, each side %s, no-op driver first\n", o.Op, o.Clients, o.rounds, o.Duration)
+	fmt.Fprintf(stdout, "op=%s clients=%d: %d rounds, each side %s, no-op driver (%s) first\n", o.Op, o.Clients, o.rounds, o.Duration, o.noop)
 	rounds, err := bench.Compare(ctx, o.Options, noopSocket, o.rounds, func(i int, r bench.Round) {
 		fmt.Fprintf(stdout, "round %d: %s\n", i, roundLine(r))
 	})
 	if len(rounds) > 0 {
-		fmt.Fprintf(stdout, "overall: %s\n", roundLine(bench.Overall(rounds)))
+		fmt.Fprintf(stdout, "overall: %s\n", overallLine(bench.Overall(rounds)))
 	}
 	if floor > 0 {
 		perContainer := bench.FsyncsPerContainer * floor
@@ -165,4 +180,46 @@ func runBaseline(cmd *cobra.Command, o benchOptions) error {
 func roundLine(r bench.Round) string {
 	return fmt.Sprintf("no-op %.1f/s (p50 %.3fms)  hostpass %.1f/s (p50 %.3fms)  ratio %.3fx",
 		r.Noop.Rate, r.Noop.P50Ms, r.Hostpass.Rate, r.Hostpass.P50Ms, r.Ratio())
+}
+
+// overallLine has no percentiles: the rounds' latencies are not kept.
+func overallLine(r bench.Round) string {
+	return fmt.Sprintf("no-op %.1f/s  hostpass %.1f/s  ratio %.3fx", r.Noop.Rate, r.Hostpass.Rate, r.Ratio())
+}
+
+// serveNoop is the child's side of --noop child: serve until signalled.
+func serveNoop(socket string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	stopNoop, err := bench.ServeNoop(socket)
+	if err != nil {
+		return failed(err)
+	}
+	<-ctx.Done()
+	stopNoop()
+	return nil
+}
+
+// startNoopChild runs this binary's hidden `bench --serve-noop socket` and
+// waits for the socket, so the no-op driver is a process of its own, as the
+// daemon is: both sides pay the same cross-process wakeups.
+func startNoopChild(socket string) (func(), error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("starting the no-op driver: %w", err)
+	}
+	child := exec.Command(self, "bench", "--serve-noop", socket)
+	child.Stderr = os.Stderr
+	if err := child.Start(); err != nil {
+		return nil, fmt.Errorf("starting the no-op driver: %w", err)
+	}
+	stop := func() { child.Process.Signal(syscall.SIGTERM); child.Wait() }
+	for range 100 {
+		if _, err := os.Stat(socket); err == nil {
+			return stop, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	return nil, fmt.Errorf("starting the no-op driver: %s did not appear within 5s", socket)
 }
