@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/docker/go-plugins-helpers/network"
@@ -146,7 +145,7 @@ func FsyncFloor(dir string, n int) (time.Duration, error) {
 	start := time.Now()
 	for range n {
 		if _, err := f.Write(line); err != nil {
-			return 0, fmt.Errorf("measuring the fsync floor in %s: %w", filepath.Base(f.Name()), err)
+			return 0, fmt.Errorf("measuring the fsync floor in %s: %w", dir, err)
 		}
 		if err := f.Sync(); err != nil {
 			return 0, fmt.Errorf("measuring the fsync floor in %s: %w", dir, err)
