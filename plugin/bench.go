@@ -187,6 +187,16 @@ func overallLine(r bench.Round) string {
 	return fmt.Sprintf("no-op %.1f/s  hostpass %.1f/s  ratio %.3fx", r.Noop.Rate, r.Hostpass.Rate, r.Ratio())
 }
 
+// noopCommand is the child --noop child runs; a variable so that tests,
+// whose executable is not hostpass, can run a helper of theirs instead.
+var noopCommand = func(socket string) (*exec.Cmd, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return exec.Command(self, "bench", "--serve-noop", socket), nil
+}
+
 // serveNoop is the child's side of --noop child: serve until signalled.
 func serveNoop(socket string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -204,11 +214,10 @@ func serveNoop(socket string) error {
 // waits for the socket, so the no-op driver is a process of its own, as the
 // daemon is: both sides pay the same cross-process wakeups.
 func startNoopChild(socket string) (func(), error) {
-	self, err := os.Executable()
+	child, err := noopCommand(socket)
 	if err != nil {
 		return nil, fmt.Errorf("starting the no-op driver: %w", err)
 	}
-	child := exec.Command(self, "bench", "--serve-noop", socket)
 	child.Stderr = os.Stderr
 	if err := child.Start(); err != nil {
 		return nil, fmt.Errorf("starting the no-op driver: %w", err)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -240,5 +241,37 @@ func TestBenchBaselineNobodyAnswers(t *testing.T) {
 	code := runCmd("bench", []string{"--socket", missing, "--baseline", "--noop", "in-process", "--duration", "50ms", "--rounds", "1"}, &out, &errOut)
 	if code != 1 || !strings.Contains(errOut.String(), "no hostpass daemon answers on "+missing) || strings.Contains(out.String(), "round 1") {
 		t.Errorf("exit %d\nstdout: %s\nstderr: %s\nwant exit 1, no round line, and which socket did not answer", code, out.String(), errOut.String())
+	}
+}
+
+// TestNoopChildHelper is not a test: it is the child that
+// TestBenchBaselineChild starts in place of `hostpass bench --serve-noop`.
+func TestNoopChildHelper(t *testing.T) {
+	socket := os.Getenv("HOSTPASS_TEST_NOOP_SOCKET")
+	if socket == "" {
+		t.Skip("only run as TestBenchBaselineChild's child")
+	}
+	os.Exit(runCmd("bench", []string{"--serve-noop", socket}, os.Stdout, os.Stderr))
+}
+
+func TestBenchBaselineChild(t *testing.T) {
+	var child *exec.Cmd
+	defer func(orig func(string) (*exec.Cmd, error)) { noopCommand = orig }(noopCommand)
+	noopCommand = func(socket string) (*exec.Cmd, error) {
+		child = exec.Command(os.Args[0], "-test.run=^TestNoopChildHelper$")
+		child.Env = append(os.Environ(), "HOSTPASS_TEST_NOOP_SOCKET="+socket)
+		return child, nil
+	}
+	socket, _ := startDaemon(t, "")
+	var out, errOut bytes.Buffer
+	code := runCmd("bench", []string{"--socket", socket, "--baseline", "--clients", "2", "--duration", "100ms", "--rounds", "1"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
+	}
+	if !strings.HasPrefix(out.String(), "op=join clients=2: 1 rounds, each side 100ms, no-op driver (child) first\nround 1: no-op ") {
+		t.Errorf("stdout:\n%s", out.String())
+	}
+	if child == nil || child.ProcessState == nil || !child.ProcessState.Exited() || child.ProcessState.ExitCode() != 0 {
+		t.Errorf("the no-op child was not run, or not stopped cleanly: %v", child)
 	}
 }
