@@ -28,13 +28,16 @@ import (
 )
 
 // Ops are the operations bench can drive, in the order help lists them.
-var Ops = []string{"join", "create-endpoint", "capabilities"}
+var Ops = []string{"join", "create-endpoint", "capabilities", "container"}
 
 // methods maps each of Ops to the driver method it calls.
 var methods = map[string]string{
 	"join":            "NetworkDriver.Join",
 	"create-endpoint": "NetworkDriver.CreateEndpoint",
 	"capabilities":    "NetworkDriver.GetCapabilities",
+	// container is what dockerd calls to attach one container:
+	// CreateEndpoint, then Join; the pair counts as one call.
+	"container": "NetworkDriver.CreateEndpoint+Join",
 }
 
 const (
@@ -246,16 +249,23 @@ func runLoad(ctx context.Context, o Options, netID string) loadResult {
 				if !ok {
 					return
 				}
-				var req any
 				epID := fmt.Sprintf("%s%032x", prefix, n)
+				join := &network.JoinRequest{NetworkID: netID, EndpointID: epID, SandboxKey: sandboxKey}
+				create := &network.CreateEndpointRequest{NetworkID: netID, EndpointID: epID}
+				t0 := time.Now()
+				var err error
 				switch o.Op {
 				case "join":
-					req = &network.JoinRequest{NetworkID: netID, EndpointID: epID, SandboxKey: sandboxKey}
+					_, err = c.call(ctx, method, join)
 				case "create-endpoint":
-					req = &network.CreateEndpointRequest{NetworkID: netID, EndpointID: epID}
+					_, err = c.call(ctx, method, create)
+				case "container":
+					if _, err = c.call(ctx, "NetworkDriver.CreateEndpoint", create); err == nil {
+						_, err = c.call(ctx, "NetworkDriver.Join", join)
+					}
+				default:
+					_, err = c.call(ctx, method, nil)
 				}
-				t0 := time.Now()
-				_, err := c.call(ctx, method, req)
 				took := time.Since(t0)
 				if err != nil && ctx.Err() != nil {
 					return // interrupted: not the daemon's failure

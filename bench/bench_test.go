@@ -1,6 +1,9 @@
 package bench
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -34,5 +37,31 @@ func TestCheckAcceptsTheDefaults(t *testing.T) {
 	o := Options{Socket: "/run/hp.sock", Clients: DefaultClients, Duration: DefaultDuration, Op: Ops[0]}
 	if err := o.Check(false, false); err != nil {
 		t.Errorf("defaults refused: %v", err)
+	}
+}
+
+func TestOverallWeighsRoundsByTime(t *testing.T) {
+	rounds := []Round{
+		{Noop: Summary{Rate: 100, DurationS: 1}, Hostpass: Summary{Rate: 50, DurationS: 1}},
+		{Noop: Summary{Rate: 300, DurationS: 3}, Hostpass: Summary{Rate: 10, DurationS: 1}},
+	}
+	o := Overall(rounds)
+	// no-op: (100 + 900) / 4 s; hostpass: (50 + 10) / 2 s.
+	if o.Noop.Rate != 250 || o.Hostpass.Rate != 30 || o.Ratio() != 0.12 {
+		t.Errorf("Overall = no-op %v/s, hostpass %v/s, ratio %v; want 250, 30, 0.12", o.Noop.Rate, o.Hostpass.Rate, o.Ratio())
+	}
+}
+
+func TestFsyncFloorCleansUp(t *testing.T) {
+	dir := t.TempDir()
+	d, err := FsyncFloor(dir, 5)
+	if err != nil || d <= 0 {
+		t.Fatalf("FsyncFloor = %v, %v", d, err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left %d files in %s", len(ents), dir)
+	}
+	if _, err := FsyncFloor(filepath.Join(dir, "missing"), 5); err == nil || !strings.Contains(err.Error(), "measuring the fsync floor in "+dir) {
+		t.Errorf("missing folder: err = %v", err)
 	}
 }

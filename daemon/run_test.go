@@ -22,6 +22,7 @@ import (
 
 func TestRunServesDockersCallsAndAuditsThem(t *testing.T) {
 	cfg := testConfig(t)
+	cfg.Log.SetLevel(logrus.DebugLevel) // every record in the daemon's log
 	log := withLog(&cfg)
 	r := start(t, cfg)
 
@@ -43,7 +44,7 @@ func TestRunServesDockersCallsAndAuditsThem(t *testing.T) {
 	if rec == nil || rec.Outcome != audit.OK || rec.NetworkID != netID || rec.Driver != "hp" || rec.Host != hostname {
 		t.Fatalf("audit log holds %+v; want a network.create record, ok, for %s, driver hp, host %s", recs, netID, hostname)
 	}
-	// The mirror: the same record in the daemon's own log.
+	// The mirror at debug: the same record in the daemon's own log.
 	mirrored := log.await(t, "audit")
 	if line, _ := mirrored.Data["record"].(string); !strings.Contains(line, `"event":"network.create"`) || mirrored.Data["driver"] != "hp" {
 		t.Errorf("daemon log's audit entry: %v; want the network.create record, driver hp", mirrored.Data)
@@ -297,5 +298,27 @@ func TestWarnWriter(t *testing.T) {
 	}
 	if e := got.find("http: panic serving @: boom"); e == nil || e.Level != logrus.WarnLevel {
 		t.Errorf("entry %v; want the line at warning, without its newline", e)
+	}
+}
+
+// At the default level the daemon's log carries refused records only: the
+// file and syslog carry them all.
+func TestRunLogsOnlyRefusedRecordsAtInfo(t *testing.T) {
+	cfg := testConfig(t)
+	log := withLog(&cfg)
+	start(t, cfg)
+
+	createNetwork(t, cfg.Socket)
+	if status, _ := call(t, cfg.Socket, "NetworkDriver.CreateEndpoint", []int{1}); status != http.StatusBadRequest {
+		t.Fatalf("malformed CreateEndpoint: status %d; want 400", status)
+	}
+	// Records reach the daemon's log in order: once the refusal is there,
+	// the network.create before it has been passed over.
+	refused := log.await(t, "audit")
+	if line, _ := refused.Data["record"].(string); refused.Level != logrus.InfoLevel || !strings.Contains(line, `"event":"endpoint.create"`) || !strings.Contains(line, `"outcome":"refused"`) {
+		t.Errorf("daemon log's audit entry at %s: %v; want the refused endpoint.create record, at info", refused.Level, refused.Data)
+	}
+	if n := log.count("audit"); n != 1 {
+		t.Errorf("daemon log has %d audit entries at info; want 1, the refusal (network.create is ok: debug only)", n)
 	}
 }

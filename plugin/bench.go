@@ -3,11 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -16,7 +20,29 @@ import (
 
 type benchOptions struct {
 	bench.Options
-	json bool
+	json     bool
+	baseline bool
+	rounds   int
+	fsyncDir string
+	noop     string // where the no-op driver runs: child or in-process
+	serveNop string // hidden: serve the no-op driver on this socket until signalled
+}
+
+// check refuses the baseline flags where they cannot apply.
+func (o benchOptions) check(flags interface{ Changed(string) bool }) error {
+	switch {
+	case !o.baseline && (flags.Changed("rounds") || flags.Changed("fsync-dir") || flags.Changed("noop")):
+		return errors.New("--rounds, --fsync-dir and --noop need --baseline")
+	case o.baseline && o.json:
+		return errors.New("--json and --baseline both given; accepted: one of them (--baseline prints text only)")
+	case o.baseline && o.Calls > 0:
+		return errors.New("--calls and --baseline both given; accepted: --duration with --baseline (each side of a round runs that long)")
+	case o.noop != "child" && o.noop != "in-process":
+		return fmt.Errorf("unknown --noop %q; accepted: child, in-process", o.noop)
+	case o.rounds < 1 || o.rounds > 100:
+		return fmt.Errorf("--rounds %d is out of range; accepted: 1 to 100", o.rounds)
+	}
+	return nil
 }
 
 func newBenchCommand() *cobra.Command {
@@ -25,12 +51,29 @@ func newBenchCommand() *cobra.Command {
 		Use:   "bench --socket PATH [flags]",
 		Short: "Load the daemon over its socket: calls/s and latency",
 		Long: `Load a hostpass daemon over its socket and print one summary line:
-calls, errors, rate of successful calls, and their p50 and p99 latency.`,
+calls, errors, rate of successful calls, and their p50 and p99 latency.
+
+With --baseline, bench also serves a do-nothing driver (go-plugins-helpers'
+handler with empty methods) on a socket of its own, runs the same load
+against it and against --socket in interleaved rounds, and prints both rates
+and their ratio per round and overall. With --fsync-dir (the audit log's
+folder), it measures what one append and fsync costs there and prints the
+floor that two fsyncs per container set; at --clients 1 with --op container,
+hostpass's rate as a fraction of it.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			flags := cmd.Flags()
+			if o.serveNop != "" {
+				return serveNoop(o.serveNop)
+			}
 			if err := o.Check(flags.Changed("duration"), flags.Changed("calls")); err != nil {
 				return refused(err)
+			}
+			if err := o.check(flags); err != nil {
+				return refused(err)
+			}
+			if o.baseline {
+				return runBaseline(cmd, o)
 			}
 			return runBench(cmd, o)
 		},
@@ -44,6 +87,12 @@ calls, errors, rate of successful calls, and their p50 and p99 latency.`,
 	flags.StringVar(&o.Op, "op", "join", "operation: "+strings.Join(bench.Ops, ", "))
 	flags.StringVar(&o.Network, "network", "", "network ID to call on (default: create a network of its own, delete it at the end)")
 	flags.BoolVar(&o.json, "json", false, "print the summary as a JSON object")
+	flags.BoolVar(&o.baseline, "baseline", false, "also load a no-op driver served by bench, in interleaved rounds, and print the ratio")
+	flags.IntVar(&o.rounds, "rounds", 3, "with --baseline: interleaved rounds (1 to 100), each side --duration long")
+	flags.StringVar(&o.fsyncDir, "fsync-dir", "", "with --baseline: the audit log's folder, to measure the fsync floor there")
+	flags.StringVar(&o.noop, "noop", "child", "with --baseline: where the no-op driver runs: child (a process of its own, as hostpass is) or in-process")
+	flags.StringVar(&o.serveNop, "serve-noop", "", "serve the no-op driver on this unix socket until interrupted (what --noop child runs)")
+	flags.MarkHidden("serve-noop")
 	return cmd
 }
 
@@ -71,4 +120,115 @@ func runBench(cmd *cobra.Command, o benchOptions) error {
 		return failed(fmt.Errorf("%d of %d calls failed; first: %v", res.Errors, res.Calls, res.FirstErr))
 	}
 	return nil
+}
+
+// fsyncSamples is how many appends the fsync floor averages over.
+const fsyncSamples = 200
+
+func runBaseline(cmd *cobra.Command, o benchOptions) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	stdout := cmd.OutOrStdout()
+	dir, err := os.MkdirTemp("", "hostpass-bench-")
+	if err != nil {
+		return failed(err)
+	}
+	defer os.RemoveAll(dir)
+	noopSocket := filepath.Join(dir, "noop.sock")
+	startNoop := bench.ServeNoop
+	if o.noop == "child" {
+		startNoop = startNoopChild
+	}
+	stopNoop, err := startNoop(noopSocket)
+	if err != nil {
+		return failed(err)
+	}
+	defer stopNoop()
+	var floor time.Duration
+	if o.fsyncDir != "" {
+		if floor, err = bench.FsyncFloor(o.fsyncDir, fsyncSamples); err != nil {
+			return failed(err)
+		}
+	}
+	fmt.Fprintf(stdout, "op=%s clients=%d: %d rounds, each side %s, no-op driver (%s) first\n", o.Op, o.Clients, o.rounds, o.Duration, o.noop)
+	rounds, err := bench.Compare(ctx, o.Options, noopSocket, o.rounds, func(i int, r bench.Round) {
+		fmt.Fprintf(stdout, "round %d: %s\n", i, roundLine(r))
+	})
+	if len(rounds) > 0 {
+		fmt.Fprintf(stdout, "overall: %s\n", overallLine(bench.Overall(rounds)))
+	}
+	if floor > 0 {
+		perContainer := bench.FsyncsPerContainer * floor
+		floorRate := float64(time.Second) / float64(perContainer)
+		fmt.Fprintf(stdout, "fsync floor: %.3fms per append+fsync in %s, %d per container: %.1f containers/s at 1 client\n",
+			float64(floor)/float64(time.Millisecond), o.fsyncDir, bench.FsyncsPerContainer, floorRate)
+		if len(rounds) > 0 && o.Clients == 1 && o.Op == "container" {
+			h := bench.Overall(rounds).Hostpass.Rate
+			fmt.Fprintf(stdout, "hostpass at 1 client: %.1f/s = %.3fx the fsync floor\n", h, h/floorRate)
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(cmd.ErrOrStderr(), "hostpass bench: interrupted; the lines above cover the rounds completed")
+			return nil
+		}
+		return failed(err)
+	}
+	return nil
+}
+
+func roundLine(r bench.Round) string {
+	return fmt.Sprintf("no-op %.1f/s (p50 %.3fms)  hostpass %.1f/s (p50 %.3fms)  ratio %.3fx",
+		r.Noop.Rate, r.Noop.P50Ms, r.Hostpass.Rate, r.Hostpass.P50Ms, r.Ratio())
+}
+
+// overallLine has no percentiles: the rounds' latencies are not kept.
+func overallLine(r bench.Round) string {
+	return fmt.Sprintf("no-op %.1f/s  hostpass %.1f/s  ratio %.3fx", r.Noop.Rate, r.Hostpass.Rate, r.Ratio())
+}
+
+// noopCommand is the child --noop child runs; a variable so that tests,
+// whose executable is not hostpass, can run a helper of theirs instead.
+var noopCommand = func(socket string) (*exec.Cmd, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return exec.Command(self, "bench", "--serve-noop", socket), nil
+}
+
+// serveNoop is the child's side of --noop child: serve until signalled.
+func serveNoop(socket string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	stopNoop, err := bench.ServeNoop(socket)
+	if err != nil {
+		return failed(err)
+	}
+	<-ctx.Done()
+	stopNoop()
+	return nil
+}
+
+// startNoopChild runs this binary's hidden `bench --serve-noop socket` and
+// waits for the socket, so the no-op driver is a process of its own, as the
+// daemon is: both sides pay the same cross-process wakeups.
+func startNoopChild(socket string) (func(), error) {
+	child, err := noopCommand(socket)
+	if err != nil {
+		return nil, fmt.Errorf("starting the no-op driver: %w", err)
+	}
+	child.Stderr = os.Stderr
+	if err := child.Start(); err != nil {
+		return nil, fmt.Errorf("starting the no-op driver: %w", err)
+	}
+	stop := func() { child.Process.Signal(syscall.SIGTERM); child.Wait() }
+	for range 100 {
+		if _, err := os.Stat(socket); err == nil {
+			return stop, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	return nil, fmt.Errorf("starting the no-op driver: %s did not appear within 5s", socket)
 }

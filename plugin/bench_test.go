@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -166,4 +167,111 @@ func TestBenchRefusals(t *testing.T) {
 // runCmd runs `hostpass command args...` as main does.
 func runCmd(command string, args []string, stdout, stderr io.Writer) int {
 	return run(append([]string{command}, args...), stdout, stderr)
+}
+
+func TestBenchBaselineInProcess(t *testing.T) {
+	socket, auditPath := startDaemon(t, "")
+	fsyncDir := t.TempDir()
+	var out, errOut bytes.Buffer
+	code := runCmd("bench", []string{"--socket", socket, "--baseline", "--noop", "in-process", "--op", "container",
+		"--clients", "1", "--duration", "100ms", "--rounds", "2", "--fsync-dir", fsyncDir}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	want := []string{
+		"op=container clients=1: 2 rounds, each side 100ms, no-op driver (in-process) first",
+		"round 1: no-op ", "round 2: no-op ", "overall: no-op ",
+		"fsync floor: ", "hostpass at 1 client: ",
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("want %d lines, got %d:\n%s", len(want), len(lines), out.String())
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("line %d = %q; want it to start with %q", i+1, lines[i], w)
+		}
+	}
+	for _, l := range lines[1:4] {
+		if !strings.Contains(l, "/s") || !strings.Contains(l, "  hostpass ") || !strings.Contains(l, "  ratio ") || strings.Contains(l, "ratio 0.000x") {
+			t.Errorf("round line %q lacks both rates and a ratio", l)
+		}
+	}
+	if !strings.Contains(lines[4], " in "+fsyncDir+", 2 per container: ") || !strings.Contains(lines[5], "x the fsync floor") {
+		t.Errorf("floor lines:\n%s\n%s", lines[4], lines[5])
+	}
+	if ents, _ := os.ReadDir(fsyncDir); len(ents) != 0 {
+		t.Errorf("the fsync floor left %d files in %s", len(ents), fsyncDir)
+	}
+	// Every container hostpass answered is audited: a create and a join each.
+	got := events(t, auditPath)
+	if got[audit.EndpointCreate] == 0 || got[audit.EndpointCreate] != got[audit.EndpointJoin] {
+		t.Errorf("want as many %s as %s records, and some; audit log has %v", audit.EndpointCreate, audit.EndpointJoin, got)
+	}
+}
+
+func TestBenchBaselineRefusals(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "none.sock")
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		stderr string
+	}{
+		{"rounds without baseline", []string{"--socket", missing, "--rounds", "2"}, "--rounds, --fsync-dir and --noop need --baseline"},
+		{"fsync-dir without baseline", []string{"--socket", missing, "--fsync-dir", "/tmp"}, "--rounds, --fsync-dir and --noop need --baseline"},
+		{"json", []string{"--socket", missing, "--baseline", "--json"}, "--json and --baseline both given; accepted: one of them"},
+		{"calls", []string{"--socket", missing, "--baseline", "--calls", "10"}, "--calls and --baseline both given; accepted: --duration with --baseline"},
+		{"no rounds", []string{"--socket", missing, "--baseline", "--rounds", "0"}, "--rounds 0 is out of range; accepted: 1 to 100"},
+		{"unknown noop", []string{"--socket", missing, "--baseline", "--noop", "thread"}, `unknown --noop "thread"; accepted: child, in-process`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := runCmd("bench", tc.args, &out, &errOut)
+			if code != 2 || !strings.Contains(errOut.String(), tc.stderr) || out.Len() != 0 {
+				t.Errorf("hostpass bench %q = %d\nstdout: %s\nstderr: %s\nwant 2, empty stdout, stderr with %q",
+					tc.args, code, out.String(), errOut.String(), tc.stderr)
+			}
+		})
+	}
+}
+
+func TestBenchBaselineNobodyAnswers(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "none.sock")
+	var out, errOut bytes.Buffer
+	code := runCmd("bench", []string{"--socket", missing, "--baseline", "--noop", "in-process", "--duration", "50ms", "--rounds", "1"}, &out, &errOut)
+	if code != 1 || !strings.Contains(errOut.String(), "no hostpass daemon answers on "+missing) || strings.Contains(out.String(), "round 1") {
+		t.Errorf("exit %d\nstdout: %s\nstderr: %s\nwant exit 1, no round line, and which socket did not answer", code, out.String(), errOut.String())
+	}
+}
+
+// TestNoopChildHelper is not a test: it is the child that
+// TestBenchBaselineChild starts in place of `hostpass bench --serve-noop`.
+func TestNoopChildHelper(t *testing.T) {
+	socket := os.Getenv("HOSTPASS_TEST_NOOP_SOCKET")
+	if socket == "" {
+		t.Skip("only run as TestBenchBaselineChild's child")
+	}
+	os.Exit(runCmd("bench", []string{"--serve-noop", socket}, os.Stdout, os.Stderr))
+}
+
+func TestBenchBaselineChild(t *testing.T) {
+	var child *exec.Cmd
+	defer func(orig func(string) (*exec.Cmd, error)) { noopCommand = orig }(noopCommand)
+	noopCommand = func(socket string) (*exec.Cmd, error) {
+		child = exec.Command(os.Args[0], "-test.run=^TestNoopChildHelper$")
+		child.Env = append(os.Environ(), "HOSTPASS_TEST_NOOP_SOCKET="+socket)
+		return child, nil
+	}
+	socket, _ := startDaemon(t, "")
+	var out, errOut bytes.Buffer
+	code := runCmd("bench", []string{"--socket", socket, "--baseline", "--clients", "2", "--duration", "100ms", "--rounds", "1"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
+	}
+	if !strings.HasPrefix(out.String(), "op=join clients=2: 1 rounds, each side 100ms, no-op driver (child) first\nround 1: no-op ") {
+		t.Errorf("stdout:\n%s", out.String())
+	}
+	if child == nil || child.ProcessState == nil || !child.ProcessState.Exited() || child.ProcessState.ExitCode() != 0 {
+		t.Errorf("the no-op child was not run, or not stopped cleanly: %v", child)
+	}
 }

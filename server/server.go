@@ -209,23 +209,32 @@ func route[Req any](mux *http.ServeMux, h *handler, name string, event audit.Eve
 		} else {
 			res, err = call(req)
 		}
-		var ids struct{ NetworkID, EndpointID string }
-		json.Unmarshal(body, &ids) // for the log line only
-		entry := h.log.WithFields(logrus.Fields{
-			"op": method, "network": ids.NetworkID, "endpoint": ids.EndpointID,
-			"took": time.Since(start).Round(time.Microsecond).String(),
-		})
-		entry.WithField("request", string(body)).Debug("request")
-		// One line per call at debug: at info, the log would carry every
-		// call twice, since every audit record is already mirrored to it.
-		// A refusal is rarer and is what an operator looks for, so it
-		// stays at info.
+		// One line per call at debug: the audit file and syslog carry every
+		// call's record. A refusal is rarer and is what an operator looks
+		// for, so it stays at info. The line, and the second decoding of
+		// the body for its IDs, are made only when the line is written:
+		// at info every call paid for them and wrote nothing.
+		debug := h.log.Logger.IsLevelEnabled(logrus.DebugLevel)
+		var entry *logrus.Entry
+		if debug || err != nil {
+			var ids struct{ NetworkID, EndpointID string }
+			json.Unmarshal(body, &ids) // for the log line only
+			entry = h.log.WithFields(logrus.Fields{
+				"op": method, "network": ids.NetworkID, "endpoint": ids.EndpointID,
+				"took": time.Since(start).Round(time.Microsecond).String(),
+			})
+		}
+		if debug {
+			entry.WithField("request", string(body)).Debug("request")
+		}
 		if err != nil {
 			entry.WithError(err).Info("refused")
 			reply(w, status(err), network.NewErrorResponse(err.Error()))
 			return
 		}
-		entry.Debug("ok")
+		if debug {
+			entry.Debug("ok")
+		}
 		reply(w, http.StatusOK, res)
 	})
 }
