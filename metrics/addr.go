@@ -28,7 +28,7 @@ func ParseAddr(s string) (network, address string, err error) {
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "unix":
-		if u.Host != "" || !filepath.IsAbs(u.Path) {
+		if u.Host != "" || !filepath.IsAbs(u.Path) || !strings.HasPrefix(s[len("unix:"):], "///") {
 			return "", "", fmt.Errorf("%q does not name an absolute path (unix:// and then the path, three slashes in all); %s", s, accepted)
 		}
 		if p := filepath.Clean(u.Path); p != "/" {
