@@ -1,9 +1,11 @@
 package metrics
 
 import (
+	"bytes"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -130,4 +132,19 @@ func TestNilMetrics(t *testing.T) {
 	m.Reconnected(time.Second)
 	m.HostMode(1)
 	m.Violation()
+}
+
+// TestPromtoolCheckMetrics runs Debian's `promtool check metrics` over a
+// scrape, when promtool is installed (apt-get install prometheus).
+func TestPromtoolCheckMetrics(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not installed (Debian: apt-get install prometheus)")
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(scrape(t, exercised()))
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
 }
