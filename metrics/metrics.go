@@ -93,7 +93,7 @@ func New(version, commit string) *Metrics {
 	})
 	m.gapSeconds = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "hostpass_watcher_gap_seconds_total",
-		Help: "Seconds during which the watcher did not follow Docker's events, summed over its gaps.",
+		Help: "Seconds during which the watcher did not follow Docker's events, summed over the watch.gap records written.",
 	})
 	m.hostMode = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "hostpass_host_mode_containers",
@@ -101,7 +101,7 @@ func New(version, commit string) *Metrics {
 	})
 	m.violations = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "hostpass_policy_violations_total",
-		Help: "Containers found on a hostpass network against --policy-allow.",
+		Help: "policy.violation records written: containers found on a hostpass network against --policy-allow.",
 	})
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "hostpass_build_info",
@@ -138,7 +138,9 @@ func (m *Metrics) Request(method, result string, took time.Duration) {
 }
 
 // Synced is audit.Observer's: recs became durable in one fsync that took
-// took. A checkpoint among them resets the checkpoint's age.
+// took. A signed checkpoint among them resets the checkpoint's age; a
+// policy.violation counts a violation; a watch.gap adds its window to the
+// watcher's gap seconds.
 func (m *Metrics) Synced(took time.Duration, recs []audit.Record) {
 	if m == nil {
 		return
@@ -147,8 +149,20 @@ func (m *Metrics) Synced(took time.Duration, recs []audit.Record) {
 	m.batchRecords.Observe(float64(len(recs)))
 	checkpoint := false
 	for i := range recs {
-		m.records.WithLabelValues(string(recs[i].Event)).Inc()
-		checkpoint = checkpoint || recs[i].Event == audit.Checkpoint && recs[i].Checkpoint != ""
+		r := &recs[i]
+		m.records.WithLabelValues(string(r.Event)).Inc()
+		switch r.Event {
+		case audit.Checkpoint:
+			checkpoint = checkpoint || r.Checkpoint != ""
+		case audit.PolicyViolation:
+			m.violations.Inc()
+		case audit.WatchGap:
+			// The window closed, and its record is durable: the
+			// watcher's gaps are counted from the trail itself.
+			if r.Gap != nil && r.Gap.To.After(r.Gap.From) {
+				m.gapSeconds.Add(r.Gap.To.Sub(r.Gap.From).Seconds())
+			}
+		}
 	}
 	if checkpoint {
 		m.mu.Lock()
@@ -188,7 +202,8 @@ func (c checkpointAge) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(checkpointAgeDesc, prometheus.GaugeValue, time.Since(last).Seconds())
 }
 
-// The watcher's and the policy's metrics. The watcher does not call them yet.
+// The watcher's metrics that no audit record carries. The watcher does not
+// call them yet.
 
 // WatcherLag observes the time from a Docker event to its handling.
 func (m *Metrics) WatcherLag(d time.Duration) {
@@ -197,11 +212,11 @@ func (m *Metrics) WatcherLag(d time.Duration) {
 	}
 }
 
-// Reconnected counts a reconnection to Docker's events after a gap of gap.
-func (m *Metrics) Reconnected(gap time.Duration) {
+// Reconnected counts a reconnection to Docker's events. (The gap's seconds
+// come from its watch.gap record, through Synced.)
+func (m *Metrics) Reconnected() {
 	if m != nil {
 		m.reconnects.Inc()
-		m.gapSeconds.Add(gap.Seconds())
 	}
 }
 
@@ -209,12 +224,5 @@ func (m *Metrics) Reconnected(gap time.Duration) {
 func (m *Metrics) HostMode(n int) {
 	if m != nil {
 		m.hostMode.Set(float64(n))
-	}
-}
-
-// Violation counts a policy violation.
-func (m *Metrics) Violation() {
-	if m != nil {
-		m.violations.Inc()
 	}
 }

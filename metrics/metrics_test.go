@@ -22,13 +22,16 @@ func exercised() *Metrics {
 	m := New("1.2.3", "abc123")
 	m.Request("NetworkDriver.Join", "ok", 2*time.Millisecond)
 	m.Request("NetworkDriver.CreateEndpoint", "invalid_parameter", time.Millisecond)
-	m.Synced(700*time.Microsecond, []audit.Record{{Event: audit.EndpointJoin}, {Event: audit.Checkpoint, Checkpoint: "signed note"}})
+	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m.Synced(700*time.Microsecond, []audit.Record{
+		{Event: audit.EndpointJoin}, {Event: audit.Checkpoint, Checkpoint: "signed note"}, {Event: audit.PolicyViolation},
+		{Event: audit.WatchGap, Gap: &audit.Gap{From: from, To: from.Add(1500 * time.Millisecond)}},
+	})
 	m.MirrorDropped()
 	m.Dropped(DropSyslog)
 	m.WatcherLag(3 * time.Millisecond)
-	m.Reconnected(1500 * time.Millisecond)
+	m.Reconnected()
 	m.HostMode(2)
-	m.Violation()
 	return m
 }
 
@@ -71,7 +74,7 @@ func TestScrapeShowsWhatHappened(t *testing.T) {
 		`hostpass_driver_requests_total{method="NetworkDriver.CreateEndpoint",result="invalid_parameter"} 1`,
 		`hostpass_driver_request_duration_seconds_count{method="NetworkDriver.Join"} 1`,
 		`hostpass_audit_fsync_duration_seconds_count 1`,
-		`hostpass_audit_batch_records_sum 2`,
+		`hostpass_audit_batch_records_sum 4`,
 		`hostpass_audit_records_total{event="endpoint.join"} 1`,
 		`hostpass_audit_records_total{event="audit.checkpoint"} 1`,
 		`hostpass_dropped_total{sink="mirror"} 1`,
@@ -129,9 +132,8 @@ func TestNilMetrics(t *testing.T) {
 	m.Dropped(DropSyslog)
 	m.MirrorDropped()
 	m.WatcherLag(time.Millisecond)
-	m.Reconnected(time.Second)
+	m.Reconnected()
 	m.HostMode(1)
-	m.Violation()
 }
 
 // TestPromtoolCheckMetrics runs Debian's `promtool check metrics` over a
