@@ -215,9 +215,14 @@ func startWatcher(ctx context.Context, cfg Config, d *driver.Driver, auditLog *a
 	if err != nil {
 		return nil, err
 	}
+	var observer watcher.Observer // nil, not a nil *Metrics in an interface
+	if cfg.Metrics != nil {
+		observer = cfg.Metrics
+	}
 	w, err := watcher.New(watcher.Config{
 		Engine: engine, Source: cfg.DockerSocket, Audit: auditLog, Known: d.Lookup, HostInterfaces: view.Snapshot,
 		Policy: cfg.Policy, StopViolators: cfg.PolicyStop, StateDir: cfg.StateDir, Host: hostname, Driver: name, Log: log,
+		Observer: observer,
 	})
 	if err != nil {
 		return nil, err

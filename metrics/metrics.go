@@ -202,8 +202,8 @@ func (c checkpointAge) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(checkpointAgeDesc, prometheus.GaugeValue, time.Since(last).Seconds())
 }
 
-// The watcher's metrics that no audit record carries. The watcher does not
-// call them yet.
+// The watcher's metrics that no audit record carries: Metrics is a
+// watcher.Observer.
 
 // WatcherLag observes the time from a Docker event to its handling.
 func (m *Metrics) WatcherLag(d time.Duration) {
