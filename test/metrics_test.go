@@ -158,7 +158,8 @@ func (p *prom) waitQuery(t testing.TB, expr string, want float64) {
 
 // TestMetricsPrometheus: Debian's prometheus scrapes a legacy plugin's
 // --metrics port in the engine's namespace, and reads the host-mode gauge
-// that a --network host container moves: 0, 1 while it runs, 0 after.
+// that a --network host container moves: 0, 1 while it runs, 0 after; and
+// the watcher's lag histogram, which its events fed.
 func TestMetricsPrometheus(t *testing.T) {
 	e := newEngine(t)
 	e.loadBusybox(t)
@@ -180,6 +181,10 @@ func TestMetricsPrometheus(t *testing.T) {
 	e.docker(t, "stop", id)
 	p.waitQuery(t, "hostpass_host_mode_containers", 0)
 	p.waitQuery(t, `hostpass_audit_records_total{event="host.leave"}`, 1)
+	// The watcher's events reached the lag histogram (how many: Docker's
+	// business), and its first subscription was no reconnect.
+	p.waitQuery(t, `count(hostpass_watcher_lag_seconds_count > 0)`, 1)
+	p.waitQuery(t, `hostpass_watcher_reconnects_total`, 0)
 }
 
 // lintScrape fetches the daemon's /metrics from inside the namespace and
