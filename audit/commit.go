@@ -243,9 +243,12 @@ func (l *Log) write(recs []Record) error {
 		buf.WriteByte('\n')
 	}
 	_, err := c.f.Write(buf.Bytes())
+	var synced time.Duration
 	if err == nil {
 		wait := l.treeAppend(lines) // a signed log's tree, beside the fsync
+		syncStart := time.Now()
 		err = c.f.Sync()
+		synced = time.Since(syncStart)
 		wait(err)
 	}
 	if err != nil {
@@ -273,6 +276,9 @@ func (l *Log) write(recs []Record) error {
 	c.views = views
 	c.torn = nil
 	l.written(recs)
+	if l.o.Observer != nil {
+		l.o.Observer.Synced(synced, recs)
+	}
 	if n := len(recs) - inEpoch; (c.key != nil || c.sign != nil) && n > 0 {
 		if c.epochRecords == 0 {
 			c.epochTimer = time.NewTimer(l.o.EpochInterval)
@@ -284,6 +290,9 @@ func (l *Log) write(recs []Record) error {
 			select {
 			case l.mirrorQ <- mirrored{recs[i], line}:
 			default:
+				if l.o.Observer != nil {
+					l.o.Observer.MirrorDropped()
+				}
 				if l.mirrorDropped.Add(1)%1000 == 1 {
 					l.o.Log.WithField("dropped", l.mirrorDropped.Load()).Warn("audit log: the mirror (daemon log, syslog) is behind and misses records; the file has them all")
 				}

@@ -7,8 +7,10 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	stdlog "log"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,6 +23,7 @@ import (
 	"github.com/hostpass/hostpass/audit"
 	"github.com/hostpass/hostpass/driver"
 	"github.com/hostpass/hostpass/hostview"
+	"github.com/hostpass/hostpass/metrics"
 	"github.com/hostpass/hostpass/server"
 	"github.com/hostpass/hostpass/sink"
 	"github.com/hostpass/hostpass/watcher"
@@ -49,6 +52,10 @@ type Config struct {
 	StateDir     string
 	// Version is logged at start.
 	Version string
+	// Metrics, if not nil, is fed by the server and the audit log and
+	// served on MetricsNetwork and MetricsAddress (metrics.ParseAddr).
+	Metrics                        *metrics.Metrics
+	MetricsNetwork, MetricsAddress string
 	// Log is the daemon's log. Its output must not block (see package
 	// logout): a call would wait on it.
 	Log *logrus.Logger
@@ -70,6 +77,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	ao := cfg.Audit
 	ao.Host, ao.Driver, ao.Log = hostname, name, entry
+	if cfg.Metrics != nil {
+		ao.Observer = cfg.Metrics
+	}
 	var syslog *sink.Syslog
 	if cfg.Syslog != "" {
 		if syslog, err = sink.NewSyslog(cfg.Syslog, hostname, entry); err != nil {
@@ -136,16 +146,33 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer os.Remove(cfg.Socket)
-	srv := server.HTTPServer(server.New(d, entry), stdlog.New(warnWriter{entry}, "", 0))
+	var observer server.Observer
+	if cfg.Metrics != nil {
+		observer = cfg.Metrics
+	}
+	srv := server.HTTPServer(server.NewObserved(d, entry, observer), stdlog.New(warnWriter{entry}, "", 0))
 	served := make(chan error, 1)
 	go func() { served <- server.Serve(srv, l) }()
+	if cfg.Metrics != nil {
+		ml, err := metrics.Listen(cfg.MetricsNetwork, cfg.MetricsAddress)
+		if err != nil {
+			return err
+		}
+		msrv := server.HTTPServer(cfg.Metrics.Mux(), stdlog.New(warnWriter{entry}, "", 0))
+		go func() {
+			if err := server.Serve(msrv, ml); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				entry.WithError(err).Error("metrics endpoint stopped; the driver goes on")
+			}
+		}()
+		defer msrv.Close() // closes the listener, which removes a unix socket
+	}
 	// The signals are ours before systemd hears READY=1: from then on it
 	// may send SIGHUP, whose default action would end the process.
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(signals)
 	entry.WithFields(logrus.Fields{"socket": cfg.Socket, "audit_log": cfg.AuditLog, "sealed": cfg.Audit.SealKey != "", "signed": cfg.Audit.SignKey != "", "syslog": cfg.Syslog,
-		"state_dir": cfg.StateDir, "version": cfg.Version}).Info("hostpass serving")
+		"state_dir": cfg.StateDir, "metrics": cfg.MetricsAddress, "version": cfg.Version}).Info("hostpass serving")
 	notify(entry, "READY=1")
 
 	for stopping := false; !stopping; {
@@ -199,9 +226,14 @@ func startWatcher(ctx context.Context, cfg Config, d *driver.Driver, auditLog *a
 	if err != nil {
 		return nil, err
 	}
+	var observer watcher.Observer // nil, not a nil *Metrics in an interface
+	if cfg.Metrics != nil {
+		observer = cfg.Metrics
+	}
 	w, err := watcher.New(watcher.Config{
 		Engine: engine, Source: cfg.DockerSocket, Audit: auditLog, Known: d.Lookup, HostInterfaces: view.Snapshot,
 		Policy: cfg.Policy, StopViolators: cfg.PolicyStop, StateDir: cfg.StateDir, Host: hostname, Driver: name, Log: log,
+		Observer: observer,
 	})
 	if err != nil {
 		return nil, err

@@ -232,6 +232,10 @@ func TestSettingsRefusedBeforeAnythingStarts(t *testing.T) {
 			`hostpass serve: --docker-socket: "unix:/var/run/docker.sock" is not a unix:// URL with an absolute path (three slashes); ` + sockets},
 		{"docker socket root", nil, []string{"--docker-socket", "unix:///"},
 			`hostpass serve: --docker-socket: "unix:///" names the root directory, not a socket; ` + sockets},
+		{"metrics on every address", nil, []string{"--metrics", "tcp://0.0.0.0:9632"},
+			`hostpass serve: --metrics: "tcp://0.0.0.0:9632" is not a loopback address: the metrics endpoint has no authentication or TLS, so it is served on this host only; scrape it from elsewhere through a proxy or tunnel; accepted: unix:///PATH`},
+		{"metrics over http", []string{"HOSTPASS_METRICS", "http://127.0.0.1:9632"}, nil,
+			`hostpass serve: --metrics: "http://127.0.0.1:9632": scheme "http" is not served; accepted: unix:///PATH`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.env != nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/hostpass/hostpass/audit"
 	"github.com/hostpass/hostpass/daemon"
 	"github.com/hostpass/hostpass/logout"
+	"github.com/hostpass/hostpass/metrics"
 	"github.com/hostpass/hostpass/sink"
 	"github.com/hostpass/hostpass/watcher"
 )
@@ -52,6 +53,7 @@ type serveOptions struct {
 	policyStop    string
 	stateDir      string
 	logLevel      string
+	metrics       string
 	// signOnly names the settings given (a flag, or its variable set to
 	// other than the default) that only a signing daemon uses.
 	signOnly []string
@@ -87,6 +89,7 @@ func settings(o *serveOptions) []setting {
 		{"policy-stop", "HOSTPASS_POLICY_STOP", "false", "stop a container that the policy does not allow; false: record the violation only", &o.policyStop, true},
 		{"state-dir", "HOSTPASS_STATE_DIR", "/var/lib/hostpass", "directory for the known networks", &o.stateDir, false},
 		{"log-level", "HOSTPASS_LOG_LEVEL", "info", "log level: " + strings.Join(logLevels(), ", "), &o.logLevel, false},
+		{"metrics", "HOSTPASS_METRICS", "", "serve Prometheus metrics on /metrics at unix:///PATH or tcp://127.0.0.1:PORT (loopback only: the endpoint has no authentication); empty: off", &o.metrics, false},
 	}
 }
 
@@ -270,6 +273,12 @@ func (o serveOptions) check() (daemon.Config, logrus.Level, error) {
 	}
 	if c.Policy, err = watcher.ParsePolicy(o.policyAllow); err != nil {
 		return c, level, fmt.Errorf("--policy-allow: %w", err)
+	}
+	if o.metrics != "" {
+		if c.MetricsNetwork, c.MetricsAddress, err = metrics.ParseAddr(o.metrics); err != nil {
+			return c, level, fmt.Errorf("--metrics: %w", err)
+		}
+		c.Metrics = metrics.New(version, commit)
 	}
 	return c, level, nil
 }

@@ -4,7 +4,8 @@
 # image can be pulled), Docker's registry for `docker plugin install` tests,
 # iproute2 for network namespaces, make and git; libseccomp-dev and
 # pkg-config to build runc with seccomp for Docker Engine 29 (engines.sh);
-# rsyslog, the syslog collector the e2e suite runs (it never starts the system's).
+# rsyslog, the syslog collector the e2e suite runs (it never starts the system's);
+# prometheus (and promtool), the scraper the e2e suite runs, and curl to ask it.
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "deps: run as root (apt-get install)" >&2; exit 1; }
 need=()
@@ -18,6 +19,8 @@ dpkg -s libseccomp-dev >/dev/null 2>&1 || need+=(libseccomp-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v gcc >/dev/null || need+=(gcc) # cgo: go test -race, and runc (scripts/engines.sh)
 command -v rsyslogd >/dev/null || need+=(rsyslog)
+command -v prometheus >/dev/null || need+=(prometheus)
+command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}"

@@ -111,13 +111,23 @@ type gwAllocCheckResponse struct {
 	SkipIPv4, SkipIPv6 bool
 }
 
+// Observer hears of each driver call (metrics): its method
+// (NetworkDriver.Join), its result (ok, or the refusal's class:
+// invalid_parameter, not_found, unavailable, error) and its time.
+type Observer interface {
+	Request(method, result string, took time.Duration)
+}
+
 // New returns the HTTP handler for d.
-func New(d Driver, log *logrus.Entry) http.Handler {
+func New(d Driver, log *logrus.Entry) http.Handler { return NewObserved(d, log, nil) }
+
+// NewObserved is New, telling obs (if not nil) of every call.
+func NewObserved(d Driver, log *logrus.Entry, obs Observer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/Plugin.Activate", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusOK, map[string][]string{"Implements": {"NetworkDriver"}})
 	})
-	h := &handler{d: d, log: log}
+	h := &handler{d: d, log: log, obs: obs}
 	// The routes: each method of the API, the audit event recorded when its
 	// body is malformed ("" for the calls that leave no record), and the
 	// driver's call that serves it.
@@ -168,6 +178,14 @@ func New(d Driver, log *logrus.Entry) http.Handler {
 type handler struct {
 	d   Driver
 	log *logrus.Entry
+	obs Observer
+}
+
+// observe tells the observer, if any, of a call's result.
+func (h *handler) observe(method string, err error, start time.Time) {
+	if h.obs != nil {
+		h.obs.Request(method, result(err), time.Since(start))
+	}
 }
 
 // none adapts a call that answers with an empty object.
@@ -192,6 +210,7 @@ func route[Req any](mux *http.ServeMux, h *handler, name string, event audit.Eve
 			// below as malformed.
 			h.log.WithFields(logrus.Fields{"op": method}).WithError(err).Debug("request body did not arrive; not audited")
 			reply(w, http.StatusBadRequest, network.NewErrorResponse(fmt.Sprintf("%s: request body did not arrive in full: %v", method, err)))
+			h.observe(method, errclass.InvalidParameter(err), start)
 			return
 		}
 		req := new(Req)
@@ -230,12 +249,14 @@ func route[Req any](mux *http.ServeMux, h *handler, name string, event audit.Eve
 		if err != nil {
 			entry.WithError(err).Info("refused")
 			reply(w, status(err), network.NewErrorResponse(err.Error()))
+			h.observe(method, err, start)
 			return
 		}
 		if debug {
 			entry.Debug("ok")
 		}
 		reply(w, http.StatusOK, res)
+		h.observe(method, nil, start)
 	})
 }
 
@@ -257,6 +278,22 @@ func status(err error) int {
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
+}
+
+// result names a call's outcome for metrics: ok, or its error's class, as
+// status maps it (a label with few values; the error's text is in the log).
+func result(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errclass.IsInvalidParameter(err):
+		return "invalid_parameter"
+	case errclass.IsNotFound(err):
+		return "not_found"
+	case errclass.IsUnavailable(err):
+		return "unavailable"
+	}
+	return "error"
 }
 
 func reply(w http.ResponseWriter, code int, v any) {

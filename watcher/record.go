@@ -70,6 +70,7 @@ func (w *Watcher) write(ctx context.Context, rec audit.Record, networkID string,
 			if apply != nil {
 				w.mu.Lock()
 				apply()
+				w.reportHostMode() // the record may have opened or closed a session
 				w.mu.Unlock()
 			}
 			return nil

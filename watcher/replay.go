@@ -69,6 +69,7 @@ func (w *Watcher) replayLog() error {
 			w.state.Unplaced[id] = true
 		}
 	}
+	w.reportHostMode() // the sessions the saved state missed are counted too
 	for _, r := range attributes {
 		// attribute notes an endpoint as attributed once the violation, if
 		// any, is durable too: one that the policy refuses and that has no

@@ -33,6 +33,9 @@ type Config struct {
 	StateDir       string
 	Host, Driver   string
 	Log            *logrus.Entry
+	// Observer, if not nil, hears the host-mode count, reconnects and
+	// each event's lag (observer.go).
+	Observer Observer
 }
 
 const (
@@ -76,6 +79,9 @@ type Watcher struct {
 	sharers map[string]map[string]bool
 	// replayed: the audit log's records after AuditSince are in state.
 	replayed bool
+	// subscribed: a subscription was followed before; the next one is a
+	// reconnect. Only Run's goroutine touches it.
+	subscribed bool
 	// following: the watcher follows Docker's events, and no window in
 	// which it did not is left unrecorded. gap: the window not recorded
 	// yet, if any; gapFromSave: its from is the previous run's last save
@@ -104,12 +110,18 @@ func New(cfg Config) (*Watcher, error) {
 		return nil, err
 	}
 	g, fromSave := gapAtStart(st)
-	return &Watcher{
+	w := &Watcher{
 		cfg: cfg, state: st, inflight: map[time.Time]int{}, sharers: map[string]map[string]bool{},
 		gap: g, gapFromSave: fromSave,
 		lanes: newLanes(concurrency), progress: newProgress(st.Since), dirty: make(chan struct{}, 1),
 		saveEvery: saveEvery, maxBacklog: maxBacklog, callTimeout: callTimeout, inspectTries: inspectTries,
-	}, nil
+	}
+	// The containers the last run left in host mode are still counted: a
+	// restart of the daemon does not end their sessions.
+	w.mu.Lock()
+	w.reportHostMode()
+	w.mu.Unlock()
+	return w, nil
 }
 
 // Run follows Docker until ctx ends: it subscribes, reconciles with the
@@ -225,6 +237,10 @@ func (w *Watcher) follow(ctx, sub context.Context, events <-chan Event, errs <-c
 				w.cfg.Log.Info("watcher: connected to Docker; events replayed and running containers reconciled")
 			}
 			reconciled = nil
+			if w.subscribed && w.cfg.Observer != nil {
+				w.cfg.Observer.Reconnected()
+			}
+			w.subscribed = true
 			w.resumedFollowing(ctx, since)
 			for _, r := range held {
 				w.dispatch(ctx, r.e, r.m)
@@ -254,6 +270,9 @@ func (w *Watcher) dispatch(ctx context.Context, e Event, m *mark) {
 		}
 		if err := w.handle(ctx, e); err != nil {
 			return
+		}
+		if w.cfg.Observer != nil {
+			w.cfg.Observer.WatcherLag(time.Since(e.Time))
 		}
 		w.progress.done(m)
 		if w.saveEvery == 0 {

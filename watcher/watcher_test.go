@@ -300,6 +300,8 @@ type harness struct {
 	// engine: what the watcher talks to, when not fake (NewDockerEngine
 	// over a fakeDocker).
 	engine Engine
+	// obs hears the watcher, across restarts.
+	obs *fakeObserver
 	// gaps: records lists watch.gap records too. The tests that break the
 	// stream to wait for the watcher (settle) leave them out: the record
 	// of that window is written after the next subscription, and its
@@ -312,7 +314,7 @@ func newHarness(t testing.TB, policy string, stop bool) *harness {
 	dir := t.TempDir()
 	fake := newFake()
 	fake.networks[hpNet] = Network{Name: "hp", Labels: map[string]string{"env": "prod"}}
-	h := &harness{t: t, fake: fake, path: filepath.Join(dir, "audit.jsonl"), dir: dir, policy: policy, stop: stop, shape: shapes[len(shapes)-1]}
+	h := &harness{t: t, fake: fake, path: filepath.Join(dir, "audit.jsonl"), dir: dir, policy: policy, stop: stop, shape: shapes[len(shapes)-1], obs: &fakeObserver{}}
 	h.restart()
 	return h
 }
@@ -350,7 +352,7 @@ func (h *harness) restart() {
 		Known:          func(id string) (string, bool, bool, bool) { return "web-tier", h.internal, h.adopted, id == hpNet },
 		HostInterfaces: func() []audit.Interface { return []audit.Interface{{Name: "lo", Index: 1}} },
 		Policy:         p, StopViolators: h.stop, StateDir: h.dir, Host: "node1", Driver: "hostpass",
-		Log: logrus.NewEntry(discard),
+		Log: logrus.NewEntry(discard), Observer: h.obs,
 	})
 	if err != nil {
 		h.t.Fatal(err)

@@ -1,0 +1,15 @@
+package audit
+
+import "time"
+
+// Observer hears what the writer does, for metrics (package metrics). Its
+// methods run on the writer's goroutine, between a batch's fsync and its
+// callers' answers, so they must be quick and never block.
+type Observer interface {
+	// Synced: recs became durable in one write and one fsync, which took
+	// took.
+	Synced(took time.Duration, recs []Record)
+	// MirrorDropped: the mirror (daemon log, syslog) was behind, and a
+	// record was not copied to it; the file has it.
+	MirrorDropped()
+}

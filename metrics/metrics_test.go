@@ -1,0 +1,152 @@
+package metrics
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+
+	"github.com/hostpass/hostpass/audit"
+)
+
+// exercised returns metrics with every series given a value, as a busy
+// signed daemon would have them.
+func exercised() *Metrics {
+	m := New("1.2.3", "abc123")
+	m.Request("NetworkDriver.Join", "ok", 2*time.Millisecond)
+	m.Request("NetworkDriver.CreateEndpoint", "invalid_parameter", time.Millisecond)
+	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m.Synced(700*time.Microsecond, []audit.Record{
+		{Event: audit.EndpointJoin}, {Event: audit.Checkpoint, Checkpoint: "signed note"}, {Event: audit.PolicyViolation},
+		{Event: audit.WatchGap, Gap: &audit.Gap{From: from, To: from.Add(1500 * time.Millisecond)}},
+	})
+	m.MirrorDropped()
+	m.Dropped(DropSyslog)
+	m.WatcherLag(3 * time.Millisecond)
+	m.Reconnected()
+	m.HostMode(2)
+	return m
+}
+
+func scrape(t *testing.T, m *Metrics) string {
+	t.Helper()
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	res, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("scrape: status %d: %s", res.StatusCode, body)
+	}
+	return string(body)
+}
+
+// TestExpositionLints scrapes the handler and runs promlint, the linter
+// behind `promtool check metrics`, over what it served.
+func TestExpositionLints(t *testing.T) {
+	body := scrape(t, exercised())
+	problems, err := promlint.New(strings.NewReader(body)).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+func TestScrapeShowsWhatHappened(t *testing.T) {
+	body := scrape(t, exercised())
+	for _, want := range []string{
+		`hostpass_driver_requests_total{method="NetworkDriver.Join",result="ok"} 1`,
+		`hostpass_driver_requests_total{method="NetworkDriver.CreateEndpoint",result="invalid_parameter"} 1`,
+		`hostpass_driver_request_duration_seconds_count{method="NetworkDriver.Join"} 1`,
+		`hostpass_audit_fsync_duration_seconds_count 1`,
+		`hostpass_audit_batch_records_sum 4`,
+		`hostpass_audit_records_total{event="endpoint.join"} 1`,
+		`hostpass_audit_records_total{event="audit.checkpoint"} 1`,
+		`hostpass_dropped_total{sink="mirror"} 1`,
+		`hostpass_dropped_total{sink="syslog"} 1`,
+		`hostpass_dropped_total{sink="daemon_log"} 0`,
+		`hostpass_watcher_lag_seconds_count 1`,
+		`hostpass_watcher_reconnects_total 1`,
+		`hostpass_watcher_gap_seconds_total 1.5`,
+		`hostpass_host_mode_containers 2`,
+		`hostpass_policy_violations_total 1`,
+		`hostpass_audit_checkpoint_age_seconds `,
+		`hostpass_build_info{commit="abc123",goversion="go`,
+		`go_goroutines `,
+		`process_resident_memory_bytes `,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("scrape lacks %s", want)
+		}
+	}
+	if strings.Contains(body, "container") && !strings.Contains(body, "hostpass_host_mode_containers") {
+		t.Errorf("a label names containers:\n%s", body)
+	}
+}
+
+// TestCheckpointAgeAbsentUntilSigned: a log that never wrote a signed
+// checkpoint has no age, rather than 0, which would read as "just signed".
+func TestCheckpointAgeAbsentUntilSigned(t *testing.T) {
+	m := New("v", "c")
+	m.Synced(time.Millisecond, []audit.Record{{Event: audit.EndpointJoin}})
+	if n := testutil.CollectAndCount(checkpointAge{m}); n != 0 {
+		t.Fatalf("checkpoint age before any checkpoint: %d series, want none", n)
+	}
+	m.Synced(time.Millisecond, []audit.Record{{Event: audit.Checkpoint, Checkpoint: "note"}})
+	if n := testutil.CollectAndCount(checkpointAge{m}); n != 1 {
+		t.Fatalf("checkpoint age after a checkpoint: %d series, want 1", n)
+	}
+}
+
+func TestCountersByLabel(t *testing.T) {
+	m := exercised()
+	if got := testutil.ToFloat64(m.requests.WithLabelValues("NetworkDriver.Join", "ok")); got != 1 {
+		t.Errorf("Join ok: %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.hostMode); got != 2 {
+		t.Errorf("host mode gauge: %v, want 2", got)
+	}
+}
+
+// TestNilMetrics: a daemon without --metrics holds a nil *Metrics, and
+// every update must be a no-op on it.
+func TestNilMetrics(t *testing.T) {
+	var m *Metrics
+	m.Request("NetworkDriver.Join", "ok", time.Millisecond)
+	m.Synced(time.Millisecond, []audit.Record{{Event: audit.Checkpoint}})
+	m.Dropped(DropSyslog)
+	m.MirrorDropped()
+	m.WatcherLag(time.Millisecond)
+	m.Reconnected()
+	m.HostMode(1)
+}
+
+// TestPromtoolCheckMetrics runs Debian's `promtool check metrics` over a
+// scrape, when promtool is installed (apt-get install prometheus).
+func TestPromtoolCheckMetrics(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not installed (Debian: apt-get install prometheus)")
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(scrape(t, exercised()))
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
