@@ -36,23 +36,36 @@ var cutStages = []cutter{
 // The last stage keeps only the chain and what identifies the record
 // (bareRecord), so no record of any shape exceeds MaxRecord.
 func encodeRecord(rec *Record, key []byte) ([]byte, error) {
+	return newLineEncoder(nil, key).record(rec)
+}
+
+// record appends rec's line, without the newline, to the buffer, cut as
+// encodeRecord says, and returns that line.
+func (e *lineEncoder) record(rec *Record) ([]byte, error) {
 	omitInapplicable(rec)
-	line, err := encode(rec, key)
+	start := len(e.w.b)
+	line, err := e.line(rec)
 	for _, stage := range cutStages {
 		if err != nil || len(line) <= MaxRecord {
 			break
 		}
 		stage.apply(rec)
-		line, err = encode(rec, key)
+		e.w.b = e.w.b[:start]
+		line, err = e.line(rec)
 	}
 	if err == nil && len(line) > MaxRecord {
 		*rec = bareRecord(*rec, line)
-		line, err = encode(rec, key)
+		e.w.b = e.w.b[:start]
+		line, err = e.line(rec)
 	}
 	if err == nil && len(line) > MaxRecord {
-		return nil, fmt.Errorf("a %s record is %d bytes even with only its chain and identity fields, over the bound of %d", rec.Event, len(line), MaxRecord)
+		err = fmt.Errorf("a %s record is %d bytes even with only its chain and identity fields, over the bound of %d", rec.Event, len(line), MaxRecord)
 	}
-	return line, err
+	if err != nil {
+		e.w.b = e.w.b[:start]
+		return nil, err
+	}
+	return line, nil
 }
 
 // bareText bounds each string bareRecord keeps.

@@ -25,19 +25,61 @@ const hashSuffixLen = len(hashMember) + 64 + 2
 
 // encode returns rec's line, without the newline, and sets rec.Hash.
 func encode(rec *Record, key []byte) ([]byte, error) {
+	return newLineEncoder(nil, key).line(rec)
+}
+
+// lineEncoder appends lines to one buffer: a write's whole batch is
+// encoded into it, without a buffer or a hasher per record.
+type lineEncoder struct {
+	w   sliceWriter
+	enc *json.Encoder // encodes as json.Marshal does, into w, then a newline
+	h   hash.Hash     // hasher(key)
+	sum []byte        // h's sum, reused
+}
+
+// sliceWriter appends what is written to it to b.
+type sliceWriter struct{ b []byte }
+
+func (w *sliceWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+func newLineEncoder(buf, key []byte) *lineEncoder {
+	e := &lineEncoder{w: sliceWriter{buf}, h: hasher(key)}
+	e.enc = json.NewEncoder(&e.w)
+	return e
+}
+
+// appendLine appends rec's line, without the newline, to the buffer, sets
+// rec.Hash, and returns the buffer.
+func (e *lineEncoder) appendLine(rec *Record) ([]byte, error) {
+	start := len(e.w.b)
 	rec.Hash = ""
-	body, err := json.Marshal(rec)
+	if err := e.enc.Encode(rec); err != nil {
+		e.w.b = e.w.b[:start]
+		return e.w.b, err
+	}
+	body := e.w.b[start : len(e.w.b)-1] // Encode ends it with a newline
+	e.h.Reset()
+	e.h.Write(body)
+	e.sum = e.h.Sum(e.sum[:0])
+	b := append(e.w.b[:start+len(body)-1], hashMember...) // the body's closing brace gives way to the hash
+	at := len(b)
+	b = hex.AppendEncode(b, e.sum)
+	rec.Hash = string(b[at:])
+	e.w.b = append(b, '"', '}')
+	return e.w.b, nil
+}
+
+// line is appendLine's line alone.
+func (e *lineEncoder) line(rec *Record) ([]byte, error) {
+	start := len(e.w.b)
+	b, err := e.appendLine(rec)
 	if err != nil {
 		return nil, err
 	}
-	h := hasher(key)
-	h.Write(body)
-	rec.Hash = hex.EncodeToString(h.Sum(nil))
-	line := make([]byte, 0, len(body)+hashSuffixLen)
-	line = append(line, body[:len(body)-1]...)
-	line = append(line, hashMember...)
-	line = append(line, rec.Hash...)
-	return append(line, '"', '}'), nil
+	return b[start:], nil
 }
 
 // splitHash returns the part of line the hash covers (without the closing

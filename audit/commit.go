@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"bytes"
 	"fmt"
 	"runtime"
 	"time"
@@ -229,8 +228,10 @@ func (l *Log) write(recs []Record) error {
 		return nil
 	}
 	recs, views := c.withViews(recs)
-	var buf bytes.Buffer
-	lines := make([][]byte, len(recs))
+	// One buffer holds the batch's lines, each followed by its newline,
+	// sized for typical records; lines are cut from it once it is whole.
+	enc := newLineEncoder(make([]byte, 0, len(recs)*1024), c.key)
+	ends := make([]int, len(recs)) // where each line ends in the buffer
 	seq, prev, epoch := c.seq, c.prev, c.epoch
 	inEpoch := 0 // the first of recs in the epoch of the last
 	for i := range recs {
@@ -242,11 +243,11 @@ func (l *Log) write(recs []Record) error {
 			recs[i].Epoch = &e
 		}
 		if c.sign != nil && recs[i].Event == Checkpoint && recs[i].Checkpoint == "" {
-			if err := l.signCheckpoint(&recs[i], seq, epoch, lines[:i]); err != nil {
+			if err := l.signCheckpoint(&recs[i], seq, epoch, cutLines(enc.w.b, ends[:i])); err != nil {
 				return fmt.Errorf("%w: signing a checkpoint: %w", ErrUnavailable, err)
 			}
 		}
-		line, err := encodeRecord(&recs[i], c.key)
+		_, err := enc.record(&recs[i])
 		if err != nil {
 			return fmt.Errorf("%w: encoding record: %w", ErrUnavailable, err)
 		}
@@ -254,11 +255,12 @@ func (l *Log) write(recs []Record) error {
 			epoch, inEpoch = *recs[i].NextEpoch, i+1 // a signed log's epoch ends in this write
 		}
 		prev = recs[i].Hash
-		lines[i] = line
-		buf.Write(line)
-		buf.WriteByte('\n')
+		enc.w.b = append(enc.w.b, '\n')
+		ends[i] = len(enc.w.b)
 	}
-	_, err := c.f.Write(buf.Bytes())
+	buf := enc.w.b
+	lines := cutLines(buf, ends)
+	_, err := c.f.Write(buf)
 	var synced time.Duration
 	if err == nil {
 		wait := l.treeAppend(lines) // a signed log's tree, beside the fsync
@@ -284,7 +286,7 @@ func (l *Log) write(recs []Record) error {
 	if c.size == 0 {
 		c.fileFirstSeq = c.seq + 1
 	}
-	c.size += int64(buf.Len())
+	c.size += int64(len(buf))
 	if epoch != c.epoch {
 		l.epochStarted()
 	}
@@ -316,6 +318,19 @@ func (l *Log) write(recs []Record) error {
 		}
 	}
 	return nil
+}
+
+// cutLines cuts buf, lines each followed by a newline, at ends, into the
+// lines without their newlines. Each is capped at its end, so that a mirror
+// appending to a line copies it rather than write over the next.
+func cutLines(buf []byte, ends []int) [][]byte {
+	lines := make([][]byte, len(ends))
+	start := 0
+	for i, end := range ends {
+		lines[i] = buf[start : end-1 : end-1]
+		start = end
+	}
+	return lines
 }
 
 // selfRecord is a record the log writes about itself (audit.lost,

@@ -139,3 +139,36 @@ func TestBlockedMirrorNeverHoldsUpAppend(t *testing.T) {
 		t.Errorf("mirror got %d records, want the queued ones once released", len(got))
 	}
 }
+
+// A write's lines share one buffer; a mirror that appends to the line it
+// gets (as a logger adding a newline might) must not write over the next.
+func TestMirrorAppendingToALineLeavesTheNextWhole(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "logs")
+	os.WriteFile(blocker, nil, 0o640) // unwritable until removed
+	path := filepath.Join(blocker, "audit.jsonl")
+	var mirrored []string
+	l := Open(path, func(line []byte) {
+		mirrored = append(mirrored, string(line))
+		_ = append(line, "XXXXXXXX"...)
+	})
+	for _, ev := range []Event{EndpointLeave, EndpointDelete} {
+		if err := l.AppendOrKeep(Record{Event: ev, Outcome: OK}); err == nil {
+			t.Fatal("AppendOrKeep: want an error while the log is unwritable")
+		}
+	}
+	os.Remove(blocker)
+	// The kept records and this one share a write.
+	if err := l.Append(Record{Event: NetworkDelete, Outcome: OK}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	if strings.Join(mirrored, "\n") != strings.Join(want, "\n") {
+		t.Errorf("mirror got\n%s\nwant the file's lines\n%s", strings.Join(mirrored, "\n"), strings.Join(want, "\n"))
+	}
+}

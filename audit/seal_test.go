@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -286,5 +287,35 @@ func TestTimedKeyEvolutionThatFailedIsRetried(t *testing.T) {
 	wantSeqs(t, readRecords(t, path), EndpointJoin, EpochEnd)
 	if _, err := Verify([]string{path}, VerifyOptions{Key: initial}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The batch encoder writes what json.Marshal does, HTML escaping and all,
+// and the hash of those bytes: lines written before it stay comparable.
+func TestLineEncoderWritesWhatMarshalDoes(t *testing.T) {
+	recs := []Record{
+		{Event: EndpointJoin, Outcome: OK, Tag: "<a&b> \u2028 é", Seq: 7, Prev: Genesis},
+		{Event: NetworkCreate, Outcome: Refused, Error: "\"quoted\"\n", Options: map[string]any{"z": 1, "a": []any{"x"}}, Prev: Genesis},
+	}
+	for _, key := range [][]byte{nil, []byte("0123456789abcdef0123456789abcdef")} {
+		e := newLineEncoder(nil, key)
+		for i := range recs {
+			rec := recs[i]
+			rec.Hash = ""
+			body, err := json.Marshal(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := hasher(key)
+			h.Write(body)
+			want := string(body[:len(body)-1]) + hashMember + hex.EncodeToString(h.Sum(nil)) + `"}`
+			got, err := e.line(&rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != want || rec.Hash != hex.EncodeToString(h.Sum(nil)) {
+				t.Errorf("key %x: got\n%s (hash %s)\nwant\n%s", key, got, rec.Hash, want)
+			}
+		}
 	}
 }
