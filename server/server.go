@@ -298,10 +298,11 @@ func route[Req any](mux *http.ServeMux, h *handler, name string, event audit.Eve
 // so a buffer is reused once its call has answered.
 var bodies = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 4096)) }}
 
-// putBody returns buf to bodies, unless a large body grew it: a rare
-// request must not keep a megabyte per pooled buffer alive.
+// putBody returns buf to bodies, unless a body larger than Docker's (a few
+// KiB) grew it: up to MaxConns buffers can be pooled, and a rare large
+// request must not keep its buffer alive in each.
 func putBody(buf *bytes.Buffer) {
-	if buf.Cap() <= 64<<10 {
+	if buf.Cap() <= 16<<10 {
 		buf.Reset()
 		bodies.Put(buf)
 	}
