@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/go-plugins-helpers/network"
@@ -40,44 +41,81 @@ func (d *Driver) Join(req *network.JoinRequest) (*network.JoinResponse, error) {
 // mount or a stalled FUSE filesystem must not hold up Join and its record.
 // A key of another shape, or a look that does not answer in time, is
 // "unseen". Empty for an empty or relative key: it names nothing here.
+//
+// Joins in flight together each look (dockerd joins many containers at
+// once): only a look that outlived its budget stops the others, so a busy
+// moment is not recorded as "unseen".
 func sandboxState(key string) string {
 	if !filepath.IsAbs(key) {
 		return ""
 	}
-	if !dockerKey(key) {
-		return audit.SandboxUnseen
+	if !dockerKey(key) || len(lookSlot) > 0 {
+		return audit.SandboxUnseen // or a look is stuck: do not start another
 	}
-	select {
-	case lookSlot <- struct{}{}:
-	default:
-		return audit.SandboxUnseen // the last look is stuck; do not start another
-	}
-	answer := make(chan string, 1) // buffered: a late look does not block
-	go func() {
-		state := lookSandbox(key)
-		<-lookSlot // before answering: the next Join finds the slot free
-		answer <- state
-	}()
 	timer := time.NewTimer(lookBudget)
 	defer timer.Stop()
 	select {
-	case state := <-answer:
-		return state
+	case looks <- struct{}{}:
 	case <-timer.C:
 		return audit.SandboxUnseen
 	}
+	l := &look{answer: make(chan string, 1)} // buffered: a late look does not block
+	go func() {
+		state := lookSandbox(key)
+		<-looks
+		if !l.state.CompareAndSwap(looking, answered) {
+			<-lookSlot // it was stuck: the next Join looks again
+		}
+		l.answer <- state
+	}()
+	select {
+	case state := <-l.answer:
+		return state
+	case <-timer.C:
+	}
+	select {
+	case lookSlot <- struct{}{}: // this look is the stuck one, until it returns
+		if !l.state.CompareAndSwap(looking, stuck) {
+			<-lookSlot // it answered meanwhile: not stuck after all
+		}
+	default: // another stuck look holds the slot
+	}
+	return audit.SandboxUnseen
 }
+
+// look is one look at a key, by a goroutine of its own.
+type look struct {
+	answer chan string
+	// state is looking until the look answers or its Join gives up on it,
+	// whichever comes first; a look given up on holds lookSlot until it
+	// returns.
+	state atomic.Int32
+}
+
+const (
+	looking = iota
+	answered
+	stuck
+)
 
 var (
 	// lookSandbox is the look at the file system; tests replace it.
 	lookSandbox = lookAtKey
 	// lookBudget is how long Join waits for the look.
 	lookBudget = 100 * time.Millisecond
-	// lookSlot holds the one look allowed in flight: while a look is stuck
-	// on a hung mount, later Joins say "unseen" at once, so stuck looks
-	// (goroutines, each holding an OS thread in a system call) cannot pile up.
+	// lookSlot is held by a look that outlived its budget: while one is
+	// stuck on a hung mount, later Joins say "unseen" at once, so stuck
+	// looks (goroutines, each holding an OS thread in a system call)
+	// cannot pile up.
 	lookSlot = make(chan struct{}, 1)
+	// looks bounds the looks in flight before any is known to be stuck:
+	// a hung mount holds at most this many.
+	looks = make(chan struct{}, maxLooks)
 )
+
+// maxLooks is more looks than dockerd has Joins in flight when many
+// containers start at once (a connection each, a few dozen).
+const maxLooks = 64
 
 // dockerKey reports whether key has the shape of the keys Docker sends,
 // EXEC_ROOT/netns/NAME (libnetwork's osl.GenerateKey: NAME is the first 12

@@ -252,3 +252,45 @@ func BenchmarkSandboxState(b *testing.B) {
 		})
 	}
 }
+
+// Joins in flight together each look at their key: one look in progress is
+// not a stuck one, and a busy moment must not be recorded as "unseen".
+// Each look here answers only once both have started.
+func TestJoinSandboxLooksTogether(t *testing.T) {
+	var started sync.WaitGroup
+	started.Add(2)
+	lookSandbox = func(string) string {
+		started.Done()
+		started.Wait()
+		return audit.SandboxLive
+	}
+	budget := lookBudget
+	lookBudget = 10 * time.Second // a hang guard, not a speed check
+	t.Cleanup(func() { lookSandbox, lookBudget = lookAtKey, budget })
+
+	d, path := newDriver(t)
+	key := filepath.Join(t.TempDir(), "netns", "0123456789ab")
+	var joins sync.WaitGroup
+	for i := 1; i <= 2; i++ {
+		joins.Add(1)
+		go func() {
+			defer joins.Done()
+			if _, err := d.Join(&network.JoinRequest{NetworkID: netID(100), EndpointID: netID(i), SandboxKey: key}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	joins.Wait()
+	got := 0
+	for _, r := range records(t, path) {
+		if r.Event == audit.EndpointJoin {
+			got++
+			if r.Sandbox != audit.SandboxLive {
+				t.Errorf("join of %s, in flight with another: sandbox %q, want %q", r.EndpointID, r.Sandbox, audit.SandboxLive)
+			}
+		}
+	}
+	if got != 2 {
+		t.Errorf("%d join records, want 2", got)
+	}
+}

@@ -6,14 +6,15 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/docker/go-plugins-helpers/network"
@@ -151,10 +152,22 @@ func NewObserved(d Driver, log *logrus.Entry, obs Observer) http.Handler {
 	route(mux, h, "DeleteNetwork", audit.NetworkDelete, none(d.DeleteNetwork))
 	route(mux, h, "AllocateNetwork", "", func(r *network.AllocateNetworkRequest) (any, error) { return d.AllocateNetwork(r) })
 	route(mux, h, "FreeNetwork", "", none(d.FreeNetwork))
-	route(mux, h, "CreateEndpoint", audit.EndpointCreate, func(r *network.CreateEndpointRequest) (any, error) { return d.CreateEndpoint(r) })
+	route(mux, h, "CreateEndpoint", audit.EndpointCreate, func(r *network.CreateEndpointRequest) (any, error) {
+		res, err := d.CreateEndpoint(r)
+		if err == nil && *res == (network.CreateEndpointResponse{}) {
+			return createdEndpoint, nil
+		}
+		return res, err
+	})
 	route(mux, h, "DeleteEndpoint", audit.EndpointDelete, none(d.DeleteEndpoint))
 	route(mux, h, "EndpointOperInfo", "", func(r *network.InfoRequest) (any, error) { return d.EndpointInfo(r) })
-	route(mux, h, "Join", audit.EndpointJoin, func(r *network.JoinRequest) (any, error) { return d.Join(r) })
+	route(mux, h, "Join", audit.EndpointJoin, func(r *network.JoinRequest) (any, error) {
+		res, err := d.Join(r)
+		if err == nil && isHostJoin(res) {
+			return joined[res.DisableGatewayService], nil
+		}
+		return res, err
+	})
 	route(mux, h, "Leave", audit.EndpointLeave, none(d.Leave))
 	route(mux, h, "DiscoverNew", "", none(d.DiscoverNew))
 	route(mux, h, "DiscoverDelete", "", none(d.DiscoverDelete))
@@ -173,6 +186,23 @@ func NewObserved(d Driver, log *logrus.Entry, obs Observer) http.Handler {
 		}
 		unknown(w, r)
 	})
+}
+
+// The replies of a create and a join that succeed, as reply would encode
+// them, made once: they are the same for every container.
+var (
+	createdEndpoint = encode(network.CreateEndpointResponse{})
+	joined          = map[bool]encoded{
+		false: encode(network.JoinResponse{}),
+		true:  encode(network.JoinResponse{DisableGatewayService: true}),
+	}
+)
+
+// isHostJoin reports whether res sets nothing up but, perhaps,
+// DisableGatewayService: the only replies hostpass's Join makes.
+func isHostJoin(res *network.JoinResponse) bool {
+	return res.InterfaceName == (network.InterfaceName{}) && res.Gateway == "" &&
+		res.GatewayIPv6 == "" && res.StaticRoutes == nil
 }
 
 type handler struct {
@@ -201,8 +231,11 @@ func route[Req any](mux *http.ServeMux, h *handler, name string, event audit.Eve
 	method := "NetworkDriver." + name
 	mux.HandleFunc("/"+method, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-		if tooLarge := new(http.MaxBytesError); err != nil && !errors.As(err, &tooLarge) {
+		buf := bodies.Get().(*bytes.Buffer)
+		defer putBody(buf)
+		_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, maxBody))
+		body := buf.Bytes()
+		if err != nil && !isTooLarge(err) {
 			// The client went away or stalled before its body arrived
 			// (truncated, reset, timed out): there is no request to audit,
 			// and a record for each would let any client flood the log.
@@ -260,6 +293,26 @@ func route[Req any](mux *http.ServeMux, h *handler, name string, event audit.Eve
 	})
 }
 
+// bodies holds the buffers request bodies are read into. What is decoded
+// from one shares none of its bytes (encoding/json copies every string),
+// so a buffer is reused once its call has answered.
+var bodies = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 4096)) }}
+
+// putBody returns buf to bodies, unless a body larger than Docker's (a few
+// KiB) grew it: up to MaxConns buffers can be pooled, and a rare large
+// request must not keep its buffer alive in each.
+func putBody(buf *bytes.Buffer) {
+	if buf.Cap() <= 16<<10 {
+		buf.Reset()
+		bodies.Put(buf)
+	}
+}
+
+func isTooLarge(err error) bool {
+	var tooLarge *http.MaxBytesError
+	return errors.As(err, &tooLarge)
+}
+
 // malformed is the refusal of a body that does not decode as the request of
 // method.
 func malformed(method string, cause error) error {
@@ -296,8 +349,24 @@ func result(err error) string {
 	return "error"
 }
 
+// encoded is a reply encoded beforehand (encode).
+type encoded []byte
+
+// encode is v as reply sends it: JSON and a newline.
+func encode(v any) encoded {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // the replies encoded beforehand are fixed wire types
+	}
+	return append(b, '\n')
+}
+
 func reply(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", sdk.DefaultContentTypeV1_1)
 	w.WriteHeader(code)
+	if b, ok := v.(encoded); ok {
+		w.Write(b)
+		return
+	}
 	json.NewEncoder(w).Encode(v)
 }
