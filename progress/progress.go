@@ -56,7 +56,8 @@ type Meter struct {
 	total          int64 // bytes the run reads; <0: unknown
 	start, drawn   time.Time
 	records, bytes int64
-	shown          int // bytes of the line on screen; 0: none
+	shown          int  // bytes of the line on screen; 0: none
+	midLine        bool // output through ClearBefore ended mid-line: do not draw over it
 }
 
 // New starts a Meter that draws on w, a terminal (see Terminal), for a run
@@ -83,7 +84,7 @@ func (m *Meter) Add(records int, bytes int64) {
 	m.records += int64(records)
 	m.bytes += bytes
 	now := m.o.Now()
-	if now.Sub(m.start) < m.o.Delay || !m.drawn.IsZero() && now.Sub(m.drawn) < m.o.Every {
+	if m.midLine || now.Sub(m.start) < m.o.Delay || !m.drawn.IsZero() && now.Sub(m.drawn) < m.o.Every {
 		return
 	}
 	m.drawn = now
@@ -111,7 +112,9 @@ func (m *Meter) Done() {
 }
 
 // ClearBefore returns w with the line cleared before each write to it: for
-// output that goes to the same terminal as the line. A nil Meter returns w.
+// output that goes to the same terminal as the line. While that output
+// ends mid-line, the line is not drawn (\r would overwrite the output's
+// start). A nil Meter returns w.
 func (m *Meter) ClearBefore(w io.Writer) io.Writer {
 	if m == nil {
 		return w
@@ -126,6 +129,9 @@ type clearing struct {
 
 func (c clearing) Write(p []byte) (int, error) {
 	c.m.Clear()
+	if len(p) > 0 {
+		c.m.midLine = p[len(p)-1] != '\n'
+	}
 	return c.w.Write(p)
 }
 

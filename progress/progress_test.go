@@ -108,6 +108,19 @@ func TestClearBefore(t *testing.T) {
 	if term.String() != want {
 		t.Fatalf("got %q\nwant %q", term.String(), want)
 	}
+	c.t = c.t.Add(time.Second)
+	w.Write([]byte("half a r"))
+	term.Reset()
+	m.Add(1, 1)
+	if term.Len() != 0 {
+		t.Fatalf("drew %q over output that ended mid-line", term.String())
+	}
+	w.Write([]byte("ow\n"))
+	c.t = c.t.Add(time.Second)
+	m.Add(1, 1)
+	if want := "ow\n\r3 records"; !strings.HasPrefix(term.String(), want) {
+		t.Fatalf("after the row ended: %q, want it to start %q", term.String(), want)
+	}
 }
 
 // A nil Meter (progress off) writes nothing and hands writers back as
