@@ -139,3 +139,36 @@ func TestQueryTellsProgress(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkVerify1MProgress verifies the 1,000,000-record log of
+// BenchmarkVerify1M without and with a Progress hook, alternately, so that
+// both see the same machine: each op is one of each. The hook does what
+// the CLI's does per batch: add up and read the clock. Reported: seconds
+// of each, and on/off.
+func BenchmarkVerify1MProgress(b *testing.B) {
+	files := genMillion(b)
+	verify := func(on bool) time.Duration {
+		var o VerifyOptions
+		var got told
+		var last time.Time
+		if on {
+			o.Progress = func(lines int, n int64) { got.progress(lines, n); last = time.Now() }
+		}
+		start := time.Now()
+		sum, err := Verify(files, o)
+		took := time.Since(start)
+		if err != nil || on && got.lines != sum.Records {
+			b.Fatal(sum, got, err, last)
+		}
+		return took
+	}
+	b.ResetTimer()
+	var off, on time.Duration
+	for i := 0; i < b.N; i++ {
+		off += verify(false)
+		on += verify(true)
+	}
+	b.ReportMetric(off.Seconds()/float64(b.N), "s-off/op")
+	b.ReportMetric(on.Seconds()/float64(b.N), "s-on/op")
+	b.ReportMetric(on.Seconds()/off.Seconds(), "on/off")
+}
