@@ -25,6 +25,10 @@ type Filter struct {
 	// over with the view's host_interfaces spliced in after host_view (the
 	// line is then no longer the one its hash covers).
 	Interfaces bool
+	// Progress, if set, is told of the lines read as the query goes
+	// (read.go), in each of its passes: a Network or a Container makes
+	// two, so the log's bytes are told twice.
+	Progress Progress
 
 	// Filled by Query's first pass over the log.
 	networkIDs map[string]bool // networks named Network
@@ -129,7 +133,7 @@ func holds(line []byte, prefix, s string) bool {
 func Query(files []string, f Filter, fn func(r *Entry, line []byte) error) error {
 	if f.Network != "" || f.Container != "" {
 		f.networkIDs, f.endpoints = map[string]bool{}, map[string]bool{}
-		first := Filter{Event: string(EndpointAttribute)}
+		first := Filter{Event: string(EndpointAttribute), Progress: f.Progress}
 		err := queryAll(files, first, func(r *Entry, _ []byte) error {
 			if f.Network != "" && r.NetworkName == f.Network {
 				f.networkIDs[r.NetworkID] = true
@@ -168,7 +172,7 @@ func queryFile(path string, f Filter, fn func(r *Entry, line []byte) error) erro
 			b.entries[i] = decode(f, line)
 		}
 	}
-	return eachBatch(path, decodeAll, func(b *batch) error {
+	return eachBatchTold(path, decodeAll, func(b *batch) error {
 		for i, e := range b.entries {
 			if f.Interfaces && e == nil && isView(b.lines[i]) {
 				e = &Entry{Event: HostView} // not shown, but its links are
@@ -180,7 +184,7 @@ func queryFile(path string, f Filter, fn func(r *Entry, line []byte) error) erro
 			}
 		}
 		return nil
-	})
+	}, f.Progress)
 }
 
 // decode returns the line's entry if it passes f, else nil.

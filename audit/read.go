@@ -17,23 +17,53 @@ import (
 
 // openReader opens a log file for reading, gunzipping a .gz file.
 func openReader(path string) (io.ReadCloser, error) {
+	r, _, err := openCounted(path)
+	return r, err
+}
+
+// openCounted is openReader that also counts the bytes read from the file
+// itself (a .gz file's compressed bytes), which is what its size says.
+func openCounted(path string) (io.ReadCloser, *counter, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	c := &counter{r: f}
 	if !strings.HasSuffix(path, ".gz") {
-		return f, nil
+		return struct {
+			io.Reader
+			io.Closer
+		}{c, f}, c, nil
 	}
-	z, err := gzip.NewReader(f)
+	z, err := gzip.NewReader(c)
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return struct {
 		io.Reader
 		io.Closer
-	}{z, f}, nil
+	}{z, f}, c, nil
 }
+
+// counter counts the bytes read through it. One goroutine reads it.
+type counter struct {
+	r io.Reader
+	n int64
+}
+
+func (c *counter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// Progress is told, after each batch of lines is checked or shown, how many
+// lines it held and how many bytes of the file (as stored: a .gz file's
+// compressed bytes) were read through it; over a file the bytes add up to
+// its size. It is called on the goroutine that called Verify or Query, so
+// it needs no lock, and it should return quickly: the read waits for it.
+type Progress func(lines int, fileBytes int64)
 
 // maxLine bounds one record; a longer line is reported, not read into memory.
 const maxLine = 16 << 20
@@ -82,6 +112,7 @@ type batch struct {
 	complete bool          // false: the last line has no newline
 	ready    chan struct{} // closed once work is done
 
+	read    int64    // bytes of the file read once the batch was: for Progress
 	invalid int      // verify: first line that is not JSON, or -1
 	entries []*Entry // show: the decoded entry of each matching line, nil for the rest
 }
@@ -96,7 +127,13 @@ const batchBytes = 4 << 20
 // goroutine of its own as soon as it is read, and calls fn with the batches
 // in order, each once its work is done.
 func eachBatch(path string, work func(*batch), fn func(*batch) error) error {
-	r, err := openReader(path)
+	return eachBatchTold(path, work, fn, nil)
+}
+
+// eachBatchTold is eachBatch that tells progress, if not nil, of each batch
+// once fn is done with it.
+func eachBatchTold(path string, work func(*batch), fn func(*batch) error, progress Progress) error {
+	r, c, err := openCounted(path)
 	if err != nil {
 		return err
 	}
@@ -105,23 +142,33 @@ func eachBatch(path string, work func(*batch), fn func(*batch) error) error {
 	stop := make(chan struct{})
 	defer close(stop)
 	read := make(chan error, 1)
-	go func() { read <- readBatches(r, batches, stop, work) }()
+	go func() { read <- readBatches(r, c, batches, stop, work) }()
+	var told int64
 	for b := range batches {
 		<-b.ready
 		if err := fn(b); err != nil {
 			return err
 		}
+		if progress != nil {
+			progress(len(b.lines), b.read-told)
+			told = b.read
+		}
 	}
-	return <-read
+	err = <-read
+	if progress != nil && err == nil && c.n > told {
+		progress(0, c.n-told) // the reader's look-ahead past the last line (the gzip trailer)
+	}
+	return err
 }
 
 // readBatches reads r in batches, starts work on each in its own goroutine
-// and sends them, in order, to out; out is closed at the end.
-func readBatches(r io.Reader, out chan<- *batch, stop <-chan struct{}, work func(*batch)) error {
+// and sends them, in order, to out; out is closed at the end. c counts the
+// file's bytes read so far.
+func readBatches(r io.Reader, c *counter, out chan<- *batch, stop <-chan struct{}, work func(*batch)) error {
 	defer close(out)
 	b := &batch{complete: true}
 	send := func() bool {
-		b.ready = make(chan struct{})
+		b.ready, b.read = make(chan struct{}), c.n
 		go func(b *batch) { work(b); close(b.ready) }(b)
 		select {
 		case out <- b:

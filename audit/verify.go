@@ -27,6 +27,8 @@ import (
 // (verify_sign.go), and Checkpoints, collected off the host, are proven
 // against it (verify_collected.go). Heartbeat > 0 reports every stretch of
 // a running daemon longer than it without a checkpoint.
+//
+// Progress, if set, is told of the lines checked as verify goes (read.go).
 type VerifyOptions struct {
 	Key         []byte
 	Anchors     map[uint64]string
@@ -34,6 +36,7 @@ type VerifyOptions struct {
 	Pub         note.Verifier
 	Checkpoints []CollectedCheckpoint
 	Heartbeat   time.Duration
+	Progress    Progress
 }
 
 // Anchor is a record known from elsewhere: its seq and hash.
@@ -179,7 +182,7 @@ func (v *verifier) verifyFile(path string) error {
 	if s := v.sign; s != nil {
 		work = func(b *batch) { b.invalid = firstInvalid(b.lines); s.leavesOf(b) }
 	}
-	err := eachBatch(path, work, v.batch)
+	err := eachBatchTold(path, work, v.batch, v.o.Progress)
 	if err == errLongLine {
 		// The lines read ahead of it are not counted: no line number.
 		return &Problem{File: path, Kind: Modified, Detail: longLine}

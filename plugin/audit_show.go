@@ -21,6 +21,7 @@ type showOptions struct {
 	filter       audit.Filter
 	since, until string
 	json, follow bool
+	noProgress   bool
 }
 
 func newAuditShowCommand() *cobra.Command {
@@ -42,6 +43,7 @@ func newAuditShowCommand() *cobra.Command {
 	flags.StringVar(&o.until, "until", "", "records at or before T: RFC 3339 time, or a duration ago")
 	flags.BoolVar(&o.json, "json", false, "print the records as they are in the log, one per line")
 	flags.BoolVar(&o.follow, "follow", false, "after the log's end, keep printing new records until interrupted")
+	flags.BoolVar(&o.noProgress, "no-progress", false, noProgressUsage)
 	flags.BoolVar(&o.filter.Interfaces, "interfaces", false, "with --json: add to each join the host_interfaces of the host.view record it names")
 	return cmd
 }
@@ -59,8 +61,22 @@ func runShow(cmd *cobra.Command, o showOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	out := newPrinter(cmd.OutOrStdout(), o.json)
-	if err := audit.Query(files, f, out.print); err != nil {
+	passes := 1
+	if f.Network != "" || f.Container != "" {
+		passes = 2 // audit.Query reads the log once to learn IDs, then to show
+	}
+	meter := newMeter(cmd, o.noProgress, files, passes)
+	stdout := cmd.OutOrStdout()
+	if meter != nil {
+		f.Progress = meter.Add
+		if _, tty := terminal(stdout); tty {
+			stdout = meter.ClearBefore(stdout) // rows and the line share the screen
+		}
+	}
+	out := newPrinter(stdout, o.json)
+	err = audit.Query(files, f, out.print)
+	meter.Done()
+	if err != nil {
 		return failed(err)
 	}
 	out.flush()

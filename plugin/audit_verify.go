@@ -22,6 +22,7 @@ type verifyOptions struct {
 	checkpoints []string
 	heartbeat   time.Duration
 	chainOnly   bool
+	noProgress  bool
 	anchors     anchors
 	start       anchors
 }
@@ -58,6 +59,7 @@ listed on a "GAP:" line; it does not fail the log.`,
 	flags.StringArrayVar(&o.checkpoints, "checkpoint", nil, "`FILE` of checkpoints collected off the host (one signed note, or lines holding audit.checkpoint records: the log's own, or a syslog collector's): prove the log extends each; repeatable; needs --pubkey")
 	flags.DurationVar(&o.heartbeat, "heartbeat", 5*time.Minute, "with --pubkey, list each stretch of a running daemon longer than this `D` with no checkpoint (serve's --heartbeat); 0: none")
 	flags.BoolVar(&o.chainOnly, "chain-only", false, "on a sealed log without --key, check seq and prev alone and exit 0: the seals, and so the records' content, are NOT checked")
+	flags.BoolVar(&o.noProgress, "no-progress", false, noProgressUsage)
 	flags.Var(o.anchors, "anchor", "SEQ:HASH of a record known from elsewhere (a syslog collector, an earlier verify); repeatable")
 	flags.Var(o.start, "start", "SEQ:HASH of the log's first record, known from elsewhere: accept a log that does not start at its genesis record (its oldest files were removed)")
 	return cmd
@@ -109,7 +111,12 @@ func runVerify(cmd *cobra.Command, o verifyOptions, args []string) error {
 		return err
 	}
 	stdout := cmd.OutOrStdout()
+	meter := newMeter(cmd, o.noProgress, files, 1)
+	if meter != nil {
+		vo.Progress = meter.Add
+	}
 	sum, err := audit.Verify(files, vo)
+	meter.Done() // before anything is printed
 	var p *audit.Problem
 	if errors.As(err, &p) {
 		fmt.Fprintf(stdout, "FAIL: %s\n", p)

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostpass/hostpass/progress"
+)
+
+// fakeTerminal makes the writers in ttys terminals of 100 columns, and
+// progress draw at every batch on a clock that moves a second per reading.
+func fakeTerminal(t *testing.T, ttys ...io.Writer) {
+	t.Helper()
+	oldTerm, oldOpts := terminal, progressOptions
+	t.Cleanup(func() { terminal, progressOptions = oldTerm, oldOpts })
+	terminal = func(w io.Writer) (int, bool) {
+		for _, tty := range ttys {
+			if w == tty {
+				return 100, true
+			}
+		}
+		return 0, false
+	}
+	now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	progressOptions = progress.Options{Delay: -1, Every: -1, Now: func() time.Time {
+		now = now.Add(time.Second)
+		return now
+	}}
+}
+
+// drawn matches what progress writes on a terminal: lines redrawn in place,
+// then blanked, so the cursor ends at the start of an empty line.
+var drawn = regexp.MustCompile(`^(\r[0-9,]+ records, [0-9.]+/[0-9.]+ MB \(\d+%\), [0-9,]+ records/s, [0-9.]+ MB/s *)+\r +\r$`)
+
+// lastLine is the last line progress drew.
+func lastLine(stderr string) string {
+	lines := strings.Split(strings.TrimRight(stderr, "\r "), "\r")
+	return strings.TrimRight(lines[len(lines)-1], " ")
+}
+
+// On a terminal, verify and show draw progress on stderr and blank it;
+// stdout is byte for byte what it is without progress (--no-progress) and
+// what a pipe gets.
+func TestProgressOnATerminalLeavesStdoutAsItIs(t *testing.T) {
+	dir := plainLog(t)
+	size := sizeOf(mustFiles(t, dir))
+	for _, tc := range []struct {
+		name        string
+		args        []string
+		records     int // lines read, each pass
+		passes      int
+		stdoutIsTTY bool
+	}{
+		{"verify", []string{"audit", "verify", dir}, 11, 1, false},
+		{"show", []string{"audit", "show", dir}, 11, 1, true},
+		{"show --json to a pipe", []string{"audit", "show", "--json", dir}, 11, 1, false},
+		{"show --network NAME", []string{"audit", "show", "--network", "prod", dir}, 11, 2, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var plainOut, plainErr bytes.Buffer
+			plainCode := run(tc.args, &plainOut, &plainErr)
+			if plainErr.Len() != 0 {
+				t.Fatalf("not a terminal, and stderr got %q", plainErr.String())
+			}
+
+			var out, errOut bytes.Buffer
+			if tc.stdoutIsTTY {
+				fakeTerminal(t, &errOut, &out)
+			} else {
+				fakeTerminal(t, &errOut)
+			}
+			code := run(tc.args, &out, &errOut)
+			if code != plainCode || !bytes.Equal(out.Bytes(), plainOut.Bytes()) {
+				t.Fatalf("with progress: exit %d, stdout\n%s\nwithout: exit %d, stdout\n%s", code, out.String(), plainCode, plainOut.String())
+			}
+			if !drawn.MatchString(errOut.String()) {
+				t.Fatalf("stderr on a terminal is not progress lines, blanked at the end: %q", errOut.String())
+			}
+			total := int64(tc.passes) * size
+			want := progress.Line(int64(tc.passes*tc.records), total, total, 0)
+			want = want[:strings.Index(want, " MB (")] + " MB (100%), "
+			if got := lastLine(errOut.String()); !strings.HasPrefix(got, want) {
+				t.Errorf("last progress line %q, want it to start %q", got, want)
+			}
+
+			var offOut, offErr bytes.Buffer
+			args := append(append([]string{}, tc.args[:2]...), append([]string{"--no-progress"}, tc.args[2:]...)...)
+			if code := run(args, &offOut, &offErr); code != plainCode || offErr.Len() != 0 || !bytes.Equal(offOut.Bytes(), plainOut.Bytes()) {
+				t.Errorf("--no-progress on a terminal: exit %d, stderr %q, stdout\n%s", code, offErr.String(), offOut.String())
+			}
+		})
+	}
+}
+
+// verify's FAIL line comes after the progress line is blanked.
+func TestProgressIsBlankedBeforeFail(t *testing.T) {
+	dir := plainLog(t)
+	edit(t, dir, "audit.jsonl", func(lines []string) []string {
+		lines[1] = strings.Replace(lines[1], `"outcome":"ok"`, `"outcome":"refused"`, 1)
+		return lines
+	})
+	var want bytes.Buffer
+	wantCode := run([]string{"audit", "verify", dir}, &want, io.Discard)
+	var out, errOut bytes.Buffer
+	fakeTerminal(t, &errOut)
+	code := run([]string{"audit", "verify", dir}, &out, &errOut)
+	if code != exitFailed || code != wantCode || !bytes.Equal(out.Bytes(), want.Bytes()) || !strings.HasPrefix(out.String(), "FAIL: ") {
+		t.Fatalf("exit %d, stdout %q; without progress: exit %d, stdout %q", code, out.String(), wantCode, want.String())
+	}
+	if !drawn.MatchString(errOut.String()) {
+		t.Errorf("stderr: %q", errOut.String())
+	}
+}
+
+// A pipe is not a terminal: even with progress due at once, not a byte.
+func TestProgressNotOnAPipe(t *testing.T) {
+	old := progressOptions
+	t.Cleanup(func() { progressOptions = old })
+	progressOptions = progress.Options{Delay: -1, Every: -1}
+	dir := plainLog(t)
+	for _, args := range [][]string{{"audit", "verify", dir}, {"audit", "show", dir}} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		code := run(args, io.Discard, w)
+		w.Close()
+		got, _ := io.ReadAll(r)
+		r.Close()
+		if code != 0 || len(got) != 0 {
+			t.Errorf("hostpass %q with stderr a pipe: exit %d, stderr %q", args, code, got)
+		}
+	}
+}
+
+func mustFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	files, err := logFiles([]string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
