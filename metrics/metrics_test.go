@@ -28,7 +28,8 @@ func exercised() *Metrics {
 		{Event: audit.WatchGap, Gap: &audit.Gap{From: from, To: from.Add(1500 * time.Millisecond)}},
 	})
 	m.MirrorDropped()
-	m.Dropped(DropSyslog)
+	m.SyslogDropped(1)
+	m.LogLinesDropped(3)
 	m.WatcherLag(3 * time.Millisecond)
 	m.Reconnected()
 	m.HostMode(2)
@@ -79,7 +80,7 @@ func TestScrapeShowsWhatHappened(t *testing.T) {
 		`hostpass_audit_records_total{event="audit.checkpoint"} 1`,
 		`hostpass_dropped_total{sink="mirror"} 1`,
 		`hostpass_dropped_total{sink="syslog"} 1`,
-		`hostpass_dropped_total{sink="daemon_log"} 0`,
+		`hostpass_dropped_total{sink="daemon_log"} 3`,
 		`hostpass_watcher_lag_seconds_count 1`,
 		`hostpass_watcher_reconnects_total 1`,
 		`hostpass_watcher_gap_seconds_total 1.5`,
@@ -129,7 +130,8 @@ func TestNilMetrics(t *testing.T) {
 	var m *Metrics
 	m.Request("NetworkDriver.Join", "ok", time.Millisecond)
 	m.Synced(time.Millisecond, []audit.Record{{Event: audit.Checkpoint}})
-	m.Dropped(DropSyslog)
+	m.SyslogDropped(1)
+	m.LogLinesDropped(1)
 	m.MirrorDropped()
 	m.WatcherLag(time.Millisecond)
 	m.Reconnected()
