@@ -82,7 +82,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	var syslog *sink.Syslog
 	if cfg.Syslog != "" {
-		if syslog, err = sink.NewSyslog(cfg.Syslog, hostname, entry); err != nil {
+		var lost sink.Observer // nil, not a nil *Metrics in an interface
+		if cfg.Metrics != nil {
+			lost = cfg.Metrics
+		}
+		if syslog, err = sink.NewSyslogObserved(cfg.Syslog, hostname, entry, lost); err != nil {
 			return err
 		}
 		defer syslog.Close(2 * time.Second)
