@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	stdlog "log"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -74,6 +75,15 @@ func Run(ctx context.Context, cfg Config) error {
 	hostname, err := os.Hostname()
 	if err != nil {
 		return fmt.Errorf("reading the hostname: %w", err)
+	}
+	// The metrics address is taken first: one it cannot listen on stops
+	// the daemon before it writes a record or offers Docker a socket.
+	var metricsListener net.Listener
+	if cfg.Metrics != nil {
+		if metricsListener, err = metrics.Listen(cfg.MetricsNetwork, cfg.MetricsAddress); err != nil {
+			return err
+		}
+		defer metricsListener.Close() // for the returns before it is served
 	}
 	ao := cfg.Audit
 	ao.Host, ao.Driver, ao.Log = hostname, name, entry
@@ -157,14 +167,10 @@ func Run(ctx context.Context, cfg Config) error {
 	srv := server.HTTPServer(server.NewObserved(d, entry, observer), stdlog.New(warnWriter{entry}, "", 0))
 	served := make(chan error, 1)
 	go func() { served <- server.Serve(srv, l) }()
-	if cfg.Metrics != nil {
-		ml, err := metrics.Listen(cfg.MetricsNetwork, cfg.MetricsAddress)
-		if err != nil {
-			return err
-		}
+	if metricsListener != nil {
 		msrv := server.HTTPServer(cfg.Metrics.Mux(), stdlog.New(warnWriter{entry}, "", 0))
 		go func() {
-			if err := server.Serve(msrv, ml); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := server.Serve(msrv, metricsListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				entry.WithError(err).Error("metrics endpoint stopped; the driver goes on")
 			}
 		}()

@@ -55,3 +55,59 @@ func TestRunServesMetrics(t *testing.T) {
 		t.Errorf("metrics socket still there after stop: %v", err)
 	}
 }
+
+// TestRunRefusesABusyMetricsAddressBeforeAnything: a --metrics address it
+// cannot listen on stops the daemon before it opens the audit log or the
+// plugin socket: no record of a start that never served, no socket that
+// Docker would find and call.
+func TestRunRefusesABusyMetricsAddressBeforeAnything(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, cfg *Config) (want string)
+	}{
+		{"port in use", func(t *testing.T, cfg *Config) string {
+			busy, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { busy.Close() })
+			a := busy.Addr().String()
+			cfg.MetricsNetwork, cfg.MetricsAddress = "tcp", a
+			return "--metrics tcp://" + a + ": listen tcp " + a + ": bind: address already in use; stop what listens there or name another port"
+		}},
+		{"a file at the socket's path", func(t *testing.T, cfg *Config) string {
+			p := filepath.Join(t.TempDir(), "metrics.sock")
+			writeFile(t, p, "keep")
+			cfg.MetricsNetwork, cfg.MetricsAddress = "unix", p
+			return "--metrics unix://" + p + ": a file that is not a socket is there; remove it or name another path"
+		}},
+		{"a live socket at the path", func(t *testing.T, cfg *Config) string {
+			p := filepath.Join(t.TempDir(), "metrics.sock")
+			l, err := net.Listen("unix", p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+			cfg.MetricsNetwork, cfg.MetricsAddress = "unix", p
+			return "--metrics unix://" + p + ": another process serves on it; stop it or name another path"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			notify := notifySocket(t)
+			cfg := testConfig(t)
+			cfg.Metrics = metrics.New("test", "abc")
+			want := tc.setup(t, &cfg)
+			err := Run(context.Background(), cfg)
+			if err == nil || err.Error() != want {
+				t.Fatalf("Run: %v\nwant %s", err, want)
+			}
+			if _, err := os.Lstat(cfg.AuditLog); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("audit log %s written by a daemon that never served: %v", cfg.AuditLog, err)
+			}
+			if _, err := os.Lstat(cfg.Socket); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("plugin socket %s left by a daemon that never served: %v", cfg.Socket, err)
+			}
+			checkNotNotified(t, notify)
+		})
+	}
+}

@@ -27,7 +27,11 @@ func (m *Metrics) Mux() *http.ServeMux {
 // live process answers on is not, nor anything that is not a socket.
 func Listen(network, address string) (net.Listener, error) {
 	if network != "unix" {
-		return net.Listen(network, address)
+		l, err := net.Listen(network, address)
+		if err != nil {
+			return nil, fmt.Errorf("--metrics tcp://%s: %w; stop what listens there or name another port", address, err)
+		}
+		return l, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(address), 0o755); err != nil {
 		return nil, fmt.Errorf("--metrics unix://%s: making its directory: %w", address, err)

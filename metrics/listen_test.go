@@ -74,3 +74,18 @@ func TestListenKeepsOtherFiles(t *testing.T) {
 		t.Errorf("the file was changed: %q", b)
 	}
 }
+
+// TestListenRefusesAPortInUse names the flag, the address and what to do.
+func TestListenRefusesAPortInUse(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	addr := busy.Addr().String()
+	_, err = Listen("tcp", addr)
+	want := "--metrics tcp://" + addr + ": listen tcp " + addr + ": bind: address already in use; stop what listens there or name another port"
+	if err == nil || err.Error() != want {
+		t.Errorf("Listen on a busy port: %v\nwant %s", err, want)
+	}
+}
