@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/hostpass/hostpass/metrics"
 )
@@ -110,4 +113,58 @@ func TestRunRefusesABusyMetricsAddressBeforeAnything(t *testing.T) {
 			checkNotNotified(t, notify)
 		})
 	}
+}
+
+// TestScrapeWhileTheAuditDiskIsFull: the audit log's file system is full,
+// so the driver refuses calls (503); a scrape still answers at once and
+// shows the refusals by class, and the daemon goes on.
+func TestScrapeWhileTheAuditDiskIsFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("a full file system needs a tmpfs mount (root); run as root to cover a scrape with the disk full")
+	}
+	disk := t.TempDir()
+	if err := unix.Mount("tmpfs", disk, "tmpfs", 0, "size=64k"); err != nil {
+		t.Fatalf("mount a tmpfs at %s: %v", disk, err)
+	}
+	t.Cleanup(func() { unix.Unmount(disk, unix.MNT_DETACH) })
+	cfg := testConfig(t)
+	cfg.AuditLog = filepath.Join(disk, "audit.jsonl")
+	sock := filepath.Join(t.TempDir(), "metrics.sock")
+	cfg.Metrics, cfg.MetricsNetwork, cfg.MetricsAddress = metrics.New("test", "abc"), "unix", sock
+	r := start(t, cfg)
+	// Fill what is left, as another writer on the disk would.
+	fill, err := os.Create(filepath.Join(disk, "fill"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for err == nil {
+		_, err = fill.Write(make([]byte, 4096))
+	}
+	fill.Close()
+	if !errors.Is(err, unix.ENOSPC) {
+		t.Fatalf("filling the tmpfs: %v; want ENOSPC", err)
+	}
+
+	for range 3 {
+		if status, body := call(t, cfg.Socket, "NetworkDriver.CreateNetwork", map[string]any{"NetworkID": netID}); status != http.StatusServiceUnavailable {
+			t.Fatalf("CreateNetwork with the disk full: %d %s; want 503", status, body)
+		}
+	}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	res, err := client.Get("http://hostpass/metrics")
+	if err != nil {
+		t.Fatalf("scrape with the disk full: %v", err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("scrape with the disk full: %d %s", res.StatusCode, b)
+	}
+	if want := `hostpass_driver_requests_total{method="NetworkDriver.CreateNetwork",result="unavailable"} 3`; !strings.Contains(string(b), want+"\n") {
+		t.Errorf("scrape lacks %s", want)
+	}
+	os.Remove(filepath.Join(disk, "fill"))
+	r.stop(t) // the refused records are written now, or reported: not this test's matter
 }
