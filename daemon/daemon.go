@@ -70,6 +70,11 @@ func (c Config) Name() string { return strings.TrimSuffix(filepath.Base(c.Socket
 // log. systemd (Type=notify) is told READY=1 once the socket accepts
 // connections.
 func Run(ctx context.Context, cfg Config) error {
+	// A log reader that is gone (a pipe's read end closed) must not end
+	// the daemon: by Go's default, a write to stdout or stderr that meets
+	// EPIPE raises SIGPIPE, which kills it at its next log line. Ignored,
+	// the write fails instead, and the log's writer counts the line lost.
+	signal.Ignore(syscall.SIGPIPE)
 	name := cfg.Name()
 	entry := cfg.Log.WithField("driver", name)
 	hostname, err := os.Hostname()

@@ -387,3 +387,96 @@ func TestMetricsManagedPlugin(t *testing.T) {
 	wantSeries(t, scrapeTCP(t, e, metricsPort),
 		`hostpass_driver_requests_total{method="NetworkDriver.Join",result="ok"} 2`)
 }
+
+// metricValue is the value of the series line that starts with series
+// (name and labels) in a scrape; ok is false without one.
+func metricValue(scrape, series string) (v float64, ok bool) {
+	for _, line := range strings.Split(scrape, "\n") {
+		if rest, found := strings.CutPrefix(line, series+" "); found {
+			v, err := strconv.ParseFloat(rest, 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}
+
+// TestMetricsCountsDaemonLogDrops: hostpass serve's stdout and stderr are a
+// pipe that is not read (a FIFO whose reader never reads, as dockerd's when
+// it falls behind), or whose reader is gone. The daemon serves on, every
+// call is audited, and hostpass_dropped_total{sink="daemon_log"} counts the
+// lines its log lost. A reader gone used to end the daemon at its first log
+// line: Go's default for SIGPIPE on stdout.
+func TestMetricsCountsDaemonLogDrops(t *testing.T) {
+	requirePrereqs(t)
+	const dropped = `hostpass_dropped_total{sink="daemon_log"}`
+	const netID = "5d07000000000000000000000000000000000000000000000000000000000000"
+	run := func(t *testing.T, output *os.File, maxContainers int) {
+		dir := t.TempDir()
+		sock := filepath.Join(dir, "metrics.sock")
+		d := newDaemon(t, dir)
+		d.extra = []string{"--watch=false", "--log-level", "debug", "--metrics", "unix://" + sock}
+		d.output = output
+		d.start(t)
+		output.Close()
+		c := d.client()
+		if code, err := d.post(c, "CreateNetwork", `{"NetworkID":"`+netID+`"}`); err != nil || code != 200 {
+			t.Fatalf("CreateNetwork: %d %v", code, err)
+		}
+		lost := 0.0
+		n := 0
+		for ; n < maxContainers && lost == 0; n++ {
+			ep := fmt.Sprintf("ep-%06d", n)
+			for _, call := range []struct{ method, body string }{
+				{"CreateEndpoint", `{"NetworkID":"` + netID + `","EndpointID":"` + ep + `","Interface":{}}`},
+				{"Join", `{"NetworkID":"` + netID + `","EndpointID":"` + ep + `","SandboxKey":"/var/run/docker/netns/` + ep + `"}`},
+			} {
+				if code, err := d.post(c, call.method, call.body); err != nil || code != 200 {
+					t.Fatalf("%s of %s: %d %v", call.method, ep, code, err)
+				}
+			}
+			if n%100 == 0 {
+				v, ok := metricValue(scrapeUnix(t, sock), dropped)
+				if !ok {
+					t.Fatalf("the scrape has no %s series", dropped)
+				}
+				lost = v
+			}
+		}
+		if lost == 0 {
+			t.Fatalf("%s is 0 after %d containers logged at debug to a pipe nobody reads", dropped, n)
+		}
+		if joins := len(filter(readAudit(t, d.audit), byEvent("endpoint.join", "ok"))); joins != n {
+			t.Errorf("%d endpoint.join records for %d joins answered ok", joins, n)
+		}
+		t.Logf("%s = %v after %d containers", dropped, lost, n)
+		if !d.terminate() || d.exitErr != nil {
+			t.Errorf("hostpass serve after SIGTERM: %v", d.exitErr)
+		}
+	}
+	t.Run("not read", func(t *testing.T) {
+		fifo := filepath.Join(t.TempDir(), "stdout.fifo")
+		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		reader, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer reader.Close()
+		writer, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A 64 KiB pipe and a 1 MiB queue fill in a few hundred
+		// containers at debug.
+		run(t, writer, 20000)
+	})
+	t.Run("reader gone", func(t *testing.T) {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+		run(t, w, 1)
+	})
+}
