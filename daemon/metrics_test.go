@@ -3,9 +3,11 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -167,4 +169,46 @@ func TestScrapeWhileTheAuditDiskIsFull(t *testing.T) {
 	}
 	os.Remove(filepath.Join(disk, "fill"))
 	r.stop(t) // the refused records are written now, or reported: not this test's matter
+}
+
+// TestRunCountsSyslogDrops: with the syslog collector down, every record
+// meant for it is lost, and hostpass_dropped_total{sink="syslog"} counts
+// each one the audit file has.
+func TestRunCountsSyslogDrops(t *testing.T) {
+	down, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down.Close() // nothing listens there now
+	cfg := testConfig(t)
+	cfg.Syslog = "tcp://" + down.Addr().String()
+	cfg.Metrics, cfg.MetricsNetwork, cfg.MetricsAddress = metrics.New("test", "abc"), "unix", filepath.Join(t.TempDir(), "m.sock")
+	r := start(t, cfg)
+	createNetwork(t, cfg.Socket)
+	if err := r.stop(t); err != nil { // the sink gives up on what is queued
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(cfg.Metrics.Handler())
+	defer srv.Close()
+	res, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	want := fmt.Sprintf(`hostpass_dropped_total{sink="syslog"} %d`, len(records(t, cfg.AuditLog)))
+	if !strings.Contains(string(b), want+"\n") {
+		t.Errorf("scrape lacks %s (one per record); it has:\n%s", want, grepLines(string(b), "hostpass_dropped_total"))
+	}
+}
+
+// grepLines is the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
