@@ -123,9 +123,15 @@ func New(version, commit string) *Metrics {
 	return m
 }
 
+// MaxScrapes bounds the scrapes served at once; more are answered 503 at
+// once. One Prometheus scrapes one at a time; a client on the socket or the
+// port that opens hundreds would otherwise have each gather every metric,
+// on the cores the driver's calls need.
+const MaxScrapes = 4
+
 // Handler serves the registry in Prometheus's exposition formats.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, MaxRequestsInFlight: MaxScrapes})
 }
 
 // Registry is the registry, for tests that gather it.

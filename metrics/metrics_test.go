@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
@@ -150,5 +151,57 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+// blocking is a collector whose Collect waits until released, as a slow
+// gather would.
+type blocking struct{ entered, release chan struct{} }
+
+func (b blocking) Describe(chan<- *prometheus.Desc) {}
+func (b blocking) Collect(chan<- prometheus.Metric) {
+	b.entered <- struct{}{}
+	<-b.release
+}
+
+// TestScrapesInFlightAreBounded: past MaxScrapes at once, a scrape is
+// answered 503 at once instead of gathering beside the others.
+func TestScrapesInFlightAreBounded(t *testing.T) {
+	m := New("v", "c")
+	b := blocking{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	m.Registry().MustRegister(b)
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	defer close(b.release)
+	client := &http.Client{Timeout: 5 * time.Second}
+	codes := make(chan int, MaxScrapes)
+	for range MaxScrapes {
+		go func() {
+			res, err := client.Get(srv.URL)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			codes <- res.StatusCode
+		}()
+		<-b.entered
+	}
+	res, err := client.Get(srv.URL)
+	if err != nil {
+		t.Fatalf("scrape %d with %d in flight: %v; want 503 at once", MaxScrapes+1, MaxScrapes, err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("scrape %d with %d in flight: %d; want 503", MaxScrapes+1, MaxScrapes, res.StatusCode)
+	}
+	for range MaxScrapes {
+		b.release <- struct{}{}
+	}
+	for range MaxScrapes {
+		if c := <-codes; c != http.StatusOK {
+			t.Errorf("a scrape in flight: %d; want 200", c)
+		}
 	}
 }
