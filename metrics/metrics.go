@@ -227,9 +227,12 @@ func (c checkpointAge) Collect(ch chan<- prometheus.Metric) {
 // watcher.Observer.
 
 // WatcherLag observes the time from a Docker event to its handling.
+// A negative lag (the host's clock stepped back between Docker's stamp and
+// now) counts as 0: a histogram's _sum must not decrease, or rate(_sum) /
+// rate(_count) reads nonsense.
 func (m *Metrics) WatcherLag(d time.Duration) {
 	if m != nil {
-		m.watcherLag.Observe(d.Seconds())
+		m.watcherLag.Observe(max(d, 0).Seconds())
 	}
 }
 

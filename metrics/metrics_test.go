@@ -205,3 +205,17 @@ func TestScrapesInFlightAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestWatcherLagNeverNegative: an event stamped after now (the clock
+// stepped back) counts, as 0, and leaves the histogram's sum alone.
+func TestWatcherLagNeverNegative(t *testing.T) {
+	m := New("v", "c")
+	m.WatcherLag(2 * time.Millisecond)
+	m.WatcherLag(-time.Hour)
+	body := scrape(t, m)
+	for _, want := range []string{"hostpass_watcher_lag_seconds_sum 0.002\n", "hostpass_watcher_lag_seconds_count 2\n", `hostpass_watcher_lag_seconds_bucket{le="0.001"} 1` + "\n"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("scrape lacks %q", want)
+		}
+	}
+}
