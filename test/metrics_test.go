@@ -386,6 +386,25 @@ func TestMetricsManagedPlugin(t *testing.T) {
 	e.docker(t, "run", "--rm", "--network", "n-managed", image, "true")
 	wantSeries(t, scrapeTCP(t, e, metricsPort),
 		`hostpass_driver_requests_total{method="NetworkDriver.Join",result="ok"} 2`)
+
+	// A non-loopback address is refused at start: enable fails, and the
+	// refusal, naming what is accepted, is in dockerd's log, where a
+	// managed plugin's output goes.
+	e.docker(t, "plugin", "disable", "-f", name)
+	e.docker(t, "plugin", "set", name, "HOSTPASS_METRICS=tcp://0.0.0.0:9632")
+	start := time.Now()
+	out, err := e.dockerTry("plugin", "enable", name)
+	if err == nil {
+		t.Fatalf("docker plugin enable with HOSTPASS_METRICS=tcp://0.0.0.0:9632 succeeded; want it refused")
+	}
+	t.Logf("docker plugin enable with a non-loopback address (%s): %s", time.Since(start).Round(time.Millisecond), out)
+	b, err := os.ReadFile(filepath.Join(e.dir, "dockerd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `--metrics: \"tcp://0.0.0.0:9632\" is not a loopback address`) {
+		t.Errorf("dockerd's log lacks the plugin's refusal of tcp://0.0.0.0:9632")
+	}
 }
 
 // metricValue is the value of the series line that starts with series
