@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	stdlog "log"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -69,11 +70,25 @@ func (c Config) Name() string { return strings.TrimSuffix(filepath.Base(c.Socket
 // log. systemd (Type=notify) is told READY=1 once the socket accepts
 // connections.
 func Run(ctx context.Context, cfg Config) error {
+	// A log reader that is gone (a pipe's read end closed) must not end
+	// the daemon: by Go's default, a write to stdout or stderr that meets
+	// EPIPE raises SIGPIPE, which kills it at its next log line. Ignored,
+	// the write fails instead, and the log's writer counts the line lost.
+	signal.Ignore(syscall.SIGPIPE)
 	name := cfg.Name()
 	entry := cfg.Log.WithField("driver", name)
 	hostname, err := os.Hostname()
 	if err != nil {
 		return fmt.Errorf("reading the hostname: %w", err)
+	}
+	// The metrics address is taken first: one it cannot listen on stops
+	// the daemon before it writes a record or offers Docker a socket.
+	var metricsListener net.Listener
+	if cfg.Metrics != nil {
+		if metricsListener, err = metrics.Listen(cfg.MetricsNetwork, cfg.MetricsAddress); err != nil {
+			return err
+		}
+		defer metricsListener.Close() // for the returns before it is served
 	}
 	ao := cfg.Audit
 	ao.Host, ao.Driver, ao.Log = hostname, name, entry
@@ -82,7 +97,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	var syslog *sink.Syslog
 	if cfg.Syslog != "" {
-		if syslog, err = sink.NewSyslog(cfg.Syslog, hostname, entry); err != nil {
+		var lost sink.Observer // nil, not a nil *Metrics in an interface
+		if cfg.Metrics != nil {
+			lost = cfg.Metrics
+		}
+		if syslog, err = sink.NewSyslogObserved(cfg.Syslog, hostname, entry, lost); err != nil {
 			return err
 		}
 		defer syslog.Close(2 * time.Second)
@@ -153,14 +172,10 @@ func Run(ctx context.Context, cfg Config) error {
 	srv := server.HTTPServer(server.NewObserved(d, entry, observer), stdlog.New(warnWriter{entry}, "", 0))
 	served := make(chan error, 1)
 	go func() { served <- server.Serve(srv, l) }()
-	if cfg.Metrics != nil {
-		ml, err := metrics.Listen(cfg.MetricsNetwork, cfg.MetricsAddress)
-		if err != nil {
-			return err
-		}
+	if metricsListener != nil {
 		msrv := server.HTTPServer(cfg.Metrics.Mux(), stdlog.New(warnWriter{entry}, "", 0))
 		go func() {
-			if err := server.Serve(msrv, ml); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := server.Serve(msrv, metricsListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				entry.WithError(err).Error("metrics endpoint stopped; the driver goes on")
 			}
 		}()

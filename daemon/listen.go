@@ -8,24 +8,19 @@ import (
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/hostpass/hostpass/unixsock"
 )
 
 // SocketMode is the plugin socket's mode: only root and Docker need it.
 const SocketMode = 0o660
 
 // Listen opens the plugin socket at path, with SocketMode from its first
-// moment.
-//
-// The socket is made in a private directory (mode 0700) beside path, given
-// its mode there, and renamed into place. Setting the umask instead would
-// also close the window, but the umask is the whole process's: the watcher,
-// the host view and the audit log create files and directories from other
-// goroutines meanwhile, and would get the socket's mode.
+// moment (see package unixsock).
 //
 // A socket left at path by a killed daemon is replaced; one a live daemon
 // answers on is not, and neither is anything that is not a socket: that is
-// some other program's file, and is never removed.
+// some other program's file, and is never removed. The listener does not
+// remove the socket when closed: Run removes it at path.
 func Listen(path string) (net.Listener, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -37,27 +32,9 @@ func Listen(path string) (net.Listener, error) {
 	if len(path) > maxSocketPath {
 		return nil, fmt.Errorf("--socket %s is %d bytes long; a unix socket's path holds at most %d", path, len(path), maxSocketPath)
 	}
-	private, err := os.MkdirTemp(dir, ".hp")
-	if err != nil {
-		return nil, fmt.Errorf("--socket %s: making a private directory beside it: %w", path, err)
-	}
-	defer os.RemoveAll(private)
-	tmp := filepath.Join(private, "s")
-	l, err := listenAt(private, tmp)
+	l, err := unixsock.Listen(path, SocketMode)
 	if err != nil {
 		return nil, fmt.Errorf("--socket %s: %w", path, err)
-	}
-	ul := l.(*net.UnixListener)
-	ul.SetUnlinkOnClose(false) // the file moves; Run removes it at path
-	if err := os.Chmod(tmp, SocketMode); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("--socket %s: setting its mode: %w", path, err)
-	}
-	// RENAME_NOREPLACE: a file that appeared at path since removeStale
-	// looked is left alone.
-	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, unix.RENAME_NOREPLACE); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("--socket %s: placing the socket: %w", path, err)
 	}
 	return l, nil
 }
@@ -65,23 +42,6 @@ func Listen(path string) (net.Listener, error) {
 // maxSocketPath is the longest path a unix socket address holds on Linux
 // (sun_path is 108 bytes, with its terminating NUL).
 const maxSocketPath = 107
-
-// listenAt listens on tmp, a socket path inside the directory private. The
-// private directory makes the path longer than the --socket it stands for;
-// where that passes the limit, the socket is bound through the directory's
-// file descriptor (/proc/self/fd/N/s), whose path is short whatever the
-// directory's.
-func listenAt(private, tmp string) (net.Listener, error) {
-	if len(tmp) <= maxSocketPath {
-		return net.Listen("unix", tmp)
-	}
-	d, err := os.Open(private)
-	if err != nil {
-		return nil, err
-	}
-	defer d.Close()
-	return net.Listen("unix", fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), filepath.Base(tmp)))
-}
 
 // removeStale removes a dead socket at path, and refuses a live one or any
 // other kind of file.

@@ -3,13 +3,18 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/hostpass/hostpass/metrics"
 )
@@ -54,4 +59,156 @@ func TestRunServesMetrics(t *testing.T) {
 	if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("metrics socket still there after stop: %v", err)
 	}
+}
+
+// TestRunRefusesABusyMetricsAddressBeforeAnything: a --metrics address it
+// cannot listen on stops the daemon before it opens the audit log or the
+// plugin socket: no record of a start that never served, no socket that
+// Docker would find and call.
+func TestRunRefusesABusyMetricsAddressBeforeAnything(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, cfg *Config) (want string)
+	}{
+		{"port in use", func(t *testing.T, cfg *Config) string {
+			busy, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { busy.Close() })
+			a := busy.Addr().String()
+			cfg.MetricsNetwork, cfg.MetricsAddress = "tcp", a
+			return "--metrics tcp://" + a + ": listen tcp " + a + ": bind: address already in use; stop what listens there or name another port"
+		}},
+		{"a file at the socket's path", func(t *testing.T, cfg *Config) string {
+			p := filepath.Join(t.TempDir(), "metrics.sock")
+			writeFile(t, p, "keep")
+			cfg.MetricsNetwork, cfg.MetricsAddress = "unix", p
+			return "--metrics unix://" + p + ": a file that is not a socket is there; remove it or name another path"
+		}},
+		{"a live socket at the path", func(t *testing.T, cfg *Config) string {
+			p := filepath.Join(t.TempDir(), "metrics.sock")
+			l, err := net.Listen("unix", p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+			cfg.MetricsNetwork, cfg.MetricsAddress = "unix", p
+			return "--metrics unix://" + p + ": another process serves on it; stop it or name another path"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			notify := notifySocket(t)
+			cfg := testConfig(t)
+			cfg.Metrics = metrics.New("test", "abc")
+			want := tc.setup(t, &cfg)
+			err := Run(context.Background(), cfg)
+			if err == nil || err.Error() != want {
+				t.Fatalf("Run: %v\nwant %s", err, want)
+			}
+			if _, err := os.Lstat(cfg.AuditLog); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("audit log %s written by a daemon that never served: %v", cfg.AuditLog, err)
+			}
+			if _, err := os.Lstat(cfg.Socket); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("plugin socket %s left by a daemon that never served: %v", cfg.Socket, err)
+			}
+			checkNotNotified(t, notify)
+		})
+	}
+}
+
+// TestScrapeWhileTheAuditDiskIsFull: the audit log's file system is full,
+// so the driver refuses calls (503); a scrape still answers at once and
+// shows the refusals by class, and the daemon goes on.
+func TestScrapeWhileTheAuditDiskIsFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("a full file system needs a tmpfs mount (root); run as root to cover a scrape with the disk full")
+	}
+	disk := t.TempDir()
+	if err := unix.Mount("tmpfs", disk, "tmpfs", 0, "size=64k"); err != nil {
+		t.Fatalf("mount a tmpfs at %s: %v", disk, err)
+	}
+	t.Cleanup(func() { unix.Unmount(disk, unix.MNT_DETACH) })
+	cfg := testConfig(t)
+	cfg.AuditLog = filepath.Join(disk, "audit.jsonl")
+	sock := filepath.Join(t.TempDir(), "metrics.sock")
+	cfg.Metrics, cfg.MetricsNetwork, cfg.MetricsAddress = metrics.New("test", "abc"), "unix", sock
+	r := start(t, cfg)
+	// Fill what is left, as another writer on the disk would.
+	fill, err := os.Create(filepath.Join(disk, "fill"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for err == nil {
+		_, err = fill.Write(make([]byte, 4096))
+	}
+	fill.Close()
+	if !errors.Is(err, unix.ENOSPC) {
+		t.Fatalf("filling the tmpfs: %v; want ENOSPC", err)
+	}
+
+	for range 3 {
+		if status, body := call(t, cfg.Socket, "NetworkDriver.CreateNetwork", map[string]any{"NetworkID": netID}); status != http.StatusServiceUnavailable {
+			t.Fatalf("CreateNetwork with the disk full: %d %s; want 503", status, body)
+		}
+	}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	res, err := client.Get("http://hostpass/metrics")
+	if err != nil {
+		t.Fatalf("scrape with the disk full: %v", err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("scrape with the disk full: %d %s", res.StatusCode, b)
+	}
+	if want := `hostpass_driver_requests_total{method="NetworkDriver.CreateNetwork",result="unavailable"} 3`; !strings.Contains(string(b), want+"\n") {
+		t.Errorf("scrape lacks %s", want)
+	}
+	os.Remove(filepath.Join(disk, "fill"))
+	r.stop(t) // the refused records are written now, or reported: not this test's matter
+}
+
+// TestRunCountsSyslogDrops: with the syslog collector down, every record
+// meant for it is lost, and hostpass_dropped_total{sink="syslog"} counts
+// each one the audit file has.
+func TestRunCountsSyslogDrops(t *testing.T) {
+	down, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down.Close() // nothing listens there now
+	cfg := testConfig(t)
+	cfg.Syslog = "tcp://" + down.Addr().String()
+	cfg.Metrics, cfg.MetricsNetwork, cfg.MetricsAddress = metrics.New("test", "abc"), "unix", filepath.Join(t.TempDir(), "m.sock")
+	r := start(t, cfg)
+	createNetwork(t, cfg.Socket)
+	if err := r.stop(t); err != nil { // the sink gives up on what is queued
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(cfg.Metrics.Handler())
+	defer srv.Close()
+	res, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	want := fmt.Sprintf(`hostpass_dropped_total{sink="syslog"} %d`, len(records(t, cfg.AuditLog)))
+	if !strings.Contains(string(b), want+"\n") {
+		t.Errorf("scrape lacks %s (one per record); it has:\n%s", want, grepLines(string(b), "hostpass_dropped_total"))
+	}
+}
+
+// grepLines is the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -9,7 +9,10 @@
 // client has no timeout. Writer queues lines in a bounded buffer that one
 // goroutine drains; when the buffer is full, lines are dropped and counted,
 // and once the output takes lines again one line says how many were lost.
-// The audit file, not this log, is the record.
+// A line the output refuses (a write error, such as EPIPE once its reader
+// is gone) is lost and counted the same way. An Observer hears of every
+// lost line as it is lost, for the metrics. The audit file, not this log, is
+// the record.
 package logout
 
 import (
@@ -23,9 +26,18 @@ import (
 // a dozen audit records mirrored at their largest.
 const DefaultSize = 1 << 20
 
+// Observer hears of lines the Writer lost (metrics): n lines dropped from a
+// full queue or after Close, or refused by the output. It is called with
+// the Writer's lock held or from its drain goroutine, so it must be quick
+// and must not write to the Writer.
+type Observer interface {
+	LogLinesDropped(n int)
+}
+
 // Writer is a non-blocking io.Writer in front of a slow or stuck one.
 type Writer struct {
 	out   io.Writer
+	obs   Observer      // nil: none
 	size  int           // bound on queued bytes
 	lines chan []byte   // queued lines, drained by run
 	wake  chan struct{} // tells run that lines were dropped while it waited
@@ -40,9 +52,13 @@ type Writer struct {
 }
 
 // New starts a Writer that writes to out and queues at most size bytes.
-func New(out io.Writer, size int) *Writer {
+func New(out io.Writer, size int) *Writer { return NewObserved(out, size, nil) }
+
+// NewObserved is New, telling obs (if not nil) of every line lost.
+func NewObserved(out io.Writer, size int, obs Observer) *Writer {
 	w := &Writer{
 		out:   out,
+		obs:   obs,
 		size:  size,
 		lines: make(chan []byte, max(size/64, 16)), // room for short lines; size bounds the bytes
 		wake:  make(chan struct{}, 1),
@@ -74,6 +90,9 @@ func (w *Writer) Write(p []byte) (int, error) {
 // drop counts a lost line; w.mu is held.
 func (w *Writer) drop() {
 	w.dropped++
+	if w.obs != nil {
+		w.obs.LogLinesDropped(1)
+	}
 	select {
 	case w.wake <- struct{}{}:
 	default:
@@ -98,9 +117,15 @@ func (w *Writer) run() {
 				w.report()
 				return
 			}
-			w.out.Write(line) // nowhere to report a failed log write
+			_, err := w.out.Write(line)
 			w.mu.Lock()
 			w.queued -= len(line)
+			if err != nil {
+				// Nowhere to say why: the output is where it would go.
+				// Counted as a drop, reported once the output takes a
+				// line again.
+				w.drop()
+			}
 			empty := w.queued == 0
 			w.mu.Unlock()
 			if empty {

@@ -3,6 +3,8 @@ package logout
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -115,4 +117,90 @@ func TestDropReportedWhileIdle(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	w.Close(time.Second)
+}
+
+// counter is an Observer that adds up the lines lost.
+type counter struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *counter) LogLinesDropped(n int) {
+	c.mu.Lock()
+	c.n += n
+	c.mu.Unlock()
+}
+
+func (c *counter) get() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// TestObserverCountsLinesAPipeNobodyReadsLost: stdout is a real pipe whose
+// reader never reads, as a managed plugin's is when dockerd falls behind.
+// Once the pipe's buffer and the queue are full, every line is lost, and the
+// Observer hears of each, as the report line does once the pipe drains.
+func TestObserverCountsLinesAPipeNobodyReadsLost(t *testing.T) {
+	r, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c := &counter{}
+	w := NewObserved(pw, 4096, c)
+	const lines = 20000 // 300 KB: more than a pipe's 64 KiB and the queue
+	line := []byte("level=info msg=\"a line of fifteen\"\n")
+	for range lines {
+		w.Write(line)
+	}
+	if c.get() == 0 {
+		t.Fatal("Observer heard of no lost line, though nobody read the pipe")
+	}
+	// The pipe drains: the lines still queued and the report arrive.
+	got := make(chan []byte)
+	go func() { b, _ := io.ReadAll(r); got <- b }()
+	if !w.Close(10 * time.Second) {
+		t.Fatal("not drained within 10s of the pipe being read")
+	}
+	pw.Close()
+	out := string(<-got)
+	written := strings.Count(out, "a line of fifteen")
+	if c.get() != lines-written {
+		t.Errorf("Observer heard of %d lost lines; %d of %d reached the pipe, so %d were lost", c.get(), written, lines, lines-written)
+	}
+	// The reports (one each time the queue ran empty) add up to the same.
+	reported := 0
+	for _, l := range strings.Split(out, "\n") {
+		var n int
+		if i := strings.Index(l, " dropped="); i >= 0 {
+			fmt.Sscan(l[i+len(" dropped="):], &n)
+		}
+		reported += n
+	}
+	if reported != lines-written {
+		t.Errorf("the reports add up to %d lost lines; want %d", reported, lines-written)
+	}
+}
+
+// TestObserverCountsLinesTheOutputRefused: the pipe's reader is gone, so
+// every write fails (EPIPE); each line is lost and counted, not retried.
+func TestObserverCountsLinesTheOutputRefused(t *testing.T) {
+	r, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	defer pw.Close()
+	c := &counter{}
+	w := NewObserved(pw, DefaultSize, c)
+	for range 5 {
+		w.Write([]byte("lost\n"))
+	}
+	if !w.Close(5 * time.Second) {
+		t.Fatal("not drained")
+	}
+	if c.get() != 5 {
+		t.Errorf("Observer heard of %d lost lines; want 5, each write failing with EPIPE", c.get())
+	}
 }

@@ -11,6 +11,23 @@ import (
 
 const accepted = "accepted: unix:///PATH (an absolute path, such as unix:///run/hostpass/metrics.sock) or tcp://127.0.0.1:PORT (a loopback address: 127.0.0.0/8 or [::1]); empty: off"
 
+// MaxSocketPath is the longest path a unix socket address holds on Linux
+// (sun_path is 108 bytes, with its terminating NUL).
+const MaxSocketPath = 107
+
+// maxQuoted bounds how much of a refused value an error repeats: enough to
+// recognise it, not a megabyte of it in the log.
+const maxQuoted = 120
+
+// quote is s quoted for an error, cut to maxQuoted bytes with its length
+// said when longer.
+func quote(s string) string {
+	if len(s) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprintf("%s... (%d bytes)", strconv.Quote(strings.ToValidUTF8(s[:maxQuoted], "")), len(s))
+}
+
 // ParseAddr reads --metrics: unix:///PATH or tcp://IP:PORT with a loopback
 // IP, and returns the network ("unix" or "tcp") and address to listen on.
 //
@@ -22,38 +39,43 @@ const accepted = "accepted: unix:///PATH (an absolute path, such as unix:///run/
 // read the unix socket or the loopback port. A host name, even localhost, is
 // refused too: what it resolves to is up to /etc/hosts.
 func ParseAddr(s string) (network, address string, err error) {
+	q := quote(s)
 	u, perr := url.Parse(s)
 	if perr != nil || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-		return "", "", fmt.Errorf("%q is not a unix:// or tcp:// URL; %s", s, accepted)
+		return "", "", fmt.Errorf("%s is not a unix:// or tcp:// URL; %s", q, accepted)
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "unix":
 		if u.Host != "" || !filepath.IsAbs(u.Path) || !strings.HasPrefix(s[len("unix:"):], "///") {
-			return "", "", fmt.Errorf("%q does not name an absolute path (unix:// and then the path, three slashes in all); %s", s, accepted)
+			return "", "", fmt.Errorf("%s does not name an absolute path (unix:// and then the path, three slashes in all); %s", q, accepted)
 		}
-		if p := filepath.Clean(u.Path); p != "/" {
-			return "unix", p, nil
+		p := filepath.Clean(u.Path)
+		if p == "/" {
+			return "", "", fmt.Errorf("%s names the root directory, not a socket; %s", q, accepted)
 		}
-		return "", "", fmt.Errorf("%q names the root directory, not a socket; %s", s, accepted)
+		if len(p) > MaxSocketPath {
+			return "", "", fmt.Errorf("%s: the path is %d bytes long; a unix socket's path holds at most %d; %s", q, len(p), MaxSocketPath, accepted)
+		}
+		return "unix", p, nil
 	case "tcp":
 		if u.Path != "" {
-			return "", "", fmt.Errorf("%q has a path; a tcp:// address is an IP and a port only (metrics are served on /metrics); %s", s, accepted)
+			return "", "", fmt.Errorf("%s has a path; a tcp:// address is an IP and a port only (metrics are served on /metrics); %s", q, accepted)
 		}
 		host, port, serr := net.SplitHostPort(u.Host)
 		if serr != nil {
-			return "", "", fmt.Errorf("%q has no port; %s", s, accepted)
+			return "", "", fmt.Errorf("%s has no port; %s", q, accepted)
 		}
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return "", "", fmt.Errorf("%q: port %q is not a number from 1 to 65535; %s", s, port, accepted)
+			return "", "", fmt.Errorf("%s: port %s is not a number from 1 to 65535; %s", q, quote(port), accepted)
 		}
 		ip := net.ParseIP(host)
 		if ip == nil {
-			return "", "", fmt.Errorf("%q: %q is not an IP address (a host name's address depends on the resolver); %s", s, host, accepted)
+			return "", "", fmt.Errorf("%s: %s is not an IP address (a host name's address depends on the resolver); %s", q, quote(host), accepted)
 		}
 		if !ip.IsLoopback() {
-			return "", "", fmt.Errorf("%q is not a loopback address: the metrics endpoint has no authentication or TLS, so it is served on this host only; scrape it from elsewhere through a proxy or tunnel; %s", s, accepted)
+			return "", "", fmt.Errorf("%s is not a loopback address: the metrics endpoint has no authentication or TLS, so it is served on this host only; scrape it from elsewhere through a proxy or tunnel; %s", q, accepted)
 		}
 		return "tcp", u.Host, nil
 	}
-	return "", "", fmt.Errorf("%q: scheme %q is not served; %s", s, u.Scheme, accepted)
+	return "", "", fmt.Errorf("%s: scheme %s is not served; %s", q, quote(u.Scheme), accepted)
 }

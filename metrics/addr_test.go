@@ -1,6 +1,10 @@
 package metrics
 
-import "testing"
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
 
 func TestParseAddr(t *testing.T) {
 	for _, tc := range []struct{ in, network, address string }{
@@ -38,5 +42,32 @@ func TestParseAddrRefuses(t *testing.T) {
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("ParseAddr(%q): %v\nwant %s", tc.in, err, tc.want)
 		}
+	}
+}
+
+// TestParseAddrRefusesHugeValues: a value of any size is refused with an
+// error that repeats only its start and says its length, and a unix path
+// too long for a socket is refused before anything starts, not at bind
+// with "invalid argument".
+func TestParseAddrRefusesHugeValues(t *testing.T) {
+	long := "/run/" + strings.Repeat("d", MaxSocketPath-len("/run/")+1)
+	for _, tc := range []struct{ in, want string }{
+		{"unix://" + long, `"unix://` + long + `": the path is 108 bytes long; a unix socket's path holds at most 107; ` + accepted},
+		{strings.Repeat("x", 1<<20), `"` + strings.Repeat("x", maxQuoted) + `"... (1048576 bytes): scheme "" is not served; ` + accepted},
+		{"tcp://127.0.0.1:" + strings.Repeat("9", 1000), `"tcp://127.0.0.1:` + strings.Repeat("9", maxQuoted-len("tcp://127.0.0.1:")) + `"... (1016 bytes): port "` + strings.Repeat("9", maxQuoted) + `"... (1000 bytes) is not a number from 1 to 65535; ` + accepted},
+	} {
+		_, _, err := ParseAddr(tc.in)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("ParseAddr(%.40q...): %v\nwant %s", tc.in, err, tc.want)
+		}
+	}
+	// The longest path a socket holds is taken.
+	ok := "/run/" + strings.Repeat("d", MaxSocketPath-len("/run/"))
+	if _, a, err := ParseAddr("unix://" + ok); err != nil || a != ok {
+		t.Errorf("ParseAddr of a %d-byte path: %q, %v", len(ok), a, err)
+	}
+	// A multi-byte character cut at maxQuoted leaves valid text.
+	if _, _, err := ParseAddr(strings.Repeat("é", maxQuoted)); err == nil || !utf8.ValidString(err.Error()) {
+		t.Errorf("error for a long non-ASCII value: %q", err)
 	}
 }

@@ -8,7 +8,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
+
+	"github.com/hostpass/hostpass/unixsock"
 )
 
 // SocketMode is the metrics socket's mode: root and its group, as the
@@ -24,10 +27,16 @@ func (m *Metrics) Mux() *http.ServeMux {
 
 // Listen listens on what ParseAddr returned. A unix socket's directory is
 // made if missing, and a socket left by a killed daemon is replaced; one a
-// live process answers on is not, nor anything that is not a socket.
+// live process answers on is not, nor anything that is not a socket. The
+// socket has SocketMode from its first moment (package unixsock), and goes
+// when the listener is closed.
 func Listen(network, address string) (net.Listener, error) {
 	if network != "unix" {
-		return net.Listen(network, address)
+		l, err := net.Listen(network, address)
+		if err != nil {
+			return nil, fmt.Errorf("--metrics tcp://%s: %w; stop what listens there or name another port", address, err)
+		}
+		return l, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(address), 0o755); err != nil {
 		return nil, fmt.Errorf("--metrics unix://%s: making its directory: %w", address, err)
@@ -44,13 +53,23 @@ func Listen(network, address string) (net.Listener, error) {
 			return nil, fmt.Errorf("--metrics unix://%s: removing a stale socket: %w", address, err)
 		}
 	}
-	l, err := net.Listen("unix", address)
+	l, err := unixsock.Listen(address, SocketMode)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics unix://%s: %w", address, err)
 	}
-	if err := os.Chmod(address, SocketMode); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("--metrics unix://%s: setting its mode: %w", address, err)
-	}
-	return l, nil
+	return &removing{Listener: l, path: address}, nil
+}
+
+// removing removes its socket file on the first Close: unixsock's listener
+// does not, as the file was renamed into place.
+type removing struct {
+	net.Listener
+	path string
+	once sync.Once
+}
+
+func (r *removing) Close() error {
+	err := r.Listener.Close()
+	r.once.Do(func() { os.Remove(r.path) })
+	return err
 }

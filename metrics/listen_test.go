@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestServeOnUnixSocket: a scrape over the unix socket, as Prometheus's
@@ -53,8 +56,7 @@ func TestListenReplacesStaleSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.(*net.UnixListener).SetUnlinkOnClose(false) // as a kill -9 leaves it
-	l.Close()
+	l.(*removing).Listener.Close() // the socket stays, as a kill -9 leaves it
 	l, err = Listen("unix", sock)
 	if err != nil {
 		t.Fatalf("Listen over a stale socket: %v", err)
@@ -73,4 +75,105 @@ func TestListenKeepsOtherFiles(t *testing.T) {
 	if b, _ := os.ReadFile(path); string(b) != "keep" {
 		t.Errorf("the file was changed: %q", b)
 	}
+}
+
+// TestListenRefusesAPortInUse names the flag, the address and what to do.
+func TestListenRefusesAPortInUse(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	addr := busy.Addr().String()
+	_, err = Listen("tcp", addr)
+	want := "--metrics tcp://" + addr + ": listen tcp " + addr + ": bind: address already in use; stop what listens there or name another port"
+	if err == nil || err.Error() != want {
+		t.Errorf("Listen on a busy port: %v\nwant %s", err, want)
+	}
+}
+
+// TestSocketArrivesWithItsMode: the socket is never bound at its path,
+// where it would have the umask's mode until a chmod and anyone could
+// connect meanwhile: inotify sees it renamed into place (IN_MOVED_TO), made
+// elsewhere with its mode, never created there (IN_CREATE).
+func TestSocketArrivesWithItsMode(t *testing.T) {
+	dir := t.TempDir()
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_CREATE|unix.IN_MOVED_TO); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "metrics.sock")
+	l, err := Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	buf := make([]byte, 64*1024)
+	n, err := unix.Read(fd, buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var how []string
+	for off := 0; off+unix.SizeofInotifyEvent <= n; {
+		ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+		name := strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+int(ev.Len)]), "\x00")
+		off += unix.SizeofInotifyEvent + int(ev.Len)
+		if name != "metrics.sock" {
+			continue
+		}
+		switch {
+		case ev.Mask&unix.IN_CREATE != 0:
+			how = append(how, "created")
+		case ev.Mask&unix.IN_MOVED_TO != 0:
+			how = append(how, "moved")
+		}
+	}
+	if strings.Join(how, ",") != "moved" {
+		t.Errorf("metrics.sock arrived at its path: %v; want moved (renamed into place with its mode) only", how)
+	}
+	if fi, err := os.Lstat(sock); err != nil || fi.Mode().Perm() != SocketMode {
+		t.Errorf("socket: %v, %v; want mode %o", fi, err, SocketMode)
+	}
+}
+
+// TestCloseRemovesTheSocket: the socket goes with the listener, as with the
+// daemon.
+func TestCloseRemovesTheSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "metrics.sock")
+	l, err := Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	l.Close() // again: harmless
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket after Close: %v", err)
+	}
+}
+
+// TestListenAtThePathLimit: a socket path of the 107 bytes ParseAddr
+// allows listens, though its private directory makes the bound path longer.
+func TestListenAtThePathLimit(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, strings.Repeat("m", MaxSocketPath-len(dir)-1))
+	if len(sock) != MaxSocketPath {
+		t.Fatalf("test path is %d bytes, want %d", len(sock), MaxSocketPath)
+	}
+	if _, _, err := ParseAddr("unix://" + sock); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Listen("unix", sock)
+	if err != nil {
+		t.Fatalf("Listen(%d-byte path): %v", len(sock), err)
+	}
+	defer l.Close()
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
 }

@@ -25,8 +25,8 @@ import (
 // Drop sources: where a line meant for someone other than the audit file was
 // dropped. The audit file itself never drops a record.
 const (
-	DropDaemonLog = "daemon_log" // a daemon log line the non-blocking writer dropped (logout)
-	DropSyslog    = "syslog"     // a record the syslog sink dropped
+	DropDaemonLog = "daemon_log" // a daemon log line the non-blocking writer dropped or its output refused (logout)
+	DropSyslog    = "syslog"     // a record the syslog sink dropped or could not deliver
 	DropMirror    = "mirror"     // a record the audit log's mirror queue dropped
 )
 
@@ -40,6 +40,9 @@ type Metrics struct {
 	batchRecords    prometheus.Histogram
 	records         *prometheus.CounterVec
 	drops           *prometheus.CounterVec
+	dropLog         prometheus.Counter // drops' series, resolved once: a drop
+	dropSyslog      prometheus.Counter // comes in floods, and each costs no
+	dropMirror      prometheus.Counter // label lookup
 	watcherLag      prometheus.Histogram
 	reconnects      prometheus.Counter
 	gapSeconds      prometheus.Counter
@@ -80,7 +83,7 @@ func New(version, commit string) *Metrics {
 	}, []string{"event"})
 	m.drops = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hostpass_dropped_total",
-		Help: "Lines dropped on the way to a copy of the audit trail, by where (daemon_log, syslog, mirror); the audit file has every record.",
+		Help: "Lines lost on their way out, by sink: daemon_log (the daemon's stdout or stderr not read, or refusing), syslog (the collector down, slow or refusing), mirror (the audit log's mirror queue full); the audit file has every record.",
 	}, []string{"sink"})
 	m.watcherLag = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "hostpass_watcher_lag_seconds",
@@ -114,15 +117,21 @@ func New(version, commit string) *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every drop source shows 0 from the start, so that a rate() over it
 	// has a series to work on before the first drop.
-	for _, s := range []string{DropDaemonLog, DropSyslog, DropMirror} {
-		m.drops.WithLabelValues(s)
-	}
+	m.dropLog = m.drops.WithLabelValues(DropDaemonLog)
+	m.dropSyslog = m.drops.WithLabelValues(DropSyslog)
+	m.dropMirror = m.drops.WithLabelValues(DropMirror)
 	return m
 }
 
+// MaxScrapes bounds the scrapes served at once; more are answered 503 at
+// once. One Prometheus scrapes one at a time; a client on the socket or the
+// port that opens hundreds would otherwise have each gather every metric,
+// on the cores the driver's calls need.
+const MaxScrapes = 4
+
 // Handler serves the registry in Prometheus's exposition formats.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, MaxRequestsInFlight: MaxScrapes})
 }
 
 // Registry is the registry, for tests that gather it.
@@ -171,16 +180,28 @@ func (m *Metrics) Synced(took time.Duration, recs []audit.Record) {
 	}
 }
 
-// Dropped counts a line dropped on the way to sink (DropDaemonLog ...).
-func (m *Metrics) Dropped(sink string) {
-	if m == nil {
-		return
+// MirrorDropped is audit.Observer's: the mirror queue dropped a record.
+func (m *Metrics) MirrorDropped() {
+	if m != nil {
+		m.dropMirror.Inc()
 	}
-	m.drops.WithLabelValues(sink).Inc()
 }
 
-// MirrorDropped is audit.Observer's: the mirror queue dropped a record.
-func (m *Metrics) MirrorDropped() { m.Dropped(DropMirror) }
+// LogLinesDropped is logout.Observer's: the daemon's log lost n lines (its
+// stdout or stderr was not read, or refused them).
+func (m *Metrics) LogLinesDropped(n int) {
+	if m != nil {
+		m.dropLog.Add(float64(n))
+	}
+}
+
+// SyslogDropped is sink.Observer's: the syslog sink lost n records (its
+// queue was full, the collector refused one twice, or Close gave up).
+func (m *Metrics) SyslogDropped(n int) {
+	if m != nil {
+		m.dropSyslog.Add(float64(n))
+	}
+}
 
 // checkpointAge reports the seconds since the last signed checkpoint became
 // durable, and nothing before the first: an unsigned log has no checkpoint,
@@ -206,9 +227,12 @@ func (c checkpointAge) Collect(ch chan<- prometheus.Metric) {
 // watcher.Observer.
 
 // WatcherLag observes the time from a Docker event to its handling.
+// A negative lag (the host's clock stepped back between Docker's stamp and
+// now) counts as 0: a histogram's _sum must not decrease, or rate(_sum) /
+// rate(_count) reads nonsense.
 func (m *Metrics) WatcherLag(d time.Duration) {
 	if m != nil {
-		m.watcherLag.Observe(d.Seconds())
+		m.watcherLag.Observe(max(d, 0).Seconds())
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
@@ -28,7 +29,8 @@ func exercised() *Metrics {
 		{Event: audit.WatchGap, Gap: &audit.Gap{From: from, To: from.Add(1500 * time.Millisecond)}},
 	})
 	m.MirrorDropped()
-	m.Dropped(DropSyslog)
+	m.SyslogDropped(1)
+	m.LogLinesDropped(3)
 	m.WatcherLag(3 * time.Millisecond)
 	m.Reconnected()
 	m.HostMode(2)
@@ -79,7 +81,7 @@ func TestScrapeShowsWhatHappened(t *testing.T) {
 		`hostpass_audit_records_total{event="audit.checkpoint"} 1`,
 		`hostpass_dropped_total{sink="mirror"} 1`,
 		`hostpass_dropped_total{sink="syslog"} 1`,
-		`hostpass_dropped_total{sink="daemon_log"} 0`,
+		`hostpass_dropped_total{sink="daemon_log"} 3`,
 		`hostpass_watcher_lag_seconds_count 1`,
 		`hostpass_watcher_reconnects_total 1`,
 		`hostpass_watcher_gap_seconds_total 1.5`,
@@ -129,7 +131,8 @@ func TestNilMetrics(t *testing.T) {
 	var m *Metrics
 	m.Request("NetworkDriver.Join", "ok", time.Millisecond)
 	m.Synced(time.Millisecond, []audit.Record{{Event: audit.Checkpoint}})
-	m.Dropped(DropSyslog)
+	m.SyslogDropped(1)
+	m.LogLinesDropped(1)
 	m.MirrorDropped()
 	m.WatcherLag(time.Millisecond)
 	m.Reconnected()
@@ -148,5 +151,71 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+// blocking is a collector whose Collect waits until released, as a slow
+// gather would.
+type blocking struct{ entered, release chan struct{} }
+
+func (b blocking) Describe(chan<- *prometheus.Desc) {}
+func (b blocking) Collect(chan<- prometheus.Metric) {
+	b.entered <- struct{}{}
+	<-b.release
+}
+
+// TestScrapesInFlightAreBounded: past MaxScrapes at once, a scrape is
+// answered 503 at once instead of gathering beside the others.
+func TestScrapesInFlightAreBounded(t *testing.T) {
+	m := New("v", "c")
+	b := blocking{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	m.Registry().MustRegister(b)
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	defer close(b.release)
+	client := &http.Client{Timeout: 5 * time.Second}
+	codes := make(chan int, MaxScrapes)
+	for range MaxScrapes {
+		go func() {
+			res, err := client.Get(srv.URL)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			codes <- res.StatusCode
+		}()
+		<-b.entered
+	}
+	res, err := client.Get(srv.URL)
+	if err != nil {
+		t.Fatalf("scrape %d with %d in flight: %v; want 503 at once", MaxScrapes+1, MaxScrapes, err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("scrape %d with %d in flight: %d; want 503", MaxScrapes+1, MaxScrapes, res.StatusCode)
+	}
+	for range MaxScrapes {
+		b.release <- struct{}{}
+	}
+	for range MaxScrapes {
+		if c := <-codes; c != http.StatusOK {
+			t.Errorf("a scrape in flight: %d; want 200", c)
+		}
+	}
+}
+
+// TestWatcherLagNeverNegative: an event stamped after now (the clock
+// stepped back) counts, as 0, and leaves the histogram's sum alone.
+func TestWatcherLagNeverNegative(t *testing.T) {
+	m := New("v", "c")
+	m.WatcherLag(2 * time.Millisecond)
+	m.WatcherLag(-time.Hour)
+	body := scrape(t, m)
+	for _, want := range []string{"hostpass_watcher_lag_seconds_sum 0.002\n", "hostpass_watcher_lag_seconds_count 2\n", `hostpass_watcher_lag_seconds_bucket{le="0.001"} 1` + "\n"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("scrape lacks %q", want)
+		}
 	}
 }

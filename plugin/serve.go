@@ -191,8 +191,12 @@ func runServe(cmd *cobra.Command, o serveOptions) error {
 	}
 	// Nothing the daemon logs may block a call: stdout and stderr are
 	// pipes that nobody may be draining (see package logout).
-	stdout := logout.New(cmd.OutOrStdout(), logout.DefaultSize)
-	stderr := logout.New(cmd.ErrOrStderr(), logout.DefaultSize)
+	var lost logout.Observer // nil, not a nil *Metrics in an interface
+	if cfg.Metrics != nil {
+		lost = cfg.Metrics
+	}
+	stdout := logout.NewObserved(cmd.OutOrStdout(), logout.DefaultSize, lost)
+	stderr := logout.NewObserved(cmd.ErrOrStderr(), logout.DefaultSize, lost)
 	defer stdout.Close(2 * time.Second)
 	defer stderr.Close(2 * time.Second)
 	stdlog.SetOutput(stderr) // what libraries log with the standard logger

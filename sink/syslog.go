@@ -24,9 +24,18 @@ const (
 	warnEvery    = 10 * time.Second // at most one "dropping lines" warning per interval
 )
 
+// Observer hears of lines the sink lost (metrics): n lines dropped from a
+// full queue, refused twice by the collector, still queued when Close gave
+// up, or sent after Close. It is called from Send's caller and from the
+// sender goroutine, so it must be quick and safe for concurrent use.
+type Observer interface {
+	SyslogDropped(n int)
+}
+
 // Syslog sends audit lines to one syslog collector from a background
 // goroutine. Its methods are safe for concurrent use.
 type Syslog struct {
+	obs              Observer // nil: none
 	network, address string
 	stream           bool // octet-counted framing (tcp, unix)
 	hostname         string
@@ -48,6 +57,12 @@ type Syslog struct {
 // that is down at start is retried in the background. It returns an error
 // only for an addr it cannot parse, naming what is accepted.
 func NewSyslog(addr, hostname string, log *logrus.Entry) (*Syslog, error) {
+	return NewSyslogObserved(addr, hostname, log, nil)
+}
+
+// NewSyslogObserved is NewSyslog, telling obs (if not nil) of every line
+// lost.
+func NewSyslogObserved(addr, hostname string, log *logrus.Entry, obs Observer) (*Syslog, error) {
 	network, address, stream, err := ParseAddr(addr)
 	if err != nil {
 		return nil, err
@@ -57,6 +72,7 @@ func NewSyslog(addr, hostname string, log *logrus.Entry) (*Syslog, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Syslog{
+		obs:      obs,
 		network:  network,
 		address:  address,
 		stream:   stream,
@@ -79,7 +95,7 @@ func NewSyslog(addr, hostname string, log *logrus.Entry) (*Syslog, error) {
 // Close, the line is dropped and counted.
 func (s *Syslog) Send(event string, refused bool, chain Chain, line []byte) {
 	if s.closed.Load() {
-		s.dropped.Add(1)
+		s.lose(1)
 		return
 	}
 	msg := format(time.Now(), s.hostname, s.pid, event, refused, chain, line, s.stream)
@@ -93,13 +109,22 @@ func (s *Syslog) Send(event string, refused bool, chain Chain, line []byte) {
 // drop counts a lost line and warns, at most once per warnEvery so that a
 // long outage does not flood the daemon's own log.
 func (s *Syslog) drop() {
-	n := s.dropped.Add(1)
+	n := s.lose(1)
 	now := time.Now().UnixNano()
 	last := s.lastWarn.Load()
 	if now-last < int64(warnEvery) || !s.lastWarn.CompareAndSwap(last, now) {
 		return
 	}
 	s.log.WithField("dropped", n).Warn("syslog sink is behind, dropping audit lines (the audit file still has them)")
+}
+
+// lose counts n lost lines, tells the observer, and returns the count so far.
+func (s *Syslog) lose(n uint64) uint64 {
+	total := s.dropped.Add(n)
+	if s.obs != nil {
+		s.obs.SyslogDropped(int(n))
+	}
+	return total
 }
 
 // Dropped is how many lines were dropped so far: queue full, refused twice
@@ -126,7 +151,7 @@ func (s *Syslog) Close(timeout time.Duration) {
 			lost++
 		}
 		if lost > 0 {
-			s.dropped.Add(lost)
+			s.lose(lost)
 			s.log.WithField("lost", lost).Warn("syslog sink closed before sending every queued audit line")
 		}
 	})
@@ -154,7 +179,7 @@ func (s *Syslog) run(ctx context.Context) {
 			hangUp()
 		}
 		if msg != nil { // aborted by Close while msg was in hand
-			s.dropped.Add(1)
+			s.lose(1)
 		}
 	}()
 	// backOff reports the failure, waits, and doubles the next wait; false
@@ -210,7 +235,7 @@ func (s *Syslog) run(ctx context.Context) {
 			// Retry msg once on a new connection; a message refused twice
 			// (e.g. too large for a datagram) would otherwise stall the queue.
 			if fails++; fails >= 2 {
-				s.dropped.Add(1)
+				s.lose(1)
 				msg = nil
 			}
 			if !backOff("syslog write failed, reconnecting", err) {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,13 +93,26 @@ func newSink(t *testing.T, addr string) (*Syslog, *logtest.Hook) {
 	t.Helper()
 	logger, hook := logtest.NewNullLogger()
 	logger.SetLevel(logrus.DebugLevel)
-	s, err := NewSyslog(addr, "node-1", logrus.NewEntry(logger))
+	obs := &lostCounter{}
+	s, err := NewSyslogObserved(addr, "node-1", logrus.NewEntry(logger), obs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close(time.Second) })
+	// Every test's sink: the observer heard of exactly the lines Dropped
+	// counts, whatever way they were lost.
+	t.Cleanup(func() {
+		s.Close(time.Second)
+		if got, want := obs.n.Load(), s.Dropped(); got != want {
+			t.Errorf("Observer heard of %d lost lines; Dropped() = %d", got, want)
+		}
+	})
 	return s, hook
 }
+
+// lostCounter is an Observer that adds up the lines lost.
+type lostCounter struct{ n atomic.Uint64 }
+
+func (c *lostCounter) SyslogDropped(n int) { c.n.Add(uint64(n)) }
 
 func listenUDP(t *testing.T) *net.UDPConn {
 	t.Helper()
@@ -437,5 +451,32 @@ func TestUnsendableLineIsDropped(t *testing.T) {
 	}
 	if d := s.Dropped(); d != 1 {
 		t.Errorf("dropped %d, want 1", d)
+	}
+}
+
+// TestObserverHearsLinesACollectorThatIsDownLost: with nothing listening,
+// every line is lost, in the queue's overflow or at Close, and the
+// Observer hears of each one.
+func TestObserverHearsLinesACollectorThatIsDownLost(t *testing.T) {
+	ln := listenTCP(t, "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close() // the collector is down
+	obs := &lostCounter{}
+	logger, _ := logtest.NewNullLogger()
+	s, err := NewSyslogObserved("tcp://"+addr, "h", logrus.NewEntry(logger), obs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const sends = queueSize + 100
+	for range sends {
+		s.Send("endpoint.join", false, testChain, []byte(`{}`))
+	}
+	// The queue and the line in the sender's hand are kept until Close.
+	if got := obs.n.Load(); got < sends-queueSize-1 {
+		t.Errorf("Observer heard of %d lost lines before Close; want at least the %d beyond the queue", got, sends-queueSize-1)
+	}
+	s.Close(50 * time.Millisecond)
+	if got := obs.n.Load(); got != sends {
+		t.Errorf("Observer heard of %d lost lines after Close; want all %d", got, sends)
 	}
 }

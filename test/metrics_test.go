@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -201,4 +203,299 @@ func lintScrape(t testing.TB, e *engine, port int) {
 	if out, err := check.CombinedOutput(); err != nil {
 		t.Errorf("promtool check metrics over the daemon's scrape: %v\n%s", err, out)
 	}
+}
+
+// driverMethods are the only method label values the daemon may expose:
+// the API's routes, whatever paths a client sends.
+var driverMethods = map[string]bool{}
+
+func init() {
+	for _, m := range []string{"GetCapabilities", "GwAllocCheck", "CreateNetwork", "DeleteNetwork", "AllocateNetwork",
+		"FreeNetwork", "CreateEndpoint", "DeleteEndpoint", "EndpointOperInfo", "Join", "Leave", "DiscoverNew",
+		"DiscoverDelete", "ProgramExternalConnectivity", "RevokeExternalConnectivity"} {
+		driverMethods["NetworkDriver."+m] = true
+	}
+}
+
+// driverResults are the only result label values: ok, or a refusal's class.
+var driverResults = map[string]bool{"ok": true, "invalid_parameter": true, "not_found": true, "unavailable": true, "error": true}
+
+// scrapeUnix fetches /metrics over a unix socket with curl --unix-socket,
+// from the host: a socket is reached by its path, whatever the namespace.
+func scrapeUnix(t testing.TB, sock string) string {
+	t.Helper()
+	out, err := exec.Command("curl", "-sS", "--fail", "--max-time", "5", "--unix-socket", sock, "http://hostpass/metrics").CombinedOutput()
+	if err != nil {
+		t.Fatalf("curl --unix-socket %s /metrics: %v\n%s", sock, err, out)
+	}
+	return string(out)
+}
+
+// scrapeTCP fetches /metrics from a loopback port in the engine's namespace.
+func scrapeTCP(t testing.TB, e *engine, port int) string {
+	t.Helper()
+	out, err := e.nsenter("curl", "-sS", "--fail", "--max-time", "5", fmt.Sprintf("http://127.0.0.1:%d/metrics", port)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("curl 127.0.0.1:%d/metrics in the engine's namespace: %v\n%s", port, err, out)
+	}
+	return string(out)
+}
+
+// wantSeries fails unless the exposition has each line in want (a series
+// and its value), and lints it with promtool.
+func wantSeries(t testing.TB, scrape string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(scrape, "\n"+w+"\n") {
+			t.Errorf("scrape lacks the line %q", w)
+		}
+	}
+	if !strings.Contains(scrape, "\nhostpass_build_info{") {
+		t.Errorf("scrape lacks hostpass_build_info")
+	}
+	check := exec.Command("promtool", "check", "metrics")
+	check.Stdin = strings.NewReader(scrape)
+	if out, err := check.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+	if t.Failed() {
+		t.Logf("scrape:\n%s", scrape)
+	}
+}
+
+// labelValues returns the values label takes in metric's series.
+func labelValues(scrape, metric, label string) map[string]bool {
+	vals := map[string]bool{}
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(metric) + `\{[^}]*\b` + label + `="([^"]*)"`)
+	for _, m := range re.FindAllStringSubmatch(scrape, -1) {
+		vals[m[1]] = true
+	}
+	return vals
+}
+
+// TestMetricsUnixSocket: a legacy plugin serves --metrics on a unix socket
+// in a directory it makes, mode 0660 as docs/metrics.md says; curl
+// --unix-socket (Debian's prometheus cannot scrape a socket) reads the
+// driver calls a docker run caused. A hostile client's unknown methods and
+// odd paths on the plugin socket add no label value; the socket goes with
+// the daemon.
+func TestMetricsUnixSocket(t *testing.T) {
+	e := newEngine(t)
+	e.loadBusybox(t)
+	sock := filepath.Join(e.dir, "run", "hostpass", "metrics.sock") // its folder does not exist yet
+	d := newLegacyPlugin(t, e)
+	d.extra = []string{"--metrics", "unix://" + sock}
+	d.start(t)
+
+	fi, err := os.Lstat(sock)
+	if err != nil {
+		t.Fatalf("metrics socket: %v", err)
+	}
+	if fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o660 || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Errorf("metrics socket %s: mode %v, uid %d; want a socket, 0660, root's", sock, fi.Mode(), fi.Sys().(*syscall.Stat_t).Uid)
+	}
+
+	e.docker(t, "network", "create", "-d", d.name, "n-unix")
+	e.docker(t, "run", "--rm", "--network", "n-unix", image, "true")
+	wantSeries(t, scrapeUnix(t, sock),
+		`hostpass_driver_requests_total{method="NetworkDriver.CreateNetwork",result="ok"} 1`,
+		`hostpass_driver_requests_total{method="NetworkDriver.Join",result="ok"} 1`,
+		`hostpass_driver_requests_total{method="NetworkDriver.Leave",result="ok"} 1`,
+		`hostpass_audit_records_total{event="endpoint.join"} 1`,
+		`hostpass_dropped_total{sink="daemon_log"} 0`,
+	)
+
+	// A hostile client on the plugin socket: unknown methods, paths that
+	// name a method in a roundabout way, and a malformed body.
+	for _, path := range []string{"/NetworkDriver.Bogus", "/NetworkDriver.Join%2F..", "//NetworkDriver.Join",
+		"/x/../NetworkDriver.Join", "/NetworkDriver.JOIN", "/" + strings.Repeat("A", 4000), "/Plugin.Bogus"} {
+		out, err := exec.Command("curl", "-sS", "--max-time", "5", "--path-as-is", "-o", "/dev/null", "-w", "%{http_code}",
+			"--unix-socket", d.sock, "-X", "POST", "-d", "{}", "http://hostpass"+path).CombinedOutput()
+		if err != nil || string(out) == "200" {
+			t.Errorf("POST %.60s on the plugin socket: %v, status %s; want a refusal", path, err, out)
+		}
+	}
+	exec.Command("curl", "-sS", "--max-time", "5", "-o", "/dev/null", "--unix-socket", d.sock,
+		"-X", "POST", "-d", "not json", "http://hostpass/NetworkDriver.Join").Run()
+	scrape := scrapeUnix(t, sock)
+	for _, metric := range []string{"hostpass_driver_requests_total", "hostpass_driver_request_duration_seconds_count"} {
+		for v := range labelValues(scrape, metric, "method") {
+			if !driverMethods[v] {
+				t.Errorf("%s has method=%q: a client's path made a label value", metric, v)
+			}
+		}
+	}
+	for v := range labelValues(scrape, "hostpass_driver_requests_total", "result") {
+		if !driverResults[v] {
+			t.Errorf("hostpass_driver_requests_total has result=%q, outside the fixed set", v)
+		}
+	}
+	wantSeries(t, scrape, `hostpass_driver_requests_total{method="NetworkDriver.Join",result="invalid_parameter"} 1`)
+	if strings.Contains(scrape, e.networkID(t, "n-unix")) {
+		t.Errorf("the scrape names the network's ID")
+	}
+
+	if !d.terminate() {
+		t.Fatalf("hostpass did not stop on SIGTERM")
+	}
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Errorf("metrics socket %s still there after the daemon stopped: %v", sock, err)
+	}
+}
+
+// TestMetricsManagedPlugin: HOSTPASS_METRICS set on the managed plugin
+// before enable, in both forms docs/metrics.md gives. unix:///run/docker/
+// plugins/metrics.sock, inside the plugin, is beside its plugin socket on
+// the host: /run/docker/plugins/ID/metrics.sock. tcp://127.0.0.1:PORT is the host's loopback, as the plugin
+// shares the host's network (config.json). Each scrape shows
+// hostpass_build_info and the Join the test's docker run caused.
+func TestMetricsManagedPlugin(t *testing.T) {
+	const metricsPort = 19633
+	e := newEngine(t)
+	e.loadBusybox(t)
+	varLog := e.mkdir(t, "m-log")
+	name := "hp-metrics-" + randHex(t, 4) + ":latest"
+	e.make(t, "plugin", "PLUGIN_NAME="+name, "BUILD="+filepath.Join(e.dir, "build"), "PLUGIN_SETTINGS="+strings.Join([]string{
+		"varlog.source=" + varLog, "docker.source=/dev/null", "HOSTPASS_WATCH=false",
+		"HOSTPASS_METRICS=unix:///run/docker/plugins/metrics.sock"}, " "))
+	if !pluginEnabled(t, e, name) {
+		t.Fatalf("plugin %s not enabled after make plugin", name)
+	}
+	id := e.docker(t, "plugin", "inspect", "-f", "{{.Id}}", name)
+	// dockerd keeps a plugin's runtime folder in /run/docker/plugins/ID
+	// whatever its --exec-root (a longer path could pass a socket path's
+	// 108 bytes), and binds it on the plugin's /run/docker/plugins.
+	sock := filepath.Join(pluginDir, id, "metrics.sock")
+	if fi, err := os.Lstat(sock); err != nil || fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o660 {
+		t.Fatalf("the managed plugin's metrics socket on the host, %s: %v, %v; want a socket, 0660", sock, fi, err)
+	}
+
+	e.docker(t, "network", "create", "-d", name, "n-managed")
+	e.docker(t, "run", "--rm", "--network", "n-managed", image, "true")
+	wantSeries(t, scrapeUnix(t, sock),
+		`hostpass_driver_requests_total{method="NetworkDriver.CreateNetwork",result="ok"} 1`,
+		`hostpass_driver_requests_total{method="NetworkDriver.Join",result="ok"} 1`)
+
+	e.docker(t, "plugin", "disable", "-f", name)
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Errorf("metrics socket %s still there after disable: %v", sock, err)
+	}
+	e.docker(t, "plugin", "set", name, fmt.Sprintf("HOSTPASS_METRICS=tcp://127.0.0.1:%d", metricsPort))
+	e.docker(t, "plugin", "enable", name)
+	e.docker(t, "run", "--rm", "--network", "n-managed", image, "true")
+	e.docker(t, "run", "--rm", "--network", "n-managed", image, "true")
+	wantSeries(t, scrapeTCP(t, e, metricsPort),
+		`hostpass_driver_requests_total{method="NetworkDriver.Join",result="ok"} 2`)
+
+	// A non-loopback address is refused at start: enable fails, and the
+	// refusal, naming what is accepted, is in dockerd's log, where a
+	// managed plugin's output goes.
+	e.docker(t, "plugin", "disable", "-f", name)
+	e.docker(t, "plugin", "set", name, "HOSTPASS_METRICS=tcp://0.0.0.0:9632")
+	start := time.Now()
+	out, err := e.dockerTry("plugin", "enable", name)
+	if err == nil {
+		t.Fatalf("docker plugin enable with HOSTPASS_METRICS=tcp://0.0.0.0:9632 succeeded; want it refused")
+	}
+	t.Logf("docker plugin enable with a non-loopback address (%s): %s", time.Since(start).Round(time.Millisecond), out)
+	b, err := os.ReadFile(filepath.Join(e.dir, "dockerd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `--metrics: \"tcp://0.0.0.0:9632\" is not a loopback address`) {
+		t.Errorf("dockerd's log lacks the plugin's refusal of tcp://0.0.0.0:9632")
+	}
+}
+
+// metricValue is the value of the series line that starts with series
+// (name and labels) in a scrape; ok is false without one.
+func metricValue(scrape, series string) (v float64, ok bool) {
+	for _, line := range strings.Split(scrape, "\n") {
+		if rest, found := strings.CutPrefix(line, series+" "); found {
+			v, err := strconv.ParseFloat(rest, 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}
+
+// TestMetricsCountsDaemonLogDrops: hostpass serve's stdout and stderr are a
+// pipe that is not read (a FIFO whose reader never reads, as dockerd's when
+// it falls behind), or whose reader is gone. The daemon serves on, every
+// call is audited, and hostpass_dropped_total{sink="daemon_log"} counts the
+// lines its log lost. A reader gone used to end the daemon at its first log
+// line: Go's default for SIGPIPE on stdout.
+func TestMetricsCountsDaemonLogDrops(t *testing.T) {
+	requirePrereqs(t)
+	const dropped = `hostpass_dropped_total{sink="daemon_log"}`
+	const netID = "5d07000000000000000000000000000000000000000000000000000000000000"
+	run := func(t *testing.T, output *os.File, maxContainers int) {
+		dir := t.TempDir()
+		sock := filepath.Join(dir, "metrics.sock")
+		d := newDaemon(t, dir)
+		d.extra = []string{"--watch=false", "--log-level", "debug", "--metrics", "unix://" + sock}
+		d.output = output
+		d.start(t)
+		output.Close()
+		c := d.client()
+		if code, err := d.post(c, "CreateNetwork", `{"NetworkID":"`+netID+`"}`); err != nil || code != 200 {
+			t.Fatalf("CreateNetwork: %d %v", code, err)
+		}
+		lost := 0.0
+		n := 0
+		for ; n < maxContainers && lost == 0; n++ {
+			ep := fmt.Sprintf("ep-%06d", n)
+			for _, call := range []struct{ method, body string }{
+				{"CreateEndpoint", `{"NetworkID":"` + netID + `","EndpointID":"` + ep + `","Interface":{}}`},
+				{"Join", `{"NetworkID":"` + netID + `","EndpointID":"` + ep + `","SandboxKey":"/var/run/docker/netns/` + ep + `"}`},
+			} {
+				if code, err := d.post(c, call.method, call.body); err != nil || code != 200 {
+					t.Fatalf("%s of %s: %d %v", call.method, ep, code, err)
+				}
+			}
+			if n%100 == 0 {
+				v, ok := metricValue(scrapeUnix(t, sock), dropped)
+				if !ok {
+					t.Fatalf("the scrape has no %s series", dropped)
+				}
+				lost = v
+			}
+		}
+		if lost == 0 {
+			t.Fatalf("%s is 0 after %d containers logged at debug to a pipe nobody reads", dropped, n)
+		}
+		if joins := len(filter(readAudit(t, d.audit), byEvent("endpoint.join", "ok"))); joins != n {
+			t.Errorf("%d endpoint.join records for %d joins answered ok", joins, n)
+		}
+		t.Logf("%s = %v after %d containers", dropped, lost, n)
+		if !d.terminate() || d.exitErr != nil {
+			t.Errorf("hostpass serve after SIGTERM: %v", d.exitErr)
+		}
+	}
+	t.Run("not read", func(t *testing.T) {
+		fifo := filepath.Join(t.TempDir(), "stdout.fifo")
+		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		reader, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer reader.Close()
+		writer, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A 64 KiB pipe and a 1 MiB queue fill in a few hundred
+		// containers at debug.
+		run(t, writer, 20000)
+	})
+	t.Run("reader gone", func(t *testing.T) {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+		run(t, w, 1)
+	})
 }
