@@ -47,7 +47,8 @@ cleanup() {
 	for p in "${churn_pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 	if [ -n "$dockerd_pid" ]; then
 		for c in $(docker ps -aq 2>/dev/null); do docker rm -f "$c" >/dev/null 2>&1; done
-		docker network rm "$name" >/dev/null 2>&1
+		# Without its plugin, dockerd would wait for the socket to come back.
+		[ -n "$plugin_pid" ] && timeout 30 docker network rm "$name" >/dev/null 2>&1
 	fi
 	[ -n "$plugin_pid" ] && kill "$plugin_pid" 2>/dev/null && wait "$plugin_pid"
 	if [ -n "$dockerd_pid" ]; then
@@ -146,6 +147,7 @@ END {
 	print "RSS did not grow"
 }' "$work/samples.tsv" || grew=1
 
+docker network rm "$name" >/dev/null # while its plugin still answers
 kill "$plugin_pid" && wait "$plugin_pid" || true
 plugin_pid=
 echo "== $("$bin" audit verify "$work/audit/" | cut -c1-200)"
