@@ -9,7 +9,10 @@
 # the hostpass network (CreateEndpoint, Join, Leave, DeleteEndpoint: four
 # audited calls) and one with --network host (the watcher's host.join and
 # host.leave). Every 10 s it samples the daemon's RSS, its anonymous part,
-# its threads and open files. At the end it prints the first, last and
+# its threads and open files, and from its Prometheus metrics (--metrics on a
+# socket in the work folder) its goroutines and the garbage collector's heap
+# goal, which follows the live heap (twice it, at GOGC=100): RSS alone also
+# moves with garbage not yet collected and pages not yet returned. At the end it prints the first, last and
 # largest RSS, compares the mean of the last third of the samples with the
 # first third's, leaving out the first minute (the heap grows to its
 # working size while the first containers come and go) when the soak is 3
@@ -92,7 +95,7 @@ tar -C "$work/rootfs" -c . | docker import - "$image" >/dev/null
 
 echo "== hostpass (driver $name): serve's defaults, the watcher on this dockerd"
 nsenter --net="/run/netns/$name" "$bin" serve --socket "$socket" --audit-log "$work/audit/audit.jsonl" \
-	--state-dir "$work/state" --docker-socket "$work/d.sock" >"$work/hostpass.log" 2>&1 &
+	--state-dir "$work/state" --docker-socket "$work/d.sock" --metrics "unix://$work/metrics.sock" >"$work/hostpass.log" 2>&1 &
 plugin_pid=$!
 for _ in $(seq 100); do [ -S "$socket" ] && break; sleep 0.05; done
 [ -S "$socket" ] || { echo "soak: hostpass did not start; see $work/hostpass.log" >&2; exit 1; }
@@ -112,12 +115,15 @@ churn host &
 churn_pids+=($!)
 
 status() { awk -v k="$1" '$1 == k":" { print $2 }' "/proc/$plugin_pid/status"; }
+metric() { awk -v m="$1" '$1 == m { printf "%d", $2 / 1024 }' "$work/metrics.txt"; }
 sample() {
-	printf '%s\t%s\t%s\t%s\t%s\n' "$SECONDS" "$(status VmRSS)" "$(status RssAnon)" "$(status Threads)" \
-		"$(find "/proc/$plugin_pid/fd" -mindepth 1 | wc -l)"
+	curl -sf --unix-socket "$work/metrics.sock" http://hostpass/metrics >"$work/metrics.txt" || : >"$work/metrics.txt"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$SECONDS" "$(status VmRSS)" "$(status RssAnon)" "$(status Threads)" \
+		"$(find "/proc/$plugin_pid/fd" -mindepth 1 | wc -l)" "$(awk '$1 == "go_goroutines" { print $2 }' "$work/metrics.txt")" \
+		"$(metric go_memstats_next_gc_bytes)"
 }
-echo "== churning for $minutes minutes; sampling every 10 s (seconds, RSS KiB, anonymous KiB, threads, open files)"
-printf 'seconds\trss_kib\tanon_kib\tthreads\tfds\n' >"$work/samples.tsv"
+echo "== churning for $minutes minutes; sampling every 10 s (seconds, RSS KiB, anonymous KiB, threads, open files, goroutines, heap goal KiB)"
+printf 'seconds\trss_kib\tanon_kib\tthreads\tfds\tgoroutines\theap_goal_kib\n' >"$work/samples.tsv"
 SECONDS=0
 while [ "$SECONDS" -lt $((minutes * 60)) ]; do
 	sleep 10
@@ -132,22 +138,27 @@ echo "== peak RSS (VmHWM) $(status VmHWM) KiB"
 grew=0
 warmup=0
 [ "$minutes" -ge 3 ] && warmup=60
-awk -F'\t' -v warmup="$warmup" 'NR > 1 { t[++n] = $1; rss[n] = $2; anon[n] = $3; thr[n] = $4; fds[n] = $5 }
+awk -F'\t' -v warmup="$warmup" 'NR > 1 { t[++n] = $1; rss[n] = $2; anon[n] = $3; thr[n] = $4; fds[n] = $5; gor[n] = $6; goal[n] = $7 }
 END {
 	for (i = 1; i <= n; i++) { if (rss[i] > max) max = rss[i]; if (t[i] <= warmup) first = i }
 	first++
 	third = int((n - first + 1) / 3); if (third < 1) third = 1
-	for (i = first; i < first + third; i++) { a += rss[i]; aa += anon[i] }
-	for (i = n - third + 1; i <= n; i++) { b += rss[i]; ba += anon[i] }
-	a /= third; b /= third; aa /= third; ba /= third
+	for (i = first; i < first + third; i++) { a += rss[i]; aa += anon[i]; ga += goal[i] }
+	for (i = n - third + 1; i <= n; i++) { b += rss[i]; ba += anon[i]; gb += goal[i] }
+	a /= third; b /= third; aa /= third; ba /= third; ga /= third; gb /= third
 	printf "RSS: first %.1f MiB, last %.1f MiB, max %.1f MiB (%d samples)\n", rss[1]/1024, rss[n]/1024, max/1024, n
 	printf "after %d s of warm-up: mean of the first third %.1f MiB (anonymous %.1f), of the last third %.1f MiB (anonymous %.1f): %+.1f%%\n", warmup, a/1024, aa/1024, b/1024, ba/1024, (b/a - 1) * 100
-	printf "threads %d -> %d, open files %d -> %d\n", thr[1], thr[n], fds[1], fds[n]
+	printf "heap goal (twice the live heap): mean of the first third %.1f MiB, of the last third %.1f MiB: %+.1f%%\n", ga/1024, gb/1024, (ga ? (gb/ga - 1) * 100 : 0)
+	printf "threads %d -> %d, open files %d -> %d, goroutines %d -> %d\n", thr[1], thr[n], fds[1], fds[n], gor[1], gor[n]
 	if (b > a * 1.05) { print "RSS grew"; exit 1 }
 	print "RSS did not grow"
 }' "$work/samples.tsv" || grew=1
 
-docker network rm "$name" >/dev/null # while its plugin still answers
+# A docker run in flight when its loop stopped still finishes; then remove
+# the network while its plugin still answers.
+for _ in $(seq 60); do [ -z "$(docker ps -aq)" ] && break; sleep 0.5; done
+for c in $(docker ps -aq); do docker rm -f "$c" >/dev/null; done
+docker network rm "$name" >/dev/null
 kill "$plugin_pid" && wait "$plugin_pid" || true
 plugin_pid=
 echo "== $("$bin" audit verify "$work/audit/" | cut -c1-200)"
