@@ -14,7 +14,7 @@
 #                  repository (3 to 5 minutes the first time)
 #   make cross     the CLI built for macOS and Windows, where auditors verify
 #   make fuzz      each fuzz target for FUZZTIME (10s), about 2 minutes in all
-#   make bench     Go benchmarks, and docker run timings against none/host/bridge
+#   make bench     Go benchmarks, and docker run on hostpass against a no-op driver, both engines
 #   make build     static binary bin/hostpass
 #   make plugin    managed (v2) plugin $(PLUGIN_NAME) on the engine at $$DOCKER_HOST
 #   make push      same, named $(REGISTRY)/$(PLUGIN_NAME), pushed to $(REGISTRY)
@@ -132,9 +132,16 @@ FUZZTIME ?= 10s
 fuzz:
 	GO=$(GO) scripts/fuzz.sh $(FUZZTIME)
 
-bench: build
+# bench: the Go benchmarks, then `docker run --rm` on hostpass networks
+# against a no-op driver's (gateway and --internal), 20 interleaved rounds on
+# each engine the suite runs. The daemon's own figures against the no-op and
+# floor drivers: scripts/bench-baseline.sh.
+BENCHRUNS ?= 20
+bench: build engines
 	$(GO) test -run '^$$' -bench . -benchtime 3000x ./server/
-	$(GO) test -count=1 -tags e2e -run '^$$' -bench DockerRun -benchtime 20x ./test/
+	$(GO) test -count=1 -tags e2e -run '^$$' -bench DockerRun -benchtime $(BENCHRUNS)x ./test/
+	HOSTPASS_E2E_DOCKERD=$(ENGINE_BIN)/dockerd HOSTPASS_E2E_RUNC=$(ENGINE_BIN)/runc \
+		$(GO) test -count=1 -tags e2e -run '^$$' -bench DockerRun -benchtime $(BENCHRUNS)x ./test/
 
 lint:
 	@out="$$(gofmt -l .)"; \

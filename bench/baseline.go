@@ -1,11 +1,13 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/docker/go-plugins-helpers/network"
@@ -42,25 +44,89 @@ func (noop) ProgramExternalConnectivity(*network.ProgramExternalConnectivityRequ
 }
 func (noop) RevokeExternalConnectivity(*network.RevokeExternalConnectivityRequest) error { return nil }
 
-// ServeNoop serves the do-nothing driver on a unix socket at path, in this
-// process, until stop is called.
-func ServeNoop(path string) (stop func(), err error) {
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("serving the no-op driver: %w", err)
-	}
-	h := network.NewHandler(noop{})
-	go h.Serve(l) // returns when l is closed
-	return func() { l.Close(); os.Remove(path) }, nil
+// durable is the floor driver: the no-op driver, except that each
+// CreateEndpoint and each Join appends one record-sized line to a file and
+// fsyncs it before answering. It is what a driver that does nothing but
+// make its calls durable costs, so it is the floor an audited driver can
+// reach: the request path and the fsyncs, and nothing else.
+type durable struct {
+	noop
+	mu   sync.Mutex // orders the appends and fsyncs, as one log's writer would
+	f    *os.File
+	line []byte
 }
 
-// Round is one interleaved pair of runs: the no-op driver, then hostpass.
+func (d *durable) CreateEndpoint(*network.CreateEndpointRequest) (*network.CreateEndpointResponse, error) {
+	if err := d.append(); err != nil {
+		return nil, err
+	}
+	return &network.CreateEndpointResponse{}, nil
+}
+
+func (d *durable) Join(*network.JoinRequest) (*network.JoinResponse, error) {
+	if err := d.append(); err != nil {
+		return nil, err
+	}
+	return &network.JoinResponse{}, nil
+}
+
+func (d *durable) append() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, err := d.f.Write(d.line); err != nil {
+		return fmt.Errorf("floor driver: %w", err)
+	}
+	if err := d.f.Sync(); err != nil {
+		return fmt.Errorf("floor driver: %w", err)
+	}
+	return nil
+}
+
+// recordLine is about one audit record: 512 bytes ending in a newline.
+func recordLine() []byte {
+	line := bytes.Repeat([]byte{'x'}, 512)
+	line[len(line)-1] = '\n'
+	return line
+}
+
+// ServeNoop serves the do-nothing driver on a unix socket at path, in this
+// process, until stop is called. With fsyncDir set it serves the floor
+// driver instead: the same, but each CreateEndpoint and Join appends a
+// 512-byte line to a temp file in fsyncDir and fsyncs it before answering;
+// stop removes the file.
+func ServeNoop(path, fsyncDir string) (stop func(), err error) {
+	var drv network.Driver = noop{}
+	closeFile := func() {}
+	if fsyncDir != "" {
+		f, err := os.CreateTemp(fsyncDir, ".hostpass-floor-driver-*")
+		if err != nil {
+			return nil, fmt.Errorf("serving the floor driver: %w", err)
+		}
+		drv = &durable{f: f, line: recordLine()}
+		closeFile = func() { f.Close(); os.Remove(f.Name()) }
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		closeFile()
+		return nil, fmt.Errorf("serving the no-op driver: %w", err)
+	}
+	h := network.NewHandler(drv)
+	go h.Serve(l) // returns when l is closed
+	return func() { l.Close(); os.Remove(path); closeFile() }, nil
+}
+
+// Round is one interleaved set of runs: the no-op driver, the floor driver
+// when one is served, then hostpass.
 type Round struct {
-	Noop, Hostpass Summary
+	Noop, Floor, Hostpass Summary
 }
 
 // Ratio is hostpass's rate as a fraction of the no-op driver's.
 func (r Round) Ratio() float64 { return ratio(r.Hostpass.Rate, r.Noop.Rate) }
+
+// FloorRatio is hostpass's rate as a fraction of the floor driver's; 0 when
+// no floor driver ran.
+func (r Round) FloorRatio() float64 { return ratio(r.Hostpass.Rate, r.Floor.Rate) }
 
 func ratio(a, b float64) float64 {
 	if b == 0 {
@@ -69,18 +135,23 @@ func ratio(a, b float64) float64 {
 	return a / b
 }
 
-// Compare runs rounds interleaved pairs of the same load, o, against the
-// no-op driver on noopSocket and against the daemon on o.Socket. each is
-// called after every round, so a long run shows progress. The error says a
-// run could not start or had failed calls.
-func Compare(ctx context.Context, o Options, noopSocket string, rounds int, each func(int, Round)) ([]Round, error) {
+// Compare runs rounds interleaved sets of the same load, o: against the
+// no-op driver on noopSocket, the floor driver on floorSocket unless it is
+// empty, and the daemon on o.Socket, in that order. each is called after
+// every round, so a long run shows progress. The error says a run could not
+// start or had failed calls.
+func Compare(ctx context.Context, o Options, noopSocket, floorSocket string, rounds int, each func(int, Round)) ([]Round, error) {
 	var out []Round
 	for i := range rounds {
 		var r Round
-		for _, side := range []struct {
+		sides := []struct {
 			socket string
 			sum    *Summary
-		}{{noopSocket, &r.Noop}, {o.Socket, &r.Hostpass}} {
+		}{{noopSocket, &r.Noop}, {floorSocket, &r.Floor}, {o.Socket, &r.Hostpass}}
+		for _, side := range sides {
+			if side.socket == "" {
+				continue
+			}
 			so := o
 			so.Socket = side.socket
 			res, err := Run(ctx, so)
@@ -106,17 +177,21 @@ func Compare(ctx context.Context, o Options, noopSocket string, rounds int, each
 // Overall sums the rounds: calls over time for each side.
 func Overall(rounds []Round) Round {
 	var o Round
-	var nCalls, nTime, hCalls, hTime float64
-	for _, r := range rounds {
-		nCalls += r.Noop.Rate * r.Noop.DurationS
-		nTime += r.Noop.DurationS
-		hCalls += r.Hostpass.Rate * r.Hostpass.DurationS
-		hTime += r.Hostpass.DurationS
-		o.Noop.Calls += r.Noop.Calls
-		o.Hostpass.Calls += r.Hostpass.Calls
+	for _, side := range []func(*Round) *Summary{
+		func(r *Round) *Summary { return &r.Noop },
+		func(r *Round) *Summary { return &r.Floor },
+		func(r *Round) *Summary { return &r.Hostpass },
+	} {
+		var calls, took float64
+		sum := side(&o)
+		for i := range rounds {
+			s := side(&rounds[i])
+			calls += s.Rate * s.DurationS
+			took += s.DurationS
+			sum.Calls += s.Calls
+		}
+		sum.Rate, sum.DurationS = ratio(calls, took), took
 	}
-	o.Noop.Rate, o.Hostpass.Rate = ratio(nCalls, nTime), ratio(hCalls, hTime)
-	o.Noop.DurationS, o.Hostpass.DurationS = nTime, hTime
 	return o
 }
 
@@ -137,11 +212,7 @@ func FsyncFloor(dir string, n int) (time.Duration, error) {
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	line := make([]byte, 512) // about one audit record
-	for i := range line {
-		line[i] = 'x'
-	}
-	line[len(line)-1] = '\n'
+	line := recordLine()
 	start := time.Now()
 	for range n {
 		if _, err := f.Write(line); err != nil {

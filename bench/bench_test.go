@@ -52,6 +52,50 @@ func TestOverallWeighsRoundsByTime(t *testing.T) {
 	}
 }
 
+// TestFloorDriverFsyncsCreateAndJoin checks that the floor driver makes each
+// CreateEndpoint and Join durable, one 512-byte line each, and nothing else,
+// and that stop removes its file.
+func TestFloorDriverFsyncsCreateAndJoin(t *testing.T) {
+	dir := t.TempDir()
+	socket := filepath.Join(t.TempDir(), "floor.sock")
+	stop, err := ServeNoop(socket, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(t.Context(), Options{Socket: socket, Clients: 2, Calls: 10, Duration: time.Minute, Op: "container"})
+	if err != nil || res.Errors > 0 {
+		t.Fatalf("Run = %+v, %v", res, err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) != 1 {
+		t.Fatalf("want one file in %s, got %v (%v)", dir, ents, err)
+	}
+	info, err := ents[0].Info()
+	if err != nil || info.Size() != 2*10*512 {
+		t.Errorf("floor file %v is %d bytes, want %d: 10 creates and 10 joins of 512 bytes (%v)", ents[0].Name(), info.Size(), 2*10*512, err)
+	}
+	stop()
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("stop left %d files in %s", len(ents), dir)
+	}
+	if _, err := ServeNoop(socket, filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "serving the floor driver: ") {
+		t.Errorf("missing folder: err = %v", err)
+	}
+}
+
+func TestOverallCoversTheFloor(t *testing.T) {
+	rounds := []Round{
+		{Noop: Summary{Rate: 100, DurationS: 1}, Floor: Summary{Rate: 40, DurationS: 1}, Hostpass: Summary{Rate: 30, DurationS: 1}},
+		{Noop: Summary{Rate: 100, DurationS: 1}, Floor: Summary{Rate: 20, DurationS: 1}, Hostpass: Summary{Rate: 30, DurationS: 1}},
+	}
+	if o := Overall(rounds); o.Floor.Rate != 30 || o.FloorRatio() != 1 {
+		t.Errorf("Overall floor %v/s, hostpass/floor %v; want 30, 1", o.Floor.Rate, o.FloorRatio())
+	}
+	if (Round{}).FloorRatio() != 0 {
+		t.Error("FloorRatio without a floor run is not 0")
+	}
+}
+
 func TestFsyncFloorCleansUp(t *testing.T) {
 	dir := t.TempDir()
 	d, err := FsyncFloor(dir, 5)

@@ -180,9 +180,9 @@ func TestBenchBaselineInProcess(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 	want := []string{
-		"op=container clients=1: 2 rounds, each side 100ms, no-op driver (in-process) first",
+		"op=container clients=1: 2 rounds, each side 100ms, no-op driver, floor driver (in-process), then hostpass",
 		"round 1: no-op ", "round 2: no-op ", "overall: no-op ",
-		"fsync floor: ", "hostpass at 1 client: ",
+		"fsync floor: ", "hostpass at 1 client: ", "floor driver at 1 client: ",
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("want %d lines, got %d:\n%s", len(want), len(lines), out.String())
@@ -196,12 +196,18 @@ func TestBenchBaselineInProcess(t *testing.T) {
 		if !strings.Contains(l, "/s") || !strings.Contains(l, "  hostpass ") || !strings.Contains(l, "  ratio ") || strings.Contains(l, "ratio 0.000x") {
 			t.Errorf("round line %q lacks both rates and a ratio", l)
 		}
+		if !strings.Contains(l, "  floor ") || !strings.Contains(l, "  hostpass/floor ") || strings.Contains(l, "hostpass/floor 0.000x") {
+			t.Errorf("round line %q lacks the floor driver's rate and hostpass's ratio to it", l)
+		}
+	}
+	if !strings.Contains(lines[6], "; hostpass ") || !strings.Contains(lines[6], "x (rounds ") || !strings.Contains(lines[6], "time per call ") {
+		t.Errorf("floor driver line %q lacks hostpass's ratio, its range and the time per call", lines[6])
 	}
 	if !strings.Contains(lines[4], " in "+fsyncDir+", 2 per container: ") || !strings.Contains(lines[5], "x the fsync floor") {
 		t.Errorf("floor lines:\n%s\n%s", lines[4], lines[5])
 	}
 	if ents, _ := os.ReadDir(fsyncDir); len(ents) != 0 {
-		t.Errorf("the fsync floor left %d files in %s", len(ents), fsyncDir)
+		t.Errorf("the fsync floor and the floor driver left %d files in %s", len(ents), fsyncDir)
 	}
 	// Every container hostpass answered is audited: a create and a join each.
 	got := events(t, auditPath)
@@ -251,13 +257,17 @@ func TestNoopChildHelper(t *testing.T) {
 	if socket == "" {
 		t.Skip("only run as TestBenchBaselineChild's child")
 	}
-	os.Exit(runCmd("bench", []string{"--serve-noop", socket}, os.Stdout, os.Stderr))
+	args := []string{"--serve-noop", socket}
+	if dir := os.Getenv("HOSTPASS_TEST_NOOP_FSYNC_DIR"); dir != "" {
+		args = append(args, "--fsync-dir", dir)
+	}
+	os.Exit(runCmd("bench", args, os.Stdout, os.Stderr))
 }
 
 func TestBenchBaselineChild(t *testing.T) {
 	var child *exec.Cmd
-	defer func(orig func(string) (*exec.Cmd, error)) { noopCommand = orig }(noopCommand)
-	noopCommand = func(socket string) (*exec.Cmd, error) {
+	defer func(orig func(string, string) (*exec.Cmd, error)) { noopCommand = orig }(noopCommand)
+	noopCommand = func(socket, fsyncDir string) (*exec.Cmd, error) {
 		child = exec.Command(os.Args[0], "-test.run=^TestNoopChildHelper$")
 		child.Env = append(os.Environ(), "HOSTPASS_TEST_NOOP_SOCKET="+socket)
 		return child, nil
@@ -273,5 +283,40 @@ func TestBenchBaselineChild(t *testing.T) {
 	}
 	if child == nil || child.ProcessState == nil || !child.ProcessState.Exited() || child.ProcessState.ExitCode() != 0 {
 		t.Errorf("the no-op child was not run, or not stopped cleanly: %v", child)
+	}
+}
+
+// TestBenchBaselineFloorChild runs the floor driver as a child, as the
+// default --noop child does: it appends to and fsyncs a file in --fsync-dir
+// per CreateEndpoint and Join, and removes it when stopped.
+func TestBenchBaselineFloorChild(t *testing.T) {
+	var children []*exec.Cmd
+	defer func(orig func(string, string) (*exec.Cmd, error)) { noopCommand = orig }(noopCommand)
+	noopCommand = func(socket, fsyncDir string) (*exec.Cmd, error) {
+		child := exec.Command(os.Args[0], "-test.run=^TestNoopChildHelper$")
+		child.Env = append(os.Environ(), "HOSTPASS_TEST_NOOP_SOCKET="+socket, "HOSTPASS_TEST_NOOP_FSYNC_DIR="+fsyncDir)
+		children = append(children, child)
+		return child, nil
+	}
+	socket, _ := startDaemon(t, "")
+	fsyncDir := t.TempDir()
+	var out, errOut bytes.Buffer
+	code := runCmd("bench", []string{"--socket", socket, "--baseline", "--op", "container", "--clients", "2", "--duration", "100ms", "--rounds", "1", "--fsync-dir", fsyncDir}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "  hostpass/floor ") || !strings.Contains(out.String(), "\nfloor driver at 2 clients: ") {
+		t.Errorf("stdout lacks the floor driver:\n%s", out.String())
+	}
+	if len(children) != 2 {
+		t.Fatalf("started %d children, want 2: the no-op driver and the floor driver", len(children))
+	}
+	for _, c := range children {
+		if c.ProcessState == nil || c.ProcessState.ExitCode() != 0 {
+			t.Errorf("child %v not stopped cleanly: %v", c.Env[len(c.Env)-2:], c.ProcessState)
+		}
+	}
+	if ents, _ := os.ReadDir(fsyncDir); len(ents) != 0 {
+		t.Errorf("the floor driver left %d files in %s", len(ents), fsyncDir)
 	}
 }
