@@ -234,3 +234,26 @@ func TestIdleConnectionsDoNotStarveAScrape(t *testing.T) {
 		t.Errorf("scrape behind idle connections: %d", res.StatusCode)
 	}
 }
+
+// TestListenRefusesADirectoryOthersMayWrite: a socket in a folder another
+// user may write (here 0777, sticky like /tmp) could be replaced by theirs:
+// refused, naming the folder, its owner and mode; nothing is made there.
+func TestListenRefusesADirectoryOthersMayWrite(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "shared")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "metrics.sock")
+	_, err := Listen("unix", sock)
+	want := fmt.Sprintf("--metrics unix://%s: its directory %s is owned by uid %d with mode dtrwxrwxrwx; a socket's directory must be owned by uid %d (this daemon's user) and not writable by group or others, or another user could replace the socket: chown or chmod it, or choose a path in another directory",
+		sock, dir, os.Geteuid(), os.Geteuid())
+	if err == nil || err.Error() != want {
+		t.Fatalf("Listen in a 1777 folder: %v\nwant %s", err, want)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("made %v in the refused folder", entries)
+	}
+}
