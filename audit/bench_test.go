@@ -202,6 +202,7 @@ func (c *countSyncs) Synced(took time.Duration, recs []Record) {
 	c.nanos.Add(int64(took))
 }
 func (*countSyncs) MirrorDropped() {}
+func (*countSyncs) Failed(error)   {}
 
 // think burns about the CPU a request costs the daemon outside the log
 // (HTTP, JSON, the driver), so that callers arrive as a daemon's handlers

@@ -270,6 +270,9 @@ func (l *Log) write(recs []Record) error {
 		wait(err)
 	}
 	if err != nil {
+		if l.o.Observer != nil {
+			l.o.Observer.Failed(err)
+		}
 		if terr := c.f.Truncate(c.size); terr != nil {
 			// Records of this batch may be whole in the file, and their
 			// callers hear "failed": the next open sets them aside.

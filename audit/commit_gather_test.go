@@ -20,6 +20,7 @@ func (b *batchSizes) Synced(_ time.Duration, recs []Record) {
 	b.sizes = append(b.sizes, len(recs))
 }
 func (*batchSizes) MirrorDropped() {}
+func (*batchSizes) Failed(error)   {}
 
 // Callers that are ready together share one write and one fsync: the
 // first one's hand-off wakes the committer ahead of the others, which

@@ -12,4 +12,7 @@ type Observer interface {
 	// MirrorDropped: the mirror (daemon log, syslog) was behind, and a
 	// record was not copied to it; the file has it.
 	MirrorDropped()
+	// Failed: a write or fsync of the log failed (disk full, I/O error),
+	// and the calls whose records it held were refused.
+	Failed(err error)
 }

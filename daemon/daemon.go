@@ -7,11 +7,8 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	stdlog "log"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -81,19 +78,19 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("reading the hostname: %w", err)
 	}
-	// The metrics address is taken first: one it cannot listen on stops
-	// the daemon before it writes a record or offers Docker a socket.
-	var metricsListener net.Listener
-	if cfg.Metrics != nil {
-		if metricsListener, err = metrics.Listen(cfg.MetricsNetwork, cfg.MetricsAddress); err != nil {
-			return err
-		}
-		defer metricsListener.Close() // for the returns before it is served
+	if cfg.Metrics != nil && cfg.MetricsNetwork == "unix" && filepath.Clean(cfg.MetricsAddress) == filepath.Clean(cfg.Socket) {
+		return fmt.Errorf("--metrics unix://%s is the plugin socket (--socket); the metrics need a socket of their own, such as %s", cfg.MetricsAddress, filepath.Join(filepath.Dir(cfg.Socket), "metrics.sock"))
 	}
 	ao := cfg.Audit
 	ao.Host, ao.Driver, ao.Log = hostname, name, entry
 	if cfg.Metrics != nil {
 		ao.Observer = cfg.Metrics
+		if ao.SignKey != "" {
+			cfg.Metrics.Signed()
+		}
+		if !cfg.Watch {
+			cfg.Metrics.WithoutWatcher()
+		}
 	}
 	var syslog *sink.Syslog
 	if cfg.Syslog != "" {
@@ -172,14 +169,9 @@ func Run(ctx context.Context, cfg Config) error {
 	srv := server.HTTPServer(server.NewObserved(d, entry, observer), stdlog.New(warnWriter{entry}, "", 0))
 	served := make(chan error, 1)
 	go func() { served <- server.Serve(srv, l) }()
-	if metricsListener != nil {
-		msrv := server.HTTPServer(cfg.Metrics.Mux(), stdlog.New(warnWriter{entry}, "", 0))
-		go func() {
-			if err := server.Serve(msrv, metricsListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				entry.WithError(err).Error("metrics endpoint stopped; the driver goes on")
-			}
-		}()
-		defer msrv.Close() // closes the listener, which removes a unix socket
+	if cfg.Metrics != nil {
+		metricsDone := serveMetrics(ctx, cfg, entry)
+		defer func() { stop(); <-metricsDone }() // the socket is gone when Run returns
 	}
 	// The signals are ours before systemd hears READY=1: from then on it
 	// may send SIGHUP, whose default action would end the process.
@@ -225,6 +217,55 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	entry.Info("hostpass stopped")
 	return nil
+}
+
+// metricsRetry is how long the metrics endpoint waits before trying its
+// address again. A variable only so that a test need not wait 10 s.
+var metricsRetry = 10 * time.Second
+
+// serveMetrics serves the metrics until ctx ends, and is done once their
+// socket is closed (and a unix one removed).
+//
+// An address it cannot listen on (a port another process took, a file at
+// the socket's path) does not stop the daemon: a process that squats the
+// port while hostpass restarts would otherwise stop every hostpass network.
+// It is logged as an error and tried again every metricsRetry while the
+// driver serves; the log says when the endpoint listens at last. (A
+// malformed value is refused before Run, by metrics.ParseAddr.)
+func serveMetrics(ctx context.Context, cfg Config, log *logrus.Entry) <-chan struct{} {
+	done := make(chan struct{})
+	log = log.WithField("metrics", cfg.MetricsNetwork+"://"+cfg.MetricsAddress)
+	l, err := metrics.Listen(cfg.MetricsNetwork, cfg.MetricsAddress)
+	go func() {
+		defer close(done)
+		if err != nil {
+			log.WithError(err).Errorf("metrics endpoint: cannot listen; the driver serves without it, and the address is tried again every %s until it can (the unix:// form, a socket in a directory only root may change, cannot be taken by another user)", metricsRetry)
+		}
+		for last := err; err != nil; {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(metricsRetry):
+			}
+			if l, err = metrics.Listen(cfg.MetricsNetwork, cfg.MetricsAddress); err != nil && err.Error() != last.Error() {
+				log.WithError(err).Errorf("metrics endpoint: still cannot listen; tried again every %s", metricsRetry)
+				last = err
+			}
+		}
+		log.Info("metrics endpoint listening")
+		srv := cfg.Metrics.Server(stdlog.New(warnWriter{log}, "", 0))
+		served := make(chan error, 1)
+		go func() { served <- metrics.Serve(srv, l) }()
+		select {
+		case <-ctx.Done():
+			srv.Close() // closes the listener, which removes a unix socket
+			<-served
+		case err := <-served:
+			log.WithError(err).Error("metrics endpoint stopped; the driver goes on")
+			l.Close()
+		}
+	}()
+	return done
 }
 
 // startWatcher starts following Docker's events beside the driver, unless

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hostpass/hostpass/unixsock"
 )
 
 func TestListenReplacesStaleSocketButNotALiveOne(t *testing.T) {
@@ -110,10 +112,10 @@ func TestListenSocketMode(t *testing.T) {
 // bytes of a unix socket address still listens, at path.
 func TestListenNearThePathLimit(t *testing.T) {
 	dir := t.TempDir()
-	long := filepath.Join(dir, strings.Repeat("d", maxSocketPath-len(dir)-len("//hp.sock")-1))
+	long := filepath.Join(dir, strings.Repeat("d", unixsock.MaxPath-len(dir)-len("//hp.sock")-1))
 	path := filepath.Join(long, "hp.sock")
-	if len(path) != maxSocketPath-1 {
-		t.Fatalf("test path is %d bytes, want %d", len(path), maxSocketPath-1)
+	if len(path) != unixsock.MaxPath-1 {
+		t.Fatalf("test path is %d bytes, want %d", len(path), unixsock.MaxPath-1)
 	}
 	l, err := Listen(path)
 	if err != nil {
@@ -146,7 +148,7 @@ func TestListenInADirectoryItCannotWrite(t *testing.T) {
 	}
 	errno := syscall.EACCES
 	if os.Geteuid() == 0 {
-		if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"); err != nil {
+		if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64k,mode=0755"); err != nil {
 			t.Fatalf("as root this test needs a read-only tmpfs at %s: %v", dir, err)
 		}
 		t.Cleanup(func() {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	"github.com/hostpass/hostpass/metrics"
@@ -61,16 +62,19 @@ func TestRunServesMetrics(t *testing.T) {
 	}
 }
 
-// TestRunRefusesABusyMetricsAddressBeforeAnything: a --metrics address it
-// cannot listen on stops the daemon before it opens the audit log or the
-// plugin socket: no record of a start that never served, no socket that
-// Docker would find and call.
-func TestRunRefusesABusyMetricsAddressBeforeAnything(t *testing.T) {
+// TestRunServesThoughTheMetricsAddressIsBusy: a --metrics address taken by
+// another process (a port squatted while hostpass restarts, a file at the
+// socket's path) does not stop the daemon: the driver serves, the log says
+// what is wrong and what to do, and the endpoint listens once the address
+// is free, which the log says too.
+func TestRunServesThoughTheMetricsAddressIsBusy(t *testing.T) {
+	defer func(d time.Duration) { metricsRetry = d }(metricsRetry)
+	metricsRetry = 50 * time.Millisecond
 	for _, tc := range []struct {
 		name  string
-		setup func(t *testing.T, cfg *Config) (want string)
+		setup func(t *testing.T, cfg *Config) (want string, free func())
 	}{
-		{"port in use", func(t *testing.T, cfg *Config) string {
+		{"port in use", func(t *testing.T, cfg *Config) (string, func()) {
 			busy, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
@@ -78,42 +82,90 @@ func TestRunRefusesABusyMetricsAddressBeforeAnything(t *testing.T) {
 			t.Cleanup(func() { busy.Close() })
 			a := busy.Addr().String()
 			cfg.MetricsNetwork, cfg.MetricsAddress = "tcp", a
-			return "--metrics tcp://" + a + ": listen tcp " + a + ": bind: address already in use; stop what listens there or name another port"
+			return "--metrics tcp://" + a + ": listen tcp " + a + ": bind: address already in use; stop what listens there or name another port", func() { busy.Close() }
 		}},
-		{"a file at the socket's path", func(t *testing.T, cfg *Config) string {
+		{"a file at the socket's path", func(t *testing.T, cfg *Config) (string, func()) {
 			p := filepath.Join(t.TempDir(), "metrics.sock")
 			writeFile(t, p, "keep")
 			cfg.MetricsNetwork, cfg.MetricsAddress = "unix", p
-			return "--metrics unix://" + p + ": a file that is not a socket is there; remove it or name another path"
-		}},
-		{"a live socket at the path", func(t *testing.T, cfg *Config) string {
-			p := filepath.Join(t.TempDir(), "metrics.sock")
-			l, err := net.Listen("unix", p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { l.Close() })
-			cfg.MetricsNetwork, cfg.MetricsAddress = "unix", p
-			return "--metrics unix://" + p + ": another process serves on it; stop it or name another path"
+			return "--metrics unix://" + p + " exists and is a regular file, not a socket; hostpass removes only a socket left by a daemon that died: move the file away or choose another --metrics path", func() { os.Remove(p) }
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			notify := notifySocket(t)
 			cfg := testConfig(t)
+			log := withLog(&cfg)
 			cfg.Metrics = metrics.New("test", "abc")
-			want := tc.setup(t, &cfg)
-			err := Run(context.Background(), cfg)
-			if err == nil || err.Error() != want {
-				t.Fatalf("Run: %v\nwant %s", err, want)
+			want, free := tc.setup(t, &cfg)
+			r := start(t, cfg)
+			createNetwork(t, cfg.Socket) // the driver serves
+			e := log.await(t, "metrics endpoint: cannot listen; the driver serves without it, and the address is tried again every 50ms until it can (the unix:// form, a socket in a directory only root may change, cannot be taken by another user)")
+			if err, _ := e.Data[logrus.ErrorKey].(error); err == nil || err.Error() != want || e.Level != logrus.ErrorLevel {
+				t.Errorf("logged %v at %s\nwant %s at error", e.Data[logrus.ErrorKey], e.Level, want)
 			}
-			if _, err := os.Lstat(cfg.AuditLog); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("audit log %s written by a daemon that never served: %v", cfg.AuditLog, err)
+			if got := e.Data["metrics"]; got != cfg.MetricsNetwork+"://"+cfg.MetricsAddress {
+				t.Errorf("log entry's metrics field %v, want the address", got)
 			}
-			if _, err := os.Lstat(cfg.Socket); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("plugin socket %s left by a daemon that never served: %v", cfg.Socket, err)
+			if log.find("metrics endpoint listening") != nil {
+				t.Fatal("logged listening while the address is taken")
 			}
-			checkNotNotified(t, notify)
+			free()
+			log.await(t, "metrics endpoint listening")
+			client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, cfg.MetricsNetwork, cfg.MetricsAddress)
+			}}}
+			res, err := client.Get("http://hostpass/metrics")
+			if err != nil {
+				t.Fatalf("scrape once the address is free: %v", err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if want := `hostpass_driver_requests_total{method="NetworkDriver.CreateNetwork",result="ok"} 1`; !strings.Contains(string(b), want) {
+				t.Errorf("scrape lacks %s", want)
+			}
+			if err := r.stop(t); err != nil {
+				t.Fatal(err)
+			}
 		})
+	}
+}
+
+// TestRunRefusesTheMetricsOnThePluginSocket: --metrics naming the plugin
+// socket's own path is refused before anything starts, rather than one
+// replacing the other.
+func TestRunRefusesTheMetricsOnThePluginSocket(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Metrics, cfg.MetricsNetwork, cfg.MetricsAddress = metrics.New("test", "abc"), "unix", cfg.Socket
+	err := Run(context.Background(), cfg)
+	want := "--metrics unix://" + cfg.Socket + " is the plugin socket (--socket); the metrics need a socket of their own, such as " + filepath.Join(filepath.Dir(cfg.Socket), "metrics.sock")
+	if err == nil || err.Error() != want {
+		t.Fatalf("Run: %v\nwant %s", err, want)
+	}
+	if _, err := os.Lstat(cfg.AuditLog); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("audit log %s written by a daemon that never served: %v", cfg.AuditLog, err)
+	}
+}
+
+// TestRunWithoutWatcherExportsNoWatcherMetrics: --watch=false leaves the
+// watcher's series out of the scrape.
+func TestRunWithoutWatcherExportsNoWatcherMetrics(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Watch = false
+	cfg.Metrics, cfg.MetricsNetwork, cfg.MetricsAddress = metrics.New("test", "abc"), "unix", filepath.Join(t.TempDir(), "m.sock")
+	r := start(t, cfg)
+	createNetwork(t, cfg.Socket)
+	r.stop(t)
+	srv := httptest.NewServer(cfg.Metrics.Handler())
+	defer srv.Close()
+	res, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, gone := range []string{"hostpass_watcher_", "hostpass_host_mode_containers"} {
+		if strings.Contains(string(b), gone) {
+			t.Errorf("scrape with --watch=false has %s", gone)
+		}
 	}
 }
 
@@ -172,7 +224,7 @@ func TestScrapeWhileTheAuditDiskIsFull(t *testing.T) {
 }
 
 // TestRunCountsSyslogDrops: with the syslog collector down, every record
-// meant for it is lost, and hostpass_dropped_total{sink="syslog"} counts
+// meant for it is lost, and hostpass_dropped_lines_total{sink="syslog"} counts
 // each one the audit file has.
 func TestRunCountsSyslogDrops(t *testing.T) {
 	down, err := net.Listen("tcp", "127.0.0.1:0")
@@ -196,9 +248,9 @@ func TestRunCountsSyslogDrops(t *testing.T) {
 	}
 	b, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	want := fmt.Sprintf(`hostpass_dropped_total{sink="syslog"} %d`, len(records(t, cfg.AuditLog)))
+	want := fmt.Sprintf(`hostpass_dropped_lines_total{sink="syslog"} %d`, len(records(t, cfg.AuditLog)))
 	if !strings.Contains(string(b), want+"\n") {
-		t.Errorf("scrape lacks %s (one per record); it has:\n%s", want, grepLines(string(b), "hostpass_dropped_total"))
+		t.Errorf("scrape lacks %s (one per record); it has:\n%s", want, grepLines(string(b), "hostpass_dropped_lines_total"))
 	}
 }
 

@@ -15,6 +15,8 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/hostpass/hostpass/audit"
+
+	"github.com/hostpass/hostpass/unixsock"
 )
 
 // What a user of the daemon meets: the calls on its socket, the records in
@@ -274,7 +276,7 @@ func TestNotifyFailureIsReportedNotFatal(t *testing.T) {
 func TestRunOnALongSocketPath(t *testing.T) {
 	cfg := testConfig(t)
 	dir := t.TempDir()
-	cfg.Socket = filepath.Join(dir, strings.Repeat("d", maxSocketPath-len(dir)-len("//hp.sock")-1), "hp.sock")
+	cfg.Socket = filepath.Join(dir, strings.Repeat("d", unixsock.MaxPath-len(dir)-len("//hp.sock")-1), "hp.sock")
 	r := start(t, cfg)
 	if status, _ := call(t, cfg.Socket, "Plugin.Activate", nil); status != http.StatusOK {
 		t.Errorf("Plugin.Activate: %d; want 200", status)

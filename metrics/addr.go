@@ -7,13 +7,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/hostpass/hostpass/unixsock"
 )
 
 const accepted = "accepted: unix:///PATH (an absolute path, such as unix:///run/hostpass/metrics.sock) or tcp://127.0.0.1:PORT (a loopback address: 127.0.0.0/8 or [::1]); empty: off"
-
-// MaxSocketPath is the longest path a unix socket address holds on Linux
-// (sun_path is 108 bytes, with its terminating NUL).
-const MaxSocketPath = 107
 
 // maxQuoted bounds how much of a refused value an error repeats: enough to
 // recognise it, not a megabyte of it in the log.
@@ -53,8 +51,8 @@ func ParseAddr(s string) (network, address string, err error) {
 		if p == "/" {
 			return "", "", fmt.Errorf("%s names the root directory, not a socket; %s", q, accepted)
 		}
-		if len(p) > MaxSocketPath {
-			return "", "", fmt.Errorf("%s: the path is %d bytes long; a unix socket's path holds at most %d; %s", q, len(p), MaxSocketPath, accepted)
+		if len(p) > unixsock.MaxPath {
+			return "", "", fmt.Errorf("%s: the path is %d bytes long; a unix socket's path holds at most %d; %s", q, len(p), unixsock.MaxPath, accepted)
 		}
 		return "unix", p, nil
 	case "tcp":

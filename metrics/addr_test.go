@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/hostpass/hostpass/unixsock"
 )
 
 func TestParseAddr(t *testing.T) {
@@ -50,7 +52,7 @@ func TestParseAddrRefuses(t *testing.T) {
 // too long for a socket is refused before anything starts, not at bind
 // with "invalid argument".
 func TestParseAddrRefusesHugeValues(t *testing.T) {
-	long := "/run/" + strings.Repeat("d", MaxSocketPath-len("/run/")+1)
+	long := "/run/" + strings.Repeat("d", unixsock.MaxPath-len("/run/")+1)
 	for _, tc := range []struct{ in, want string }{
 		{"unix://" + long, `"unix://` + long + `": the path is 108 bytes long; a unix socket's path holds at most 107; ` + accepted},
 		{strings.Repeat("x", 1<<20), `"` + strings.Repeat("x", maxQuoted) + `"... (1048576 bytes): scheme "" is not served; ` + accepted},
@@ -62,7 +64,7 @@ func TestParseAddrRefusesHugeValues(t *testing.T) {
 		}
 	}
 	// The longest path a socket holds is taken.
-	ok := "/run/" + strings.Repeat("d", MaxSocketPath-len("/run/"))
+	ok := "/run/" + strings.Repeat("d", unixsock.MaxPath-len("/run/"))
 	if _, a, err := ParseAddr("unix://" + ok); err != nil || a != ok {
 		t.Errorf("ParseAddr of a %d-byte path: %q, %v", len(ok), a, err)
 	}

@@ -1,9 +1,8 @@
 package metrics
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -11,12 +10,33 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"github.com/hostpass/hostpass/unixsock"
 )
 
-// SocketMode is the metrics socket's mode: root and its group, as the
-// plugin socket.
+// SocketMode is the metrics socket's mode: root and its group (gid 0), as
+// the plugin socket.
 const SocketMode = 0o660
+
+// The metrics server's own limits, much tighter than the plugin socket's:
+// one Prometheus scrapes over one connection every few seconds, so a client
+// holding connections open is the only one that needs many, and must not
+// keep a scrape out.
+const (
+	// MaxConns caps the connections served at once; beyond it a
+	// connection waits in the backlog until one closes.
+	MaxConns = 16
+	// headerTimeout and writeTimeout free a slot a stalled client holds.
+	headerTimeout = 5 * time.Second
+	writeTimeout  = 10 * time.Second
+)
+
+// IdleTimeout closes a keep-alive connection idle that long, so that
+// MaxConns idle ones hold a scrape back at most that long. Prometheus's
+// shortest usual interval (5 s) keeps its own connection alive. A variable
+// only so that a test need not wait 10 s.
+var IdleTimeout = 10 * time.Second
 
 // Mux serves the metrics on /metrics, where Prometheus looks by default.
 func (m *Metrics) Mux() *http.ServeMux {
@@ -25,11 +45,30 @@ func (m *Metrics) Mux() *http.ServeMux {
 	return mux
 }
 
+// Server is the metrics' HTTP server, with the limits above; errorLog
+// takes what net/http reports.
+func (m *Metrics) Server(errorLog *log.Logger) *http.Server {
+	return &http.Server{
+		Handler:           m.Mux(),
+		ReadHeaderTimeout: headerTimeout,
+		ReadTimeout:       headerTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       IdleTimeout,
+		ErrorLog:          errorLog,
+	}
+}
+
+// Serve serves srv on l, at most MaxConns connections at a time.
+func Serve(srv *http.Server, l net.Listener) error {
+	return srv.Serve(netutil.LimitListener(l, MaxConns))
+}
+
 // Listen listens on what ParseAddr returned. A unix socket's directory is
-// made if missing, and a socket left by a killed daemon is replaced; one a
-// live process answers on is not, nor anything that is not a socket. The
-// socket has SocketMode from its first moment (package unixsock), and goes
-// when the listener is closed.
+// made if missing and must be this user's alone (unixsock.CheckDir); a
+// socket left by a killed daemon is replaced; one a live process answers
+// on is not, nor anything that is not a socket. The socket has SocketMode
+// from its first moment (package unixsock), and goes when the listener is
+// closed.
 func Listen(network, address string) (net.Listener, error) {
 	if network != "unix" {
 		l, err := net.Listen(network, address)
@@ -38,24 +77,20 @@ func Listen(network, address string) (net.Listener, error) {
 		}
 		return l, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(address), 0o755); err != nil {
-		return nil, fmt.Errorf("--metrics unix://%s: making its directory: %w", address, err)
+	name := "--metrics unix://" + address
+	dir := filepath.Dir(address)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("%s: making its directory: %w", name, err)
 	}
-	if fi, err := os.Lstat(address); err == nil {
-		if fi.Mode().Type() != fs.ModeSocket {
-			return nil, fmt.Errorf("--metrics unix://%s: a file that is not a socket is there; remove it or name another path", address)
-		}
-		if c, err := net.DialTimeout("unix", address, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("--metrics unix://%s: another process serves on it; stop it or name another path", address)
-		}
-		if err := os.Remove(address); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("--metrics unix://%s: removing a stale socket: %w", address, err)
-		}
+	if err := unixsock.CheckDir(dir, name); err != nil {
+		return nil, err
+	}
+	if err := unixsock.RemoveStale(address, name, "another --metrics path"); err != nil {
+		return nil, err
 	}
 	l, err := unixsock.Listen(address, SocketMode)
 	if err != nil {
-		return nil, fmt.Errorf("--metrics unix://%s: %w", address, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return &removing{Listener: l, path: address}, nil
 }

@@ -1,7 +1,9 @@
 package metrics
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -9,9 +11,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hostpass/hostpass/unixsock"
 )
 
 // TestServeOnUnixSocket: a scrape over the unix socket, as Prometheus's
@@ -45,7 +50,7 @@ func TestServeOnUnixSocket(t *testing.T) {
 		t.Errorf("scrape over the socket lacks hostpass_build_info:\n%s", body)
 	}
 	// A second daemon on the same path is refused while the first serves.
-	if _, err := Listen(network, address); err == nil || !strings.Contains(err.Error(), "another process serves on it") {
+	if _, err := Listen(network, address); err == nil || !strings.Contains(err.Error(), "is in use by a running daemon") {
 		t.Errorf("second Listen on a live socket: %v", err)
 	}
 }
@@ -68,7 +73,7 @@ func TestListenKeepsOtherFiles(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "metrics.sock")
 	os.WriteFile(path, []byte("keep"), 0o600)
 	_, err := Listen("unix", path)
-	want := "--metrics unix://" + path + ": a file that is not a socket is there; remove it or name another path"
+	want := "--metrics unix://" + path + " exists and is a regular file, not a socket; hostpass removes only a socket left by a daemon that died: move the file away or choose another --metrics path"
 	if err == nil || err.Error() != want {
 		t.Errorf("Listen over a regular file: %v\nwant %s", err, want)
 	}
@@ -159,9 +164,9 @@ func TestCloseRemovesTheSocket(t *testing.T) {
 // allows listens, though its private directory makes the bound path longer.
 func TestListenAtThePathLimit(t *testing.T) {
 	dir := t.TempDir()
-	sock := filepath.Join(dir, strings.Repeat("m", MaxSocketPath-len(dir)-1))
-	if len(sock) != MaxSocketPath {
-		t.Fatalf("test path is %d bytes, want %d", len(sock), MaxSocketPath)
+	sock := filepath.Join(dir, strings.Repeat("m", unixsock.MaxPath-len(dir)-1))
+	if len(sock) != unixsock.MaxPath {
+		t.Fatalf("test path is %d bytes, want %d", len(sock), unixsock.MaxPath)
 	}
 	if _, _, err := ParseAddr("unix://" + sock); err != nil {
 		t.Fatal(err)
@@ -176,4 +181,79 @@ func TestListenAtThePathLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
+}
+
+// TestIdleConnectionsDoNotStarveAScrape: a client holding MaxConns idle
+// keep-alive connections keeps a scrape out only until the server closes
+// them, IdleTimeout later; the plugin socket's server would hold them for
+// two minutes. A 17th connection is not served while the 16 are open.
+func TestIdleConnectionsDoNotStarveAScrape(t *testing.T) {
+	defer func(d time.Duration) { IdleTimeout = d }(IdleTimeout)
+	IdleTimeout = 300 * time.Millisecond
+	sock := filepath.Join(t.TempDir(), "metrics.sock")
+	l, err := Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := New("v", "c").Server(nil)
+	go Serve(srv, l)
+	t.Cleanup(func() { srv.Close() })
+	for range MaxConns {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		// One request each, answered 404, then idle: the connection stays.
+		fmt.Fprintf(c, "GET /nothing HTTP/1.1\r\nHost: h\r\n\r\n")
+		if _, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Beyond the cap, while the idle ones are still within IdleTimeout,
+	// a scrape waits.
+	probe, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(probe, "GET /metrics HTTP/1.1\r\nHost: h\r\n\r\n")
+	probe.SetReadDeadline(time.Now().Add(IdleTimeout / 3))
+	if _, err := probe.Read(make([]byte, 1)); err == nil {
+		t.Errorf("a connection beyond the %d idle ones was served at once; want it held by the cap", MaxConns)
+	}
+	// Then the idle ones are closed and the scrape is answered: well
+	// within the client's 30 s, which only bounds a hang.
+	probe.SetReadDeadline(time.Now().Add(30 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(probe), nil)
+	if err != nil {
+		t.Fatalf("scrape behind %d idle connections: %v", MaxConns, err)
+	}
+	res.Body.Close()
+	probe.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("scrape behind idle connections: %d", res.StatusCode)
+	}
+}
+
+// TestListenRefusesADirectoryOthersMayWrite: a socket in a folder another
+// user may write (here 0777, sticky like /tmp) could be replaced by theirs:
+// refused, naming the folder, its owner and mode; nothing is made there.
+func TestListenRefusesADirectoryOthersMayWrite(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "shared")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "metrics.sock")
+	_, err := Listen("unix", sock)
+	want := fmt.Sprintf("--metrics unix://%s: its directory %s is owned by uid %d with mode dtrwxrwxrwx; a socket's directory must be owned by uid %d (this daemon's user) and not writable by group or others, or another user could replace the socket: chown or chmod it, or choose a path in another directory",
+		sock, dir, os.Geteuid(), os.Geteuid())
+	if err == nil || err.Error() != want {
+		t.Fatalf("Listen in a 1777 folder: %v\nwant %s", err, want)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("made %v in the refused folder", entries)
+	}
 }

@@ -49,7 +49,10 @@ type Metrics struct {
 	hostMode        prometheus.Gauge
 	violations      prometheus.Counter
 
-	mu             sync.Mutex // guards lastCheckpoint
+	writeErrors prometheus.Counter
+
+	mu             sync.Mutex // guards signed and lastCheckpoint
+	signed         bool       // the log is signed: the checkpoint's timestamp is exported
 	lastCheckpoint time.Time  // when the last signed checkpoint became durable; zero: none yet
 }
 
@@ -70,7 +73,7 @@ func New(version, commit string) *Metrics {
 	m.fsyncDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "hostpass_audit_fsync_duration_seconds",
 		Help:    "Time of each fsync of the audit log (one per batch of records).",
-		Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16), // 50 µs to 1.6 s
+		Buckets: prometheus.ExponentialBuckets(0.00005, 1.5, 26), // 50 µs to 1.3 s, each 1.5 times the last
 	})
 	m.batchRecords = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "hostpass_audit_batch_records",
@@ -82,8 +85,8 @@ func New(version, commit string) *Metrics {
 		Help: "Audit records made durable, by event (endpoint.join, host.join, audit.checkpoint ...).",
 	}, []string{"event"})
 	m.drops = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "hostpass_dropped_total",
-		Help: "Lines lost on their way out, by sink: daemon_log (the daemon's stdout or stderr not read, or refusing), syslog (the collector down, slow or refusing), mirror (the audit log's mirror queue full); the audit file has every record.",
+		Name: "hostpass_dropped_lines_total",
+		Help: "Lines (log lines, copies of audit records) lost on their way out, by sink: daemon_log (the daemon's stdout or stderr not read, or refusing), syslog (the collector down, slow or refusing), mirror (the audit log's mirror queue full); the audit file has every record.",
 	}, []string{"sink"})
 	m.watcherLag = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "hostpass_watcher_lag_seconds",
@@ -106,14 +109,18 @@ func New(version, commit string) *Metrics {
 		Name: "hostpass_policy_violations_total",
 		Help: "policy.violation records written: containers found on a hostpass network against --policy-allow.",
 	})
+	m.writeErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "hostpass_audit_write_errors_total",
+		Help: "Writes or fsyncs of the audit log that failed (disk full, I/O error): each refused the calls whose records it held.",
+	})
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "hostpass_build_info",
 		Help: "Always 1; the labels give the running build.",
 	}, []string{"version", "commit", "goversion"})
 	buildInfo.WithLabelValues(version, commit, runtime.Version()).Set(1)
 	m.reg.MustRegister(m.requests, m.requestDuration, m.fsyncDuration, m.batchRecords, m.records,
-		m.drops, m.watcherLag, m.reconnects, m.gapSeconds, m.hostMode, m.violations, buildInfo,
-		checkpointAge{m},
+		m.drops, m.watcherLag, m.reconnects, m.gapSeconds, m.hostMode, m.violations, m.writeErrors, buildInfo,
+		lastCheckpoint{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every drop source shows 0 from the start, so that a rate() over it
 	// has a series to work on before the first drop.
@@ -125,8 +132,9 @@ func New(version, commit string) *Metrics {
 
 // MaxScrapes bounds the scrapes served at once; more are answered 503 at
 // once. One Prometheus scrapes one at a time; a client on the socket or the
-// port that opens hundreds would otherwise have each gather every metric,
-// on the cores the driver's calls need.
+// port that opens hundreds would otherwise have each gather every metric
+// at once. It bounds concurrency, not rate: a client may scrape again as
+// soon as each answer arrives, costing up to MaxScrapes gathers at a time.
 const MaxScrapes = 4
 
 // Handler serves the registry in Prometheus's exposition formats.
@@ -203,24 +211,61 @@ func (m *Metrics) SyslogDropped(n int) {
 	}
 }
 
-// checkpointAge reports the seconds since the last signed checkpoint became
-// durable, and nothing before the first: an unsigned log has no checkpoint,
-// and an age of 0 or +Inf would be a lie an alert would believe.
-type checkpointAge struct{ m *Metrics }
+// Signed says the audit log is signed: the last checkpoint's timestamp is
+// exported, 0 until the first of this run is durable, so that an alert on
+// its age fires when a signed log cannot write one. An unsigned log has no
+// checkpoint, and no such series.
+func (m *Metrics) Signed() {
+	if m != nil {
+		m.mu.Lock()
+		m.signed = true
+		m.mu.Unlock()
+	}
+}
 
-var checkpointAgeDesc = prometheus.NewDesc("hostpass_audit_checkpoint_age_seconds",
-	"Seconds since the last signed checkpoint (audit.checkpoint) became durable; absent until the first, and on a log without --sign-key.", nil, nil)
+// Failed is audit.Observer's: a write or fsync of the audit log failed.
+func (m *Metrics) Failed(error) {
+	if m != nil {
+		m.writeErrors.Inc()
+	}
+}
 
-func (c checkpointAge) Describe(ch chan<- *prometheus.Desc) { ch <- checkpointAgeDesc }
-
-func (c checkpointAge) Collect(ch chan<- prometheus.Metric) {
-	c.m.mu.Lock()
-	last := c.m.lastCheckpoint
-	c.m.mu.Unlock()
-	if last.IsZero() {
+// WithoutWatcher unregisters the watcher's metrics, for a daemon run with
+// --watch=false: a host-mode gauge at 0 and reconnects at 0 would say "all
+// is well" for a watcher that does not run, and an alert would never fire.
+// Absent, absent() says it. (policy.violation and watch.gap records come
+// from the watcher only.)
+func (m *Metrics) WithoutWatcher() {
+	if m == nil {
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(checkpointAgeDesc, prometheus.GaugeValue, time.Since(last).Seconds())
+	for _, c := range []prometheus.Collector{m.watcherLag, m.reconnects, m.gapSeconds, m.hostMode, m.violations} {
+		m.reg.Unregister(c)
+	}
+}
+
+// lastCheckpoint reports when the last signed checkpoint became durable, as
+// a Unix timestamp (Prometheus's guidance: export the time, and let the
+// query take time() - x): a stored age would be stale by the scrape.
+type lastCheckpoint struct{ m *Metrics }
+
+var lastCheckpointDesc = prometheus.NewDesc("hostpass_audit_last_checkpoint_timestamp_seconds",
+	"Unix time at which the last signed checkpoint (audit.checkpoint) became durable; 0 until this run's first; absent on a log without --sign-key.", nil, nil)
+
+func (c lastCheckpoint) Describe(ch chan<- *prometheus.Desc) { ch <- lastCheckpointDesc }
+
+func (c lastCheckpoint) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	signed, last := c.m.signed, c.m.lastCheckpoint
+	c.m.mu.Unlock()
+	if !signed && last.IsZero() {
+		return
+	}
+	v := 0.0
+	if !last.IsZero() {
+		v = float64(last.UnixNano()) / 1e9
+	}
+	ch <- prometheus.MustNewConstMetric(lastCheckpointDesc, prometheus.GaugeValue, v)
 }
 
 // The watcher's metrics that no audit record carries: Metrics is a

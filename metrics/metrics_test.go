@@ -34,6 +34,7 @@ func exercised() *Metrics {
 	m.WatcherLag(3 * time.Millisecond)
 	m.Reconnected()
 	m.HostMode(2)
+	m.Failed(nil)
 	return m
 }
 
@@ -79,15 +80,16 @@ func TestScrapeShowsWhatHappened(t *testing.T) {
 		`hostpass_audit_batch_records_sum 4`,
 		`hostpass_audit_records_total{event="endpoint.join"} 1`,
 		`hostpass_audit_records_total{event="audit.checkpoint"} 1`,
-		`hostpass_dropped_total{sink="mirror"} 1`,
-		`hostpass_dropped_total{sink="syslog"} 1`,
-		`hostpass_dropped_total{sink="daemon_log"} 3`,
+		`hostpass_dropped_lines_total{sink="mirror"} 1`,
+		`hostpass_dropped_lines_total{sink="syslog"} 1`,
+		`hostpass_dropped_lines_total{sink="daemon_log"} 3`,
 		`hostpass_watcher_lag_seconds_count 1`,
 		`hostpass_watcher_reconnects_total 1`,
 		`hostpass_watcher_gap_seconds_total 1.5`,
 		`hostpass_host_mode_containers 2`,
 		`hostpass_policy_violations_total 1`,
-		`hostpass_audit_checkpoint_age_seconds `,
+		`hostpass_audit_last_checkpoint_timestamp_seconds `,
+		`hostpass_audit_write_errors_total 1`,
 		`hostpass_build_info{commit="abc123",goversion="go`,
 		`go_goroutines `,
 		`process_resident_memory_bytes `,
@@ -101,18 +103,79 @@ func TestScrapeShowsWhatHappened(t *testing.T) {
 	}
 }
 
-// TestCheckpointAgeAbsentUntilSigned: a log that never wrote a signed
-// checkpoint has no age, rather than 0, which would read as "just signed".
-func TestCheckpointAgeAbsentUntilSigned(t *testing.T) {
+// TestLastCheckpointTimestamp: an unsigned log has no checkpoint series; a
+// signed one has it from the start, 0 until its first checkpoint is durable
+// (so that time() - x alerts while none could be written), then the Unix
+// time it became durable.
+func TestLastCheckpointTimestamp(t *testing.T) {
 	m := New("v", "c")
 	m.Synced(time.Millisecond, []audit.Record{{Event: audit.EndpointJoin}})
-	if n := testutil.CollectAndCount(checkpointAge{m}); n != 0 {
-		t.Fatalf("checkpoint age before any checkpoint: %d series, want none", n)
+	if n := testutil.CollectAndCount(lastCheckpoint{m}); n != 0 {
+		t.Fatalf("last checkpoint on an unsigned log: %d series, want none", n)
 	}
+	m.Signed()
+	if got := testutil.ToFloat64(lastCheckpoint{m}); got != 0 {
+		t.Fatalf("last checkpoint of a signed log before its first: %v, want 0", got)
+	}
+	before := float64(time.Now().UnixNano()) / 1e9
 	m.Synced(time.Millisecond, []audit.Record{{Event: audit.Checkpoint, Checkpoint: "note"}})
-	if n := testutil.CollectAndCount(checkpointAge{m}); n != 1 {
-		t.Fatalf("checkpoint age after a checkpoint: %d series, want 1", n)
+	after := float64(time.Now().UnixNano()) / 1e9
+	if got := testutil.ToFloat64(lastCheckpoint{m}); got < before || got > after {
+		t.Fatalf("last checkpoint: %v, want the time it became durable, from %v to %v", got, before, after)
 	}
+}
+
+// TestWithoutWatcher: with the watcher off, its metrics are not exported
+// at all, rather than 0s that read as a quiet, healthy watcher.
+func TestWithoutWatcher(t *testing.T) {
+	m := exercised()
+	m.WithoutWatcher()
+	body := scrape(t, m)
+	for _, gone := range []string{"hostpass_watcher_", "hostpass_host_mode_containers", "hostpass_policy_violations_total"} {
+		if strings.Contains(body, gone) {
+			t.Errorf("scrape with the watcher off has %s:\n%s", gone, grep(body, gone))
+		}
+	}
+	if !strings.Contains(body, `hostpass_driver_requests_total{method="NetworkDriver.Join",result="ok"} 1`) {
+		t.Errorf("scrape with the watcher off lost the driver's requests")
+	}
+}
+
+// TestFsyncBuckets: the fsync histogram tells 50 µs from 75 µs (an NVMe
+// disk's range) and reaches past 1 s, each bound 1.5 times the last.
+func TestFsyncBuckets(t *testing.T) {
+	m := New("v", "c")
+	m.Synced(time.Millisecond, nil)
+	families, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "hostpass_audit_fsync_duration_seconds" {
+			continue
+		}
+		b := f.GetMetric()[0].GetHistogram().GetBucket()
+		if first, last := b[0].GetUpperBound(), b[len(b)-1].GetUpperBound(); first != 0.00005 || last < 1 || last > 2 {
+			t.Errorf("fsync buckets from %v to %v, want from 50 µs to just past 1 s", first, last)
+		}
+		for i := 1; i < len(b); i++ {
+			if r := b[i].GetUpperBound() / b[i-1].GetUpperBound(); r < 1.49 || r > 1.51 {
+				t.Errorf("fsync bucket %d is %v times the last, want 1.5", i, r)
+			}
+		}
+		return
+	}
+	t.Fatal("no fsync histogram")
+}
+
+func grep(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func TestCountersByLabel(t *testing.T) {
@@ -137,6 +200,9 @@ func TestNilMetrics(t *testing.T) {
 	m.WatcherLag(time.Millisecond)
 	m.Reconnected()
 	m.HostMode(1)
+	m.Failed(nil)
+	m.Signed()
+	m.WithoutWatcher()
 }
 
 // TestPromtoolCheckMetrics runs Debian's `promtool check metrics` over a

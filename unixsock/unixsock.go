@@ -5,16 +5,84 @@ package unixsock
 
 import (
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// maxPath is the longest path a unix socket address holds on Linux
+// MaxPath is the longest path a unix socket address holds on Linux
 // (sun_path is 108 bytes, with its terminating NUL).
-const maxPath = 107
+const MaxPath = 107
+
+// CheckDir refuses a socket's directory that another user could change:
+// one not owned by this process's effective user, or writable by its group
+// or others. Whoever may write the directory may remove the socket and put
+// their own in its place, and Docker or a scraper would talk to theirs.
+// (A sticky /tmp would stop the removal, but not a squat before the daemon
+// starts: the rule stays simple.) name is how errors name the socket.
+func CheckDir(dir, name string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("%s: its directory: %w", name, err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("%s: its directory %s has no owner to check", name, dir)
+	}
+	euid := os.Geteuid()
+	if int(st.Uid) != euid || fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%s: its directory %s is owned by uid %d with mode %s; a socket's directory must be owned by uid %d (this daemon's user) and not writable by group or others, or another user could replace the socket: chown or chmod it, or choose a path in another directory",
+			name, dir, st.Uid, fi.Mode(), euid)
+	}
+	return nil
+}
+
+// RemoveStale removes a dead socket at path (one a killed process left),
+// and refuses a live one or any other kind of file: that is some other
+// program's, and is never removed. name is how errors name the socket
+// ("--socket /run/x.sock"); instead what to choose instead ("another
+// --socket").
+func RemoveStale(path, name, instead string) error {
+	st, err := os.Lstat(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if st.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("%s exists and is %s, not a socket; hostpass removes only a socket left by a daemon that died: move the file away or choose %s", name, kind(st.Mode()), instead)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("%s is in use by a running daemon; stop it first or choose %s", name, instead)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("%s: removing the stale socket left there: %w", name, err)
+	}
+	return nil
+}
+
+func kind(m fs.FileMode) string {
+	switch m.Type() {
+	case 0:
+		return "a regular file"
+	case fs.ModeDir:
+		return "a directory"
+	case fs.ModeSymlink:
+		return "a symbolic link"
+	case fs.ModeNamedPipe:
+		return "a named pipe"
+	case fs.ModeDevice, fs.ModeDevice | fs.ModeCharDevice:
+		return "a device"
+	}
+	return "not a regular file"
+}
 
 // Listen listens on a new socket at path with mode. path must not exist.
 //
@@ -59,7 +127,7 @@ func Listen(path string, mode os.FileMode) (net.Listener, error) {
 // file descriptor (/proc/self/fd/N/s), whose path is short whatever the
 // directory's.
 func listenAt(private, tmp string) (net.Listener, error) {
-	if len(tmp) <= maxPath {
+	if len(tmp) <= MaxPath {
 		return net.Listen("unix", tmp)
 	}
 	d, err := os.Open(private)

@@ -16,8 +16,10 @@ type Observer interface {
 	// Reconnected: the watcher follows Docker's events again, on a new
 	// subscription, after the previous one broke or was let go.
 	Reconnected()
-	// WatcherLag: an event was handled, its records durable, d after
-	// Docker's time on it.
+	// WatcherLag: an event received live was handled, its records
+	// durable, d after Docker's time on it. Events Docker replays from
+	// before the subscription (after a restart or a reconnect) are not
+	// observed: their lag is the downtime, which watch.gap records count.
 	WatcherLag(d time.Duration)
 }
 

@@ -111,7 +111,10 @@ func TestObserverReconnectsAndLag(t *testing.T) {
 	s := <-h.fake.streams
 	h.fake.listed(t, 1)
 	h.fake.set(newContainer("c1", "web", "nginx:1", true, "host"))
-	sent := time.Now().Add(-3 * time.Second) // Docker's time: three seconds ago
+	// Docker's time: after the subscription began (a live event), and
+	// some time before the watcher reads it.
+	sent := time.Now()
+	time.Sleep(30 * time.Millisecond)
 	s.events <- h.wire(hostEvent("connect", "c1", sent))
 	waitFor(t, "the event's lag", func() bool {
 		h.obs.mu.Lock()
@@ -121,8 +124,8 @@ func TestObserverReconnectsAndLag(t *testing.T) {
 	h.obs.mu.Lock()
 	lag, reconnects := h.obs.lags[0], h.obs.reconnects
 	h.obs.mu.Unlock()
-	if lag < 3*time.Second || lag > time.Since(sent) {
-		t.Errorf("lag %v, want from 3 s to %v", lag, time.Since(sent))
+	if lag < 30*time.Millisecond || lag > time.Since(sent) {
+		t.Errorf("lag %v, want from 30 ms to %v", lag, time.Since(sent))
 	}
 	if reconnects != 0 {
 		t.Errorf("reconnects after the first subscription = %d, want 0", reconnects)
@@ -137,6 +140,34 @@ func TestObserverReconnectsAndLag(t *testing.T) {
 		defer h.obs.mu.Unlock()
 		return h.obs.reconnects == 1
 	})
+}
+
+// TestObserverLagSkipsReplayedEvents: an event Docker replays from before
+// the subscription (stamped an hour ago: the daemon was down) is handled,
+// but its hour is no lag: the histogram would read hours for every replay.
+// A live event after it is observed as usual.
+func TestObserverLagSkipsReplayedEvents(t *testing.T) {
+	h := newHarness(t, "all", false)
+	stop := h.run()
+	defer stop()
+	s := <-h.fake.streams
+	h.fake.listed(t, 1)
+	h.fake.set(newContainer("c1", "web", "nginx:1", true, "host"))
+	s.events <- h.wire(hostEvent("connect", "c1", time.Now().Add(-time.Hour)))
+	waitFor(t, "the replayed event handled", func() bool { return h.obs.gauge() == 1 })
+	h.fake.set(newContainer("c2", "api", "nginx:1", true, "host"))
+	s.events <- h.wire(hostEvent("connect", "c2", time.Now()))
+	waitFor(t, "the live event handled", func() bool { return h.obs.gauge() == 2 })
+	waitFor(t, "the live event's lag", func() bool {
+		h.obs.mu.Lock()
+		defer h.obs.mu.Unlock()
+		return len(h.obs.lags) >= 1
+	})
+	h.obs.mu.Lock()
+	defer h.obs.mu.Unlock()
+	if len(h.obs.lags) != 1 || h.obs.lags[0] >= time.Hour {
+		t.Errorf("lags observed %v; want one, the live event's, not the replayed one's hour", h.obs.lags)
+	}
 }
 
 // TestNilObserver: a watcher without an observer works as before.

@@ -82,6 +82,11 @@ type Watcher struct {
 	// subscribed: a subscription was followed before; the next one is a
 	// reconnect. Only Run's goroutine touches it.
 	subscribed bool
+	// subscribedAt: when the current subscription was asked for. An event
+	// Docker stamped before it is replayed history, not live: its lag
+	// would be the daemon's downtime, which the gap seconds count already.
+	// Only Run's goroutine touches it.
+	subscribedAt time.Time
 	// following: the watcher follows Docker's events, and no window in
 	// which it did not is left unrecorded. gap: the window not recorded
 	// yet, if any; gapFromSave: its from is the previous run's last save
@@ -170,6 +175,7 @@ func (w *Watcher) connect(ctx context.Context, said bool) error {
 	// reconcile and its lanes. Events relies on it to renegotiate the API
 	// version.
 	since := w.progress.Since()
+	w.subscribedAt = time.Now()
 	events, errs := w.cfg.Engine.Events(sub, since)
 	reconciled, reconcileDone := make(chan error, 1), make(chan struct{})
 	go func() { reconciled <- w.reconcile(sub); close(reconcileDone) }()
@@ -264,6 +270,7 @@ func (w *Watcher) dispatch(ctx context.Context, e Event, m *mark) {
 		w.progress.done(m)
 		return
 	}
+	live := !e.Time.Before(w.subscribedAt)
 	w.lanes.add(e.ContainerID, func() {
 		if ctx.Err() != nil {
 			return
@@ -271,7 +278,7 @@ func (w *Watcher) dispatch(ctx context.Context, e Event, m *mark) {
 		if err := w.handle(ctx, e); err != nil {
 			return
 		}
-		if w.cfg.Observer != nil {
+		if live && w.cfg.Observer != nil {
 			w.cfg.Observer.WatcherLag(time.Since(e.Time))
 		}
 		w.progress.done(m)
