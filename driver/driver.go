@@ -31,15 +31,18 @@ type Driver struct {
 	cfg   Config
 	store *store
 
-	// mu guards networks, adopted, full and endpoints. Never held across
+	// mu guards networks, adopted, full and unusedAddress. Never held across
 	// disk I/O.
 	mu       sync.Mutex
 	networks map[string]Network
 	// adopted counts the adopted networks in networks, at most maxAdopted
 	// once loaded; full says the limit was hit and logged.
-	adopted   int
-	full      bool
-	endpoints map[string]endpoint
+	adopted int
+	full    bool
+	// unusedAddress is the address Docker offered each endpoint, which
+	// hostpass did not use: EndpointInfo shows it. It is all hostpass
+	// keeps of an endpoint, and an endpoint offered none has no entry.
+	unusedAddress map[string]string
 }
 
 // maxAdopted bounds the adopted networks hostpass remembers: each is a line
@@ -53,11 +56,6 @@ type Driver struct {
 // watcher does not see it as hostpass's (Lookup). Evicting the oldest
 // instead would forget networks in use, and a flood would evict them all.
 const maxAdopted = 4096
-
-type endpoint struct {
-	networkID string
-	address   string
-}
 
 var _ network.Driver = (*Driver)(nil)
 
@@ -73,7 +71,7 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.Log == nil {
 		cfg.Log = logrus.NewEntry(logrus.StandardLogger())
 	}
-	d := &Driver{cfg: cfg, store: newStore(cfg.StateDir), networks: map[string]Network{}, endpoints: map[string]endpoint{}}
+	d := &Driver{cfg: cfg, store: newStore(cfg.StateDir), networks: map[string]Network{}, unusedAddress: map[string]string{}}
 	if err := d.load(); err != nil {
 		return nil, err
 	}

@@ -26,7 +26,11 @@ func (d *Driver) CreateEndpoint(req *network.CreateEndpointRequest) (*network.Cr
 		return nil, err
 	}
 	d.mu.Lock()
-	d.endpoints[req.EndpointID] = endpoint{networkID: n.ID, address: addr}
+	if addr != "" {
+		d.unusedAddress[req.EndpointID] = addr
+	} else {
+		delete(d.unusedAddress, req.EndpointID) // a repeated create replaces the first
+	}
 	d.mu.Unlock()
 	return &network.CreateEndpointResponse{}, nil
 }
@@ -35,7 +39,7 @@ func (d *Driver) CreateEndpoint(req *network.CreateEndpointRequest) (*network.Cr
 func (d *Driver) DeleteEndpoint(req *network.DeleteEndpointRequest) error {
 	n := d.known(req.NetworkID)
 	d.mu.Lock()
-	delete(d.endpoints, req.EndpointID)
+	delete(d.unusedAddress, req.EndpointID)
 	d.mu.Unlock()
 	rec := d.record(audit.EndpointDelete, n)
 	rec.EndpointID = req.EndpointID
@@ -48,14 +52,14 @@ func (d *Driver) DeleteEndpoint(req *network.DeleteEndpointRequest) error {
 func (d *Driver) EndpointInfo(req *network.InfoRequest) (*network.InfoResponse, error) {
 	d.mu.Lock()
 	n, known := d.networks[req.NetworkID]
-	ep := d.endpoints[req.EndpointID]
+	addr := d.unusedAddress[req.EndpointID]
 	d.mu.Unlock()
 	value := map[string]string{"hostpass.driver": d.cfg.Name}
 	if known {
 		value["hostpass.tag"] = n.Tag
 	}
-	if ep.address != "" {
-		value["hostpass.unused_address"] = ep.address
+	if addr != "" {
+		value["hostpass.unused_address"] = addr
 	}
 	return &network.InfoResponse{Value: value}, nil
 }

@@ -2,6 +2,7 @@ package driver
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -73,4 +74,48 @@ func TestEndpointAddressIPv6IsRecordedWhenRefusedAndCut(t *testing.T) {
 		t.Errorf("refused endpoint.create: outcome %s, address %q, address_ipv6 of %d bytes, truncated %q; want refused, the IPv4 address, address_ipv6 cut to 1024 bytes and the mark, truncated [address_ipv6]",
 			r.Outcome, r.Address, len(r.AddressIPv6), r.Truncated)
 	}
+}
+
+// EndpointInfo shows the address Docker offered an endpoint, which hostpass
+// did not use, until the endpoint is deleted; none for an endpoint offered
+// none, or whose repeated create offered none.
+func TestEndpointInfoShowsUnusedAddress(t *testing.T) {
+	d, _ := newDriver(t)
+	if err := create(d, netID(1), map[string]any{"tag": "web"}); err != nil {
+		t.Fatal(err)
+	}
+	createEP := func(ep string, iface *network.EndpointInterface) {
+		t.Helper()
+		if _, err := d.CreateEndpoint(&network.CreateEndpointRequest{NetworkID: netID(1), EndpointID: ep, Interface: iface}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info := func(ep string) map[string]string {
+		t.Helper()
+		res, err := d.EndpointInfo(&network.InfoRequest{NetworkID: netID(1), EndpointID: ep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Value
+	}
+	check := func(ep string, want map[string]string) {
+		t.Helper()
+		if got := info(ep); !maps.Equal(got, want) {
+			t.Errorf("endpoint %s: info %v, want %v", ep, got, want)
+		}
+	}
+	withAddr := map[string]string{"hostpass.driver": "hp", "hostpass.tag": "web", "hostpass.unused_address": "172.19.0.2/16"}
+	without := map[string]string{"hostpass.driver": "hp", "hostpass.tag": "web"}
+
+	createEP(netID(2), &network.EndpointInterface{Address: "172.19.0.2/16"})
+	createEP(netID(3), nil)
+	check(netID(2), withAddr)
+	check(netID(3), without)
+	if err := d.DeleteEndpoint(&network.DeleteEndpointRequest{NetworkID: netID(1), EndpointID: netID(2)}); err != nil {
+		t.Fatal(err)
+	}
+	check(netID(2), without)
+	createEP(netID(4), &network.EndpointInterface{Address: "172.19.0.2/16"})
+	createEP(netID(4), &network.EndpointInterface{})
+	check(netID(4), without)
 }
