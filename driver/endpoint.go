@@ -1,6 +1,8 @@
 package driver
 
 import (
+	"net/netip"
+
 	"github.com/docker/go-plugins-helpers/network"
 
 	"github.com/hostpass/hostpass/audit"
@@ -26,13 +28,23 @@ func (d *Driver) CreateEndpoint(req *network.CreateEndpointRequest) (*network.Cr
 		return nil, err
 	}
 	d.mu.Lock()
-	if addr != "" {
+	if keepAddress(req.EndpointID, addr) {
 		d.unusedAddress[req.EndpointID] = addr
 	} else {
 		delete(d.unusedAddress, req.EndpointID) // a repeated create replaces the first
 	}
 	d.mu.Unlock()
 	return &network.CreateEndpointResponse{}, nil
+}
+
+// keepAddress reports whether EndpointInfo is to show addr: an address
+// prefix, as Docker's IPAM offers, for an endpoint ID of Docker's form, 64
+// lowercase hex digits. The body of a request may be a megabyte: hostpass
+// keeps no more than a few dozen bytes of text an endpoint. The record
+// keeps what was sent.
+func keepAddress(endpointID, addr string) bool {
+	_, err := netip.ParsePrefix(addr)
+	return err == nil && len(endpointID) == 64 && onlyBytes(endpointID, "0123456789abcdef")
 }
 
 // DeleteEndpoint forgets the endpoint. Never refused; repeatable.

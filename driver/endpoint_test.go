@@ -2,6 +2,7 @@ package driver
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"os"
 	"slices"
@@ -78,7 +79,8 @@ func TestEndpointAddressIPv6IsRecordedWhenRefusedAndCut(t *testing.T) {
 
 // EndpointInfo shows the address Docker offered an endpoint, which hostpass
 // did not use, until the endpoint is deleted; none for an endpoint offered
-// none, or whose repeated create offered none.
+// none, or whose repeated create offered none, or whose ID or address is
+// not of the form Docker sends.
 func TestEndpointInfoShowsUnusedAddress(t *testing.T) {
 	d, _ := newDriver(t)
 	if err := create(d, netID(1), map[string]any{"tag": "web"}); err != nil {
@@ -101,7 +103,7 @@ func TestEndpointInfoShowsUnusedAddress(t *testing.T) {
 	check := func(ep string, want map[string]string) {
 		t.Helper()
 		if got := info(ep); !maps.Equal(got, want) {
-			t.Errorf("endpoint %s: info %v, want %v", ep, got, want)
+			t.Errorf("endpoint %.80s: info %.300s, want %v", ep, fmt.Sprint(got), want) // the junk below is long
 		}
 	}
 	withAddr := map[string]string{"hostpass.driver": "hp", "hostpass.tag": "web", "hostpass.unused_address": "172.19.0.2/16"}
@@ -118,4 +120,18 @@ func TestEndpointInfoShowsUnusedAddress(t *testing.T) {
 	createEP(netID(4), &network.EndpointInterface{Address: "172.19.0.2/16"})
 	createEP(netID(4), &network.EndpointInterface{})
 	check(netID(4), without)
+
+	// What a client other than Docker may send is not kept: hostpass would
+	// hold a request body's worth of text an endpoint.
+	junk := strings.Repeat("x", 900_000)
+	createEP(netID(5), &network.EndpointInterface{Address: junk})
+	check(netID(5), without)
+	createEP(junk, &network.EndpointInterface{Address: "172.19.0.3/16"})
+	check(junk, without)
+	d.mu.Lock()
+	kept := len(d.unusedAddress)
+	d.mu.Unlock()
+	if kept != 0 {
+		t.Errorf("%d endpoints kept, want none", kept)
+	}
 }
