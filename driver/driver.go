@@ -41,8 +41,9 @@ type Driver struct {
 	full    bool
 	// unusedAddress is the address Docker offered each endpoint, which
 	// hostpass did not use: EndpointInfo shows it. It is all hostpass
-	// keeps of an endpoint, and an endpoint offered none has no entry.
-	unusedAddress map[string]string
+	// keeps of an endpoint: an address prefix, by endpointKey; an endpoint
+	// offered none, or with an ID or address of another form, has no entry.
+	unusedAddress map[[32]byte]string
 }
 
 // maxAdopted bounds the adopted networks hostpass remembers: each is a line
@@ -71,7 +72,7 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.Log == nil {
 		cfg.Log = logrus.NewEntry(logrus.StandardLogger())
 	}
-	d := &Driver{cfg: cfg, store: newStore(cfg.StateDir), networks: map[string]Network{}, unusedAddress: map[string]string{}}
+	d := &Driver{cfg: cfg, store: newStore(cfg.StateDir), networks: map[string]Network{}, unusedAddress: map[[32]byte]string{}}
 	if err := d.load(); err != nil {
 		return nil, err
 	}

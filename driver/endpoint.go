@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"encoding/hex"
 	"net/netip"
 
 	"github.com/docker/go-plugins-helpers/network"
@@ -27,32 +28,39 @@ func (d *Driver) CreateEndpoint(req *network.CreateEndpointRequest) (*network.Cr
 	if err := d.commit(rec); err != nil {
 		return nil, err
 	}
-	d.mu.Lock()
-	if keepAddress(req.EndpointID, addr) {
-		d.unusedAddress[req.EndpointID] = addr
-	} else {
-		delete(d.unusedAddress, req.EndpointID) // a repeated create replaces the first
+	if key, ok := endpointKey(req.EndpointID); ok {
+		_, err := netip.ParsePrefix(addr)
+		d.mu.Lock()
+		if err == nil {
+			d.unusedAddress[key] = addr
+		} else {
+			delete(d.unusedAddress, key) // a repeated create replaces the first
+		}
+		d.mu.Unlock()
 	}
-	d.mu.Unlock()
 	return &network.CreateEndpointResponse{}, nil
 }
 
-// keepAddress reports whether EndpointInfo is to show addr: an address
-// prefix, as Docker's IPAM offers, for an endpoint ID of Docker's form, 64
-// lowercase hex digits. The body of a request may be a megabyte: hostpass
-// keeps no more than a few dozen bytes of text an endpoint. The record
-// keeps what was sent.
-func keepAddress(endpointID, addr string) bool {
-	_, err := netip.ParsePrefix(addr)
-	return err == nil && len(endpointID) == 64 && onlyBytes(endpointID, "0123456789abcdef")
+// endpointKey is an endpoint ID of Docker's form, 64 lowercase hex digits,
+// as the 32 bytes they spell: the key of unusedAddress, in half the memory
+// of the ID's text. ok is false for an ID of another form, which is served
+// and recorded but keeps no address.
+func endpointKey(id string) (key [32]byte, ok bool) {
+	if len(id) != 64 || !onlyBytes(id, "0123456789abcdef") {
+		return key, false
+	}
+	_, err := hex.Decode(key[:], []byte(id))
+	return key, err == nil
 }
 
 // DeleteEndpoint forgets the endpoint. Never refused; repeatable.
 func (d *Driver) DeleteEndpoint(req *network.DeleteEndpointRequest) error {
 	n := d.known(req.NetworkID)
-	d.mu.Lock()
-	delete(d.unusedAddress, req.EndpointID)
-	d.mu.Unlock()
+	if key, ok := endpointKey(req.EndpointID); ok {
+		d.mu.Lock()
+		delete(d.unusedAddress, key)
+		d.mu.Unlock()
+	}
 	rec := d.record(audit.EndpointDelete, n)
 	rec.EndpointID = req.EndpointID
 	d.keep(rec)
@@ -62,9 +70,13 @@ func (d *Driver) DeleteEndpoint(req *network.DeleteEndpointRequest) error {
 // EndpointInfo reports what hostpass knows of the endpoint; Docker shows it
 // in `docker inspect`.
 func (d *Driver) EndpointInfo(req *network.InfoRequest) (*network.InfoResponse, error) {
+	key, docker := endpointKey(req.EndpointID)
 	d.mu.Lock()
 	n, known := d.networks[req.NetworkID]
-	addr := d.unusedAddress[req.EndpointID]
+	var addr string
+	if docker {
+		addr = d.unusedAddress[key]
+	}
 	d.mu.Unlock()
 	value := map[string]string{"hostpass.driver": d.cfg.Name}
 	if known {

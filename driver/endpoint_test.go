@@ -134,4 +134,12 @@ func TestEndpointInfoShowsUnusedAddress(t *testing.T) {
 	if kept != 0 {
 		t.Errorf("%d endpoints kept, want none", kept)
 	}
+	// Kept by the 32 bytes the ID spells: an ID of another form is not the
+	// all-zero one.
+	createEP(netID(0), &network.EndpointInterface{Address: "172.19.0.4/16"})
+	check(netID(0), map[string]string{"hostpass.driver": "hp", "hostpass.tag": "web", "hostpass.unused_address": "172.19.0.4/16"})
+	check(junk, without)
+	check(strings.ToUpper(netID(10)), without)
+	createEP(netID(10), &network.EndpointInterface{Address: "172.19.0.5/16"})
+	check(strings.ToUpper(netID(10)), without)
 }
