@@ -20,7 +20,9 @@ type Config struct {
 	StateDir string
 	Audit    *audit.Log
 	// HostInterfaces returns the host's links. Every join names the view
-	// it saw; the audit log records each view once, as host.view.
+	// it saw; the audit log records each view once, as host.view. The
+	// slice may be shared (hostview makes one per change of the links):
+	// nothing here modifies it.
 	HostInterfaces func() []audit.Interface
 	Log            *logrus.Entry
 	Now            func() time.Time // time.Now when nil
