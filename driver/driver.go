@@ -20,7 +20,9 @@ type Config struct {
 	StateDir string
 	Audit    *audit.Log
 	// HostInterfaces returns the host's links. Every join names the view
-	// it saw; the audit log records each view once, as host.view.
+	// it saw; the audit log records each view once, as host.view. The
+	// slice may be shared (hostview makes one per change of the links):
+	// nothing here modifies it.
 	HostInterfaces func() []audit.Interface
 	Log            *logrus.Entry
 	Now            func() time.Time // time.Now when nil
@@ -31,15 +33,19 @@ type Driver struct {
 	cfg   Config
 	store *store
 
-	// mu guards networks, adopted, full and endpoints. Never held across
+	// mu guards networks, adopted, full and unusedAddress. Never held across
 	// disk I/O.
 	mu       sync.Mutex
 	networks map[string]Network
 	// adopted counts the adopted networks in networks, at most maxAdopted
 	// once loaded; full says the limit was hit and logged.
-	adopted   int
-	full      bool
-	endpoints map[string]endpoint
+	adopted int
+	full    bool
+	// unusedAddress is the address Docker offered each endpoint, which
+	// hostpass did not use: EndpointInfo shows it. It is all hostpass
+	// keeps of an endpoint: an address prefix, by endpointKey; an endpoint
+	// offered none, or with an ID or address of another form, has no entry.
+	unusedAddress map[[32]byte]string
 }
 
 // maxAdopted bounds the adopted networks hostpass remembers: each is a line
@@ -53,11 +59,6 @@ type Driver struct {
 // watcher does not see it as hostpass's (Lookup). Evicting the oldest
 // instead would forget networks in use, and a flood would evict them all.
 const maxAdopted = 4096
-
-type endpoint struct {
-	networkID string
-	address   string
-}
 
 var _ network.Driver = (*Driver)(nil)
 
@@ -73,7 +74,7 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.Log == nil {
 		cfg.Log = logrus.NewEntry(logrus.StandardLogger())
 	}
-	d := &Driver{cfg: cfg, store: newStore(cfg.StateDir), networks: map[string]Network{}, endpoints: map[string]endpoint{}}
+	d := &Driver{cfg: cfg, store: newStore(cfg.StateDir), networks: map[string]Network{}, unusedAddress: map[[32]byte]string{}}
 	if err := d.load(); err != nil {
 		return nil, err
 	}

@@ -294,3 +294,112 @@ func TestJoinSandboxLooksTogether(t *testing.T) {
 		t.Errorf("%d join records, want 2", got)
 	}
 }
+
+// A hung mount holds at most 8 looks, each an OS thread (docs/audit.md,
+// sandbox): a burst of Joins whose keys hang (dockerKey checks the shape of
+// a key, not where it is) starts no more; a later Join answers "unseen" at
+// once, without looking; once the looks return, the next Join looks again.
+func TestJoinSandboxHungLooksBounded(t *testing.T) {
+	const bound = 8 // docs/audit.md, sandbox
+	var mu sync.Mutex
+	inFlight, peak, started := 0, 0, 0
+	release := make(chan struct{})
+	lookSandbox = func(string) string {
+		mu.Lock()
+		started++
+		inFlight++
+		peak = max(peak, inFlight)
+		mu.Unlock()
+		<-release
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+		return audit.SandboxLive
+	}
+	budget := lookBudget
+	var once sync.Once
+	unstick := func() {
+		once.Do(func() { close(release) })
+		for range cap(looks) { // wait for every look to return its slot
+			looks <- struct{}{}
+		}
+		for range cap(looks) {
+			<-looks
+		}
+		lookSlot <- struct{}{} // and the stuck one its mark
+		<-lookSlot
+	}
+	t.Cleanup(func() {
+		unstick()
+		lookSandbox, lookBudget = lookAtKey, budget
+	})
+
+	d, path := newDriver(t)
+	key := "/fuse/netns/0123456789ab" // of Docker's shape: looked at
+	join := func(ep string) error {
+		_, err := d.Join(&network.JoinRequest{NetworkID: netID(100), EndpointID: ep, SandboxKey: key})
+		return err
+	}
+	// A burst: every look hangs; each Join gives up after its budget.
+	lookBudget = time.Second
+	const burst = 4 * bound
+	var joins sync.WaitGroup
+	for i := 1; i <= burst; i++ {
+		joins.Add(1)
+		go func() {
+			defer joins.Done()
+			if err := join(netID(i)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	joins.Wait()
+	mu.Lock()
+	hung, burstStarted := peak, started
+	mu.Unlock()
+	if hung > bound {
+		t.Errorf("%d looks hung at once on one mount, want at most %d", hung, bound)
+	}
+
+	// A later Join, with a budget far beyond the hang guard: it can only
+	// answer in time by not waiting for a look at all.
+	lookBudget = time.Hour
+	done := make(chan error, 1)
+	go func() { done <- join(netID(burst + 1)) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second): // a hang guard, not a speed check
+		t.Fatal("a Join after the looks hung waits for a look")
+	}
+	mu.Lock()
+	if started != burstStarted {
+		t.Errorf("a Join after %d looks hung started a look", burstStarted)
+	}
+	mu.Unlock()
+
+	unstick()
+	lookBudget = 10 * time.Second // a hang guard, not a speed check
+	if err := join(netID(burst + 2)); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{netID(burst + 2): audit.SandboxLive}
+	for i := 1; i <= burst+1; i++ {
+		want[netID(i)] = audit.SandboxUnseen
+	}
+	got := 0
+	for _, r := range records(t, path) {
+		if r.Event != audit.EndpointJoin {
+			continue
+		}
+		got++
+		if r.Sandbox != want[r.EndpointID] {
+			t.Errorf("join of %s: sandbox %q, want %q", r.EndpointID, r.Sandbox, want[r.EndpointID])
+		}
+	}
+	if got != len(want) {
+		t.Errorf("%d join records, want %d", got, len(want))
+	}
+}

@@ -26,9 +26,13 @@ type Interface = audit.Interface
 type View struct {
 	log *logrus.Entry
 
-	// mu guards links, keyed by interface index.
+	// mu guards links, keyed by interface index, and snap.
 	mu    sync.Mutex
 	links map[int]*Interface
+	// snap is the last snapshot made, shared by every Snapshot until the
+	// links change; nil: made again at the next Snapshot. It never changes
+	// once made: it holds copies of the links and their addresses.
+	snap []Interface
 }
 
 // Start fills the view from a netlink dump and keeps it current until ctx
@@ -43,10 +47,16 @@ func Start(ctx context.Context, log *logrus.Entry) (*View, error) {
 	return v, nil
 }
 
-// Snapshot returns a copy of the host's interfaces, ordered by index.
+// Snapshot returns the host's interfaces, ordered by index. Every Join
+// takes one, and the links change far less often than containers join, so
+// the snapshot is made once per change and shared: callers must not modify
+// it.
 func (v *View) Snapshot() []Interface {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if v.snap != nil {
+		return v.snap
+	}
 	out := make([]Interface, 0, len(v.links))
 	for _, l := range v.links {
 		if l.Name == "" { // addresses seen before their link
@@ -57,6 +67,7 @@ func (v *View) Snapshot() []Interface {
 		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Index < out[j].Index })
+	v.snap = out
 	return out
 }
 
@@ -112,7 +123,7 @@ func (v *View) subscribe(ctx context.Context) (*subscription, error) {
 		}
 	}
 	v.mu.Lock()
-	v.links = fresh
+	v.links, v.snap = fresh, nil
 	v.mu.Unlock()
 	return s, nil
 }
@@ -159,6 +170,7 @@ func (v *View) follow(ctx context.Context, s *subscription) {
 func (v *View) applyLink(u netlink.LinkUpdate) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.snap = nil
 	idx := int(u.Index)
 	if u.Header.Type == unix.RTM_DELLINK {
 		delete(v.links, idx)
@@ -175,6 +187,7 @@ func (v *View) applyLink(u netlink.LinkUpdate) {
 func (v *View) applyAddr(u netlink.AddrUpdate) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.snap = nil
 	i := v.links[u.LinkIndex]
 	if i == nil {
 		i = &Interface{Index: u.LinkIndex}

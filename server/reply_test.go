@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -41,6 +43,37 @@ func TestReplyBytes(t *testing.T) {
 		}
 		if ct := resp.Header.Get("Content-Type"); ct != "application/vnd.docker.plugins.v1.1+json" {
 			t.Errorf("%s: Content-Type %q", c.method, ct)
+		}
+	}
+}
+
+// isHostJoin names network.JoinResponse's fields by hand: a field added
+// upstream would pass it unchecked, and the canned reply would drop it.
+// This pins the fields it knows, and that each but DisableGatewayService
+// makes a reply not a host join.
+func TestIsHostJoinKnowsEveryField(t *testing.T) {
+	known := []string{"InterfaceName", "Gateway", "GatewayIPv6", "StaticRoutes", "DisableGatewayService"}
+	typ := reflect.TypeOf(network.JoinResponse{})
+	var fields []string
+	for i := range typ.NumField() {
+		fields = append(fields, typ.Field(i).Name)
+	}
+	if !slices.Equal(fields, known) {
+		t.Fatalf("network.JoinResponse has fields %q, isHostJoin knows %q: update isHostJoin (server/server.go) to check the new fields, then this list", fields, known)
+	}
+	for name, res := range map[string]network.JoinResponse{
+		"InterfaceName": {InterfaceName: network.InterfaceName{SrcName: "veth0"}},
+		"Gateway":       {Gateway: "192.0.2.1"},
+		"GatewayIPv6":   {GatewayIPv6: "2001:db8::1"},
+		"StaticRoutes":  {StaticRoutes: []*network.StaticRoute{}},
+	} {
+		if isHostJoin(&res) {
+			t.Errorf("a reply with %s set is a host join to isHostJoin, want not", name)
+		}
+	}
+	for _, internal := range []bool{false, true} {
+		if !isHostJoin(&network.JoinResponse{DisableGatewayService: internal}) {
+			t.Errorf("a reply with only DisableGatewayService=%v is not a host join to isHostJoin", internal)
 		}
 	}
 }
