@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"fmt"
 	"runtime"
 	"time"
@@ -231,9 +232,11 @@ func (l *Log) write(recs []Record) error {
 		return nil
 	}
 	recs, views := c.withViews(recs)
-	// One buffer holds the batch's lines, each followed by its newline,
-	// sized for typical records; lines are cut from it once it is whole.
-	enc := newLineEncoder(make([]byte, 0, len(recs)*1024), c.key)
+	// One buffer holds the batch's lines, each followed by its newline;
+	// lines are cut from it once it is whole. Sized for the kept records
+	// (their encoded size is known) and a typical 512 bytes a record;
+	// append grows it past that.
+	enc := newLineEncoder(make([]byte, 0, c.keptBytes+len(recs)*512), c.key)
 	ends := make([]int, len(recs)) // where each line ends in the buffer
 	seq, prev, epoch := c.seq, c.prev, c.epoch
 	inEpoch := 0 // the first of recs in the epoch of the last
@@ -309,7 +312,10 @@ func (l *Log) write(recs []Record) error {
 	if l.mirrorQ != nil {
 		for i, line := range lines {
 			select {
-			case l.mirrorQ <- mirrored{recs[i], line}:
+			// A copy: a line of the batch's buffer would keep the whole
+			// buffer alive while it waits, megabytes when a record had
+			// to be cut to MaxRecord. Lines are at most MaxRecord bytes.
+			case l.mirrorQ <- mirrored{recs[i], bytes.Clone(line)}:
 			default:
 				if l.o.Observer != nil {
 					l.o.Observer.MirrorDropped()
