@@ -315,7 +315,7 @@ func (l *Log) write(recs []Record) error {
 			// A copy: a line of the batch's buffer would keep the whole
 			// buffer alive while it waits, megabytes when a record had
 			// to be cut to MaxRecord. Lines are at most MaxRecord bytes.
-			case l.mirrorQ <- mirrored{recs[i], bytes.Clone(line)}:
+			case l.mirrorQ <- &mirrored{recs[i], bytes.Clone(line)}:
 			default:
 				if l.o.Observer != nil {
 					l.o.Observer.MirrorDropped()
