@@ -234,9 +234,11 @@ func (l *Log) write(recs []Record) error {
 	recs, views := c.withViews(recs)
 	// One buffer holds the batch's lines, each followed by its newline;
 	// lines are cut from it once it is whole. Sized for the kept records
-	// (their encoded size is known) and a typical 512 bytes a record;
-	// append grows it past that.
-	enc := newLineEncoder(make([]byte, 0, c.keptBytes+len(recs)*512), c.key)
+	// (flush puts them in recs; their encoded size is known, a bound) and
+	// a typical 512 bytes for each other record; append grows it past
+	// that. 10,000 kept records of 250 bytes are 2.5 MB, not 10 MB.
+	size := c.keptBytes + len(c.kept) + max(len(recs)-len(c.kept), 0)*512
+	enc := newLineEncoder(make([]byte, 0, size), c.key)
 	ends := make([]int, len(recs)) // where each line ends in the buffer
 	seq, prev, epoch := c.seq, c.prev, c.epoch
 	inEpoch := 0 // the first of recs in the epoch of the last

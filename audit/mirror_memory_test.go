@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -57,5 +58,55 @@ func TestMirrorQueueIsSmall(t *testing.T) {
 	}
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > 256<<10 {
 		t.Errorf("opening a log with a mirror allocated %d bytes, want at most 256 KiB: the mirror's queue of %d slots holds records by value", grew, mirrorQueue)
+	}
+}
+
+// capFile remembers the capacity of the buffer each write came from.
+type capFile struct {
+	logFile
+	caps *[][2]int // len, cap
+}
+
+func (f capFile) Write(b []byte) (int, error) {
+	*f.caps = append(*f.caps, [2]int{len(b), cap(b)})
+	return f.logFile.Write(b)
+}
+
+// The write of records kept during an outage allocates about what they
+// take, not a kilobyte each: their encoded size is known.
+func TestKeptRecordsAreWrittenFromABufferOfTheirSize(t *testing.T) {
+	var caps [][2]int // written by the committer, read once it is closed
+	orig := openLogFile
+	openLogFile = func(path string) (logFile, error) {
+		lf, err := orig(path)
+		if err != nil {
+			return nil, err
+		}
+		return capFile{lf, &caps}, nil
+	}
+	t.Cleanup(func() { openLogFile = orig })
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "logs")
+	if err := os.WriteFile(blocker, nil, 0o640); err != nil { // a file where the log's directory should be
+		t.Fatal(err)
+	}
+	l := Open(filepath.Join(blocker, "audit.jsonl"), nil)
+	const kept = 1000
+	for i := 0; i < kept; i++ {
+		if err := l.AppendOrKeep(Record{Event: EndpointLeave, Outcome: OK, NetworkID: strings.Repeat("n", 64), EndpointID: strings.Repeat("e", 64)}); err == nil {
+			t.Fatal("AppendOrKeep: want an error while the log is unwritable")
+		}
+	}
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil { // writes the kept records
+		t.Fatal(err)
+	}
+	if len(caps) == 0 {
+		t.Fatal("nothing was written")
+	}
+	if n, c := caps[0][0], caps[0][1]; n < kept*100 || c > n+n/4 {
+		t.Errorf("the %d kept records, %d bytes, were written from a buffer of %d bytes; want at most a quarter more than they take", kept, n, c)
 	}
 }
