@@ -1,58 +1,66 @@
 package audit
 
 import (
-	"path/filepath"
 	"runtime"
-	"sync"
+	"strings"
 	"testing"
 	"time"
 )
 
-// batchSizes records how many records each write made durable.
-type batchSizes struct {
-	mu    sync.Mutex
-	sizes []int
+// The callers whose hand-off waits when the committer wakes share its
+// write and fsync: gather takes every one of them in one batch. The
+// senders are known to be parked on the channel before gather runs, so the
+// test does not depend on the scheduler's order (records/fsync under load
+// is BenchmarkAppendDisk16's metric, not a test's).
+func TestGatherTakesEverySenderParked(t *testing.T) {
+	const senders = 8
+	requests := make(chan request) // unbuffered, as Log.requests
+	for i := 0; i < senders; i++ {
+		go func() { requests <- request{rec: Record{Event: EndpointJoin}} }()
+	}
+	waitParkedSenders(t, senders)
+	first := request{rec: Record{Event: NetworkCreate}}
+	batch := gather(requests, []request{first})
+	if len(batch) != senders+1 {
+		t.Fatalf("gather took %d requests, want %d: the first and the %d parked senders share one fsync", len(batch), senders+1, senders)
+	}
+	if batch[0].rec.Event != NetworkCreate {
+		t.Errorf("batch starts with %s, want the request that woke the committer (%s)", batch[0].rec.Event, NetworkCreate)
+	}
 }
 
-func (b *batchSizes) Synced(_ time.Duration, recs []Record) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.sizes = append(b.sizes, len(recs))
+// A batch stops at maxBatch; the rest wait for the next write.
+func TestGatherStopsAtMaxBatch(t *testing.T) {
+	requests := make(chan request, maxBatch+5)
+	for i := 0; i < maxBatch+5; i++ {
+		requests <- request{}
+	}
+	batch := gather(requests, []request{<-requests})
+	if len(batch) != maxBatch || len(requests) != 5 {
+		t.Errorf("gather took %d requests and left %d, want %d and 5", len(batch), len(requests), maxBatch)
+	}
 }
-func (*batchSizes) MirrorDropped() {}
-func (*batchSizes) Failed(error)   {}
 
-// Callers that are ready together share one write and one fsync: the
-// first one's hand-off wakes the committer ahead of the others, which
-// must not each pay an fsync of their own. On one core the order is
-// deterministic: the callers are ready, in the run queue, when the first
-// hands its record over.
-func TestCallersReadyTogetherShareOneFsync(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	obs := &batchSizes{}
-	l, err := OpenWith(filepath.Join(t.TempDir(), "audit.jsonl"), Options{Observer: obs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if err := l.Append(Record{Event: NetworkCreate, Outcome: OK}); err != nil { // the file is open
-		t.Fatal(err)
-	}
-	const callers = 8
-	var wg sync.WaitGroup
-	for i := 0; i < callers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := l.Append(Record{Event: EndpointJoin, Outcome: OK}); err != nil {
-				t.Error(err)
+// waitParkedSenders waits until n goroutines of this test are blocked
+// sending on a channel, as the goroutine dump shows them.
+func waitParkedSenders(t *testing.T, n int) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		dump := string(buf[:runtime.Stack(buf, true)])
+		parked := 0
+		for _, g := range strings.Split(dump, "\n\n") {
+			if strings.Contains(g, "[chan send") && strings.Contains(g, "TestGatherTakesEverySenderParked") {
+				parked++
 			}
-		}()
-	}
-	wg.Wait()
-	obs.mu.Lock()
-	defer obs.mu.Unlock()
-	if len(obs.sizes) != 2 || obs.sizes[1] != callers {
-		t.Errorf("records per write: %v, want [1 %d]: the %d callers ready together share one fsync", obs.sizes, callers, callers)
+		}
+		if parked >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d senders parked after 10s:\n%s", parked, n, dump)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -88,7 +88,7 @@ type Log struct {
 	stopped  chan struct{}
 	pending  atomic.Int64 // len(c.kept), for Pending
 
-	mirrorQ       chan mirrored // nil without a Mirror
+	mirrorQ       chan *mirrored // nil without a Mirror; pointers, so that its 4,096 slots cost 32 KiB, not a Record each
 	mirrorDone    chan struct{}
 	mirrorDropped atomic.Uint64
 
@@ -176,7 +176,7 @@ func OpenWith(path string, o Options) (*Log, error) {
 		l.c.key, l.c.epoch = key, epoch
 	}
 	if o.Mirror != nil {
-		l.mirrorQ, l.mirrorDone = make(chan mirrored, mirrorQueue), make(chan struct{})
+		l.mirrorQ, l.mirrorDone = make(chan *mirrored, mirrorQueue), make(chan struct{})
 		go func() {
 			defer close(l.mirrorDone)
 			for m := range l.mirrorQ {

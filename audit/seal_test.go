@@ -319,3 +319,71 @@ func TestLineEncoderWritesWhatMarshalDoes(t *testing.T) {
 		}
 	}
 }
+
+// What json.Marshal writes for rec, its hash member added: the line the
+// encoder must produce.
+func marshalLine(t *testing.T, rec Record, key []byte) string {
+	t.Helper()
+	rec.Hash = ""
+	body, err := json.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hasher(key)
+	h.Write(body)
+	return string(body[:len(body)-1]) + hashMember + hex.EncodeToString(h.Sum(nil)) + `"}`
+}
+
+// Invalid UTF-8 and NUL are written as json.Marshal writes them (U+FFFD,
+// \u0000), and records near, at and past MaxRecord are cut, when they must
+// be, to the record json.Marshal would write for what is left, in a buffer
+// shared with the lines before them, which stay whole.
+func TestLineEncoderWritesWhatMarshalDoesForInvalidAndOversizeRecords(t *testing.T) {
+	sized := func(target int) Record {
+		rec := Record{Event: HostJoin, Outcome: OK, Seq: 9, Prev: Genesis, Detail: "x"}
+		line, err := newLineEncoder(nil, nil).line(&rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.Detail = strings.Repeat("x", target-len(line)+1)
+		if line, _ := newLineEncoder(nil, nil).line(&rec); len(line) != target {
+			t.Fatalf("a record of %d bytes made %d", target, len(line))
+		}
+		rec.Hash = ""
+		return rec
+	}
+	recs := []Record{
+		{Event: EndpointJoin, Outcome: OK, Tag: "bad \xff\xfe utf-8", Detail: "nul \x00 here", Seq: 1, Prev: Genesis},
+		{Event: NetworkCreate, Outcome: Refused, Error: "\xff", Options: map[string]any{"k\x00": "\xc3"}, Seq: 2, Prev: Genesis},
+		sized(MaxRecord - 300),
+		sized(MaxRecord),
+		sized(MaxRecord + 1),
+		sized(2 * MaxRecord),
+		{Event: EndpointLeave, Outcome: OK, Tag: strings.Repeat("<\xff", MaxRecord), Seq: 3, Prev: Genesis},
+	}
+	for _, key := range [][]byte{nil, []byte("0123456789abcdef0123456789abcdef")} {
+		e := newLineEncoder(nil, key)
+		var want strings.Builder
+		for i := range recs {
+			rec := recs[i]
+			got, err := e.record(&rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			line := marshalLine(t, rec, key) // rec as cut
+			if string(got) != line {
+				t.Errorf("key %x, record %d: got\n%.300s\nwant\n%.300s", key, i, got, line)
+			}
+			if len(got) > MaxRecord {
+				t.Errorf("key %x, record %d: %d bytes, over MaxRecord (%d)", key, i, len(got), MaxRecord)
+			}
+			if cut := len(rec.Truncated) > 0; cut != (len(marshalLine(t, recs[i], key)) > MaxRecord) {
+				t.Errorf("key %x, record %d: truncated %v; want a cut exactly when the whole record is over MaxRecord", key, i, rec.Truncated)
+			}
+			want.WriteString(line)
+			if string(e.w.b) != want.String() {
+				t.Fatalf("key %x, record %d: the buffer does not hold the lines so far, one after the other", key, i)
+			}
+		}
+	}
+}

@@ -105,19 +105,8 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	// Sinks get each record once it is durable; none can delay or fail a
 	// call: the file alone decides.
-	// The daemon's log carries a refused record at info, where an operator
-	// looks, and every record only at debug: the file and syslog carry
-	// them all, and at info each call's record would be written twice, and
-	// parsed again by dockerd for a managed plugin. That copy was an eighth
-	// of the daemon's CPU at 16 clients.
-	mirrorAll := cfg.Log.IsLevelEnabled(logrus.DebugLevel)
 	ao.Mirror = func(rec audit.Record, line []byte) {
-		switch {
-		case rec.Outcome == audit.Refused:
-			entry.WithField("record", string(line)).Info("audit")
-		case mirrorAll:
-			entry.WithField("record", string(line)).Debug("audit")
-		}
+		logRecord(entry, rec, line) // alarms and refusals at info, all at debug
 		if syslog != nil {
 			chain := sink.Chain{Seq: rec.Seq, Epoch: rec.Epoch, Prev: rec.Prev, Hash: rec.Hash}
 			syslog.Send(string(rec.Event), rec.Outcome == audit.Refused, chain, line)

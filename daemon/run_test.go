@@ -303,8 +303,8 @@ func TestWarnWriter(t *testing.T) {
 	}
 }
 
-// At the default level the daemon's log carries refused records only: the
-// file and syslog carry them all.
+// At the default level the daemon's log carries refused records and alarms
+// (none here), not ok records: the file and syslog carry them all.
 func TestRunLogsOnlyRefusedRecordsAtInfo(t *testing.T) {
 	cfg := testConfig(t)
 	log := withLog(&cfg)
