@@ -65,7 +65,7 @@ func runShow(cmd *cobra.Command, o showOptions, args []string) error {
 	if f.Network != "" || f.Container != "" {
 		passes = 2 // audit.Query reads the log once to learn IDs, then to show
 	}
-	meter := newMeter(cmd, o.noProgress, files, passes)
+	meter, endMeter := newMeter(cmd, o.noProgress, files, passes)
 	stdout := cmd.OutOrStdout()
 	if meter != nil {
 		f.Progress = meter.Add
@@ -75,7 +75,7 @@ func runShow(cmd *cobra.Command, o showOptions, args []string) error {
 	}
 	out := newPrinter(stdout, o.json)
 	err = audit.Query(files, f, out.print)
-	meter.Done()
+	endMeter()
 	if err != nil {
 		return failed(err)
 	}

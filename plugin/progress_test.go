@@ -146,3 +146,38 @@ func mustFiles(t *testing.T, dir string) []string {
 	}
 	return files
 }
+
+// Piped into a pager (hostpass audit show | less), stdout is a pipe and the
+// pager owns the terminal: no progress, though stderr is a terminal. A
+// regular file as stdout keeps it.
+func TestProgressNotUnderAPager(t *testing.T) {
+	dir := plainLog(t)
+	for _, args := range [][]string{{"audit", "verify", dir}, {"audit", "show", dir}} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var errOut bytes.Buffer
+		fakeTerminal(t, &errOut)
+		read := make(chan []byte)
+		go func() { b, _ := io.ReadAll(r); read <- b }()
+		code := run(args, w, &errOut)
+		w.Close()
+		out := <-read
+		r.Close()
+		if code != 0 || len(out) == 0 || errOut.Len() != 0 {
+			t.Errorf("hostpass %q with stdout a pipe, stderr a terminal: exit %d, stdout %d bytes, stderr %q", args, code, len(out), errOut.String())
+		}
+
+		file, err := os.Create(t.TempDir() + "/out")
+		if err != nil {
+			t.Fatal(err)
+		}
+		errOut.Reset()
+		code = run(args, file, &errOut)
+		file.Close()
+		if code != 0 || !drawn.MatchString(errOut.String()) {
+			t.Errorf("hostpass %q with stdout a file, stderr a terminal: exit %d, stderr %q", args, code, errOut.String())
+		}
+	}
+}
