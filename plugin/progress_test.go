@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -180,4 +182,65 @@ func TestProgressNotUnderAPager(t *testing.T) {
 			t.Errorf("hostpass %q with stdout a file, stderr a terminal: exit %d, stderr %q", args, code, errOut.String())
 		}
 	}
+}
+
+// Ctrl-C while the line is shown blanks it and exits 130, as shells expect
+// of an interrupted command: a child runs `audit show` on a log fed through
+// its stdin, stops at the pipe once it has drawn, and gets SIGINT.
+func TestProgressInterruptedBlanksAndExits130(t *testing.T) {
+	lines, err := os.ReadFile(filepath.Join(plainLog(t), "audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	for log.Len() < 2<<20 { // more than one batch of lines, so progress is told before EOF
+		log.Write(lines)
+	}
+	child := exec.Command(os.Args[0], "-test.run=^TestInterruptChildHelper$")
+	child.Env = append(os.Environ(), "HOSTPASS_TEST_INTERRUPT_CHILD=1")
+	stdin, err := child.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	stderr, err := child.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go stdin.Write(log.Bytes())
+	var screen []byte
+	buf := make([]byte, 4096)
+	for !bytes.Contains(screen, []byte("records/s")) {
+		n, err := stderr.Read(buf)
+		screen = append(screen, buf[:n]...)
+		if err != nil {
+			t.Fatalf("child's stderr ended before progress was drawn: %v: %q", err, screen)
+		}
+	}
+	child.Process.Signal(os.Interrupt)
+	rest, _ := io.ReadAll(stderr)
+	screen = append(screen, rest...)
+	err = child.Wait()
+	if code := child.ProcessState.ExitCode(); code != 130 || !drawn.Match(anyTotal(screen)) {
+		t.Fatalf("interrupted: exit %d (%v), want 130; stderr %q, want progress lines blanked at the end", code, err, screen)
+	}
+}
+
+// anyTotal rewrites a progress line without a total (a pipe) as one with
+// it, so that drawn matches it.
+func anyTotal(screen []byte) []byte {
+	return regexp.MustCompile(`([0-9.]+) MB, `).ReplaceAll(screen, []byte("$1/0.0 MB (0%), "))
+}
+
+// TestInterruptChildHelper is the child of the test above: it shows the
+// log on its stdin with stderr taken for a terminal.
+func TestInterruptChildHelper(t *testing.T) {
+	if os.Getenv("HOSTPASS_TEST_INTERRUPT_CHILD") != "1" {
+		t.Skip("the child of TestProgressInterruptedBlanksAndExits130")
+	}
+	fakeTerminal(t, os.Stderr)
+	os.Exit(run([]string{"audit", "show", "/dev/stdin"}, io.Discard, os.Stderr))
 }
