@@ -244,3 +244,47 @@ func TestInterruptChildHelper(t *testing.T) {
 	fakeTerminal(t, os.Stderr)
 	os.Exit(run([]string{"audit", "show", "/dev/stdin"}, io.Discard, os.Stderr))
 }
+
+// writes records each write it gets.
+type writes struct{ each [][]byte }
+
+func (w *writes) Write(p []byte) (int, error) {
+	w.each = append(w.each, append([]byte(nil), p...))
+	return len(p), nil
+}
+
+// show to a terminal writes whole rows, never a half one that would sit on
+// screen and keep progress from drawing after it; and progress draws as
+// the batches go by, not only at the end.
+func TestShowWritesWholeRowsUnderProgress(t *testing.T) {
+	lines, err := os.ReadFile(filepath.Join(plainLog(t), "audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	for log.Len() < 4<<20 { // batches of 4096 lines, and rows well past the 64 KiB buffer
+		log.Write(lines)
+	}
+	file := filepath.Join(t.TempDir(), "audit.jsonl")
+	if err := os.WriteFile(file, log.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"audit", "show", file}, {"audit", "show", "--json", file}} {
+		var out writes
+		var errOut bytes.Buffer
+		fakeTerminal(t, &errOut, &out)
+		if code := run(args, &out, &errOut); code != 0 {
+			t.Fatalf("hostpass %q: exit %d, stderr %q", args, code, errOut.String())
+		}
+		for i, w := range out.each {
+			if w[len(w)-1] != '\n' {
+				t.Errorf("hostpass %q: write %d of %d to the terminal ends mid-row: ...%q", args, i, len(out.each), w[max(len(w)-60, 0):])
+				break
+			}
+		}
+		batches := (bytes.Count(log.Bytes(), []byte("\n")) + 4095) / 4096
+		if draws := strings.Count(errOut.String(), " records/s"); draws < batches {
+			t.Errorf("hostpass %q: progress drawn %d times over %d batches: %q", args, draws, batches, errOut.String())
+		}
+	}
+}
