@@ -99,11 +99,11 @@ type Result struct {
 // and deletes the network it created. The error says that the run could not
 // start; failed calls are counted in the result.
 func Run(ctx context.Context, o Options) (res Result, err error) {
+	if err := Probe(ctx, o.Socket); err != nil {
+		return Result{}, err
+	}
 	ctl := newClient(o.Socket)
 	defer ctl.close()
-	if err := ctl.probe(ctx); err != nil {
-		return Result{}, fmt.Errorf("no hostpass daemon answers on %s: %w", o.Socket, err)
-	}
 	netID := o.Network
 	if netID == "" && o.Op != "capabilities" {
 		netID = randomHex(32) // Docker's network IDs are 64 hex digits
@@ -123,6 +123,17 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	lr := runLoad(ctx, o, netID)
 	res.Summary, res.FirstErr = summarize(o, lr), lr.firstErr
 	return res, nil
+}
+
+// Probe checks that a network driver answers on socket, as Run does before
+// any load: for a caller that has work to do before Run.
+func Probe(ctx context.Context, socket string) error {
+	c := newClient(socket)
+	defer c.close()
+	if err := c.probe(ctx); err != nil {
+		return fmt.Errorf("no hostpass daemon answers on %s: %w", socket, err)
+	}
+	return nil
 }
 
 // client is one client's HTTP stack: its own transport, so that each

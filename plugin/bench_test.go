@@ -229,6 +229,10 @@ func TestBenchBaselineRefusals(t *testing.T) {
 		{"calls", []string{"--socket", missing, "--baseline", "--calls", "10"}, "--calls and --baseline both given; accepted: --duration with --baseline"},
 		{"no rounds", []string{"--socket", missing, "--baseline", "--rounds", "0"}, "--rounds 0 is out of range; accepted: 1 to 100"},
 		{"unknown noop", []string{"--socket", missing, "--baseline", "--noop", "thread"}, `unknown --noop "thread"; accepted: child, in-process`},
+		{"missing fsync-dir", []string{"--socket", missing, "--baseline", "--fsync-dir", missing + ".d"},
+			"--fsync-dir " + missing + ".d: stat " + missing + ".d: no such file or directory; accepted: an existing folder, the audit log's, where the floor driver fsyncs"},
+		{"fsync-dir a file", []string{"--socket", missing, "--baseline", "--fsync-dir", "/etc/hostname"},
+			"--fsync-dir /etc/hostname: not a folder; accepted: an existing folder, the audit log's, where the floor driver fsyncs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
@@ -247,6 +251,39 @@ func TestBenchBaselineNobodyAnswers(t *testing.T) {
 	code := runCmd("bench", []string{"--socket", missing, "--baseline", "--noop", "in-process", "--duration", "50ms", "--rounds", "1"}, &out, &errOut)
 	if code != 1 || !strings.Contains(errOut.String(), "no hostpass daemon answers on "+missing) || strings.Contains(out.String(), "round 1") {
 		t.Errorf("exit %d\nstdout: %s\nstderr: %s\nwant exit 1, no round line, and which socket did not answer", code, out.String(), errOut.String())
+	}
+}
+
+// A dead --socket is found before the no-op side starts, not after it has
+// run its --duration.
+func TestBenchBaselineProbesBeforeTheNoopSide(t *testing.T) {
+	defer func(orig func(string, string) (*exec.Cmd, error)) { noopCommand = orig }(noopCommand)
+	started := false
+	noopCommand = func(socket, fsyncDir string) (*exec.Cmd, error) {
+		started = true
+		return exec.Command("sleep", "60"), nil
+	}
+	missing := filepath.Join(t.TempDir(), "none.sock")
+	var out, errOut bytes.Buffer
+	code := runCmd("bench", []string{"--socket", missing, "--baseline", "--duration", "1m", "--rounds", "1"}, &out, &errOut)
+	if code != 1 || started || out.Len() != 0 || !strings.Contains(errOut.String(), "no hostpass daemon answers on "+missing) {
+		t.Errorf("exit %d, no-op child started %v\nstdout: %s\nstderr: %s\nwant exit 1 before any no-op side, and which socket did not answer", code, started, out.String(), errOut.String())
+	}
+}
+
+// A no-op child that exits before serving is reported at once, with its
+// own stderr on bench's, not after a 5 s wait for its socket.
+func TestBenchBaselineChildExitsAtOnce(t *testing.T) {
+	defer func(orig func(string, string) (*exec.Cmd, error)) { noopCommand = orig }(noopCommand)
+	noopCommand = func(socket, fsyncDir string) (*exec.Cmd, error) {
+		return exec.Command("sh", "-c", "echo 'serve-noop: address in use' >&2; exit 3"), nil
+	}
+	socket, _ := startDaemon(t, "")
+	var out, errOut bytes.Buffer
+	code := runCmd("bench", []string{"--socket", socket, "--baseline", "--duration", "50ms", "--rounds", "1"}, &out, &errOut)
+	want := "serve-noop: address in use\nhostpass bench: starting the no-op driver: /usr/bin/sh exited before serving "
+	if code != 1 || !strings.HasPrefix(errOut.String(), want) || !strings.HasSuffix(errOut.String(), "noop.sock: exit status 3\n") {
+		t.Errorf("exit %d\nstderr: %q\nwant exit 1, stderr starting %q and ending with the exit status", code, errOut.String(), want)
 	}
 }
 
