@@ -64,6 +64,14 @@ func newBenchCommand() *cobra.Command {
 		Long: `Load a hostpass daemon over its socket and print one summary line:
 calls, errors, rate of successful calls, and their p50 and p99 latency.
 
+--op container times what dockerd calls to attach a container,
+CreateEndpoint then Join, as one call; after the run, untimed, bench leaves
+and deletes every endpoint it created (create-endpoint too), as dockerd
+does when containers go, so that the daemon does not carry them into the
+next run. --op lifecycle times a container's whole life, CreateEndpoint,
+Join, Leave and DeleteEndpoint, as one call: the daemon then holds no
+endpoint between calls, the steady state to measure its memory in.
+
 With --baseline, bench also serves a do-nothing driver (go-plugins-helpers'
 handler with empty methods) on a socket of its own, runs the same load
 against it and against --socket in interleaved rounds, and prints both rates

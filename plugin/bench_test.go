@@ -93,6 +93,30 @@ func TestBenchJoinsAreAudited(t *testing.T) {
 	}
 }
 
+// --op container times CreateEndpoint+Join, then leaves and deletes, untimed,
+// every endpoint it created, as dockerd would: the daemon does not end the
+// run holding them. --op lifecycle times all four calls.
+func TestBenchDeletesTheEndpointsItCreated(t *testing.T) {
+	for _, op := range []string{"container", "lifecycle", "create-endpoint"} {
+		t.Run(op, func(t *testing.T) {
+			socket, auditPath := startDaemon(t, "")
+			var out, errOut bytes.Buffer
+			code := runCmd("bench", []string{"--socket", socket, "--op", op, "--calls", "50", "--clients", "4"}, &out, &errOut)
+			if code != 0 || errOut.Len() != 0 || !strings.Contains(out.String(), " calls=50 errors=0 ") {
+				t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
+			}
+			joins := 50
+			if op == "create-endpoint" {
+				joins = 0
+			}
+			got := events(t, auditPath)
+			if got[audit.EndpointCreate] != 50 || got[audit.EndpointJoin] != joins || got[audit.EndpointLeave] != joins || got[audit.EndpointDelete] != 50 {
+				t.Errorf("audit log has %v; want 50 endpoint creates and deletes, %d joins and leaves", got, joins)
+			}
+		})
+	}
+}
+
 // givenNetwork is a network the bench did not create: the driver adopts it.
 const givenNetwork = "5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
 
