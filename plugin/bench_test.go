@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -10,7 +12,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -379,5 +383,71 @@ func TestBenchBaselineFloorChild(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(fsyncDir); len(ents) != 0 {
 		t.Errorf("the floor driver left %d files in %s", len(ents), fsyncDir)
+	}
+}
+
+// Bench killed with SIGKILL takes its no-op child with it (Pdeathsig): a
+// helper process runs bench --baseline, the test kills it once the no-op
+// driver's socket is there, and the child, on SIGTERM, removes its socket.
+func TestBenchKilledTakesItsNoopChild(t *testing.T) {
+	socket, _ := startDaemon(t, "")
+	tmp := t.TempDir()
+	helper := exec.Command(os.Args[0], "-test.run=^TestBenchKilledHelper$")
+	helper.Env = append(os.Environ(), "HOSTPASS_TEST_BENCH_KILLED="+socket, "TMPDIR="+tmp)
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer helper.Process.Kill()
+	var noop string
+	for range 200 {
+		if m, _ := filepath.Glob(filepath.Join(tmp, "hostpass-bench-*", "noop.sock")); len(m) == 1 {
+			noop = m[0]
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if noop == "" {
+		t.Fatal("bench's no-op child never served its socket")
+	}
+	t.Cleanup(func() { killByEnv(t, "HOSTPASS_TEST_NOOP_SOCKET="+noop) })
+	helper.Process.Kill()
+	helper.Wait()
+	for range 200 {
+		if _, err := os.Stat(noop); errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Errorf("bench was killed, and its no-op child still serves %s 10 s later", noop)
+}
+
+// TestBenchKilledHelper is the bench the test above kills.
+func TestBenchKilledHelper(t *testing.T) {
+	socket := os.Getenv("HOSTPASS_TEST_BENCH_KILLED")
+	if socket == "" {
+		t.Skip("the helper of TestBenchKilledTakesItsNoopChild")
+	}
+	noopCommand = func(noop, _ string) (*exec.Cmd, error) {
+		child := exec.Command(os.Args[0], "-test.run=^TestNoopChildHelper$")
+		child.Env = append(os.Environ(), "HOSTPASS_TEST_NOOP_SOCKET="+noop)
+		return child, nil
+	}
+	os.Exit(runCmd("bench", []string{"--socket", socket, "--baseline", "--duration", "1m", "--rounds", "1"}, io.Discard, os.Stderr))
+}
+
+// killByEnv kills, by pid, a process of this test left running: the one
+// whose environment holds kv.
+func killByEnv(t *testing.T, kv string) {
+	envs, _ := filepath.Glob("/proc/[0-9]*/environ")
+	for _, f := range envs {
+		b, err := os.ReadFile(f)
+		if err != nil || !bytes.Contains(b, []byte("\x00"+kv+"\x00")) {
+			continue
+		}
+		var pid int
+		if _, err := fmt.Sscanf(f, "/proc/%d/environ", &pid); err == nil {
+			t.Logf("killing pid %d, the no-op child, in case it still runs", pid)
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
 	}
 }
