@@ -24,6 +24,15 @@ import (
 	"github.com/hostpass/hostpass/server"
 )
 
+// In tests the executable is the test binary: a no-op child run as
+// `bench --serve-noop` would run every test again, each starting children
+// of its own. A test that wants a child sets noopCommand to a helper.
+func init() {
+	noopCommand = func(string, string) (*exec.Cmd, error) {
+		return nil, errors.New("no noopCommand set in this test: the test binary is not hostpass")
+	}
+}
+
 // startDaemon serves the real handler, driver and audit log on a unix socket
 // in a temp dir, and returns the socket and the audit log's path (auditPath
 // when given).
