@@ -28,7 +28,7 @@ import (
 )
 
 // Ops are the operations bench can drive, in the order help lists them.
-var Ops = []string{"join", "create-endpoint", "capabilities", "container"}
+var Ops = []string{"join", "create-endpoint", "capabilities", "container", "lifecycle"}
 
 // methods maps each of Ops to the driver method it calls.
 var methods = map[string]string{
@@ -38,6 +38,11 @@ var methods = map[string]string{
 	// container is what dockerd calls to attach one container:
 	// CreateEndpoint, then Join; the pair counts as one call.
 	"container": "NetworkDriver.CreateEndpoint+Join",
+	// lifecycle is one container's whole life: CreateEndpoint, Join,
+	// Leave, DeleteEndpoint, counted as one call; the daemon holds no
+	// endpoint after it, as after dockerd's, so its memory stays what a
+	// host's steady state costs.
+	"lifecycle": "NetworkDriver.CreateEndpoint+Join+Leave+DeleteEndpoint",
 }
 
 const (
@@ -90,7 +95,8 @@ type Result struct {
 	Summary
 	// FirstErr is the earliest failed call's error, nil when none failed.
 	FirstErr error
-	// Cleanup is set when the network bench created could not be deleted.
+	// Cleanup is set when an endpoint or the network bench created could
+	// not be deleted.
 	Cleanup error
 }
 
@@ -99,11 +105,11 @@ type Result struct {
 // and deletes the network it created. The error says that the run could not
 // start; failed calls are counted in the result.
 func Run(ctx context.Context, o Options) (res Result, err error) {
+	if err := Probe(ctx, o.Socket); err != nil {
+		return Result{}, err
+	}
 	ctl := newClient(o.Socket)
 	defer ctl.close()
-	if err := ctl.probe(ctx); err != nil {
-		return Result{}, fmt.Errorf("no hostpass daemon answers on %s: %w", o.Socket, err)
-	}
 	netID := o.Network
 	if netID == "" && o.Op != "capabilities" {
 		netID = randomHex(32) // Docker's network IDs are 64 hex digits
@@ -116,13 +122,24 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 			dctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
 			defer cancel()
 			if _, err := ctl.call(dctx, "NetworkDriver.DeleteNetwork", &network.DeleteNetworkRequest{NetworkID: netID}); err != nil {
-				res.Cleanup = fmt.Errorf("deleting the bench network %s: %w", netID, err)
+				res.Cleanup = errors.Join(res.Cleanup, fmt.Errorf("deleting the bench network %s: %w", netID, err))
 			}
 		}()
 	}
 	lr := runLoad(ctx, o, netID)
-	res.Summary, res.FirstErr = summarize(o, lr), lr.firstErr
+	res.Summary, res.FirstErr, res.Cleanup = summarize(o, lr), lr.firstErr, lr.cleanup
 	return res, nil
+}
+
+// Probe checks that a network driver answers on socket, as Run does before
+// any load: for a caller that has work to do before Run.
+func Probe(ctx context.Context, socket string) error {
+	c := newClient(socket)
+	defer c.close()
+	if err := c.probe(ctx); err != nil {
+		return fmt.Errorf("no hostpass daemon answers on %s: %w", socket, err)
+	}
+	return nil
 }
 
 // client is one client's HTTP stack: its own transport, so that each
@@ -207,6 +224,58 @@ type loadResult struct {
 	firstErr      error
 	elapsed       time.Duration
 	latencies     []time.Duration // of successful calls, sorted
+	cleanup       error           // the first endpoint the run left that could not be deleted
+}
+
+// leftover is an endpoint a run created, by its number, and whether it is
+// still joined.
+type leftover struct {
+	n      int64
+	joined bool
+}
+
+// deleteLeftovers leaves and deletes, after the timed run, the endpoints it
+// created (create-endpoint, container), as dockerd does when a container
+// goes: otherwise the daemon's endpoint map grows round after round, and
+// its memory and speed with it, which no host sees. Each client deletes
+// its own, on a connection of its own; not ctx: an interrupted run cleans
+// up too.
+func deleteLeftovers(o Options, netID, prefix string, results []clientResult) error {
+	errs := make([]error, len(results))
+	var wg sync.WaitGroup
+	for i := range results {
+		if len(results[i].left) == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func(left []leftover, errp *error) {
+			defer wg.Done()
+			c := newClient(o.Socket)
+			defer c.close()
+			for _, ep := range left {
+				epID := fmt.Sprintf("%s%032x", prefix, ep.n)
+				ctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
+				var err error
+				if ep.joined {
+					_, err = c.call(ctx, "NetworkDriver.Leave", &network.LeaveRequest{NetworkID: netID, EndpointID: epID})
+				}
+				if err == nil {
+					_, err = c.call(ctx, "NetworkDriver.DeleteEndpoint", &network.DeleteEndpointRequest{NetworkID: netID, EndpointID: epID})
+				}
+				cancel()
+				if err != nil && *errp == nil {
+					*errp = fmt.Errorf("deleting the bench endpoint %s: %w", epID, err)
+				}
+			}
+		}(results[i].left, &errs[i])
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // clientResult is one client's share; only that client writes it.
@@ -214,6 +283,7 @@ type clientResult struct {
 	calls, errors int
 	firstErr      error
 	firstErrAt    time.Time
+	left          []leftover // endpoints the run created and did not delete
 	latencies     []time.Duration
 }
 
@@ -258,10 +328,21 @@ func runLoad(ctx context.Context, o Options, netID string) loadResult {
 				case "join":
 					_, err = c.call(ctx, method, join)
 				case "create-endpoint":
-					_, err = c.call(ctx, method, create)
-				case "container":
+					if _, err = c.call(ctx, method, create); err == nil {
+						r.left = append(r.left, leftover{n: n})
+					}
+				case "container", "lifecycle":
 					if _, err = c.call(ctx, "NetworkDriver.CreateEndpoint", create); err == nil {
 						_, err = c.call(ctx, "NetworkDriver.Join", join)
+						r.left = append(r.left, leftover{n: n, joined: err == nil})
+					}
+					if err == nil && o.Op == "lifecycle" {
+						if _, err = c.call(ctx, "NetworkDriver.Leave", &network.LeaveRequest{NetworkID: netID, EndpointID: epID}); err == nil {
+							r.left[len(r.left)-1].joined = false
+							if _, err = c.call(ctx, "NetworkDriver.DeleteEndpoint", &network.DeleteEndpointRequest{NetworkID: netID, EndpointID: epID}); err == nil {
+								r.left = r.left[:len(r.left)-1]
+							}
+						}
 					}
 				default:
 					_, err = c.call(ctx, method, nil)
@@ -284,6 +365,7 @@ func runLoad(ctx context.Context, o Options, netID string) loadResult {
 	}
 	wg.Wait()
 	res := loadResult{elapsed: time.Since(start)}
+	res.cleanup = deleteLeftovers(o, netID, prefix, results)
 	var firstAt time.Time
 	for _, r := range results {
 		res.calls += r.calls

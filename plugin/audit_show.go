@@ -65,7 +65,7 @@ func runShow(cmd *cobra.Command, o showOptions, args []string) error {
 	if f.Network != "" || f.Container != "" {
 		passes = 2 // audit.Query reads the log once to learn IDs, then to show
 	}
-	meter := newMeter(cmd, o.noProgress, files, passes)
+	meter, endMeter := newMeter(cmd, o.noProgress, files, passes)
 	stdout := cmd.OutOrStdout()
 	if meter != nil {
 		f.Progress = meter.Add
@@ -75,7 +75,7 @@ func runShow(cmd *cobra.Command, o showOptions, args []string) error {
 	}
 	out := newPrinter(stdout, o.json)
 	err = audit.Query(files, f, out.print)
-	meter.Done()
+	endMeter()
 	if err != nil {
 		return failed(err)
 	}
@@ -111,10 +111,15 @@ func parseWhen(s string) (time.Time, error) {
 // printer writes records as a table (the default) or as raw JSON lines. The
 // table has fixed columns, so a million rows stream out without being held
 // to measure them.
+//
+// Rows reach w whole: a write never ends mid-row, so on a terminal the
+// progress line is drawn between writes (ClearBefore draws nothing after a
+// write that ends mid-line) and no half row waits on screen.
 type printer struct {
 	w      *bufio.Writer
 	json   bool
 	header bool
+	row    []byte // the row being written, reused
 }
 
 func newPrinter(w io.Writer, asJSON bool) *printer {
@@ -125,11 +130,12 @@ const rowFormat = "%-24s  %7s  %-18s  %-7s  %-12s  %-12s  %-20s  %-14s  %s\n"
 
 func (p *printer) print(r *audit.Entry, line []byte) error {
 	if p.json {
-		_, err := fmt.Fprintf(p.w, "%s\n", line)
-		return err
+		return p.write(append(append(p.row[:0], line...), '\n'))
 	}
 	if !p.header {
-		fmt.Fprintf(p.w, rowFormat, "TIME", "SEQ", "EVENT", "OUTCOME", "NETWORK", "ENDPOINT", "CONTAINER", "TAG", "NOTE")
+		if err := p.write(fmt.Appendf(p.row[:0], rowFormat, "TIME", "SEQ", "EVENT", "OUTCOME", "NETWORK", "ENDPOINT", "CONTAINER", "TAG", "NOTE")); err != nil {
+			return err
+		}
 		p.header = true
 	}
 	note := r.Error
@@ -152,8 +158,21 @@ func (p *printer) print(r *audit.Entry, line []byte) error {
 			container = shortID(r.Container.ID)
 		}
 	}
-	_, err := fmt.Fprintf(p.w, rowFormat, r.Time.Format("2006-01-02T15:04:05.000Z07:00"), strconv.FormatUint(r.Seq, 10), r.Event, r.Outcome,
-		shortID(r.NetworkID), shortID(r.EndpointID), container, dash(r.Tag), note)
+	return p.write(fmt.Appendf(p.row[:0], rowFormat, r.Time.Format("2006-01-02T15:04:05.000Z07:00"), strconv.FormatUint(r.Seq, 10), r.Event, r.Outcome,
+		shortID(r.NetworkID), shortID(r.EndpointID), container, dash(r.Tag), note))
+}
+
+// write buffers one whole row, flushing what is buffered first if the row
+// does not fit: bufio would otherwise fill the buffer with the row's start
+// and write it alone. A row longer than the buffer goes out in one write.
+func (p *printer) write(row []byte) error {
+	p.row = row
+	if len(row) > p.w.Available() && p.w.Buffered() > 0 {
+		if err := p.w.Flush(); err != nil {
+			return err
+		}
+	}
+	_, err := p.w.Write(row)
 	return err
 }
 

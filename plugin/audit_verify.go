@@ -111,12 +111,12 @@ func runVerify(cmd *cobra.Command, o verifyOptions, args []string) error {
 		return err
 	}
 	stdout := cmd.OutOrStdout()
-	meter := newMeter(cmd, o.noProgress, files, 1)
+	meter, endMeter := newMeter(cmd, o.noProgress, files, 1)
 	if meter != nil {
 		vo.Progress = meter.Add
 	}
 	sum, err := audit.Verify(files, vo)
-	meter.Done() // before anything is printed
+	endMeter() // before anything is printed
 	var p *audit.Problem
 	if errors.As(err, &p) {
 		fmt.Fprintf(stdout, "FAIL: %s\n", p)

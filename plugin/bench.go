@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -42,6 +44,15 @@ func (o benchOptions) check(flags interface{ Changed(string) bool }) error {
 	case o.rounds < 1 || o.rounds > 100:
 		return fmt.Errorf("--rounds %d is out of range; accepted: 1 to 100", o.rounds)
 	}
+	if o.fsyncDir != "" {
+		if st, err := os.Stat(o.fsyncDir); err != nil || !st.IsDir() {
+			why := "not a folder"
+			if err != nil {
+				why = err.Error()
+			}
+			return fmt.Errorf("--fsync-dir %s: %s; accepted: an existing folder, the audit log's, where the floor driver fsyncs", o.fsyncDir, why)
+		}
+	}
 	return nil
 }
 
@@ -52,6 +63,14 @@ func newBenchCommand() *cobra.Command {
 		Short: "Load the daemon over its socket: calls/s and latency",
 		Long: `Load a hostpass daemon over its socket and print one summary line:
 calls, errors, rate of successful calls, and their p50 and p99 latency.
+
+--op container times what dockerd calls to attach a container,
+CreateEndpoint then Join, as one call; after the run, untimed, bench leaves
+and deletes every endpoint it created (create-endpoint too), as dockerd
+does when containers go, so that the daemon does not carry them into the
+next run. --op lifecycle times a container's whole life, CreateEndpoint,
+Join, Leave and DeleteEndpoint, as one call: the daemon then holds no
+endpoint between calls, the steady state to measure its memory in.
 
 With --baseline, bench also serves a do-nothing driver (go-plugins-helpers'
 handler with empty methods) on a socket of its own, runs the same load
@@ -135,6 +154,11 @@ func runBaseline(cmd *cobra.Command, o benchOptions) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	stdout := cmd.OutOrStdout()
+	// Before the no-op side starts: a dead --socket would otherwise be
+	// found only after the first no-op run, --duration later.
+	if err := bench.Probe(ctx, o.Socket); err != nil {
+		return failed(err)
+	}
 	dir, err := os.MkdirTemp("", "hostpass-bench-")
 	if err != nil {
 		return failed(err)
@@ -143,7 +167,10 @@ func runBaseline(cmd *cobra.Command, o benchOptions) error {
 	noopSocket := filepath.Join(dir, "noop.sock")
 	startNoop := bench.ServeNoop
 	if o.noop == "child" {
-		startNoop = startNoopChild
+		stderr := childStderr(cmd.ErrOrStderr())
+		startNoop = func(socket, fsyncDir string) (func(), error) {
+			return startNoopChild(stderr, socket, fsyncDir)
+		}
 	}
 	stopNoop, err := startNoop(noopSocket, "")
 	if err != nil {
@@ -273,23 +300,60 @@ func serveNoop(socket, fsyncDir string) error {
 
 // startNoopChild runs this binary's hidden `bench --serve-noop socket` and
 // waits for the socket, so the no-op driver is a process of its own, as the
-// daemon is: both sides pay the same cross-process wakeups.
-func startNoopChild(socket, fsyncDir string) (func(), error) {
+// daemon is: both sides pay the same cross-process wakeups. A child that
+// exits before serving is reported at once, its stderr on stderr; the
+// child gets SIGTERM if bench dies, even by SIGKILL (Linux).
+func startNoopChild(stderr io.Writer, socket, fsyncDir string) (func(), error) {
 	child, err := noopCommand(socket, fsyncDir)
 	if err != nil {
 		return nil, fmt.Errorf("starting the no-op driver: %w", err)
 	}
-	child.Stderr = os.Stderr
+	child.Stderr = stderr
+	dieWithParent(child)
 	if err := child.Start(); err != nil {
 		return nil, fmt.Errorf("starting the no-op driver: %w", err)
 	}
-	stop := func() { child.Process.Signal(syscall.SIGTERM); child.Wait() }
-	for range 100 {
+	exited := make(chan error, 1)
+	go func() { exited <- child.Wait() }()
+	stop := func() { child.Process.Signal(syscall.SIGTERM); <-exited }
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(5 * time.Second)
+	for {
 		if _, err := os.Stat(socket); err == nil {
 			return stop, nil
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case err := <-exited:
+			if err == nil {
+				err = errors.New("exit status 0")
+			}
+			return nil, fmt.Errorf("starting the no-op driver: %s exited before serving %s: %w", child.Path, socket, err)
+		case <-deadline:
+			stop()
+			return nil, fmt.Errorf("starting the no-op driver: %s did not appear within 5s", socket)
+		case <-tick.C:
+		}
 	}
-	stop()
-	return nil, fmt.Errorf("starting the no-op driver: %s did not appear within 5s", socket)
+}
+
+// childStderr is where the no-op children write: stderr itself when it is
+// a file (the child writes it directly), else stderr behind a lock, since
+// exec copies each child's output from a goroutine of its own.
+func childStderr(w io.Writer) io.Writer {
+	if _, ok := w.(*os.File); ok {
+		return w
+	}
+	return &lockedWriter{w: w}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -10,7 +12,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -19,6 +23,15 @@ import (
 	"github.com/hostpass/hostpass/driver"
 	"github.com/hostpass/hostpass/server"
 )
+
+// In tests the executable is the test binary: a no-op child run as
+// `bench --serve-noop` would run every test again, each starting children
+// of its own. A test that wants a child sets noopCommand to a helper.
+func init() {
+	noopCommand = func(string, string) (*exec.Cmd, error) {
+		return nil, errors.New("no noopCommand set in this test: the test binary is not hostpass")
+	}
+}
 
 // startDaemon serves the real handler, driver and audit log on a unix socket
 // in a temp dir, and returns the socket and the audit log's path (auditPath
@@ -90,6 +103,30 @@ func TestBenchJoinsAreAudited(t *testing.T) {
 	}
 	if got[audit.NetworkCreate] != 1 || got[audit.NetworkDelete] != 1 {
 		t.Errorf("want bench to create and delete its own network once each, audit log has %v", got)
+	}
+}
+
+// --op container times CreateEndpoint+Join, then leaves and deletes, untimed,
+// every endpoint it created, as dockerd would: the daemon does not end the
+// run holding them. --op lifecycle times all four calls.
+func TestBenchDeletesTheEndpointsItCreated(t *testing.T) {
+	for _, op := range []string{"container", "lifecycle", "create-endpoint"} {
+		t.Run(op, func(t *testing.T) {
+			socket, auditPath := startDaemon(t, "")
+			var out, errOut bytes.Buffer
+			code := runCmd("bench", []string{"--socket", socket, "--op", op, "--calls", "50", "--clients", "4"}, &out, &errOut)
+			if code != 0 || errOut.Len() != 0 || !strings.Contains(out.String(), " calls=50 errors=0 ") {
+				t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
+			}
+			joins := 50
+			if op == "create-endpoint" {
+				joins = 0
+			}
+			got := events(t, auditPath)
+			if got[audit.EndpointCreate] != 50 || got[audit.EndpointJoin] != joins || got[audit.EndpointLeave] != joins || got[audit.EndpointDelete] != 50 {
+				t.Errorf("audit log has %v; want 50 endpoint creates and deletes, %d joins and leaves", got, joins)
+			}
+		})
 	}
 }
 
@@ -229,6 +266,10 @@ func TestBenchBaselineRefusals(t *testing.T) {
 		{"calls", []string{"--socket", missing, "--baseline", "--calls", "10"}, "--calls and --baseline both given; accepted: --duration with --baseline"},
 		{"no rounds", []string{"--socket", missing, "--baseline", "--rounds", "0"}, "--rounds 0 is out of range; accepted: 1 to 100"},
 		{"unknown noop", []string{"--socket", missing, "--baseline", "--noop", "thread"}, `unknown --noop "thread"; accepted: child, in-process`},
+		{"missing fsync-dir", []string{"--socket", missing, "--baseline", "--fsync-dir", missing + ".d"},
+			"--fsync-dir " + missing + ".d: stat " + missing + ".d: no such file or directory; accepted: an existing folder, the audit log's, where the floor driver fsyncs"},
+		{"fsync-dir a file", []string{"--socket", missing, "--baseline", "--fsync-dir", "/etc/hostname"},
+			"--fsync-dir /etc/hostname: not a folder; accepted: an existing folder, the audit log's, where the floor driver fsyncs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
@@ -247,6 +288,39 @@ func TestBenchBaselineNobodyAnswers(t *testing.T) {
 	code := runCmd("bench", []string{"--socket", missing, "--baseline", "--noop", "in-process", "--duration", "50ms", "--rounds", "1"}, &out, &errOut)
 	if code != 1 || !strings.Contains(errOut.String(), "no hostpass daemon answers on "+missing) || strings.Contains(out.String(), "round 1") {
 		t.Errorf("exit %d\nstdout: %s\nstderr: %s\nwant exit 1, no round line, and which socket did not answer", code, out.String(), errOut.String())
+	}
+}
+
+// A dead --socket is found before the no-op side starts, not after it has
+// run its --duration.
+func TestBenchBaselineProbesBeforeTheNoopSide(t *testing.T) {
+	defer func(orig func(string, string) (*exec.Cmd, error)) { noopCommand = orig }(noopCommand)
+	started := false
+	noopCommand = func(socket, fsyncDir string) (*exec.Cmd, error) {
+		started = true
+		return exec.Command("sleep", "60"), nil
+	}
+	missing := filepath.Join(t.TempDir(), "none.sock")
+	var out, errOut bytes.Buffer
+	code := runCmd("bench", []string{"--socket", missing, "--baseline", "--duration", "1m", "--rounds", "1"}, &out, &errOut)
+	if code != 1 || started || out.Len() != 0 || !strings.Contains(errOut.String(), "no hostpass daemon answers on "+missing) {
+		t.Errorf("exit %d, no-op child started %v\nstdout: %s\nstderr: %s\nwant exit 1 before any no-op side, and which socket did not answer", code, started, out.String(), errOut.String())
+	}
+}
+
+// A no-op child that exits before serving is reported at once, with its
+// own stderr on bench's, not after a 5 s wait for its socket.
+func TestBenchBaselineChildExitsAtOnce(t *testing.T) {
+	defer func(orig func(string, string) (*exec.Cmd, error)) { noopCommand = orig }(noopCommand)
+	noopCommand = func(socket, fsyncDir string) (*exec.Cmd, error) {
+		return exec.Command("sh", "-c", "echo 'serve-noop: address in use' >&2; exit 3"), nil
+	}
+	socket, _ := startDaemon(t, "")
+	var out, errOut bytes.Buffer
+	code := runCmd("bench", []string{"--socket", socket, "--baseline", "--duration", "50ms", "--rounds", "1"}, &out, &errOut)
+	want := "serve-noop: address in use\nhostpass bench: starting the no-op driver: /usr/bin/sh exited before serving "
+	if code != 1 || !strings.HasPrefix(errOut.String(), want) || !strings.HasSuffix(errOut.String(), "noop.sock: exit status 3\n") {
+		t.Errorf("exit %d\nstderr: %q\nwant exit 1, stderr starting %q and ending with the exit status", code, errOut.String(), want)
 	}
 }
 
@@ -318,5 +392,71 @@ func TestBenchBaselineFloorChild(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(fsyncDir); len(ents) != 0 {
 		t.Errorf("the floor driver left %d files in %s", len(ents), fsyncDir)
+	}
+}
+
+// Bench killed with SIGKILL takes its no-op child with it (Pdeathsig): a
+// helper process runs bench --baseline, the test kills it once the no-op
+// driver's socket is there, and the child, on SIGTERM, removes its socket.
+func TestBenchKilledTakesItsNoopChild(t *testing.T) {
+	socket, _ := startDaemon(t, "")
+	tmp := t.TempDir()
+	helper := exec.Command(os.Args[0], "-test.run=^TestBenchKilledHelper$")
+	helper.Env = append(os.Environ(), "HOSTPASS_TEST_BENCH_KILLED="+socket, "TMPDIR="+tmp)
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer helper.Process.Kill()
+	var noop string
+	for range 200 {
+		if m, _ := filepath.Glob(filepath.Join(tmp, "hostpass-bench-*", "noop.sock")); len(m) == 1 {
+			noop = m[0]
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if noop == "" {
+		t.Fatal("bench's no-op child never served its socket")
+	}
+	t.Cleanup(func() { killByEnv(t, "HOSTPASS_TEST_NOOP_SOCKET="+noop) })
+	helper.Process.Kill()
+	helper.Wait()
+	for range 200 {
+		if _, err := os.Stat(noop); errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Errorf("bench was killed, and its no-op child still serves %s 10 s later", noop)
+}
+
+// TestBenchKilledHelper is the bench the test above kills.
+func TestBenchKilledHelper(t *testing.T) {
+	socket := os.Getenv("HOSTPASS_TEST_BENCH_KILLED")
+	if socket == "" {
+		t.Skip("the helper of TestBenchKilledTakesItsNoopChild")
+	}
+	noopCommand = func(noop, _ string) (*exec.Cmd, error) {
+		child := exec.Command(os.Args[0], "-test.run=^TestNoopChildHelper$")
+		child.Env = append(os.Environ(), "HOSTPASS_TEST_NOOP_SOCKET="+noop)
+		return child, nil
+	}
+	os.Exit(runCmd("bench", []string{"--socket", socket, "--baseline", "--duration", "1m", "--rounds", "1"}, io.Discard, os.Stderr))
+}
+
+// killByEnv kills, by pid, a process of this test left running: the one
+// whose environment holds kv.
+func killByEnv(t *testing.T, kv string) {
+	envs, _ := filepath.Glob("/proc/[0-9]*/environ")
+	for _, f := range envs {
+		b, err := os.ReadFile(f)
+		if err != nil || !bytes.Contains(b, []byte("\x00"+kv+"\x00")) {
+			continue
+		}
+		var pid int
+		if _, err := fmt.Sscanf(f, "/proc/%d/environ", &pid); err == nil {
+			t.Logf("killing pid %d, the no-op child, in case it still runs", pid)
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/term"
@@ -49,15 +50,19 @@ type Options struct {
 }
 
 // A Meter counts records and bytes and redraws a line on a terminal. It is
-// used from one goroutine. A nil Meter does nothing.
+// fed from one goroutine; Done may come from another (a signal handler
+// clearing the line before the process exits). A nil Meter does nothing.
 type Meter struct {
 	w              io.Writer
 	o              Options
 	total          int64 // bytes the run reads; <0: unknown
-	start, drawn   time.Time
+	start          time.Time
+	mu             sync.Mutex // guards what follows, and writes of the line
+	drawn          time.Time
 	records, bytes int64
 	shown          int  // bytes of the line on screen; 0: none
 	midLine        bool // output through ClearBefore ended mid-line: do not draw over it
+	done           bool // Done was called: never draw again
 }
 
 // New starts a Meter that draws on w, a terminal (see Terminal), for a run
@@ -81,10 +86,12 @@ func (m *Meter) Add(records int, bytes int64) {
 	if m == nil {
 		return
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.records += int64(records)
 	m.bytes += bytes
 	now := m.o.Now()
-	if m.midLine || now.Sub(m.start) < m.o.Delay || !m.drawn.IsZero() && now.Sub(m.drawn) < m.o.Every {
+	if m.done || m.midLine || now.Sub(m.start) < m.o.Delay || !m.drawn.IsZero() && now.Sub(m.drawn) < m.o.Every {
 		return
 	}
 	m.drawn = now
@@ -99,16 +106,32 @@ func (m *Meter) Add(records int, bytes int64) {
 
 // Clear blanks the line, if one is shown; the next Add draws it again.
 func (m *Meter) Clear() {
-	if m == nil || m.shown == 0 {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.clear()
+}
+
+func (m *Meter) clear() {
+	if m.shown == 0 {
 		return
 	}
 	fmt.Fprintf(m.w, "\r%s\r", strings.Repeat(" ", m.shown))
 	m.shown = 0
 }
 
-// Done clears the line for good: the run is over.
+// Done clears the line for good: the run is over, or interrupted. Safe to
+// call from another goroutine than Add's, and more than once.
 func (m *Meter) Done() {
-	m.Clear()
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.clear()
+	m.done = true
 }
 
 // ClearBefore returns w with the line cleared before each write to it: for
@@ -128,10 +151,12 @@ type clearing struct {
 }
 
 func (c clearing) Write(p []byte) (int, error) {
-	c.m.Clear()
+	c.m.mu.Lock()
+	c.m.clear()
 	if len(p) > 0 {
 		c.m.midLine = p[len(p)-1] != '\n'
 	}
+	c.m.mu.Unlock() // a stdout that blocks must not hold up Done
 	return c.w.Write(p)
 }
 

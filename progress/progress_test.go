@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -158,4 +159,60 @@ func TestTerminalRefusesPipeAndFile(t *testing.T) {
 	if _, ok := Terminal(&bytes.Buffer{}); ok {
 		t.Error("a buffer was taken for a terminal")
 	}
+}
+
+// Done may come from a signal handler while the reading goroutine adds:
+// once it returns, the line is blank and nothing is drawn again.
+func TestDoneFromAnotherGoroutineEndsDrawing(t *testing.T) {
+	term := &lockedBuffer{}
+	m := New(term, -1, Options{Delay: -1, Every: -1})
+	adding := make(chan struct{})
+	stop := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for i := 0; ; i++ {
+			m.Add(1, 100)
+			if i == 10 {
+				close(adding)
+			}
+			select {
+			case <-stop:
+				return
+			default:
+			}
+		}
+	}()
+	<-adding
+	m.Done()
+	screen := term.String()
+	if !strings.HasSuffix(screen, " \r") {
+		t.Errorf("Done left the line on screen: %q", screen[max(len(screen)-80, 0):])
+	}
+	for range 1000 {
+		m.Add(1, 100)
+	}
+	close(stop)
+	<-finished
+	if got := term.String(); got != screen {
+		t.Errorf("drew after Done: %q", got[len(screen):])
+	}
+}
+
+// lockedBuffer is a terminal two goroutines may write.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

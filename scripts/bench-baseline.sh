@@ -8,9 +8,12 @@
 #      appends and fsyncs a 512-byte line per call in the audit log's folder
 #      (goal: time per container within 1.15x of the floor's, i.e. a rate
 #      ratio of 0.87 or more).
-#   3. Memory: a fresh daemon's peak RSS (VmHWM) after CALLS containers from
-#      16 clients (goal: under 20 MiB), split into its anonymous memory (heap,
-#      stacks) and the mapped binary, which is file-backed and shared.
+#   3. Memory: a fresh daemon's peak RSS (VmHWM) after CALLS container
+#      lifecycles (create, join, leave, delete) from 16 clients (goal: under
+#      20 MiB), split into its anonymous memory (heap, stacks) and the mapped
+#      binary, which is file-backed and shared; then, for comparison, a fresh
+#      daemon after CALLS creates and joins whose endpoints it holds until the
+#      run ends (--op container), which no dockerd leaves behind.
 #
 # The daemon runs with serve's defaults (log level info, audit log on the
 # disk under /var/tmp, every create and join fsynced before its reply), with
@@ -55,23 +58,28 @@ for clients in 16 1; do
 done
 stop_daemon
 
-echo "== memory: a fresh daemon, $calls containers from 16 clients"
-start_daemon mem
-idle=$(kib VmRSS)
-peak_anon=0
-(
-	while kill -0 "$pid" 2>/dev/null; do
-		kib RssAnon
-		sleep 0.1
-	done
-) >"$dir/anon.samples" &
-sampler=$!
-"$bin" bench --socket "$dir/mem.sock" --op container --clients 16 --calls "$calls"
-hwm=$(kib VmHWM) rss=$(kib VmRSS) anon=$(kib RssAnon) file=$(kib RssFile)
-stop_daemon
-wait "$sampler" 2>/dev/null || true
-peak_anon=$(sort -n "$dir/anon.samples" | tail -1)
-awk -v idle="$idle" -v hwm="$hwm" -v rss="$rss" -v anon="$anon" -v file="$file" -v pa="$peak_anon" 'BEGIN {
-	printf "idle RSS %.1f MiB; after the load RSS %.1f MiB (anonymous %.1f, binary and other files %.1f)\n", idle/1024, rss/1024, anon/1024, file/1024
-	printf "peak RSS (VmHWM) %.1f MiB; peak anonymous (sampled every 0.1 s) %.1f MiB; goal: under 20 MiB\n", hwm/1024, pa/1024
-}'
+# memory OP WHAT: a fresh daemon's RSS after CALLS calls of OP from 16 clients.
+memory() {
+	echo "== memory: a fresh daemon, $calls $2 from 16 clients (--op $1)"
+	start_daemon "mem-$1"
+	local idle hwm rss anon file peak_anon sampler
+	idle=$(kib VmRSS)
+	(
+		while kill -0 "$pid" 2>/dev/null; do
+			kib RssAnon
+			sleep 0.1
+		done
+	) >"$dir/anon.samples" &
+	sampler=$!
+	"$bin" bench --socket "$dir/mem-$1.sock" --op "$1" --clients 16 --calls "$calls"
+	hwm=$(kib VmHWM) rss=$(kib VmRSS) anon=$(kib RssAnon) file=$(kib RssFile)
+	stop_daemon
+	wait "$sampler" 2>/dev/null || true
+	peak_anon=$(sort -n "$dir/anon.samples" | tail -1)
+	awk -v idle="$idle" -v hwm="$hwm" -v rss="$rss" -v anon="$anon" -v file="$file" -v pa="$peak_anon" -v goal="$3" 'BEGIN {
+		printf "idle RSS %.1f MiB; after the load RSS %.1f MiB (anonymous %.1f, binary and other files %.1f)\n", idle/1024, rss/1024, anon/1024, file/1024
+		printf "peak RSS (VmHWM) %.1f MiB; peak anonymous (sampled every 0.1 s) %.1f MiB%s\n", hwm/1024, pa/1024, goal
+	}'
+}
+memory lifecycle "container lifecycles (create, join, leave, delete)" "; goal: under 20 MiB"
+memory container "containers created and joined, held until the run ends, then deleted" " (for comparison: no host holds them)"
