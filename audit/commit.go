@@ -74,10 +74,10 @@ func (l *Log) run() {
 		select {
 		case <-l.wake:
 			l.mu.Lock()
-			// Empty when callers committed the requests themselves, or
-			// when a caller's commit left run only its timers to arm.
-			if batch := l.gather(nil); len(batch) > 0 {
-				l.commit(batch)
+			// None wait when callers committed them themselves, or when
+			// a caller's commit left run only its timers to arm.
+			if len(l.requests) > 0 {
+				l.commit(l.gather(nil))
 			}
 		case <-retry:
 			l.mu.Lock()
