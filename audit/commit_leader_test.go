@@ -278,3 +278,43 @@ func TestCallersFailedCommitIsKeptAndRetriedByRun(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A caller's commit that starts an epoch starts its timer: run, idle,
+// wakes to wait on it, and the epoch ends on time with no record after.
+func TestEpochTimerStartedByACallerEndsTheEpoch(t *testing.T) {
+	initial, daemonKey := newKey(t)
+	obs := &committers{}
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := OpenWith(path, Options{SealKey: daemonKey, Observer: obs, EpochRecords: 2, EpochInterval: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := 0; i < 2; i++ { // epoch 0 ends by its records
+		if err := l.Append(Record{Event: EndpointJoin, Outcome: OK}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // run is idle
+	byRun, _, _, _ := obs.counts()
+	if err := l.Append(Record{Event: EndpointJoin, Outcome: OK}); err != nil { // epoch 1's first: its timer starts
+		t.Fatal(err)
+	}
+	if after, _, _, _ := obs.counts(); after != byRun {
+		t.Fatal("run wrote the record that started epoch 1; want its caller to")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for epoch, _, _ := ReadKeyFile(daemonKey); epoch < 2; epoch, _, _ = ReadKeyFile(daemonKey) {
+		if time.Now().After(deadline) {
+			t.Fatalf("key file at epoch %d 5s after epoch 1 began, want 2: its timer was never waited on", epoch)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantSeqs(t, readRecords(t, path), EndpointJoin, EndpointJoin, EpochEnd, EndpointJoin, EpochEnd)
+	if _, err := Verify([]string{path}, VerifyOptions{Key: initial}); err != nil {
+		t.Fatal(err)
+	}
+}
