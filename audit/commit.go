@@ -7,10 +7,13 @@ import (
 	"time"
 )
 
-// The committer: one goroutine (run) owns the current file and the chain's
-// state. It gathers the records callers hand it into one write and one
-// fsync (group commit), keeps teardown records in memory while the log is
-// unwritable, and counts those it cannot keep in an audit.lost record.
+// The committer: whoever holds Log.mu owns the current file and the
+// chain's state. A caller that finds the log idle commits its own record
+// (submit); otherwise the run goroutine gathers the records callers hand
+// it into one write and one fsync (group commit). run also owns the
+// timers: retries, checkpoints, epochs. The committer keeps teardown
+// records in memory while the log is unwritable, and counts those it
+// cannot keep in an audit.lost record.
 
 const (
 	// retryInterval is how often records kept in memory are offered to the
@@ -20,7 +23,7 @@ const (
 	maxBatch = 1024
 )
 
-// committer is the state only the run goroutine touches.
+// committer is the state only the holder of Log.mu touches.
 type committer struct {
 	f            logFile
 	size         int64  // bytes of complete, durable records in f
@@ -65,35 +68,85 @@ func (l *Log) run() {
 	c := &l.c
 	var retry <-chan time.Time
 	for {
-		var batch []request
-		var epochEnd <-chan time.Time
-		if c.epochTimer != nil {
-			epochEnd = c.epochTimer.C
-		}
+		l.mu.Lock()
+		epochEnd, checkpoint := l.timers()
+		l.watched = [2]<-chan time.Time{epochEnd, checkpoint}
+		l.mu.Unlock()
 		select {
-		case r := <-l.requests:
-			batch = gather(l.requests, append(batch, r))
+		case <-l.wake:
+			l.mu.Lock()
+			// None wait when callers committed them themselves, or when
+			// a caller's commit left run only its timers to arm.
+			if len(l.requests) > 0 {
+				l.commit(gather(l.requests, nil))
+			}
 		case <-retry:
-		case <-l.checkpointTimer():
-			l.checkpointTick()
+			l.mu.Lock()
+			l.commit(nil)
+		case <-checkpoint:
+			l.mu.Lock()
+			// A caller's commit may have moved the checkpoint on since
+			// the timer fired.
+			if s := c.sign; s != nil && s.timer != nil && s.timer.C == checkpoint && !time.Now().Before(s.deadline) {
+				l.checkpointTick()
+			}
+			l.commit(nil)
 		case done := <-l.starts:
+			l.mu.Lock()
 			c.start.owed = true
 			done <- l.flush(nil)
+			l.commit(nil)
 		case <-epochEnd:
-			c.epochTimer = nil
-			c.evolveDue = true // commit evolves, now or on a retry tick
+			l.mu.Lock()
+			if c.epochTimer != nil && c.epochTimer.C == epochEnd { // not ended by a caller's commit meanwhile
+				c.epochTimer = nil
+				c.evolveDue = true // commit evolves, now or on a retry tick
+				l.commit(nil)
+			}
 		case done := <-l.rotates:
+			l.mu.Lock()
 			done <- l.rotate()
+			l.mu.Unlock()
 			continue
 		case done := <-l.closes:
+			l.mu.Lock()
+			l.closed = true
 			done <- l.shutdown()
+			l.mu.Unlock()
 			return
 		}
-		l.commit(batch)
+		if len(l.requests) > 0 { // a batch was full
+			l.wakeRun()
+		}
 		retry = nil
-		if len(c.kept) > 0 || c.lost.n > 0 || c.evolveDue || l.owesRecords() || l.owesCheckpoint() {
+		if l.owesRetry() {
 			retry = time.After(retryInterval)
 		}
+		l.mu.Unlock()
+	}
+}
+
+// timers are the channels of the epoch's and the checkpoint's timers.
+func (l *Log) timers() (epochEnd, checkpoint <-chan time.Time) {
+	if t := l.c.epochTimer; t != nil {
+		epochEnd = t.C
+	}
+	return epochEnd, l.checkpointTimer()
+}
+
+// owesRetry says the log holds what only a retry writes: records kept or
+// lost, an epoch to end, records or a checkpoint owed.
+func (l *Log) owesRetry() bool {
+	c := &l.c
+	return len(c.kept) > 0 || c.lost.n > 0 || c.evolveDue || l.owesRecords() || l.owesCheckpoint()
+}
+
+// leaveWork, after a caller's commit, wakes run if the commit left it
+// work: requests past a full batch, a retry to arm, or timers changed.
+func (l *Log) leaveWork() {
+	epochEnd, checkpoint := l.timers()
+	if len(l.requests) > 0 || l.owesRetry() || l.watched != [2]<-chan time.Time{epochEnd, checkpoint} {
+		l.wakeRun()
 	}
 }
 
@@ -316,6 +369,9 @@ func (l *Log) write(recs []Record) error {
 	}
 	if l.mirrorQ != nil {
 		for i, line := range lines {
+			if l.o.MirrorWants != nil && !l.o.MirrorWants(recs[i]) {
+				continue
+			}
 			select {
 			// A copy: a line of the batch's buffer would keep the whole
 			// buffer alive while it waits, megabytes when a record had
