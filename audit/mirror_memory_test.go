@@ -110,3 +110,30 @@ func TestKeptRecordsAreWrittenFromABufferOfTheirSize(t *testing.T) {
 		t.Errorf("the %d kept records, %d bytes, were written from a buffer of %d bytes; want at most a quarter more than they take", kept, n, c)
 	}
 }
+
+// MirrorWants keeps the records the mirror does not want out of its queue:
+// it gets only the refused one here, and none counts as dropped.
+func TestMirrorWantsFiltersBeforeTheQueue(t *testing.T) {
+	var got []Event
+	l, err := OpenWith(filepath.Join(t.TempDir(), "audit.jsonl"), Options{
+		Mirror:      func(rec Record, _ []byte) { got = append(got, rec.Event) }, // one goroutine; read after Close
+		MirrorWants: func(rec Record) bool { return rec.Outcome == Refused },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range []Record{{Event: NetworkCreate, Outcome: OK}, {Event: EndpointJoin, Outcome: Refused}, {Event: EndpointLeave, Outcome: OK}} {
+		if err := l.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != EndpointJoin {
+		t.Errorf("mirrored %v; want only the refused %s", got, EndpointJoin)
+	}
+	if n := l.MirrorDropped(); n != 0 {
+		t.Errorf("MirrorDropped %d; want 0: records not wanted are not drops", n)
+	}
+}

@@ -112,6 +112,11 @@ func Run(ctx context.Context, cfg Config) error {
 			syslog.Send(string(rec.Event), rec.Outcome == audit.Refused, chain, line)
 		}
 	}
+	if syslog == nil {
+		// Without syslog, the mirror takes only what the daemon's log
+		// shows at its level: at info, the alarms and refusals.
+		ao.MirrorWants = func(rec audit.Record) bool { return entry.Logger.IsLevelEnabled(recordLevel(rec)) }
+	}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	view, err := hostview.Start(ctx, entry)
