@@ -91,9 +91,10 @@ func (w *Watcher) handle(ctx context.Context, e Event) error {
 //
 // A container whose network connect came before its start has a namespace
 // of its own: unless its host-mode session waits for its start time, its
-// start calls for no inspect. On Docker 29 that inspect would take the
-// container's lock just as the container runs and exits, beside the
-// connect's own inspect, and `docker run` waited on it.
+// start calls for no inspect. On Docker 29 that inspect took the
+// container's lock while the container ran and exited, beside the
+// connect's own inspect: the window in which `docker run` was measured
+// slower with the watcher on.
 func (w *Watcher) started(ctx context.Context, e Event) error {
 	s, open := w.session(e.ContainerID)
 	if w.takeOwnNamespace(e.ContainerID) && (!open || !s.Provisional) {
@@ -299,14 +300,27 @@ func (w *Watcher) network(ctx context.Context, id string) (Network, error) {
 	if err != nil {
 		return n, err
 	}
+	// Known asks the driver: not under w.mu.
+	known := func(id string) bool { _, _, _, ok := w.cfg.Known(id); return ok }
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	for known := range w.networks {
-		if _, _, _, ok := w.cfg.Known(known); !ok {
-			delete(w.networks, known) // removed
+	kept := make([]string, 0, len(w.networks))
+	for k := range w.networks {
+		kept = append(kept, k)
+	}
+	w.mu.Unlock()
+	var removed []string
+	for _, k := range kept {
+		if !known(k) {
+			removed = append(removed, k)
 		}
 	}
-	if _, _, _, ok := w.cfg.Known(id); ok {
+	keep := known(id)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, k := range removed {
+		delete(w.networks, k)
+	}
+	if keep {
 		w.networks[id] = n
 	}
 	return n, nil
