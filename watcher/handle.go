@@ -21,6 +21,9 @@ func (w *Watcher) handle(ctx context.Context, e Event) error {
 	if e.Type == "network" && !host {
 		_, _, _, hostpass = w.cfg.Known(e.NetworkID)
 	}
+	if e.Type == "network" {
+		w.noteOwnNamespace(e.ContainerID, e.Action == "connect")
+	}
 	switch {
 	case host && e.Action == "connect":
 		c, err := w.inspect(ctx, e.ContainerID)
@@ -36,6 +39,7 @@ func (w *Watcher) handle(ctx context.Context, e Event) error {
 	case e.Type == "container" && e.Action == "start":
 		return w.started(ctx, e)
 	case e.Type == "container" && e.Action == "die":
+		w.noteOwnNamespace(e.ContainerID, false)
 		// No disconnect comes for a container in another's namespace.
 		w.forget(func(a attribution) bool { return a.Via != "" && a.Container == e.ContainerID })
 		w.dropSharer(e.ContainerID)
@@ -84,7 +88,18 @@ func (w *Watcher) handle(ctx context.Context, e Event) error {
 // session opened at connect, and places a container that shares another's
 // namespace (--network container:X), for which Docker sends no network
 // event.
+//
+// A container whose network connect came before its start has a namespace
+// of its own: unless its host-mode session waits for its start time, its
+// start calls for no inspect. On Docker 29 that inspect took the
+// container's lock while the container ran and exited, beside the
+// connect's own inspect: the window in which `docker run` was measured
+// slower with the watcher on.
 func (w *Watcher) started(ctx context.Context, e Event) error {
+	s, open := w.session(e.ContainerID)
+	if w.takeOwnNamespace(e.ContainerID) && (!open || !s.Provisional) {
+		return nil
+	}
 	c, err := w.inspect(ctx, e.ContainerID)
 	if errors.Is(err, errNoAnswer) || errors.Is(err, ErrUnreadable) {
 		return w.unplaced(ctx, Container{Container: audit.Container{ID: e.ContainerID, Name: e.Name, Image: e.Image}}, nil, false, err.Error())
@@ -92,7 +107,7 @@ func (w *Watcher) started(ctx context.Context, e Event) error {
 	if err != nil {
 		return ctx.Err() // gone already: its die follows
 	}
-	if s, ok := w.session(e.ContainerID); ok && s.Provisional {
+	if open && s.Provisional {
 		if c.Running {
 			s.Start, s.Provisional = c.StartedAt, false
 			w.setSession(e.ContainerID, s)
@@ -268,8 +283,45 @@ func (w *Watcher) inspect(ctx context.Context, id string) (Container, error) {
 	}
 }
 
+// network asks Docker about a hostpass network once: its name and labels
+// never change (Docker renames no network and takes no labels after
+// create), and a network inspect per container would call Docker while the
+// container starts. Answers are kept for the networks the driver knows.
 func (w *Watcher) network(ctx context.Context, id string) (Network, error) {
+	w.mu.Lock()
+	n, ok := w.networks[id]
+	w.mu.Unlock()
+	if ok {
+		return n, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, w.callTimeout)
 	defer cancel()
-	return w.cfg.Engine.Network(ctx, id)
+	n, err := w.cfg.Engine.Network(ctx, id)
+	if err != nil {
+		return n, err
+	}
+	// Known asks the driver: not under w.mu.
+	known := func(id string) bool { _, _, _, ok := w.cfg.Known(id); return ok }
+	w.mu.Lock()
+	kept := make([]string, 0, len(w.networks))
+	for k := range w.networks {
+		kept = append(kept, k)
+	}
+	w.mu.Unlock()
+	var removed []string
+	for _, k := range kept {
+		if !known(k) {
+			removed = append(removed, k)
+		}
+	}
+	keep := known(id)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, k := range removed {
+		delete(w.networks, k)
+	}
+	if keep {
+		w.networks[id] = n
+	}
+	return n, nil
 }

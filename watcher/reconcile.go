@@ -23,6 +23,7 @@ func (w *Watcher) reconcile(ctx context.Context) error {
 	w.mu.Lock()
 	w.state.settled = map[string]time.Time{}
 	w.sharers = map[string]map[string]bool{}
+	w.ownNamespace = map[string]bool{}
 	w.mu.Unlock()
 	if !w.replayed {
 		if err := w.replayLog(); err != nil {

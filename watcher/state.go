@@ -195,3 +195,26 @@ func (w *Watcher) takeEarly(id string) (time.Time, bool) {
 	delete(w.state.early, id)
 	return at, ok
 }
+
+// noteOwnNamespace notes that container id has a network namespace of its
+// own (a network connect came: Docker sends none for a container in
+// another's), or forgets it (disconnect, die). started takes the note.
+func (w *Watcher) noteOwnNamespace(id string, own bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if own {
+		w.ownNamespace[id] = true
+	} else {
+		delete(w.ownNamespace, id)
+	}
+}
+
+// takeOwnNamespace reports whether a network connect of id came since its
+// last start, die or disconnect, and forgets it.
+func (w *Watcher) takeOwnNamespace(id string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	own := w.ownNamespace[id]
+	delete(w.ownNamespace, id)
+	return own
+}

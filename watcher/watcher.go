@@ -77,6 +77,12 @@ type Watcher struct {
 	// sharers: container ID → the running containers started with
 	// --network container:<ID> (shared.go). Rebuilt by reconcile.
 	sharers map[string]map[string]bool
+	// ownNamespace: containers whose network connect came since their
+	// last start, die or disconnect (handle.go's started). Rebuilt empty by
+	// reconcile. networks: what Docker said of each hostpass network
+	// (handle.go's network).
+	ownNamespace map[string]bool
+	networks     map[string]Network
 	// replayed: the audit log's records after AuditSince are in state.
 	replayed bool
 	// subscribed: a subscription was followed before; the next one is a
@@ -117,6 +123,7 @@ func New(cfg Config) (*Watcher, error) {
 	g, fromSave := gapAtStart(st)
 	w := &Watcher{
 		cfg: cfg, state: st, inflight: map[time.Time]int{}, sharers: map[string]map[string]bool{},
+		ownNamespace: map[string]bool{}, networks: map[string]Network{},
 		gap: g, gapFromSave: fromSave,
 		lanes: newLanes(concurrency), progress: newProgress(st.Since), dirty: make(chan struct{}, 1),
 		saveEvery: saveEvery, maxBacklog: maxBacklog, callTimeout: callTimeout, inspectTries: inspectTries,

@@ -47,6 +47,10 @@ type fakeEngine struct {
 	remembersErr error
 	// down: Running fails, as while dockerd is stopped.
 	down bool
+	// inspects: the calls of Container, by container; networkInspects:
+	// the calls of Network.
+	inspects        map[string]int
+	networkInspects int
 }
 
 // historySize is how many events dockerd keeps for replays: eventsLimit in
@@ -195,6 +199,10 @@ func (f *fakeEngine) Container(ctx context.Context, id string) (Container, error
 		time.Sleep(latency)
 	}
 	f.mu.Lock()
+	if f.inspects == nil {
+		f.inspects = map[string]int{}
+	}
+	f.inspects[id]++
 	if f.unreachable > 0 {
 		f.unreachable--
 		f.mu.Unlock()
@@ -220,6 +228,7 @@ func (f *fakeEngine) Died(_ context.Context, id string, since time.Time) (time.T
 func (f *fakeEngine) Network(_ context.Context, id string) (Network, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.networkInspects++
 	return f.networks[id], nil
 }
 
