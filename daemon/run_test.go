@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/hostpass/hostpass/audit"
-
+	"github.com/hostpass/hostpass/metrics"
 	"github.com/hostpass/hostpass/unixsock"
 )
 
@@ -112,6 +113,40 @@ func TestRunRefusesBadSettingsBeforeListening(t *testing.T) {
 			t.Cleanup(func() { l.Close() })
 			return "--socket " + cfg.Socket + " is in use by a running daemon; stop it first or choose another --socket"
 		}},
+		{"socket's directory others may write", func(t *testing.T, cfg *Config) string {
+			dir := filepath.Dir(cfg.Socket)
+			if err := os.Chmod(dir, 0o777|os.ModeSticky); err != nil {
+				t.Fatal(err)
+			}
+			uid := strconv.Itoa(os.Geteuid())
+			return "--socket " + cfg.Socket + ": its directory " + dir + " is owned by uid " + uid + " with mode dtrwxrwxrwx; a socket's directory must be owned by uid " + uid + " (this daemon's user) and not writable by group or others, or another user could replace the socket: chown or chmod it, or choose a path in another directory"
+		}},
+		{"metrics: a file at the socket's path", func(t *testing.T, cfg *Config) string {
+			p := filepath.Join(t.TempDir(), "metrics.sock")
+			writeFile(t, p, "keep")
+			cfg.Metrics, cfg.MetricsNetwork, cfg.MetricsAddress = metrics.New("test", "abc"), "unix", p
+			return "--metrics unix://" + p + " exists and is a regular file, not a socket; hostpass removes only a socket left by a daemon that died: move the file away or choose another --metrics path"
+		}},
+		{"metrics: socket's directory others may write", func(t *testing.T, cfg *Config) string {
+			dir := filepath.Join(t.TempDir(), "shared")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, 0o777|os.ModeSticky); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(dir, "metrics.sock")
+			cfg.Metrics, cfg.MetricsNetwork, cfg.MetricsAddress = metrics.New("test", "abc"), "unix", p
+			uid := strconv.Itoa(os.Geteuid())
+			return "--metrics unix://" + p + ": its directory " + dir + " is owned by uid " + uid + " with mode dtrwxrwxrwx; a socket's directory must be owned by uid " + uid + " (this daemon's user) and not writable by group or others, or another user could replace the socket: chown or chmod it, or choose a path in another directory"
+		}},
+		{"metrics: socket's directory is a file", func(t *testing.T, cfg *Config) string {
+			parent := filepath.Join(t.TempDir(), "file")
+			writeFile(t, parent, "")
+			p := filepath.Join(parent, "metrics.sock")
+			cfg.Metrics, cfg.MetricsNetwork, cfg.MetricsAddress = metrics.New("test", "abc"), "unix", p
+			return "--metrics unix://" + p + ": making its directory: mkdir " + parent + ": not a directory"
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			notify := notifySocket(t)
@@ -125,6 +160,13 @@ func TestRunRefusesBadSettingsBeforeListening(t *testing.T) {
 				t.Errorf("Run: %q\nwant %q", err, want)
 			}
 			checkNotNotified(t, notify)
+			if strings.HasPrefix(want, "--socket ") || strings.HasPrefix(want, "--metrics ") {
+				// Refused before the audit log opens: no audit.stop
+				// "stopped cleanly" without a start before it.
+				if _, err := os.Lstat(cfg.AuditLog); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("the audit log after a refused socket: %v; want it absent", err)
+				}
+			}
 		})
 	}
 }

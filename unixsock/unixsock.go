@@ -4,6 +4,7 @@
 package unixsock
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"net"
@@ -71,6 +72,10 @@ func owner(dir, name string) (int, fs.FileMode, error) {
 	return int(st.Uid), fi.Mode(), nil
 }
 
+// ErrInUse is what RemoveStale's error wraps when a live process answers
+// on the socket: that may end, unlike the other refusals.
+var ErrInUse = errors.New("in use by a running daemon")
+
 // RemoveStale removes a dead socket at path (one a killed process left),
 // and refuses a live one or any other kind of file: that is some other
 // program's, and is never removed. name is how errors name the socket
@@ -89,7 +94,7 @@ func RemoveStale(path, name, instead string) error {
 	}
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
-		return fmt.Errorf("%s is in use by a running daemon; stop it first or choose %s", name, instead)
+		return fmt.Errorf("%s is %w; stop it first or choose %s", name, ErrInUse, instead)
 	}
 	if err := os.Remove(path); err != nil {
 		return fmt.Errorf("%s: removing the stale socket left there: %w", name, err)
