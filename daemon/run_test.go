@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	"github.com/hostpass/hostpass/audit"
 	"github.com/hostpass/hostpass/metrics"
@@ -260,9 +261,27 @@ func TestRunWithTheWatcherOnAndNoDocker(t *testing.T) {
 func TestRunFailingAfterTheWatcherStartedStopsIt(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Watch, cfg.DockerSocket = true, filepath.Join(t.TempDir(), "docker.sock")
-	writeFile(t, cfg.Socket, "not a socket")
-	if err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "not a socket") {
-		t.Fatalf("Run = %v; want the refusal of the file at --socket", err)
+	// The socket's folder passes the checks Run makes before it opens the
+	// audit log, but cannot be written: the listen after the watcher
+	// started fails.
+	dir := filepath.Join(t.TempDir(), "ro")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_RDONLY, "size=64k,mode=0755"); err != nil {
+			t.Fatalf("as root this test needs a read-only tmpfs at %s: %v", dir, err)
+		}
+		t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	} else {
+		if err := os.Chmod(dir, 0o555); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Chmod(dir, 0o755) })
+	}
+	cfg.Socket = filepath.Join(dir, "hp.sock")
+	if err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "making a private directory beside it") {
+		t.Fatalf("Run = %v; want the failure to listen at --socket", err)
 	}
 	if _, err := os.Stat(filepath.Join(cfg.StateDir, "watcher.json")); err != nil {
 		t.Errorf("Run returned before the watcher stopped and saved its state: %v", err)
