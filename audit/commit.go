@@ -273,6 +273,9 @@ func (l *Log) write(recs []Record) error {
 	c := &l.c
 	if c.f == nil {
 		if err := l.open(); err != nil {
+			if l.o.Observer != nil {
+				l.o.Observer.Failed(err) // a log it cannot reopen is a failed write too
+			}
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 	}

@@ -2,7 +2,9 @@ package audit
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -53,5 +55,31 @@ func TestObserverHearsFailedWritesAndFsyncs(t *testing.T) {
 	defer obs.mu.Unlock()
 	if len(obs.errs) != 2 || !errors.Is(obs.errs[0], syscall.ENOSPC) || !errors.Is(obs.errs[1], syscall.EIO) {
 		t.Errorf("failures reported: %v; want [ENOSPC EIO]", obs.errs)
+	}
+}
+
+// TestObserverHearsALogItCannotOpen: a log whose folder cannot be made
+// (here its parent is a file) fails each write at opening the file: each
+// is reported, with its error, as a failed write or fsync is.
+func TestObserverHearsALogItCannotOpen(t *testing.T) {
+	parent := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(parent, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	obs := &failures{}
+	l, err := OpenWith(filepath.Join(parent, "audit.jsonl"), Options{Observer: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for range 2 {
+		if err := l.Append(Record{Event: NetworkCreate, Outcome: OK}); !errors.Is(err, ErrUnavailable) || !strings.HasSuffix(err.Error(), "mkdir "+parent+": not a directory") {
+			t.Fatalf("Append to a log it cannot open: %v; want ErrUnavailable, mkdir %s: not a directory", err, parent)
+		}
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if len(obs.errs) != 2 || !strings.HasSuffix(obs.errs[0].Error(), "mkdir "+parent+": not a directory") || obs.errs[1].Error() != obs.errs[0].Error() {
+		t.Errorf("failures reported: %v; want two: mkdir %s: not a directory", obs.errs, parent)
 	}
 }

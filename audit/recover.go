@@ -206,7 +206,7 @@ func (l *Log) setAside(f logFile, t tail) error {
 		detail = fmt.Sprintf("a write that failed left %d bytes at the end of %s, and cutting them off failed then (%v); their callers were told the write failed, so they are not part of the chain; the bytes are in %s",
 			t.torn, l.path, l.c.uncut, saved)
 	}
-	l.o.Log.WithField("saved", saved).Error("audit log: " + detail)
+	// Said once: the record reaches the daemon's log through the mirror.
 	rec := l.selfRecord(TornTail, detail)
 	l.c.torn = &rec
 	return nil

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	stdlog "log"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -80,6 +81,22 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.Metrics != nil && cfg.MetricsNetwork == "unix" && filepath.Clean(cfg.MetricsAddress) == filepath.Clean(cfg.Socket) {
 		return fmt.Errorf("--metrics unix://%s is the plugin socket (--socket); the metrics need a socket of their own, such as %s", cfg.MetricsAddress, filepath.Join(filepath.Dir(cfg.Socket), "metrics.sock"))
+	}
+	// The sockets' refusals come before the audit log opens: a daemon that
+	// cannot serve leaves no records.
+	if err := checkSocket(cfg.Socket); err != nil {
+		return err
+	}
+	var metricsL net.Listener
+	var metricsErr error
+	if cfg.Metrics != nil {
+		metricsL, metricsErr = metrics.Listen(cfg.MetricsNetwork, cfg.MetricsAddress)
+		if metricsErr != nil && !metrics.InUse(metricsErr) {
+			return metricsErr
+		}
+		if metricsL != nil {
+			defer metricsL.Close() // if Run fails before serving it
+		}
 	}
 	ao := cfg.Audit
 	ao.Host, ao.Driver, ao.Log = hostname, name, entry
@@ -164,7 +181,7 @@ func Run(ctx context.Context, cfg Config) error {
 	served := make(chan error, 1)
 	go func() { served <- server.Serve(srv, l) }()
 	if cfg.Metrics != nil {
-		metricsDone := serveMetrics(ctx, cfg, entry)
+		metricsDone := serveMetrics(ctx, cfg, entry, metricsL, metricsErr)
 		defer func() { stop(); <-metricsDone }() // the socket is gone when Run returns
 	}
 	// The signals are ours before systemd hears READY=1: from then on it
@@ -217,23 +234,24 @@ func Run(ctx context.Context, cfg Config) error {
 // address again. A variable only so that a test need not wait 10 s.
 var metricsRetry = 10 * time.Second
 
-// serveMetrics serves the metrics until ctx ends, and is done once their
-// socket is closed (and a unix one removed).
+// serveMetrics serves the metrics on l until ctx ends, and is done once
+// their socket is closed (and a unix one removed).
 //
-// An address it cannot listen on (a port another process took, a file at
-// the socket's path) does not stop the daemon: a process that squats the
-// port while hostpass restarts would otherwise stop every hostpass network.
-// It is logged as an error and tried again every metricsRetry while the
-// driver serves; the log says when the endpoint listens at last. (A
-// malformed value is refused before Run, by metrics.ParseAddr.)
-func serveMetrics(ctx context.Context, cfg Config, log *logrus.Entry) <-chan struct{} {
+// Run stops at start on an address that cannot work until someone fixes
+// it (see metrics.InUse). One that is in use (a port another process took,
+// a socket a live process answers on; err) does not stop the daemon: a
+// process that squats the port while hostpass restarts would otherwise
+// stop every hostpass network. It is logged as an error and tried again
+// every metricsRetry while the driver serves; the log says when the
+// endpoint listens at last. (A malformed value is refused before Run, by
+// metrics.ParseAddr.)
+func serveMetrics(ctx context.Context, cfg Config, log *logrus.Entry, l net.Listener, err error) <-chan struct{} {
 	done := make(chan struct{})
 	log = log.WithField("metrics", cfg.MetricsNetwork+"://"+cfg.MetricsAddress)
-	l, err := metrics.Listen(cfg.MetricsNetwork, cfg.MetricsAddress)
 	go func() {
 		defer close(done)
 		if err != nil {
-			log.WithError(err).Errorf("metrics endpoint: cannot listen; the driver serves without it, and the address is tried again every %s until it can (the unix:// form, a socket in a directory only root may change, cannot be taken by another user)", metricsRetry)
+			log.WithError(err).Errorf("metrics endpoint: cannot listen, the address is in use; the driver serves without it, and the address is tried again every %s until it is free", metricsRetry)
 		}
 		for last := err; err != nil; {
 			select {

@@ -83,4 +83,11 @@ func TestRunLogsTornTailAtInfo(t *testing.T) {
 	if line, _ := e.Data["record"].(string); e.Level != logrus.WarnLevel || !strings.Contains(line, `"event":"audit.torn_tail"`) {
 		t.Errorf("daemon log's audit entry at %s: %v; want the audit.torn_tail record, at warning", e.Level, e.Data)
 	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	for _, e := range log.entries {
+		if strings.Contains(e.Message, "partial line") {
+			t.Errorf("the torn tail logged twice: also %q at %s", e.Message, e.Level)
+		}
+	}
 }

@@ -20,23 +20,34 @@ const SocketMode = 0o660
 // some other program's file, and is never removed. The listener does not
 // remove the socket when closed: Run removes it at path.
 func Listen(path string) (net.Listener, error) {
-	dir := filepath.Dir(path)
-	name := "--socket " + path
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("%s: making its directory: %w", name, err)
-	}
-	if err := unixsock.CheckDir(dir, name); err != nil {
+	if err := checkSocket(path); err != nil {
 		return nil, err
-	}
-	if err := unixsock.RemoveStale(path, name, "another --socket"); err != nil {
-		return nil, err
-	}
-	if len(path) > unixsock.MaxPath {
-		return nil, fmt.Errorf("%s is %d bytes long; a unix socket's path holds at most %d", name, len(path), unixsock.MaxPath)
 	}
 	l, err := unixsock.Listen(path, SocketMode)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, fmt.Errorf("--socket %s: %w", path, err)
 	}
 	return l, nil
+}
+
+// checkSocket makes the socket's directory if missing, refuses one another
+// user may change, and removes a stale socket at path: what Listen does
+// before it binds. Run calls it before it opens the audit log too, so a
+// refused socket leaves no records behind.
+func checkSocket(path string) error {
+	dir := filepath.Dir(path)
+	name := "--socket " + path
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("%s: making its directory: %w", name, err)
+	}
+	if err := unixsock.CheckDir(dir, name); err != nil {
+		return err
+	}
+	if err := unixsock.RemoveStale(path, name, "another --socket"); err != nil {
+		return err
+	}
+	if len(path) > unixsock.MaxPath {
+		return fmt.Errorf("%s is %d bytes long; a unix socket's path holds at most %d", name, len(path), unixsock.MaxPath)
+	}
+	return nil
 }

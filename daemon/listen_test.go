@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -191,5 +192,32 @@ func TestListenInADirectoryItCannotWrite(t *testing.T) {
 	}
 	if _, err := os.Lstat(stale); err != nil {
 		t.Errorf("the stale socket: %v", err)
+	}
+}
+
+// TestListenRefusesADirectoryOthersMayWrite: a plugin socket in a folder
+// anyone may write (1777, as /tmp) could be removed and replaced by another
+// user's before Docker connects: refused, naming the folder, its owner and
+// mode, and the rule; nothing is made there. (`serve --socket /tmp/x.sock`
+// is refused so.)
+func TestListenRefusesADirectoryOthersMayWrite(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "shared")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "hp.sock")
+	l, err := Listen(path)
+	if err == nil {
+		l.Close()
+	}
+	want := "--socket " + path + ": its directory " + dir + " is owned by uid " + strconv.Itoa(os.Geteuid()) + " with mode dtrwxrwxrwx; a socket's directory must be owned by uid " + strconv.Itoa(os.Geteuid()) + " (this daemon's user) and not writable by group or others, or another user could replace the socket: chown or chmod it, or choose a path in another directory"
+	if err == nil || err.Error() != want {
+		t.Fatalf("Listen in a 1777 folder: %v\nwant %s", err, want)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("made %v in the refused folder", entries)
 	}
 }

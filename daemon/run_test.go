@@ -8,14 +8,16 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	"github.com/hostpass/hostpass/audit"
-
+	"github.com/hostpass/hostpass/metrics"
 	"github.com/hostpass/hostpass/unixsock"
 )
 
@@ -112,6 +114,40 @@ func TestRunRefusesBadSettingsBeforeListening(t *testing.T) {
 			t.Cleanup(func() { l.Close() })
 			return "--socket " + cfg.Socket + " is in use by a running daemon; stop it first or choose another --socket"
 		}},
+		{"socket's directory others may write", func(t *testing.T, cfg *Config) string {
+			dir := filepath.Dir(cfg.Socket)
+			if err := os.Chmod(dir, 0o777|os.ModeSticky); err != nil {
+				t.Fatal(err)
+			}
+			uid := strconv.Itoa(os.Geteuid())
+			return "--socket " + cfg.Socket + ": its directory " + dir + " is owned by uid " + uid + " with mode dtrwxrwxrwx; a socket's directory must be owned by uid " + uid + " (this daemon's user) and not writable by group or others, or another user could replace the socket: chown or chmod it, or choose a path in another directory"
+		}},
+		{"metrics: a file at the socket's path", func(t *testing.T, cfg *Config) string {
+			p := filepath.Join(t.TempDir(), "metrics.sock")
+			writeFile(t, p, "keep")
+			cfg.Metrics, cfg.MetricsNetwork, cfg.MetricsAddress = metrics.New("test", "abc"), "unix", p
+			return "--metrics unix://" + p + " exists and is a regular file, not a socket; hostpass removes only a socket left by a daemon that died: move the file away or choose another --metrics path"
+		}},
+		{"metrics: socket's directory others may write", func(t *testing.T, cfg *Config) string {
+			dir := filepath.Join(t.TempDir(), "shared")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, 0o777|os.ModeSticky); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(dir, "metrics.sock")
+			cfg.Metrics, cfg.MetricsNetwork, cfg.MetricsAddress = metrics.New("test", "abc"), "unix", p
+			uid := strconv.Itoa(os.Geteuid())
+			return "--metrics unix://" + p + ": its directory " + dir + " is owned by uid " + uid + " with mode dtrwxrwxrwx; a socket's directory must be owned by uid " + uid + " (this daemon's user) and not writable by group or others, or another user could replace the socket: chown or chmod it, or choose a path in another directory"
+		}},
+		{"metrics: socket's directory is a file", func(t *testing.T, cfg *Config) string {
+			parent := filepath.Join(t.TempDir(), "file")
+			writeFile(t, parent, "")
+			p := filepath.Join(parent, "metrics.sock")
+			cfg.Metrics, cfg.MetricsNetwork, cfg.MetricsAddress = metrics.New("test", "abc"), "unix", p
+			return "--metrics unix://" + p + ": making its directory: mkdir " + parent + ": not a directory"
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			notify := notifySocket(t)
@@ -125,6 +161,13 @@ func TestRunRefusesBadSettingsBeforeListening(t *testing.T) {
 				t.Errorf("Run: %q\nwant %q", err, want)
 			}
 			checkNotNotified(t, notify)
+			if strings.HasPrefix(want, "--socket ") || strings.HasPrefix(want, "--metrics ") {
+				// Refused before the audit log opens: no audit.stop
+				// "stopped cleanly" without a start before it.
+				if _, err := os.Lstat(cfg.AuditLog); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("the audit log after a refused socket: %v; want it absent", err)
+				}
+			}
 		})
 	}
 }
@@ -218,9 +261,27 @@ func TestRunWithTheWatcherOnAndNoDocker(t *testing.T) {
 func TestRunFailingAfterTheWatcherStartedStopsIt(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Watch, cfg.DockerSocket = true, filepath.Join(t.TempDir(), "docker.sock")
-	writeFile(t, cfg.Socket, "not a socket")
-	if err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "not a socket") {
-		t.Fatalf("Run = %v; want the refusal of the file at --socket", err)
+	// The socket's folder passes the checks Run makes before it opens the
+	// audit log, but cannot be written: the listen after the watcher
+	// started fails.
+	dir := filepath.Join(t.TempDir(), "ro")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_RDONLY, "size=64k,mode=0755"); err != nil {
+			t.Fatalf("as root this test needs a read-only tmpfs at %s: %v", dir, err)
+		}
+		t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	} else {
+		if err := os.Chmod(dir, 0o555); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Chmod(dir, 0o755) })
+	}
+	cfg.Socket = filepath.Join(dir, "hp.sock")
+	if err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "making a private directory beside it") {
+		t.Fatalf("Run = %v; want the failure to listen at --socket", err)
 	}
 	if _, err := os.Stat(filepath.Join(cfg.StateDir, "watcher.json")); err != nil {
 		t.Errorf("Run returned before the watcher stopped and saved its state: %v", err)

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"errors"
 	"fmt"
 	"log"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/netutil"
@@ -93,6 +95,15 @@ func Listen(network, address string) (net.Listener, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return &removing{Listener: l, path: address}, nil
+}
+
+// InUse tells whether Listen's error is an address another process holds
+// now (a TCP port in use, a live socket at the path): that may end, and is
+// worth trying again. Any other refusal (a folder another user may write,
+// a file that is not a socket, a directory that cannot be made) stays
+// until someone fixes it.
+func InUse(err error) bool {
+	return errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, unixsock.ErrInUse)
 }
 
 // removing removes its socket file on the first Close: unixsock's listener

@@ -4,6 +4,7 @@
 package unixsock
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"net"
@@ -24,23 +25,56 @@ const MaxPath = 107
 // or others. Whoever may write the directory may remove the socket and put
 // their own in its place, and Docker or a scraper would talk to theirs.
 // (A sticky /tmp would stop the removal, but not a squat before the daemon
-// starts: the rule stays simple.) name is how errors name the socket.
+// starts: the rule stays simple.) Each folder above it up to / must be
+// owned by root or this user and not writable by group or others unless
+// sticky (as /tmp): whoever may rename a folder on the way may put a tree
+// of their own there. name is how errors name the socket.
 func CheckDir(dir, name string) error {
-	fi, err := os.Stat(dir)
+	uid, mode, err := owner(dir, name)
+	if err != nil {
+		return err
+	}
+	euid := os.Geteuid()
+	if uid != euid || mode.Perm()&0o022 != 0 {
+		return fmt.Errorf("%s: its directory %s is owned by uid %d with mode %s; a socket's directory must be owned by uid %d (this daemon's user) and not writable by group or others, or another user could replace the socket: chown or chmod it, or choose a path in another directory",
+			name, dir, uid, mode, euid)
+	}
+	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return fmt.Errorf("%s: its directory: %w", name, err)
 	}
+	for up := filepath.Dir(abs); ; up = filepath.Dir(up) {
+		uid, mode, err := owner(up, name)
+		if err != nil {
+			return err
+		}
+		if (uid != 0 && uid != euid) || (mode.Perm()&0o022 != 0 && mode&fs.ModeSticky == 0) {
+			return fmt.Errorf("%s: the folder %s above its directory is owned by uid %d with mode %s; each folder above a socket's must be owned by root or uid %d (this daemon's user) and not writable by group or others unless sticky (as /tmp), or another user could move it and put their own in its place: chown or chmod it, or choose a path elsewhere",
+				name, up, uid, mode, euid)
+		}
+		if up == "/" {
+			return nil
+		}
+	}
+}
+
+// owner is dir's owner and mode, following a symbolic link as the socket's
+// path will.
+func owner(dir, name string) (int, fs.FileMode, error) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s: its directory: %w", name, err)
+	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
-		return fmt.Errorf("%s: its directory %s has no owner to check", name, dir)
+		return 0, 0, fmt.Errorf("%s: its directory %s has no owner to check", name, dir)
 	}
-	euid := os.Geteuid()
-	if int(st.Uid) != euid || fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("%s: its directory %s is owned by uid %d with mode %s; a socket's directory must be owned by uid %d (this daemon's user) and not writable by group or others, or another user could replace the socket: chown or chmod it, or choose a path in another directory",
-			name, dir, st.Uid, fi.Mode(), euid)
-	}
-	return nil
+	return int(st.Uid), fi.Mode(), nil
 }
+
+// ErrInUse is what RemoveStale's error wraps when a live process answers
+// on the socket: that may end, unlike the other refusals.
+var ErrInUse = errors.New("in use by a running daemon")
 
 // RemoveStale removes a dead socket at path (one a killed process left),
 // and refuses a live one or any other kind of file: that is some other
@@ -60,7 +94,7 @@ func RemoveStale(path, name, instead string) error {
 	}
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
-		return fmt.Errorf("%s is in use by a running daemon; stop it first or choose %s", name, instead)
+		return fmt.Errorf("%s is %w; stop it first or choose %s", name, ErrInUse, instead)
 	}
 	if err := os.Remove(path); err != nil {
 		return fmt.Errorf("%s: removing the stale socket left there: %w", name, err)

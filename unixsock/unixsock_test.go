@@ -120,3 +120,31 @@ func TestListenAtMaxPath(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestCheckDirWalksUp: the socket's own folder is this user's alone, but a
+// folder above it that anyone may write (not sticky) could be moved aside
+// and replaced: refused, naming that folder. Sticky (as /tmp) above the
+// socket's own folder is accepted.
+func TestCheckDirWalksUp(t *testing.T) {
+	base := t.TempDir()
+	open := filepath.Join(base, "open")
+	dir := filepath.Join(open, "run")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckDir(dir, "--socket "+dir+"/x.sock"); err != nil {
+		t.Fatalf("CheckDir under a sticky 1777 folder: %v; want it accepted", err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	err := CheckDir(dir, "--socket "+dir+"/x.sock")
+	want := fmt.Sprintf("--socket %s/x.sock: the folder %s above its directory is owned by uid %d with mode drwxrwxrwx; each folder above a socket's must be owned by root or uid %d (this daemon's user) and not writable by group or others unless sticky (as /tmp), or another user could move it and put their own in its place: chown or chmod it, or choose a path elsewhere",
+		dir, open, os.Geteuid(), os.Geteuid())
+	if err == nil || err.Error() != want {
+		t.Fatalf("CheckDir under a 0777 folder: %v\nwant %s", err, want)
+	}
+}
