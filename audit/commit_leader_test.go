@@ -68,6 +68,10 @@ func TestLoneCallerCommitsItsOwnRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// run holds the lock for a moment as it starts (reading its timers):
+	// a caller then, not alone, hands its record over. Idle means run is
+	// waiting in its select.
+	waitRunIdle(t)
 	for i := 0; i < 3; i++ {
 		if err := l.Append(Record{Event: EndpointJoin, Outcome: OK}); err != nil {
 			t.Fatal(err)
@@ -83,6 +87,25 @@ func TestLoneCallerCommitsItsOwnRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantSeqs(t, readRecords(t, path), EndpointJoin, EndpointJoin, EndpointJoin, EndpointLeave)
+}
+
+// waitRunIdle waits until the log's run goroutine waits in its select.
+func waitRunIdle(t *testing.T) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		dump := string(buf[:runtime.Stack(buf, true)])
+		for _, g := range strings.Split(dump, "\n\n") {
+			if strings.Contains(g, "[select") && strings.Contains(g, "audit.(*Log).run(") {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the log's run goroutine not waiting after 10s:\n%s", dump)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // Callers at once, some committing themselves and some handing their
