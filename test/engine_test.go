@@ -281,6 +281,20 @@ func (e *engine) stop(t testing.TB) {
 		}
 	}
 	e.cmd = nil
+	e.removePluginRunDirs()
+}
+
+// removePluginRunDirs removes /run/docker/plugins/ID of this engine's
+// managed plugins: dockerd makes it there for a plugin's socket and stdio
+// whatever its --exec-root, and leaves it behind when it stops. The next
+// start makes it again.
+func (e *engine) removePluginRunDirs() {
+	entries, _ := os.ReadDir(filepath.Join(e.dir, "data", "plugins"))
+	for _, entry := range entries {
+		if id := entry.Name(); len(id) == 64 && strings.Trim(id, "0123456789abcdef") == "" {
+			_ = os.RemoveAll(filepath.Join("/run/docker/plugins", id))
+		}
+	}
 }
 
 // docker runs the docker CLI against the engine and fails the test on error.
