@@ -3,8 +3,6 @@ package daemon
 import (
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 
 	"github.com/hostpass/hostpass/unixsock"
 )
@@ -35,15 +33,8 @@ func Listen(path string) (net.Listener, error) {
 // before it binds. Run calls it before it opens the audit log too, so a
 // refused socket leaves no records behind.
 func checkSocket(path string) error {
-	dir := filepath.Dir(path)
 	name := "--socket " + path
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("%s: making its directory: %w", name, err)
-	}
-	if err := unixsock.CheckDir(dir, name); err != nil {
-		return err
-	}
-	if err := unixsock.RemoveStale(path, name, "another --socket"); err != nil {
+	if err := unixsock.Prepare(path, name, "another --socket"); err != nil {
 		return err
 	}
 	if len(path) > unixsock.MaxPath {

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -80,14 +79,7 @@ func Listen(network, address string) (net.Listener, error) {
 		return l, nil
 	}
 	name := "--metrics unix://" + address
-	dir := filepath.Dir(address)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("%s: making its directory: %w", name, err)
-	}
-	if err := unixsock.CheckDir(dir, name); err != nil {
-		return nil, err
-	}
-	if err := unixsock.RemoveStale(address, name, "another --metrics path"); err != nil {
+	if err := unixsock.Prepare(address, name, "another --metrics path"); err != nil {
 		return nil, err
 	}
 	l, err := unixsock.Listen(address, SocketMode)

@@ -72,6 +72,21 @@ func owner(dir, name string) (int, fs.FileMode, error) {
 	return int(st.Uid), fi.Mode(), nil
 }
 
+// Prepare readies path for Listen: it makes the socket's directory if
+// missing (0755), refuses one another user may change (CheckDir), and
+// removes a stale socket there (RemoveStale). name and instead are as
+// RemoveStale's.
+func Prepare(path, name, instead string) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("%s: making its directory: %w", name, err)
+	}
+	if err := CheckDir(dir, name); err != nil {
+		return err
+	}
+	return RemoveStale(path, name, instead)
+}
+
 // ErrInUse is what RemoveStale's error wraps when a live process answers
 // on the socket: that may end, unlike the other refusals.
 var ErrInUse = errors.New("in use by a running daemon")
