@@ -20,7 +20,7 @@ const (
 	DefaultHeartbeat          = 5 * time.Minute
 )
 
-// signing is a signed log's state; only the run goroutine touches it.
+// signing is a signed log's state; only whoever holds Log.mu touches it.
 type signing struct {
 	key *SignKey
 	// tree holds every durable record; nil until a checkpoint needs it,

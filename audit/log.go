@@ -56,8 +56,8 @@ type Options struct {
 	EpochInterval time.Duration
 	// Host and Driver fill those fields of the records the log writes itself.
 	Host, Driver string
-	// Observer, if not nil, hears of each fsync and of each record the
-	// mirror drops (metrics).
+	// Observer, if not nil, hears of each fsync, each failed write and
+	// each record the mirror drops (metrics).
 	Observer Observer
 	// MaxKept bounds the records AppendOrKeep holds in memory while the log
 	// is unwritable (default 10,000). Past it they are counted, and an

@@ -3,8 +3,9 @@ package audit
 import "time"
 
 // Observer hears what the writer does, for metrics (package metrics). Its
-// methods run on the writer's goroutine, between a batch's fsync and its
-// callers' answers, so they must be quick and never block.
+// methods run on whichever goroutine commits (a caller, or run), with the
+// log's lock held, between a batch's fsync and its callers' answers, so
+// they must be quick and never block.
 type Observer interface {
 	// Synced: recs became durable in one write and one fsync, which took
 	// took.
