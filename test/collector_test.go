@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -144,14 +143,7 @@ func (c *collector) stop(t testing.TB) {
 	if c.cmd == nil {
 		return
 	}
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(collectorStop):
-		t.Errorf("rsyslogd (pid %d) ignored SIGTERM for %s; killing it", c.cmd.Process.Pid, collectorStop)
-		_ = c.cmd.Process.Kill()
-		<-c.done
-	}
+	stopProcess(t, "rsyslogd", c.cmd, c.done, collectorStop)
 	c.cmd = nil
 }
 

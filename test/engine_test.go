@@ -266,14 +266,7 @@ func (e *engine) stop(t testing.TB) {
 	if e.cmd == nil {
 		return
 	}
-	pid := e.cmd.Process.Pid
-	_ = e.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-e.done:
-	case <-time.After(engineStopTimeout):
-		t.Errorf("dockerd (pid %d) ignored SIGTERM for %s; killing it", pid, engineStopTimeout)
-		_ = e.cmd.Process.Kill()
-		<-e.done
+	if stopProcess(t, "dockerd", e.cmd, e.done, engineStopTimeout) {
 		if b, err := os.ReadFile(filepath.Join(e.dir, "x", "containerd", "containerd.pid")); err == nil {
 			if cpid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
 				_ = syscall.Kill(cpid, syscall.SIGKILL)
@@ -294,6 +287,22 @@ func (e *engine) removePluginRunDirs() {
 		if id := entry.Name(); len(id) == 64 && strings.Trim(id, "0123456789abcdef") == "" {
 			_ = os.RemoveAll(filepath.Join("/run/docker/plugins", id))
 		}
+	}
+}
+
+// stopProcess sends cmd SIGTERM and waits until done is closed; past grace
+// it reports that, kills cmd and waits. It tells whether it had to kill.
+func stopProcess(t testing.TB, name string, cmd *exec.Cmd, done <-chan struct{}, grace time.Duration) (killed bool) {
+	t.Helper()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+		return false
+	case <-time.After(grace):
+		t.Errorf("%s (pid %d) ignored SIGTERM for %s; killing it", name, cmd.Process.Pid, grace)
+		_ = cmd.Process.Kill()
+		<-done
+		return true
 	}
 }
 

@@ -106,14 +106,7 @@ func (p *prom) stop(t testing.TB) {
 	if p.cmd == nil {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(prometheusStop):
-		t.Errorf("prometheus (pid %d) ignored SIGTERM for %s; killing it", p.cmd.Process.Pid, prometheusStop)
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
+	stopProcess(t, "prometheus", p.cmd, p.done, prometheusStop)
 	p.cmd = nil
 }
 
