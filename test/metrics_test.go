@@ -476,19 +476,7 @@ func TestMetricsCountsDaemonLogDrops(t *testing.T) {
 		}
 	}
 	t.Run("not read", func(t *testing.T) {
-		fifo := filepath.Join(t.TempDir(), "stdout.fifo")
-		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		reader, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer reader.Close()
-		writer, err := os.OpenFile(fifo, os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		writer := unreadFIFO(t)
 		// A 64 KiB pipe and a 1 MiB queue fill in a few hundred
 		// containers at debug.
 		run(t, writer, 20000)

@@ -32,21 +32,7 @@ func TestUndrainedStdoutNeverBlocksCalls(t *testing.T) {
 func undrainedStdout(t *testing.T, level string) {
 	const containers, clients = 3000, 4
 	dir := t.TempDir()
-	fifo := filepath.Join(dir, "stdout.fifo")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// The reader that never reads: it keeps the FIFO open, so writes fill
-	// the pipe's buffer and then block, instead of failing with EPIPE.
-	reader, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reader.Close()
-	writer, err := os.OpenFile(fifo, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	writer := unreadFIFO(t)
 	d := newDaemon(t, dir)
 	d.extra = []string{"--watch=false", "--log-level", level}
 	d.output = writer
@@ -113,4 +99,25 @@ func undrainedStdout(t *testing.T, level string) {
 		t.Errorf("hostpass serve after SIGTERM: %v", d.exitErr)
 	}
 	t.Logf("log level %s: %d containers joined from %d clients with stdout and stderr undrained; %d join records", level, containers, clients, len(joined))
+}
+
+// unreadFIFO returns the writing end of a FIFO whose reader never reads:
+// the reader keeps it open until the test ends, so writes fill the pipe's
+// buffer and then block, instead of failing with EPIPE.
+func unreadFIFO(t *testing.T) *os.File {
+	t.Helper()
+	fifo := filepath.Join(t.TempDir(), "stdout.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reader.Close() })
+	writer, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writer
 }
