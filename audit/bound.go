@@ -178,6 +178,19 @@ func (k cutter) apply(r *Record) {
 		k.strs("container.cap_add", &c.CapAdd)
 		k.strs("container.published_ports", &c.Ports)
 	}
+	if r.Swarm != nil {
+		t := *r.Swarm
+		r.Swarm = &t
+		for _, f := range []struct {
+			name string
+			s    *string
+		}{
+			{"swarm.service_name", &t.ServiceName}, {"swarm.service_id", &t.ServiceID}, {"swarm.task_id", &t.TaskID},
+			{"swarm.task_name", &t.TaskName}, {"swarm.node_id", &t.NodeID}, {"swarm.stack", &t.Stack},
+		} {
+			k.str(f.name, f.s)
+		}
+	}
 	if r.LogEnd != nil {
 		e := *r.LogEnd
 		r.LogEnd = &e

@@ -18,9 +18,12 @@ import (
 // matches a container ID, prefix or name: its attribution and host-mode
 // records, and every record of the endpoints attributed to it. Event matches
 // an event or a prefix of one ("endpoint." for all endpoint events).
+// Service matches a swarm service's name, ID or ID prefix (a record's
+// swarm, as its task's container labels state it): its tasks' watcher
+// records, and every record of the endpoints attributed to them.
 type Filter struct {
-	Network, Endpoint, Container, Event string
-	Since, Until                        time.Time
+	Network, Endpoint, Container, Event, Service string
+	Since, Until                                 time.Time
 	// Interfaces: records that name a host view (host_view) are handed
 	// over with the view's host_interfaces spliced in after host_view (the
 	// line is then no longer the one its hash covers).
@@ -33,6 +36,7 @@ type Filter struct {
 	// Filled by Query's first pass over the log.
 	networkIDs map[string]bool // networks named Network
 	endpoints  map[string]bool // endpoints attributed to Container
+	serviceEPs map[string]bool // endpoints attributed to Service's tasks
 }
 
 // Entry is the part of a record that show filters on and prints. Decoding
@@ -52,6 +56,10 @@ type Entry struct {
 		ID   string `json:"id"`
 		Name string `json:"name"`
 	} `json:"container"`
+	Swarm *struct {
+		ServiceName string `json:"service_name"`
+		ServiceID   string `json:"service_id"`
+	} `json:"swarm"`
 	NetworkName  string `json:"network_name"`
 	ObservedLate bool   `json:"observed_late"`
 	Action       string `json:"action"`
@@ -62,12 +70,18 @@ func (f Filter) isContainer(r *Entry) bool {
 	return r.Container != nil && (strings.HasPrefix(r.Container.ID, f.Container) || r.Container.Name == f.Container)
 }
 
+func (f Filter) isService(r *Entry) bool {
+	return r.Swarm != nil && (r.Swarm.ServiceName == f.Service || strings.HasPrefix(r.Swarm.ServiceID, f.Service))
+}
+
 // Match reports whether r passes the filter.
 func (f Filter) Match(r *Entry) bool {
 	switch {
 	case f.Network != "" && !strings.HasPrefix(r.NetworkID, f.Network) && r.NetworkName != f.Network && !f.networkIDs[r.NetworkID]:
 		return false
 	case f.Container != "" && !f.isContainer(r) && !f.endpoints[r.EndpointID]:
+		return false
+	case f.Service != "" && !f.isService(r) && !f.serviceEPs[r.EndpointID]:
 		return false
 	case f.Endpoint != "" && !strings.HasPrefix(r.EndpointID, f.Endpoint):
 		return false
@@ -93,6 +107,9 @@ func (f Filter) mayMatch(line []byte) bool {
 		return false
 	}
 	if f.Container != "" && !holds(line, "", f.Container) && !containsAny(line, f.endpoints) {
+		return false
+	}
+	if f.Service != "" && !holds(line, "", f.Service) && !containsAny(line, f.serviceEPs) {
 		return false
 	}
 	if f.Event != "" && !holds(line, `"event":"`, f.Event) {
@@ -128,11 +145,11 @@ func holds(line []byte, prefix, s string) bool {
 
 // Query calls fn with every record of files that passes f, in log order.
 // Lines are decoded on every core, ahead of fn. A network name or a
-// container takes a first pass, to learn the network IDs with that name and
-// the endpoints attributed to that container.
+// container or a service takes a first pass, to learn the network IDs with
+// that name and the endpoints attributed to that container or service.
 func Query(files []string, f Filter, fn func(r *Entry, line []byte) error) error {
-	if f.Network != "" || f.Container != "" {
-		f.networkIDs, f.endpoints = map[string]bool{}, map[string]bool{}
+	if f.Network != "" || f.Container != "" || f.Service != "" {
+		f.networkIDs, f.endpoints, f.serviceEPs = map[string]bool{}, map[string]bool{}, map[string]bool{}
 		first := Filter{Event: string(EndpointAttribute), Progress: f.Progress}
 		err := queryAll(files, first, func(r *Entry, _ []byte) error {
 			if f.Network != "" && r.NetworkName == f.Network {
@@ -140,6 +157,9 @@ func Query(files []string, f Filter, fn func(r *Entry, line []byte) error) error
 			}
 			if f.Container != "" && f.isContainer(r) && r.EndpointID != "" {
 				f.endpoints[r.EndpointID] = true
+			}
+			if f.Service != "" && f.isService(r) && r.EndpointID != "" {
+				f.serviceEPs[r.EndpointID] = true
 			}
 			return nil
 		})

@@ -143,3 +143,49 @@ func TestQueryByContainerAndNetworkName(t *testing.T) {
 		}
 	}
 }
+
+// --service: a service's tasks' watcher records, by the name or ID (or ID
+// prefix) their swarm identity states, and every record of the endpoints
+// attributed to them; not another service's, nor a plain container's.
+func TestQueryByService(t *testing.T) {
+	path := t.TempDir() + "/audit.jsonl"
+	l := Open(path, nil)
+	web := &SwarmTask{ServiceName: "web", ServiceID: "x7rbl4pkq8pxcv2d3hqm1fxn0", TaskID: "t1", Slot: 1, NodeID: "n1"}
+	agent := &SwarmTask{ServiceName: "agent", ServiceID: "a9zz", TaskID: "t2", NodeID: "n1"}
+	for _, r := range []Record{
+		{Event: EndpointJoin, NetworkID: "net1", EndpointID: "epA"},                                                    // 1
+		{Event: EndpointJoin, NetworkID: "net1", EndpointID: "epB"},                                                    // 2
+		{Event: EndpointAttribute, NetworkID: "net1", EndpointID: "epA", Container: &Container{ID: "c1"}, Swarm: web},  // 3
+		{Event: EndpointAttribute, NetworkID: "net1", EndpointID: "epB", Container: &Container{ID: "c2", Name: "web"}}, // 4: a plain container named web
+		{Event: HostJoin, Container: &Container{ID: "c3"}, Swarm: agent},                                               // 5
+		{Event: PolicyViolation, NetworkID: "net1", EndpointID: "epA", Container: &Container{ID: "c1"}, Swarm: web},    // 6
+		{Event: EndpointLeave, NetworkID: "net1", EndpointID: "epA"},                                                   // 7
+		{Event: HostLeave, Container: &Container{ID: "c3"}, Swarm: agent},                                              // 8
+	} {
+		r.Outcome = OK
+		if err := l.Append(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	for _, tc := range []struct {
+		f    Filter
+		want string
+	}{
+		{Filter{Service: "web"}, "[1 3 6 7]"},
+		{Filter{Service: "x7rbl4pkq8pxcv2d3hqm1fxn0"}, "[1 3 6 7]"},
+		{Filter{Service: "x7rbl"}, "[1 3 6 7]"},
+		{Filter{Service: "web", Event: "endpoint."}, "[1 3 7]"},
+		{Filter{Service: "agent"}, "[5 8]"},
+		{Filter{Service: "agent", Container: "c1"}, "[]"},
+		{Filter{Service: "nobody"}, "[]"},
+	} {
+		var got []uint64
+		if err := Query([]string{path}, tc.f, func(e *Entry, _ []byte) error { got = append(got, e.Seq); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != tc.want {
+			t.Errorf("%+v: seqs %v, want %s", tc.f, got, tc.want)
+		}
+	}
+}

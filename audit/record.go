@@ -169,6 +169,23 @@ type Gap struct {
 	Covered bool      `json:"covered"`
 }
 
+// SwarmTask is a swarm task's identity, as its container's labels state
+// it (package swarmtask reads them). It proves only what the labels say:
+// swarm sets them on the containers of its tasks, but anyone can set the
+// same labels on a plain container.
+type SwarmTask struct {
+	ServiceName string `json:"service_name"`
+	ServiceID   string `json:"service_id"`
+	TaskID      string `json:"task_id"`
+	TaskName    string `json:"task_name,omitempty"`
+	// Slot: a replicated service's (or a job's) slot, from the task name;
+	// absent for a global service's task, which is one per node.
+	Slot   int    `json:"slot,omitempty"`
+	NodeID string `json:"node_id"`
+	// Stack: the stack namespace, on tasks of a `docker stack deploy`.
+	Stack string `json:"stack,omitempty"`
+}
+
 // ContainerRef names a container another record is about.
 type ContainerRef struct {
 	ID   string `json:"id"`
@@ -241,6 +258,9 @@ type Record struct {
 	// ObservedLate: the watcher found this by reconciling with the running
 	// containers (after a reconnect or its own start), not from the event.
 	ObservedLate bool `json:"observed_late,omitempty"`
+	// Swarm: on watcher records of a swarm task's container, its service,
+	// task and node, from the container's labels (not proof: see SwarmTask).
+	Swarm *SwarmTask `json:"swarm,omitempty"`
 	// HostModeSeconds: on host.leave, how long the container had host mode.
 	HostModeSeconds *float64 `json:"host_mode_seconds,omitempty"`
 	// Policy: on policy.violation, the rule set the container failed, and

@@ -28,7 +28,7 @@ func newAuditShowCommand() *cobra.Command {
 	var o showOptions
 	cmd := &cobra.Command{
 		Use:   "show [flags] [FILE... | DIR]",
-		Short: "List audit records by network, endpoint, container, event, time",
+		Short: "List audit records by network, endpoint, container, service, event, time",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runShow(cmd, o, args)
 		},
@@ -38,6 +38,7 @@ func newAuditShowCommand() *cobra.Command {
 	flags.StringVar(&o.filter.Network, "network", "", "network name, ID or ID prefix")
 	flags.StringVar(&o.filter.Endpoint, "endpoint", "", "endpoint ID or ID prefix")
 	flags.StringVar(&o.filter.Container, "container", "", "container name, ID or ID prefix: its host-mode records, and every record of its endpoints")
+	flags.StringVar(&o.filter.Service, "service", "", "swarm service name, ID or ID prefix, as its tasks' container labels state it: its tasks' records, and every record of their endpoints")
 	flags.StringVar(&o.filter.Event, "event", "", "event, or a prefix of one (endpoint. for all endpoint events)")
 	flags.StringVar(&o.since, "since", "", "records at or after T: RFC 3339 time, or a duration ago (10m)")
 	flags.StringVar(&o.until, "until", "", "records at or before T: RFC 3339 time, or a duration ago")

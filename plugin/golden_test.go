@@ -24,6 +24,7 @@ func TestGolden(t *testing.T) {
 		{"help", []string{"--help"}},
 		{"serve-help", []string{"serve", "--help"}},
 		{"audit-help", []string{"audit", "--help"}},
+		{"audit-show-help", []string{"audit", "show", "--help"}},
 		{"bench-help", []string{"bench", "--help"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

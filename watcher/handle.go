@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hostpass/hostpass/audit"
+	"github.com/hostpass/hostpass/swarmtask"
 )
 
 // handle applies one event, in its container's lane. Duplicates (a replay
@@ -139,7 +140,7 @@ func (w *Watcher) hostJoin(ctx context.Context, id string, c Container, err erro
 		}
 		open = false
 	}
-	sess := session{Start: start, Provisional: provisional, Name: c.Name, Image: c.Image, Via: via}
+	sess := session{Start: start, Provisional: provisional, Name: c.Name, Image: c.Image, Via: via, Swarm: swarmtask.FromLabels(c.Labels)}
 	if open {
 		w.setSession(id, sess)
 	} else {
@@ -152,7 +153,7 @@ func (w *Watcher) hostJoin(ctx context.Context, id string, c Container, err erro
 		default:
 			rec.Container = withStart(c, at)
 		}
-		rec.Via = via
+		rec.Via, rec.Swarm = via, sess.Swarm
 		rec.View = w.cfg.HostInterfaces() // the log records it as host.view, named in host_view
 		if err := w.write(ctx, rec, "", func() { w.state.Sessions[id] = sess }); err != nil {
 			return err
@@ -175,7 +176,7 @@ func (w *Watcher) hostLeave(ctx context.Context, id string, at time.Time, late b
 	}
 	rec := w.record(audit.HostLeave, id, late, detail)
 	rec.Container.Name, rec.Container.Image, rec.Container.StartedAt = s.Name, s.Image, &s.Start
-	rec.Via = s.Via
+	rec.Via, rec.Swarm = s.Via, s.Swarm
 	if !at.IsZero() {
 		secs := max(at.Sub(s.Start).Seconds(), 0)
 		rec.HostModeSeconds = &secs
@@ -192,14 +193,14 @@ func (w *Watcher) attribute(ctx context.Context, c Container, networkID, ep stri
 		return nil // already recorded
 	}
 	rec := w.record(audit.EndpointAttribute, c.ID, late, "")
-	rec.Container, rec.EndpointID, rec.Via = withStart(c, at), ep, via
+	rec.Container, rec.EndpointID, rec.Via, rec.Swarm = withStart(c, at), ep, via, swarmtask.FromLabels(c.Labels)
 	if n, err := w.network(ctx, networkID); err == nil {
 		rec.NetworkName, rec.NetworkLabels = n.Name, n.Labels
 	}
 	var v *audit.Record
 	if !w.cfg.Policy.Allows(c) {
 		r := w.record(audit.PolicyViolation, c.ID, late, "")
-		r.Container, r.EndpointID, r.NetworkName, r.Via = rec.Container, ep, rec.NetworkName, via
+		r.Container, r.EndpointID, r.NetworkName, r.Via, r.Swarm = rec.Container, ep, rec.NetworkName, via, rec.Swarm
 		r.Policy, r.Action = w.cfg.Policy.String(), audit.ActionRecorded
 		if w.cfg.StopViolators {
 			// Before the records: a stop must not wait on the audit log.

@@ -51,7 +51,7 @@ func (w *Watcher) replayLog() error {
 			// Provisional: the record does not say whether its start was
 			// the run's or the connect's; the start event or the
 			// reconciliation sets it.
-			w.state.Sessions[id] = session{Start: start, Provisional: true, Name: r.Container.Name, Image: r.Container.Image, Via: r.Via}
+			w.state.Sessions[id] = session{Start: start, Provisional: true, Name: r.Container.Name, Image: r.Container.Image, Via: r.Via, Swarm: r.Swarm}
 			w.state.settled[id] = start
 		case audit.HostLeave:
 			delete(w.state.Sessions, id)

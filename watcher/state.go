@@ -64,6 +64,8 @@ type session struct {
 	Image       string `json:"image,omitempty"`
 	// Via: the container whose namespace it shares (--network container:X).
 	Via *audit.ContainerRef `json:"via,omitempty"`
+	// Swarm: the task's identity at host.join, for its host.leave.
+	Swarm *audit.SwarmTask `json:"swarm,omitempty"`
 }
 
 type attribution struct {
