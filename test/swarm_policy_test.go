@@ -127,7 +127,7 @@ func TestSwarmPolicy(t *testing.T) {
 	}
 	for _, r := range v[:2] {
 		if r.Action != "stopped" || r.Policy != "service:ok-*" || r.Container.ID == "" ||
-			!strings.Contains(r.Detail, "a new task with a new task ID takes the same slot") || !strings.Contains(r.Detail, "docker service update --restart-condition none") {
+			!strings.Contains(r.Detail, "a new task takes the same slot") || !strings.Contains(r.Detail, "docker service update --restart-condition none") {
 			t.Errorf("violation: want action stopped, policy service:ok-*, and what swarm does next in detail; got:\n%s", r.line)
 		}
 	}
@@ -168,6 +168,26 @@ func TestSwarmPolicy(t *testing.T) {
 	}
 	t.Logf("after --restart-condition none: docker service ps bad:\n%s\nupdate status: %s", e.docker(t, "service", "ps", "bad"),
 		e.docker(t, "service", "inspect", "-f", "{{if .UpdateStatus}}{{.UpdateStatus.State}}: {{.UpdateStatus.Message}}{{end}}", "bad"))
+
+	// The auditor's view of the loop: one violation per task, all in slot 1.
+	shown := run(t, hostpassBin(t), "audit", "show", "--json", "--service", "bad", "--event", "policy.violation", auditLog)
+	var ids []string
+	for _, line := range strings.Split(strings.TrimSpace(shown), "\n") {
+		s := swarmIdentity(t, record{line: line}).Swarm
+		if s == nil || s.Slot != 1 {
+			t.Errorf("audit show --service bad --event policy.violation: %s, want a task of slot 1", line)
+			continue
+		}
+		ids = append(ids, s.TaskID)
+	}
+	unique := map[string]bool{}
+	for _, id := range ids {
+		unique[id] = true
+	}
+	if len(ids) < 3 || len(unique) != len(ids) || ids[0] != first.TaskID || ids[1] != second.TaskID {
+		t.Errorf("audit show --service bad --event policy.violation: tasks %v, want %s, %s, then the update's, each once", ids, first.TaskID, second.TaskID)
+	}
+	t.Logf("audit show --service bad --event policy.violation:\n%s", run(t, hostpassBin(t), "audit", "show", "--service", "bad", "--event", "policy.violation", auditLog))
 
 	// The allowed service's task: attributed, no violation, running.
 	recs := readAudit(t, auditLog)

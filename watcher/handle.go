@@ -240,7 +240,7 @@ func (w *Watcher) attribute(ctx context.Context, c Container, networkID, ep stri
 // follows, which hostpass does not decide. A task's container carries no
 // restart policy (swarm's agent restarts tasks, not Docker), so the detail
 // gives swarm's default (swarmkit api/defaults: any exit, 5 s, no limit)
-// and how to see and end the loop.
+// and how to end the loop.
 func swarmStopped(t *audit.SwarmTask) string {
 	if t.ServiceName == "" {
 		return "" // labels that name no service: nothing to tell
@@ -249,11 +249,10 @@ func swarmStopped(t *audit.SwarmTask) string {
 	if t.Slot == 0 {
 		place = "the same node" // a global service's task
 	}
-	return fmt.Sprintf("swarm task of service %s: swarm, not hostpass, decides what follows; under the service's restart policy "+
-		"(swarm's default: after any exit, in 5 s, without limit) a new task with a new task ID takes %s and is stopped again while this policy refuses it; "+
-		"docker service ps %s lists each stopped task under the one that replaced it. To end the loop, fix the service or the policy, "+
-		"or docker service update --restart-condition none (or --restart-max-attempts N) %s",
-		t.ServiceName, place, t.ServiceName, t.ServiceName)
+	return fmt.Sprintf("a swarm task: swarm, not hostpass, decides what follows; by the service's restart policy "+
+		"(default: after any exit, in 5 s, without limit) a new task takes %s, and this policy stops it again; "+
+		"end the loop by fixing the service or the policy, or with docker service update --restart-condition none (or --restart-max-attempts N) %s",
+		place, t.ServiceName)
 }
 
 // attributionKey: an endpoint is its owner's; a container in the owner's

@@ -109,10 +109,9 @@ func TestStoppedSwarmTaskThenItsReplacement(t *testing.T) {
 			if v.Swarm == nil || v.Swarm.TaskID != want.taskID || v.Swarm.Slot != 1 || v.Swarm.ServiceName != "bad" || v.Swarm.ServiceID != swarmService || v.Swarm.NodeID != swarmNode {
 				t.Errorf("violation %d: swarm %+v, want task %s of service bad, slot 1", i, v.Swarm, want.taskID)
 			}
-			wantDetail := "swarm task of service bad: swarm, not hostpass, decides what follows; under the service's restart policy " +
-				"(swarm's default: after any exit, in 5 s, without limit) a new task with a new task ID takes the same slot and is stopped again while this policy refuses it; " +
-				"docker service ps bad lists each stopped task under the one that replaced it. To end the loop, fix the service or the policy, " +
-				"or docker service update --restart-condition none (or --restart-max-attempts N) bad"
+			wantDetail := "a swarm task: swarm, not hostpass, decides what follows; by the service's restart policy " +
+				"(default: after any exit, in 5 s, without limit) a new task takes the same slot, and this policy stops it again; " +
+				"end the loop by fixing the service or the policy, or with docker service update --restart-condition none (or --restart-max-attempts N) bad"
 			if v.Detail != wantDetail {
 				t.Errorf("violation %d: detail %q\nwant %q", i, v.Detail, wantDetail)
 			}
@@ -135,7 +134,7 @@ func TestStopDetailOfOtherTasks(t *testing.T) {
 		stopErr   error
 		wantPlace string // "" : no detail
 	}{
-		{"global", task("g", "agent", "taskggggggggggggggggggggg", 0, ""), true, nil, "takes the same node and"},
+		{"global", task("g", "agent", "taskggggggggggggggggggggg", 0, ""), true, nil, "takes the same node,"},
 		{"recorded only", task("r", "agent", "taskrrrrrrrrrrrrrrrrrrrrr", 1, ""), false, nil, ""},
 		{"stop failed", task("f", "agent", "taskfffffffffffffffffffff", 1, ""), true, context.DeadlineExceeded, ""},
 		{"plain container", newContainer("p", "p", "busybox", true, "hp"), true, nil, ""},
