@@ -83,6 +83,23 @@ func servicePS(t testing.TB, e *engine, service string) []serviceTask {
 	return tasks
 }
 
+// waitEnded waits until service has no task left to run and its tasks at
+// least n violations, and returns those.
+func waitEnded(t testing.TB, e *engine, auditLog, service string, n int) []record {
+	t.Helper()
+	deadline := time.Now().Add(swarmLoop)
+	for {
+		running := e.docker(t, "service", "ps", "-q", "--filter", "desired-state=running", service)
+		if v := violationsOf(t, readAudit(t, auditLog), service); running == "" && len(v) >= n {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("service %s still has a task to run, or fewer than %d violations, after %s:\n%s", service, n, swarmLoop, e.docker(t, "service", "ps", service))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
 // singleNodeSwarm is one engine in a one-node swarm with the managed
 // plugin enabled under the policy; it returns the plugin's name and its
 // audit log.
@@ -112,12 +129,17 @@ func TestSwarmPolicy(t *testing.T) {
 	driver, auditLog := singleNodeSwarm(t, e, "HOSTPASS_POLICY_ALLOW=service:ok-*", "HOSTPASS_POLICY_STOP=true")
 	e.docker(t, "network", "create", "-d", driver, "--scope", "swarm", "sp-net")
 	// Runs before the plugin and the engine go (cleanups run last first).
-	t.Cleanup(func() { e.dockerTry("service", "rm", "bad", "ok-x") })
+	t.Cleanup(func() { e.dockerTry("service", "rm", "bad", "ok-x", "capped", "clean", "agent") })
 
 	// A short grace: the engine's stop at the end need not wait 10 s on it.
 	e.docker(t, "service", "create", "--detach", "--name", "ok-x", "--stop-grace-period", "1s", "--network", "sp-net", image, "sleep", "300")
 	created := time.Now()
 	e.docker(t, "service", "create", "--detach", "--name", "bad", "--network", "sp-net", image, "sleep", "300")
+	// One restart allowed; a process that exits 0 on SIGTERM; a global
+	// service.
+	e.docker(t, "service", "create", "--detach", "--name", "capped", "--restart-max-attempts", "1", "--network", "sp-net", image, "sleep", "300")
+	e.docker(t, "service", "create", "--detach", "--name", "clean", "--network", "sp-net", image, "sh", "-c", "trap 'exit 0' TERM; sleep 300 & wait")
+	e.docker(t, "service", "create", "--detach", "--name", "agent", "--mode", "global", "--network", "sp-net", image, "sleep", "300")
 
 	v := waitViolations(t, auditLog, "bad", 2)
 	t.Logf("service create to the second violation: %s", time.Since(created).Round(time.Second))
@@ -155,17 +177,7 @@ func TestSwarmPolicy(t *testing.T) {
 	// replaces it.
 	before := len(violationsOf(t, readAudit(t, auditLog), "bad"))
 	e.docker(t, "service", "update", "--detach", "--restart-condition", "none", "bad")
-	deadline := time.Now().Add(swarmLoop)
-	for {
-		running := e.docker(t, "service", "ps", "-q", "--filter", "desired-state=running", "bad")
-		if running == "" && len(violationsOf(t, readAudit(t, auditLog), "bad")) > before {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("service bad still has a task to run %s after --restart-condition none:\n%s", swarmLoop, e.docker(t, "service", "ps", "bad"))
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	waitEnded(t, e, auditLog, "bad", before+1)
 	t.Logf("after --restart-condition none: docker service ps bad:\n%s\nupdate status: %s", e.docker(t, "service", "ps", "bad"),
 		e.docker(t, "service", "inspect", "-f", "{{if .UpdateStatus}}{{.UpdateStatus.State}}: {{.UpdateStatus.Message}}{{end}}", "bad"))
 
@@ -188,6 +200,39 @@ func TestSwarmPolicy(t *testing.T) {
 		t.Errorf("audit show --service bad --event policy.violation: tasks %v, want %s, %s, then the update's, each once", ids, first.TaskID, second.TaskID)
 	}
 	t.Logf("audit show --service bad --event policy.violation:\n%s", run(t, hostpassBin(t), "audit", "show", "--service", "bad", "--event", "policy.violation", auditLog))
+
+	// --restart-max-attempts 1: the first task and one restart, then none.
+	capped := waitEnded(t, e, auditLog, "capped", 2)
+	t.Logf("docker service ps capped:\n%s", e.docker(t, "service", "ps", "capped"))
+	if len(capped) != 2 {
+		t.Errorf("capped (--restart-max-attempts 1): %d violations, want 2:\n%s", len(capped), dumpRecords(capped))
+	}
+	// A task whose process exits 0 at the stop's SIGTERM completes, and
+	// the default restart condition (any) restarts it all the same.
+	// The loop is faster: no 5 s wait for SIGKILL. The task before the
+	// newest (swarm keeps 5 per slot and removes the older ones' containers).
+	clean := waitViolations(t, auditLog, "clean", 2)
+	stopped := clean[len(clean)-2]
+	cleanFirst := swarmIdentity(t, stopped).Swarm.TaskID
+	t.Logf("clean: %d violations, %s from the first to the last", len(clean), mustTime(t, clean[len(clean)-1].Time).Sub(mustTime(t, clean[0].Time)).Round(100*time.Millisecond))
+	if code := e.docker(t, "inspect", "-f", "{{.State.ExitCode}}", stopped.Container.ID); code != "0" {
+		t.Errorf("clean's stopped container exited %s, want 0 (it exits at SIGTERM)", code)
+	}
+	for _, s := range servicePS(t, e, "clean") {
+		if s.ID == cleanFirst && (!strings.HasPrefix(s.Current, "Complete") || s.Error != "") {
+			t.Errorf("docker service ps clean: task %s: %+v; want Complete, no error", s.ID, s)
+		}
+	}
+	t.Logf("docker service ps clean:\n%s", e.docker(t, "service", "ps", "clean"))
+	// A global service's task comes back on the same node, with no slot.
+	agent := waitViolations(t, auditLog, "agent", 2)
+	a1, a2 := swarmIdentity(t, agent[0]).Swarm, swarmIdentity(t, agent[1]).Swarm
+	if a1.TaskID == a2.TaskID || a1.Slot != 0 || a2.Slot != 0 || a1.NodeID != a2.NodeID || a1.NodeID == "" ||
+		!strings.Contains(agent[0].Detail, "a new task takes the same node") {
+		t.Errorf("global service agent: want two tasks on one node, no slot, detail naming the node:\n%s", dumpRecords(agent[:2]))
+	}
+	t.Logf("docker service ps agent:\n%s", e.docker(t, "service", "ps", "agent"))
+	t.Logf("docker service ls:\n%s", e.docker(t, "service", "ls"))
 
 	// The allowed service's task: attributed, no violation, running.
 	recs := readAudit(t, auditLog)
