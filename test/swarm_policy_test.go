@@ -154,6 +154,7 @@ func TestSwarmPolicy(t *testing.T) {
 		}
 	}
 	t1, t2 := mustTime(t, v[0].Time), mustTime(t, v[1].Time)
+	t.Logf("the first task ran %s from its start to its violation record, the stop included", t1.Sub(mustTime(t, v[0].Container.StartedAt)).Round(100*time.Millisecond))
 	t.Logf("stop, restart delay and new task: %s from the first violation to the second", t2.Sub(t1).Round(100*time.Millisecond))
 	if code := e.docker(t, "inspect", "-f", "{{.State.ExitCode}}", v[0].Container.ID); code != "137" {
 		t.Errorf("the stopped task's container exited %s, want 137 (busybox's sleep ignores SIGTERM: killed after the 5 s stop timeout)", code)
