@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hostpass/hostpass/audit"
 	"github.com/hostpass/hostpass/audit/schematest"
@@ -153,5 +154,31 @@ func TestStopDetailOfOtherTasks(t *testing.T) {
 				t.Errorf("detail %q, want it to say %q", d, c.wantPlace)
 			}
 		})
+	}
+}
+
+// After a crash between a task's endpoint.attribute and its violation, the
+// log read back judges the task by service: as the live watcher did, from
+// the labels the record kept: the refused task's endpoint is attributed
+// again (its violation still to write), the allowed one's is done.
+func TestReplayJudgesTasksByService(t *testing.T) {
+	h := newHarness(t, "service:ok-*", true)
+	now := time.Now().UTC()
+	for _, c := range []Container{task("c1", "bad", "taskaaaaaaaaaaaaaaaaaaaa1", 1, ""), task("c2", "ok-x", "taskbbbbbbbbbbbbbbbbbbbb2", 1, "")} {
+		ac := c.Container
+		ac.StartedAt = &now
+		if err := h.log.Append(audit.Record{Time: now, Event: audit.EndpointAttribute, Outcome: audit.OK, Host: "node1",
+			NetworkID: hpNet, EndpointID: "ep-" + c.ID, Container: &ac}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.w.replayLog(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := h.w.state.Attributed["ep-c1"]; ok {
+		t.Error("bad's task, with no violation in the log, is noted as attributed: its violation would never be written")
+	}
+	if _, ok := h.w.state.Attributed["ep-c2"]; !ok {
+		t.Error("ok-x's task, allowed, is not noted as attributed")
 	}
 }
