@@ -202,10 +202,10 @@ func (sw *swarm) tasks(t *testing.T, service string) []swarmTask {
 	if len(ids) == 0 {
 		return nil
 	}
-	out := sw.manager.docker(t, append([]string{"inspect", "--type", "task", "-f", "{{.ID}} {{.NodeID}} {{.Slot}} {{.Status.State}}"}, ids...)...)
+	out := sw.manager.docker(t, append([]string{"inspect", "--type", "task", "-f", "{{.ID}}|{{.NodeID}}|{{.Slot}}|{{.Status.State}}"}, ids...)...)
 	var tasks []swarmTask
 	for _, line := range strings.Split(out, "\n") {
-		f := strings.Fields(line)
+		f := strings.Split(line, "|") // a pending task has no node ID yet
 		if len(f) != 4 {
 			t.Fatalf("docker inspect of a task: %q, want ID, node ID, slot, state", line)
 		}
@@ -260,11 +260,296 @@ func waitFor(t *testing.T, what string, ok func() (bool, string)) {
 	}
 }
 
-// TestSwarm: hostpass on a real two-node swarm (issue 12), one swarm for
-// every step, in order.
+// kill9 kills dockerd with SIGKILL and waits for it: what a crash of the
+// engine is. Its containerd, shims, containers and plugins are left to
+// what dockerd set up for that; start brings the engine back.
+func (e *engine) kill9(t testing.TB) {
+	t.Helper()
+	if e.cmd == nil {
+		t.Fatalf("kill9: dockerd is not running")
+	}
+	_ = e.cmd.Process.Kill()
+	<-e.done
+	e.cmd = nil
+}
+
+// checkTask asserts that a watcher record is about the task on node n, of
+// service (name and ID), with the task's container name.
+func checkTask(t *testing.T, n *swarmNode, r record, service, serviceID string, task swarmTask) {
+	t.Helper()
+	name := fmt.Sprintf("%s.%d.%s", service, task.Slot, task.ID)
+	if task.Slot == 0 {
+		name = fmt.Sprintf("%s.%s.%s", service, task.NodeID, task.ID)
+	}
+	s := r.Swarm
+	switch {
+	case r.Outcome != "ok" || r.Host != n.hostname:
+		t.Errorf("%s: %s %s on host %q; want ok on %s:\n%s", n.hostname, r.Event, r.Outcome, r.Host, n.hostname, r.line)
+	case s == nil:
+		t.Errorf("%s: %s of task %s has no swarm identity:\n%s", n.hostname, r.Event, task.ID, r.line)
+	case s.ServiceName != service || s.ServiceID != serviceID || s.TaskID != task.ID || s.TaskName != name ||
+		s.Slot != task.Slot || s.NodeID != n.nodeID || task.NodeID != n.nodeID || s.Stack != "":
+		t.Errorf("%s: %s: swarm %+v; want service %s (%s), task %s, name %s, slot %d, node %s (docker info's NodeID of %s):\n%s",
+			n.hostname, r.Event, *s, service, serviceID, task.ID, name, task.Slot, n.nodeID, n.hostname, r.line)
+	case r.Container == nil || r.Container.Name != name || r.Container.Image != image:
+		t.Errorf("%s: %s of task %s: container %+v; want name %s, image %s:\n%s", n.hostname, r.Event, task.ID, r.Container, name, image, r.line)
+	}
+}
+
+// byTask keeps the records of event about the task.
+func byTask(event, taskID string) func(record) bool {
+	return func(r record) bool { return r.Event == event && r.Swarm != nil && r.Swarm.TaskID == taskID }
+}
+
+// byEndpoint keeps the records of event about the endpoint.
+func byEndpoint(event, endpointID string) func(record) bool {
+	return func(r record) bool { return r.Event == event && r.EndpointID == endpointID }
+}
+
+// waitOne waits until the node's log holds exactly one record that keep
+// accepts, and returns it with the log.
+func (n *swarmNode) waitOne(t *testing.T, what string, keep func(record) bool) (record, []record) {
+	t.Helper()
+	recs := waitAudit(t, n.auditLog, n.hostname+": "+what, func(recs []record) bool { return len(filter(recs, keep)) >= 1 })
+	got := filter(recs, keep)
+	if len(got) != 1 {
+		t.Fatalf("%s: %d records for %s, want one:\n%s", n.hostname, len(got), what, dumpRecords(got))
+	}
+	return got[0], recs
+}
+
+// node is the swarm node of ID id.
+func (sw *swarm) node(t *testing.T, id string) *swarmNode {
+	t.Helper()
+	for _, n := range sw.nodes() {
+		if n.nodeID == id {
+			return n
+		}
+	}
+	t.Fatalf("no node %s in the swarm (%s, %s)", id, sw.manager.nodeID, sw.worker.nodeID)
+	return nil
+}
+
+// checkTaskJoined asserts the records of a task on a hostpass swarm
+// network on its node: its endpoint.attribute with the task's identity,
+// and that endpoint's endpoint.join, both on the network and with its tag.
+// It returns the endpoint's ID.
+func (sw *swarm) checkTaskJoined(t *testing.T, service, serviceID, networkID, tag string, task swarmTask) string {
+	t.Helper()
+	n := sw.node(t, task.NodeID)
+	attr, recs := n.waitOne(t, "endpoint.attribute of task "+task.ID, byTask("endpoint.attribute", task.ID))
+	checkTask(t, n, attr, service, serviceID, task)
+	if attr.NetworkID != networkID || attr.Tag != tag || attr.EndpointID == "" {
+		t.Errorf("%s: endpoint.attribute of task %s: network %s, tag %q, endpoint %q; want network %s, tag %q, an endpoint:\n%s",
+			n.hostname, task.ID, attr.NetworkID, attr.Tag, attr.EndpointID, networkID, tag, attr.line)
+	}
+	joins := filter(recs, byEndpoint("endpoint.join", attr.EndpointID))
+	if len(joins) != 1 || joins[0].Outcome != "ok" || joins[0].NetworkID != networkID || joins[0].Tag != tag || joins[0].Host != n.hostname {
+		t.Errorf("%s: want one endpoint.join ok of endpoint %s (task %s) on network %s, tag %q, host %s; got:\n%s",
+			n.hostname, attr.EndpointID, task.ID, networkID, tag, n.hostname, dumpRecords(joins))
+	}
+	return attr.EndpointID
+}
+
+// spread says whether tasks run on both nodes.
+func (sw *swarm) spread(tasks []swarmTask) bool {
+	return len(onNode(tasks, sw.manager.nodeID)) > 0 && len(onNode(tasks, sw.worker.nodeID)) > 0
+}
+
+// TestSwarm: hostpass on a real two-node swarm (issue 12). One swarm serves
+// every step, in order: setting one up is most of the test's time, and the
+// suite runs on two engines.
 func TestSwarm(t *testing.T) {
 	start := time.Now()
 	sw := newSwarm(t, swarmConfig{})
-	_ = sw
+	m, w := sw.manager, sw.worker
+	service := func(args ...string) string {
+		t.Helper()
+		// busybox's sleep ignores SIGTERM: a short grace keeps scaling
+		// and removal quick.
+		m.docker(t, append([]string{"service", "create", "--detach", "--no-resolve-image", "--stop-grace-period", "1s"}, args...)...)
+		return m.docker(t, "service", "inspect", "-f", "{{.ID}}", args[1])
+	}
+
+	// A global --network host service: host.join on both nodes, each
+	// with its task's identity and its node's ID.
+	const agent = "hp-agent"
+	agentID := service("--name", agent, "--mode", "global", "--network", "host", image, "sleep", "3600")
+	agentTasks := sw.waitTasks(t, agent, "one task on each node", func(ts []swarmTask) bool {
+		return len(ts) == 2 && sw.spread(ts)
+	})
+	for _, task := range agentTasks {
+		n := sw.node(t, task.NodeID)
+		join, _ := n.waitOne(t, "host.join of task "+task.ID, byTask("host.join", task.ID))
+		checkTask(t, n, join, agent, agentID, task)
+	}
+
+	// A replicated service on a --scope swarm hostpass network, its tag
+	// from a config-only network on each node: swarm hands a local-scope
+	// driver none of the swarm network's own -o options (research Q1).
+	const web, fleetNet, tag = "hp-web", "hp-fleet", "fleet"
+	for _, n := range sw.nodes() {
+		n.docker(t, "network", "create", "--config-only", "-o", "tag="+tag, "hp-cfg")
+	}
+	fleetID := m.docker(t, "network", "create", "-d", sw.plugin, "--scope", "swarm", "--config-from", "hp-cfg", fleetNet)
+	webID := service("--name", web, "--replicas", "4", "--network", fleetNet, image, "sleep", "3600")
+	webTasks := sw.waitTasks(t, web, "4 tasks on both nodes", func(ts []swarmTask) bool { return len(ts) == 4 && sw.spread(ts) })
+	endpoints := map[string]string{} // task ID: endpoint ID
+	for _, task := range webTasks {
+		endpoints[task.ID] = sw.checkTaskJoined(t, web, webID, fleetID, tag, task)
+	}
+	for _, n := range sw.nodes() {
+		creates := filter(readAudit(t, n.auditLog), func(r record) bool { return r.Event == "network.create" && r.NetworkID == fleetID })
+		if len(creates) == 0 || creates[0].Outcome != "ok" || creates[0].Tag != tag {
+			t.Errorf("%s: want network.create ok of %s with tag %q (from hp-cfg); got:\n%s", n.hostname, fleetID, tag, dumpRecords(creates))
+		}
+	}
+
+	// A documented fact, not a wish: -o tag= on the swarm network itself
+	// reaches no node's CreateNetwork (Docker keeps it in the swarm's
+	// store for a local-scope driver; moby#36964). Should Docker deliver
+	// it one day, this fails and docs/fleet.md must change.
+	const plain = "hp-plain"
+	plainID := m.docker(t, "network", "create", "-d", sw.plugin, "--scope", "swarm", "-o", "tag=plain", plain)
+	plainSvcID := service("--name", plain, "--mode", "global", "--network", plain, image, "sleep", "3600")
+	for _, task := range sw.waitTasks(t, plain, "one task on each node", func(ts []swarmTask) bool { return len(ts) == 2 && sw.spread(ts) }) {
+		sw.checkTaskJoined(t, plain, plainSvcID, plainID, "", task)
+	}
+	for _, n := range sw.nodes() {
+		creates := filter(readAudit(t, n.auditLog), func(r record) bool { return r.Event == "network.create" && r.NetworkID == plainID })
+		if len(creates) == 0 || creates[0].Tag != "" {
+			t.Errorf("%s: network.create of the swarm network made with -o tag=plain: want it with no tag (Docker drops the option); got:\n%s",
+				n.hostname, dumpRecords(creates))
+		} else {
+			t.Logf("%s: -o tag=plain on a --scope swarm network: network.create has options %v, no tag", n.hostname, creates[0].Options)
+		}
+	}
+	m.docker(t, "service", "rm", plain)
+
+	// kill -9 of the worker's dockerd, and a restart: the tasks come back,
+	// and every record the worker's log held before the kill is still
+	// there, as it was.
+	before := map[*swarmNode][]string{}
+	for _, n := range sw.nodes() {
+		before[n] = readLines(t, n.auditLog)
+	}
+	w.kill9(t)
+	w.start(t)
+	agentTasks = sw.waitTasks(t, agent, "one task on each node after the worker's restart", func(ts []swarmTask) bool {
+		return len(ts) == 2 && sw.spread(ts)
+	})
+	for _, task := range onNode(agentTasks, w.nodeID) {
+		join, _ := w.waitOne(t, "host.join of task "+task.ID, byTask("host.join", task.ID))
+		checkTask(t, w, join, agent, agentID, task)
+	}
+	webTasks = sw.waitTasks(t, web, "4 tasks after the worker's restart", func(ts []swarmTask) bool { return len(ts) == 4 })
+	for _, task := range webTasks {
+		if endpoints[task.ID] == "" {
+			endpoints[task.ID] = sw.checkTaskJoined(t, web, webID, fleetID, tag, task)
+		}
+	}
+	for _, n := range sw.nodes() {
+		after := readLines(t, n.auditLog)
+		if len(after) < len(before[n]) {
+			t.Errorf("%s: the log has %d records after the worker's restart, %d before its kill", n.hostname, len(after), len(before[n]))
+			continue
+		}
+		for i, line := range before[n] {
+			if after[i] != line {
+				t.Errorf("%s: line %d changed across the worker's kill -9 and restart:\nbefore %s\n after %s", n.hostname, i+1, line, after[i])
+				break
+			}
+		}
+		out := verifyLog(t, "--pubkey", n.pubKey, n.logDir)
+		t.Logf("%s: %d records before the worker's kill -9, all kept; %d now; verify: %s", n.hostname, len(before[n]), len(after), strings.TrimSpace(out))
+	}
+
+	// Scaling down: endpoint.leave of each removed task's endpoint, on its
+	// node. The driver's records know the endpoint, not the container: the
+	// task's identity is on its endpoint.attribute, of the same endpoint.
+	checkLeft := func(task swarmTask) {
+		t.Helper()
+		n := sw.node(t, task.NodeID)
+		leave, _ := n.waitOne(t, "endpoint.leave of task "+task.ID, byEndpoint("endpoint.leave", endpoints[task.ID]))
+		if leave.Outcome != "ok" || leave.NetworkID != fleetID || leave.Tag != tag || leave.Host != n.hostname {
+			t.Errorf("%s: endpoint.leave of task %s: want ok on network %s, tag %q, host %s:\n%s", n.hostname, task.ID, fleetID, tag, n.hostname, leave.line)
+		}
+	}
+	m.docker(t, "service", "scale", "--detach", web+"=2")
+	kept := sw.waitTasks(t, web, "2 tasks after scaling down", func(ts []swarmTask) bool { return len(ts) == 2 })
+	for _, task := range webTasks {
+		if !hasTask(kept, task.ID) {
+			checkLeft(task)
+		}
+	}
+
+	// service rm: endpoint.leave of the rest, host.leave of each agent
+	// task with its identity.
+	m.docker(t, "service", "rm", web, agent)
+	for _, task := range kept {
+		checkLeft(task)
+	}
+	for _, task := range agentTasks {
+		n := sw.node(t, task.NodeID)
+		leave, _ := n.waitOne(t, "host.leave of task "+task.ID, byTask("host.leave", task.ID))
+		checkTask(t, n, leave, agent, agentID, task)
+	}
+
+	// Central collection: every record of each node reached the collector
+	// under its host name, and each node's log extends the checkpoints
+	// collected off it. Disabling the plugins ends each log with a stop
+	// checkpoint.
+	for _, n := range sw.nodes() {
+		n.docker(t, "plugin", "disable", "-f", sw.plugin)
+	}
+	c := sw.collector
+	for _, n := range sw.nodes() {
+		recs := readChained(t, n.auditLog)
+		waitFor(t, n.hostname+": the collector has its last record", func() (bool, string) {
+			got := c.hostMessages(t, n.hostname)
+			return len(got) > 0 && got[len(got)-1].seq == recs[len(recs)-1].Seq, tail(c.hostReceived(n.hostname), 3)
+		})
+	}
+	c.stop(t) // flushes its files
+	total := 0
+	for _, n := range sw.nodes() {
+		recs := readChained(t, n.auditLog)
+		msgs := c.hostMessages(t, n.hostname)
+		total += len(msgs)
+		if len(msgs) != len(recs) {
+			t.Errorf("%s: the collector received %d messages from it, its log has %d records", n.hostname, len(msgs), len(recs))
+		}
+		for i := 0; i < len(recs) && i < len(msgs); i++ {
+			if r, m := recs[i], msgs[i]; m.seq != r.Seq || m.hash != r.Hash || m.body != r.line {
+				t.Errorf("%s: message %d (seq %d, hash %s) is not record seq %d (hash %s):\n got %.300s\nwant %.300s", n.hostname, i+1, m.seq, m.hash, r.Seq, r.Hash, m.body, r.line)
+				break
+			}
+		}
+		out := verifyLog(t, "--pubkey", n.pubKey, "--checkpoint", c.hostCheckpoints(n.hostname), n.logDir)
+		t.Logf("%s: %d records, all at the collector; verify against its checkpoints there: %s", n.hostname, len(recs), strings.TrimSpace(out))
+	}
+	if all := c.receivedMessages(t); len(all) != total {
+		t.Errorf("the collector's received.log holds %d messages, its hosts' files %d", len(all), total)
+	}
+
 	t.Logf("TestSwarm: %s", time.Since(start))
+}
+
+// hasTask says whether tasks holds the task of ID id.
+func hasTask(tasks []swarmTask, id string) bool {
+	for _, task := range tasks {
+		if task.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// hostMessages are the messages the collector received from host, in order.
+func (c *collector) hostMessages(t testing.TB, host string) []received {
+	t.Helper()
+	if !fileExists(c.hostReceived(host)) {
+		return nil
+	}
+	return (&collector{received: c.hostReceived(host)}).receivedMessages(t)
 }
