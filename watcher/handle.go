@@ -245,8 +245,11 @@ func swarmStopped(t *audit.SwarmTask) string {
 	if t.ServiceName == "" {
 		return "" // labels that name no service: nothing to tell
 	}
-	place := "the same slot"
-	if t.Slot == 0 {
+	place := "its place" // a task name swarm did not write: neither is known
+	switch {
+	case t.Slot > 0:
+		place = "the same slot"
+	case t.TaskName == t.ServiceName+"."+t.NodeID+"."+t.TaskID:
 		place = "the same node" // a global service's task
 	}
 	return fmt.Sprintf("a swarm task: swarm, not hostpass, decides what follows; by the service's restart policy "+

@@ -136,6 +136,11 @@ func TestStopDetailOfOtherTasks(t *testing.T) {
 		wantPlace string // "" : no detail
 	}{
 		{"global", task("g", "agent", "taskggggggggggggggggggggg", 0, ""), true, nil, "takes the same node,"},
+		{"a task name swarm did not write", func() Container {
+			c := task("m", "agent", "taskmmmmmmmmmmmmmmmmmmmmm", 1, "")
+			c.Labels["com.docker.swarm.task.name"] = "agent"
+			return c
+		}(), true, nil, "a new task takes its place,"},
 		{"recorded only", task("r", "agent", "taskrrrrrrrrrrrrrrrrrrrrr", 1, ""), false, nil, ""},
 		{"stop failed", task("f", "agent", "taskfffffffffffffffffffff", 1, ""), true, context.DeadlineExceeded, ""},
 		{"plain container", newContainer("p", "p", "busybox", true, "hp"), true, nil, ""},
