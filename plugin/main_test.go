@@ -37,7 +37,7 @@ func TestCommands(t *testing.T) {
 		{"bad interval", []string{"serve", "--seal-epoch-interval", "soon"}, 2, "", `--seal-epoch-interval: "soon" is not a positive duration`},
 		{"bad watch", []string{"serve", "--watch=maybe"}, 2, "", `invalid argument "maybe" for "--watch" flag: "maybe" is not true or false`},
 		{"watch takes no separate value", []string{"serve", "--watch", "maybe"}, 2, "", `unexpected argument "maybe"; it takes flags only`},
-		{"bad policy", []string{"serve", "--policy-allow", "team=web"}, 2, "", `--policy-allow: policy rule "team=web": want all, or rules label:KEY=VALUE, label:KEY or image:PATTERN separated by commas`},
+		{"bad policy", []string{"serve", "--policy-allow", "team=web"}, 2, "", `--policy-allow: policy rule "team=web": want all, or rules label:KEY=VALUE, label:KEY, image:PATTERN, service:PATTERN or stack:PATTERN separated by commas`},
 		{"bad policy-stop", []string{"serve", "--policy-stop=yes please"}, 2, "", `"yes please" is not true or false`},
 		{"docker socket over tcp", []string{"serve", "--docker-socket", "tcp://10.0.0.1:2375"}, 2, "",
 			`hostpass serve: --docker-socket: "tcp://10.0.0.1:2375" is not a unix socket; accepted: an absolute path (/var/run/docker.sock) or a unix:// URL with one (unix:///var/run/docker.sock)`},

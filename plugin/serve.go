@@ -85,7 +85,7 @@ func settings(o *serveOptions) []setting {
 		{"syslog", "HOSTPASS_SYSLOG", "", "also send records to syslog (RFC 5424): unixgram:///dev/log, unix:///PATH, udp://HOST:PORT or tcp://HOST:PORT; empty: off", &o.syslog, false},
 		{"docker-socket", "HOSTPASS_DOCKER_SOCKET", "/var/run/docker.sock", "Docker's API socket, an absolute path or unix:///PATH (as in DOCKER_HOST), for container attribution and --network host auditing", &o.dockerSocket, false},
 		{"watch", "HOSTPASS_WATCH", "true", "follow Docker's events; --watch=false: the driver alone, as without the socket", &o.watch, true},
-		{"policy-allow", "HOSTPASS_POLICY_ALLOW", "all", "containers allowed on hostpass networks: all, or rules label:KEY=VALUE, label:KEY, image:PATTERN separated by commas", &o.policyAllow, false},
+		{"policy-allow", "HOSTPASS_POLICY_ALLOW", "all", "containers allowed on hostpass networks: all, or rules label:KEY=VALUE, label:KEY, image:PATTERN, service:PATTERN, stack:PATTERN separated by commas", &o.policyAllow, false},
 		{"policy-stop", "HOSTPASS_POLICY_STOP", "false", "stop a container that the policy does not allow; false: record the violation only", &o.policyStop, true},
 		{"state-dir", "HOSTPASS_STATE_DIR", "/var/lib/hostpass", "directory for the known networks", &o.stateDir, false},
 		{"log-level", "HOSTPASS_LOG_LEVEL", "info", "log level: " + strings.Join(logLevels(), ", "), &o.logLevel, false},

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,8 +26,10 @@ const (
 // collectorConf is the collector's rsyslog configuration (docs/offhost.md):
 // TCP (RFC 6587 octet counting) and UDP on the namespace's loopback, every
 // message written as received to received.log, and MSG alone of the
-// audit.checkpoint messages to checkpoints.jsonl. It loads no imuxsock and
-// no imklog: /dev/log and the kernel log stay the machine's.
+// audit.checkpoint messages to checkpoints.jsonl; and the same two per
+// sending host, in hosts/HOSTNAME/, where a fleet's collector keeps each
+// host's (swarm_test.go). It loads no imuxsock and no imklog: /dev/log and
+// the kernel log stay the machine's.
 const collectorConf = `# hostpass e2e collector: Debian's rsyslog, run by the test in the engine's
 # network namespace (rsyslogd -n -f collector.conf -i collector.pid), stopped by pid.
 global(
@@ -37,23 +40,30 @@ module(load="imtcp")
 module(load="imudp")
 # discardTruncatedMsg: over TCP, rsyslog otherwise turns the cut-off rest of an
 # oversize frame into a message of its own.
-input(type="imtcp" address="127.0.0.1" port="{{port}}" discardTruncatedMsg="on" ruleset="hostpass")
-input(type="imudp" address="127.0.0.1" port="{{port}}" ruleset="hostpass")
+input(type="imtcp" address="{{addr}}" port="{{port}}" discardTruncatedMsg="on" ruleset="hostpass")
+input(type="imudp" address="{{addr}}" port="{{port}}" ruleset="hostpass")
 
 template(name="hpRaw" type="string" string="%rawmsg%\n")
 template(name="hpMsg" type="string" string="%msg%\n")
+template(name="hpHostRaw" type="string" string="{{dir}}/hosts/%hostname%/received.log")
+template(name="hpHostCheckpoints" type="string" string="{{dir}}/hosts/%hostname%/checkpoints.jsonl")
 
 ruleset(name="hostpass") {
   action(type="omfile" file="{{dir}}/received.log" template="hpRaw")
-  if $msgid == "audit.checkpoint" then
+  action(type="omfile" dynaFile="hpHostRaw" template="hpRaw")
+  if $msgid == "audit.checkpoint" then {
     action(type="omfile" file="{{dir}}/checkpoints.jsonl" template="hpMsg")
+    action(type="omfile" dynaFile="hpHostCheckpoints" template="hpMsg")
+  }
 }
 `
 
-// collector is Debian's rsyslogd listening on 127.0.0.1:port, TCP and UDP,
-// in an engine's network namespace: what a user's syslog collector is.
+// collector is Debian's rsyslogd listening on 127.0.0.1:port (or addr),
+// TCP and UDP, in an engine's network namespace: what a user's syslog
+// collector is.
 type collector struct {
 	dir         string
+	addr        string // the IPv4 address it listens on
 	port        int
 	received    string // every message as received, one a line
 	checkpoints string // MSG of the audit.checkpoint messages, one a line
@@ -68,14 +78,21 @@ type collector struct {
 // both inputs listen. Cleanup stops it by pid.
 func newCollector(t testing.TB, e *engine, port int) *collector {
 	t.Helper()
+	return newCollectorOn(t, e, "127.0.0.1", port)
+}
+
+// newCollectorOn is newCollector listening on addr, an IPv4 address of the
+// engine's namespace.
+func newCollectorOn(t testing.TB, e *engine, addr string, port int) *collector {
+	t.Helper()
 	if _, err := exec.LookPath("rsyslogd"); err != nil {
 		t.Fatalf("rsyslogd not found on PATH: install rsyslog (scripts/deps.sh, .ci/run)")
 	}
-	c := &collector{dir: e.mkdir(t, fmt.Sprintf("rsyslog-%d", port)), port: port}
+	c := &collector{dir: e.mkdir(t, fmt.Sprintf("rsyslog-%d", port)), addr: addr, port: port}
 	c.received = filepath.Join(c.dir, "received.log")
 	c.checkpoints = filepath.Join(c.dir, "checkpoints.jsonl")
 	conf := filepath.Join(c.dir, "collector.conf")
-	text := strings.NewReplacer("{{dir}}", c.dir, "{{port}}", strconv.Itoa(port)).Replace(collectorConf)
+	text := strings.NewReplacer("{{dir}}", c.dir, "{{addr}}", addr, "{{port}}", strconv.Itoa(port)).Replace(collectorConf)
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +120,7 @@ func newCollector(t testing.TB, e *engine, port int) *collector {
 	})
 
 	deadline := time.Now().Add(collectorReady)
-	for !listening(c.cmd.Process.Pid, "tcp", port) || !listening(c.cmd.Process.Pid, "udp", port) {
+	for !listeningOn(c.cmd.Process.Pid, "tcp", addr, port) || !listeningOn(c.cmd.Process.Pid, "udp", addr, port) {
 		select {
 		case <-c.done:
 			c.cmd = nil
@@ -111,7 +128,7 @@ func newCollector(t testing.TB, e *engine, port int) *collector {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("rsyslogd not listening on 127.0.0.1:%d (tcp and udp) after %s; output:\n%s", port, collectorReady, tail(logPath, 20))
+			t.Fatalf("rsyslogd not listening on %s:%d (tcp and udp) after %s; output:\n%s", addr, port, collectorReady, tail(logPath, 20))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -122,11 +139,20 @@ func newCollector(t testing.TB, e *engine, port int) *collector {
 // bound to 127.0.0.1:port: a listening TCP socket, or any UDP one.
 // /proc/PID/net shows the namespace of that process, not the test's.
 func listening(pid int, proto string, port int) bool {
+	return listeningOn(pid, proto, "127.0.0.1", port)
+}
+
+// listeningOn is listening on addr, an IPv4 address.
+func listeningOn(pid int, proto, addr string, port int) bool {
+	ip := net.ParseIP(addr).To4()
+	if ip == nil {
+		return false
+	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, proto))
 	if err != nil {
 		return false
 	}
-	local := fmt.Sprintf("0100007F:%04X", port) // little-endian address, big-endian port
+	local := fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], port) // little-endian address, big-endian port
 	for _, line := range strings.Split(string(b), "\n")[1:] {
 		f := strings.Fields(line)
 		if len(f) > 3 && f[1] == local && (proto == "udp" || f[3] == "0A") { // 0A: TCP_LISTEN
@@ -134,6 +160,18 @@ func listening(pid int, proto string, port int) bool {
 		}
 	}
 	return false
+}
+
+// hostReceived is the file of every message the collector received from
+// host (its HOSTNAME), as received.
+func (c *collector) hostReceived(host string) string {
+	return filepath.Join(c.dir, "hosts", host, "received.log")
+}
+
+// hostCheckpoints is the file of the MSG of host's audit.checkpoint
+// messages, for hostpass audit verify --checkpoint.
+func (c *collector) hostCheckpoints(host string) string {
+	return filepath.Join(c.dir, "hosts", host, "checkpoints.jsonl")
 }
 
 // stop sends rsyslogd SIGTERM and waits (it flushes its files on the way

@@ -36,6 +36,7 @@ const (
 type engine struct {
 	dir  string // DIR: data, exec root, socket, logs and the test's scratch files
 	ns   string // network namespace name, /run/netns/<ns>
+	uts  string // DIR/uts: the engine's own UTS namespace, if it has a host name of its own
 	sock string // DIR/d.sock
 	host string // unix://DIR/d.sock, for --host and DOCKER_HOST
 
@@ -152,6 +153,16 @@ func firstLine(name string, args ...string) string {
 // and removes DIR.
 func newEngine(t testing.TB) *engine {
 	t.Helper()
+	return newEngineNamed(t, "")
+}
+
+// newEngineNamed is newEngine; with a hostname, dockerd (and containerd,
+// and the plugins it starts) runs in a UTS namespace of its own that has
+// that host name, as every host of a fleet has its own: hostpass names its
+// host by it (a record's host, a syslog message's HOSTNAME), and swarm its
+// node. The namespace is kept in DIR/uts, so that a restart keeps it.
+func newEngineNamed(t testing.TB, hostname string) *engine {
+	t.Helper()
 	requirePrereqs(t)
 	dir, err := os.MkdirTemp("/tmp", "hp")
 	if err != nil {
@@ -175,14 +186,29 @@ func newEngine(t testing.TB) *engine {
 		}
 	})
 	run(t, "ip", "-n", e.ns, "link", "set", "lo", "up")
+	if hostname != "" {
+		e.uts = filepath.Join(dir, "uts")
+		if err := os.WriteFile(e.uts, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// unshare binds the new namespace on DIR/uts; Cleanup's
+		// unmountUnder detaches it.
+		run(t, "unshare", "--uts="+e.uts, busyboxPath, "hostname", hostname)
+	}
 	e.start(t)
 	return e
 }
 
 // nsenter returns a command that runs name in the engine's network namespace.
 // nsenter execs the program, so the command's pid is the program's pid.
+// With a host name of its own, the command runs in the engine's UTS
+// namespace too.
 func (e *engine) nsenter(name string, args ...string) *exec.Cmd {
-	return exec.Command("nsenter", append([]string{"--net=/run/netns/" + e.ns, name}, args...)...)
+	ns := []string{"--net=/run/netns/" + e.ns}
+	if e.uts != "" {
+		ns = append(ns, "--uts="+e.uts)
+	}
+	return exec.Command("nsenter", append(append(ns, name), args...)...)
 }
 
 // start starts dockerd on the engine's data root and waits until it answers.

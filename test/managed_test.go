@@ -150,10 +150,18 @@ func TestPluginInstall(t *testing.T) {
 // engine's namespace and returns its address. Cleanup stops it by pid.
 func startRegistry(t *testing.T, e *engine) string {
 	t.Helper()
+	return startRegistryOn(t, e, e.mkdir(t, "registry"))
+}
+
+// startRegistryOn is startRegistry serving the storage in folder root:
+// two engines' registries on one root serve the same plugins, each on its
+// own namespace's loopback, as one registry serves a fleet.
+func startRegistryOn(t *testing.T, e *engine, root string) string {
+	t.Helper()
 	const addr = "127.0.0.1:5000" // the namespace's own loopback: no clash
 	cfg := filepath.Join(e.dir, "registry.yml")
 	conf := fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n",
-		e.mkdir(t, "registry"), addr)
+		root, addr)
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}

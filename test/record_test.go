@@ -60,6 +60,16 @@ type record struct {
 		Ports      []string          `json:"published_ports"`
 		StartedAt  string            `json:"started_at"`
 	} `json:"container"`
+	// A swarm task's identity, from its container's labels.
+	Swarm *struct {
+		ServiceName string `json:"service_name"`
+		ServiceID   string `json:"service_id"`
+		TaskID      string `json:"task_id"`
+		TaskName    string `json:"task_name"`
+		Slot        int    `json:"slot"`
+		NodeID      string `json:"node_id"`
+		Stack       string `json:"stack"`
+	} `json:"swarm"`
 	NetworkName     string            `json:"network_name"`
 	NetworkLabels   map[string]string `json:"network_labels"`
 	ObservedLate    bool              `json:"observed_late"`

@@ -208,6 +208,8 @@ func (w *Watcher) attribute(ctx context.Context, c Container, networkID, ep stri
 			sctx, cancel := context.WithTimeout(ctx, w.callTimeout+5*time.Second)
 			if err := w.cfg.Engine.Stop(sctx, c.ID); err != nil {
 				r.Action, r.Outcome, r.Error = audit.ActionStopFailed, audit.Refused, err.Error()
+			} else if r.Swarm != nil {
+				r.Detail = swarmStopped(r.Swarm)
 			}
 			cancel()
 		}
@@ -232,6 +234,28 @@ func (w *Watcher) attribute(ctx context.Context, c Container, networkID, ep stri
 		return err
 	}
 	return w.write(ctx, *v, networkID, done)
+}
+
+// swarmStopped tells the reader of a stopped swarm task's violation what
+// follows, which hostpass does not decide. A task's container carries no
+// restart policy (swarm's agent restarts tasks, not Docker), so the detail
+// gives swarm's default (swarmkit api/defaults: any exit, 5 s, no limit)
+// and how to end the loop.
+func swarmStopped(t *audit.SwarmTask) string {
+	if t.ServiceName == "" {
+		return "" // labels that name no service: nothing to tell
+	}
+	place := "its place" // a task name swarm did not write: neither is known
+	switch {
+	case t.Slot > 0:
+		place = "the same slot"
+	case t.TaskName == t.ServiceName+"."+t.NodeID+"."+t.TaskID:
+		place = "the same node" // a global service's task
+	}
+	return fmt.Sprintf("a swarm task: swarm, not hostpass, decides what follows; by the service's restart policy "+
+		"(default: after any exit, in 5 s, without limit) a new task takes %s, and this policy stops it again; "+
+		"end the loop by fixing the service or the policy, or with docker service update --restart-condition none (or --restart-max-attempts N) %s",
+		place, t.ServiceName)
 }
 
 // attributionKey: an endpoint is its owner's; a container in the owner's

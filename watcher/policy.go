@@ -4,24 +4,39 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	"github.com/hostpass/hostpass/swarmtask"
 )
 
 // Policy says which containers may use hostpass networks. The driver cannot
 // refuse them: Join does not name the container. The watcher checks each
 // container once Docker reports it connected, records a violation, and, if
 // told to, stops the container; until then, the container runs.
+//
+// Every rule reads the container alone, so a rule decides the same on every
+// node of a swarm. That is why there is no rule on a service's own labels
+// (`docker service create --label`): swarm keeps them in the service, which
+// only a manager can read, and puts none on the task's container. A
+// service's `--container-label` is on every task's container: label: rules
+// read those.
 type Policy struct {
 	rules []rule // empty: all containers are allowed
 	text  string
 }
 
 type rule struct {
-	kind, key, value string // kind "label" (value "" = present) or "image"
+	// kind "label" (value "" = present), or a glob on the image ("image"),
+	// on a swarm task's service name ("service") or on its stack ("stack").
+	kind, key, value string
 }
+
+// accepted is what ParsePolicy reads, for its errors and the flag's help.
+const accepted = "all, or rules label:KEY=VALUE, label:KEY, image:PATTERN, service:PATTERN or stack:PATTERN separated by commas"
 
 // ParsePolicy reads "all", or comma-separated rules a container must match
 // one of: label:KEY=VALUE, label:KEY (present), image:PATTERN (a glob such as
-// registry.example/team/*).
+// registry.example/team/*), service:PATTERN (a swarm task's service name,
+// such as mon_*) and stack:PATTERN (a swarm task's stack namespace).
 func ParsePolicy(s string) (Policy, error) {
 	s = strings.TrimSpace(s)
 	if s == "" || s == "all" {
@@ -34,23 +49,25 @@ func ParsePolicy(s string) (Policy, error) {
 		case ok && kind == "label" && arg != "":
 			key, value, _ := strings.Cut(arg, "=")
 			p.rules = append(p.rules, rule{kind: kind, key: key, value: value})
-		case ok && kind == "image" && arg != "":
+		case ok && (kind == "image" || kind == "service" || kind == "stack") && arg != "":
 			if _, err := path.Match(arg, ""); err != nil {
-				return Policy{}, fmt.Errorf("policy rule %q: bad image pattern: %w", item, err)
+				return Policy{}, fmt.Errorf("policy rule %q: bad %s pattern (a glob: *, ?, [a-z]): %w", item, kind, err)
 			}
 			p.rules = append(p.rules, rule{kind: kind, value: arg})
 		default:
-			return Policy{}, fmt.Errorf("policy rule %q: want all, or rules label:KEY=VALUE, label:KEY or image:PATTERN separated by commas", item)
+			return Policy{}, fmt.Errorf("policy rule %q: want %s", item, accepted)
 		}
 	}
 	return p, nil
 }
 
-// Allows reports whether c matches the policy.
+// Allows reports whether c matches the policy. service: and stack: rules
+// match only a swarm task's container, as swarmtask reads its labels.
 func (p Policy) Allows(c Container) bool {
 	if len(p.rules) == 0 {
 		return true
 	}
+	task := swarmtask.FromLabels(c.Labels)
 	for _, r := range p.rules {
 		switch r.kind {
 		case "label":
@@ -58,12 +75,26 @@ func (p Policy) Allows(c Container) bool {
 				return true
 			}
 		case "image":
-			if ok, _ := path.Match(r.value, c.Image); ok {
+			if glob(r.value, c.Image) {
+				return true
+			}
+		case "service":
+			if task != nil && glob(r.value, task.ServiceName) {
+				return true
+			}
+		case "stack":
+			if task != nil && task.Stack != "" && glob(r.value, task.Stack) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// glob: ParsePolicy has checked the pattern, so Match cannot fail.
+func glob(pattern, s string) bool {
+	ok, _ := path.Match(pattern, s)
+	return ok
 }
 
 func (p Policy) String() string { return p.text }
