@@ -23,7 +23,9 @@ import (
 // records, and every record of the endpoints attributed to them.
 type Filter struct {
 	Network, Endpoint, Container, Event, Service string
-	Since, Until                                 time.Time
+	// Host matches the host a record names, exactly.
+	Host         string
+	Since, Until time.Time
 	// Interfaces: records that name a host view (host_view) are handed
 	// over with the view's host_interfaces spliced in after host_view (the
 	// line is then no longer the one its hash covers).
@@ -45,6 +47,7 @@ type Entry struct {
 	Time       time.Time `json:"time"`
 	Seq        uint64    `json:"seq"`
 	Event      Event     `json:"event"`
+	Host       string    `json:"host"`
 	Outcome    Outcome   `json:"outcome"`
 	Error      string    `json:"error"`
 	NetworkID  string    `json:"network_id"`
@@ -87,6 +90,8 @@ func (f Filter) Match(r *Entry) bool {
 		return false
 	case f.Event != "" && !strings.HasPrefix(string(r.Event), f.Event):
 		return false
+	case f.Host != "" && r.Host != f.Host:
+		return false
 	case !f.Since.IsZero() && r.Time.Before(f.Since):
 		return false
 	case !f.Until.IsZero() && r.Time.After(f.Until):
@@ -110,6 +115,9 @@ func (f Filter) mayMatch(line []byte) bool {
 		return false
 	}
 	if f.Service != "" && !holds(line, "", f.Service) && !containsAny(line, f.serviceEPs) {
+		return false
+	}
+	if f.Host != "" && !holds(line, `"host":"`, f.Host) {
 		return false
 	}
 	if f.Event != "" && !holds(line, `"event":"`, f.Event) {
@@ -189,6 +197,10 @@ func queryFile(path string, f Filter, fn func(r *Entry, line []byte) error) erro
 			if i == len(b.lines)-1 && !b.complete {
 				break // a torn last line: verify reports it
 			}
+			if line = recordLine(line); line == nil {
+				continue
+			}
+			b.lines[i] = line // a collector's line: the record, as --json prints it
 			b.entries[i] = decode(f, line)
 		}
 	}

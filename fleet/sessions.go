@@ -1,0 +1,294 @@
+package fleet
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hostpass/hostpass/audit"
+)
+
+// Session is one stretch in host mode of one container on one host:
+// `--network host` (host.join to host.leave), or a hostpass network's
+// endpoint (endpoint.join to endpoint.leave).
+type Session struct {
+	Host      string    `json:"host"`
+	Service   string    `json:"service,omitempty"`    // swarm service name, from the task's labels
+	ServiceID string    `json:"service_id,omitempty"` // its ID
+	Task      string    `json:"task,omitempty"`       // the swarm task's name, or the container's
+	Container string    `json:"container,omitempty"`  // the container's ID
+	Mode      string    `json:"mode"`                 // "host", or "hostpass:NETWORK"
+	From      time.Time `json:"from"`
+	To        time.Time `json:"to,omitzero"` // zero while open
+	FromSeq   uint64    `json:"from_seq,omitempty"`
+	ToSeq     uint64    `json:"to_seq,omitempty"`
+	// Duration: To less From (for host mode, the watcher's
+	// host_mode_seconds), or for an open session up to the log's last
+	// record; absent when Cut says the records cannot tell it.
+	Duration *float64 `json:"duration_seconds,omitempty"`
+	// Open: no leave by the log's end; Last is the log's last record.
+	Open bool      `json:"open,omitempty"`
+	Last time.Time `json:"last,omitzero"`
+	// Cut: why no duration is claimed: the session spans a window in
+	// which hostpass was not looking (a watch.gap not covered by Docker's
+	// replay, a daemon restart), so its end may be missing or late.
+	Cut string `json:"cut,omitempty"`
+	// NoJoin: the log holds the leave but not the join (the log starts
+	// after it); From is the start the leave's record gives.
+	NoJoin bool `json:"no_join,omitempty"`
+	// Claimed: the host the records name, when not the log's own.
+	Claimed string `json:"claimed_host,omitempty"`
+}
+
+// SessionFilter selects sessions; empty fields match all.
+type SessionFilter struct {
+	Service   string // name, or ID prefix
+	Container string // task or container name, or container ID prefix
+	Host      string
+	// Since, Until: sessions that overlap the window.
+	Since, Until time.Time
+	// Progress, if set, is told of the lines read (audit.Progress).
+	Progress audit.Progress
+}
+
+func (f SessionFilter) match(s Session) bool {
+	switch {
+	case f.Service != "" && s.Service != f.Service && (s.ServiceID == "" || !strings.HasPrefix(s.ServiceID, f.Service)):
+		return false
+	case f.Container != "" && s.Task != f.Container && (s.Container == "" || !strings.HasPrefix(s.Container, f.Container)):
+		return false
+	case f.Host != "" && s.Host != f.Host:
+		return false
+	case !f.Until.IsZero() && s.From.After(f.Until):
+		return false
+	case !f.Since.IsZero() && !s.Open && s.To.Before(f.Since):
+		return false
+	}
+	return true
+}
+
+// sessionEvents are the records sessions reads whole; others only tell
+// the log's last record.
+var sessionEvents = map[audit.Event]bool{
+	audit.HostJoin: true, audit.HostLeave: true, audit.EndpointJoin: true, audit.EndpointLeave: true,
+	audit.EndpointAttribute: true, audit.WatchGap: true, audit.Restart: true,
+}
+
+// Sessions lists the sessions of sources that pass f, by host, then start.
+// Joins are paired with leaves as audit prove pairs them (audit.SessionKey,
+// audit.Ends). Only the open sessions and the sessions found are held,
+// never the records.
+func Sessions(sources []Source, f SessionFilter) ([]Session, error) {
+	var out []Session
+	for _, src := range sources {
+		if f.Host != "" && !src.Collector && src.Host != f.Host {
+			continue
+		}
+		hosts := map[string]*hostSessions{}
+		err := audit.Query(src.Files, audit.Filter{Progress: f.Progress}, func(e *audit.Entry, line []byte) error {
+			host, claimed := src.Host, ""
+			if src.Collector {
+				host = e.Host
+			} else if e.Host != src.Host {
+				claimed = e.Host
+			}
+			h := hosts[host]
+			if h == nil {
+				h = &hostSessions{host: host, open: map[string][]*open{}, who: map[string]audit.Record{}}
+				hosts[host] = h
+			}
+			h.last = e.Time
+			if !sessionEvents[e.Event] {
+				return nil
+			}
+			var r audit.Record
+			if err := json.Unmarshal(line, &r); err != nil {
+				return nil // not a whole record: verify reports it
+			}
+			h.add(r, claimed)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range hosts {
+			out = append(out, h.end()...)
+		}
+	}
+	kept := out[:0]
+	for _, s := range out {
+		if f.match(s) {
+			kept = append(kept, s)
+		}
+	}
+	sort.SliceStable(kept, func(i, j int) bool {
+		a, b := kept[i], kept[j]
+		if a.Host != b.Host {
+			return a.Host < b.Host
+		}
+		if !a.From.Equal(b.From) {
+			return a.From.Before(b.From)
+		}
+		return a.FromSeq < b.FromSeq
+	})
+	return kept, nil
+}
+
+// hostSessions pairs one host's records into sessions.
+type hostSessions struct {
+	host string
+	last time.Time
+	open map[string][]*open      // SessionKey → joins not yet ended, in order
+	who  map[string]audit.Record // endpoint → its endpoint.attribute
+	done []Session
+}
+
+type open struct {
+	join    audit.Record
+	claimed string
+	cut     string
+}
+
+func (h *hostSessions) add(r audit.Record, claimed string) {
+	switch r.Event {
+	case audit.EndpointAttribute:
+		if r.EndpointID != "" {
+			h.who[r.EndpointID] = r
+		}
+		return
+	case audit.WatchGap:
+		// The watcher missed events: a container's host.leave in the
+		// window may be missing, or recorded late by reconciliation.
+		if r.Gap != nil && !r.Gap.Covered {
+			h.cutAll("host ", fmt.Sprintf("watch.gap seq %d: the watcher was not following Docker's events from %s to %s and Docker's replay did not cover it", r.Seq, r.Gap.From.Format(time.RFC3339), r.Gap.To.Format(time.RFC3339)))
+		}
+		return
+	case audit.Restart:
+		// While hostpass was down, Docker's calls to it failed: an
+		// endpoint's leave may be missing. Host mode is the watcher's,
+		// whose watch.gap says whether it missed anything.
+		h.cutAll("ep ", fmt.Sprintf("audit.restart seq %d: hostpass was not running before %s, and Docker's calls then were not recorded", r.Seq, r.Time.Format(time.RFC3339)))
+		return
+	}
+	key := audit.SessionKey(r)
+	if key == "" {
+		return
+	}
+	js := h.open[key]
+	switch r.Event {
+	case audit.HostJoin, audit.EndpointJoin:
+		for _, j := range js {
+			if r.Event == audit.HostJoin && audit.SameRun(j.join, r) {
+				return // the same run recorded again (reconciled after a restart)
+			}
+		}
+		h.open[key] = append(js, &open{join: r, claimed: claimed})
+	default:
+		own := -1
+		for i := len(js) - 1; i >= 0 && own < 0; i-- {
+			if audit.Ends(r, js[i].join) {
+				own = i
+			}
+		}
+		if own < 0 {
+			s := h.session(r, claimed)
+			s.NoJoin, s.To, s.ToSeq = true, r.Time, r.Seq
+			if start, ok := audit.LeaveStart(r); ok {
+				s.From = start
+			} else {
+				s.From = r.Time
+				s.Cut = "the log holds no join of it, and its leave does not say when it began"
+			}
+			h.setDuration(&s, r)
+			h.done = append(h.done, s)
+			return
+		}
+		j := js[own]
+		h.open[key] = append(js[:own:own], js[own+1:]...)
+		s := h.session(j.join, j.claimed)
+		s.To, s.ToSeq, s.Cut = r.Time, r.Seq, j.cut
+		h.setDuration(&s, r)
+		h.done = append(h.done, s)
+	}
+}
+
+func (h *hostSessions) setDuration(s *Session, leave audit.Record) {
+	if s.Cut != "" {
+		return
+	}
+	d := s.To.Sub(s.From).Seconds()
+	if leave.HostModeSeconds != nil {
+		d = *leave.HostModeSeconds
+	}
+	s.Duration = &d
+}
+
+// cutAll marks the open sessions whose key starts with kind as cut.
+func (h *hostSessions) cutAll(kind, why string) {
+	for key, js := range h.open {
+		if !strings.HasPrefix(key, kind) {
+			continue
+		}
+		for _, j := range js {
+			if j.cut == "" {
+				j.cut = why
+			}
+		}
+	}
+}
+
+// session names what a record's session is about.
+func (h *hostSessions) session(r audit.Record, claimed string) Session {
+	s := Session{Host: h.host, From: r.Time, FromSeq: r.Seq, Claimed: claimed, Mode: "host"}
+	c, sw := r.Container, r.Swarm
+	if r.Event == audit.EndpointJoin || r.Event == audit.EndpointLeave {
+		s.Mode = "hostpass:" + short(r.NetworkID)
+		c, sw = nil, nil
+		if a, ok := h.who[r.EndpointID]; ok {
+			c, sw = a.Container, a.Swarm
+			if a.NetworkName != "" {
+				s.Mode = "hostpass:" + a.NetworkName
+			}
+		}
+	}
+	if c != nil {
+		s.Task, s.Container = c.Name, c.ID
+		if s.Task == "" {
+			s.Task = short(c.ID)
+		}
+	}
+	if sw != nil {
+		s.Service, s.ServiceID = sw.ServiceName, sw.ServiceID
+		if sw.TaskName != "" {
+			s.Task = sw.TaskName
+		}
+	}
+	return s
+}
+
+// end returns the host's sessions, the open ones last, up to the log's
+// last record.
+func (h *hostSessions) end() []Session {
+	out := h.done
+	for _, js := range h.open {
+		for _, j := range js {
+			s := h.session(j.join, j.claimed)
+			s.Open, s.Last, s.Cut = true, h.last, j.cut
+			if s.Cut == "" {
+				d := h.last.Sub(s.From).Seconds()
+				s.Duration = &d
+			}
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
