@@ -27,19 +27,27 @@ func fleetSources(args []string) ([]fleet.Source, error) {
 	collector := false
 	for _, a := range args {
 		st, err := os.Stat(a)
+		if err != nil && len(args) == 1 {
+			return nil, nil // logFiles says what is missing, as it always has
+		}
 		if err != nil {
 			return nil, failed(fmt.Errorf("no audit log at %s: %w", a, err))
 		}
 		if st.IsDir() {
 			files, err := audit.FilesIn(a)
-			if err != nil {
-				if r := filepath.Join(a, collectorFile); isCollectorFile(r) {
-					sources, collector = append(sources, fleet.Source{Name: r, Files: []string{r}, Collector: true}), true
-					continue
-				}
+			switch {
+			case err == nil && len(args) == 1:
+				return nil, nil // one log's DIR: the single-log reading
+			case err == nil:
+				sources = append(sources, fleet.Source{Name: a, Files: files})
+			case isCollectorFile(filepath.Join(a, collectorFile)):
+				r := filepath.Join(a, collectorFile)
+				sources, collector = append(sources, fleet.Source{Name: r, Files: []string{r}, Collector: true}), true
+			case len(args) == 1:
+				return nil, nil // logFiles says what is wrong with it, as it always has
+			default:
 				return nil, failed(err)
 			}
-			sources = append(sources, fleet.Source{Name: a, Files: files})
 			continue
 		}
 		if isCollectorFile(a) {
