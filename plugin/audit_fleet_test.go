@@ -71,6 +71,8 @@ func fleetRecords(host string) []audit.Record {
 			{Time: at(60), Event: audit.HostLeave, Outcome: audit.OK, Container: c, Swarm: a, HostModeSeconds: secs(55)},
 			{Time: at(70), Event: audit.HostJoin, Outcome: audit.OK, Container: cont("c3", "lonely", at(70))},
 		}
+	default: // another node, as node-1
+		recs = fleetRecords("node-1")
 	}
 	for i := range recs {
 		recs[i].Host = host
