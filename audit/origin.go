@@ -30,10 +30,22 @@ var errFound = errors.New("found")
 
 // LogOrigin is the origin the first checkpoint of a log names, or "" for
 // a log with no checkpoint (plain and sealed logs). It reads up to the
-// first checkpoint, which in a signed log is its first record.
+// first checkpoint, which in a signed log is its first record; of a plain
+// log (its first record has no epoch) the first record alone.
 func LogOrigin(files []string) (string, error) {
+	epochs := false
+	err := Query(files, Filter{}, func(_ *Entry, line []byte) error {
+		epochs = bytes.Contains(line, []byte(`"epoch":`))
+		return errFound
+	})
+	if err != nil && !errors.Is(err, errFound) {
+		return "", err
+	}
+	if !epochs {
+		return "", nil
+	}
 	origin := ""
-	err := Query(files, Filter{Event: string(Checkpoint)}, func(_ *Entry, line []byte) error {
+	err = Query(files, Filter{Event: string(Checkpoint)}, func(_ *Entry, line []byte) error {
 		var r struct {
 			Checkpoint string `json:"checkpoint"`
 		}

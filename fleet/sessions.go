@@ -96,7 +96,7 @@ func Sessions(sources []Source, f SessionFilter) ([]Session, error) {
 			}
 			h := hosts[host]
 			if h == nil {
-				h = &hostSessions{host: host, open: map[string][]*open{}, who: map[string]audit.Record{}}
+				h = &hostSessions{host: host, open: map[string][]*open{}, who: map[string]audit.Record{}, seen: map[string]bool{}}
 				hosts[host] = h
 			}
 			h.last = e.Time
@@ -142,6 +142,7 @@ type hostSessions struct {
 	last time.Time
 	open map[string][]*open      // SessionKey → joins not yet ended, in order
 	who  map[string]audit.Record // endpoint → its endpoint.attribute
+	seen map[string]bool         // joins and leaves read: "seq hash"
 	done []Session
 }
 
@@ -176,6 +177,13 @@ func (h *hostSessions) add(r audit.Record, claimed string) {
 	if key == "" {
 		return
 	}
+	// A collector may hold a record twice (sent over TCP and UDP, resent):
+	// it is one join or leave.
+	id := fmt.Sprintf("%d %s", r.Seq, r.Hash)
+	if h.seen[id] {
+		return
+	}
+	h.seen[id] = true
 	js := h.open[key]
 	switch r.Event {
 	case audit.HostJoin, audit.EndpointJoin:

@@ -20,6 +20,19 @@ func TestFleetSessionsFromCollectorMatchLogs(t *testing.T) {
 	if fromLogs != fromCollector {
 		t.Errorf("from the logs:\n%s\nfrom the collector:\n%s", fromLogs, fromCollector)
 	}
+	// A collector that received every message twice (TCP and UDP): the
+	// same sessions.
+	var twice []string
+	for _, l := range strings.SplitAfter(string(read(t, filepath.Dir(collected), "received.log")), "\n") {
+		twice = append(twice, l, l)
+	}
+	dup := filepath.Join(t.TempDir(), "received.log")
+	if err := os.WriteFile(dup, []byte(strings.Join(twice, "")), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, fromDup, _ := runOut(t, []string{"audit", "sessions", "--no-progress", dup}, nil); fromDup != fromLogs {
+		t.Errorf("from a collector that received each message twice:\n%s", fromDup)
+	}
 	// And one host of it, by --host, from either.
 	_, one, _ := runOut(t, []string{"audit", "sessions", "--no-progress", "--host", "node-1", collected}, nil)
 	if strings.Contains(one, "node-2") || strings.Count(one, "node-1") != 2 {
