@@ -187,8 +187,8 @@ func (h *hostSessions) add(r audit.Record, claimed string) {
 	js := h.open[key]
 	switch r.Event {
 	case audit.HostJoin, audit.EndpointJoin:
-		for _, j := range js {
-			if r.Event == audit.HostJoin && audit.SameRun(j.join, r) {
+		for i := 0; r.Event == audit.HostJoin && i < len(js); i++ {
+			if audit.SameRun(js[i].join, r) {
 				return // the same run recorded again (reconciled after a restart)
 			}
 		}
