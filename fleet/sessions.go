@@ -96,7 +96,7 @@ func Sessions(sources []Source, f SessionFilter) ([]Session, error) {
 			}
 			h := hosts[host]
 			if h == nil {
-				h = &hostSessions{host: host, open: map[string][]*open{}, who: map[string]audit.Record{}, seen: map[string]bool{}}
+				h = &hostSessions{host: host, open: map[string][]*open{}, who: map[string]audit.Record{}, recent: map[uint64]string{}}
 				hosts[host] = h
 			}
 			h.last = e.Time
@@ -142,8 +142,11 @@ type hostSessions struct {
 	last time.Time
 	open map[string][]*open      // SessionKey → joins not yet ended, in order
 	who  map[string]audit.Record // endpoint → its endpoint.attribute
-	seen map[string]bool         // joins and leaves read: "seq hash"
-	done []Session
+	// The latest seq read, and the hashes of the joins and leaves of the
+	// last recentSeqs seqs before it: what again needs.
+	maxSeq uint64
+	recent map[uint64]string
+	done   []Session
 }
 
 type open struct {
@@ -177,13 +180,9 @@ func (h *hostSessions) add(r audit.Record, claimed string) {
 	if key == "" {
 		return
 	}
-	// A collector may hold a record twice (sent over TCP and UDP, resent):
-	// it is one join or leave.
-	id := fmt.Sprintf("%d %s", r.Seq, r.Hash)
-	if h.seen[id] {
+	if h.again(r) {
 		return
 	}
-	h.seen[id] = true
 	js := h.open[key]
 	switch r.Event {
 	case audit.HostJoin, audit.EndpointJoin:
@@ -214,12 +213,42 @@ func (h *hostSessions) add(r audit.Record, claimed string) {
 			return
 		}
 		j := js[own]
-		h.open[key] = append(js[:own:own], js[own+1:]...)
+		if len(js) == 1 {
+			delete(h.open, key)
+		} else {
+			h.open[key] = append(js[:own:own], js[own+1:]...)
+		}
 		s := h.session(j.join, j.claimed)
 		s.To, s.ToSeq, s.Cut = r.Time, r.Seq, j.cut
 		h.setDuration(&s, r)
 		h.done = append(h.done, s)
 	}
+}
+
+// recentSeqs is how far back again looks: a collector's second copy of
+// a message (TCP and UDP, a resend) arrives soon after the first.
+const recentSeqs = 1 << 16
+
+// again says whether a join or leave was read already: a collector may
+// hold a message twice. A record of a later seq is new; of an earlier seq,
+// it is new unless its hash is that of the record read at that seq (a new
+// log of the same host starts again at seq 1, with other hashes).
+func (h *hostSessions) again(r audit.Record) bool {
+	if r.Seq <= h.maxSeq && h.recent[r.Seq] == r.Hash {
+		return true
+	}
+	h.recent[r.Seq] = r.Hash
+	if r.Seq > h.maxSeq {
+		h.maxSeq = r.Seq
+	}
+	if len(h.recent) > 2*recentSeqs {
+		for seq := range h.recent {
+			if seq+recentSeqs < h.maxSeq {
+				delete(h.recent, seq)
+			}
+		}
+	}
+	return false
 }
 
 func (h *hostSessions) setDuration(s *Session, leave audit.Record) {

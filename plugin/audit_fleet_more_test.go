@@ -70,6 +70,11 @@ func TestFleetRecordClaimingAnotherHost(t *testing.T) {
 	if !strings.Contains(sessions, `node-1  -        lonely`) || !strings.Contains(sessions, `records claim host "node-2", in the log of "node-1"`) {
 		t.Errorf("sessions:\n%s", sessions)
 	}
+	// On node-1's log alone, --host takes the records' word: the forged one.
+	_, alone, _ := runOut(t, []string{"audit", "show", "--no-progress", "--host", "node-2", node1}, nil)
+	if rows := strings.Split(strings.TrimSpace(alone), "\n"); len(rows) != 2 || !strings.Contains(rows[1], "lonely") {
+		t.Errorf("one log, --host node-2:\n%s", alone)
+	}
 	_, only2, _ := runOut(t, []string{"audit", "show", "--no-progress", "--host", "node-2", "--event", "host.join", node1, node2}, nil)
 	if strings.Contains(only2, "node-1") || strings.Count(only2, "\n") != 3 {
 		t.Errorf("--host node-2:\n%s", only2)
