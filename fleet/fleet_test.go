@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -145,5 +146,23 @@ func TestSessions(t *testing.T) {
 	// The window: sessions that overlap it.
 	if got := strings.ReplaceAll(sessionsText(t, []Source{a}, SessionFilter{Since: at(21), Until: at(35)}), "a  hostpass", "a - hostpass"); got != "a h1 host 0-30 30\na - hostpass:net 3-- ? open cut:audit.restart\na h3 host 25-40 15 nojoin" {
 		t.Errorf("--since 21s --until 35s:\n%s", got)
+	}
+}
+
+// A host just set up has an empty log: it has no host yet, and nothing to
+// show, rather than failing the fleet.
+func TestEmptyLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	if err := os.WriteFile(path, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if host, err := LogHost([]string{path}); host != "" || err != nil {
+		t.Fatalf("LogHost = %q, %v", host, err)
+	}
+	empty := Source{Name: path, Files: []string{path}}
+	a := logOf(t, "a", audit.Record{Time: at(0), Event: audit.NetworkCreate})
+	n := 0
+	if err := Show([]Source{empty, a}, audit.Filter{}, "", func(Row) error { n++; return nil }); err != nil || n != 1 {
+		t.Errorf("show: %d rows, %v", n, err)
 	}
 }

@@ -7,7 +7,6 @@ package fleet
 
 import (
 	"errors"
-	"fmt"
 	"iter"
 
 	"github.com/hostpass/hostpass/audit"
@@ -28,18 +27,16 @@ type Source struct {
 // errFirst stops a read after its first record.
 var errFirst = errors.New("first record read")
 
-// LogHost returns the host a log's first record names: the log's host.
+// LogHost returns the host a log's first record names: the log's host;
+// "" for a log with no record yet (a host just set up).
 func LogHost(files []string) (string, error) {
-	host, found := "", false
+	host := ""
 	err := audit.Query(files, audit.Filter{}, func(e *audit.Entry, _ []byte) error {
-		host, found = e.Host, true
+		host = e.Host
 		return errFirst
 	})
 	if err != nil && !errors.Is(err, errFirst) {
 		return "", err
-	}
-	if !found {
-		return "", fmt.Errorf("%s: no record in it: a host's log starts with its genesis record", files[0])
 	}
 	return host, nil
 }

@@ -154,6 +154,10 @@ func TestFleetVerifySignedByOrigin(t *testing.T) {
 	if want := "hostpass audit verify: --pubkey " + pub3 + ": a key of log " + origin3 + ", which is none of the DIRs' logs"; code != exitUsage || !strings.HasPrefix(got, want) {
 		t.Errorf("a key of no log given: exit %d\n%s\nwant %s", code, got, want)
 	}
+	code, got, _ = runOut(t, []string{"audit", "verify", "--no-progress", node1, node1}, nil)
+	if want := node1 + " and " + node1 + " hold logs of one origin"; code != exitUsage || !strings.Contains(got, want) {
+		t.Errorf("one log twice: exit %d\n%s\nwant %s", code, got, want)
+	}
 	third := collectorFileOf(t, nil, node1, node3)
 	code, got, _ = runOut(t, []string{"audit", "verify", "--no-progress", "--pubkey", pub1, "--pubkey", pub2, "--checkpoint", third, node1, node2}, nil)
 	if want := "a checkpoint of log \"" + origin3 + "\", which is none of the DIRs' logs"; code != exitUsage || !strings.Contains(got, want) {

@@ -57,6 +57,9 @@ func runVerifyFleet(cmd *cobra.Command, o verifyOptions, dirs []string) error {
 	byOrigin := map[string]*hostLog{}
 	var origins []string
 	for _, l := range logs {
+		if o := byOrigin[l.origin]; o != nil && l.origin != "" {
+			return refused(fmt.Errorf("%s and %s hold logs of one origin, %s: the same log twice, or a copy; give each host's log once", o.dir, l.dir, l.origin))
+		}
 		if l.origin != "" {
 			byOrigin[l.origin] = l
 			origins = append(origins, l.origin)
