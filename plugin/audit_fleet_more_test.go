@@ -164,3 +164,25 @@ func TestFleetVerifySignedByOrigin(t *testing.T) {
 		t.Errorf("a checkpoint of no log given: exit %d\n%s\nwant %s", code, got, want)
 	}
 }
+
+// A sealed log beside plain ones: without --chain-only it is UNVERIFIED
+// (exit 3, named); with it, every host is ok.
+func TestFleetVerifySealedBesidePlain(t *testing.T) {
+	node1, node2 := fleetDirs(t)
+	sealedDir := fixture(t, "sealed.jsonl")
+	names := map[string]string{node1: "$NODE1", node2: "$NODE2", sealedDir: "$SEALED"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"audit-verify-fleet-unverified", []string{"audit", "verify", "--no-progress", node1, sealedDir, node2}, exitUnverified},
+		{"audit-verify-fleet-chain-only", []string{"audit", "verify", "--no-progress", "--chain-only", node1, sealedDir, node2}, 0},
+	} {
+		code, got, shown := runOut(t, tc.args, names)
+		if code != tc.code {
+			t.Errorf("%s: exit %d, want %d\n%s", tc.name, code, tc.code, got)
+		}
+		checkGolden(t, tc.name, shown, []byte(got))
+	}
+}
