@@ -82,6 +82,7 @@ var sessionEvents = map[audit.Event]bool{
 // never the records.
 func Sessions(sources []Source, f SessionFilter) ([]Session, error) {
 	var out []Session
+	from := map[string]string{} // host → the source its records came from
 	for _, src := range sources {
 		if f.Host != "" && !src.Collector && src.Host != f.Host {
 			continue
@@ -113,7 +114,14 @@ func Sessions(sources []Source, f SessionFilter) ([]Session, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, h := range hosts {
+		for host, h := range hosts {
+			if f.Host != "" && host != f.Host {
+				continue
+			}
+			if other, ok := from[host]; ok {
+				return nil, fmt.Errorf("host %s's records are in %s and in %s: each of its sessions would be listed twice; give each host's trail once, its log or the collector's file that holds it", host, other, src.Name)
+			}
+			from[host] = src.Name
 			out = append(out, h.end()...)
 		}
 	}

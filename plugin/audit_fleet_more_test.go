@@ -33,6 +33,11 @@ func TestFleetSessionsFromCollectorMatchLogs(t *testing.T) {
 	if _, fromDup, _ := runOut(t, []string{"audit", "sessions", "--no-progress", dup}, nil); fromDup != fromLogs {
 		t.Errorf("from a collector that received each message twice:\n%s", fromDup)
 	}
+	// node-1's log and a collector that holds it too: refused, naming both.
+	code, both, _ := runOut(t, []string{"audit", "sessions", "--no-progress", node1, collected}, nil)
+	if want := "hostpass audit sessions: host node-1's records are in " + node1 + " and in " + collected + ": "; code != exitFailed || !strings.HasPrefix(both, want) {
+		t.Errorf("a host given twice: exit %d\n%s\nwant %s", code, both, want)
+	}
 	// And one host of it, by --host, from either.
 	_, one, _ := runOut(t, []string{"audit", "sessions", "--no-progress", "--host", "node-1", collected}, nil)
 	if strings.Contains(one, "node-2") || strings.Count(one, "node-1") != 2 {
