@@ -95,7 +95,10 @@ func sessionsText(t *testing.T, sources []Source, f SessionFilter) string {
 			line += " nojoin"
 		}
 		if s.Cut != "" {
-			line += " cut:" + strings.Fields(s.Cut)[0]
+			line += " " + strings.Join(strings.Fields(s.Cut)[:3], "-")
+		}
+		if s.LateLeave {
+			line += " late"
 		}
 		lines = append(lines, line)
 	}
@@ -130,21 +133,25 @@ func TestSessions(t *testing.T) {
 		audit.Record{Time: at(30), Event: audit.HostLeave, Container: c("h1", 0), HostModeSeconds: secs(30)},
 		// a leave whose join the log does not hold (another run of h3)
 		audit.Record{Time: at(40), Event: audit.HostLeave, Container: &audit.Container{ID: strings.Repeat("h3", 32), Name: "h3"}, HostModeSeconds: secs(15)},
+		// a run whose end the watcher could not tell, seen late
+		audit.Record{Time: at(41), Event: audit.HostJoin, Container: c("h4", 41)},
+		audit.Record{Time: at(45), Event: audit.HostLeave, Container: c("h4", 41), ObservedLate: true, Detail: "the container was gone"},
 		audit.Record{Time: at(50), Event: audit.NetworkDelete},
 	)
 	got := sessionsText(t, []Source{a}, SessionFilter{})
 	want := strings.Join([]string{
 		"a h1 host 0-30 30",
-		"a w1 hostpass:fleetnet 1-20 ? cut:audit.restart",
-		"a - hostpass:net 3-- ? open cut:audit.restart",
+		"a w1 hostpass:fleetnet 1-20 ? cut-by-audit.restart",
+		"a - hostpass:net 3-- ? open cut-by-audit.restart",
 		"a h3 host 25-40 15 nojoin",
+		"a h4 host 41-45 ? end-unknown:-its late",
 	}, "\n")
 	got = strings.ReplaceAll(got, "a  hostpass", "a - hostpass")
 	if got != want {
 		t.Errorf("sessions:\n%s\nwant:\n%s", got, want)
 	}
 	// The window: sessions that overlap it.
-	if got := strings.ReplaceAll(sessionsText(t, []Source{a}, SessionFilter{Since: at(21), Until: at(35)}), "a  hostpass", "a - hostpass"); got != "a h1 host 0-30 30\na - hostpass:net 3-- ? open cut:audit.restart\na h3 host 25-40 15 nojoin" {
+	if got := strings.ReplaceAll(sessionsText(t, []Source{a}, SessionFilter{Since: at(21), Until: at(35)}), "a  hostpass", "a - hostpass"); got != "a h1 host 0-30 30\na - hostpass:net 3-- ? open cut-by-audit.restart\na h3 host 25-40 15 nojoin" {
 		t.Errorf("--since 21s --until 35s:\n%s", got)
 	}
 }

@@ -38,6 +38,9 @@ type Session struct {
 	// NoJoin: the log holds the leave but not the join (the log starts
 	// after it); From is the start the leave's record gives.
 	NoJoin bool `json:"no_join,omitempty"`
+	// LateLeave: the leave was observed late (the watcher reconciled with
+	// the running containers): TO is when hostpass saw it.
+	LateLeave bool `json:"late_leave,omitempty"`
 	// Claimed: the host the records name, when not the log's own.
 	Claimed string `json:"claimed_host,omitempty"`
 }
@@ -174,14 +177,14 @@ func (h *hostSessions) add(r audit.Record, claimed string) {
 		// The watcher missed events: a container's host.leave in the
 		// window may be missing, or recorded late by reconciliation.
 		if r.Gap != nil && !r.Gap.Covered {
-			h.cutAll("host ", fmt.Sprintf("watch.gap seq %d: the watcher was not following Docker's events from %s to %s and Docker's replay did not cover it", r.Seq, r.Gap.From.Format(time.RFC3339), r.Gap.To.Format(time.RFC3339)))
+			h.cutAll("host ", fmt.Sprintf("cut by watch.gap seq %d: the watcher was not following Docker's events from %s to %s and Docker's replay did not cover it", r.Seq, r.Gap.From.Format(time.RFC3339), r.Gap.To.Format(time.RFC3339)))
 		}
 		return
 	case audit.Restart:
 		// While hostpass was down, Docker's calls to it failed: an
 		// endpoint's leave may be missing. Host mode is the watcher's,
 		// whose watch.gap says whether it missed anything.
-		h.cutAll("ep ", fmt.Sprintf("audit.restart seq %d: hostpass was not running before %s, and Docker's calls then were not recorded", r.Seq, r.Time.Format(time.RFC3339)))
+		h.cutAll("ep ", fmt.Sprintf("cut by audit.restart seq %d: hostpass was not running before %s, and Docker's calls then were not recorded", r.Seq, r.Time.Format(time.RFC3339)))
 		return
 	}
 	key := audit.SessionKey(r)
@@ -214,7 +217,7 @@ func (h *hostSessions) add(r audit.Record, claimed string) {
 				s.From = start
 			} else {
 				s.From = r.Time
-				s.Cut = "the log holds no join of it, and its leave does not say when it began"
+				s.Cut = "start unknown: the log holds no join of it, and its leave does not say when it began"
 			}
 			h.setDuration(&s, r)
 			h.done = append(h.done, s)
@@ -259,14 +262,26 @@ func (h *hostSessions) again(r audit.Record) bool {
 	return false
 }
 
+// setDuration sets a closed session's duration: for host mode the
+// watcher's host_mode_seconds, which it leaves out when it does not know
+// when the run ended (its detail says why); else TO less FROM.
 func (h *hostSessions) setDuration(s *Session, leave audit.Record) {
+	s.LateLeave = leave.ObservedLate
 	if s.Cut != "" {
 		return
 	}
-	d := s.To.Sub(s.From).Seconds()
-	if leave.HostModeSeconds != nil {
-		d = *leave.HostModeSeconds
+	if leave.Event == audit.HostLeave {
+		if leave.HostModeSeconds == nil {
+			s.Cut = fmt.Sprintf("end unknown: its host.leave (seq %d) does not say when the run ended", leave.Seq)
+			if leave.Detail != "" {
+				s.Cut += ": " + leave.Detail
+			}
+			return
+		}
+		s.Duration = leave.HostModeSeconds
+		return
 	}
+	d := s.To.Sub(s.From).Seconds()
 	s.Duration = &d
 }
 

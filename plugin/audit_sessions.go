@@ -133,7 +133,10 @@ func sessionNote(s fleet.Session) string {
 		note = append(note, "the log holds no join of it: FROM is the start its leave's record gives")
 	}
 	if s.Cut != "" {
-		note = append(note, "cut by "+s.Cut)
+		note = append(note, s.Cut)
+	}
+	if s.LateLeave {
+		note = append(note, "leave observed late: TO is when hostpass saw it")
 	}
 	if s.Claimed != "" {
 		note = append(note, fmt.Sprintf("records claim host %q, in the log of %q", s.Claimed, s.Host))
