@@ -219,6 +219,47 @@ func queryFile(path string, f Filter, fn func(r *Entry, line []byte) error) erro
 	}, f.Progress)
 }
 
+// QueryRecords calls fn with every record of files, in log order, as an
+// Entry; records of the events in whole come decoded whole as well (r is
+// nil for the others). Both are decoded on every core, ahead of fn.
+func QueryRecords(files []string, whole map[Event]bool, progress Progress, fn func(e *Entry, r *Record) error) error {
+	decodeAll := func(b *batch) {
+		b.entries, b.records = make([]*Entry, len(b.lines)), make([]*Record, len(b.lines))
+		for i, line := range b.lines {
+			if i == len(b.lines)-1 && !b.complete {
+				break // a torn last line: verify reports it
+			}
+			if line = recordLine(line); line == nil {
+				continue
+			}
+			e := decode(Filter{}, line)
+			b.entries[i] = e
+			if e != nil && whole[e.Event] {
+				var r Record
+				if json.Unmarshal(line, &r) == nil {
+					b.records[i] = &r
+				}
+			}
+		}
+	}
+	for _, path := range files {
+		err := eachBatchTold(path, decodeAll, func(b *batch) error {
+			for i, e := range b.entries {
+				if e != nil {
+					if err := fn(e, b.records[i]); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}, progress)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // decode returns the line's entry if it passes f, else nil.
 func decode(f Filter, line []byte) *Entry {
 	if !f.mayMatch(line) {

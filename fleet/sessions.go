@@ -1,7 +1,6 @@
 package fleet
 
 import (
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -91,7 +90,7 @@ func Sessions(sources []Source, f SessionFilter) ([]Session, error) {
 			continue
 		}
 		hosts := map[string]*hostSessions{}
-		err := audit.Query(src.Files, audit.Filter{Progress: f.Progress}, func(e *audit.Entry, line []byte) error {
+		err := audit.QueryRecords(src.Files, sessionEvents, f.Progress, func(e *audit.Entry, r *audit.Record) error {
 			host, claimed := src.Host, ""
 			if src.Collector {
 				host = e.Host
@@ -104,14 +103,9 @@ func Sessions(sources []Source, f SessionFilter) ([]Session, error) {
 				hosts[host] = h
 			}
 			h.last = e.Time
-			if !sessionEvents[e.Event] {
-				return nil
+			if r != nil { // a session event, whole (a line that is not a whole record is not: verify reports it)
+				h.add(*r, claimed)
 			}
-			var r audit.Record
-			if err := json.Unmarshal(line, &r); err != nil {
-				return nil // not a whole record: verify reports it
-			}
-			h.add(r, claimed)
 			return nil
 		})
 		if err != nil {
