@@ -80,8 +80,8 @@ var sessionEvents = map[audit.Event]bool{
 
 // Sessions lists the sessions of sources that pass f, by host, then start.
 // Joins are paired with leaves as audit prove pairs them (audit.SessionKey,
-// audit.Ends). Only the open sessions and the sessions found are held,
-// never the records.
+// audit.Ends). Only the open sessions, the attributions of open endpoints
+// and the sessions that pass f are held, never the records.
 func Sessions(sources []Source, f SessionFilter) ([]Session, error) {
 	var out []Session
 	from := map[string]string{} // host → the source its records came from
@@ -99,7 +99,7 @@ func Sessions(sources []Source, f SessionFilter) ([]Session, error) {
 			}
 			h := hosts[host]
 			if h == nil {
-				h = &hostSessions{host: host, open: map[string][]*open{}, who: map[string]audit.Record{}, recent: map[uint64]string{}}
+				h = &hostSessions{host: host, keep: f.match, open: map[string][]*open{}, who: map[string]attribution{}, recent: map[uint64]string{}}
 				hosts[host] = h
 			}
 			h.last = e.Time
@@ -122,12 +122,7 @@ func Sessions(sources []Source, f SessionFilter) ([]Session, error) {
 			out = append(out, h.end()...)
 		}
 	}
-	kept := out[:0]
-	for _, s := range out {
-		if f.match(s) {
-			kept = append(kept, s)
-		}
-	}
+	kept := out
 	sort.SliceStable(kept, func(i, j int) bool {
 		a, b := kept[i], kept[j]
 		if a.Host != b.Host {
@@ -145,13 +140,22 @@ func Sessions(sources []Source, f SessionFilter) ([]Session, error) {
 type hostSessions struct {
 	host string
 	last time.Time
-	open map[string][]*open      // SessionKey → joins not yet ended, in order
-	who  map[string]audit.Record // endpoint → its endpoint.attribute
+	open map[string][]*open     // SessionKey → joins not yet ended, in order
+	keep func(Session) bool     // the filter: sessions it refuses are not held
+	who  map[string]attribution // endpoint → its endpoint.attribute
 	// The latest seq read, and the hashes of the joins and leaves of the
 	// last recentSeqs seqs before it: what again needs.
 	maxSeq uint64
 	recent map[uint64]string
 	done   []Session
+}
+
+// attribution is what an endpoint.attribute says of who holds an
+// endpoint.
+type attribution struct {
+	container   *audit.Container
+	swarm       *audit.SwarmTask
+	networkName string
 }
 
 type open struct {
@@ -164,7 +168,11 @@ func (h *hostSessions) add(r audit.Record, claimed string) {
 	switch r.Event {
 	case audit.EndpointAttribute:
 		if r.EndpointID != "" {
-			h.who[r.EndpointID] = r
+			c := r.Container
+			if c != nil {
+				c = &audit.Container{ID: c.ID, Name: c.Name} // not its labels
+			}
+			h.who[r.EndpointID] = attribution{container: c, swarm: r.Swarm, networkName: r.NetworkName}
 		}
 		return
 	case audit.WatchGap:
@@ -214,7 +222,7 @@ func (h *hostSessions) add(r audit.Record, claimed string) {
 				s.Cut = "start unknown: the log holds no join of it, and its leave does not say when it began"
 			}
 			h.setDuration(&s, r)
-			h.done = append(h.done, s)
+			h.emit(s)
 			return
 		}
 		j := js[own]
@@ -226,6 +234,16 @@ func (h *hostSessions) add(r audit.Record, claimed string) {
 		s := h.session(j.join, j.claimed)
 		s.To, s.ToSeq, s.Cut = r.Time, r.Seq, j.cut
 		h.setDuration(&s, r)
+		h.emit(s)
+		if r.Event == audit.EndpointLeave {
+			delete(h.who, r.EndpointID) // an endpoint ID is never reused
+		}
+	}
+}
+
+// emit keeps a session found, if the filter does.
+func (h *hostSessions) emit(s Session) {
+	if h.keep(s) {
 		h.done = append(h.done, s)
 	}
 }
@@ -301,9 +319,9 @@ func (h *hostSessions) session(r audit.Record, claimed string) Session {
 		s.Mode = "hostpass:" + short(r.NetworkID)
 		c, sw = nil, nil
 		if a, ok := h.who[r.EndpointID]; ok {
-			c, sw = a.Container, a.Swarm
-			if a.NetworkName != "" {
-				s.Mode = "hostpass:" + a.NetworkName
+			c, sw = a.container, a.swarm
+			if a.networkName != "" {
+				s.Mode = "hostpass:" + a.networkName
 			}
 		}
 	}
@@ -334,7 +352,9 @@ func (h *hostSessions) end() []Session {
 				d := h.last.Sub(s.From).Seconds()
 				s.Duration = &d
 			}
-			out = append(out, s)
+			if h.keep(s) {
+				out = append(out, s)
+			}
 		}
 	}
 	return out
