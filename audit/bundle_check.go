@@ -238,19 +238,8 @@ func (p *Proven) Sessions() []string {
 	open := map[string][]Record{}     // key → its joins not yet ended, in order
 	otherLeave := map[uint64]Record{} // join seq → the first leave after it of its key that was not its own
 	for _, r := range p.Records {
-		var key string
-		switch r.Event {
-		case HostJoin, HostLeave:
-			if r.Container == nil {
-				continue
-			}
-			key = "host " + r.Container.ID
-		case EndpointJoin, EndpointLeave:
-			key = "ep " + r.EndpointID
-		default:
-			continue
-		}
-		if r.Outcome != OK {
+		key := SessionKey(r)
+		if key == "" {
 			continue
 		}
 		switch r.Event {
@@ -261,7 +250,7 @@ func (p *Proven) Sessions() []string {
 			js := open[key]
 			own := -1
 			for i := len(js) - 1; i >= 0 && own < 0; i-- {
-				if r.Event == EndpointLeave || sameRun(js[i], r) {
+				if Ends(r, js[i]) {
 					own = i
 				}
 			}
@@ -295,6 +284,50 @@ func (p *Proven) Sessions() []string {
 		lines = append(lines, p.session(j, who)+" from "+at(j)+", and this bundle holds no leave after it")
 	}
 	return lines
+}
+
+// SessionKey is what ties a join to its leave: the endpoint of an
+// endpoint.join or endpoint.leave, the container of a host.join or
+// host.leave; "" for any other record, and for a refused call, which
+// began or ended nothing. audit prove's bundles and audit sessions pair
+// records by it, and by Ends.
+func SessionKey(r Record) string {
+	if r.Outcome != OK {
+		return ""
+	}
+	switch r.Event {
+	case HostJoin, HostLeave:
+		if r.Container != nil {
+			return "host " + r.Container.ID
+		}
+	case EndpointJoin, EndpointLeave:
+		return "ep " + r.EndpointID
+	}
+	return ""
+}
+
+// Ends says whether leave ends the session join began, given the same
+// SessionKey: an endpoint's leave ends its join; a container's host.leave
+// ends the run the host.join began (sameRun), not an earlier or later run
+// of the same container.
+func Ends(leave, join Record) bool {
+	return leave.Event == EndpointLeave || sameRun(join, leave)
+}
+
+// SameRun says whether two host.join records are of one run of their
+// container: a reconciling watcher (after a restart) records a running
+// container's host.join again.
+func SameRun(a, b Record) bool {
+	as := a.Time
+	if a.Container.StartedAt != nil {
+		as = *a.Container.StartedAt
+	}
+	bs := b.Time
+	if b.Container.StartedAt != nil {
+		bs = *b.Container.StartedAt
+	}
+	d := bs.Sub(as)
+	return d >= -sameRunSlack && d <= sameRunSlack
 }
 
 // sameRunSlack is how far apart the starts of a host.join and its
@@ -413,3 +446,7 @@ func afterCert(rec Record, leaf int64, c ProvenCheckpoint, trees []CertTree) err
 	}
 	return nil
 }
+
+// LeaveStart is when the run a host.leave ends began, by its record
+// (started_at, or its time less host_mode_seconds).
+func LeaveStart(l Record) (time.Time, bool) { return leaveStart(l) }

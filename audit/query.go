@@ -23,7 +23,9 @@ import (
 // records, and every record of the endpoints attributed to them.
 type Filter struct {
 	Network, Endpoint, Container, Event, Service string
-	Since, Until                                 time.Time
+	// Host matches the host a record names, exactly.
+	Host         string
+	Since, Until time.Time
 	// Interfaces: records that name a host view (host_view) are handed
 	// over with the view's host_interfaces spliced in after host_view (the
 	// line is then no longer the one its hash covers).
@@ -45,6 +47,7 @@ type Entry struct {
 	Time       time.Time `json:"time"`
 	Seq        uint64    `json:"seq"`
 	Event      Event     `json:"event"`
+	Host       string    `json:"host"`
 	Outcome    Outcome   `json:"outcome"`
 	Error      string    `json:"error"`
 	NetworkID  string    `json:"network_id"`
@@ -87,6 +90,8 @@ func (f Filter) Match(r *Entry) bool {
 		return false
 	case f.Event != "" && !strings.HasPrefix(string(r.Event), f.Event):
 		return false
+	case f.Host != "" && r.Host != f.Host:
+		return false
 	case !f.Since.IsZero() && r.Time.Before(f.Since):
 		return false
 	case !f.Until.IsZero() && r.Time.After(f.Until):
@@ -110,6 +115,9 @@ func (f Filter) mayMatch(line []byte) bool {
 		return false
 	}
 	if f.Service != "" && !holds(line, "", f.Service) && !containsAny(line, f.serviceEPs) {
+		return false
+	}
+	if f.Host != "" && !holds(line, `"host":"`, f.Host) {
 		return false
 	}
 	if f.Event != "" && !holds(line, `"event":"`, f.Event) {
@@ -189,6 +197,10 @@ func queryFile(path string, f Filter, fn func(r *Entry, line []byte) error) erro
 			if i == len(b.lines)-1 && !b.complete {
 				break // a torn last line: verify reports it
 			}
+			if line = recordLine(line); line == nil {
+				continue
+			}
+			b.lines[i] = line // a collector's line: the record, as --json prints it
 			b.entries[i] = decode(f, line)
 		}
 	}
@@ -205,6 +217,47 @@ func queryFile(path string, f Filter, fn func(r *Entry, line []byte) error) erro
 		}
 		return nil
 	}, f.Progress)
+}
+
+// QueryRecords calls fn with every record of files, in log order, as an
+// Entry; records of the events in whole come decoded whole as well (r is
+// nil for the others). Both are decoded on every core, ahead of fn.
+func QueryRecords(files []string, whole map[Event]bool, progress Progress, fn func(e *Entry, r *Record) error) error {
+	decodeAll := func(b *batch) {
+		b.entries, b.records = make([]*Entry, len(b.lines)), make([]*Record, len(b.lines))
+		for i, line := range b.lines {
+			if i == len(b.lines)-1 && !b.complete {
+				break // a torn last line: verify reports it
+			}
+			if line = recordLine(line); line == nil {
+				continue
+			}
+			e := decode(Filter{}, line)
+			b.entries[i] = e
+			if e != nil && whole[e.Event] {
+				var r Record
+				if json.Unmarshal(line, &r) == nil {
+					b.records[i] = &r
+				}
+			}
+		}
+	}
+	for _, path := range files {
+		err := eachBatchTold(path, decodeAll, func(b *batch) error {
+			for i, e := range b.entries {
+				if e != nil {
+					if err := fn(e, b.records[i]); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}, progress)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // decode returns the line's entry if it passes f, else nil.

@@ -112,9 +112,10 @@ type batch struct {
 	complete bool          // false: the last line has no newline
 	ready    chan struct{} // closed once work is done
 
-	read    int64    // bytes of the file read once the batch was: for Progress
-	invalid int      // verify: first line that is not JSON, or -1
-	entries []*Entry // show: the decoded entry of each matching line, nil for the rest
+	read    int64     // bytes of the file read once the batch was: for Progress
+	invalid int       // verify: first line that is not JSON, or -1
+	entries []*Entry  // show: the decoded entry of each matching line, nil for the rest
+	records []*Record // QueryRecords: the lines of the events asked for, decoded whole
 }
 
 const batchLines = 4096

@@ -25,7 +25,7 @@ or /var/log/hostpass/audit.jsonl) and the files rotated from it, oldest first.`,
 		Args: cobra.NoArgs,
 		RunE: usageOnly,
 	}
-	cmd.AddCommand(newAuditVerifyCommand(), newAuditShowCommand(), newAuditKeygenCommand(), newAuditProveCommand(), newAuditCheckProofCommand())
+	cmd.AddCommand(newAuditVerifyCommand(), newAuditShowCommand(), newAuditSessionsCommand(), newAuditKeygenCommand(), newAuditProveCommand(), newAuditCheckProofCommand())
 	return cmd
 }
 

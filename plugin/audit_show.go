@@ -15,10 +15,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hostpass/hostpass/audit"
+	"github.com/hostpass/hostpass/fleet"
 )
 
 type showOptions struct {
 	filter       audit.Filter
+	host         string
 	since, until string
 	json, follow bool
 	noProgress   bool
@@ -27,8 +29,16 @@ type showOptions struct {
 func newAuditShowCommand() *cobra.Command {
 	var o showOptions
 	cmd := &cobra.Command{
-		Use:   "show [flags] [FILE... | DIR]",
+		Use:   "show [flags] [FILE... | DIR...]",
 		Short: "List audit records by network, endpoint, container, service, event, time",
+		Long: `List audit records by network, endpoint, container, service, event, time.
+
+FILE... is one log's files; DIR is a log's folder. Several DIRs are several
+hosts' logs, and a syslog collector's file (rsyslog's received.log, or a
+DIR holding it) may hold several hosts' records: their records are merged
+by time, each host's in seq order, under a HOST column. A record in a
+host's log that names another host is shown under the log's host, with
+what it claims in NOTE.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runShow(cmd, o, args)
 		},
@@ -39,6 +49,7 @@ func newAuditShowCommand() *cobra.Command {
 	flags.StringVar(&o.filter.Endpoint, "endpoint", "", "endpoint ID or ID prefix")
 	flags.StringVar(&o.filter.Container, "container", "", "container name, ID or ID prefix: its host-mode records, and every record of its endpoints")
 	flags.StringVar(&o.filter.Service, "service", "", "swarm service name, ID or ID prefix, as its tasks' container labels state it: its tasks' records, and every record of their endpoints")
+	flags.StringVar(&o.host, "host", "", "host name, as its records name it: that host's records alone")
 	flags.StringVar(&o.filter.Event, "event", "", "event, or a prefix of one (endpoint. for all endpoint events)")
 	flags.StringVar(&o.since, "since", "", "records at or after T: RFC 3339 time, or a duration ago (10m)")
 	flags.StringVar(&o.until, "until", "", "records at or before T: RFC 3339 time, or a duration ago")
@@ -58,9 +69,19 @@ func runShow(cmd *cobra.Command, o showOptions, args []string) error {
 	if f.Until, err = parseWhen(o.until); err != nil {
 		return refused(fmt.Errorf("--until: %w", err))
 	}
+	sources, err := fleetSources(args)
+	if err != nil {
+		return err
+	}
+	if sources != nil {
+		return runShowFleet(cmd, o, f, sources)
+	}
 	files, err := logFiles(args)
 	if err != nil {
 		return err
+	}
+	if o.host != "" {
+		f.Host = o.host
 	}
 	passes := 1
 	if f.Network != "" || f.Container != "" {
@@ -96,6 +117,37 @@ func runShow(cmd *cobra.Command, o showOptions, args []string) error {
 	return nil
 }
 
+// runShowFleet shows several logs, or a collector's file, merged by time.
+func runShowFleet(cmd *cobra.Command, o showOptions, f audit.Filter, sources []fleet.Source) error {
+	if o.follow {
+		return refused(errFollowFleet)
+	}
+	passes := 1
+	if f.Network != "" || f.Container != "" || f.Service != "" {
+		passes = 2
+	}
+	meter, endMeter := newMeter(cmd, o.noProgress, allFiles(sources), passes)
+	stdout := cmd.OutOrStdout()
+	if meter != nil {
+		f.Progress = meter.Add
+		if _, tty := terminal(stdout); tty {
+			stdout = meter.ClearBefore(stdout)
+		}
+	}
+	out := newPrinter(stdout, o.json)
+	out.hosts = true
+	err := fleet.Show(sources, f, o.host, func(r fleet.Row) error {
+		out.host, out.claimed = r.Host, r.Claimed
+		return out.print(r.Entry, r.Line)
+	})
+	endMeter()
+	if err != nil {
+		return failed(err)
+	}
+	out.flush()
+	return nil
+}
+
 func parseWhen(s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
@@ -120,12 +172,19 @@ type printer struct {
 	w      *bufio.Writer
 	json   bool
 	header bool
-	row    []byte // the row being written, reused
+	// hosts: the rows are of several hosts, with a HOST column first;
+	// host and claimed are the row's (fleet.Row).
+	hosts         bool
+	host, claimed string
+	row           []byte // the row being written, reused
 }
 
 func newPrinter(w io.Writer, asJSON bool) *printer {
 	return &printer{w: bufio.NewWriterSize(w, 1<<16), json: asJSON}
 }
+
+// hostFormat is the HOST column, ahead of rowFormat's.
+const hostFormat = "%-16s  "
 
 const rowFormat = "%-24s  %7s  %-18s  %-7s  %-12s  %-12s  %-20s  %-14s  %s\n"
 
@@ -134,7 +193,11 @@ func (p *printer) print(r *audit.Entry, line []byte) error {
 		return p.write(append(append(p.row[:0], line...), '\n'))
 	}
 	if !p.header {
-		if err := p.write(fmt.Appendf(p.row[:0], rowFormat, "TIME", "SEQ", "EVENT", "OUTCOME", "NETWORK", "ENDPOINT", "CONTAINER", "TAG", "NOTE")); err != nil {
+		var head []byte
+		if p.hosts {
+			head = fmt.Appendf(head, hostFormat, "HOST")
+		}
+		if err := p.write(fmt.Appendf(head, rowFormat, "TIME", "SEQ", "EVENT", "OUTCOME", "NETWORK", "ENDPOINT", "CONTAINER", "TAG", "NOTE")); err != nil {
 			return err
 		}
 		p.header = true
@@ -152,6 +215,9 @@ func (p *printer) print(r *audit.Entry, line []byte) error {
 	if r.ObservedLate {
 		note = strings.TrimSpace("observed late " + note)
 	}
+	if p.claimed != "" {
+		note = strings.TrimSuffix(fmt.Sprintf("record claims host %q, in the log of %q; %s", p.claimed, p.host, note), "; ")
+	}
 	container := "-"
 	if r.Container != nil {
 		container = r.Container.Name
@@ -159,7 +225,11 @@ func (p *printer) print(r *audit.Entry, line []byte) error {
 			container = shortID(r.Container.ID)
 		}
 	}
-	return p.write(fmt.Appendf(p.row[:0], rowFormat, r.Time.Format("2006-01-02T15:04:05.000Z07:00"), strconv.FormatUint(r.Seq, 10), r.Event, r.Outcome,
+	row := p.row[:0]
+	if p.hosts {
+		row = fmt.Appendf(row, hostFormat, p.host)
+	}
+	return p.write(fmt.Appendf(row, rowFormat, r.Time.Format("2006-01-02T15:04:05.000Z07:00"), strconv.FormatUint(r.Seq, 10), r.Event, r.Outcome,
 		shortID(r.NetworkID), shortID(r.EndpointID), container, dash(r.Tag), note))
 }
 

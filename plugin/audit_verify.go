@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,6 +20,7 @@ const exitUnverified = 3
 type verifyOptions struct {
 	keyFile     string
 	pubFile     string
+	pubFiles    []string // every --pubkey: several for several hosts' logs
 	checkpoints []string
 	heartbeat   time.Duration
 	chainOnly   bool
@@ -30,7 +32,7 @@ type verifyOptions struct {
 func newAuditVerifyCommand() *cobra.Command {
 	o := verifyOptions{anchors: anchors{}, start: anchors{}}
 	cmd := &cobra.Command{
-		Use:   "verify [--pubkey FILE.pub [--checkpoint FILE]... | --key INITIAL-KEY-FILE | --chain-only] [--anchor SEQ:HASH]... [--start SEQ:HASH] [FILE... | DIR]",
+		Use:   "verify [--pubkey FILE.pub [--checkpoint FILE]... | --key INITIAL-KEY-FILE | --chain-only] [--anchor SEQ:HASH]... [--start SEQ:HASH] [FILE... | DIR | DIR DIR...]",
 		Short: "Check the audit log's chain, signatures and seals",
 		Long: `Check the audit log's chain, signatures and seals.
 
@@ -48,14 +50,24 @@ before it. --checkpoint FILE proves that the log still holds everything the
 checkpoints collected off the host committed to: a checkpoint larger than
 the log is a cut tail, one whose root disagrees is rewritten history. Each
 stretch longer than --heartbeat with no checkpoint while the daemon ran is
-listed on a "GAP:" line; it does not fail the log.`,
+listed on a "GAP:" line; it does not fail the log.
+
+Several DIRs are several hosts' logs, each verified on its own as above.
+--pubkey and --checkpoint are then repeatable: each key and each collected
+checkpoint goes to the log whose origin (hostpass/<host>/<log ID>) it names,
+so one collector's file may hold every host's checkpoints; a key or a
+checkpoint of no log given is refused. A log no key is for is checked as
+without --pubkey (--chain-only applies to those alone). Every line names its
+host ("ok: host node-1: ..."); the last line sums up: exit 0 when every log
+verifies, 1 naming the hosts that failed, 3 naming those not checked in
+full.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runVerify(cmd, o, args)
 		},
 	}
 	flags := cmd.Flags()
 	flags.StringVar(&o.keyFile, "key", "", "initial sealing key `FILE` (made by hostpass audit keygen, kept off the host): also check every seal")
-	flags.StringVar(&o.pubFile, "pubkey", "", "verifier key `FILE.pub` (made by hostpass audit keygen --sign): check a signed log's key certifications and checkpoints")
+	flags.StringArrayVar(&o.pubFiles, "pubkey", nil, "verifier key `FILE.pub` (made by hostpass audit keygen --sign): check a signed log's key certifications and checkpoints; with several DIRs, repeatable, each matched to its log by origin")
 	flags.StringArrayVar(&o.checkpoints, "checkpoint", nil, "`FILE` of checkpoints collected off the host (one signed note, or lines holding audit.checkpoint records: the log's own, or a syslog collector's): prove the log extends each; repeatable; needs --pubkey")
 	flags.DurationVar(&o.heartbeat, "heartbeat", 5*time.Minute, "with --pubkey, list each stretch of a running daemon longer than this `D` with no checkpoint (serve's --heartbeat); 0: none")
 	flags.BoolVar(&o.chainOnly, "chain-only", false, "on a sealed log without --key, check seq and prev alone and exit 0: the seals, and so the records' content, are NOT checked")
@@ -66,6 +78,15 @@ listed on a "GAP:" line; it does not fail the log.`,
 }
 
 func runVerify(cmd *cobra.Command, o verifyOptions, args []string) error {
+	if len(o.pubFiles) > 0 {
+		o.pubFile = o.pubFiles[len(o.pubFiles)-1]
+	}
+	if fleetArgs(args) {
+		return runVerifyFleet(cmd, o, args)
+	}
+	if len(o.pubFiles) > 1 {
+		return refused(errors.New("--pubkey given more than once for one log; several keys are for several hosts' logs, each named by its DIR"))
+	}
 	vo := audit.VerifyOptions{Anchors: o.anchors}
 	if len(o.start) > 1 {
 		return refused(errors.New("--start given more than once; a log has one start"))
@@ -110,7 +131,11 @@ func runVerify(cmd *cobra.Command, o verifyOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	stdout := cmd.OutOrStdout()
+	return verifyLog(cmd, cmd.OutOrStdout(), o, vo, files)
+}
+
+// verifyLog verifies one log and prints what it found to stdout.
+func verifyLog(cmd *cobra.Command, stdout io.Writer, o verifyOptions, vo audit.VerifyOptions, files []string) error {
 	meter, endMeter := newMeter(cmd, o.noProgress, files, 1)
 	if meter != nil {
 		vo.Progress = meter.Add

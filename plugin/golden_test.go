@@ -25,6 +25,8 @@ func TestGolden(t *testing.T) {
 		{"serve-help", []string{"serve", "--help"}},
 		{"audit-help", []string{"audit", "--help"}},
 		{"audit-show-help", []string{"audit", "show", "--help"}},
+		{"audit-verify-help", []string{"audit", "verify", "--help"}},
+		{"audit-sessions-help", []string{"audit", "sessions", "--help"}},
 		{"bench-help", []string{"bench", "--help"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

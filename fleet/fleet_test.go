@@ -1,0 +1,175 @@
+package fleet
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostpass/hostpass/audit"
+)
+
+var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+
+func at(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+
+// logOf writes recs, as host's, to a log of its own and returns it as a
+// source.
+func logOf(t *testing.T, host string, recs ...audit.Record) Source {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := audit.OpenWith(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.Host == "" {
+			r.Host = host
+		}
+		if r.Outcome == "" {
+			r.Outcome = audit.OK
+		}
+		if err := l.Append(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LogHost([]string{path})
+	if err != nil || got != host {
+		t.Fatalf("LogHost = %q, %v; want %q", got, err, host)
+	}
+	return Source{Name: path, Files: []string{path}, Host: host}
+}
+
+// Rows merge by time, but a host's own records keep their seq order even
+// where its clock stepped back: the merge never reorders a log.
+func TestShowMergesByTimeKeepingEachLogsOrder(t *testing.T) {
+	a := logOf(t, "a",
+		audit.Record{Time: at(0), Event: audit.NetworkCreate},
+		audit.Record{Time: at(10), Event: audit.NetworkCreate},
+		audit.Record{Time: at(5), Event: audit.NetworkCreate}, // the clock stepped back
+		audit.Record{Time: at(20), Event: audit.NetworkCreate})
+	b := logOf(t, "b",
+		audit.Record{Time: at(7), Event: audit.NetworkCreate},
+		audit.Record{Time: at(10), Event: audit.NetworkCreate},
+		audit.Record{Time: at(30), Event: audit.NetworkCreate})
+	var got []string
+	err := Show([]Source{a, b}, audit.Filter{}, "", func(r Row) error {
+		got = append(got, fmt.Sprintf("%s%d@%d", r.Host, r.Entry.Seq, int(r.Entry.Time.Sub(t0).Seconds())))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a2@10 and b2@10 tie: the first source's first.
+	want := "a1@0 b1@7 a2@10 a3@5 b2@10 a4@20 b3@30"
+	if strings.Join(got, " ") != want {
+		t.Errorf("rows %s\nwant %s", strings.Join(got, " "), want)
+	}
+}
+
+func sessionsText(t *testing.T, sources []Source, f SessionFilter) string {
+	t.Helper()
+	ss, err := Sessions(sources, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, s := range ss {
+		to, d := "-", "?"
+		if !s.Open {
+			to = fmt.Sprint(int(s.To.Sub(t0).Seconds()))
+		}
+		if s.Duration != nil {
+			d = fmt.Sprint(*s.Duration)
+		}
+		line := fmt.Sprintf("%s %s %s %d-%s %s", s.Host, s.Task, s.Mode, int(s.From.Sub(t0).Seconds()), to, d)
+		if s.Open {
+			line += " open"
+		}
+		if s.NoJoin {
+			line += " nojoin"
+		}
+		if s.Cut != "" {
+			line += " " + strings.Join(strings.Fields(s.Cut)[:3], "-")
+		}
+		if s.LateLeave {
+			line += " late"
+		}
+		lines = append(lines, line)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Sessions pair as audit prove pairs them, and say where they cannot tell.
+func TestSessions(t *testing.T) {
+	started := func(s int) *time.Time { v := at(s); return &v }
+	secs := func(f float64) *float64 { return &f }
+	c := func(id string, s int) *audit.Container {
+		return &audit.Container{ID: strings.Repeat(id, 32), Name: id, StartedAt: started(s)}
+	}
+	ep := func(s int, e audit.Event, id string) audit.Record {
+		return audit.Record{Time: at(s), Event: e, NetworkID: "net", EndpointID: id}
+	}
+	attr := ep(2, audit.EndpointAttribute, "e1")
+	attr.Container, attr.NetworkName = c("w1", 1), "fleetnet"
+	a := logOf(t, "a",
+		audit.Record{Time: at(0), Event: audit.HostJoin, Container: c("h1", 0)},
+		ep(1, audit.EndpointJoin, "e1"),
+		attr,
+		ep(3, audit.EndpointJoin, "e9"), // never attributed
+		audit.Record{Time: at(4), Event: audit.HostJoin, Outcome: audit.Refused, Container: c("h2", 4)},
+		// hostpass restarted: calls in the window are lost, endpoint
+		// sessions open then are cut; the reconciling watcher records h1's
+		// run again, which is the same session.
+		audit.Record{Time: at(10), Event: audit.Restart},
+		audit.Record{Time: at(11), Event: audit.WatchGap, Gap: &audit.Gap{From: at(9), To: at(11), Covered: true}},
+		audit.Record{Time: at(11), Event: audit.HostJoin, Container: c("h1", 0), ObservedLate: true},
+		ep(20, audit.EndpointLeave, "e1"),
+		audit.Record{Time: at(30), Event: audit.HostLeave, Container: c("h1", 0), HostModeSeconds: secs(30)},
+		// a leave whose join the log does not hold (another run of h3)
+		audit.Record{Time: at(40), Event: audit.HostLeave, Container: &audit.Container{ID: strings.Repeat("h3", 32), Name: "h3"}, HostModeSeconds: secs(15)},
+		// a run whose end the watcher could not tell, seen late
+		audit.Record{Time: at(41), Event: audit.HostJoin, Container: c("h4", 41)},
+		audit.Record{Time: at(45), Event: audit.HostLeave, Container: c("h4", 41), ObservedLate: true, Detail: "the container was gone"},
+		audit.Record{Time: at(50), Event: audit.NetworkDelete},
+	)
+	got := sessionsText(t, []Source{a}, SessionFilter{})
+	want := strings.Join([]string{
+		"a h1 host 0-30 30",
+		"a w1 hostpass:fleetnet 1-20 ? cut-by-audit.restart",
+		"a - hostpass:net 3-- ? open cut-by-audit.restart",
+		"a h3 host 25-40 15 nojoin",
+		"a h4 host 41-45 ? end-unknown:-its late",
+	}, "\n")
+	got = strings.ReplaceAll(got, "a  hostpass", "a - hostpass")
+	if got != want {
+		t.Errorf("sessions:\n%s\nwant:\n%s", got, want)
+	}
+	// The window: sessions that overlap it.
+	if got := strings.ReplaceAll(sessionsText(t, []Source{a}, SessionFilter{Since: at(21), Until: at(35)}), "a  hostpass", "a - hostpass"); got != "a h1 host 0-30 30\na - hostpass:net 3-- ? open cut-by-audit.restart\na h3 host 25-40 15 nojoin" {
+		t.Errorf("--since 21s --until 35s:\n%s", got)
+	}
+}
+
+// A host just set up has an empty log: it has no host yet, and nothing to
+// show, rather than failing the fleet.
+func TestEmptyLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	if err := os.WriteFile(path, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if host, err := LogHost([]string{path}); host != "" || err != nil {
+		t.Fatalf("LogHost = %q, %v", host, err)
+	}
+	empty := Source{Name: path, Files: []string{path}}
+	a := logOf(t, "a", audit.Record{Time: at(0), Event: audit.NetworkCreate})
+	n := 0
+	if err := Show([]Source{empty, a}, audit.Filter{}, "", func(Row) error { n++; return nil }); err != nil || n != 1 {
+		t.Errorf("show: %d rows, %v", n, err)
+	}
+}

@@ -1,0 +1,120 @@
+package fleet
+
+import (
+	"container/heap"
+	"iter"
+
+	"github.com/hostpass/hostpass/audit"
+)
+
+// Row is one record of the fleet view.
+type Row struct {
+	// Host: the host whose log held the record; for a collector's file,
+	// the host the record names.
+	Host string
+	// Claimed: the host the record names, when it is not Host: a record
+	// of another host found inside a host's log. It is shown under the
+	// log's host, whose chain holds it, never as the other host's.
+	Claimed string
+	Entry   *audit.Entry
+	Line    []byte
+}
+
+// Show calls fn with every record of sources that passes f and, if host
+// is not "", is that host's, merged by time: each source's records stay in
+// its own order (a log's in seq order), and of the sources' next records
+// the earliest goes first (the first source's on a tie). Records are
+// streamed: one per source is held.
+func Show(sources []Source, f audit.Filter, host string, fn func(Row) error) error {
+	var h cursors
+	var errs []*error
+	defer func() {
+		for _, c := range h {
+			c.stop()
+		}
+	}()
+	for i, s := range sources {
+		if host != "" && !s.Collector && s.Host != host {
+			continue // not read at all
+		}
+		seq, err := records(s, f)
+		errs = append(errs, err)
+		next, stop := iter.Pull2(seq)
+		c := &cursor{src: s, order: i, next: next, stop: stop}
+		if c.advance(host) {
+			h = append(h, c)
+		} else {
+			stop()
+		}
+	}
+	heap.Init(&h)
+	for len(h) > 0 {
+		c := h[0]
+		if err := fn(c.row); err != nil {
+			return err
+		}
+		if c.advance(host) {
+			heap.Fix(&h, 0)
+		} else {
+			c.stop()
+			heap.Pop(&h)
+		}
+	}
+	for _, err := range errs {
+		if *err != nil {
+			return *err
+		}
+	}
+	return nil
+}
+
+// cursor is a source being read, and its next row.
+type cursor struct {
+	src   Source
+	order int
+	next  func() (*audit.Entry, []byte, bool)
+	stop  func()
+	row   Row
+}
+
+// advance reads the source's next row of host ("" for any), and reports
+// whether there was one.
+func (c *cursor) advance(host string) bool {
+	for {
+		e, line, ok := c.next()
+		if !ok {
+			return false
+		}
+		row := Row{Host: c.src.Host, Entry: e, Line: line}
+		if c.src.Collector {
+			row.Host = e.Host
+		} else if e.Host != c.src.Host {
+			row.Claimed = e.Host
+		}
+		if host != "" && row.Host != host {
+			continue
+		}
+		c.row = row
+		return true
+	}
+}
+
+// cursors is a heap of sources by their next row's time.
+type cursors []*cursor
+
+func (h cursors) Len() int { return len(h) }
+func (h cursors) Less(i, j int) bool {
+	a, b := h[i].row.Entry.Time, h[j].row.Entry.Time
+	if !a.Equal(b) {
+		return a.Before(b)
+	}
+	return h[i].order < h[j].order
+}
+func (h cursors) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *cursors) Push(x any)   { *h = append(*h, x.(*cursor)) }
+func (h *cursors) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return c
+}
