@@ -3,12 +3,14 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -127,6 +129,19 @@ func newSwarm(t *testing.T, cfg swarmConfig) *swarm {
 		n.installPlugin(t, remote, cfg.Settings)
 	}
 
+	// Before the engines' Cleanup stops them: a node that leaves first
+	// stops in seconds; a manager whose worker is gone, or a node whose
+	// plugin is disabled with swarm networks left, takes over 30 s on
+	// 20.10 (seen here).
+	t.Cleanup(func() {
+		for _, n := range []*swarmNode{w, m} {
+			if n.cmd != nil {
+				if out, err := n.dockerTry("swarm", "leave", "--force"); err != nil {
+					t.Logf("%s: docker swarm leave --force: %v: %s", n.hostname, err, out)
+				}
+			}
+		}
+	})
 	m.docker(t, "swarm", "init", "--advertise-addr", m.addr)
 	token := m.docker(t, "swarm", "join-token", "-q", "worker")
 	w.docker(t, "swarm", "join", "--token", token, "--advertise-addr", w.addr, m.addr+":2377")
@@ -271,6 +286,27 @@ func (e *engine) kill9(t testing.TB) {
 	_ = e.cmd.Process.Kill()
 	<-e.done
 	e.cmd = nil
+	// dockerd's containerd dies with it (dockerd starts it with a parent
+	// death signal), and is reaped by pid 1. This machine's pid 1 reaps
+	// orphans seconds late, and dockerd 20.10 takes a zombie's pid file
+	// for a live containerd: it waits for its socket, and fails to start
+	// ("timeout waiting for containerd to start"; seen here). A host's
+	// init reaps at once: wait for that.
+	b, err := os.ReadFile(filepath.Join(e.dir, "x", "containerd", "containerd.pid"))
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("containerd's pid file: %v", err)
+	}
+	deadline := time.Now().Add(engineStopTimeout)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("containerd (pid %d) still there %s after its dockerd's kill -9", pid, engineStopTimeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // checkTask asserts that a watcher record is about the task on node n, of
@@ -464,8 +500,8 @@ func TestSwarm(t *testing.T) {
 		t.Logf("%s: %d records before the worker's kill -9, all kept; %d now; verify: %s", n.hostname, len(before[n]), len(after), strings.TrimSpace(out))
 	}
 
-	// Scaling down: endpoint.leave of each removed task's endpoint, on its
-	// node. The driver's records know the endpoint, not the container: the
+	// Tasks replaced or removed: endpoint.leave of each one's endpoint, on
+	// its node. The driver's records know the endpoint, not the container: the
 	// task's identity is on its endpoint.attribute, of the same endpoint.
 	checkLeft := func(task swarmTask) {
 		t.Helper()
@@ -475,6 +511,26 @@ func TestSwarm(t *testing.T) {
 			t.Errorf("%s: endpoint.leave of task %s: want ok on network %s, tag %q, host %s:\n%s", n.hostname, task.ID, fleetID, tag, n.hostname, leave.line)
 		}
 	}
+	// The worker's web tasks were placed on the manager while the worker
+	// was down, and swarm does not move them back: service update --force
+	// replaces every task, and spreads the new ones over both nodes.
+	m.docker(t, "service", "update", "--detach", "--force", web)
+	replaced := webTasks
+	webTasks = sw.waitTasks(t, web, "4 new tasks on both nodes after update --force", func(ts []swarmTask) bool {
+		for _, task := range ts {
+			if hasTask(replaced, task.ID) {
+				return false
+			}
+		}
+		return len(ts) == 4 && sw.spread(ts)
+	})
+	for _, task := range webTasks {
+		endpoints[task.ID] = sw.checkTaskJoined(t, web, webID, fleetID, tag, task)
+	}
+	for _, task := range replaced {
+		checkLeft(task)
+	}
+
 	m.docker(t, "service", "scale", "--detach", web+"=2")
 	kept := sw.waitTasks(t, web, "2 tasks after scaling down", func(ts []swarmTask) bool { return len(ts) == 2 })
 	for _, task := range webTasks {
@@ -497,16 +553,15 @@ func TestSwarm(t *testing.T) {
 
 	// Central collection: every record of each node reached the collector
 	// under its host name, and each node's log extends the checkpoints
-	// collected off it. Disabling the plugins ends each log with a stop
-	// checkpoint.
-	for _, n := range sw.nodes() {
-		n.docker(t, "plugin", "disable", "-f", sw.plugin)
-	}
+	// collected off it. The plugins keep running (a checkpoint may still
+	// come): the collector must hold each log as it was once it caught up,
+	// and be a prefix of the log as it is after the collector stopped.
 	c := sw.collector
+	caughtUp := map[*swarmNode]int{}
 	for _, n := range sw.nodes() {
-		recs := readChained(t, n.auditLog)
 		waitFor(t, n.hostname+": the collector has its last record", func() (bool, string) {
-			got := c.hostMessages(t, n.hostname)
+			recs, got := readChained(t, n.auditLog), c.hostMessages(t, n.hostname)
+			caughtUp[n] = len(recs)
 			return len(got) > 0 && got[len(got)-1].seq == recs[len(recs)-1].Seq, tail(c.hostReceived(n.hostname), 3)
 		})
 	}
@@ -516,8 +571,8 @@ func TestSwarm(t *testing.T) {
 		recs := readChained(t, n.auditLog)
 		msgs := c.hostMessages(t, n.hostname)
 		total += len(msgs)
-		if len(msgs) != len(recs) {
-			t.Errorf("%s: the collector received %d messages from it, its log has %d records", n.hostname, len(msgs), len(recs))
+		if len(msgs) < caughtUp[n] || len(msgs) > len(recs) {
+			t.Errorf("%s: the collector received %d messages from it; its log had %d records when the collector caught up, %d now", n.hostname, len(msgs), caughtUp[n], len(recs))
 		}
 		for i := 0; i < len(recs) && i < len(msgs); i++ {
 			if r, m := recs[i], msgs[i]; m.seq != r.Seq || m.hash != r.Hash || m.body != r.line {
@@ -532,7 +587,36 @@ func TestSwarm(t *testing.T) {
 		t.Errorf("the collector's received.log holds %d messages, its hosts' files %d", len(all), total)
 	}
 
+	// What became of the endpoints the worker's tasks held at its kill -9:
+	// stated, not asserted; the driver hears of them no more (issue 12's
+	// report).
+	var open []string
+	final := readAudit(t, w.auditLog)
+	for _, line := range before[w] {
+		if r := (record{}); json.Unmarshal([]byte(line), &r) == nil && r.Event == "endpoint.join" &&
+			len(filter(final, byEndpoint("endpoint.leave", r.EndpointID))) == 0 {
+			open = append(open, r.EndpointID)
+		}
+	}
+	t.Logf("%s: %d endpoints joined before its dockerd's kill -9 have no endpoint.leave at the end: %v", w.hostname, len(open), open)
+	for _, n := range sw.nodes() {
+		t.Logf("%s: %d records: %s", n.hostname, len(readChained(t, n.auditLog)), eventCounts(readAuditAll(t, n.auditLog)))
+	}
 	t.Logf("TestSwarm: %s", time.Since(start))
+}
+
+// eventCounts says how many records of each event recs hold.
+func eventCounts(recs []record) string {
+	counts := map[string]int{}
+	for _, r := range recs {
+		counts[r.Event]++
+	}
+	var out []string
+	for event, n := range counts {
+		out = append(out, fmt.Sprintf("%s %d", event, n))
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
 }
 
 // hasTask says whether tasks holds the task of ID id.
