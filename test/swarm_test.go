@@ -48,8 +48,21 @@ import (
 //     `swarm join`, so that each node's description lists the plugin from
 //     the start and the scheduler places tasks on both.
 //   - sw.tasks(t, service), sw.waitTasks(t, service, what, ok): a
-//     service's running tasks (ID, node ID, slot), from the manager.
+//     service's running tasks (ID, node ID, slot), from the manager;
+//     onNode(tasks, nodeID), hasTask(tasks, id), sw.spread(tasks) (tasks
+//     on both nodes), sw.node(t, nodeID).
 //   - sw.nodes(): manager and worker, for loops.
+//   - Records: n.waitOne(t, what, keep) waits for the one record of n's
+//     log that keep accepts (byTask(event, taskID), byEndpoint(event,
+//     endpointID)); checkTask asserts a watcher record's swarm identity,
+//     host and container; sw.checkTaskJoined a task's endpoint.attribute
+//     and endpoint.join on a hostpass swarm network.
+//   - n.kill9(t) kills the node's dockerd (SIGKILL), n.start(t) brings
+//     it back.
+//   - A verify of more than one host's log: a collector file that holds
+//     another host's checkpoints fails `audit verify --checkpoint`
+//     ("signed by hostpass/hp-worker/..., no key of this log's chain");
+//     give each host's own, c.hostCheckpoints(host).
 //
 // Everything is stopped by pid and removed by the engines' and fixtures'
 // Cleanup: dockerds (and the plugins, and /run/docker/plugins/ID), the
