@@ -553,7 +553,12 @@ func TestSwarm(t *testing.T) {
 		// worker was down, and swarm does not move them back: service
 		// update --force replaces every task, and spreads the new ones
 		// over both nodes.
-		m.docker(t, "service", "update", "--detach", "--force", web)
+		// Two tasks at a time: the first two new ones go to the worker,
+		// which has none, and the manager keeps two old ones until the
+		// second round, however the scheduler counts tasks being shut
+		// down (one at a time takes about 5 s a task here). A short
+		// monitor (5 s by default) keeps it quick.
+		m.docker(t, "service", "update", "--detach", "--force", "--update-parallelism", "2", "--update-monitor", "500ms", web)
 		replaced := webTasks
 		webTasks = sw.waitTasks(t, web, "4 new tasks on both nodes after update --force", func(ts []swarmTask) bool {
 			for _, task := range ts {
