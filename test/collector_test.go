@@ -28,7 +28,8 @@ const (
 // message written as received to received.log, and MSG alone of the
 // audit.checkpoint messages to checkpoints.jsonl; and the same two per
 // sending host, in hosts/HOSTNAME/, where a fleet's collector keeps each
-// host's (swarm_test.go). It loads no imuxsock and no imklog: /dev/log and
+// host's (swarm_test.go; secpath-replace: a sender's HOSTNAME names no
+// other folder). It loads no imuxsock and no imklog: /dev/log and
 // the kernel log stay the machine's.
 const collectorConf = `# hostpass e2e collector: Debian's rsyslog, run by the test in the engine's
 # network namespace (rsyslogd -n -f collector.conf -i collector.pid), stopped by pid.
@@ -45,8 +46,8 @@ input(type="imudp" address="{{addr}}" port="{{port}}" ruleset="hostpass")
 
 template(name="hpRaw" type="string" string="%rawmsg%\n")
 template(name="hpMsg" type="string" string="%msg%\n")
-template(name="hpHostRaw" type="string" string="{{dir}}/hosts/%hostname%/received.log")
-template(name="hpHostCheckpoints" type="string" string="{{dir}}/hosts/%hostname%/checkpoints.jsonl")
+template(name="hpHostRaw" type="string" string="{{dir}}/hosts/%hostname:::secpath-replace%/received.log")
+template(name="hpHostCheckpoints" type="string" string="{{dir}}/hosts/%hostname:::secpath-replace%/checkpoints.jsonl")
 
 ruleset(name="hostpass") {
   action(type="omfile" file="{{dir}}/received.log" template="hpRaw")

@@ -22,5 +22,6 @@
 // torn tail, SIGHUP rotation), sealed, syslog, bounds, hangup, stdout,
 // auditfail, restart, legacy, managed, fresh (managed plugin on a fresh
 // host), watcher, watcher_burst, watcher_shared (--network container:X),
-// watcher_crash, policy, demo, bench.
+// watcher_crash, policy, demo, bench, swarm (a real two-node swarm, with
+// hostpass installed on both nodes and an rsyslog collector).
 package e2e

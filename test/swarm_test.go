@@ -3,12 +3,14 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -46,8 +48,21 @@ import (
 //     `swarm join`, so that each node's description lists the plugin from
 //     the start and the scheduler places tasks on both.
 //   - sw.tasks(t, service), sw.waitTasks(t, service, what, ok): a
-//     service's running tasks (ID, node ID, slot), from the manager.
+//     service's running tasks (ID, node ID, slot), from the manager;
+//     onNode(tasks, nodeID), hasTask(tasks, id), sw.spread(tasks) (tasks
+//     on both nodes), sw.node(t, nodeID).
 //   - sw.nodes(): manager and worker, for loops.
+//   - Records: n.waitOne(t, what, keep) waits for the one record of n's
+//     log that keep accepts (byTask(event, taskID), byEndpoint(event,
+//     endpointID)); checkTask asserts a watcher record's swarm identity,
+//     host and container; sw.checkTaskJoined a task's endpoint.attribute
+//     and endpoint.join on a hostpass swarm network.
+//   - n.kill9(t) kills the node's dockerd (SIGKILL), n.start(t) brings
+//     it back.
+//   - A verify of more than one host's log: a collector file that holds
+//     another host's checkpoints fails `audit verify --checkpoint`
+//     ("signed by hostpass/hp-worker/..., no key of this log's chain");
+//     give each host's own, c.hostCheckpoints(host).
 //
 // Everything is stopped by pid and removed by the engines' and fixtures'
 // Cleanup: dockerds (and the plugins, and /run/docker/plugins/ID), the
@@ -127,6 +142,19 @@ func newSwarm(t *testing.T, cfg swarmConfig) *swarm {
 		n.installPlugin(t, remote, cfg.Settings)
 	}
 
+	// Before the engines' Cleanup stops them: a node that leaves first
+	// stops in seconds; a manager whose worker is gone, or a node whose
+	// plugin is disabled with swarm networks left, takes over 30 s on
+	// 20.10 (seen here).
+	t.Cleanup(func() {
+		for _, n := range []*swarmNode{w, m} {
+			if n.cmd != nil {
+				if out, err := n.dockerTry("swarm", "leave", "--force"); err != nil {
+					t.Logf("%s: docker swarm leave --force: %v: %s", n.hostname, err, out)
+				}
+			}
+		}
+	})
 	m.docker(t, "swarm", "init", "--advertise-addr", m.addr)
 	token := m.docker(t, "swarm", "join-token", "-q", "worker")
 	w.docker(t, "swarm", "join", "--token", token, "--advertise-addr", w.addr, m.addr+":2377")
@@ -271,6 +299,27 @@ func (e *engine) kill9(t testing.TB) {
 	_ = e.cmd.Process.Kill()
 	<-e.done
 	e.cmd = nil
+	// dockerd's containerd dies with it (dockerd starts it with a parent
+	// death signal), and is reaped by pid 1. This machine's pid 1 reaps
+	// orphans seconds late, and dockerd 20.10 takes a zombie's pid file
+	// for a live containerd: it waits for its socket, and fails to start
+	// ("timeout waiting for containerd to start"; seen here). A host's
+	// init reaps at once: wait for that.
+	b, err := os.ReadFile(filepath.Join(e.dir, "x", "containerd", "containerd.pid"))
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("containerd's pid file: %v", err)
+	}
+	deadline := time.Now().Add(engineStopTimeout)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("containerd (pid %d) still there %s after its dockerd's kill -9", pid, engineStopTimeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // checkTask asserts that a watcher record is about the task on node n, of
@@ -358,116 +407,139 @@ func (sw *swarm) spread(tasks []swarmTask) bool {
 
 // TestSwarm: hostpass on a real two-node swarm (issue 12). One swarm serves
 // every step, in order: setting one up is most of the test's time, and the
-// suite runs on two engines.
+// suite runs on two engines. A step that fails ends the test: the next
+// ones build on it.
 func TestSwarm(t *testing.T) {
 	start := time.Now()
 	sw := newSwarm(t, swarmConfig{})
 	m, w := sw.manager, sw.worker
-	service := func(args ...string) string {
+	step := func(name string, f func(t *testing.T)) {
+		t.Helper()
+		if !t.Run(name, f) {
+			t.FailNow()
+		}
+	}
+	service := func(t *testing.T, args ...string) string {
 		t.Helper()
 		// busybox's sleep ignores SIGTERM: a short grace keeps scaling
 		// and removal quick.
 		m.docker(t, append([]string{"service", "create", "--detach", "--no-resolve-image", "--stop-grace-period", "1s"}, args...)...)
 		return m.docker(t, "service", "inspect", "-f", "{{.ID}}", args[1])
 	}
+	const (
+		agent, web, plain = "hp-agent", "hp-web", "hp-plain" // services
+		fleetNet, tag     = "hp-fleet", "fleet"
+	)
+	var (
+		agentID, webID, fleetID string
+		agentTasks, webTasks    []swarmTask
+		endpoints               = map[string]string{} // web's task ID: endpoint ID
+		before                  = map[*swarmNode][]string{}
+	)
 
-	// A global --network host service: host.join on both nodes, each
-	// with its task's identity and its node's ID.
-	const agent = "hp-agent"
-	agentID := service("--name", agent, "--mode", "global", "--network", "host", image, "sleep", "3600")
-	agentTasks := sw.waitTasks(t, agent, "one task on each node", func(ts []swarmTask) bool {
-		return len(ts) == 2 && sw.spread(ts)
-	})
-	for _, task := range agentTasks {
-		n := sw.node(t, task.NodeID)
-		join, _ := n.waitOne(t, "host.join of task "+task.ID, byTask("host.join", task.ID))
-		checkTask(t, n, join, agent, agentID, task)
-	}
-
-	// A replicated service on a --scope swarm hostpass network, its tag
-	// from a config-only network on each node: swarm hands a local-scope
-	// driver none of the swarm network's own -o options (research Q1).
-	const web, fleetNet, tag = "hp-web", "hp-fleet", "fleet"
-	for _, n := range sw.nodes() {
-		n.docker(t, "network", "create", "--config-only", "-o", "tag="+tag, "hp-cfg")
-	}
-	fleetID := m.docker(t, "network", "create", "-d", sw.plugin, "--scope", "swarm", "--config-from", "hp-cfg", fleetNet)
-	webID := service("--name", web, "--replicas", "4", "--network", fleetNet, image, "sleep", "3600")
-	webTasks := sw.waitTasks(t, web, "4 tasks on both nodes", func(ts []swarmTask) bool { return len(ts) == 4 && sw.spread(ts) })
-	endpoints := map[string]string{} // task ID: endpoint ID
-	for _, task := range webTasks {
-		endpoints[task.ID] = sw.checkTaskJoined(t, web, webID, fleetID, tag, task)
-	}
-	for _, n := range sw.nodes() {
-		creates := filter(readAudit(t, n.auditLog), func(r record) bool { return r.Event == "network.create" && r.NetworkID == fleetID })
-		if len(creates) == 0 || creates[0].Outcome != "ok" || creates[0].Tag != tag {
-			t.Errorf("%s: want network.create ok of %s with tag %q (from hp-cfg); got:\n%s", n.hostname, fleetID, tag, dumpRecords(creates))
+	step("host service", func(t *testing.T) {
+		// A global --network host service: host.join on both nodes, each
+		// with its task's identity and its node's ID.
+		agentID = service(t, "--name", agent, "--mode", "global", "--network", "host", image, "sleep", "3600")
+		agentTasks = sw.waitTasks(t, agent, "one task on each node", func(ts []swarmTask) bool {
+			return len(ts) == 2 && sw.spread(ts)
+		})
+		for _, task := range agentTasks {
+			n := sw.node(t, task.NodeID)
+			join, _ := n.waitOne(t, "host.join of task "+task.ID, byTask("host.join", task.ID))
+			checkTask(t, n, join, agent, agentID, task)
 		}
-	}
-
-	// A documented fact, not a wish: -o tag= on the swarm network itself
-	// reaches no node's CreateNetwork (Docker keeps it in the swarm's
-	// store for a local-scope driver; moby#36964). Should Docker deliver
-	// it one day, this fails and docs/fleet.md must change.
-	const plain = "hp-plain"
-	plainID := m.docker(t, "network", "create", "-d", sw.plugin, "--scope", "swarm", "-o", "tag=plain", plain)
-	plainSvcID := service("--name", plain, "--mode", "global", "--network", plain, image, "sleep", "3600")
-	for _, task := range sw.waitTasks(t, plain, "one task on each node", func(ts []swarmTask) bool { return len(ts) == 2 && sw.spread(ts) }) {
-		sw.checkTaskJoined(t, plain, plainSvcID, plainID, "", task)
-	}
-	for _, n := range sw.nodes() {
-		creates := filter(readAudit(t, n.auditLog), func(r record) bool { return r.Event == "network.create" && r.NetworkID == plainID })
-		if len(creates) == 0 || creates[0].Tag != "" {
-			t.Errorf("%s: network.create of the swarm network made with -o tag=plain: want it with no tag (Docker drops the option); got:\n%s",
-				n.hostname, dumpRecords(creates))
-		} else {
-			t.Logf("%s: -o tag=plain on a --scope swarm network: network.create has options %v, no tag", n.hostname, creates[0].Options)
-		}
-	}
-	m.docker(t, "service", "rm", plain)
-
-	// kill -9 of the worker's dockerd, and a restart: the tasks come back,
-	// and every record the worker's log held before the kill is still
-	// there, as it was.
-	before := map[*swarmNode][]string{}
-	for _, n := range sw.nodes() {
-		before[n] = readLines(t, n.auditLog)
-	}
-	w.kill9(t)
-	w.start(t)
-	agentTasks = sw.waitTasks(t, agent, "one task on each node after the worker's restart", func(ts []swarmTask) bool {
-		return len(ts) == 2 && sw.spread(ts)
 	})
-	for _, task := range onNode(agentTasks, w.nodeID) {
-		join, _ := w.waitOne(t, "host.join of task "+task.ID, byTask("host.join", task.ID))
-		checkTask(t, w, join, agent, agentID, task)
-	}
-	webTasks = sw.waitTasks(t, web, "4 tasks after the worker's restart", func(ts []swarmTask) bool { return len(ts) == 4 })
-	for _, task := range webTasks {
-		if endpoints[task.ID] == "" {
+
+	step("swarm network", func(t *testing.T) {
+		// A replicated service on a --scope swarm hostpass network, its
+		// tag from a config-only network on each node: swarm hands a
+		// local-scope driver none of the swarm network's own -o options
+		// (research Q1).
+		for _, n := range sw.nodes() {
+			n.docker(t, "network", "create", "--config-only", "-o", "tag="+tag, "hp-cfg")
+		}
+		fleetID = m.docker(t, "network", "create", "-d", sw.plugin, "--scope", "swarm", "--config-from", "hp-cfg", fleetNet)
+		webID = service(t, "--name", web, "--replicas", "4", "--network", fleetNet, image, "sleep", "3600")
+		webTasks = sw.waitTasks(t, web, "4 tasks on both nodes", func(ts []swarmTask) bool { return len(ts) == 4 && sw.spread(ts) })
+		for _, task := range webTasks {
 			endpoints[task.ID] = sw.checkTaskJoined(t, web, webID, fleetID, tag, task)
 		}
-	}
-	for _, n := range sw.nodes() {
-		after := readLines(t, n.auditLog)
-		if len(after) < len(before[n]) {
-			t.Errorf("%s: the log has %d records after the worker's restart, %d before its kill", n.hostname, len(after), len(before[n]))
-			continue
-		}
-		for i, line := range before[n] {
-			if after[i] != line {
-				t.Errorf("%s: line %d changed across the worker's kill -9 and restart:\nbefore %s\n after %s", n.hostname, i+1, line, after[i])
-				break
+		for _, n := range sw.nodes() {
+			creates := filter(readAudit(t, n.auditLog), func(r record) bool { return r.Event == "network.create" && r.NetworkID == fleetID })
+			if len(creates) == 0 || creates[0].Outcome != "ok" || creates[0].Tag != tag {
+				t.Errorf("%s: want network.create ok of %s with tag %q (from hp-cfg); got:\n%s", n.hostname, fleetID, tag, dumpRecords(creates))
 			}
 		}
-		out := verifyLog(t, "--pubkey", n.pubKey, n.logDir)
-		t.Logf("%s: %d records before the worker's kill -9, all kept; %d now; verify: %s", n.hostname, len(before[n]), len(after), strings.TrimSpace(out))
-	}
+	})
 
-	// Scaling down: endpoint.leave of each removed task's endpoint, on its
-	// node. The driver's records know the endpoint, not the container: the
-	// task's identity is on its endpoint.attribute, of the same endpoint.
-	checkLeft := func(task swarmTask) {
+	step("swarm network -o tag", func(t *testing.T) {
+		// A documented fact, not a wish: -o tag= on the swarm network
+		// itself reaches no node's CreateNetwork (Docker keeps it in the
+		// swarm's store for a local-scope driver; moby#36964). Should
+		// Docker deliver it one day, this fails and docs/fleet.md must
+		// change.
+		plainID := m.docker(t, "network", "create", "-d", sw.plugin, "--scope", "swarm", "-o", "tag=plain", plain)
+		plainSvcID := service(t, "--name", plain, "--mode", "global", "--network", plain, image, "sleep", "3600")
+		for _, task := range sw.waitTasks(t, plain, "one task on each node", func(ts []swarmTask) bool { return len(ts) == 2 && sw.spread(ts) }) {
+			sw.checkTaskJoined(t, plain, plainSvcID, plainID, "", task)
+		}
+		for _, n := range sw.nodes() {
+			creates := filter(readAudit(t, n.auditLog), func(r record) bool { return r.Event == "network.create" && r.NetworkID == plainID })
+			if len(creates) == 0 || creates[0].Tag != "" {
+				t.Errorf("%s: network.create of the swarm network made with -o tag=plain: want it with no tag (Docker drops the option); got:\n%s",
+					n.hostname, dumpRecords(creates))
+			} else {
+				t.Logf("%s: -o tag=plain on a --scope swarm network: network.create has options %v, no tag", n.hostname, creates[0].Options)
+			}
+		}
+		m.docker(t, "service", "rm", plain)
+	})
+
+	step("worker kill -9", func(t *testing.T) {
+		// kill -9 of the worker's dockerd, and a restart: the tasks come
+		// back, and every record each log held before the kill is still
+		// there, as it was.
+		for _, n := range sw.nodes() {
+			before[n] = readLines(t, n.auditLog)
+		}
+		w.kill9(t)
+		w.start(t)
+		agentTasks = sw.waitTasks(t, agent, "one task on each node after the worker's restart", func(ts []swarmTask) bool {
+			return len(ts) == 2 && sw.spread(ts)
+		})
+		for _, task := range onNode(agentTasks, w.nodeID) {
+			join, _ := w.waitOne(t, "host.join of task "+task.ID, byTask("host.join", task.ID))
+			checkTask(t, w, join, agent, agentID, task)
+		}
+		webTasks = sw.waitTasks(t, web, "4 tasks after the worker's restart", func(ts []swarmTask) bool { return len(ts) == 4 })
+		for _, task := range webTasks {
+			if endpoints[task.ID] == "" {
+				endpoints[task.ID] = sw.checkTaskJoined(t, web, webID, fleetID, tag, task)
+			}
+		}
+		for _, n := range sw.nodes() {
+			after := readLines(t, n.auditLog)
+			if len(after) < len(before[n]) {
+				t.Errorf("%s: the log has %d records after the worker's restart, %d before its kill", n.hostname, len(after), len(before[n]))
+				continue
+			}
+			for i, line := range before[n] {
+				if after[i] != line {
+					t.Errorf("%s: line %d changed across the worker's kill -9 and restart:\nbefore %s\n after %s", n.hostname, i+1, line, after[i])
+					break
+				}
+			}
+			out := verifyLog(t, "--pubkey", n.pubKey, n.logDir)
+			t.Logf("%s: %d records before the worker's kill -9, all kept; %d now; verify: %s", n.hostname, len(before[n]), len(after), strings.TrimSpace(out))
+		}
+	})
+
+	// checkLeft: endpoint.leave of a replaced or removed task's endpoint,
+	// on its node. The driver's records know the endpoint, not the
+	// container: the task's identity is on its endpoint.attribute, of the
+	// same endpoint.
+	checkLeft := func(t *testing.T, task swarmTask) {
 		t.Helper()
 		n := sw.node(t, task.NodeID)
 		leave, _ := n.waitOne(t, "endpoint.leave of task "+task.ID, byEndpoint("endpoint.leave", endpoints[task.ID]))
@@ -475,64 +547,129 @@ func TestSwarm(t *testing.T) {
 			t.Errorf("%s: endpoint.leave of task %s: want ok on network %s, tag %q, host %s:\n%s", n.hostname, task.ID, fleetID, tag, n.hostname, leave.line)
 		}
 	}
-	m.docker(t, "service", "scale", "--detach", web+"=2")
-	kept := sw.waitTasks(t, web, "2 tasks after scaling down", func(ts []swarmTask) bool { return len(ts) == 2 })
-	for _, task := range webTasks {
-		if !hasTask(kept, task.ID) {
-			checkLeft(task)
-		}
-	}
 
-	// service rm: endpoint.leave of the rest, host.leave of each agent
-	// task with its identity.
-	m.docker(t, "service", "rm", web, agent)
-	for _, task := range kept {
-		checkLeft(task)
-	}
-	for _, task := range agentTasks {
-		n := sw.node(t, task.NodeID)
-		leave, _ := n.waitOne(t, "host.leave of task "+task.ID, byTask("host.leave", task.ID))
-		checkTask(t, n, leave, agent, agentID, task)
-	}
-
-	// Central collection: every record of each node reached the collector
-	// under its host name, and each node's log extends the checkpoints
-	// collected off it. Disabling the plugins ends each log with a stop
-	// checkpoint.
-	for _, n := range sw.nodes() {
-		n.docker(t, "plugin", "disable", "-f", sw.plugin)
-	}
-	c := sw.collector
-	for _, n := range sw.nodes() {
-		recs := readChained(t, n.auditLog)
-		waitFor(t, n.hostname+": the collector has its last record", func() (bool, string) {
-			got := c.hostMessages(t, n.hostname)
-			return len(got) > 0 && got[len(got)-1].seq == recs[len(recs)-1].Seq, tail(c.hostReceived(n.hostname), 3)
+	step("update --force", func(t *testing.T) {
+		// The worker's web tasks were placed on the manager while the
+		// worker was down, and swarm does not move them back: service
+		// update --force replaces every task, and spreads the new ones
+		// over both nodes.
+		// Two tasks at a time: the first two new ones go to the worker,
+		// which has none, and the manager keeps two old ones until the
+		// second round, however the scheduler counts tasks being shut
+		// down (one at a time takes about 5 s a task here). A short
+		// monitor (5 s by default) keeps it quick.
+		m.docker(t, "service", "update", "--detach", "--force", "--update-parallelism", "2", "--update-monitor", "500ms", web)
+		replaced := webTasks
+		webTasks = sw.waitTasks(t, web, "4 new tasks on both nodes after update --force", func(ts []swarmTask) bool {
+			for _, task := range ts {
+				if hasTask(replaced, task.ID) {
+					return false
+				}
+			}
+			return len(ts) == 4 && sw.spread(ts)
 		})
-	}
-	c.stop(t) // flushes its files
-	total := 0
-	for _, n := range sw.nodes() {
-		recs := readChained(t, n.auditLog)
-		msgs := c.hostMessages(t, n.hostname)
-		total += len(msgs)
-		if len(msgs) != len(recs) {
-			t.Errorf("%s: the collector received %d messages from it, its log has %d records", n.hostname, len(msgs), len(recs))
+		for _, task := range webTasks {
+			endpoints[task.ID] = sw.checkTaskJoined(t, web, webID, fleetID, tag, task)
 		}
-		for i := 0; i < len(recs) && i < len(msgs); i++ {
-			if r, m := recs[i], msgs[i]; m.seq != r.Seq || m.hash != r.Hash || m.body != r.line {
-				t.Errorf("%s: message %d (seq %d, hash %s) is not record seq %d (hash %s):\n got %.300s\nwant %.300s", n.hostname, i+1, m.seq, m.hash, r.Seq, r.Hash, m.body, r.line)
-				break
+		for _, task := range replaced {
+			checkLeft(t, task)
+		}
+	})
+
+	step("scale down and rm", func(t *testing.T) {
+		m.docker(t, "service", "scale", "--detach", web+"=2")
+		kept := sw.waitTasks(t, web, "2 tasks after scaling down", func(ts []swarmTask) bool { return len(ts) == 2 })
+		for _, task := range webTasks {
+			if !hasTask(kept, task.ID) {
+				checkLeft(t, task)
 			}
 		}
-		out := verifyLog(t, "--pubkey", n.pubKey, "--checkpoint", c.hostCheckpoints(n.hostname), n.logDir)
-		t.Logf("%s: %d records, all at the collector; verify against its checkpoints there: %s", n.hostname, len(recs), strings.TrimSpace(out))
-	}
-	if all := c.receivedMessages(t); len(all) != total {
-		t.Errorf("the collector's received.log holds %d messages, its hosts' files %d", len(all), total)
-	}
+		// service rm: endpoint.leave of the rest, host.leave of each
+		// agent task with its identity.
+		m.docker(t, "service", "rm", web, agent)
+		for _, task := range kept {
+			checkLeft(t, task)
+		}
+		for _, task := range agentTasks {
+			n := sw.node(t, task.NodeID)
+			leave, _ := n.waitOne(t, "host.leave of task "+task.ID, byTask("host.leave", task.ID))
+			checkTask(t, n, leave, agent, agentID, task)
+		}
+	})
 
+	step("collector", func(t *testing.T) {
+		// Central collection: every record of each node reached the
+		// collector under its host name, and each node's log extends the
+		// checkpoints collected off it. The plugins keep running (a
+		// checkpoint may still come): the collector must hold each log
+		// as it was once it caught up, and be a prefix of the log as it
+		// is after the collector stopped.
+		c := sw.collector
+		caughtUp := map[*swarmNode]int{}
+		for _, n := range sw.nodes() {
+			waitFor(t, n.hostname+": the collector has its last record", func() (bool, string) {
+				recs, got := readChained(t, n.auditLog), c.hostMessages(t, n.hostname)
+				caughtUp[n] = len(recs)
+				return len(got) > 0 && got[len(got)-1].seq == recs[len(recs)-1].Seq, tail(c.hostReceived(n.hostname), 3)
+			})
+		}
+		c.stop(t) // flushes its files
+		total := 0
+		for _, n := range sw.nodes() {
+			recs := readChained(t, n.auditLog)
+			msgs := c.hostMessages(t, n.hostname)
+			total += len(msgs)
+			if len(msgs) < caughtUp[n] || len(msgs) > len(recs) {
+				t.Errorf("%s: the collector received %d messages from it; its log had %d records when the collector caught up, %d now", n.hostname, len(msgs), caughtUp[n], len(recs))
+			}
+			for i := 0; i < len(recs) && i < len(msgs); i++ {
+				if r, m := recs[i], msgs[i]; m.seq != r.Seq || m.hash != r.Hash || m.body != r.line {
+					t.Errorf("%s: message %d (seq %d, hash %s) is not record seq %d (hash %s):\n got %.300s\nwant %.300s", n.hostname, i+1, m.seq, m.hash, r.Seq, r.Hash, m.body, r.line)
+					break
+				}
+			}
+			out := verifyLog(t, "--pubkey", n.pubKey, "--checkpoint", c.hostCheckpoints(n.hostname), n.logDir)
+			t.Logf("%s: %d records, all at the collector; verify against its checkpoints there: %s", n.hostname, len(recs), strings.TrimSpace(out))
+		}
+		if all := c.receivedMessages(t); len(all) != total {
+			t.Errorf("the collector's received.log holds %d messages, its hosts' files %d", len(all), total)
+		}
+	})
+
+	// The fleet view's inputs, for steps to come: each node's log folder
+	// (m.logDir, w.logDir), the collector's file of both hosts
+	// (sw.collector.received) and each host's (hostReceived).
+
+	// What became of the endpoints the worker's tasks held at its kill -9:
+	// stated, not asserted; the driver hears of them no more (issue 12's
+	// report).
+	var open []string
+	final := readAudit(t, w.auditLog)
+	for _, line := range before[w] {
+		if r := (record{}); json.Unmarshal([]byte(line), &r) == nil && r.Event == "endpoint.join" &&
+			len(filter(final, byEndpoint("endpoint.leave", r.EndpointID))) == 0 {
+			open = append(open, r.EndpointID)
+		}
+	}
+	t.Logf("%s: %d endpoints joined before its dockerd's kill -9 have no endpoint.leave at the end: %v", w.hostname, len(open), open)
+	for _, n := range sw.nodes() {
+		t.Logf("%s: %d records: %s", n.hostname, len(readChained(t, n.auditLog)), eventCounts(readAuditAll(t, n.auditLog)))
+	}
 	t.Logf("TestSwarm: %s", time.Since(start))
+}
+
+// eventCounts says how many records of each event recs hold.
+func eventCounts(recs []record) string {
+	counts := map[string]int{}
+	for _, r := range recs {
+		counts[r.Event]++
+	}
+	var out []string
+	for event, n := range counts {
+		out = append(out, fmt.Sprintf("%s %d", event, n))
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
 }
 
 // hasTask says whether tasks holds the task of ID id.
