@@ -44,12 +44,16 @@ func TestFromLabels(t *testing.T) {
 			&audit.SwarmTask{ServiceName: "node-exporter", ServiceID: svcID, TaskID: taskID, TaskName: "node-exporter." + nodeID + "." + taskID, NodeID: nodeID}},
 		{"stack", stack,
 			&audit.SwarmTask{ServiceName: "mon_agent", ServiceID: svcID, TaskID: taskID, TaskName: "mon_agent.3." + taskID, Slot: 3, NodeID: nodeID, Stack: "mon"}},
-		{"a service name with dots", task("a.1.b", "a.1.b.7."+taskID),
-			&audit.SwarmTask{ServiceName: "a.1.b", ServiceID: svcID, TaskID: taskID, TaskName: "a.1.b.7." + taskID, Slot: 7, NodeID: nodeID}},
+		{"a service name swarm refuses (dots): dropped, the rest kept", task("a.1.b", "a.1.b.7."+taskID),
+			&audit.SwarmTask{ServiceID: svcID, TaskID: taskID, TaskName: "a.1.b.7." + taskID, NodeID: nodeID}},
+		{"the longest service name swarm accepts", task(strings.Repeat("s", 63), strings.Repeat("s", 63)+".4."+taskID),
+			&audit.SwarmTask{ServiceName: strings.Repeat("s", 63), ServiceID: svcID, TaskID: taskID, TaskName: strings.Repeat("s", 63) + ".4." + taskID, Slot: 4, NodeID: nodeID}},
 		{"not a swarm task", labels("maintainer", "me"), nil},
 		{"no labels", nil, nil},
 		{"an empty task ID", labels(LabelTaskID, "", LabelServiceName, "web"), nil},
-		{"a value over the bound", huge, nil},
+		{"a service name over the bound: only it is dropped", huge,
+			&audit.SwarmTask{ServiceID: svcID, TaskID: taskID, TaskName: "web.1." + taskID, NodeID: nodeID}},
+		{"a task ID swarm does not write", labels(LabelTaskID, "T1", LabelServiceName, "web"), nil},
 		{"only a task ID (a plain container's claim)", labels(LabelTaskID, "t1"), &audit.SwarmTask{TaskID: "t1"}},
 	} {
 		if got := FromLabels(c.labels); !reflect.DeepEqual(got, c.want) {
@@ -70,30 +74,75 @@ func TestMalformedTaskNamesHaveNoSlot(t *testing.T) {
 		"web.." + taskID,                     // empty middle
 		"web.0." + taskID,                    // slot 0 is a global task's
 		"web.-1." + taskID,                   // negative
-		"web.+2." + taskID,                   // not decimal as swarm writes it
 		"web.02." + taskID,                   // leading zero
 		"web.2.5." + taskID,                  // two parts
 		"web.99999999999999999999." + taskID, // overflows int
-		"web.２." + taskID,                    // a full-width digit
 	} {
 		got := FromLabels(task("web", name))
 		if got == nil || got.Slot != 0 || got.TaskName != name {
 			t.Errorf("task name %q: got %+v, want slot 0 and the name kept", name, got)
 		}
 	}
-}
-
-// Every value at the bound is kept whole; one byte over, none is.
-func TestEachLabelIsBounded(t *testing.T) {
-	for _, key := range []string{LabelTaskID, LabelTaskName, LabelServiceID, LabelServiceName, LabelNodeID, LabelStack} {
-		l := task("web", "web.1."+taskID)
-		l[key] = strings.Repeat("v", MaxLabel)
-		if FromLabels(l) == nil {
-			t.Errorf("%s of %d bytes: no identity, want it kept", key, MaxLabel)
-		}
-		l[key] = strings.Repeat("v", MaxLabel+1)
-		if got := FromLabels(l); got != nil {
-			t.Errorf("%s of %d bytes: got %+v, want nil", key, MaxLabel+1, got)
+	// Characters swarm does not write: no slot, and the name is dropped.
+	for _, name := range []string{"web.+2." + taskID, "web.２." + taskID} {
+		got := FromLabels(task("web", name))
+		if got == nil || got.Slot != 0 || got.TaskName != "" {
+			t.Errorf("task name %q: got %+v, want slot 0 and no name", name, got)
 		}
 	}
+}
+
+// Each value at its bound is kept whole; one byte over, that value alone is
+// dropped, except the task ID, without which there is no identity.
+func TestEachLabelIsBounded(t *testing.T) {
+	for key, max := range map[string]int{LabelTaskID: 64, LabelTaskName: MaxLabel, LabelServiceID: 64,
+		LabelServiceName: 63, LabelNodeID: 64, LabelStack: 63} {
+		l := task("web", "web.1."+taskID)
+		l[key] = strings.Repeat("v", max)
+		if got := FromLabels(l); got == nil || field(got, key) != l[key] {
+			t.Errorf("%s of %d bytes: got %+v, want it kept", key, max, got)
+		}
+		l[key] = strings.Repeat("v", max+1)
+		got := FromLabels(l)
+		switch {
+		case key == LabelTaskID && got != nil:
+			t.Errorf("task ID of %d bytes: got %+v, want nil", max+1, got)
+		case key != LabelTaskID && (got == nil || field(got, key) != "" || got.TaskID != taskID):
+			t.Errorf("%s of %d bytes: got %+v, want that field empty and the rest kept", key, max+1, got)
+		}
+	}
+}
+
+// A label that swarm would not have written, such as a service name that
+// carries a forged audit row, is dropped: no field of the identity holds
+// anything but what swarm writes.
+func TestForgedLabelsAreDropped(t *testing.T) {
+	forged := "web\n2026-11-28T17:00:00Z policy.violation ok FORGED"
+	for _, key := range []string{LabelTaskName, LabelServiceID, LabelServiceName, LabelNodeID, LabelStack} {
+		for _, v := range []string{forged, "web\tx", "web x", "web\x1b[2J", "Wéb", "web/x", "-web", "web-", "x7rbl4pkq8pxcv2d3hqm1fxN0"} {
+			if key == LabelTaskName && (v == "-web" || v == "web-") {
+				continue // a task name of the right characters, kept as it is (without a slot)
+			}
+			if (key == LabelServiceName || key == LabelStack || key == LabelTaskName) && v == "x7rbl4pkq8pxcv2d3hqm1fxN0" {
+				continue // upper case is a name's, not an ID's
+			}
+			if key == LabelStack && v == "web-" {
+				continue // a stack may end in - or _: its service is <stack>_<name>
+			}
+			l := task("web", "web.1."+taskID)
+			l[key] = v
+			got := FromLabels(l)
+			if got == nil || field(got, key) != "" || got.TaskID != taskID {
+				t.Errorf("%s %q: got %+v, want that field empty and the rest kept", key, v, got)
+			}
+		}
+	}
+	if got := FromLabels(labels(LabelTaskID, forged, LabelServiceName, "web")); got != nil {
+		t.Errorf("a forged task ID: got %+v, want no identity", got)
+	}
+}
+
+func field(t *audit.SwarmTask, key string) string {
+	return map[string]string{LabelTaskID: t.TaskID, LabelTaskName: t.TaskName, LabelServiceID: t.ServiceID,
+		LabelServiceName: t.ServiceName, LabelNodeID: t.NodeID, LabelStack: t.Stack}[key]
 }
