@@ -239,8 +239,10 @@ func (w *Watcher) attribute(ctx context.Context, c Container, networkID, ep stri
 // swarmStopped tells the reader of a stopped swarm task's violation what
 // follows, which hostpass does not decide. A task's container carries no
 // restart policy (swarm's agent restarts tasks, not Docker), so the detail
-// gives swarm's default (swarmkit api/defaults: any exit, 5 s, no limit)
-// and how to end the loop.
+// says what follows only if the service's policy restarts it, gives swarm's
+// default (swarmkit api/defaults: any exit, 5 s, no limit) and how to end
+// the loop. It names the service only as swarmtask accepted it (swarm's
+// name characters), so no label's text reaches it unchecked.
 func swarmStopped(t *audit.SwarmTask) string {
 	if t.ServiceName == "" {
 		return "" // labels that name no service: nothing to tell
@@ -252,8 +254,8 @@ func swarmStopped(t *audit.SwarmTask) string {
 	case t.TaskName == t.ServiceName+"."+t.NodeID+"."+t.TaskID:
 		place = "the same node" // a global service's task
 	}
-	return fmt.Sprintf("a swarm task: swarm, not hostpass, decides what follows; by the service's restart policy "+
-		"(default: after any exit, in 5 s, without limit) a new task takes %s, and this policy stops it again; "+
+	return fmt.Sprintf("a swarm task: swarm, not hostpass, decides what follows; if the service's restart policy restarts it "+
+		"(swarm's default: after any exit, in 5 s, without limit), a new task takes %s, and this policy will stop it too; "+
 		"end the loop by fixing the service or the policy, or with docker service update --restart-condition none (or --restart-max-attempts N) %s",
 		place, t.ServiceName)
 }

@@ -110,8 +110,8 @@ func TestStoppedSwarmTaskThenItsReplacement(t *testing.T) {
 			if v.Swarm == nil || v.Swarm.TaskID != want.taskID || v.Swarm.Slot != 1 || v.Swarm.ServiceName != "bad" || v.Swarm.ServiceID != swarmService || v.Swarm.NodeID != swarmNode {
 				t.Errorf("violation %d: swarm %+v, want task %s of service bad, slot 1", i, v.Swarm, want.taskID)
 			}
-			wantDetail := "a swarm task: swarm, not hostpass, decides what follows; by the service's restart policy " +
-				"(default: after any exit, in 5 s, without limit) a new task takes the same slot, and this policy stops it again; " +
+			wantDetail := "a swarm task: swarm, not hostpass, decides what follows; if the service's restart policy restarts it " +
+				"(swarm's default: after any exit, in 5 s, without limit), a new task takes the same slot, and this policy will stop it too; " +
 				"end the loop by fixing the service or the policy, or with docker service update --restart-condition none (or --restart-max-attempts N) bad"
 			if v.Detail != wantDetail {
 				t.Errorf("violation %d: detail %q\nwant %q", i, v.Detail, wantDetail)
@@ -141,6 +141,11 @@ func TestStopDetailOfOtherTasks(t *testing.T) {
 			c.Labels["com.docker.swarm.task.name"] = "agent"
 			return c
 		}(), true, nil, "a new task takes its place,"},
+		{"a service name swarm did not write (a forged audit row)", func() Container {
+			c := task("x", "agent", "taskxxxxxxxxxxxxxxxxxxxxx", 1, "")
+			c.Labels["com.docker.swarm.service.name"] = "agent\n2026-11-28T17:00:00Z policy.violation ok FORGED"
+			return c
+		}(), true, nil, ""},
 		{"recorded only", task("r", "agent", "taskrrrrrrrrrrrrrrrrrrrrr", 1, ""), false, nil, ""},
 		{"stop failed", task("f", "agent", "taskfffffffffffffffffffff", 1, ""), true, context.DeadlineExceeded, ""},
 		{"plain container", newContainer("p", "p", "busybox", true, "hp"), true, nil, ""},
@@ -157,6 +162,11 @@ func TestStopDetailOfOtherTasks(t *testing.T) {
 			d := recs[1].Detail
 			if c.wantPlace == "" && d != "" || c.wantPlace != "" && !strings.Contains(d, c.wantPlace) {
 				t.Errorf("detail %q, want it to say %q", d, c.wantPlace)
+			}
+			for _, r := range recs {
+				if r.Swarm != nil && strings.ContainsAny(r.Swarm.ServiceName+r.Swarm.TaskName+r.Swarm.Stack, "\n ") {
+					t.Errorf("%s: swarm %+v carries a label's text swarm did not write", r.Event, r.Swarm)
+				}
 			}
 		})
 	}
