@@ -5,6 +5,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/hostpass/hostpass/audit"
 	"github.com/hostpass/hostpass/swarmtask"
 )
 
@@ -64,10 +65,16 @@ func ParsePolicy(s string) (Policy, error) {
 // Allows reports whether c matches the policy. service: and stack: rules
 // match only a swarm task's container, as swarmtask reads its labels.
 func (p Policy) Allows(c Container) bool {
+	return p.allowsTask(c, swarmtask.FromLabels(c.Labels))
+}
+
+// allowsTask is Allows with the swarm identity already read, as a record
+// keeps it whole (replay.go): a record's container.labels may be cut to
+// its bound, swarm's labels with them.
+func (p Policy) allowsTask(c Container, task *audit.SwarmTask) bool {
 	if len(p.rules) == 0 {
 		return true
 	}
-	task := swarmtask.FromLabels(c.Labels)
 	for _, r := range p.rules {
 		switch r.kind {
 		case "label":

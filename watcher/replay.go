@@ -74,8 +74,10 @@ func (w *Watcher) replayLog() error {
 		// attribute notes an endpoint as attributed once the violation, if
 		// any, is durable too: one that the policy refuses and that has no
 		// violation record is attributed again, and its violation written.
+		// The task is judged by the swarm identity the record kept whole,
+		// not by its labels, which the record's bound may have cut.
 		c := Container{Container: *r.Container}
-		if !violated[r.Container.ID+"@"+r.EndpointID] && !w.cfg.Policy.Allows(c) {
+		if !violated[r.Container.ID+"@"+r.EndpointID] && !w.cfg.Policy.allowsTask(c, r.Swarm) {
 			continue
 		}
 		a := attribution{Container: r.Container.ID, Network: r.NetworkID}

@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/hostpass/hostpass/audit"
 	"github.com/hostpass/hostpass/audit/schematest"
+	"github.com/hostpass/hostpass/swarmtask"
 )
 
 // task is the container of swarm task taskID of service, in slot (0: a
@@ -174,18 +176,28 @@ func TestStopDetailOfOtherTasks(t *testing.T) {
 
 // After a crash between a task's endpoint.attribute and its violation, the
 // log read back judges the task by service: as the live watcher did, from
-// the labels the record kept: the refused task's endpoint is attributed
-// again (its violation still to write), the allowed one's is done.
+// the swarm identity the record kept whole: the refused task's endpoint is
+// attributed again (its violation still to write), the allowed ones' are
+// done, also one whose labels the record's bound cut (swarm's among them).
 func TestReplayJudgesTasksByService(t *testing.T) {
 	h := newHarness(t, "service:ok-*", true)
 	now := time.Now().UTC()
-	for _, c := range []Container{task("c1", "bad", "taskaaaaaaaaaaaaaaaaaaaa1", 1, ""), task("c2", "ok-x", "taskbbbbbbbbbbbbbbbbbbbb2", 1, "")} {
+	many := task("c3", "ok-x", "taskccccccccccccccccccccc3", 1, "")
+	for i := range 80 {
+		many.Labels[fmt.Sprintf("app.%03d", i)] = strings.Repeat("x", 1000)
+	}
+	for _, c := range []Container{task("c1", "bad", "taskaaaaaaaaaaaaaaaaaaaa1", 1, ""), task("c2", "ok-x", "taskbbbbbbbbbbbbbbbbbbbb2", 1, ""), many} {
 		ac := c.Container
 		ac.StartedAt = &now
 		if err := h.log.Append(audit.Record{Time: now, Event: audit.EndpointAttribute, Outcome: audit.OK, Host: "node1",
-			NetworkID: hpNet, EndpointID: "ep-" + c.ID, Container: &ac}); err != nil {
+			NetworkID: hpNet, EndpointID: "ep-" + c.ID, Container: &ac, Swarm: swarmtask.FromLabels(c.Labels)}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	recs := h.records()
+	if cut := recs[2]; !strings.Contains(strings.Join(cut.Truncated, " "), "container.labels") || cut.Container.Labels["com.docker.swarm.service.name"] != "" || cut.Swarm.ServiceName != "ok-x" {
+		t.Fatalf("c3's record: truncated %v, service name label %q, swarm %+v; want container.labels cut, swarm's labels with them, and the identity whole",
+			cut.Truncated, cut.Container.Labels["com.docker.swarm.service.name"], cut.Swarm)
 	}
 	if err := h.w.replayLog(); err != nil {
 		t.Fatal(err)
@@ -195,5 +207,8 @@ func TestReplayJudgesTasksByService(t *testing.T) {
 	}
 	if _, ok := h.w.state.Attributed["ep-c2"]; !ok {
 		t.Error("ok-x's task, allowed, is not noted as attributed")
+	}
+	if _, ok := h.w.state.Attributed["ep-c3"]; !ok {
+		t.Error("ok-x's task with its labels cut in the record, allowed, is not noted as attributed: its endpoint.attribute would be written again")
 	}
 }
