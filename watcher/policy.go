@@ -37,21 +37,33 @@ const accepted = "all, or rules label:KEY=VALUE, label:KEY, image:PATTERN, servi
 // ParsePolicy reads "all", or comma-separated rules a container must match
 // one of: label:KEY=VALUE, label:KEY (present), image:PATTERN (a glob such as
 // registry.example/team/*), service:PATTERN (a swarm task's service name,
-// such as mon_*) and stack:PATTERN (a swarm task's stack namespace).
+// such as mon_*) and stack:PATTERN (a swarm task's stack namespace). Globs
+// and values are case-sensitive, as path.Match and Docker's names are.
+// Spaces around a rule are ignored, spaces inside it at either end of its
+// argument refused.
 func ParsePolicy(s string) (Policy, error) {
 	s = strings.TrimSpace(s)
 	if s == "" || s == "all" {
 		return Policy{text: "all"}, nil
 	}
 	p := Policy{text: s}
-	for _, item := range strings.Split(s, ",") {
+	items := strings.Split(s, ",")
+	for i, item := range items {
 		kind, arg, ok := strings.Cut(strings.TrimSpace(item), ":")
+		key, value, _ := strings.Cut(arg, "=")
 		switch {
+		case ok && arg != "" && (spaced(arg) || kind == "label" && (spaced(key) || spaced(value))):
+			// "service: ok-*" would match no service, and so refuse all.
+			return Policy{}, fmt.Errorf("policy rule %q: spaces are not allowed around a rule's argument, key or value (write %s:%s); "+
+				"no name swarm or Docker writes starts or ends with one", item, kind, trimmed(kind, arg))
 		case ok && kind == "label" && arg != "":
-			key, value, _ := strings.Cut(arg, "=")
 			p.rules = append(p.rules, rule{kind: kind, key: key, value: value})
 		case ok && (kind == "image" || kind == "service" || kind == "stack") && arg != "":
 			if _, err := path.Match(arg, ""); err != nil {
+				if i < len(items)-1 && strings.Count(arg, "[") > strings.Count(arg, "]") {
+					return Policy{}, fmt.Errorf("policy rule %q: bad %s pattern (a glob: *, ?, [a-z]): %w; "+
+						"rules are split at commas, so a [...] cannot hold one: write a rule for each name", item, kind, err)
+				}
 				return Policy{}, fmt.Errorf("policy rule %q: bad %s pattern (a glob: *, ?, [a-z]): %w", item, kind, err)
 			}
 			p.rules = append(p.rules, rule{kind: kind, value: arg})
@@ -103,5 +115,17 @@ func glob(pattern, s string) bool {
 	ok, _ := path.Match(pattern, s)
 	return ok
 }
+
+// trimmed is a rule's argument without the spaces ParsePolicy refuses.
+func trimmed(kind, arg string) string {
+	key, value, eq := strings.Cut(arg, "=")
+	if kind != "label" || !eq {
+		return strings.TrimSpace(arg)
+	}
+	return strings.TrimSpace(key) + "=" + strings.TrimSpace(value)
+}
+
+// spaced: s starts or ends with white space.
+func spaced(s string) bool { return s != strings.TrimSpace(s) }
 
 func (p Policy) String() string { return p.text }

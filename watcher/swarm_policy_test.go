@@ -67,9 +67,44 @@ func TestBadPolicyRulesNameTheAcceptedForms(t *testing.T) {
 		"stack:[":                `policy rule "stack:[": bad stack pattern (a glob: *, ?, [a-z]): syntax error in pattern`,
 		"service:ok-[":           `policy rule "service:ok-[": bad service pattern (a glob: *, ?, [a-z]): syntax error in pattern`,
 		"image:[":                `policy rule "image:[": bad image pattern (a glob: *, ?, [a-z]): syntax error in pattern`,
+		"service: ok-*": `policy rule "service: ok-*": spaces are not allowed around a rule's argument, key or value (write service:ok-*); ` +
+			`no name swarm or Docker writes starts or ends with one`,
+		"image:busybox,image:\tregistry.example/*": "policy rule \"image:\\tregistry.example/*\": spaces are not allowed around a rule's argument, key or value (write image:registry.example/*); " +
+			`no name swarm or Docker writes starts or ends with one`,
+		"label: team=x": `policy rule "label: team=x": spaces are not allowed around a rule's argument, key or value (write label:team=x); ` +
+			`no name swarm or Docker writes starts or ends with one`,
+		"label:team =x": `policy rule "label:team =x": spaces are not allowed around a rule's argument, key or value (write label:team=x); ` +
+			`no name swarm or Docker writes starts or ends with one`,
+		"label:team= x": `policy rule "label:team= x": spaces are not allowed around a rule's argument, key or value (write label:team=x); ` +
+			`no name swarm or Docker writes starts or ends with one`,
+		"service:[a,b]": `policy rule "service:[a": bad service pattern (a glob: *, ?, [a-z]): syntax error in pattern; ` +
+			`rules are split at commas, so a [...] cannot hold one: write a rule for each name`,
 	} {
 		if _, err := ParsePolicy(bad); err == nil || err.Error() != want {
 			t.Errorf("ParsePolicy(%q) = %v, want %s", bad, err, want)
+		}
+	}
+}
+
+// Spaces around a rule (after a comma) are not part of it; globs are
+// case-sensitive, as Docker's names are.
+func TestPolicyRuleSpacingAndCase(t *testing.T) {
+	p, err := ParsePolicy(" service:ok-* ,  label:team=a b ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	team := newContainer("t", "t", "busybox", true, "hp")
+	team.Labels["team"] = "a b"
+	for _, c := range []struct {
+		c    Container
+		want bool
+	}{
+		{task("a", "ok-x", "ta", 1, ""), true},
+		{task("b", "OK-x", "tb", 1, ""), false},
+		{team, true},
+	} {
+		if got := p.Allows(c.c); got != c.want {
+			t.Errorf("%s allows %s: %v, want %v", p, c.c.Name, got, c.want)
 		}
 	}
 }
