@@ -205,6 +205,7 @@ func TestStopDetailOfOtherTasks(t *testing.T) {
 					t.Errorf("%s: swarm %+v carries a label's text swarm did not write", r.Event, r.Swarm)
 				}
 			}
+			schematest.Check(t, schematest.Lines(t, h.path))
 		})
 	}
 }
