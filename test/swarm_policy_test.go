@@ -113,7 +113,7 @@ func TestSwarmPolicy(t *testing.T) {
 	m := sw.manager
 	m.docker(t, "network", "create", "-d", sw.plugin, "--scope", "swarm", "sp-net")
 	// Runs before the plugins and the engines go (cleanups run last first).
-	t.Cleanup(func() { m.dockerTry("service", "rm", "bad", "ok-x", "capped", "clean", "agent") })
+	t.Cleanup(func() { m.dockerTry("service", "rm", "bad", "ok-x", "capped", "clean", "agent", "ok-labels") })
 
 	// A short grace: the engines' stop at the end need not wait 10 s on it.
 	m.docker(t, "service", "create", "--detach", "--name", "ok-x", "--stop-grace-period", "1s", "--network", "sp-net", image, "sleep", "300")
@@ -124,6 +124,10 @@ func TestSwarmPolicy(t *testing.T) {
 	m.docker(t, "service", "create", "--detach", "--name", "capped", "--restart-max-attempts", "1", "--network", "sp-net", image, "sleep", "300")
 	m.docker(t, "service", "create", "--detach", "--name", "clean", "--network", "sp-net", image, "sh", "-c", "trap 'exit 0' TERM; sleep 300 & wait")
 	m.docker(t, "service", "create", "--detach", "--name", "agent", "--mode", "global", "--network", "sp-net", image, "sleep", "300")
+	// A service's own labels and its container labels (on no hostpass
+	// network: it only shows what a task's container carries).
+	m.docker(t, "service", "create", "--detach", "--name", "ok-labels", "--stop-grace-period", "1s", "--label", "team=x",
+		"--container-label", "c=y", image, "sleep", "300")
 
 	v := sw.waitViolations(t, "bad", 2)
 	t.Logf("service create to the second violation: %s", time.Since(created).Round(time.Second))
@@ -134,7 +138,7 @@ func TestSwarmPolicy(t *testing.T) {
 	for _, r := range v[:2] {
 		n := sw.ranOn(t, r)
 		if r.Action != "stopped" || r.Policy != "service:ok-*" || r.Container == nil || r.Container.Name != "bad.1."+r.Swarm.TaskID ||
-			!strings.Contains(r.Detail, "a new task takes the same slot") || !strings.Contains(r.Detail, "docker service update --restart-condition none") {
+			!strings.Contains(r.Detail, "if the service's restart policy restarts it") || !strings.Contains(r.Detail, "a new task takes the same slot") || !strings.Contains(r.Detail, "docker service update --restart-condition none") {
 			t.Errorf("%s: violation: want action stopped, policy service:ok-*, container bad.1.TASK, and what swarm does next in detail; got:\n%s", n.hostname, r.line)
 		}
 	}
@@ -165,7 +169,7 @@ func TestSwarmPolicy(t *testing.T) {
 	// replaces it.
 	before := len(sw.violationsOf(t, "bad"))
 	m.docker(t, "service", "update", "--detach", "--restart-condition", "none", "bad")
-	sw.waitEnded(t, "bad", before+1)
+	badEnded := len(sw.waitEnded(t, "bad", before+1))
 	t.Logf("after --restart-condition none: docker service ps bad:\n%s\nupdate status: %s", m.docker(t, "service", "ps", "bad"),
 		m.docker(t, "service", "inspect", "-f", "{{if .UpdateStatus}}{{.UpdateStatus.State}}: {{.UpdateStatus.Message}}{{end}}", "bad"))
 
@@ -195,8 +199,9 @@ func TestSwarmPolicy(t *testing.T) {
 	for _, id := range ids {
 		unique[id] = true
 	}
-	if len(ids) < 3 || len(unique) != len(ids) || !unique[first.TaskID] || !unique[second.TaskID] {
-		t.Errorf("audit show --service bad --event policy.violation on both nodes: tasks %v, want %s, %s, then the update's, each once", ids, first.TaskID, second.TaskID)
+	if len(ids) < 3 || len(ids) != badEnded || len(unique) != len(ids) || !unique[first.TaskID] || !unique[second.TaskID] {
+		t.Errorf("audit show --service bad --event policy.violation on both nodes: tasks %v, want %d (the trails' violations): %s, %s, ..., the update's, each once",
+			ids, badEnded, first.TaskID, second.TaskID)
 	}
 
 	// --restart-max-attempts 1: the first task and one restart, then none.
@@ -204,6 +209,16 @@ func TestSwarmPolicy(t *testing.T) {
 	t.Logf("docker service ps capped:\n%s", m.docker(t, "service", "ps", "capped"))
 	if len(capped) != 2 {
 		t.Errorf("capped (--restart-max-attempts 1): %d violations, want 2:\n%s", len(capped), dumpRecords(capped))
+	}
+
+	// Once a loop has ended, no task follows: none in a generous wait,
+	// several times a round (restart delay 5 s, stop 5 s, start).
+	time.Sleep(30 * time.Second)
+	for service, ended := range map[string]int{"bad": badEnded, "capped": len(capped)} {
+		if v := sw.violationsOf(t, service); len(v) != ended {
+			t.Errorf("%s: %d violations 30 s after its loop ended, want still %d:\n%s\n%s", service, len(v), ended, dumpRecords(v),
+				m.docker(t, "service", "ps", service))
+		}
 	}
 
 	// A task whose process exits 0 at the stop's SIGTERM completes, and
@@ -217,10 +232,17 @@ func TestSwarmPolicy(t *testing.T) {
 	if code := sw.ranOn(t, stopped).docker(t, "inspect", "-f", "{{.State.ExitCode}}", stopped.Container.ID); code != "0" {
 		t.Errorf("clean's stopped container exited %s, want 0 (it exits at SIGTERM)", code)
 	}
+	found := false
 	for _, s := range servicePS(t, m.engine, "clean") {
-		if s.ID == stopped.Swarm.TaskID && (!strings.HasPrefix(s.Current, "Complete") || s.Error != "") {
-			t.Errorf("docker service ps clean: task %s: %+v; want Complete, no error", s.ID, s)
+		if s.ID == stopped.Swarm.TaskID {
+			found = true
+			if !strings.HasPrefix(s.Current, "Complete") || s.Error != "" {
+				t.Errorf("docker service ps clean: task %s: %+v; want Complete, no error", s.ID, s)
+			}
 		}
+	}
+	if !found {
+		t.Errorf("docker service ps clean: no task %s, the stopped one:\n%s", stopped.Swarm.TaskID, m.docker(t, "service", "ps", "--no-trunc", "clean"))
 	}
 	t.Logf("docker service ps clean:\n%s", m.docker(t, "service", "ps", "clean"))
 
@@ -240,6 +262,26 @@ func TestSwarmPolicy(t *testing.T) {
 	}
 	t.Logf("docker service ps agent:\n%s", m.docker(t, "service", "ps", "agent"))
 	t.Logf("docker service ls:\n%s", m.docker(t, "service", "ls"))
+
+	// Measured: a service's --label stays on the service, its
+	// --container-label reaches the task's container (docs/fleet.md).
+	var labels map[string]string
+	waitFor(t, "ok-labels' task running", func() (bool, string) {
+		for _, n := range sw.nodes() {
+			id := n.docker(t, "ps", "-q", "--filter", "label=com.docker.swarm.service.name=ok-labels")
+			if id != "" && !strings.Contains(id, "\n") {
+				labels = map[string]string{}
+				if err := json.Unmarshal([]byte(n.docker(t, "inspect", "-f", "{{json .Config.Labels}}", id)), &labels); err != nil {
+					t.Fatal(err)
+				}
+				return true, ""
+			}
+		}
+		return false, m.docker(t, "service", "ps", "ok-labels")
+	})
+	if _, ok := labels["team"]; ok || labels["c"] != "y" || labels["com.docker.swarm.service.name"] != "ok-labels" {
+		t.Errorf("ok-labels' task container: labels %v; want no team (a service label), c=y (a container label) and swarm's", labels)
+	}
 
 	// The allowed service's task: attributed, no violation, running.
 	if v := sw.violationsOf(t, "ok-x"); len(v) != 0 {
