@@ -106,8 +106,9 @@ func servicePS(t testing.TB, e *engine, service string) []serviceTask {
 // same slot, and docker service ps the failed task under the new one. The
 // loop ends with --restart-condition none, or after --restart-max-attempts.
 // A process that exits 0 at the stop completes and is restarted all the
-// same; a global service's task comes back on its node. A task of ok-x
-// runs.
+// same; a global service's task comes back on its node. Once a loop has
+// ended, no task follows. A task of ok-x runs. And a service's --label is
+// not on its task's container, its --container-label is.
 func TestSwarmPolicy(t *testing.T) {
 	sw := newSwarm(t, swarmConfig{Settings: []string{"HOSTPASS_POLICY_ALLOW=service:ok-*", "HOSTPASS_POLICY_STOP=true"}})
 	m := sw.manager
