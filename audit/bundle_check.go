@@ -360,7 +360,7 @@ func sameRun(j, l Record) bool {
 // leaveStart is when the run a host.leave ends began, by its record.
 func leaveStart(l Record) (time.Time, bool) {
 	switch {
-	case l.Container.StartedAt != nil:
+	case l.Container != nil && l.Container.StartedAt != nil: // an endpoint.leave has no container
 		return *l.Container.StartedAt, true
 	case l.HostModeSeconds != nil:
 		return l.Time.Add(-time.Duration(*l.HostModeSeconds * float64(time.Second))), true

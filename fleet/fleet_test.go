@@ -181,7 +181,8 @@ func TestEmptyLog(t *testing.T) {
 // endpoint.stale, observed late: with a duration up to ended_at when the
 // record has it, also across an audit.restart that cut them; else with the
 // end unknown. One whose join is before the log takes its container from
-// the record. Nothing stays open.
+// the record. A leave after the endpoint.stale ends nothing more. Nothing
+// stays open.
 func TestSessionsEndAtEndpointStale(t *testing.T) {
 	ended := func(s int) *time.Time { v := at(s); return &v }
 	ep := func(s int, e audit.Event, id string) audit.Record {
@@ -205,7 +206,9 @@ func TestSessionsEndAtEndpointStale(t *testing.T) {
 		audit.Record{Time: at(30), Event: audit.Restart}, // dockerd, and the plugin with it, was killed
 		stale(31, "e1", "x1", ended(20)),
 		stale(32, "e2", "x2", nil),
-		stale(33, "e3", "x3", ended(25)), // joined before the log began
+		stale(33, "e3", "x3", ended(25)),  // joined before the log began
+		ep(34, audit.EndpointLeave, "e1"), // Docker's Leave after all: it ends nothing more
+		ep(35, audit.EndpointLeave, "e8"), // joined before the log began, never attributed
 	)
 	ss, err := Sessions([]Source{a}, SessionFilter{Service: "web"})
 	if err != nil {
@@ -219,6 +222,9 @@ func TestSessionsEndAtEndpointStale(t *testing.T) {
 	}, "\n")
 	if got != want {
 		t.Errorf("sessions:\n%s\nwant:\n%s", got, want)
+	}
+	if all := sessionsText(t, []Source{a}, SessionFilter{}); all != want+"\nb  hostpass:net 35-35 ? nojoin start-unknown:-the" {
+		t.Errorf("sessions, unfiltered:\n%s\nwant:\n%s", all, want)
 	}
 	for _, s := range ss {
 		if s.Task == "web.1.x1" && s.ToSeq != 6 {

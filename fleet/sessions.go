@@ -106,7 +106,7 @@ func Sessions(sources []Source, f SessionFilter) ([]Session, error) {
 			}
 			h := hosts[host]
 			if h == nil {
-				h = &hostSessions{host: host, keep: f.match, open: map[string][]*open{}, who: map[string]attribution{}, recent: map[uint64]string{}}
+				h = &hostSessions{host: host, keep: f.match, open: map[string][]*open{}, who: map[string]attribution{}, staled: map[string]bool{}, recent: map[uint64]string{}}
 				hosts[host] = h
 			}
 			h.last = e.Time
@@ -150,6 +150,10 @@ type hostSessions struct {
 	open map[string][]*open     // SessionKey → joins not yet ended, in order
 	keep func(Session) bool     // the filter: sessions it refuses are not held
 	who  map[string]attribution // endpoint → its endpoint.attribute
+	// staled: endpoints an endpoint.stale ended. A leave of one that
+	// comes after (the container was stopping as the watcher reconciled,
+	// and Docker's Leave followed) ends nothing more.
+	staled map[string]bool
 	// The latest seq read, and the hashes of the joins and leaves of the
 	// last recentSeqs seqs before it: what again needs.
 	maxSeq uint64
@@ -219,6 +223,10 @@ func (h *hostSessions) add(r audit.Record, claimed string) {
 				own = i
 			}
 		}
+		if own < 0 && r.Event == audit.EndpointLeave && h.staled[r.EndpointID] {
+			delete(h.staled, r.EndpointID)
+			return
+		}
 		if own < 0 {
 			s := h.session(r, claimed)
 			s.NoJoin, s.To, s.ToSeq = true, r.Time, r.Seq
@@ -244,6 +252,9 @@ func (h *hostSessions) add(r audit.Record, claimed string) {
 		h.emit(s)
 		if r.Event == audit.EndpointLeave || r.Event == audit.EndpointStale {
 			delete(h.who, r.EndpointID) // an endpoint ID is never reused
+		}
+		if r.Event == audit.EndpointStale {
+			h.staled[r.EndpointID] = true
 		}
 	}
 }
