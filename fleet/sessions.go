@@ -303,7 +303,7 @@ func (h *hostSessions) setDuration(s *Session, leave audit.Record) {
 		// hostpass missed (the cut's worry was a leave missing or late).
 		s.Stale = true
 		if leave.EndedAt == nil {
-			s.Cut = fmt.Sprintf("end unknown: its endpoint.stale (seq %d) says Docker sent no Leave and no longer says when the container stopped", leave.Seq)
+			s.Cut = fmt.Sprintf("end unknown: its endpoint.stale (seq %d): Docker no longer said when the container stopped", leave.Seq)
 			return
 		}
 		s.Cut = ""

@@ -138,8 +138,10 @@ func sessionNote(s fleet.Session) string {
 		note = append(note, s.Cut)
 	}
 	switch {
-	case s.Stale:
+	case s.Stale && s.Duration != nil:
 		note = append(note, "ended by endpoint.stale, observed late: Docker sent no Leave for the endpoint; TO is when hostpass saw it, DURATION runs to when its container stopped")
+	case s.Stale:
+		note = append(note, "ended by endpoint.stale, observed late: Docker sent no Leave for the endpoint; TO is when hostpass saw it")
 	case s.LateLeave:
 		note = append(note, "leave observed late: TO is when hostpass saw it")
 	}
