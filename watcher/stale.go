@@ -11,7 +11,7 @@ import (
 
 // staleDetail is what an endpoint.stale record says of its endpoint.
 const staleDetail = "its container is no longer running and Docker sent no Leave for the endpoint (its daemon restarted after a crash, say): " +
-	"the log holds no endpoint.leave of it, the driver was never told to let it go, and Docker will not call again for it"
+	"the log holds no endpoint.leave of it, and the driver was never told to let it go"
 
 // closeStale handles the attributions reconcile found whose container is
 // not running. Docker's disconnect of them was missed: when the log holds
@@ -25,29 +25,13 @@ const staleDetail = "its container is no longer running and Docker sent no Leave
 // written once. An attribution of a container in the owner's namespace
 // (Via) is forgotten: the owner's record ends the endpoint.
 func (w *Watcher) closeStale(ctx context.Context, stale map[string]attribution) {
-	var since time.Time
-	first := true
-	for _, a := range stale {
-		if a.Via == "" && (first || a.At.Before(since)) {
-			since, first = a.At, false
-		}
-	}
-	left := map[string]bool{}
-	if !first {
-		err := audit.Replay(w.cfg.Audit.Path(), since, []audit.Event{audit.EndpointLeave, audit.EndpointDelete}, func(r audit.Record) error {
-			if r.Host == w.cfg.Host && r.Outcome == audit.OK {
-				left[r.EndpointID] = true
-			}
-			return nil
-		})
-		if err != nil {
-			w.cfg.Log.WithError(err).Error("watcher: cannot read the audit log for the leaves of the endpoints whose container stopped unseen; forgetting them without an endpoint.stale")
-			first = true
-		}
-	}
+	left, readable := w.leftSince(stale)
 	for key, a := range stale {
 		ep := endpointOf(key)
-		if a.Via != "" || first || left[ep] {
+		if a.Via == "" && !readable {
+			continue // kept: the next reconciliation reads the log again
+		}
+		if a.Via != "" || left[ep] {
 			w.mu.Lock()
 			delete(w.state.Attributed, key)
 			w.mu.Unlock()
@@ -56,6 +40,39 @@ func (w *Watcher) closeStale(ctx context.Context, stale map[string]attribution) 
 		w.lanes.add(a.Container, func() { w.endpointStale(ctx, key, ep, a) })
 	}
 	w.lanes.wait()
+}
+
+// leftSince reads the log for the endpoints of stale that the driver
+// recorded a leave (or delete) of since their attribution. readable is
+// false when the log could not be read: then their attributions are kept
+// for the next reconciliation, rather than write an endpoint.stale that
+// may be false or forget one that is due.
+func (w *Watcher) leftSince(stale map[string]attribution) (left map[string]bool, readable bool) {
+	var since time.Time
+	owners := 0
+	for _, a := range stale {
+		if a.Via == "" && (owners == 0 || a.At.Before(since)) {
+			since = a.At
+		}
+		if a.Via == "" {
+			owners++
+		}
+	}
+	left = map[string]bool{}
+	if owners == 0 {
+		return left, true
+	}
+	err := audit.Replay(w.cfg.Audit.Path(), since, []audit.Event{audit.EndpointLeave, audit.EndpointDelete}, func(r audit.Record) error {
+		if r.Host == w.cfg.Host && r.Outcome == audit.OK {
+			left[r.EndpointID] = true
+		}
+		return nil
+	})
+	if err != nil {
+		w.cfg.Log.WithError(err).Error("watcher: cannot read the audit log for the leaves of the endpoints whose container stopped unseen; keeping them until the next reconciliation")
+		return nil, false
+	}
+	return left, true
 }
 
 // endpointOf is the endpoint ID of an attribution key (attributionKey).
