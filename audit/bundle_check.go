@@ -287,7 +287,7 @@ func (p *Proven) Sessions() []string {
 }
 
 // SessionKey is what ties a join to its leave: the endpoint of an
-// endpoint.join or endpoint.leave, the container of a host.join or
+// endpoint.join, endpoint.leave or endpoint.stale, the container of a host.join or
 // host.leave; "" for any other record, and for a refused call, which
 // began or ended nothing. audit prove's bundles and audit sessions pair
 // records by it, and by Ends.
@@ -302,6 +302,10 @@ func SessionKey(r Record) string {
 		}
 	case EndpointJoin, EndpointLeave:
 		return "ep " + r.EndpointID
+	case EndpointStale:
+		if r.Via == nil { // a sharer's: the owner's own record ends the session
+			return "ep " + r.EndpointID
+		}
 	}
 	return ""
 }
@@ -311,7 +315,7 @@ func SessionKey(r Record) string {
 // ends the run the host.join began (sameRun), not an earlier or later run
 // of the same container.
 func Ends(leave, join Record) bool {
-	return leave.Event == EndpointLeave || sameRun(join, leave)
+	return leave.Event == EndpointLeave || leave.Event == EndpointStale || sameRun(join, leave)
 }
 
 // SameRun says whether two host.join records are of one run of their
@@ -356,7 +360,7 @@ func sameRun(j, l Record) bool {
 // leaveStart is when the run a host.leave ends began, by its record.
 func leaveStart(l Record) (time.Time, bool) {
 	switch {
-	case l.Container.StartedAt != nil:
+	case l.Container != nil && l.Container.StartedAt != nil: // an endpoint.leave has no container
 		return *l.Container.StartedAt, true
 	case l.HostModeSeconds != nil:
 		return l.Time.Add(-time.Duration(*l.HostModeSeconds * float64(time.Second))), true

@@ -31,6 +31,12 @@ const (
 	// shares the network namespace of a container Docker no longer knows,
 	// or Docker never answered an inspect of it.
 	ContainerUnplaced Event = "container.unplaced"
+	// EndpointStale: an attributed endpoint whose container is no longer
+	// running, and of which the log holds no endpoint.leave: Docker never
+	// called the driver's Leave for it (its daemon restarted after a
+	// crash, say). Written by reconciliation, observed late, before the
+	// watcher forgets the attribution.
+	EndpointStale Event = "endpoint.stale"
 
 	// The host's interfaces, written when they change; joins name it.
 	HostView Event = "host.view"
@@ -76,7 +82,7 @@ const (
 // against docs/audit.schema.json (audit/schematest).
 var (
 	DriverEvents  = []Event{NetworkCreate, NetworkDelete, EndpointCreate, EndpointJoin, EndpointLeave, EndpointDelete}
-	WatcherEvents = []Event{EndpointAttribute, HostJoin, HostLeave, PolicyViolation, ContainerUnplaced, WatchGap}
+	WatcherEvents = []Event{EndpointAttribute, HostJoin, HostLeave, PolicyViolation, ContainerUnplaced, WatchGap, EndpointStale}
 	LogEvents     = []Event{HostView, EpochEnd, TornTail, Lost, Checkpoint, Restart, Stop}
 
 	// Events is every event kind.
@@ -263,6 +269,10 @@ type Record struct {
 	Swarm *SwarmTask `json:"swarm,omitempty"`
 	// HostModeSeconds: on host.leave, how long the container had host mode.
 	HostModeSeconds *float64 `json:"host_mode_seconds,omitempty"`
+	// EndedAt: on endpoint.stale, when the endpoint's container stopped,
+	// as Docker still says (inspect's FinishedAt, or its die event); absent
+	// when Docker no longer says.
+	EndedAt *time.Time `json:"ended_at,omitempty"`
 	// Policy: on policy.violation, the rule set the container failed, and
 	// Action what hostpass did (one of Actions).
 	Policy string `json:"policy,omitempty"`

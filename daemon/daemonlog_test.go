@@ -33,6 +33,7 @@ func TestDaemonLogCarriesAlarmsAtInfo(t *testing.T) {
 		{Event: audit.WatchGap, Outcome: audit.OK},
 		{Event: audit.Lost, Outcome: audit.OK},
 		{Event: audit.TornTail, Outcome: audit.OK},
+		{Event: audit.EndpointStale, Outcome: audit.OK, ObservedLate: true},
 	} {
 		name := string(rec.Event)
 		if rec.Action != "" {

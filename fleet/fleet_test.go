@@ -100,6 +100,9 @@ func sessionsText(t *testing.T, sources []Source, f SessionFilter) string {
 		if s.LateLeave {
 			line += " late"
 		}
+		if s.Stale {
+			line += " stale"
+		}
 		lines = append(lines, line)
 	}
 	return strings.Join(lines, "\n")
@@ -171,5 +174,64 @@ func TestEmptyLog(t *testing.T) {
 	n := 0
 	if err := Show([]Source{empty, a}, audit.Filter{}, "", func(Row) error { n++; return nil }); err != nil || n != 1 {
 		t.Errorf("show: %d rows, %v", n, err)
+	}
+}
+
+// Endpoints whose Leave Docker never sent (a dockerd crash) end at their
+// endpoint.stale, observed late: with a duration up to ended_at when the
+// record has it, also across an audit.restart that cut them; else with the
+// end unknown. One whose join is before the log takes its container from
+// the record. A leave after the endpoint.stale ends nothing more. Nothing
+// stays open.
+func TestSessionsEndAtEndpointStale(t *testing.T) {
+	ended := func(s int) *time.Time { v := at(s); return &v }
+	ep := func(s int, e audit.Event, id string) audit.Record {
+		return audit.Record{Time: at(s), Event: e, NetworkID: "net", EndpointID: id}
+	}
+	attr := func(s int, id, name string) audit.Record {
+		r := ep(s, audit.EndpointAttribute, id)
+		r.Container, r.NetworkName = &audit.Container{ID: strings.Repeat(name, 32), Name: name}, "fleetnet"
+		r.Swarm = &audit.SwarmTask{ServiceName: "web", ServiceID: "svc", TaskID: "t-" + name, TaskName: "web.1." + name, NodeID: "n2"}
+		return r
+	}
+	stale := func(s int, id, name string, end *time.Time) audit.Record {
+		r := ep(s, audit.EndpointStale, id)
+		r.Container, r.NetworkName, r.EndedAt, r.ObservedLate = &audit.Container{ID: strings.Repeat(name, 32), Name: name, StartedAt: ended(0)}, "fleetnet", end, true
+		r.Swarm = &audit.SwarmTask{ServiceName: "web", ServiceID: "svc", TaskID: "t-" + name, TaskName: "web.1." + name, NodeID: "n2"}
+		return r
+	}
+	a := logOf(t, "b",
+		ep(1, audit.EndpointJoin, "e1"), attr(2, "e1", "x1"),
+		ep(3, audit.EndpointJoin, "e2"), attr(4, "e2", "x2"),
+		audit.Record{Time: at(30), Event: audit.Restart}, // dockerd, and the plugin with it, was killed
+		stale(31, "e1", "x1", ended(20)),
+		stale(32, "e2", "x2", nil),
+		stale(33, "e3", "x3", ended(25)),  // joined before the log began
+		ep(34, audit.EndpointLeave, "e1"), // Docker's Leave after all: it ends nothing more
+		ep(35, audit.EndpointLeave, "e8"), // joined before the log began, never attributed
+	)
+	ss, err := Sessions([]Source{a}, SessionFilter{Service: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := sessionsText(t, []Source{a}, SessionFilter{Service: "web"})
+	want := strings.Join([]string{
+		"b web.1.x3 hostpass:fleetnet 0-33 25 nojoin late stale",
+		"b web.1.x1 hostpass:fleetnet 1-31 19 late stale",
+		"b web.1.x2 hostpass:fleetnet 3-32 ? end-unknown:-its late stale",
+	}, "\n")
+	if got != want {
+		t.Errorf("sessions:\n%s\nwant:\n%s", got, want)
+	}
+	if all := sessionsText(t, []Source{a}, SessionFilter{}); all != want+"\nb  hostpass:net 35-35 ? nojoin start-unknown:-the" {
+		t.Errorf("sessions, unfiltered:\n%s\nwant:\n%s", all, want)
+	}
+	for _, s := range ss {
+		if s.Task == "web.1.x1" && s.ToSeq != 6 {
+			t.Errorf("x1's session ends at seq %d, want 6 (its endpoint.stale)", s.ToSeq)
+		}
+		if s.Task == "web.1.x2" && !strings.Contains(s.Cut, "endpoint.stale (seq 7)") {
+			t.Errorf("x2's session: cut %q, want it to name its endpoint.stale", s.Cut)
+		}
 	}
 }

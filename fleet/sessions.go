@@ -11,7 +11,8 @@ import (
 
 // Session is one stretch in host mode of one container on one host:
 // `--network host` (host.join to host.leave), or a hostpass network's
-// endpoint (endpoint.join to endpoint.leave).
+// endpoint (endpoint.join to endpoint.leave, or to the endpoint.stale of an
+// endpoint whose Leave Docker never sent).
 type Session struct {
 	Host      string    `json:"host"`
 	Service   string    `json:"service,omitempty"`    // swarm service name, from the task's labels
@@ -40,6 +41,12 @@ type Session struct {
 	// LateLeave: the leave was observed late (the watcher reconciled with
 	// the running containers): TO is when hostpass saw it.
 	LateLeave bool `json:"late_leave,omitempty"`
+	// Stale: an endpoint.stale ended it: Docker sent no Leave for the
+	// endpoint (its daemon restarted after a crash, say) and the watcher
+	// found its container stopped. TO is when hostpass saw it (LateLeave);
+	// Duration runs to when the container stopped, if Docker still said
+	// (the record's ended_at), else Cut says the end is unknown.
+	Stale bool `json:"stale,omitempty"`
 	// Claimed: the host the records name, when not the log's own.
 	Claimed string `json:"claimed_host,omitempty"`
 }
@@ -75,7 +82,7 @@ func (f SessionFilter) match(s Session) bool {
 // the log's last record.
 var sessionEvents = map[audit.Event]bool{
 	audit.HostJoin: true, audit.HostLeave: true, audit.EndpointJoin: true, audit.EndpointLeave: true,
-	audit.EndpointAttribute: true, audit.WatchGap: true, audit.Restart: true,
+	audit.EndpointAttribute: true, audit.WatchGap: true, audit.Restart: true, audit.EndpointStale: true,
 }
 
 // Sessions lists the sessions of sources that pass f, by host, then start.
@@ -99,7 +106,7 @@ func Sessions(sources []Source, f SessionFilter) ([]Session, error) {
 			}
 			h := hosts[host]
 			if h == nil {
-				h = &hostSessions{host: host, keep: f.match, open: map[string][]*open{}, who: map[string]attribution{}, recent: map[uint64]string{}}
+				h = &hostSessions{host: host, keep: f.match, open: map[string][]*open{}, who: map[string]attribution{}, staled: map[string]bool{}, recent: map[uint64]string{}}
 				hosts[host] = h
 			}
 			h.last = e.Time
@@ -143,6 +150,10 @@ type hostSessions struct {
 	open map[string][]*open     // SessionKey → joins not yet ended, in order
 	keep func(Session) bool     // the filter: sessions it refuses are not held
 	who  map[string]attribution // endpoint → its endpoint.attribute
+	// staled: endpoints an endpoint.stale ended. A leave of one that
+	// comes after (the container was stopping as the watcher reconciled,
+	// and Docker's Leave followed) ends nothing more.
+	staled map[string]bool
 	// The latest seq read, and the hashes of the joins and leaves of the
 	// last recentSeqs seqs before it: what again needs.
 	maxSeq uint64
@@ -212,6 +223,10 @@ func (h *hostSessions) add(r audit.Record, claimed string) {
 				own = i
 			}
 		}
+		if own < 0 && r.Event == audit.EndpointLeave && h.staled[r.EndpointID] {
+			delete(h.staled, r.EndpointID)
+			return
+		}
 		if own < 0 {
 			s := h.session(r, claimed)
 			s.NoJoin, s.To, s.ToSeq = true, r.Time, r.Seq
@@ -235,8 +250,11 @@ func (h *hostSessions) add(r audit.Record, claimed string) {
 		s.To, s.ToSeq, s.Cut = r.Time, r.Seq, j.cut
 		h.setDuration(&s, r)
 		h.emit(s)
-		if r.Event == audit.EndpointLeave {
+		if r.Event == audit.EndpointLeave || r.Event == audit.EndpointStale {
 			delete(h.who, r.EndpointID) // an endpoint ID is never reused
+		}
+		if r.Event == audit.EndpointStale {
+			h.staled[r.EndpointID] = true
 		}
 	}
 }
@@ -276,9 +294,23 @@ func (h *hostSessions) again(r audit.Record) bool {
 
 // setDuration sets a closed session's duration: for host mode the
 // watcher's host_mode_seconds, which it leaves out when it does not know
-// when the run ended (its detail says why); else TO less FROM.
+// when the run ended (its detail says why); for an endpoint.stale, up to
+// its ended_at; else TO less FROM.
 func (h *hostSessions) setDuration(s *Session, leave audit.Record) {
 	s.LateLeave = leave.ObservedLate
+	if leave.Event == audit.EndpointStale {
+		// Docker's own end of the container dates it, whatever window
+		// hostpass missed (the cut's worry was a leave missing or late).
+		s.Stale = true
+		if leave.EndedAt == nil {
+			s.Cut = fmt.Sprintf("end unknown: its endpoint.stale (seq %d): Docker no longer said when the container stopped", leave.Seq)
+			return
+		}
+		s.Cut = ""
+		d := max(leave.EndedAt.Sub(s.From).Seconds(), 0)
+		s.Duration = &d
+		return
+	}
 	if s.Cut != "" {
 		return
 	}
@@ -315,13 +347,18 @@ func (h *hostSessions) cutAll(kind, why string) {
 func (h *hostSessions) session(r audit.Record, claimed string) Session {
 	s := Session{Host: h.host, From: r.Time, FromSeq: r.Seq, Claimed: claimed, Mode: "host"}
 	c, sw := r.Container, r.Swarm
-	if r.Event == audit.EndpointJoin || r.Event == audit.EndpointLeave {
+	if r.Event == audit.EndpointJoin || r.Event == audit.EndpointLeave || r.Event == audit.EndpointStale {
 		s.Mode = "hostpass:" + short(r.NetworkID)
 		c, sw = nil, nil
 		if a, ok := h.who[r.EndpointID]; ok {
 			c, sw = a.container, a.swarm
 			if a.networkName != "" {
 				s.Mode = "hostpass:" + a.networkName
+			}
+		} else if r.Event == audit.EndpointStale { // its join and attribution are before the log
+			c, sw = &audit.Container{ID: r.Container.ID, Name: r.Container.Name}, r.Swarm
+			if r.NetworkName != "" {
+				s.Mode = "hostpass:" + r.NetworkName
 			}
 		}
 	}

@@ -36,7 +36,9 @@ session with no leave by the log's end is "open": TO is -, and DURATION runs
 to the host's last record. A session spanning a window hostpass was not
 looking (a watch.gap Docker's replay did not cover, a daemon restart) has
 DURATION "unknown" and NOTE says which record cut it: its leave may be
-missing or late.`,
+missing or late. An endpoint whose Leave Docker never sent (dockerd was
+killed) ends at its endpoint.stale: TO is when hostpass saw it, DURATION runs
+to when its container stopped, "unknown" if Docker no longer said.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runSessions(cmd, o, args)
 		},
@@ -135,7 +137,12 @@ func sessionNote(s fleet.Session) string {
 	if s.Cut != "" {
 		note = append(note, s.Cut)
 	}
-	if s.LateLeave {
+	switch {
+	case s.Stale && s.Duration != nil:
+		note = append(note, "ended by endpoint.stale, observed late: Docker sent no Leave for the endpoint; TO is when hostpass saw it, DURATION runs to when its container stopped")
+	case s.Stale:
+		note = append(note, "ended by endpoint.stale, observed late: Docker sent no Leave for the endpoint; TO is when hostpass saw it")
+	case s.LateLeave:
 		note = append(note, "leave observed late: TO is when hostpass saw it")
 	}
 	if s.Claimed != "" {

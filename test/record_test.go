@@ -74,6 +74,7 @@ type record struct {
 	NetworkLabels   map[string]string `json:"network_labels"`
 	ObservedLate    bool              `json:"observed_late"`
 	HostModeSeconds *float64          `json:"host_mode_seconds"`
+	EndedAt         string            `json:"ended_at"`
 	Policy          string            `json:"policy"`
 	Action          string            `json:"action"`
 	Detail          string            `json:"detail"`

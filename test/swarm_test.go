@@ -637,6 +637,38 @@ func TestSwarm(t *testing.T) {
 		}
 	})
 
+	// heldAtKill: the endpoints the worker's tasks held at its kill -9
+	// (joined, not left, in its log before the kill), and stales: the
+	// endpoint.stale of each endpoint in the worker's log now. After the
+	// kill Docker never calls the driver for them again: the watcher's
+	// reconciliation after the restart finds their containers stopped and
+	// writes one endpoint.stale each.
+	heldAtKill := func(t *testing.T) map[string]bool {
+		t.Helper()
+		held := map[string]bool{}
+		for _, line := range before[w] {
+			var r record
+			if json.Unmarshal([]byte(line), &r) != nil || r.Outcome != "ok" {
+				continue
+			}
+			switch r.Event {
+			case "endpoint.join":
+				held[r.EndpointID] = true
+			case "endpoint.leave":
+				delete(held, r.EndpointID)
+			}
+		}
+		return held
+	}
+	stales := func(t *testing.T) map[string][]record {
+		t.Helper()
+		out := map[string][]record{}
+		for _, r := range filter(readAudit(t, w.auditLog), func(r record) bool { return r.Event == "endpoint.stale" }) {
+			out[r.EndpointID] = append(out[r.EndpointID], r)
+		}
+		return out
+	}
+
 	step("fleet view", func(t *testing.T) {
 		// What an auditor runs over both nodes' logs and the collector's
 		// file of both hosts (docs/fleet.md).
@@ -711,11 +743,44 @@ func TestSwarm(t *testing.T) {
 						mine = append(mine, s)
 					}
 				}
+				held, stale := map[string]bool{}, map[string][]record{}
+				if n == w && svc == web {
+					held, stale = heldAtKill(t), stales(t)
+					final := readAudit(t, w.auditLog)
+					webEndpoint := map[string]bool{}
+					for _, ep := range endpoints {
+						webEndpoint[ep] = true
+					}
+					for ep := range held {
+						if !webEndpoint[ep] || len(filter(final, byEndpoint("endpoint.leave", ep))) > 0 {
+							delete(held, ep) // another service's (hp-plain's, removed as the kill came), or its leave ends it
+						}
+					}
+				}
+				closedByStale := 0
 				if len(mine) != len(want) {
 					t.Errorf("%s: sessions of %s: want %d (one per task that joined), got %d:\n%s", n.hostname, svc, len(want), len(mine), fromLogs)
 				}
 				for _, s := range mine {
 					r, ok := want[s.Task]
+					if ok && held[r.EndpointID] {
+						// Held at the kill: ended by its endpoint.stale,
+						// observed late, dated by when its container
+						// stopped when Docker still said.
+						closedByStale++
+						st := stale[r.EndpointID]
+						switch {
+						case len(st) != 1:
+							t.Errorf("%s: endpoint %s of %s, held at the kill: want one endpoint.stale, got %d", n.hostname, r.EndpointID, s.Task, len(st))
+						case s.Open || s.ToSeq != st[0].Seq || !s.Stale || !s.LateLeave || s.Mode != mode || s.Service != svc || s.Container != r.Container.ID:
+							t.Errorf("%s: session of %s, held at the kill: want it closed by endpoint.stale seq %d (stale, late), mode %s; got %+v", n.hostname, s.Task, st[0].Seq, mode, s)
+						case st[0].EndedAt != "" && (s.Cut != "" || s.Duration == nil || *s.Duration <= 0):
+							t.Errorf("%s: session of %s: its endpoint.stale says the container stopped at %s: want a duration and no cut; got %+v", n.hostname, s.Task, st[0].EndedAt, s)
+						case st[0].EndedAt == "" && (s.Duration != nil || !strings.Contains(s.Cut, fmt.Sprintf("end unknown: its endpoint.stale (seq %d)", st[0].Seq))):
+							t.Errorf("%s: session of %s: its endpoint.stale has no ended_at: want duration unknown and a cut naming it; got %+v", n.hostname, s.Task, s)
+						}
+						continue
+					}
 					switch {
 					case !ok || s.Mode != mode || s.Service != svc || s.ServiceID == "" || s.Container != r.Container.ID:
 						t.Errorf("%s: session %+v: want a task of %s that joined here, mode %s", n.hostname, s, svc, mode)
@@ -726,6 +791,9 @@ func TestSwarm(t *testing.T) {
 					case s.Cut != "" && !strings.HasPrefix(s.Cut, "cut by audit.restart"):
 						t.Errorf("%s: session of %s cut by something other than the worker's restart: %q", n.hostname, s.Task, s.Cut)
 					}
+				}
+				if closedByStale != len(held) {
+					t.Errorf("%s: %d sessions of %s closed by endpoint.stale, want %d (the endpoints held at the kill: %v)", n.hostname, closedByStale, svc, len(held), held)
 				}
 			}
 		}
@@ -753,17 +821,55 @@ func TestSwarm(t *testing.T) {
 	})
 
 	// What became of the endpoints the worker's tasks held at its kill -9:
-	// stated, not asserted; the driver hears of them no more (issue 12's
-	// report).
-	var open []string
-	final := readAudit(t, w.auditLog)
-	for _, line := range before[w] {
-		if r := (record{}); json.Unmarshal([]byte(line), &r) == nil && r.Event == "endpoint.join" &&
-			len(filter(final, byEndpoint("endpoint.leave", r.EndpointID))) == 0 {
-			open = append(open, r.EndpointID)
+	// the driver hears of them no more, and each has one endpoint.stale
+	// instead, with its network, tag and task; an endpoint whose leave
+	// the driver did record has none, and the manager, whose dockerd kept
+	// running, has none.
+	step("endpoints held at the kill", func(t *testing.T) {
+		final, stale := readAudit(t, w.auditLog), stales(t)
+		if len(heldAtKill(t)) == 0 {
+			t.Fatalf("%s: no endpoint held at the kill: the worker ran none of %s's tasks then", w.hostname, web)
 		}
-	}
-	t.Logf("%s: %d endpoints joined before its dockerd's kill -9 have no endpoint.leave at the end: %v", w.hostname, len(open), open)
+		var noLeave []string
+		for ep := range heldAtKill(t) {
+			if len(filter(final, byEndpoint("endpoint.leave", ep))) > 0 {
+				if len(stale[ep]) > 0 {
+					t.Errorf("%s: endpoint %s has an endpoint.leave and an endpoint.stale:\n%s", w.hostname, ep, dumpRecords(stale[ep]))
+				}
+				continue
+			}
+			attr := filter(final, byEndpoint("endpoint.attribute", ep))
+			if len(stale[ep]) > 0 {
+				noLeave = append(noLeave, ep[:12]+" ended_at "+stale[ep][0].EndedAt)
+			}
+			if len(stale[ep]) != 1 || len(attr) == 0 || attr[0].Swarm == nil {
+				t.Errorf("%s: endpoint %s, held at the kill, no endpoint.leave: want one endpoint.stale and its attribution; got:\n%s%s", w.hostname, ep, dumpRecords(stale[ep]), dumpRecords(attr))
+				continue
+			}
+			// hp-web's, on the tagged hp-fleet, or hp-plain's (removed as
+			// the kill came), on its untagged network.
+			r, a := stale[ep][0], attr[0]
+			wantTag := ""
+			if a.NetworkID == fleetID {
+				wantTag = tag
+			}
+			if r.Outcome != "ok" || r.NetworkID != a.NetworkID || r.NetworkName != a.NetworkName || r.Tag != wantTag || !r.ObservedLate || r.Host != w.hostname ||
+				r.Container.ID != a.Container.ID || r.Swarm == nil || r.Swarm.ServiceName != a.Swarm.ServiceName || r.Swarm.TaskID != a.Swarm.TaskID || r.Swarm.NodeID != w.nodeID ||
+				!strings.Contains(r.Detail, "Docker sent no Leave for the endpoint") {
+				t.Errorf("%s: endpoint.stale of %s: want ok, network %s (%s, tag %q), observed late, the container %s and task %s of %s on node %s, a detail saying Docker sent no Leave; got\n%s",
+					w.hostname, ep, a.NetworkID, a.NetworkName, wantTag, a.Container.ID, a.Swarm.TaskID, a.Swarm.ServiceName, w.nodeID, dumpRecords(stale[ep]))
+			}
+		}
+		for ep, rs := range stale {
+			if !heldAtKill(t)[ep] {
+				t.Errorf("%s: endpoint.stale of %s, not an endpoint held at the kill:\n%s", w.hostname, ep, dumpRecords(rs))
+			}
+		}
+		if got := filter(readAudit(t, m.auditLog), func(r record) bool { return r.Event == "endpoint.stale" }); len(got) > 0 {
+			t.Errorf("%s: endpoint.stale on the manager, whose dockerd kept running:\n%s", m.hostname, dumpRecords(got))
+		}
+		t.Logf("%s: %d endpoints held at its dockerd's kill -9 had no endpoint.leave; each has its endpoint.stale: %v", w.hostname, len(noLeave), noLeave)
+	})
 	for _, n := range sw.nodes() {
 		t.Logf("%s: %d records: %s", n.hostname, len(readChained(t, n.auditLog)), eventCounts(readAuditAll(t, n.auditLog)))
 	}
@@ -783,6 +889,9 @@ type fleetSession struct {
 	Duration  *float64  `json:"duration_seconds"`
 	Open      bool      `json:"open"`
 	Cut       string    `json:"cut"`
+	ToSeq     int64     `json:"to_seq"`
+	LateLeave bool      `json:"late_leave"`
+	Stale     bool      `json:"stale"`
 }
 
 // byService keeps the records of event about a task of the service.

@@ -215,7 +215,7 @@ func (w *Watcher) attribute(ctx context.Context, c Container, networkID, ep stri
 		}
 		v = &r
 	}
-	a := attribution{Container: c.ID, Network: networkID}
+	a := attribution{Container: c.ID, Network: networkID, Name: c.Name, NetworkName: rec.NetworkName, Swarm: rec.Swarm}
 	if via != nil {
 		a.Via = via.ID
 	}
@@ -224,6 +224,7 @@ func (w *Watcher) attribute(ctx context.Context, c Container, networkID, ep stri
 	// policy.violation).
 	done := func() {
 		if ep != "" {
+			a.At = rec.Time
 			w.state.Attributed[key] = a
 		}
 	}

@@ -8,7 +8,8 @@ import (
 // reconcile compares the running containers with what the watcher has
 // recorded: host-mode containers and hostpass endpoints it has no record of
 // are recorded now, marked observed_late, and sessions whose container is
-// gone are closed. For each container it notes the Docker time up to which
+// gone are closed, and endpoints whose container stopped unseen are closed
+// or forgotten (stale.go). For each container it notes the Docker time up to which
 // its state is now established: replayed events from before then are stale.
 // It runs before any event of the subscription is handled, in the lanes.
 // At the watcher's start it first reads back the records written after the
@@ -55,9 +56,10 @@ func (w *Watcher) reconcile(ctx context.Context) error {
 			gone = append(gone, id)
 		}
 	}
-	for ep, a := range w.state.Attributed {
+	stale := map[string]attribution{} // their disconnect was missed
+	for key, a := range w.state.Attributed {
 		if !running[a.Container] {
-			delete(w.state.Attributed, ep) // its disconnect was missed
+			stale[key] = a
 		}
 	}
 	for id := range w.state.Unplaced {
@@ -70,6 +72,7 @@ func (w *Watcher) reconcile(ctx context.Context) error {
 		w.lanes.add(id, func() { w.closeGone(ctx, id) })
 	}
 	w.lanes.wait()
+	w.closeStale(ctx, stale)
 	w.changed()
 	return ctx.Err()
 }

@@ -11,7 +11,7 @@ import (
 // power loss) loses the last moments of state, never a record. Records from
 // AuditSince on may be missing from the saved state (watcher.go's save), so
 // they are read back: sessions opened and closed, endpoints attributed,
-// containers recorded as unplaced. Without this the reconciliation that
+// containers recorded as unplaced, endpoints recorded as stale. Without this the reconciliation that
 // follows would record them a second time. Applying a record the state
 // already shows changes nothing.
 func (w *Watcher) replayLog() error {
@@ -19,6 +19,7 @@ func (w *Watcher) replayLog() error {
 	since := w.state.AuditSince
 	w.mu.Unlock()
 	var attributes []audit.Record
+	staled := map[string]int{}    // attribution key → the index in recs of its last endpoint.stale
 	violated := map[string]bool{} // container@endpoint
 	var recs []audit.Record
 	var last time.Time // of the watcher's last record: it was following then (gap.go)
@@ -67,10 +68,15 @@ func (w *Watcher) replayLog() error {
 			violated[id+"@"+r.EndpointID] = true
 		case audit.ContainerUnplaced:
 			w.state.Unplaced[id] = true
+		case audit.EndpointStale:
+			// Written just before the attribution was forgotten: forget it.
+			key := attributionKey(id, r.EndpointID, r.Via)
+			delete(w.state.Attributed, key)
+			staled[key] = len(attributes)
 		}
 	}
 	w.reportHostMode() // the sessions the saved state missed are counted too
-	for _, r := range attributes {
+	for i, r := range attributes {
 		// attribute notes an endpoint as attributed once the violation, if
 		// any, is durable too: one that the policy refuses and that has no
 		// violation record is attributed again, and its violation written.
@@ -80,11 +86,15 @@ func (w *Watcher) replayLog() error {
 		if !violated[r.Container.ID+"@"+r.EndpointID] && !w.cfg.Policy.allowsTask(c, r.Swarm) {
 			continue
 		}
-		a := attribution{Container: r.Container.ID, Network: r.NetworkID}
+		key := attributionKey(r.Container.ID, r.EndpointID, r.Via)
+		if n, ok := staled[key]; ok && n > i {
+			continue // an endpoint.stale after it forgot it
+		}
+		a := attribution{Container: r.Container.ID, Network: r.NetworkID, At: r.Time, Name: r.Container.Name, NetworkName: r.NetworkName, Swarm: r.Swarm}
 		if r.Via != nil {
 			a.Via = r.Via.ID
 		}
-		w.state.Attributed[attributionKey(a.Container, r.EndpointID, r.Via)] = a
+		w.state.Attributed[key] = a
 	}
 	return nil
 }

@@ -24,6 +24,13 @@ func TestRecordsValidateAgainstTheSchema(t *testing.T) {
 		h.handle(ctx, Event{Time: t0, Type: "network", Action: "connect", NetworkID: hpNet, ContainerID: "bad"})
 		h.fake.set(newContainer("yshare", "yshare", "busybox", true, "container:xgone"))
 		h.handle(ctx, startEvent("yshare", t0))
+		// An endpoint whose Leave never came: its container stopped unseen.
+		stale := newContainer("stale", "stale", "busybox", true, "hp")
+		h.fake.set(stale)
+		h.handle(ctx, Event{Time: t0, Type: "network", Action: "connect", NetworkID: hpNet, ContainerID: "stale"})
+		h.w.reconcile(ctx)
+		h.fake.set(stopped(stale, t0.Add(time.Minute)))
+		h.w.reconcile(ctx)
 		h.fake.publish(t0)
 		h.w.gap = openGap{from: t0, why: "Docker's event stream broke (EOF)"}
 		h.w.resumedFollowing(ctx, t0)

@@ -74,6 +74,13 @@ type attribution struct {
 	// Via: the container that owns the endpoint, when Container shares its
 	// namespace (--network container:X).
 	Via string `json:"via,omitempty"`
+	// At: when the endpoint.attribute was written; Name, NetworkName and
+	// Swarm: what it said of the container, the network and the task. An
+	// endpoint.stale needs them when Docker no longer has the container.
+	At          time.Time        `json:"at,omitzero"`
+	Name        string           `json:"name,omitempty"`
+	NetworkName string           `json:"network_name,omitempty"`
+	Swarm       *audit.SwarmTask `json:"swarm,omitempty"`
 }
 
 func loadState(dir string) (*state, error) {
