@@ -504,8 +504,16 @@ func TestSwarm(t *testing.T) {
 		for _, n := range sw.nodes() {
 			before[n] = readLines(t, n.auditLog)
 		}
+		killed := onNode(agentTasks, w.nodeID)
 		w.kill9(t)
 		w.start(t)
+		// The agent task the kill ended: its host.leave, written once the
+		// restarted watcher finds it gone, names the same task as its join
+		// (the identity kept in the watcher's saved session).
+		for _, task := range killed {
+			leave, _ := w.waitOne(t, "host.leave of task "+task.ID+", killed with the worker's dockerd", byTask("host.leave", task.ID))
+			checkTask(t, w, leave, agent, agentID, task)
+		}
 		agentTasks = sw.waitTasks(t, agent, "one task on each node after the worker's restart", func(ts []swarmTask) bool {
 			return len(ts) == 2 && sw.spread(ts)
 		})
