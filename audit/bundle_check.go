@@ -86,7 +86,7 @@ func CheckBundle(b *Bundle, pub note.Verifier) (*Proven, error) {
 	if len(b.Checkpoints) == 0 || len(b.Records) == 0 {
 		return nil, errors.New("bundle refused: it holds no checkpoint or no record: hostpass audit prove writes both")
 	}
-	p := &Proven{Origin: origin, Host: hostOf(origin), Container: b.Container}
+	p := &Proven{Origin: origin, Host: OriginHost(origin), Container: b.Container}
 	s := &signState{origin: origin, chain: chain}
 	for i, c := range b.Checkpoints {
 		e, ok := s.signerEpoch([]byte(c.Note))
@@ -190,16 +190,6 @@ func (p *Proven) about(b *Bundle) error {
 		}
 	}
 	return nil
-}
-
-// hostOf is the host part of an origin hostpass/<host>/<log ID>.
-func hostOf(origin string) string {
-	m := originRE.FindString(origin)
-	if m == "" {
-		return ""
-	}
-	rest := m[len("hostpass/"):]
-	return rest[:len(rest)-17]
 }
 
 // containerText names a container: "web (c0ffee12c0ff)", or its short ID.

@@ -60,3 +60,14 @@ func LogOrigin(files []string) (string, error) {
 	}
 	return origin, nil
 }
+
+// OriginHost is the host part of an origin hostpass/<host>/<log ID>, or
+// "" if origin is not one.
+func OriginHost(origin string) string {
+	m := originRE.FindString(origin)
+	if m == "" {
+		return ""
+	}
+	rest := m[len("hostpass/"):]
+	return rest[:len(rest)-17]
+}

@@ -81,7 +81,10 @@ func runVerify(cmd *cobra.Command, o verifyOptions, args []string) error {
 	if len(o.pubFiles) > 0 {
 		o.pubFile = o.pubFiles[len(o.pubFiles)-1]
 	}
-	if fleetArgs(args) {
+	if fleet, err := fleetArgs(args); err != nil || fleet {
+		if err != nil {
+			return err
+		}
 		return runVerifyFleet(cmd, o, args)
 	}
 	if len(o.pubFiles) > 1 {
