@@ -53,15 +53,15 @@ func CollectedRecord(line []byte) (record []byte, hostname string, ok bool) {
 }
 
 // recordLine is the record a line of a log or of a collector's file
-// holds: the line itself, or a collector's MSG; nil for a collector's line
-// that is not hostpass's.
-func recordLine(line []byte) []byte {
+// holds: the line itself, or a collector's MSG and its HOSTNAME; nil for a
+// collector's line that is not hostpass's.
+func recordLine(line []byte) (record []byte, hostname string) {
 	if len(line) == 0 || line[0] != '<' {
-		return line
+		return line, ""
 	}
-	rec, _, ok := CollectedRecord(line)
+	rec, hostname, ok := CollectedRecord(line)
 	if !ok {
-		return nil
+		return nil, ""
 	}
-	return rec
+	return rec, hostname
 }

@@ -67,6 +67,10 @@ type Entry struct {
 	ObservedLate bool   `json:"observed_late"`
 	Action       string `json:"action"`
 	HostView     string `json:"host_view"`
+	// Sender: for a record read from a collector's file, the HOSTNAME of
+	// the message that held it (what the collector recorded of who sent
+	// it, beside what the record says of itself); "" in a log.
+	Sender string `json:"-"`
 }
 
 func (f Filter) isContainer(r *Entry) bool {
@@ -197,11 +201,15 @@ func queryFile(path string, f Filter, fn func(r *Entry, line []byte) error) erro
 			if i == len(b.lines)-1 && !b.complete {
 				break // a torn last line: verify reports it
 			}
-			if line = recordLine(line); line == nil {
+			line, sender := recordLine(line)
+			if line == nil {
 				continue
 			}
 			b.lines[i] = line // a collector's line: the record, as --json prints it
-			b.entries[i] = decode(f, line)
+			if e := decode(f, line); e != nil {
+				e.Sender = sender
+				b.entries[i] = e
+			}
 		}
 	}
 	return eachBatchTold(path, decodeAll, func(b *batch) error {
@@ -229,10 +237,14 @@ func QueryRecords(files []string, whole map[Event]bool, progress Progress, fn fu
 			if i == len(b.lines)-1 && !b.complete {
 				break // a torn last line: verify reports it
 			}
-			if line = recordLine(line); line == nil {
+			line, sender := recordLine(line)
+			if line == nil {
 				continue
 			}
 			e := decode(Filter{}, line)
+			if e != nil {
+				e.Sender = sender
+			}
 			b.entries[i] = e
 			if e != nil && whole[e.Event] {
 				var r Record

@@ -40,8 +40,12 @@ type Session struct {
 	// LateLeave: the leave was observed late (the watcher reconciled with
 	// the running containers): TO is when hostpass saw it.
 	LateLeave bool `json:"late_leave,omitempty"`
-	// Claimed: the host the records name, when not the log's own.
+	// Claimed: the host the records name, when not the log's own (or,
+	// from a collector's file, not the HOSTNAME they were sent under).
 	Claimed string `json:"claimed_host,omitempty"`
+	// Collected: read from a collector's file: Host is the HOSTNAME the
+	// collector recorded.
+	Collected bool `json:"collected,omitempty"`
 }
 
 // SessionFilter selects sessions; empty fields match all.
@@ -91,15 +95,13 @@ func Sessions(sources []Source, f SessionFilter) ([]Session, error) {
 		}
 		hosts := map[string]*hostSessions{}
 		err := audit.QueryRecords(src.Files, sessionEvents, f.Progress, func(e *audit.Entry, r *audit.Record) error {
-			host, claimed := src.Host, ""
-			if src.Collector {
-				host = e.Host
-			} else if e.Host != src.Host {
+			host, claimed := rowHost(src, e), ""
+			if e.Host != host {
 				claimed = e.Host
 			}
 			h := hosts[host]
 			if h == nil {
-				h = &hostSessions{host: host, keep: f.match, open: map[string][]*open{}, who: map[string]attribution{}, recent: map[uint64]string{}}
+				h = &hostSessions{host: host, collected: src.Collector, keep: f.match, open: map[string][]*open{}, who: map[string]attribution{}, recent: map[uint64]string{}}
 				hosts[host] = h
 			}
 			h.last = e.Time
@@ -138,7 +140,8 @@ func Sessions(sources []Source, f SessionFilter) ([]Session, error) {
 
 // hostSessions pairs one host's records into sessions.
 type hostSessions struct {
-	host string
+	host      string
+	collected bool // host is a collector's HOSTNAME
 	last time.Time
 	open map[string][]*open     // SessionKey → joins not yet ended, in order
 	keep func(Session) bool     // the filter: sessions it refuses are not held
@@ -313,7 +316,7 @@ func (h *hostSessions) cutAll(kind, why string) {
 
 // session names what a record's session is about.
 func (h *hostSessions) session(r audit.Record, claimed string) Session {
-	s := Session{Host: h.host, From: r.Time, FromSeq: r.Seq, Claimed: claimed, Mode: "host"}
+	s := Session{Host: h.host, From: r.Time, FromSeq: r.Seq, Claimed: claimed, Mode: "host", Collected: h.collected}
 	c, sw := r.Container, r.Swarm
 	if r.Event == audit.EndpointJoin || r.Event == audit.EndpointLeave {
 		s.Mode = "hostpass:" + short(r.NetworkID)

@@ -10,12 +10,15 @@ import (
 // Row is one record of the fleet view.
 type Row struct {
 	// Host: the host whose log held the record; for a collector's file,
-	// the host the record names.
+	// the HOSTNAME of the message that held it (what the collector
+	// recorded of the sender).
 	Host string
 	// Claimed: the host the record names, when it is not Host: a record
-	// of another host found inside a host's log. It is shown under the
-	// log's host, whose chain holds it, never as the other host's.
+	// of another host found inside a host's log, or sent by another host
+	// to the collector. It is shown under Host, never as the other host's.
 	Claimed string
+	// Collected: the row is from a collector's file (Host is a HOSTNAME).
+	Collected bool
 	Entry   *audit.Entry
 	Line    []byte
 }
@@ -85,10 +88,8 @@ func (c *cursor) advance(host string) bool {
 		if !ok {
 			return false
 		}
-		row := Row{Host: c.src.Host, Entry: e, Line: line}
-		if c.src.Collector {
-			row.Host = e.Host
-		} else if e.Host != c.src.Host {
+		row := Row{Host: rowHost(c.src, e), Entry: e, Line: line, Collected: c.src.Collector}
+		if e.Host != row.Host {
 			row.Claimed = e.Host
 		}
 		if host != "" && row.Host != host {
@@ -97,6 +98,19 @@ func (c *cursor) advance(host string) bool {
 		c.row = row
 		return true
 	}
+}
+
+// rowHost is the host a record of src is shown under: its log's host; for
+// a collector's file, the HOSTNAME the collector recorded (the record's
+// own word only for a line with none, a record alone in the file).
+func rowHost(src Source, e *audit.Entry) string {
+	switch {
+	case !src.Collector:
+		return src.Host
+	case e.Sender != "":
+		return e.Sender
+	}
+	return e.Host
 }
 
 // cursors is a heap of sources by their next row's time.

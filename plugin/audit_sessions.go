@@ -139,7 +139,11 @@ func sessionNote(s fleet.Session) string {
 		note = append(note, "leave observed late: TO is when hostpass saw it")
 	}
 	if s.Claimed != "" {
-		note = append(note, fmt.Sprintf("records claim host %q, in the log of %q", s.Claimed, s.Host))
+		where := "in the log of"
+		if s.Collected {
+			where = "sent to the collector as"
+		}
+		note = append(note, fmt.Sprintf("records claim host %q, %s %q", s.Claimed, where, s.Host))
 	}
 	out := ""
 	for i, n := range note {

@@ -137,7 +137,7 @@ func runShowFleet(cmd *cobra.Command, o showOptions, f audit.Filter, sources []f
 	out := newPrinter(stdout, o.json)
 	out.hosts = true
 	err := fleet.Show(sources, f, o.host, func(r fleet.Row) error {
-		out.host, out.claimed = r.Host, r.Claimed
+		out.host, out.claimed, out.collected = r.Host, r.Claimed, r.Collected
 		return out.print(r.Entry, r.Line)
 	})
 	endMeter()
@@ -176,6 +176,7 @@ type printer struct {
 	// host and claimed are the row's (fleet.Row).
 	hosts         bool
 	host, claimed string
+	collected     bool
 	row           []byte // the row being written, reused
 }
 
@@ -216,7 +217,11 @@ func (p *printer) print(r *audit.Entry, line []byte) error {
 		note = strings.TrimSpace("observed late " + note)
 	}
 	if p.claimed != "" {
-		note = strings.TrimSuffix(fmt.Sprintf("record claims host %q, in the log of %q; %s", p.claimed, p.host, note), "; ")
+		where := "in the log of"
+		if p.collected {
+			where = "sent to the collector as"
+		}
+		note = strings.TrimSuffix(fmt.Sprintf("record claims host %q, %s %q; %s", p.claimed, where, p.host, note), "; ")
 	}
 	container := "-"
 	if r.Container != nil {
