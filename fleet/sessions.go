@@ -69,11 +69,31 @@ func (f SessionFilter) match(s Session) bool {
 		return false
 	case !f.Until.IsZero() && s.From.After(f.Until):
 		return false
-	case !f.Since.IsZero() && !s.Open && s.To.Before(f.Since):
+	case !f.Since.IsZero() && !s.Open && s.end().Before(f.Since):
 		return false
 	}
 	return true
 }
+
+// end is the latest a closed session may have lasted to, by its records:
+// its leave's time, or its start plus its duration, whichever is later
+// (a clock stepped back can put the leave before the join).
+func (s Session) end() time.Time {
+	end := s.To
+	if end.Before(s.From) {
+		end = s.From
+	}
+	if s.Duration != nil {
+		if e := s.From.Add(time.Duration(*s.Duration * float64(time.Second))); e.After(end) {
+			end = e
+		}
+	}
+	return end
+}
+
+// MaxHosts bounds the hosts one source's records may name: each host's
+// pairing state is held to the source's end.
+const MaxHosts = 1 << 14
 
 // sessionEvents are the records sessions reads whole; others only tell
 // the log's last record.
@@ -100,11 +120,16 @@ func Sessions(sources []Source, f SessionFilter) ([]Session, error) {
 				claimed = e.Host
 			}
 			h := hosts[host]
+			if h == nil && len(hosts) >= MaxHosts {
+				return fmt.Errorf("%s: refused: records of more than %d hosts, and each host's open sessions are held while the file is read; a fleet this large is listed a part at a time: --host NAME", src.Name, MaxHosts)
+			}
 			if h == nil {
 				h = &hostSessions{host: host, collected: src.Collector, keep: f.match, open: map[string][]*open{}, who: map[string]attribution{}, recent: map[uint64]string{}}
 				hosts[host] = h
 			}
-			h.last = e.Time
+			if e.Time.After(h.last) {
+				h.last = e.Time // the largest: a clock stepped back moves no open session's end back
+			}
 			if r != nil { // a session event, whole (a line that is not a whole record is not: verify reports it)
 				h.add(*r, claimed)
 			}
@@ -142,10 +167,10 @@ func Sessions(sources []Source, f SessionFilter) ([]Session, error) {
 type hostSessions struct {
 	host      string
 	collected bool // host is a collector's HOSTNAME
-	last time.Time
-	open map[string][]*open     // SessionKey → joins not yet ended, in order
-	keep func(Session) bool     // the filter: sessions it refuses are not held
-	who  map[string]attribution // endpoint → its endpoint.attribute
+	last      time.Time
+	open      map[string][]*open     // SessionKey → joins not yet ended, in order
+	keep      func(Session) bool     // the filter: sessions it refuses are not held
+	who       map[string]attribution // endpoint → its endpoint.attribute
 	// The latest seq read, and the hashes of the joins and leaves of the
 	// last recentSeqs seqs before it: what again needs.
 	maxSeq uint64
@@ -207,7 +232,7 @@ func (h *hostSessions) add(r audit.Record, claimed string) {
 				return // the same run recorded again (reconciled after a restart)
 			}
 		}
-		h.open[key] = append(js, &open{join: r, claimed: claimed})
+		h.open[key] = append(js, &open{join: joinOf(r), claimed: claimed})
 	default:
 		own := -1
 		for i := len(js) - 1; i >= 0 && own < 0; i-- {
@@ -242,6 +267,18 @@ func (h *hostSessions) add(r audit.Record, claimed string) {
 			delete(h.who, r.EndpointID) // an endpoint ID is never reused
 		}
 	}
+}
+
+// joinOf is what an open session keeps of its join: what pairing and
+// the session's row need, not the container's labels or the record's
+// other fields (a host with a million containers never left holds a
+// million of these).
+func joinOf(r audit.Record) audit.Record {
+	j := audit.Record{Time: r.Time, Seq: r.Seq, Event: r.Event, Outcome: r.Outcome, NetworkID: r.NetworkID, EndpointID: r.EndpointID, Swarm: r.Swarm}
+	if c := r.Container; c != nil {
+		j.Container = &audit.Container{ID: c.ID, Name: c.Name, StartedAt: c.StartedAt}
+	}
+	return j
 }
 
 // emit keeps a session found, if the filter does.
@@ -279,21 +316,29 @@ func (h *hostSessions) again(r audit.Record) bool {
 
 // setDuration sets a closed session's duration: for host mode the
 // watcher's host_mode_seconds, which it leaves out when it does not know
-// when the run ended (its detail says why); else TO less FROM.
+// when the run ended (its detail says why); else TO less FROM. A negative
+// one (a clock stepped back) is no duration: Cut says why.
 func (h *hostSessions) setDuration(s *Session, leave audit.Record) {
 	s.LateLeave = leave.ObservedLate
 	if s.Cut != "" {
 		return
 	}
 	if leave.Event == audit.HostLeave {
-		if leave.HostModeSeconds == nil {
+		switch secs := leave.HostModeSeconds; {
+		case secs == nil:
 			s.Cut = fmt.Sprintf("end unknown: its host.leave (seq %d) does not say when the run ended", leave.Seq)
 			if leave.Detail != "" {
 				s.Cut += ": " + leave.Detail
 			}
-			return
+		case *secs < 0:
+			s.Cut = fmt.Sprintf("duration unknown: its host.leave (seq %d) gives host_mode_seconds %g, less than 0: the host's clock stepped back during the run", leave.Seq, *secs)
+		default:
+			s.Duration = secs
 		}
-		s.Duration = leave.HostModeSeconds
+		return
+	}
+	if s.To.Before(s.From) {
+		s.Cut = fmt.Sprintf("duration unknown: its leave (seq %d, %s) is earlier than its join (%s): the host's clock stepped back", leave.Seq, s.To.Format(time.RFC3339Nano), s.From.Format(time.RFC3339Nano))
 		return
 	}
 	d := s.To.Sub(s.From).Seconds()
@@ -351,7 +396,11 @@ func (h *hostSessions) end() []Session {
 		for _, j := range js {
 			s := h.session(j.join, j.claimed)
 			s.Open, s.Last, s.Cut = true, h.last, j.cut
-			if s.Cut == "" {
+			switch {
+			case s.Cut != "":
+			case h.last.Before(s.From):
+				s.Cut = fmt.Sprintf("duration unknown: the host's latest record (%s) is earlier than its join: the host's clock stepped back", h.last.Format(time.RFC3339Nano))
+			default:
 				d := h.last.Sub(s.From).Seconds()
 				s.Duration = &d
 			}

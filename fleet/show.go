@@ -19,8 +19,8 @@ type Row struct {
 	Claimed string
 	// Collected: the row is from a collector's file (Host is a HOSTNAME).
 	Collected bool
-	Entry   *audit.Entry
-	Line    []byte
+	Entry     *audit.Entry
+	Line      []byte
 }
 
 // Show calls fn with every record of sources that passes f and, if host
