@@ -1,6 +1,9 @@
 package main
 
 import (
+	"path/filepath"
+
+	"github.com/hostpass/hostpass/audit"
 	"strings"
 	"testing"
 )
@@ -33,5 +36,29 @@ func TestFleetCollectorRowHostIsHostname(t *testing.T) {
 	_, sessions, _ := runOut(t, []string{"audit", "sessions", "--no-progress", collected}, nil)
 	if !strings.Contains(sessions, "\nnode-3  ") || !strings.Contains(sessions, `records claim host "node-1", sent to the collector as "node-3"`) {
 		t.Errorf("sessions:\n%s", sessions)
+	}
+}
+
+// Names and texts from a record reach show's and sessions' tables with
+// their control characters escaped: a newline in a label forges no row.
+func TestFleetTablesEscapeControlCharacters(t *testing.T) {
+	node1, node2 := fleetDirs(t)
+	started := start.Add(80e9)
+	forged := audit.Record{Time: started, Event: audit.HostJoin, Outcome: audit.OK, Host: "node-1", Detail: "x\x1b[2Jy",
+		Container: &audit.Container{ID: strings.Repeat("f0", 32), Name: "evil\nnode-9  FORGED", StartedAt: &started},
+		Swarm:     &audit.SwarmTask{ServiceName: "svc\tX", ServiceID: "evilsvc", TaskName: "t\u202eask\nnode-9  FORGED"}}
+	writeLog(t, filepath.Join(node1, "audit.jsonl"), audit.Options{}, []audit.Record{forged}, 0)
+	for _, args := range [][]string{
+		{"audit", "show", "--no-progress", node1, node2},
+		{"audit", "show", "--no-progress", filepath.Join(node1, "audit.jsonl")},
+		{"audit", "sessions", "--no-progress", node1, node2},
+	} {
+		_, got, _ := runOut(t, args, nil)
+		if strings.Contains(got, "\nnode-9") || strings.ContainsAny(got, "\x1b\t\u202e") {
+			t.Errorf("%v: a control character reached the table:\n%q", args[1], got)
+		}
+		if !strings.Contains(got, `\n`) {
+			t.Errorf("%v: the newline is not shown escaped:\n%s", args[1], got)
+		}
 	}
 }

@@ -98,8 +98,8 @@ func runSessions(cmd *cobra.Command, o sessionsOptions, args []string) error {
 	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "HOST\tSERVICE\tTASK\tMODE\tFROM\tTO\tDURATION\tNOTE")
 	for _, s := range sessions {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Host, dash(s.Service), dash(s.Task), s.Mode,
-			s.From.Format(sessionTime), sessionTo(s), sessionDuration(s), sessionNote(s))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", printable(s.Host), printable(dash(s.Service)), printable(dash(s.Task)), printable(s.Mode),
+			s.From.Format(sessionTime), sessionTo(s), sessionDuration(s), printable(sessionNote(s)))
 	}
 	return w.Flush()
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -232,10 +233,10 @@ func (p *printer) print(r *audit.Entry, line []byte) error {
 	}
 	row := p.row[:0]
 	if p.hosts {
-		row = fmt.Appendf(row, hostFormat, p.host)
+		row = fmt.Appendf(row, hostFormat, printable(p.host))
 	}
-	return p.write(fmt.Appendf(row, rowFormat, r.Time.Format("2006-01-02T15:04:05.000Z07:00"), strconv.FormatUint(r.Seq, 10), r.Event, r.Outcome,
-		shortID(r.NetworkID), shortID(r.EndpointID), container, dash(r.Tag), note))
+	return p.write(fmt.Appendf(row, rowFormat, r.Time.Format("2006-01-02T15:04:05.000Z07:00"), strconv.FormatUint(r.Seq, 10), printable(string(r.Event)), printable(string(r.Outcome)),
+		printable(shortID(r.NetworkID)), printable(shortID(r.EndpointID)), printable(container), printable(dash(r.Tag)), printable(note)))
 }
 
 // write buffers one whole row, flushing what is buffered first if the row
@@ -253,6 +254,30 @@ func (p *printer) write(row []byte) error {
 }
 
 func (p *printer) flush() { p.w.Flush() }
+
+// printable is s with its control characters (a newline would forge a
+// row), invisible line breaks and bidi controls (which reorder what a
+// terminal shows) escaped as Go escapes them: \n, \x1b, \u202e. A record's
+// names and texts are anyone's who can name a container or a service.
+func printable(s string) string {
+	if !strings.ContainsFunc(s, unprintable) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if !unprintable(r) {
+			b.WriteRune(r)
+			continue
+		}
+		q := strconv.QuoteRune(r)
+		b.WriteString(q[1 : len(q)-1])
+	}
+	return b.String()
+}
+
+func unprintable(r rune) bool {
+	return unicode.IsControl(r) || unicode.In(r, unicode.Bidi_Control, unicode.Zl, unicode.Zp)
+}
 
 func shortID(id string) string {
 	if len(id) > 12 {
