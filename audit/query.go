@@ -5,11 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/hostpass/hostpass/errclass"
 )
 
 // Filter selects records. Empty fields match everything. Network matches a
@@ -23,6 +27,9 @@ import (
 // records, and every record of the endpoints attributed to them.
 type Filter struct {
 	Network, Endpoint, Container, Event, Service string
+	// ServiceExact: Service is resolved (ResolveService) and matches a
+	// service's name or ID exactly, not an ID prefix.
+	ServiceExact bool
 	// Host matches the host a record names, exactly.
 	Host         string
 	Since, Until time.Time
@@ -78,7 +85,58 @@ func (f Filter) isContainer(r *Entry) bool {
 }
 
 func (f Filter) isService(r *Entry) bool {
-	return r.Swarm != nil && (r.Swarm.ServiceName == f.Service || strings.HasPrefix(r.Swarm.ServiceID, f.Service))
+	return r.Swarm != nil && f.serviceIs(r.Swarm.ServiceID, r.Swarm.ServiceName)
+}
+
+func (f Filter) serviceIs(id, name string) bool {
+	if f.ServiceExact {
+		return name == f.Service || id == f.Service
+	}
+	return name == f.Service || strings.HasPrefix(id, f.Service)
+}
+
+// ResolveService resolves a --service as docker resolves a service: an
+// exact ID, else an exact name, else an ID prefix if one service's alone;
+// a prefix of several services' IDs is refused, naming them. A name of no
+// service in files comes back as given (it matches nothing).
+func ResolveService(files []string, name string) (string, error) {
+	services := map[string]string{} // ID → name
+	err := queryAll(files, Filter{}, func(r *Entry, _ []byte) error {
+		if r.Swarm != nil {
+			services[r.Swarm.ServiceID] = r.Swarm.ServiceName
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return resolveService(services, name)
+}
+
+func resolveService(services map[string]string, name string) (string, error) {
+	if _, ok := services[name]; ok {
+		return name, nil
+	}
+	var prefixed []string
+	for id, n := range services {
+		if n == name {
+			return name, nil
+		}
+		if id != "" && strings.HasPrefix(id, name) {
+			prefixed = append(prefixed, id)
+		}
+	}
+	switch len(prefixed) {
+	case 0:
+		return name, nil
+	case 1:
+		return prefixed[0], nil
+	}
+	sort.Strings(prefixed)
+	for i, id := range prefixed {
+		prefixed[i] = fmt.Sprintf("%s (%s)", id, services[id])
+	}
+	return "", errclass.InvalidParameter(fmt.Errorf("--service %s: refused: no service has that name or ID, and it is the start of %d services' IDs: %s; give a service's name, its whole ID, or more of it", name, len(prefixed), strings.Join(prefixed, ", ")))
 }
 
 // Match reports whether r passes the filter.
@@ -163,20 +221,42 @@ func Query(files []string, f Filter, fn func(r *Entry, line []byte) error) error
 	if f.Network != "" || f.Container != "" || f.Service != "" {
 		f.networkIDs, f.endpoints, f.serviceEPs = map[string]bool{}, map[string]bool{}, map[string]bool{}
 		first := Filter{Event: string(EndpointAttribute), Progress: f.Progress}
+		services := map[string]string{}     // service ID → name, to resolve Service
+		epService := map[string][2]string{} // endpoint → the service ID and name of its task
+		if f.Service != "" && !f.ServiceExact {
+			first.Event = "" // every record a task made names its service
+		}
 		err := queryAll(files, first, func(r *Entry, _ []byte) error {
+			if r.Swarm != nil && f.Service != "" {
+				services[r.Swarm.ServiceID] = r.Swarm.ServiceName
+			}
+			if r.Event != EndpointAttribute {
+				return nil
+			}
 			if f.Network != "" && r.NetworkName == f.Network {
 				f.networkIDs[r.NetworkID] = true
 			}
 			if f.Container != "" && f.isContainer(r) && r.EndpointID != "" {
 				f.endpoints[r.EndpointID] = true
 			}
-			if f.Service != "" && f.isService(r) && r.EndpointID != "" {
-				f.serviceEPs[r.EndpointID] = true
+			if f.Service != "" && r.Swarm != nil && r.EndpointID != "" {
+				epService[r.EndpointID] = [2]string{r.Swarm.ServiceID, r.Swarm.ServiceName}
 			}
 			return nil
 		})
 		if err != nil {
 			return err
+		}
+		if f.Service != "" && !f.ServiceExact {
+			if f.Service, err = resolveService(services, f.Service); err != nil {
+				return err
+			}
+			f.ServiceExact = true
+		}
+		for ep, s := range epService {
+			if f.serviceIs(s[0], s[1]) {
+				f.serviceEPs[ep] = true
+			}
 		}
 	}
 	return queryAll(files, f, fn)

@@ -57,11 +57,15 @@ type SessionFilter struct {
 	Since, Until time.Time
 	// Progress, if set, is told of the lines read (audit.Progress).
 	Progress audit.Progress
+	// serviceExact: Service is resolved (audit.ResolveService).
+	serviceExact bool
 }
 
 func (f SessionFilter) match(s Session) bool {
 	switch {
-	case f.Service != "" && s.Service != f.Service && (s.ServiceID == "" || !strings.HasPrefix(s.ServiceID, f.Service)):
+	case f.Service != "" && f.serviceExact && s.Service != f.Service && s.ServiceID != f.Service:
+		return false
+	case f.Service != "" && !f.serviceExact && s.Service != f.Service && (s.ServiceID == "" || !strings.HasPrefix(s.ServiceID, f.Service)):
 		return false
 	case f.Container != "" && s.Task != f.Container && (s.Container == "" || !strings.HasPrefix(s.Container, f.Container)):
 		return false
@@ -107,6 +111,13 @@ var sessionEvents = map[audit.Event]bool{
 // audit.Ends). Only the open sessions, the attributions of open endpoints
 // and the sessions that pass f are held, never the records.
 func Sessions(sources []Source, f SessionFilter) ([]Session, error) {
+	if f.Service != "" && !f.serviceExact {
+		service, err := audit.ResolveService(allFiles(sources), f.Service)
+		if err != nil {
+			return nil, err
+		}
+		f.Service, f.serviceExact = service, true
+	}
 	var out []Session
 	from := map[string]string{} // host → the source its records came from
 	for _, src := range sources {

@@ -29,6 +29,15 @@ type Row struct {
 // the earliest goes first (the first source's on a tie). Records are
 // streamed: one per source is held.
 func Show(sources []Source, f audit.Filter, host string, fn func(Row) error) error {
+	if f.Service != "" && !f.ServiceExact {
+		// Resolved over every source: an ID prefix is one service's
+		// across the fleet, or refused.
+		service, err := audit.ResolveService(allFiles(sources), f.Service)
+		if err != nil {
+			return err
+		}
+		f.Service, f.ServiceExact = service, true
+	}
 	var h cursors
 	var errs []*error
 	defer func() {

@@ -72,3 +72,12 @@ func records(s Source, f audit.Filter) (iter.Seq2[*audit.Entry, []byte], *error)
 		}
 	}, &err
 }
+
+// allFiles lists the sources' files.
+func allFiles(sources []Source) []string {
+	var files []string
+	for _, s := range sources {
+		files = append(files, s.Files...)
+	}
+	return files
+}

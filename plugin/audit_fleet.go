@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/hostpass/hostpass/audit"
+	"github.com/hostpass/hostpass/errclass"
 	"github.com/hostpass/hostpass/fleet"
 )
 
@@ -102,3 +103,12 @@ func allFiles(sources []fleet.Source) []string {
 }
 
 var errFollowFleet = errors.New("--follow reads one log as it grows; these arguments are several hosts' logs or a collector's file: follow each host's log on its own, or the collector's file with tail -f")
+
+// queryFailed is a show's or sessions' read that failed: a refused
+// setting (an ambiguous --service) is a usage error, the rest a failure.
+func queryFailed(err error) error {
+	if errclass.IsInvalidParameter(err) {
+		return refused(err)
+	}
+	return failed(err)
+}

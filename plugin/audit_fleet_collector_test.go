@@ -62,3 +62,45 @@ func TestFleetTablesEscapeControlCharacters(t *testing.T) {
 		}
 	}
 }
+
+// --service resolves as docker does: an exact ID, then an exact name,
+// then an ID prefix of one service alone; a prefix of several is refused,
+// naming them. A service named "a" does not pick up another's tasks whose
+// ID starts with "a".
+func TestFleetServiceResolvesLikeDocker(t *testing.T) {
+	node1, node2 := fleetDirs(t)
+	started := start.Add(80e9)
+	a := audit.Record{Time: started, Event: audit.HostJoin, Outcome: audit.OK, Host: "node-1",
+		Container: &audit.Container{ID: strings.Repeat("d0", 32), Name: "a.1.x", StartedAt: &started},
+		Swarm:     &audit.SwarmTask{ServiceName: "a", ServiceID: "zzsvc000000000000000000a", TaskName: "a.1.x"}}
+	writeLog(t, filepath.Join(node1, "audit.jsonl"), audit.Options{}, []audit.Record{a}, 0)
+	for _, cmd := range []string{"show", "sessions"} {
+		_, got, _ := runOut(t, []string{"audit", cmd, "--no-progress", "--service", "a", node1, node2}, nil)
+		if strings.Contains(got, "agent") || !strings.Contains(got, "a.1.x") {
+			t.Errorf("%s --service a:\n%s", cmd, got)
+		}
+		_, got, _ = runOut(t, []string{"audit", cmd, "--no-progress", "--service", "agentsvc", node1, node2}, nil)
+		if !strings.Contains(got, "agent.") || strings.Contains(got, "a.1.x") {
+			t.Errorf("%s --service agentsvc (a unique ID prefix):\n%s", cmd, got)
+		}
+		code, got, _ := runOut(t, []string{"audit", cmd, "--no-progress", "--service", "w", node1, node2}, nil)
+		if code != 0 || !strings.Contains(got, "web") {
+			t.Errorf("%s --service w (one service's ID prefix): exit %d\n%s", cmd, code, got)
+		}
+	}
+	b := a
+	b.Swarm = &audit.SwarmTask{ServiceName: "b", ServiceID: "agentsvc0000000000000000b", TaskName: "b.1.x"}
+	b.Container = &audit.Container{ID: strings.Repeat("e0", 32), Name: "b.1.x", StartedAt: &started}
+	writeLog(t, filepath.Join(node2, "audit.jsonl"), audit.Options{}, []audit.Record{b}, 0)
+	for _, args := range [][]string{
+		{"audit", "show", "--no-progress", "--service", "agentsvc", node1, node2},
+		{"audit", "sessions", "--no-progress", "--service", "agentsvc", node1, node2},
+		{"audit", "show", "--no-progress", "--service", "agentsvc", filepath.Join(node2, "audit.jsonl")},
+	} {
+		code, got, _ := runOut(t, args, nil)
+		want := "hostpass audit " + args[1] + ": --service agentsvc: refused: no service has that name or ID, and it is the start of 2 services' IDs: agentsvc0000000000000000a (agent), agentsvc0000000000000000b (b); "
+		if code != exitUsage || !strings.HasPrefix(got, want) {
+			t.Errorf("%v: exit %d\n%s\nwant %s", args, code, got, want)
+		}
+	}
+}

@@ -29,24 +29,27 @@ One row per session: a container's run with --network host (MODE host,
 host.join to host.leave), or its endpoint on a hostpass network (MODE
 hostpass:NETWORK, endpoint.join to endpoint.leave, the container from
 endpoint.attribute). Rows are by HOST, then FROM. The arguments are read as
-show reads them: one log, several hosts' DIRs, a collector's file.
+show reads them: one log, several hosts' DIRs, a collector's file (HOST
+is then the HOSTNAME the collector recorded). sessions checks no chain:
+run verify first.
 
 DURATION is TO less FROM (host mode: the watcher's host_mode_seconds). A
 session with no leave by the log's end is "open": TO is -, and DURATION runs
 to the host's last record. A session spanning a window hostpass was not
 looking (a watch.gap Docker's replay did not cover, a daemon restart) has
 DURATION "unknown" and NOTE says which record cut it: its leave may be
-missing or late.`,
+missing or late. A leave earlier than its join (the host's clock stepped
+back) gives DURATION "unknown" too, and NOTE says so.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runSessions(cmd, o, args)
 		},
 	}
 	flags := cmd.Flags()
 	flags.SortFlags = false
-	flags.StringVar(&o.filter.Service, "service", "", "swarm service name, ID or ID prefix: its tasks' sessions")
+	flags.StringVar(&o.filter.Service, "service", "", "swarm service ID, name, or a prefix of one service's ID (as docker resolves it): its tasks' sessions")
 	flags.StringVar(&o.filter.Container, "container", "", "task or container name, or container ID prefix")
 	flags.StringVar(&o.filter.Host, "host", "", "host name: that host's sessions alone")
-	flags.StringVar(&o.since, "since", "", "sessions that end at or after T: RFC 3339 time, or a duration ago (10m)")
+	flags.StringVar(&o.since, "since", "", "sessions that end at or after T (that overlap the window): RFC 3339 time, or a duration ago (10m)")
 	flags.StringVar(&o.until, "until", "", "sessions that begin at or before T: RFC 3339 time, or a duration ago")
 	flags.BoolVar(&o.json, "json", false, "print one JSON object per session")
 	flags.BoolVar(&o.noProgress, "no-progress", false, noProgressUsage)
@@ -83,7 +86,7 @@ func runSessions(cmd *cobra.Command, o sessionsOptions, args []string) error {
 	sessions, err := fleet.Sessions(sources, o.filter)
 	endMeter()
 	if err != nil {
-		return failed(err)
+		return queryFailed(err)
 	}
 	stdout := cmd.OutOrStdout()
 	if o.json {

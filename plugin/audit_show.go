@@ -39,7 +39,8 @@ hosts' logs, and a syslog collector's file (rsyslog's received.log, or a
 DIR holding it) may hold several hosts' records: their records are merged
 by time, each host's in seq order, under a HOST column. A record in a
 host's log that names another host is shown under the log's host, with
-what it claims in NOTE.`,
+what it claims in NOTE; a collector's record, under the HOSTNAME the
+collector recorded for its message. show checks no chain: run verify first.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runShow(cmd, o, args)
 		},
@@ -49,7 +50,7 @@ what it claims in NOTE.`,
 	flags.StringVar(&o.filter.Network, "network", "", "network name, ID or ID prefix")
 	flags.StringVar(&o.filter.Endpoint, "endpoint", "", "endpoint ID or ID prefix")
 	flags.StringVar(&o.filter.Container, "container", "", "container name, ID or ID prefix: its host-mode records, and every record of its endpoints")
-	flags.StringVar(&o.filter.Service, "service", "", "swarm service name, ID or ID prefix, as its tasks' container labels state it: its tasks' records, and every record of their endpoints")
+	flags.StringVar(&o.filter.Service, "service", "", "swarm service ID, name, or a prefix of one service's ID (as docker resolves it), as its tasks' container labels state it: its tasks' records, and every record of their endpoints")
 	flags.StringVar(&o.host, "host", "", "host name, as its records name it: that host's records alone")
 	flags.StringVar(&o.filter.Event, "event", "", "event, or a prefix of one (endpoint. for all endpoint events)")
 	flags.StringVar(&o.since, "since", "", "records at or after T: RFC 3339 time, or a duration ago (10m)")
@@ -100,7 +101,7 @@ func runShow(cmd *cobra.Command, o showOptions, args []string) error {
 	err = audit.Query(files, f, out.print)
 	endMeter()
 	if err != nil {
-		return failed(err)
+		return queryFailed(err)
 	}
 	out.flush()
 	if o.follow {
@@ -143,7 +144,7 @@ func runShowFleet(cmd *cobra.Command, o showOptions, f audit.Filter, sources []f
 	})
 	endMeter()
 	if err != nil {
-		return failed(err)
+		return queryFailed(err)
 	}
 	out.flush()
 	return nil
