@@ -292,7 +292,7 @@ func queryFile(path string, f Filter, fn func(r *Entry, line []byte) error) erro
 			}
 		}
 	}
-	return eachBatchTold(path, decodeAll, func(b *batch) error {
+	return longLineAt(path, eachBatchTold(path, decodeAll, func(b *batch) error {
 		for i, e := range b.entries {
 			if f.Interfaces && e == nil && isView(b.lines[i]) {
 				e = &Entry{Event: HostView} // not shown, but its links are
@@ -304,7 +304,22 @@ func queryFile(path string, f Filter, fn func(r *Entry, line []byte) error) erro
 			}
 		}
 		return nil
-	}, f.Progress)
+	}, f.Progress))
+}
+
+// longLineAt names the file and line of a line too long to read (a
+// collector's file holds other programs' messages too), so that the user
+// can find it; other errors come back as they are.
+func longLineAt(path string, err error) error {
+	if !errors.Is(err, errLongLine) {
+		return err
+	}
+	n := 1
+	if r, _, oerr := openCounted(path); oerr == nil {
+		_ = eachLine(r, func([]byte, bool) error { n++; return nil })
+		r.Close()
+	}
+	return fmt.Errorf("%s line %d: %w, and a record is at most %d KiB: no log holds such a line; remove it (or the file's lines from it on) and read again", path, n, err, MaxRecord>>10)
 }
 
 // QueryRecords calls fn with every record of files, in log order, as an
@@ -346,7 +361,7 @@ func QueryRecords(files []string, whole map[Event]bool, progress Progress, fn fu
 			return nil
 		}, progress)
 		if err != nil {
-			return err
+			return longLineAt(path, err)
 		}
 	}
 	return nil

@@ -104,3 +104,16 @@ func TestFleetServiceResolvesLikeDocker(t *testing.T) {
 		}
 	}
 }
+
+// A collector's line over 16 MiB stops show and sessions with an error
+// naming the file and the line.
+func TestFleetLongCollectorLineNamed(t *testing.T) {
+	node1, node2 := fleetDirs(t)
+	collected := collectorFileOf(t, []string{"<38>1 2026-11-27T10:00:00Z node-1 sshd 1 - - hello", "<38>1 2026-11-27T10:00:00Z node-1 sshd 1 - - " + strings.Repeat("x", 17<<20)}, node1, node2)
+	for _, cmd := range []string{"show", "sessions"} {
+		code, got, _ := runOut(t, []string{"audit", cmd, "--no-progress", collected}, nil)
+		if want := "hostpass audit " + cmd + ": " + collected + " line 2: line longer than 16 MiB, and a record is at most 64 KiB"; code != exitFailed || !strings.HasPrefix(got, want) {
+			t.Errorf("%s: exit %d\n%.300s\nwant %s", cmd, code, got, want)
+		}
+	}
+}
