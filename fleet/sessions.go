@@ -239,7 +239,7 @@ func (h *hostSessions) add(r audit.Record, claimed string) {
 	switch r.Event {
 	case audit.HostJoin, audit.EndpointJoin:
 		for i := 0; r.Event == audit.HostJoin && i < len(js); i++ {
-			if audit.SameRun(js[i].join, r) {
+			if audit.JoinsOfOneRun(js[i].join, r) {
 				return // the same run recorded again (reconciled after a restart)
 			}
 		}

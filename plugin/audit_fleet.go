@@ -47,7 +47,8 @@ func fleetSources(args []string) ([]fleet.Source, error) {
 			case len(args) == 1:
 				return nil, nil // logFiles says what is wrong with it, as it always has
 			default:
-				return nil, failed(err)
+				_, err := logFilesIn(a, ", or a syslog collector's file, "+collectorFile)
+				return nil, err
 			}
 			continue
 		}

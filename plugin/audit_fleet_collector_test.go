@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 
 	"github.com/hostpass/hostpass/audit"
@@ -115,5 +116,49 @@ func TestFleetLongCollectorLineNamed(t *testing.T) {
 		if want := "hostpass audit " + cmd + ": " + collected + " line 2: line longer than 16 MiB, and a record is at most 64 KiB"; code != exitFailed || !strings.HasPrefix(got, want) {
 			t.Errorf("%s: exit %d\n%.300s\nwant %s", cmd, code, got, want)
 		}
+	}
+}
+
+// show --json over a collector's file with CRLF lines prints each record
+// with one line ending, no \r.
+func TestFleetJSONStripsCR(t *testing.T) {
+	node1, node2 := fleetDirs(t)
+	collected := collectorFileOf(t, nil, node1, node2)
+	crlf := filepath.Join(t.TempDir(), "received.log")
+	if err := os.WriteFile(crlf, []byte(strings.ReplaceAll(string(read(t, filepath.Dir(collected), "received.log")), "\n", "\r\n")), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	_, got, _ := runOut(t, []string{"audit", "show", "--no-progress", "--json", crlf}, nil)
+	if strings.Contains(got, "\r") || strings.Count(got, "\n") != len(fleetRecords("node-1"))+len(fleetRecords("node-2")) {
+		t.Errorf("show --json of CRLF lines:\n%q", got)
+	}
+}
+
+// One FILE of a rotated log beside a DIR: the FILE's log is read with the
+// files rotated from it, as one log's FILE is read alone.
+func TestFleetRotatedFileBesideDir(t *testing.T) {
+	node1, _ := fleetDirs(t)
+	dir := filepath.Join(t.TempDir(), "node-2")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeLog(t, filepath.Join(dir, "audit.jsonl"), audit.Options{}, fleetRecords("node-2"), 2)
+	if ms, _ := filepath.Glob(filepath.Join(dir, "audit.jsonl.*")); len(ms) == 0 {
+		t.Fatal("no rotated file")
+	}
+	_, got, _ := runOut(t, []string{"audit", "show", "--no-progress", "--host", "node-2", node1, filepath.Join(dir, "audit.jsonl")}, nil)
+	if n := strings.Count(got, "\nnode-2 "); n != len(fleetRecords("node-2")) {
+		t.Errorf("%d rows of node-2, want %d:\n%s", n, len(fleetRecords("node-2")), got)
+	}
+}
+
+// A DIR beside others that holds no log is refused, saying what a DIR
+// must hold.
+func TestFleetShowDirWithoutLog(t *testing.T) {
+	node1, _ := fleetDirs(t)
+	empty := t.TempDir()
+	code, got, _ := runOut(t, []string{"audit", "show", "--no-progress", empty, node1}, nil)
+	if want := "hostpass audit show: " + empty + " holds no audit log: a DIR must hold one host's log, audit.jsonl (or another *.jsonl) and the files rotated from it, or a syslog collector's file, received.log\n"; code != exitFailed || got != want {
+		t.Errorf("exit %d\n%s\nwant %s", code, got, want)
 	}
 }

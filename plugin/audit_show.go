@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -193,6 +194,7 @@ const rowFormat = "%-24s  %7s  %-18s  %-7s  %-12s  %-12s  %-20s  %-14s  %s\n"
 
 func (p *printer) print(r *audit.Entry, line []byte) error {
 	if p.json {
+		line = bytes.TrimSuffix(line, []byte{'\r'}) // a file with CRLF lines: one line ending, not two
 		return p.write(append(append(p.row[:0], line...), '\n'))
 	}
 	if !p.header {
