@@ -198,7 +198,7 @@ type attribution struct {
 }
 
 type open struct {
-	join    audit.Record
+	join    joinRec
 	claimed string
 	cut     string
 }
@@ -239,7 +239,7 @@ func (h *hostSessions) add(r audit.Record, claimed string) {
 	switch r.Event {
 	case audit.HostJoin, audit.EndpointJoin:
 		for i := 0; r.Event == audit.HostJoin && i < len(js); i++ {
-			if audit.JoinsOfOneRun(js[i].join, r) {
+			if audit.JoinsOfOneRun(js[i].join.record(), r) {
 				return // the same run recorded again (reconciled after a restart)
 			}
 		}
@@ -247,7 +247,7 @@ func (h *hostSessions) add(r audit.Record, claimed string) {
 	default:
 		own := -1
 		for i := len(js) - 1; i >= 0 && own < 0; i-- {
-			if audit.Ends(r, js[i].join) {
+			if audit.Ends(r, js[i].join.record()) {
 				own = i
 			}
 		}
@@ -270,7 +270,7 @@ func (h *hostSessions) add(r audit.Record, claimed string) {
 		} else {
 			h.open[key] = append(js[:own:own], js[own+1:]...)
 		}
-		s := h.session(j.join, j.claimed)
+		s := h.session(j.join.record(), j.claimed)
 		s.To, s.ToSeq, s.Cut = r.Time, r.Seq, j.cut
 		h.setDuration(&s, r)
 		h.emit(s)
@@ -280,16 +280,45 @@ func (h *hostSessions) add(r audit.Record, claimed string) {
 	}
 }
 
-// joinOf is what an open session keeps of its join: what pairing and
-// the session's row need, not the container's labels or the record's
+// joinRec is what an open session keeps of its join: what pairing and
+// the session's row need, not the container's labels nor the record's
 // other fields (a host with a million containers never left holds a
 // million of these).
-func joinOf(r audit.Record) audit.Record {
-	j := audit.Record{Time: r.Time, Seq: r.Seq, Event: r.Event, Outcome: r.Outcome, NetworkID: r.NetworkID, EndpointID: r.EndpointID, Swarm: r.Swarm}
+type joinRec struct {
+	time                         time.Time
+	startedAt                    *time.Time
+	seq                          uint64
+	event                        audit.Event
+	networkID, endpointID        string
+	containerID, containerName   string
+	service, serviceID, task     string
+	hasContainer, hasSwarm, isOK bool
+}
+
+func joinOf(r audit.Record) joinRec {
+	j := joinRec{time: r.Time, seq: r.Seq, event: r.Event, networkID: r.NetworkID, endpointID: r.EndpointID, isOK: r.Outcome == audit.OK}
 	if c := r.Container; c != nil {
-		j.Container = &audit.Container{ID: c.ID, Name: c.Name, StartedAt: c.StartedAt}
+		j.hasContainer, j.containerID, j.containerName, j.startedAt = true, c.ID, c.Name, c.StartedAt
+	}
+	if sw := r.Swarm; sw != nil {
+		j.hasSwarm, j.service, j.serviceID, j.task = true, sw.ServiceName, sw.ServiceID, sw.TaskName
 	}
 	return j
+}
+
+// record is the join as audit's pairing and session reads it.
+func (j joinRec) record() audit.Record {
+	r := audit.Record{Time: j.time, Seq: j.seq, Event: j.event, NetworkID: j.networkID, EndpointID: j.endpointID}
+	if j.isOK {
+		r.Outcome = audit.OK
+	}
+	if j.hasContainer {
+		r.Container = &audit.Container{ID: j.containerID, Name: j.containerName, StartedAt: j.startedAt}
+	}
+	if j.hasSwarm {
+		r.Swarm = &audit.SwarmTask{ServiceName: j.service, ServiceID: j.serviceID, TaskName: j.task}
+	}
+	return r
 }
 
 // emit keeps a session found, if the filter does.
@@ -405,7 +434,7 @@ func (h *hostSessions) end() []Session {
 	out := h.done
 	for _, js := range h.open {
 		for _, j := range js {
-			s := h.session(j.join, j.claimed)
+			s := h.session(j.join.record(), j.claimed)
 			s.Open, s.Last, s.Cut = true, h.last, j.cut
 			switch {
 			case s.Cut != "":
