@@ -86,6 +86,11 @@ func TestFleetVerifyNamesCheckpointSender(t *testing.T) {
 	if code != exitFailed || !strings.HasPrefix(got, want) {
 		t.Errorf("forged checkpoint: exit %d\n%s\nwant %s", code, got, want)
 	}
+	// One log's verify prints what it always printed.
+	code, got, _ = runOut(t, []string{"audit", "verify", "--no-progress", "--pubkey", pub1, "--checkpoint", collected, node1}, nil)
+	if want := "FAIL: " + collected + " line 1: bad checkpoint: collected checkpoint: checkpoint refused: "; code != exitFailed || !strings.HasPrefix(got, want) {
+		t.Errorf("one log: exit %d\n%s\nwant %s", code, got, want)
+	}
 	third := collectorFileOf(t, nil, node1, node2, node3)
 	code, got, _ = runOut(t, []string{"audit", "verify", "--no-progress", "--pubkey", pub1, "--pubkey", pub2, "--checkpoint", third, node1, node2}, nil)
 	lines := strings.Split(strings.TrimSpace(got), "\n")
