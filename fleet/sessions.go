@@ -44,8 +44,9 @@ type Session struct {
 	// from a collector's file, not the HOSTNAME they were sent under).
 	Claimed string `json:"claimed_host,omitempty"`
 	// Collected: read from a collector's file: Host is the HOSTNAME the
-	// collector recorded.
-	Collected bool `json:"collected,omitempty"`
+	// collector recorded. Not in --json, whose rows from a collector and
+	// from the logs it received are the same.
+	Collected bool `json:"-"`
 }
 
 // SessionFilter selects sessions; empty fields match all.
