@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -316,7 +317,22 @@ func longLineAt(path string, err error) error {
 	}
 	n := 1
 	if r, _, oerr := openCounted(path); oerr == nil {
-		_ = eachLine(r, func([]byte, bool) error { n++; return nil })
+		// Counted again without holding any line: the read that failed
+		// did not say where, and this is its error path alone.
+		br := bufio.NewReaderSize(r, 64<<10)
+		for long := 0; ; {
+			chunk, err := br.ReadSlice('\n')
+			if long += len(chunk); long > maxLine {
+				break
+			}
+			if errors.Is(err, bufio.ErrBufferFull) {
+				continue
+			}
+			if err != nil {
+				break
+			}
+			n, long = n+1, 0
+		}
 		r.Close()
 	}
 	return fmt.Errorf("%s line %d: %w, and a record is at most %d KiB: no log holds such a line; remove it (or the file's lines from it on) and read again", path, n, err, MaxRecord>>10)
