@@ -43,6 +43,10 @@ type Filter struct {
 	// two, so the log's bytes are told twice.
 	Progress Progress
 
+	// swarmOnly: only records that name a swarm task (Query's first pass,
+	// resolving Service).
+	swarmOnly bool
+
 	// Filled by Query's first pass over the log.
 	networkIDs map[string]bool // networks named Network
 	endpoints  map[string]bool // endpoints attributed to Container
@@ -102,7 +106,7 @@ func (f Filter) serviceIs(id, name string) bool {
 // service in files comes back as given (it matches nothing).
 func ResolveService(files []string, name string) (string, error) {
 	services := map[string]string{} // ID → name
-	err := queryAll(files, Filter{}, func(r *Entry, _ []byte) error {
+	err := queryAll(files, Filter{swarmOnly: true}, func(r *Entry, _ []byte) error {
 		if r.Swarm != nil {
 			services[r.Swarm.ServiceID] = r.Swarm.ServiceName
 		}
@@ -168,6 +172,9 @@ func (f Filter) Match(r *Entry) bool {
 // for each value as the log writes it (json.Marshal escapes <, >, &, quotes
 // and more), not as the filter spells it.
 func (f Filter) mayMatch(line []byte) bool {
+	if f.swarmOnly && !bytes.Contains(line, []byte(`"swarm":{`)) {
+		return false
+	}
 	if f.Endpoint != "" && !holds(line, "", f.Endpoint) {
 		return false
 	}
@@ -225,7 +232,7 @@ func Query(files []string, f Filter, fn func(r *Entry, line []byte) error) error
 		services := map[string]string{}     // service ID → name, to resolve Service
 		epService := map[string][2]string{} // endpoint → the service ID and name of its task
 		if f.Service != "" && !f.ServiceExact {
-			first.Event = "" // every record a task made names its service
+			first.Event, first.swarmOnly = "", true // every record a task made names its service
 		}
 		err := queryAll(files, first, func(r *Entry, _ []byte) error {
 			if r.Swarm != nil && f.Service != "" {
