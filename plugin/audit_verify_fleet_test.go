@@ -30,6 +30,7 @@ func TestFleetVerifyWipedLogFails(t *testing.T) {
 	collected := collectorFileOf(t, nil, node1, node2)
 	origin1 := originOf(t, node1)
 	other, _ := signedHost(t, "node-1") // another log of node-1
+	plain, _ := fleetDirs(t)            // node-1's log, unsigned
 	if err := os.WriteFile(filepath.Join(node1, "audit.jsonl"), nil, 0o640); err != nil {
 		t.Fatal(err)
 	}
@@ -44,6 +45,8 @@ func TestFleetVerifyWipedLogFails(t *testing.T) {
 			"FAIL: host node-1: the checkpoint (" + collected + " line "},
 		{"replaced by another log", []string{"--pubkey", pub1, "--pubkey", pub2, other, node2},
 			"FAIL: host node-1: --pubkey " + pub1 + " is of log " + origin1 + ", of host node-1, but the log in " + other + " is not the log this key is for (replaced or wiped): it is log " + originOf(t, other) + "\n"},
+		{"replaced by an unsigned log", []string{"--pubkey", pub1, "--pubkey", pub2, plain, node2},
+			"FAIL: host node-1: --pubkey " + pub1 + " is of log " + origin1 + ", of host node-1, but the log in " + plain + " is not the log this key is for (replaced or wiped): it has no checkpoint (it is not signed)\n"},
 	} {
 		code, got, _ := runOut(t, append([]string{"audit", "verify", "--no-progress"}, tc.args...), nil)
 		if code != exitFailed || !strings.Contains(got, tc.want) || !strings.HasSuffix(got, "FAIL: 1 of 2 hosts failed: node-1\n") {
