@@ -51,7 +51,7 @@ type hostLog struct {
 	// notThisLog: keys and checkpoints of this host (by their origin's
 	// <host>) that are of another log: the log was replaced or wiped.
 	notThisLog []notThis
-	more       map[string]*int // origin and kind → how many more
+	more       map[string]*int // origin → how many more of its checkpoints
 	empty      bool            // the log holds no record
 }
 
@@ -86,10 +86,14 @@ func (r *fleetRun) ofHost(origin string) []*hostLog {
 	return blank
 }
 
-// notThisLog records on each of ls that what (a key, a checkpoint) is of
-// origin, another log of its host. Checkpoints of one origin are told
-// once, the first named and the others counted.
-func notThisLog(ls []*hostLog, origin, what string) {
+// notThisLog records on each of ls that what, a key or (checkpoint set) a
+// checkpoint, is of origin, another log of its host. Checkpoints of one
+// origin are told once, the first named and the others counted.
+func notThisLog(ls []*hostLog, origin, what string, checkpoint bool) {
+	kind := "key"
+	if checkpoint {
+		kind = "checkpoint"
+	}
 	for _, l := range ls {
 		if l.host == "" {
 			l.host = audit.OriginHost(origin) // the host it should be: never "-" with ok
@@ -97,7 +101,7 @@ func notThisLog(ls []*hostLog, origin, what string) {
 		if l.more == nil {
 			l.more = map[string]*int{}
 		}
-		if n, ok := l.more[origin+" "+what[:3]]; ok && strings.HasPrefix(what, "the checkpoint") {
+		if n, ok := l.more[origin]; ok && checkpoint {
 			*n++
 			continue
 		}
@@ -108,12 +112,10 @@ func notThisLog(ls []*hostLog, origin, what string) {
 		case !l.empty:
 			has = "has no checkpoint (it is not signed)"
 		}
-		kind := "key"
-		if strings.HasPrefix(what, "the checkpoint") {
-			kind = "checkpoint"
-		}
 		n := new(int)
-		l.more[origin+" "+what[:3]] = n
+		if checkpoint {
+			l.more[origin] = n
+		}
 		l.notThisLog = append(l.notThisLog, notThis{n: n, text: fmt.Sprintf("%s is of log %s, of host %s, but the log in %s is not the log this %s is for (replaced or wiped): it %s", what, origin, l.host, l.dir, kind, has)})
 	}
 }
@@ -170,7 +172,7 @@ func runVerifyFleet(cmd *cobra.Command, o verifyOptions, dirs []string) error {
 		l := run.byOrigin[origin]
 		switch {
 		case l == nil && len(run.ofHost(origin)) > 0:
-			notThisLog(run.ofHost(origin), origin, "--pubkey "+f)
+			notThisLog(run.ofHost(origin), origin, "--pubkey "+f, false)
 			continue
 		case l == nil:
 			return refused(fmt.Errorf("--pubkey %s: a key of log %s, which is none of the DIRs' logs (theirs: %s), and of none of their hosts; a verifier key is matched to a log by origin, the first line of the log's checkpoints", f, origin, known))
@@ -196,7 +198,7 @@ func runVerifyFleet(cmd *cobra.Command, o verifyOptions, dirs []string) error {
 			}
 			switch {
 			case l == nil && len(run.ofHost(origin)) > 0:
-				notThisLog(run.ofHost(origin), origin, "the checkpoint ("+where+")")
+				notThisLog(run.ofHost(origin), origin, "the checkpoint ("+where+")", true)
 			case l == nil:
 				run.unknown = append(run.unknown, fmt.Sprintf("%q (%s)", origin, where))
 			case l.pub == nil:
