@@ -83,6 +83,9 @@ type Entry struct {
 	// the message that held it (what the collector recorded of who sent
 	// it, beside what the record says of itself); "" in a log.
 	Sender string `json:"-"`
+	// SentPrev, SentHash: the prev and hash the collector's line gives
+	// in its structured data (what the sender said of its chain).
+	SentPrev, SentHash string `json:"-"`
 }
 
 func (f Filter) isContainer(r *Entry) bool {
@@ -289,13 +292,13 @@ func queryFile(path string, f Filter, fn func(r *Entry, line []byte) error) erro
 			if i == len(b.lines)-1 && !b.complete {
 				break // a torn last line: verify reports it
 			}
-			line, sender := recordLine(line)
+			line, sent := recordLine(line)
 			if line == nil {
 				continue
 			}
 			b.lines[i] = line // a collector's line: the record, as --json prints it
 			if e := decode(f, line); e != nil {
-				e.Sender = sender
+				e.Sender, e.SentPrev, e.SentHash = sent.host, sent.prev, sent.hash
 				b.entries[i] = e
 			}
 		}
@@ -355,13 +358,13 @@ func QueryRecords(files []string, whole map[Event]bool, progress Progress, fn fu
 			if i == len(b.lines)-1 && !b.complete {
 				break // a torn last line: verify reports it
 			}
-			line, sender := recordLine(line)
+			line, sent := recordLine(line)
 			if line == nil {
 				continue
 			}
 			e := decode(Filter{}, line)
 			if e != nil {
-				e.Sender = sender
+				e.Sender, e.SentPrev, e.SentHash = sent.host, sent.prev, sent.hash
 			}
 			b.entries[i] = e
 			if e != nil && whole[e.Event] {

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"container/heap"
+	"fmt"
 	"iter"
 
 	"github.com/hostpass/hostpass/audit"
@@ -19,8 +20,13 @@ type Row struct {
 	Claimed string
 	// Collected: the row is from a collector's file (Host is a HOSTNAME).
 	Collected bool
-	Entry     *audit.Entry
-	Line      []byte
+	// Break: for a collector's row, why it does not follow the record
+	// of the seq before it that Host sent: its prev is not that record's
+	// hash (a line another sender put there, or a history rewritten).
+	// Only consecutive seqs are compared; nothing here verifies.
+	Break string
+	Entry *audit.Entry
+	Line  []byte
 }
 
 // Show calls fn with every record of sources that passes f and, if host
@@ -84,6 +90,7 @@ func Show(sources []Source, f audit.Filter, host string, fn func(Row) error) err
 type cursor struct {
 	src   Source
 	order int
+	ends  map[string]chainEnd // a collector's: each HOSTNAME's latest seq and hash
 	next  func() (*audit.Entry, []byte, bool)
 	stop  func()
 	row   Row
@@ -101,12 +108,43 @@ func (c *cursor) advance(host string) bool {
 		if e.Host != row.Host {
 			row.Claimed = e.Host
 		}
+		if c.src.Collector && e.SentHash != "" {
+			row.Break = c.follows(row.Host, e)
+		}
 		if host != "" && row.Host != host {
 			continue
 		}
 		c.row = row
 		return true
 	}
+}
+
+// chainEnd is the seq and hash of a sender's latest record.
+type chainEnd struct {
+	seq  uint64
+	hash string
+}
+
+// follows checks a collector's record against the one of the seq before
+// it that host sent, and returns why it does not follow it ("" if it
+// does, or if that record was not read: lost, filtered out, a new log).
+// A copy of a record already read (a resend) is not checked again.
+func (c *cursor) follows(host string, e *audit.Entry) string {
+	if c.ends == nil {
+		c.ends = map[string]chainEnd{}
+	}
+	last, ok := c.ends[host]
+	why := ""
+	switch {
+	case ok && e.Seq == last.seq+1 && e.SentPrev != last.hash:
+		why = fmt.Sprintf("chain break: its prev is not the hash of seq %d as %s sent it", last.seq, host)
+	case ok && e.Seq == last.seq && e.SentHash != last.hash && e.Seq != 1:
+		why = fmt.Sprintf("chain break: a second record of seq %d from %s, with another hash than the first", e.Seq, host)
+	}
+	if (ok && e.Seq > last.seq) || e.Seq == 1 || (!ok && len(c.ends) < MaxHosts) {
+		c.ends[host] = chainEnd{e.Seq, e.SentHash}
+	}
+	return why
 }
 
 // rowHost is the host a record of src is shown under: its log's host; for

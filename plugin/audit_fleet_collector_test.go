@@ -162,3 +162,39 @@ func TestFleetShowDirWithoutLog(t *testing.T) {
 		t.Errorf("exit %d\n%s\nwant %s", code, got, want)
 	}
 }
+
+// A line put in a collector's file under a host's HOSTNAME, whose prev is
+// not the hash of that host's record before it, is marked in NOTE; an
+// honest file, even with every message twice, has no mark.
+func TestFleetCollectorChainBreakMarked(t *testing.T) {
+	node1, node2 := fleetDirs(t)
+	honest := collectorFileOf(t, nil, node1, node2)
+	lines := strings.SplitAfter(string(read(t, filepath.Dir(honest), "received.log")), "\n")
+	var twice []string
+	for _, l := range lines {
+		twice = append(twice, l, l)
+	}
+	dup := filepath.Join(t.TempDir(), "received.log")
+	if err := os.WriteFile(dup, []byte(strings.Join(twice, "")), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{honest, dup} {
+		if _, got, _ := runOut(t, []string{"audit", "show", "--no-progress", f}, nil); strings.Contains(got, "chain break") {
+			t.Errorf("an honest file is marked:\n%s", got)
+		}
+	}
+	first := lineWith(t, lines, `seq="1"`) // node-1's first record
+	zero, ff := strings.Repeat("0", 64), strings.Repeat("f", 64)
+	forged := `<86>1 2026-11-27T10:00:00.500000Z node-1 hostpass 4242 host.leave [hostpass@32473 seq="2" prev="` + zero + `" hash="` + ff + `"] ` +
+		`{"time":"2026-11-27T10:00:00.5Z","seq":2,"event":"network.delete","schema":2,"outcome":"ok","host":"node-1","prev":"` + zero + `","hash":"` + ff + "\"}\n"
+	withForged := append(append(append([]string(nil), lines[:first+1]...), forged), lines[first+1:]...)
+	path := filepath.Join(t.TempDir(), "received.log")
+	if err := os.WriteFile(path, []byte(strings.Join(withForged, "")), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	_, got, _ := runOut(t, []string{"audit", "show", "--no-progress", "--host", "node-1", path}, nil)
+	rows := strings.Split(strings.TrimSpace(got), "\n")
+	if len(rows) < 3 || !strings.Contains(rows[2], "network.delete") || !strings.HasSuffix(rows[2], "chain break: its prev is not the hash of seq 1 as node-1 sent it") {
+		t.Errorf("the forged line is not marked:\n%s", got)
+	}
+}

@@ -140,7 +140,7 @@ func runShowFleet(cmd *cobra.Command, o showOptions, f audit.Filter, sources []f
 	out := newPrinter(stdout, o.json)
 	out.hosts = true
 	err := fleet.Show(sources, f, o.host, func(r fleet.Row) error {
-		out.host, out.claimed, out.collected = r.Host, r.Claimed, r.Collected
+		out.host, out.claimed, out.collected, out.chainBreak = r.Host, r.Claimed, r.Collected, r.Break
 		return out.print(r.Entry, r.Line)
 	})
 	endMeter()
@@ -180,6 +180,7 @@ type printer struct {
 	hosts         bool
 	host, claimed string
 	collected     bool
+	chainBreak    string // a collector's row that does not follow its sender's record before
 	row           []byte // the row being written, reused
 }
 
@@ -226,6 +227,9 @@ func (p *printer) print(r *audit.Entry, line []byte) error {
 			where = "sent to the collector as"
 		}
 		note = strings.TrimSuffix(fmt.Sprintf("record claims host %q, %s %q; %s", p.claimed, where, p.host, note), "; ")
+	}
+	if p.chainBreak != "" {
+		note = strings.TrimSuffix(p.chainBreak+"; "+note, "; ")
 	}
 	container := "-"
 	if r.Container != nil {
