@@ -86,7 +86,7 @@ func CheckBundle(b *Bundle, pub note.Verifier) (*Proven, error) {
 	if len(b.Checkpoints) == 0 || len(b.Records) == 0 {
 		return nil, errors.New("bundle refused: it holds no checkpoint or no record: hostpass audit prove writes both")
 	}
-	p := &Proven{Origin: origin, Host: hostOf(origin), Container: b.Container}
+	p := &Proven{Origin: origin, Host: OriginHost(origin), Container: b.Container}
 	s := &signState{origin: origin, chain: chain}
 	for i, c := range b.Checkpoints {
 		e, ok := s.signerEpoch([]byte(c.Note))
@@ -190,16 +190,6 @@ func (p *Proven) about(b *Bundle) error {
 		}
 	}
 	return nil
-}
-
-// hostOf is the host part of an origin hostpass/<host>/<log ID>.
-func hostOf(origin string) string {
-	m := originRE.FindString(origin)
-	if m == "" {
-		return ""
-	}
-	rest := m[len("hostpass/"):]
-	return rest[:len(rest)-17]
 }
 
 // containerText names a container: "web (c0ffee12c0ff)", or its short ID.
@@ -312,16 +302,16 @@ func SessionKey(r Record) string {
 
 // Ends says whether leave ends the session join began, given the same
 // SessionKey: an endpoint's leave ends its join; a container's host.leave
-// ends the run the host.join began (sameRun), not an earlier or later run
+// ends the run the host.join began (leaveEndsRun), not an earlier or later run
 // of the same container.
 func Ends(leave, join Record) bool {
-	return leave.Event == EndpointLeave || leave.Event == EndpointStale || sameRun(join, leave)
+	return leave.Event == EndpointLeave || leave.Event == EndpointStale || leaveEndsRun(join, leave)
 }
 
-// SameRun says whether two host.join records are of one run of their
-// container: a reconciling watcher (after a restart) records a running
-// container's host.join again.
-func SameRun(a, b Record) bool {
+// JoinsOfOneRun says whether two host.join records are of one run of
+// their container: a reconciling watcher (after a restart) records a
+// running container's host.join again.
+func JoinsOfOneRun(a, b Record) bool {
 	as := a.Time
 	if a.Container.StartedAt != nil {
 		as = *a.Container.StartedAt
@@ -340,16 +330,16 @@ func SameRun(a, b Record) bool {
 // run's start, a moment later.
 const sameRunSlack = time.Minute
 
-// sameRun says whether host.leave l ends the session host.join j began: the
+// leaveEndsRun says whether host.leave l ends the session host.join j began: the
 // run each says it began (started_at; for the join, its time when it has
 // none; for the leave, its time less host_mode_seconds) are the same,
 // within sameRunSlack.
-func sameRun(j, l Record) bool {
+func leaveEndsRun(j, l Record) bool {
 	js := j.Time
 	if j.Container.StartedAt != nil {
 		js = *j.Container.StartedAt
 	}
-	ls, ok := leaveStart(l)
+	ls, ok := LeaveStart(l)
 	if !ok {
 		return false
 	}
@@ -357,8 +347,9 @@ func sameRun(j, l Record) bool {
 	return d >= -sameRunSlack && d <= sameRunSlack
 }
 
-// leaveStart is when the run a host.leave ends began, by its record.
-func leaveStart(l Record) (time.Time, bool) {
+// LeaveStart is when the run a host.leave ends began, by its record
+// (started_at, or its time less host_mode_seconds).
+func LeaveStart(l Record) (time.Time, bool) {
 	switch {
 	case l.Container != nil && l.Container.StartedAt != nil: // an endpoint.leave has no container
 		return *l.Container.StartedAt, true
@@ -373,7 +364,7 @@ func (p *Proven) leaveAlone(l Record, who map[string]*Container) string {
 	at := fmt.Sprintf("%s (seq %d %s)", l.Time.Format(time.RFC3339Nano), l.Seq, l.Event)
 	if l.Event == HostLeave {
 		began := "whose start its record does not give"
-		if s, ok := leaveStart(l); ok {
+		if s, ok := LeaveStart(l); ok {
 			began = "that its record says began at " + s.Format(time.RFC3339Nano)
 		}
 		return fmt.Sprintf("container %s left host mode on host %s at %s, ending a session %s; this bundle holds no host.join of that session", containerText(l.Container), l.Host, at, began)
@@ -450,7 +441,3 @@ func afterCert(rec Record, leaf int64, c ProvenCheckpoint, trees []CertTree) err
 	}
 	return nil
 }
-
-// LeaveStart is when the run a host.leave ends began, by its record
-// (started_at, or its time less host_mode_seconds).
-func LeaveStart(l Record) (time.Time, bool) { return leaveStart(l) }

@@ -53,15 +53,37 @@ func CollectedRecord(line []byte) (record []byte, hostname string, ok bool) {
 }
 
 // recordLine is the record a line of a log or of a collector's file
-// holds: the line itself, or a collector's MSG; nil for a collector's line
+// holds: the line itself, or a collector's MSG, its HOSTNAME and the
+// prev and hash its structured data gives; nil for a collector's line
 // that is not hostpass's.
-func recordLine(line []byte) []byte {
+func recordLine(line []byte) (record []byte, sent sentBy) {
 	if len(line) == 0 || line[0] != '<' {
-		return line
+		return line, sentBy{}
 	}
-	rec, _, ok := CollectedRecord(line)
+	rec, hostname, ok := CollectedRecord(line)
 	if !ok {
-		return nil
+		return nil, sentBy{}
 	}
-	return rec
+	sd := line[:len(line)-len(rec)]
+	return rec, sentBy{host: hostname, prev: sdParam(sd, "prev"), hash: sdParam(sd, "hash")}
+}
+
+// sentBy is what a collector's line says of its record besides the record:
+// who sent it, and its chain as the sender's structured data gives it.
+type sentBy struct{ host, prev, hash string }
+
+// sdParam is the value of a parameter of hostpass's structured data
+// (hashes: hex, never escaped), or "".
+func sdParam(sd []byte, name string) string {
+	key := []byte(" " + name + `="`)
+	i := bytes.Index(sd, key)
+	if i < 0 {
+		return ""
+	}
+	v := sd[i+len(key):]
+	j := bytes.IndexByte(v, '"')
+	if j < 0 {
+		return ""
+	}
+	return string(v[:j])
 }

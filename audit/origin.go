@@ -29,9 +29,10 @@ func CheckpointOrigin(msg []byte) string {
 var errFound = errors.New("found")
 
 // LogOrigin is the origin the first checkpoint of a log names, or "" for
-// a log with no checkpoint (plain and sealed logs). It reads up to the
-// first checkpoint, which in a signed log is its first record; of a plain
-// log (its first record has no epoch) the first record alone.
+// a log with no checkpoint (plain and sealed logs). It reads the first
+// record, and of a log whose first record has an epoch (signed or sealed)
+// on up to the first checkpoint, wherever it is: it need not be the
+// first record.
 func LogOrigin(files []string) (string, error) {
 	epochs := false
 	err := Query(files, Filter{}, func(_ *Entry, line []byte) error {
@@ -59,4 +60,15 @@ func LogOrigin(files []string) (string, error) {
 		return "", err
 	}
 	return origin, nil
+}
+
+// OriginHost is the host part of an origin hostpass/<host>/<log ID>, or
+// "" if origin is not one.
+func OriginHost(origin string) string {
+	m := originRE.FindString(origin)
+	if m == "" {
+		return ""
+	}
+	rest := m[len("hostpass/"):]
+	return rest[:len(rest)-17]
 }

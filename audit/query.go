@@ -1,15 +1,20 @@
 package audit
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/hostpass/hostpass/errclass"
 )
 
 // Filter selects records. Empty fields match everything. Network matches a
@@ -23,6 +28,9 @@ import (
 // records, and every record of the endpoints attributed to them.
 type Filter struct {
 	Network, Endpoint, Container, Event, Service string
+	// ServiceExact: Service is resolved (ResolveService) and matches a
+	// service's name or ID exactly, not an ID prefix.
+	ServiceExact bool
 	// Host matches the host a record names, exactly.
 	Host         string
 	Since, Until time.Time
@@ -34,6 +42,10 @@ type Filter struct {
 	// (read.go), in each of its passes: a Network or a Container makes
 	// two, so the log's bytes are told twice.
 	Progress Progress
+
+	// swarmOnly: only records that name a swarm task (Query's first pass,
+	// resolving Service).
+	swarmOnly bool
 
 	// Filled by Query's first pass over the log.
 	networkIDs map[string]bool // networks named Network
@@ -67,6 +79,13 @@ type Entry struct {
 	ObservedLate bool   `json:"observed_late"`
 	Action       string `json:"action"`
 	HostView     string `json:"host_view"`
+	// Sender: for a record read from a collector's file, the HOSTNAME of
+	// the message that held it (what the collector recorded of who sent
+	// it, beside what the record says of itself); "" in a log.
+	Sender string `json:"-"`
+	// SentPrev, SentHash: the prev and hash the collector's line gives
+	// in its structured data (what the sender said of its chain).
+	SentPrev, SentHash string `json:"-"`
 }
 
 func (f Filter) isContainer(r *Entry) bool {
@@ -74,7 +93,58 @@ func (f Filter) isContainer(r *Entry) bool {
 }
 
 func (f Filter) isService(r *Entry) bool {
-	return r.Swarm != nil && (r.Swarm.ServiceName == f.Service || strings.HasPrefix(r.Swarm.ServiceID, f.Service))
+	return r.Swarm != nil && f.serviceIs(r.Swarm.ServiceID, r.Swarm.ServiceName)
+}
+
+func (f Filter) serviceIs(id, name string) bool {
+	if f.ServiceExact {
+		return name == f.Service || id == f.Service
+	}
+	return name == f.Service || strings.HasPrefix(id, f.Service)
+}
+
+// ResolveService resolves a --service as docker resolves a service: an
+// exact ID, else an exact name, else an ID prefix if one service's alone;
+// a prefix of several services' IDs is refused, naming them. A name of no
+// service in files comes back as given (it matches nothing).
+func ResolveService(files []string, name string) (string, error) {
+	services := map[string]string{} // ID → name
+	err := queryAll(files, Filter{swarmOnly: true}, func(r *Entry, _ []byte) error {
+		if r.Swarm != nil {
+			services[r.Swarm.ServiceID] = r.Swarm.ServiceName
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return resolveService(services, name)
+}
+
+func resolveService(services map[string]string, name string) (string, error) {
+	if _, ok := services[name]; ok {
+		return name, nil
+	}
+	var prefixed []string
+	for id, n := range services {
+		if n == name {
+			return name, nil
+		}
+		if id != "" && strings.HasPrefix(id, name) {
+			prefixed = append(prefixed, id)
+		}
+	}
+	switch len(prefixed) {
+	case 0:
+		return name, nil
+	case 1:
+		return prefixed[0], nil
+	}
+	sort.Strings(prefixed)
+	for i, id := range prefixed {
+		prefixed[i] = fmt.Sprintf("%s (%s)", id, services[id])
+	}
+	return "", errclass.InvalidParameter(fmt.Errorf("--service %s: refused: no service has that name or ID, and it is the start of %d services' IDs: %s; give a service's name, its whole ID, or more of it", name, len(prefixed), strings.Join(prefixed, ", ")))
 }
 
 // Match reports whether r passes the filter.
@@ -105,6 +175,9 @@ func (f Filter) Match(r *Entry) bool {
 // for each value as the log writes it (json.Marshal escapes <, >, &, quotes
 // and more), not as the filter spells it.
 func (f Filter) mayMatch(line []byte) bool {
+	if f.swarmOnly && !bytes.Contains(line, []byte(`"swarm":{`)) {
+		return false
+	}
 	if f.Endpoint != "" && !holds(line, "", f.Endpoint) {
 		return false
 	}
@@ -159,20 +232,42 @@ func Query(files []string, f Filter, fn func(r *Entry, line []byte) error) error
 	if f.Network != "" || f.Container != "" || f.Service != "" {
 		f.networkIDs, f.endpoints, f.serviceEPs = map[string]bool{}, map[string]bool{}, map[string]bool{}
 		first := Filter{Event: string(EndpointAttribute), Progress: f.Progress}
+		services := map[string]string{}     // service ID → name, to resolve Service
+		epService := map[string][2]string{} // endpoint → the service ID and name of its task
+		if f.Service != "" && !f.ServiceExact {
+			first.Event, first.swarmOnly = "", true // every record a task made names its service
+		}
 		err := queryAll(files, first, func(r *Entry, _ []byte) error {
+			if r.Swarm != nil && f.Service != "" {
+				services[r.Swarm.ServiceID] = r.Swarm.ServiceName
+			}
+			if r.Event != EndpointAttribute {
+				return nil
+			}
 			if f.Network != "" && r.NetworkName == f.Network {
 				f.networkIDs[r.NetworkID] = true
 			}
 			if f.Container != "" && f.isContainer(r) && r.EndpointID != "" {
 				f.endpoints[r.EndpointID] = true
 			}
-			if f.Service != "" && f.isService(r) && r.EndpointID != "" {
-				f.serviceEPs[r.EndpointID] = true
+			if f.Service != "" && r.Swarm != nil && r.EndpointID != "" {
+				epService[r.EndpointID] = [2]string{r.Swarm.ServiceID, r.Swarm.ServiceName}
 			}
 			return nil
 		})
 		if err != nil {
 			return err
+		}
+		if f.Service != "" && !f.ServiceExact {
+			if f.Service, err = resolveService(services, f.Service); err != nil {
+				return err
+			}
+			f.ServiceExact = true
+		}
+		for ep, s := range epService {
+			if f.serviceIs(s[0], s[1]) {
+				f.serviceEPs[ep] = true
+			}
 		}
 	}
 	return queryAll(files, f, fn)
@@ -197,14 +292,18 @@ func queryFile(path string, f Filter, fn func(r *Entry, line []byte) error) erro
 			if i == len(b.lines)-1 && !b.complete {
 				break // a torn last line: verify reports it
 			}
-			if line = recordLine(line); line == nil {
+			line, sent := recordLine(line)
+			if line == nil {
 				continue
 			}
 			b.lines[i] = line // a collector's line: the record, as --json prints it
-			b.entries[i] = decode(f, line)
+			if e := decode(f, line); e != nil {
+				e.Sender, e.SentPrev, e.SentHash = sent.host, sent.prev, sent.hash
+				b.entries[i] = e
+			}
 		}
 	}
-	return eachBatchTold(path, decodeAll, func(b *batch) error {
+	return longLineAt(path, eachBatchTold(path, decodeAll, func(b *batch) error {
 		for i, e := range b.entries {
 			if f.Interfaces && e == nil && isView(b.lines[i]) {
 				e = &Entry{Event: HostView} // not shown, but its links are
@@ -216,7 +315,37 @@ func queryFile(path string, f Filter, fn func(r *Entry, line []byte) error) erro
 			}
 		}
 		return nil
-	}, f.Progress)
+	}, f.Progress))
+}
+
+// longLineAt names the file and line of a line too long to read (a
+// collector's file holds other programs' messages too), so that the user
+// can find it; other errors come back as they are.
+func longLineAt(path string, err error) error {
+	if !errors.Is(err, errLongLine) {
+		return err
+	}
+	n := 1
+	if r, _, oerr := openCounted(path); oerr == nil {
+		// Counted again without holding any line: the read that failed
+		// did not say where, and this is its error path alone.
+		br := bufio.NewReaderSize(r, 64<<10)
+		for long := 0; ; {
+			chunk, err := br.ReadSlice('\n')
+			if long += len(chunk); long > maxLine {
+				break
+			}
+			if errors.Is(err, bufio.ErrBufferFull) {
+				continue
+			}
+			if err != nil {
+				break
+			}
+			n, long = n+1, 0
+		}
+		r.Close()
+	}
+	return fmt.Errorf("%s line %d: %w, and a record is at most %d KiB: no log holds such a line; remove it (or the file's lines from it on) and read again", path, n, err, MaxRecord>>10)
 }
 
 // QueryRecords calls fn with every record of files, in log order, as an
@@ -229,10 +358,14 @@ func QueryRecords(files []string, whole map[Event]bool, progress Progress, fn fu
 			if i == len(b.lines)-1 && !b.complete {
 				break // a torn last line: verify reports it
 			}
-			if line = recordLine(line); line == nil {
+			line, sent := recordLine(line)
+			if line == nil {
 				continue
 			}
 			e := decode(Filter{}, line)
+			if e != nil {
+				e.Sender, e.SentPrev, e.SentHash = sent.host, sent.prev, sent.hash
+			}
 			b.entries[i] = e
 			if e != nil && whole[e.Event] {
 				var r Record
@@ -254,7 +387,7 @@ func QueryRecords(files []string, whole map[Event]bool, progress Progress, fn fu
 			return nil
 		}, progress)
 		if err != nil {
-			return err
+			return longLineAt(path, err)
 		}
 	}
 	return nil

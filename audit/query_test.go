@@ -189,3 +189,20 @@ func TestQueryByService(t *testing.T) {
 		}
 	}
 }
+
+// Filter.Host matches the host a record names, exactly: no prefix.
+func TestFilterMatchHost(t *testing.T) {
+	for _, tc := range []struct {
+		host, filter string
+		want         bool
+	}{
+		{"node-1", "node-1", true},
+		{"node-1", "node-2", false},
+		{"node-10", "node-1", false},
+		{"node-1", "", true},
+	} {
+		if got := (Filter{Host: tc.filter}).Match(&Entry{Host: tc.host}); got != tc.want {
+			t.Errorf("host %q, --host %q: Match = %v, want %v", tc.host, tc.filter, got, tc.want)
+		}
+	}
+}

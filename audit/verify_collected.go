@@ -24,6 +24,10 @@ type CollectedCheckpoint struct {
 	File string
 	Line int // 0 for a file that is one note
 	Note []byte
+	// Sender: the HOSTNAME of the collector's message that held it (what
+	// the collector recorded of who sent it); "" for a log's own line or
+	// a note file.
+	Sender string
 }
 
 // Bounds on what ReadCheckpoints reads: a note is a few hundred bytes; a
@@ -78,7 +82,8 @@ func ReadCheckpoints(path string) ([]CollectedCheckpoint, error) {
 			return nil, fmt.Errorf("%s line %d: %w", path, n, err)
 		}
 		if c != nil {
-			out = append(out, CollectedCheckpoint{File: path, Line: n, Note: c})
+			_, sender, _ := CollectedRecord(line)
+			out = append(out, CollectedCheckpoint{File: path, Line: n, Note: c, Sender: sender})
 		}
 	}
 	if len(out) == 0 {
@@ -160,7 +165,12 @@ func (v *verifier) collected() error {
 func (v *verifier) collectedOne(c CollectedCheckpoint, n int64, logRoot tlog.Hash) error {
 	s := v.sign
 	fail := func(kind ProblemKind, what string, args ...any) *Problem {
-		return &Problem{File: c.File, Line: c.Line, Kind: kind, Detail: fmt.Sprintf(what, args...)}
+		detail := fmt.Sprintf(what, args...)
+		if host := OriginHost(s.origin); c.Sender != "" && c.Sender != host {
+			// Any host may send a line naming another's origin: say who did.
+			detail = fmt.Sprintf("sent by %s (the collector's HOSTNAME for that line), not by %s, whose log this is: %s", c.Sender, host, detail)
+		}
+		return &Problem{File: c.File, Line: c.Line, Kind: kind, Detail: detail}
 	}
 	e, ok := s.signerEpoch(c.Note)
 	if !ok {

@@ -235,3 +235,63 @@ func TestSessionsEndAtEndpointStale(t *testing.T) {
 		}
 	}
 }
+
+// A clock stepped back gives no negative duration: the session says why
+// it has none; an open session runs to the latest time seen; a window
+// keeps a session that overlaps it even where its leave's time is earlier
+// than its join's. Host mode's duration is host_mode_seconds, not TO less
+// FROM.
+func TestSessionsClockSteppedBack(t *testing.T) {
+	started := func(s int) *time.Time { v := at(s); return &v }
+	secs := func(f float64) *float64 { return &f }
+	c := func(id string, s int) *audit.Container {
+		return &audit.Container{ID: strings.Repeat(id, 32), Name: id, StartedAt: started(s)}
+	}
+	ep := func(s int, e audit.Event, id string) audit.Record {
+		return audit.Record{Time: at(s), Event: e, NetworkID: "net", EndpointID: id}
+	}
+	a := logOf(t, "a",
+		audit.Record{Time: at(100), Event: audit.HostJoin, Container: c("h1", 100)},
+		audit.Record{Time: at(50), Event: audit.HostLeave, Container: c("h1", 100), HostModeSeconds: secs(-50)},
+		ep(100, audit.EndpointJoin, "e1"),
+		ep(90, audit.EndpointLeave, "e1"),
+		audit.Record{Time: at(0), Event: audit.HostJoin, Container: c("h5", 0)},
+		audit.Record{Time: at(100), Event: audit.HostLeave, Container: c("h5", 0), HostModeSeconds: secs(42)},
+		audit.Record{Time: at(200), Event: audit.HostJoin, Container: c("h2", 200)},
+		audit.Record{Time: at(260), Event: audit.NetworkCreate},
+		audit.Record{Time: at(150), Event: audit.NetworkCreate},
+		ep(300, audit.EndpointJoin, "e2"),
+		ep(290, audit.EndpointLeave, "e2"),
+	)
+	fix := func(s string) string { return strings.ReplaceAll(s, "a  hostpass", "a - hostpass") }
+	want := strings.Join([]string{
+		"a h5 host 0-100 42",
+		"a h1 host 100-50 ? duration-unknown:-its",
+		"a - hostpass:net 100-90 ? duration-unknown:-its",
+		"a h2 host 200-- 100 open",
+		"a - hostpass:net 300-290 ? duration-unknown:-its",
+	}, "\n")
+	if got := fix(sessionsText(t, []Source{a}, SessionFilter{})); got != want {
+		t.Errorf("sessions:\n%s\nwant:\n%s", got, want)
+	}
+	if got := fix(sessionsText(t, []Source{a}, SessionFilter{Since: at(295), Until: at(400)})); got != "a h2 host 200-- 100 open\na - hostpass:net 300-290 ? duration-unknown:-its" {
+		t.Errorf("--since 295s --until 400s:\n%s", got)
+	}
+}
+
+// One source naming more than MaxHosts hosts is refused by name, rather
+// than held host by host.
+func TestSessionsBoundsHosts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "received.log")
+	var b strings.Builder
+	for i := 0; i <= MaxHosts; i++ {
+		fmt.Fprintf(&b, `<86>1 2026-11-27T10:00:00Z h%d hostpass 1 audit.start [hostpass@32473 seq="1"] {"time":"2026-11-27T10:00:00Z","seq":1,"event":"audit.start","host":"h%d"}`+"\n", i, i)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Sessions([]Source{{Name: path, Files: []string{path}, Collector: true}}, SessionFilter{})
+	if want := fmt.Sprintf("%s: refused: records of more than %d hosts", path, MaxHosts); err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("err = %v, want %s", err, want)
+	}
+}

@@ -47,8 +47,13 @@ type Session struct {
 	// Duration runs to when the container stopped, if Docker still said
 	// (the record's ended_at), else Cut says the end is unknown.
 	Stale bool `json:"stale,omitempty"`
-	// Claimed: the host the records name, when not the log's own.
+	// Claimed: the host the records name, when not the log's own (or,
+	// from a collector's file, not the HOSTNAME they were sent under).
 	Claimed string `json:"claimed_host,omitempty"`
+	// Collected: read from a collector's file: Host is the HOSTNAME the
+	// collector recorded. Not in --json, whose rows from a collector and
+	// from the logs it received are the same.
+	Collected bool `json:"-"`
 }
 
 // SessionFilter selects sessions; empty fields match all.
@@ -60,11 +65,15 @@ type SessionFilter struct {
 	Since, Until time.Time
 	// Progress, if set, is told of the lines read (audit.Progress).
 	Progress audit.Progress
+	// serviceExact: Service is resolved (audit.ResolveService).
+	serviceExact bool
 }
 
 func (f SessionFilter) match(s Session) bool {
 	switch {
-	case f.Service != "" && s.Service != f.Service && (s.ServiceID == "" || !strings.HasPrefix(s.ServiceID, f.Service)):
+	case f.Service != "" && f.serviceExact && s.Service != f.Service && s.ServiceID != f.Service:
+		return false
+	case f.Service != "" && !f.serviceExact && s.Service != f.Service && (s.ServiceID == "" || !strings.HasPrefix(s.ServiceID, f.Service)):
 		return false
 	case f.Container != "" && s.Task != f.Container && (s.Container == "" || !strings.HasPrefix(s.Container, f.Container)):
 		return false
@@ -72,11 +81,31 @@ func (f SessionFilter) match(s Session) bool {
 		return false
 	case !f.Until.IsZero() && s.From.After(f.Until):
 		return false
-	case !f.Since.IsZero() && !s.Open && s.To.Before(f.Since):
+	case !f.Since.IsZero() && !s.Open && s.end().Before(f.Since):
 		return false
 	}
 	return true
 }
+
+// end is the latest a closed session may have lasted to, by its records:
+// its leave's time, or its start plus its duration, whichever is later
+// (a clock stepped back can put the leave before the join).
+func (s Session) end() time.Time {
+	end := s.To
+	if end.Before(s.From) {
+		end = s.From
+	}
+	if s.Duration != nil {
+		if e := s.From.Add(time.Duration(*s.Duration * float64(time.Second))); e.After(end) {
+			end = e
+		}
+	}
+	return end
+}
+
+// MaxHosts bounds the hosts one source's records may name: each host's
+// pairing state is held to the source's end.
+const MaxHosts = 1 << 14
 
 // sessionEvents are the records sessions reads whole; others only tell
 // the log's last record.
@@ -90,6 +119,13 @@ var sessionEvents = map[audit.Event]bool{
 // audit.Ends). Only the open sessions, the attributions of open endpoints
 // and the sessions that pass f are held, never the records.
 func Sessions(sources []Source, f SessionFilter) ([]Session, error) {
+	if f.Service != "" && !f.serviceExact {
+		service, err := audit.ResolveService(allFiles(sources), f.Service)
+		if err != nil {
+			return nil, err
+		}
+		f.Service, f.serviceExact = service, true
+	}
 	var out []Session
 	from := map[string]string{} // host → the source its records came from
 	for _, src := range sources {
@@ -98,18 +134,21 @@ func Sessions(sources []Source, f SessionFilter) ([]Session, error) {
 		}
 		hosts := map[string]*hostSessions{}
 		err := audit.QueryRecords(src.Files, sessionEvents, f.Progress, func(e *audit.Entry, r *audit.Record) error {
-			host, claimed := src.Host, ""
-			if src.Collector {
-				host = e.Host
-			} else if e.Host != src.Host {
+			host, claimed := rowHost(src, e), ""
+			if e.Host != host {
 				claimed = e.Host
 			}
 			h := hosts[host]
+			if h == nil && len(hosts) >= MaxHosts {
+				return fmt.Errorf("%s: refused: records of more than %d hosts, and each host's open sessions are held while the file is read; a fleet this large is listed a part at a time: --host NAME", src.Name, MaxHosts)
+			}
 			if h == nil {
-				h = &hostSessions{host: host, keep: f.match, open: map[string][]*open{}, who: map[string]attribution{}, staled: map[string]bool{}, recent: map[uint64]string{}}
+				h = &hostSessions{host: host, collected: src.Collector, keep: f.match, open: map[string][]*open{}, who: map[string]attribution{}, staled: map[string]bool{}, recent: map[uint64]string{}}
 				hosts[host] = h
 			}
-			h.last = e.Time
+			if e.Time.After(h.last) {
+				h.last = e.Time // the largest: a clock stepped back moves no open session's end back
+			}
 			if r != nil { // a session event, whole (a line that is not a whole record is not: verify reports it)
 				h.add(*r, claimed)
 			}
@@ -145,11 +184,12 @@ func Sessions(sources []Source, f SessionFilter) ([]Session, error) {
 
 // hostSessions pairs one host's records into sessions.
 type hostSessions struct {
-	host string
-	last time.Time
-	open map[string][]*open     // SessionKey → joins not yet ended, in order
-	keep func(Session) bool     // the filter: sessions it refuses are not held
-	who  map[string]attribution // endpoint → its endpoint.attribute
+	host      string
+	collected bool // host is a collector's HOSTNAME
+	last      time.Time
+	open      map[string][]*open     // SessionKey → joins not yet ended, in order
+	keep      func(Session) bool     // the filter: sessions it refuses are not held
+	who       map[string]attribution // endpoint → its endpoint.attribute
 	// staled: endpoints an endpoint.stale ended. A leave of one that
 	// comes after (the container was stopping as the watcher reconciled,
 	// and Docker's Leave followed) ends nothing more.
@@ -170,7 +210,7 @@ type attribution struct {
 }
 
 type open struct {
-	join    audit.Record
+	join    joinRec
 	claimed string
 	cut     string
 }
@@ -211,15 +251,15 @@ func (h *hostSessions) add(r audit.Record, claimed string) {
 	switch r.Event {
 	case audit.HostJoin, audit.EndpointJoin:
 		for i := 0; r.Event == audit.HostJoin && i < len(js); i++ {
-			if audit.SameRun(js[i].join, r) {
+			if audit.JoinsOfOneRun(js[i].join.record(), r) {
 				return // the same run recorded again (reconciled after a restart)
 			}
 		}
-		h.open[key] = append(js, &open{join: r, claimed: claimed})
+		h.open[key] = append(js, &open{join: joinOf(r), claimed: claimed})
 	default:
 		own := -1
 		for i := len(js) - 1; i >= 0 && own < 0; i-- {
-			if audit.Ends(r, js[i].join) {
+			if audit.Ends(r, js[i].join.record()) {
 				own = i
 			}
 		}
@@ -246,7 +286,7 @@ func (h *hostSessions) add(r audit.Record, claimed string) {
 		} else {
 			h.open[key] = append(js[:own:own], js[own+1:]...)
 		}
-		s := h.session(j.join, j.claimed)
+		s := h.session(j.join.record(), j.claimed)
 		s.To, s.ToSeq, s.Cut = r.Time, r.Seq, j.cut
 		h.setDuration(&s, r)
 		h.emit(s)
@@ -257,6 +297,47 @@ func (h *hostSessions) add(r audit.Record, claimed string) {
 			h.staled[r.EndpointID] = true
 		}
 	}
+}
+
+// joinRec is what an open session keeps of its join: what pairing and
+// the session's row need, not the container's labels nor the record's
+// other fields (a host with a million containers never left holds a
+// million of these).
+type joinRec struct {
+	time                         time.Time
+	startedAt                    *time.Time
+	seq                          uint64
+	event                        audit.Event
+	networkID, endpointID        string
+	containerID, containerName   string
+	service, serviceID, task     string
+	hasContainer, hasSwarm, isOK bool
+}
+
+func joinOf(r audit.Record) joinRec {
+	j := joinRec{time: r.Time, seq: r.Seq, event: r.Event, networkID: r.NetworkID, endpointID: r.EndpointID, isOK: r.Outcome == audit.OK}
+	if c := r.Container; c != nil {
+		j.hasContainer, j.containerID, j.containerName, j.startedAt = true, c.ID, c.Name, c.StartedAt
+	}
+	if sw := r.Swarm; sw != nil {
+		j.hasSwarm, j.service, j.serviceID, j.task = true, sw.ServiceName, sw.ServiceID, sw.TaskName
+	}
+	return j
+}
+
+// record is the join as audit's pairing and session reads it.
+func (j joinRec) record() audit.Record {
+	r := audit.Record{Time: j.time, Seq: j.seq, Event: j.event, NetworkID: j.networkID, EndpointID: j.endpointID}
+	if j.isOK {
+		r.Outcome = audit.OK
+	}
+	if j.hasContainer {
+		r.Container = &audit.Container{ID: j.containerID, Name: j.containerName, StartedAt: j.startedAt}
+	}
+	if j.hasSwarm {
+		r.Swarm = &audit.SwarmTask{ServiceName: j.service, ServiceID: j.serviceID, TaskName: j.task}
+	}
+	return r
 }
 
 // emit keeps a session found, if the filter does.
@@ -295,7 +376,8 @@ func (h *hostSessions) again(r audit.Record) bool {
 // setDuration sets a closed session's duration: for host mode the
 // watcher's host_mode_seconds, which it leaves out when it does not know
 // when the run ended (its detail says why); for an endpoint.stale, up to
-// its ended_at; else TO less FROM.
+// its ended_at; else TO less FROM. A negative one (a clock stepped back)
+// is no duration: Cut says why.
 func (h *hostSessions) setDuration(s *Session, leave audit.Record) {
 	s.LateLeave = leave.ObservedLate
 	if leave.Event == audit.EndpointStale {
@@ -315,14 +397,21 @@ func (h *hostSessions) setDuration(s *Session, leave audit.Record) {
 		return
 	}
 	if leave.Event == audit.HostLeave {
-		if leave.HostModeSeconds == nil {
+		switch secs := leave.HostModeSeconds; {
+		case secs == nil:
 			s.Cut = fmt.Sprintf("end unknown: its host.leave (seq %d) does not say when the run ended", leave.Seq)
 			if leave.Detail != "" {
 				s.Cut += ": " + leave.Detail
 			}
-			return
+		case *secs < 0:
+			s.Cut = fmt.Sprintf("duration unknown: its host.leave (seq %d) gives host_mode_seconds %g, less than 0: the host's clock stepped back during the run", leave.Seq, *secs)
+		default:
+			s.Duration = secs
 		}
-		s.Duration = leave.HostModeSeconds
+		return
+	}
+	if s.To.Before(s.From) {
+		s.Cut = fmt.Sprintf("duration unknown: its leave (seq %d, %s) is earlier than its join (%s): the host's clock stepped back", leave.Seq, s.To.Format(time.RFC3339Nano), s.From.Format(time.RFC3339Nano))
 		return
 	}
 	d := s.To.Sub(s.From).Seconds()
@@ -345,7 +434,7 @@ func (h *hostSessions) cutAll(kind, why string) {
 
 // session names what a record's session is about.
 func (h *hostSessions) session(r audit.Record, claimed string) Session {
-	s := Session{Host: h.host, From: r.Time, FromSeq: r.Seq, Claimed: claimed, Mode: "host"}
+	s := Session{Host: h.host, From: r.Time, FromSeq: r.Seq, Claimed: claimed, Mode: "host", Collected: h.collected}
 	c, sw := r.Container, r.Swarm
 	if r.Event == audit.EndpointJoin || r.Event == audit.EndpointLeave || r.Event == audit.EndpointStale {
 		s.Mode = "hostpass:" + short(r.NetworkID)
@@ -383,9 +472,13 @@ func (h *hostSessions) end() []Session {
 	out := h.done
 	for _, js := range h.open {
 		for _, j := range js {
-			s := h.session(j.join, j.claimed)
+			s := h.session(j.join.record(), j.claimed)
 			s.Open, s.Last, s.Cut = true, h.last, j.cut
-			if s.Cut == "" {
+			switch {
+			case s.Cut != "":
+			case h.last.Before(s.From):
+				s.Cut = fmt.Sprintf("duration unknown: the host's latest record (%s) is earlier than its join: the host's clock stepped back", h.last.Format(time.RFC3339Nano))
+			default:
 				d := h.last.Sub(s.From).Seconds()
 				s.Duration = &d
 			}

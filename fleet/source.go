@@ -6,6 +6,7 @@
 package fleet
 
 import (
+	"encoding/json"
 	"errors"
 	"iter"
 
@@ -41,6 +42,21 @@ func LogHost(files []string) (string, error) {
 	return host, nil
 }
 
+// FirstHash returns the hash of a log's first record: two logs with the
+// same first record are one log, or copies; "" for a log with none.
+func FirstHash(files []string) string {
+	hash := ""
+	_ = audit.Query(files, audit.Filter{}, func(_ *audit.Entry, line []byte) error {
+		var r struct {
+			Hash string `json:"hash"`
+		}
+		_ = json.Unmarshal(line, &r)
+		hash = r.Hash
+		return errFirst
+	})
+	return hash
+}
+
 // records yields the records of one source that pass f, in its order.
 func records(s Source, f audit.Filter) (iter.Seq2[*audit.Entry, []byte], *error) {
 	var err error
@@ -55,4 +71,13 @@ func records(s Source, f audit.Filter) (iter.Seq2[*audit.Entry, []byte], *error)
 			err = nil
 		}
 	}, &err
+}
+
+// allFiles lists the sources' files.
+func allFiles(sources []Source) []string {
+	var files []string
+	for _, s := range sources {
+		files = append(files, s.Files...)
+	}
+	return files
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/hostpass/hostpass/audit"
+	"github.com/hostpass/hostpass/errclass"
 	"github.com/hostpass/hostpass/fleet"
 )
 
@@ -46,7 +47,8 @@ func fleetSources(args []string) ([]fleet.Source, error) {
 			case len(args) == 1:
 				return nil, nil // logFiles says what is wrong with it, as it always has
 			default:
-				return nil, failed(err)
+				_, err := logFilesIn(a, ", or a syslog collector's file, "+collectorFile)
+				return nil, err
 			}
 			continue
 		}
@@ -102,3 +104,12 @@ func allFiles(sources []fleet.Source) []string {
 }
 
 var errFollowFleet = errors.New("--follow reads one log as it grows; these arguments are several hosts' logs or a collector's file: follow each host's log on its own, or the collector's file with tail -f")
+
+// queryFailed is a show's or sessions' read that failed: a refused
+// setting (an ambiguous --service) is a usage error, the rest a failure.
+func queryFailed(err error) error {
+	if errclass.IsInvalidParameter(err) {
+		return refused(err)
+	}
+	return failed(err)
+}

@@ -29,7 +29,9 @@ One row per session: a container's run with --network host (MODE host,
 host.join to host.leave), or its endpoint on a hostpass network (MODE
 hostpass:NETWORK, endpoint.join to endpoint.leave, the container from
 endpoint.attribute). Rows are by HOST, then FROM. The arguments are read as
-show reads them: one log, several hosts' DIRs, a collector's file.
+show reads them: one log, several hosts' DIRs, a collector's file (HOST
+is then the HOSTNAME the collector recorded). sessions checks no chain:
+run verify first.
 
 DURATION is TO less FROM (host mode: the watcher's host_mode_seconds). A
 session with no leave by the log's end is "open": TO is -, and DURATION runs
@@ -38,17 +40,19 @@ looking (a watch.gap Docker's replay did not cover, a daemon restart) has
 DURATION "unknown" and NOTE says which record cut it: its leave may be
 missing or late. An endpoint whose Leave Docker never sent (dockerd was
 killed) ends at its endpoint.stale: TO is when hostpass saw it, DURATION runs
-to when its container stopped, "unknown" if Docker no longer said.`,
+to when its container stopped, "unknown" if Docker no longer said. A leave
+earlier than its join (the host's clock stepped back) gives DURATION
+"unknown" too, and NOTE says so.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runSessions(cmd, o, args)
 		},
 	}
 	flags := cmd.Flags()
 	flags.SortFlags = false
-	flags.StringVar(&o.filter.Service, "service", "", "swarm service name, ID or ID prefix: its tasks' sessions")
+	flags.StringVar(&o.filter.Service, "service", "", "swarm service ID, name, or a prefix of one service's ID (as docker resolves it): its tasks' sessions")
 	flags.StringVar(&o.filter.Container, "container", "", "task or container name, or container ID prefix")
 	flags.StringVar(&o.filter.Host, "host", "", "host name: that host's sessions alone")
-	flags.StringVar(&o.since, "since", "", "sessions that end at or after T: RFC 3339 time, or a duration ago (10m)")
+	flags.StringVar(&o.since, "since", "", "sessions that end at or after T (that overlap the window): RFC 3339 time, or a duration ago (10m)")
 	flags.StringVar(&o.until, "until", "", "sessions that begin at or before T: RFC 3339 time, or a duration ago")
 	flags.BoolVar(&o.json, "json", false, "print one JSON object per session")
 	flags.BoolVar(&o.noProgress, "no-progress", false, noProgressUsage)
@@ -85,7 +89,7 @@ func runSessions(cmd *cobra.Command, o sessionsOptions, args []string) error {
 	sessions, err := fleet.Sessions(sources, o.filter)
 	endMeter()
 	if err != nil {
-		return failed(err)
+		return queryFailed(err)
 	}
 	stdout := cmd.OutOrStdout()
 	if o.json {
@@ -100,8 +104,8 @@ func runSessions(cmd *cobra.Command, o sessionsOptions, args []string) error {
 	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "HOST\tSERVICE\tTASK\tMODE\tFROM\tTO\tDURATION\tNOTE")
 	for _, s := range sessions {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Host, dash(s.Service), dash(s.Task), s.Mode,
-			s.From.Format(sessionTime), sessionTo(s), sessionDuration(s), sessionNote(s))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", printable(s.Host), printable(dash(s.Service)), printable(dash(s.Task)), printable(s.Mode),
+			s.From.Format(sessionTime), sessionTo(s), sessionDuration(s), printable(sessionNote(s)))
 	}
 	return w.Flush()
 }
@@ -146,7 +150,11 @@ func sessionNote(s fleet.Session) string {
 		note = append(note, "leave observed late: TO is when hostpass saw it")
 	}
 	if s.Claimed != "" {
-		note = append(note, fmt.Sprintf("records claim host %q, in the log of %q", s.Claimed, s.Host))
+		where := "in the log of"
+		if s.Collected {
+			where = "sent to the collector as"
+		}
+		note = append(note, fmt.Sprintf("records claim host %q, %s %q", s.Claimed, where, s.Host))
 	}
 	out := ""
 	for i, n := range note {

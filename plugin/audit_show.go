@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -38,7 +40,8 @@ hosts' logs, and a syslog collector's file (rsyslog's received.log, or a
 DIR holding it) may hold several hosts' records: their records are merged
 by time, each host's in seq order, under a HOST column. A record in a
 host's log that names another host is shown under the log's host, with
-what it claims in NOTE.`,
+what it claims in NOTE; a collector's record, under the HOSTNAME the
+collector recorded for its message. show checks no chain: run verify first.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runShow(cmd, o, args)
 		},
@@ -48,7 +51,7 @@ what it claims in NOTE.`,
 	flags.StringVar(&o.filter.Network, "network", "", "network name, ID or ID prefix")
 	flags.StringVar(&o.filter.Endpoint, "endpoint", "", "endpoint ID or ID prefix")
 	flags.StringVar(&o.filter.Container, "container", "", "container name, ID or ID prefix: its host-mode records, and every record of its endpoints")
-	flags.StringVar(&o.filter.Service, "service", "", "swarm service name, ID or ID prefix, as its tasks' container labels state it: its tasks' records, and every record of their endpoints")
+	flags.StringVar(&o.filter.Service, "service", "", "swarm service ID, name, or a prefix of one service's ID (as docker resolves it), as its tasks' container labels state it: its tasks' records, and every record of their endpoints")
 	flags.StringVar(&o.host, "host", "", "host name, as its records name it: that host's records alone")
 	flags.StringVar(&o.filter.Event, "event", "", "event, or a prefix of one (endpoint. for all endpoint events)")
 	flags.StringVar(&o.since, "since", "", "records at or after T: RFC 3339 time, or a duration ago (10m)")
@@ -99,7 +102,7 @@ func runShow(cmd *cobra.Command, o showOptions, args []string) error {
 	err = audit.Query(files, f, out.print)
 	endMeter()
 	if err != nil {
-		return failed(err)
+		return queryFailed(err)
 	}
 	out.flush()
 	if o.follow {
@@ -137,12 +140,12 @@ func runShowFleet(cmd *cobra.Command, o showOptions, f audit.Filter, sources []f
 	out := newPrinter(stdout, o.json)
 	out.hosts = true
 	err := fleet.Show(sources, f, o.host, func(r fleet.Row) error {
-		out.host, out.claimed = r.Host, r.Claimed
+		out.host, out.claimed, out.collected, out.chainBreak = r.Host, r.Claimed, r.Collected, r.Break
 		return out.print(r.Entry, r.Line)
 	})
 	endMeter()
 	if err != nil {
-		return failed(err)
+		return queryFailed(err)
 	}
 	out.flush()
 	return nil
@@ -176,6 +179,8 @@ type printer struct {
 	// host and claimed are the row's (fleet.Row).
 	hosts         bool
 	host, claimed string
+	collected     bool
+	chainBreak    string // a collector's row that does not follow its sender's record before
 	row           []byte // the row being written, reused
 }
 
@@ -190,6 +195,7 @@ const rowFormat = "%-24s  %7s  %-18s  %-7s  %-12s  %-12s  %-20s  %-14s  %s\n"
 
 func (p *printer) print(r *audit.Entry, line []byte) error {
 	if p.json {
+		line = bytes.TrimSuffix(line, []byte{'\r'}) // a file with CRLF lines: one line ending, not two
 		return p.write(append(append(p.row[:0], line...), '\n'))
 	}
 	if !p.header {
@@ -216,7 +222,14 @@ func (p *printer) print(r *audit.Entry, line []byte) error {
 		note = strings.TrimSpace("observed late " + note)
 	}
 	if p.claimed != "" {
-		note = strings.TrimSuffix(fmt.Sprintf("record claims host %q, in the log of %q; %s", p.claimed, p.host, note), "; ")
+		where := "in the log of"
+		if p.collected {
+			where = "sent to the collector as"
+		}
+		note = strings.TrimSuffix(fmt.Sprintf("record claims host %q, %s %q; %s", p.claimed, where, p.host, note), "; ")
+	}
+	if p.chainBreak != "" {
+		note = strings.TrimSuffix(p.chainBreak+"; "+note, "; ")
 	}
 	container := "-"
 	if r.Container != nil {
@@ -227,10 +240,10 @@ func (p *printer) print(r *audit.Entry, line []byte) error {
 	}
 	row := p.row[:0]
 	if p.hosts {
-		row = fmt.Appendf(row, hostFormat, p.host)
+		row = fmt.Appendf(row, hostFormat, printable(p.host))
 	}
-	return p.write(fmt.Appendf(row, rowFormat, r.Time.Format("2006-01-02T15:04:05.000Z07:00"), strconv.FormatUint(r.Seq, 10), r.Event, r.Outcome,
-		shortID(r.NetworkID), shortID(r.EndpointID), container, dash(r.Tag), note))
+	return p.write(fmt.Appendf(row, rowFormat, r.Time.Format("2006-01-02T15:04:05.000Z07:00"), strconv.FormatUint(r.Seq, 10), printable(string(r.Event)), printable(string(r.Outcome)),
+		printable(shortID(r.NetworkID)), printable(shortID(r.EndpointID)), printable(container), printable(dash(r.Tag)), printable(note)))
 }
 
 // write buffers one whole row, flushing what is buffered first if the row
@@ -248,6 +261,30 @@ func (p *printer) write(row []byte) error {
 }
 
 func (p *printer) flush() { p.w.Flush() }
+
+// printable is s with its control characters (a newline would forge a
+// row), invisible line breaks and bidi controls (which reorder what a
+// terminal shows) escaped as Go escapes them: \n, \x1b, \u202e. A record's
+// names and texts are anyone's who can name a container or a service.
+func printable(s string) string {
+	if !strings.ContainsFunc(s, unprintable) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if !unprintable(r) {
+			b.WriteRune(r)
+			continue
+		}
+		q := strconv.QuoteRune(r)
+		b.WriteString(q[1 : len(q)-1])
+	}
+	return b.String()
+}
+
+func unprintable(r rune) bool {
+	return unicode.IsControl(r) || unicode.In(r, unicode.Bidi_Control, unicode.Zl, unicode.Zp)
+}
 
 func shortID(id string) string {
 	if len(id) > 12 {

@@ -81,7 +81,10 @@ func runVerify(cmd *cobra.Command, o verifyOptions, args []string) error {
 	if len(o.pubFiles) > 0 {
 		o.pubFile = o.pubFiles[len(o.pubFiles)-1]
 	}
-	if fleetArgs(args) {
+	if fleet, err := fleetArgs(args); err != nil || fleet {
+		if err != nil {
+			return err
+		}
 		return runVerifyFleet(cmd, o, args)
 	}
 	if len(o.pubFiles) > 1 {
@@ -113,6 +116,9 @@ func runVerify(cmd *cobra.Command, o verifyOptions, args []string) error {
 			cs, err := audit.ReadCheckpoints(f)
 			if err != nil {
 				return refused(err)
+			}
+			for i := range cs {
+				cs[i].Sender = "" // one log's verify says what it always said; a fleet's names senders
 			}
 			vo.Checkpoints = append(vo.Checkpoints, cs...)
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -16,26 +17,121 @@ import (
 )
 
 // fleetArgs says whether verify's arguments are several hosts' logs: two
-// DIRs or more. Anything else is one log, as before.
-func fleetArgs(args []string) bool {
+// DIRs or more. One DIR, or FILEs, are one log, as before; DIRs and FILEs
+// together are refused, naming a DIR and a FILE.
+func fleetArgs(args []string) (bool, error) {
 	if len(args) < 2 {
-		return false
+		return false, nil
 	}
+	var dir, file string
 	for _, a := range args {
-		if st, err := os.Stat(a); err != nil || !st.IsDir() {
-			return false
+		st, err := os.Stat(a)
+		switch {
+		case err != nil:
+			return false, nil // the single-log reading says what is missing, as it always has
+		case st.IsDir() && dir == "":
+			dir = a
+		case !st.IsDir() && file == "":
+			file = a
 		}
 	}
-	return true
+	if dir != "" && file != "" {
+		return false, refused(fmt.Errorf("%s is a DIR and %s a FILE: verify takes one log's FILEs, or several hosts' DIRs (one log each), not both; name %s's log by its DIR, or each file of one log", dir, file, file))
+	}
+	return dir != "", nil
 }
 
 // hostLog is one host's log in a fleet verify, and what is matched to it.
 type hostLog struct {
-	dir, name, origin string
-	files             []string
-	pub               note.Verifier
-	pubFile           string
-	checkpoints       []audit.CollectedCheckpoint
+	dir, host, name, origin string
+	files                   []string
+	pub                     note.Verifier
+	pubFile                 string
+	checkpoints             []audit.CollectedCheckpoint
+	// notThisLog: keys and checkpoints of this host (by their origin's
+	// <host>) that are of another log: the log was replaced or wiped.
+	notThisLog []notThis
+	more       map[string]*int // origin → how many more of its checkpoints
+	empty      bool            // the log holds no record
+}
+
+// fleetRun is what a fleet verify matched: each DIR's log, and the
+// collected checkpoints of no DIR's log or host.
+type fleetRun struct {
+	logs     []*hostLog
+	byOrigin map[string]*hostLog
+	unknown  []string // "ORIGIN (FILE line N, sent by H)" of checkpoints matched to no log
+}
+
+// ofHost returns the logs a key or checkpoint of origin, which is no
+// DIR's log, must have been about: those of its host, or else the logs
+// that name no origin (empty, or unsigned) of its host or of none.
+func (r *fleetRun) ofHost(origin string) []*hostLog {
+	host := audit.OriginHost(origin)
+	if host == "" {
+		return nil
+	}
+	var same, blank []*hostLog
+	for _, l := range r.logs {
+		switch {
+		case l.host == host:
+			same = append(same, l)
+		case l.origin == "" && l.host == "":
+			blank = append(blank, l)
+		}
+	}
+	if len(same) > 0 {
+		return same
+	}
+	return blank
+}
+
+// notThisLog records on each of ls that what, a key or (checkpoint set) a
+// checkpoint, is of origin, another log of its host. Checkpoints of one
+// origin are told once, the first named and the others counted.
+func notThisLog(ls []*hostLog, origin, what string, checkpoint bool) {
+	kind := "key"
+	if checkpoint {
+		kind = "checkpoint"
+	}
+	for _, l := range ls {
+		if l.host == "" {
+			l.host = audit.OriginHost(origin) // the host it should be: never "-" with ok
+		}
+		if l.more == nil {
+			l.more = map[string]*int{}
+		}
+		if n, ok := l.more[origin]; ok && checkpoint {
+			*n++
+			continue
+		}
+		has := "holds no record"
+		switch {
+		case l.origin != "":
+			has = "is log " + l.origin
+		case !l.empty:
+			has = "has no checkpoint (it is not signed)"
+		}
+		n := new(int)
+		if checkpoint {
+			l.more[origin] = n
+		}
+		l.notThisLog = append(l.notThisLog, notThis{n: n, text: fmt.Sprintf("%s is of log %s, of host %s, but the log in %s is not the log this %s is for (replaced or wiped): it %s", what, origin, l.host, l.dir, kind, has)})
+	}
+}
+
+// notThis is a key or checkpoint that is of another log of a DIR's host,
+// and how many more checkpoints of that log there were.
+type notThis struct {
+	text string
+	n    *int
+}
+
+func (t notThis) String() string {
+	if *t.n == 0 {
+		return t.text
+	}
+	return fmt.Sprintf("%s (and %d more checkpoint(s) of that log)", t.text, *t.n)
 }
 
 // runVerifyFleet verifies each DIR's log on its own, as verify does one
@@ -54,14 +150,12 @@ func runVerifyFleet(cmd *cobra.Command, o verifyOptions, dirs []string) error {
 	if err != nil {
 		return err
 	}
-	byOrigin := map[string]*hostLog{}
+	nameLogs(logs)
+	run := &fleetRun{logs: logs, byOrigin: map[string]*hostLog{}}
 	var origins []string
 	for _, l := range logs {
-		if o := byOrigin[l.origin]; o != nil && l.origin != "" {
-			return refused(fmt.Errorf("%s and %s hold logs of one origin, %s: the same log twice, or a copy; give each host's log once", o.dir, l.dir, l.origin))
-		}
 		if l.origin != "" {
-			byOrigin[l.origin] = l
+			run.byOrigin[l.origin] = l
 			origins = append(origins, l.origin)
 		}
 	}
@@ -74,10 +168,14 @@ func runVerifyFleet(cmd *cobra.Command, o verifyOptions, dirs []string) error {
 		if err != nil {
 			return refused(err)
 		}
-		l := byOrigin[audit.PubOrigin(pub)]
+		origin := audit.PubOrigin(pub)
+		l := run.byOrigin[origin]
 		switch {
+		case l == nil && len(run.ofHost(origin)) > 0:
+			notThisLog(run.ofHost(origin), origin, "--pubkey "+f, false)
+			continue
 		case l == nil:
-			return refused(fmt.Errorf("--pubkey %s: a key of log %s, which is none of the DIRs' logs (theirs: %s); a verifier key is matched to a log by origin, the first line of the log's checkpoints", f, audit.PubOrigin(pub), known))
+			return refused(fmt.Errorf("--pubkey %s: a key of log %s, which is none of the DIRs' logs (theirs: %s), and of none of their hosts; a verifier key is matched to a log by origin, the first line of the log's checkpoints", f, origin, known))
 		case l.pub != nil:
 			return refused(fmt.Errorf("--pubkey %s: a second key of log %s (host %s, %s), which %s gave already; a log has one FILE.pub", f, l.origin, l.name, l.dir, l.pubFile))
 		}
@@ -90,23 +188,42 @@ func runVerifyFleet(cmd *cobra.Command, o verifyOptions, dirs []string) error {
 		}
 		for _, c := range cs {
 			origin := audit.CheckpointOrigin(c.Note)
-			l := byOrigin[origin]
+			l := run.byOrigin[origin]
 			where := fmt.Sprintf("%s line %d", c.File, c.Line)
 			if c.Line == 0 {
 				where = c.File
 			}
+			if c.Sender != "" {
+				where += ", sent by " + c.Sender
+			}
 			switch {
+			case l == nil && len(run.ofHost(origin)) > 0:
+				notThisLog(run.ofHost(origin), origin, "the checkpoint ("+where+")", true)
 			case l == nil:
-				return refused(fmt.Errorf("--checkpoint %s: a checkpoint of log %q, which is none of the DIRs' logs (theirs: %s); collected checkpoints are matched to logs by origin: pass that host's DIR too, or a file of the given hosts' checkpoints", where, origin, known))
+				run.unknown = append(run.unknown, fmt.Sprintf("%q (%s)", origin, where))
 			case l.pub == nil:
 				return refused(fmt.Errorf("--checkpoint %s: a checkpoint of host %s's log (%s), but no --pubkey is for that log: a collected checkpoint is opened with the log's key chain, which starts from its FILE.pub", where, l.name, l.dir))
+			default:
+				l.checkpoints = append(l.checkpoints, c)
 			}
-			l.checkpoints = append(l.checkpoints, c)
 		}
 	}
+	nameLogs(logs)
 	stdout := cmd.OutOrStdout()
 	var failedHosts, unverified []string
 	for _, l := range logs {
+		switch {
+		case len(l.notThisLog) > 0:
+			for _, why := range l.notThisLog {
+				fmt.Fprintf(stdout, "FAIL: host %s: %s\n", l.name, why.String())
+			}
+			failedHosts = append(failedHosts, l.name)
+			continue
+		case l.empty:
+			fmt.Fprintf(stdout, "UNVERIFIED: host %s: the log holds no record, so nothing of its host is checked; a running hostpass writes audit.start first, so an empty log was set up and never run, or wiped\n", l.name)
+			unverified = append(unverified, l.name)
+			continue
+		}
 		one := o
 		one.pubFile = l.pubFile
 		if l.pub != nil {
@@ -122,11 +239,21 @@ func runVerifyFleet(cmd *cobra.Command, o verifyOptions, dirs []string) error {
 		if errors.As(err, &ee) && ee.err != nil {
 			fmt.Fprintf(&buf, "FAIL: %v\n", ee.err) // the log could not be read
 		}
+		if err == nil && l.pub != nil && len(o.checkpoints) > 0 && len(l.checkpoints) == 0 {
+			// A host that stopped sending checkpoints can then cut its
+			// tail unseen: without one, its log's end is its own word.
+			fmt.Fprintf(&buf, "UNVERIFIED: no collected checkpoint of its log (%s) was given (--checkpoint %s): its end is not checked against what left the host; a host that stops sending checkpoints can cut its tail unseen\n", l.origin, strings.Join(o.checkpoints, ", "))
+			err = &exitError{code: exitUnverified}
+		}
 		sc := bufio.NewScanner(&buf)
 		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
 			kind, rest, _ := strings.Cut(sc.Text(), ": ")
 			fmt.Fprintf(stdout, "%s: host %s: %s\n", kind, l.name, rest)
+		}
+		if sc.Err() != nil {
+			fmt.Fprintf(stdout, "FAIL: host %s: verify's report of it could not be read back: %v\n", l.name, sc.Err())
+			err = &exitError{code: exitFailed}
 		}
 		switch {
 		case err == nil:
@@ -136,17 +263,27 @@ func runVerifyFleet(cmd *cobra.Command, o verifyOptions, dirs []string) error {
 			failedHosts = append(failedHosts, l.name)
 		}
 	}
+	for _, u := range run.unknown {
+		fmt.Fprintf(stdout, "UNVERIFIED: collected checkpoint of log %s: of none of the DIRs' logs or hosts, so not checked; pass that host's DIR and key to check it\n", u)
+	}
 	n := len(logs)
+	notChecked := ""
+	if len(run.unknown) > 0 {
+		notChecked = fmt.Sprintf("; %d collected checkpoint(s) of logs not given not checked", len(run.unknown))
+	}
 	switch {
 	case len(failedHosts) > 0:
 		also := ""
 		if len(unverified) > 0 {
 			also = fmt.Sprintf("; %d not checked in full (UNVERIFIED above): %s", len(unverified), strings.Join(unverified, ", "))
 		}
-		fmt.Fprintf(stdout, "FAIL: %d of %d hosts failed: %s%s\n", len(failedHosts), n, strings.Join(failedHosts, ", "), also)
+		fmt.Fprintf(stdout, "FAIL: %d of %d hosts failed: %s%s%s\n", len(failedHosts), n, strings.Join(failedHosts, ", "), also, notChecked)
 		return &exitError{code: exitFailed}
 	case len(unverified) > 0:
-		fmt.Fprintf(stdout, "UNVERIFIED: %d of %d hosts not checked in full (UNVERIFIED above): %s\n", len(unverified), n, strings.Join(unverified, ", "))
+		fmt.Fprintf(stdout, "UNVERIFIED: %d of %d hosts not checked in full (UNVERIFIED above): %s%s\n", len(unverified), n, strings.Join(unverified, ", "), notChecked)
+		return &exitError{code: exitUnverified}
+	case len(run.unknown) > 0:
+		fmt.Fprintf(stdout, "UNVERIFIED: %d hosts verified, but %d collected checkpoint(s) of logs not given were not checked (UNVERIFIED above)\n", n, len(run.unknown))
 		return &exitError{code: exitUnverified}
 	}
 	names := make([]string, len(logs))
@@ -157,15 +294,15 @@ func runVerifyFleet(cmd *cobra.Command, o verifyOptions, dirs []string) error {
 	return nil
 }
 
-// fleetLogs reads each DIR's log files, host and origin. A host named by
-// two DIRs is told apart by its DIR.
+// fleetLogs reads each DIR's log files, host and origin. The same log
+// given twice (a DIR and a link to it, or a copy) is refused, naming both.
 func fleetLogs(dirs []string) ([]*hostLog, error) {
 	var logs []*hostLog
-	seen := map[string]int{}
+	seen := map[string]string{} // real path, or first record's hash → DIR
 	for _, d := range dirs {
-		files, err := audit.FilesIn(d)
+		files, err := logFilesIn(d, "")
 		if err != nil {
-			return nil, failed(fmt.Errorf("%s: %w", d, err))
+			return nil, err
 		}
 		host, err := fleet.LogHost(files)
 		if err != nil {
@@ -175,13 +312,62 @@ func fleetLogs(dirs []string) ([]*hostLog, error) {
 		if err != nil {
 			return nil, failed(err)
 		}
-		logs = append(logs, &hostLog{dir: d, name: host, origin: origin, files: files})
-		seen[host]++
-	}
-	for _, l := range logs {
-		if seen[l.name] > 1 || l.name == "" {
-			l.name = fmt.Sprintf("%s (%s)", dash(l.name), l.dir)
+		for _, l := range logs {
+			if l.origin == origin && origin != "" {
+				return nil, refused(fmt.Errorf("%s and %s hold logs of one origin, %s: the same log twice, or a copy; give each host's log once", l.dir, d, origin))
+			}
 		}
+		for _, id := range sameLogIDs(files) {
+			if other, ok := seen[id]; ok {
+				return nil, refused(fmt.Errorf("%s and %s hold the same log (%s): the same log twice, or a copy; give each host's log once", other, d, id))
+			}
+			seen[id] = d
+		}
+		logs = append(logs, &hostLog{dir: d, host: host, origin: origin, files: files, empty: host == ""})
 	}
 	return logs, nil
+}
+
+// sameLogIDs names what makes two logs one: the real path of their first
+// file, and their first record's hash.
+func sameLogIDs(files []string) []string {
+	if len(files) == 0 {
+		return nil
+	}
+	var ids []string
+	if real, err := filepath.EvalSymlinks(files[0]); err == nil {
+		ids = append(ids, "file "+real)
+	}
+	if h := fleet.FirstHash(files); h != "" {
+		ids = append(ids, "first record's hash "+h)
+	}
+	return ids
+}
+
+// nameLogs names each log by its host; a host named by two DIRs, or by
+// none, is told apart by its DIR.
+func nameLogs(logs []*hostLog) {
+	seen := map[string]int{}
+	for _, l := range logs {
+		seen[l.host]++
+	}
+	for _, l := range logs {
+		l.name = l.host
+		if seen[l.host] > 1 || l.host == "" {
+			l.name = fmt.Sprintf("%s (%s)", dash(l.host), l.dir)
+		}
+	}
+}
+
+// logFilesIn is the files of the log in dir, or an error saying what a
+// DIR must hold.
+func logFilesIn(dir, orElse string) ([]string, error) {
+	files, err := audit.FilesIn(dir)
+	if err == nil {
+		return files, nil
+	}
+	if ms, _ := filepath.Glob(filepath.Join(dir, "*.jsonl*")); len(ms) == 0 {
+		return nil, failed(fmt.Errorf("%s holds no audit log: a DIR must hold one host's log, audit.jsonl (or another *.jsonl) and the files rotated from it%s", dir, orElse))
+	}
+	return nil, failed(fmt.Errorf("%s: %w", dir, err))
 }
