@@ -126,8 +126,7 @@ func signedHost(t *testing.T, host string) (dir, pub string) {
 
 // Two signed hosts: each key and each of the collector's checkpoints goes
 // to its own log by origin; a key or a checkpoint of a log not given is
-// refused, naming it; a checkpoint of a log not given is listed as not
-// checked.
+// listed as not checked (UNVERIFIED), naming it.
 func TestFleetVerifySignedByOrigin(t *testing.T) {
 	node1, pub1 := signedHost(t, "node-1")
 	node2, pub2 := signedHost(t, "node-2")
@@ -156,8 +155,11 @@ func TestFleetVerifySignedByOrigin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, got, _ = runOut(t, []string{"audit", "verify", "--no-progress", "--pubkey", pub3, node1, node2}, nil)
-	if want := "hostpass audit verify: --pubkey " + pub3 + ": a key of log " + origin3 + ", which is none of the DIRs' logs"; code != exitUsage || !strings.HasPrefix(got, want) {
+	// A key of no DIR's log nor host: that host's log is missing (or
+	// was replaced under another name), never a usage error.
+	code, got, _ = runOut(t, []string{"audit", "verify", "--no-progress", "--pubkey", pub1, "--pubkey", pub2, "--pubkey", pub3, node1, node2}, nil)
+	if want := "UNVERIFIED: --pubkey " + pub3 + ": no DIR holds log " + origin3 + " (host node-3): its log is missing, or was replaced"; code != exitUnverified || !strings.Contains(got, want) ||
+		!strings.HasSuffix(got, "UNVERIFIED: 2 hosts verified, but 1 key(s) of a log no DIR holds: node-3 (--pubkey "+pub3+") (UNVERIFIED above)\n") {
 		t.Errorf("a key of no log given: exit %d\n%s\nwant %s", code, got, want)
 	}
 	code, got, _ = runOut(t, []string{"audit", "verify", "--no-progress", node1, node1}, nil)
@@ -173,7 +175,8 @@ func TestFleetVerifySignedByOrigin(t *testing.T) {
 }
 
 // A sealed log beside plain ones: without --chain-only it is UNVERIFIED
-// (exit 3, named); with it, every host is ok.
+// (exit 3, named); with it, still UNVERIFIED: ok only when every host was
+// fully checked, and its seals were not.
 func TestFleetVerifySealedBesidePlain(t *testing.T) {
 	node1, node2 := fleetDirs(t)
 	sealedDir := fixture(t, "sealed.jsonl")
@@ -184,7 +187,7 @@ func TestFleetVerifySealedBesidePlain(t *testing.T) {
 		code int
 	}{
 		{"audit-verify-fleet-unverified", []string{"audit", "verify", "--no-progress", node1, sealedDir, node2}, exitUnverified},
-		{"audit-verify-fleet-chain-only", []string{"audit", "verify", "--no-progress", "--chain-only", node1, sealedDir, node2}, 0},
+		{"audit-verify-fleet-chain-only", []string{"audit", "verify", "--no-progress", "--chain-only", node1, sealedDir, node2}, exitUnverified},
 	} {
 		code, got, shown := runOut(t, tc.args, names)
 		if code != tc.code {

@@ -137,11 +137,13 @@ func runVerify(cmd *cobra.Command, o verifyOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	return verifyLog(cmd, cmd.OutOrStdout(), o, vo, files)
+	_, err = verifyLog(cmd, cmd.OutOrStdout(), o, vo, files)
+	return err
 }
 
-// verifyLog verifies one log and prints what it found to stdout.
-func verifyLog(cmd *cobra.Command, stdout io.Writer, o verifyOptions, vo audit.VerifyOptions, files []string) error {
+// verifyLog verifies one log and prints what it found to stdout. The
+// summary tells a fleet verify what was checked.
+func verifyLog(cmd *cobra.Command, stdout io.Writer, o verifyOptions, vo audit.VerifyOptions, files []string) (audit.Summary, error) {
 	meter, endMeter := newMeter(cmd, o.noProgress, files, 1)
 	if meter != nil {
 		vo.Progress = meter.Add
@@ -151,10 +153,10 @@ func verifyLog(cmd *cobra.Command, stdout io.Writer, o verifyOptions, vo audit.V
 	var p *audit.Problem
 	if errors.As(err, &p) {
 		fmt.Fprintf(stdout, "FAIL: %s\n", p)
-		return &exitError{code: exitFailed}
+		return audit.Summary{}, &exitError{code: exitFailed}
 	}
 	if err != nil {
-		return failed(err)
+		return audit.Summary{}, failed(err)
 	}
 	seals := "plain SHA-256 chain (unsealed)"
 	switch {
@@ -181,17 +183,17 @@ func verifyLog(cmd *cobra.Command, stdout io.Writer, o verifyOptions, vo audit.V
 	if sum.Checkpoints > 0 && !sum.Signed && !o.chainOnly {
 		fmt.Fprintf(stdout, "UNVERIFIED: %d records in %d file(s), seq %d-%d: the log is signed (%d audit.checkpoint records) and NOT checked: content unverified (its hashes are plain, so without the checkpoints' keys an edited record goes unseen); pass --pubkey FILE.pub, or --chain-only to accept a check of seq and prev alone\n",
 			sum.Records, sum.Files, sum.FirstSeq, sum.LastSeq, sum.Checkpoints)
-		return &exitError{code: exitUnverified}
+		return sum, &exitError{code: exitUnverified}
 	}
 	if sum.Sealed && !sum.SealsChecked && !o.chainOnly {
 		fmt.Fprintf(stdout, "UNVERIFIED: %d records in %d file(s), seq %d-%d: the log is sealed and seals NOT checked: content unverified (a sealed record's hash is its seal, so without the key an edited record goes unseen); pass --key INITIAL-KEY-FILE, or --chain-only to accept a check of seq and prev alone\n",
 			sum.Records, sum.Files, sum.FirstSeq, sum.LastSeq)
-		return &exitError{code: exitUnverified}
+		return sum, &exitError{code: exitUnverified}
 	}
 	if sum.Signed && !sum.RootsChecked {
 		fmt.Fprintf(stdout, "UNVERIFIED: %d records in %d file(s), seq %d-%d: the log is signed and starts at seq %d (--start), so its checkpoints' roots were NOT checked: content unverified (a checkpoint's root is the tree of every record from seq 1, so whoever edits a record and rebuilds the chain after it goes unseen); checked: seq, prev and each record's hash from seq %d, %d key certification(s) from FILE.pub, and %d checkpoints' signatures and sizes; give the whole log from seq 1 (every file since the genesis record) to check the roots\n",
 			sum.Records, sum.Files, sum.FirstSeq, sum.LastSeq, sum.FirstSeq, sum.FirstSeq, sum.KeyCerts, sum.Checkpoints)
-		return &exitError{code: exitUnverified}
+		return sum, &exitError{code: exitUnverified}
 	}
 	for _, g := range sum.HeartbeatGaps {
 		fmt.Fprintf(stdout, "GAP: %s line %d: no checkpoint from %s (seq %d) to %s (seq %d), %s while the daemon ran (no audit.stop or audit.restart between), heartbeat %s: no signature of that time vouches for it; the daemon was frozen or its clock jumped, or the records between were rewritten\n",
@@ -208,7 +210,7 @@ func verifyLog(cmd *cobra.Command, stdout io.Writer, o verifyOptions, vo audit.V
 	fmt.Fprintf(stdout, "ok: %d records in %d file(s), seq %d-%d, %s to %s, chain intact, %s%s; last %d:%s\n",
 		sum.Records, sum.Files, sum.FirstSeq, sum.LastSeq, sum.First.Format(time.RFC3339Nano), sum.Last.Format(time.RFC3339Nano),
 		seals, torn, sum.LastSeq, sum.LastHash)
-	return nil
+	return sum, nil
 }
 
 // signedText describes what verify checked of a signed log.

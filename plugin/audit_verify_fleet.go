@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,6 +62,9 @@ type fleetRun struct {
 	logs     []*hostLog
 	byOrigin map[string]*hostLog
 	unknown  []string // "ORIGIN (FILE line N, sent by H)" of checkpoints matched to no log
+	// missing: keys of no DIR's log nor host, and their hosts: a host's
+	// log not given, or replaced under another host name.
+	missing, missingHosts []string
 }
 
 // ofHost returns the logs a key or checkpoint of origin, which is no
@@ -89,7 +93,7 @@ func (r *fleetRun) ofHost(origin string) []*hostLog {
 // notThisLog records on each of ls that what, a key or (checkpoint set) a
 // checkpoint, is of origin, another log of its host. Checkpoints of one
 // origin are told once, the first named and the others counted.
-func notThisLog(ls []*hostLog, origin, what string, checkpoint bool) {
+func notThisLog(ls []*hostLog, origin, what, where string, checkpoint bool) {
 	kind := "key"
 	if checkpoint {
 		kind = "checkpoint"
@@ -116,15 +120,17 @@ func notThisLog(ls []*hostLog, origin, what string, checkpoint bool) {
 		if checkpoint {
 			l.more[origin] = n
 		}
-		l.notThisLog = append(l.notThisLog, notThis{n: n, text: fmt.Sprintf("%s is of log %s, of host %s, but the log in %s is not the log this %s is for (replaced or wiped): it %s", what, origin, l.host, l.dir, kind, has)})
+		l.notThisLog = append(l.notThisLog, notThis{n: n, origin: origin, where: where, checkpoint: checkpoint,
+			text: fmt.Sprintf("%s is of log %s, of host %s, but the log in %s is not the log this %s is for (replaced or wiped): it %s", what, origin, l.host, l.dir, kind, has)})
 	}
 }
 
 // notThis is a key or checkpoint that is of another log of a DIR's host,
 // and how many more checkpoints of that log there were.
 type notThis struct {
-	text string
-	n    *int
+	text, origin, where string
+	checkpoint          bool
+	n                   *int
 }
 
 func (t notThis) String() string {
@@ -132,6 +138,37 @@ func (t notThis) String() string {
 		return t.text
 	}
 	return fmt.Sprintf("%s (and %d more checkpoint(s) of that log)", t.text, *t.n)
+}
+
+// claim is what a checkpoint of another log under this host's name says
+// when no key of that log was given: anyone who reaches the collector can
+// send one, so it proves nothing, but the auditor must hear of it.
+func (t notThis) claim(host string) string {
+	more := ""
+	if *t.n > 0 {
+		more = fmt.Sprintf("; and %d more checkpoint(s) of that log", *t.n)
+	}
+	return fmt.Sprintf("the collector holds checkpoints of another log calling itself %s (origin %s, %s%s): a second log under this host name, or a replaced log; this host's own log is reported on above", host, t.origin, t.where, more)
+}
+
+// replaced splits what names l's host but is of another log: a key of
+// another log (and that log's checkpoints) FAIL, the log in the DIR is not
+// the host's; checkpoints alone are an unauthenticated claim.
+func (l *hostLog) replaced() (fail, claims []notThis) {
+	keyed := map[string]bool{}
+	for _, t := range l.notThisLog {
+		if !t.checkpoint {
+			keyed[t.origin] = true
+		}
+	}
+	for _, t := range l.notThisLog {
+		if keyed[t.origin] {
+			fail = append(fail, t)
+		} else {
+			claims = append(claims, t)
+		}
+	}
+	return fail, claims
 }
 
 // runVerifyFleet verifies each DIR's log on its own, as verify does one
@@ -172,10 +209,14 @@ func runVerifyFleet(cmd *cobra.Command, o verifyOptions, dirs []string) error {
 		l := run.byOrigin[origin]
 		switch {
 		case l == nil && len(run.ofHost(origin)) > 0:
-			notThisLog(run.ofHost(origin), origin, "--pubkey "+f, false)
+			notThisLog(run.ofHost(origin), origin, "--pubkey "+f, "", false)
 			continue
 		case l == nil:
-			return refused(fmt.Errorf("--pubkey %s: a key of log %s, which is none of the DIRs' logs (theirs: %s), and of none of their hosts; a verifier key is matched to a log by origin, the first line of the log's checkpoints", f, origin, known))
+			// A host whose log is missing here, or was replaced under
+			// another host name: dropping its key would hide that.
+			run.missing = append(run.missing, fmt.Sprintf("--pubkey %s: no DIR holds log %s (host %s): its log is missing, or was replaced (a DIR's log under another name? theirs: %s); do not drop the key: name the host's DIR", f, origin, dash(audit.OriginHost(origin)), known))
+			run.missingHosts = append(run.missingHosts, fmt.Sprintf("%s (--pubkey %s)", dash(audit.OriginHost(origin)), f))
+			continue
 		case l.pub != nil:
 			return refused(fmt.Errorf("--pubkey %s: a second key of log %s (host %s, %s), which %s gave already; a log has one FILE.pub", f, l.origin, l.name, l.dir, l.pubFile))
 		}
@@ -193,12 +234,14 @@ func runVerifyFleet(cmd *cobra.Command, o verifyOptions, dirs []string) error {
 			if c.Line == 0 {
 				where = c.File
 			}
+			sent := where
 			if c.Sender != "" {
 				where += ", sent by " + c.Sender
+				sent += ", sent by " + c.Sender + " as the collector recorded it, which the sender chooses"
 			}
 			switch {
 			case l == nil && len(run.ofHost(origin)) > 0:
-				notThisLog(run.ofHost(origin), origin, "the checkpoint ("+where+")", true)
+				notThisLog(run.ofHost(origin), origin, "the checkpoint ("+where+")", sent, true)
 			case l == nil:
 				run.unknown = append(run.unknown, fmt.Sprintf("%q (%s)", origin, where))
 			case l.pub == nil:
@@ -212,52 +255,25 @@ func runVerifyFleet(cmd *cobra.Command, o verifyOptions, dirs []string) error {
 	stdout := cmd.OutOrStdout()
 	var failedHosts, unverified []string
 	for _, l := range logs {
-		switch {
-		case len(l.notThisLog) > 0:
-			for _, why := range l.notThisLog {
+		fail, claims := l.replaced()
+		if len(fail) > 0 {
+			for _, why := range fail {
 				fmt.Fprintf(stdout, "FAIL: host %s: %s\n", l.name, why.String())
+			}
+			for _, c := range claims {
+				fmt.Fprintf(stdout, "UNVERIFIED: host %s: %s\n", l.name, c.claim(l.host))
 			}
 			failedHosts = append(failedHosts, l.name)
 			continue
-		case l.empty:
-			fmt.Fprintf(stdout, "UNVERIFIED: host %s: the log holds no record, so nothing of its host is checked; a running hostpass writes audit.start first, so an empty log was set up and never run, or wiped\n", l.name)
-			unverified = append(unverified, l.name)
-			continue
 		}
-		one := o
-		one.pubFile = l.pubFile
-		if l.pub != nil {
-			one.chainOnly = false // --chain-only is for the logs no key is for
+		err := verifyHost(cmd, stdout, o, l)
+		for _, c := range claims {
+			fmt.Fprintf(stdout, "UNVERIFIED: host %s: %s\n", l.name, c.claim(l.host))
 		}
-		vo := audit.VerifyOptions{Pub: l.pub, Checkpoints: l.checkpoints}
-		if l.pub != nil {
-			vo.Heartbeat = o.heartbeat
-		}
-		var buf bytes.Buffer
-		err := verifyLog(cmd, &buf, one, vo, l.files)
 		var ee *exitError
-		if errors.As(err, &ee) && ee.err != nil {
-			fmt.Fprintf(&buf, "FAIL: %v\n", ee.err) // the log could not be read
-		}
-		if err == nil && l.pub != nil && len(o.checkpoints) > 0 && len(l.checkpoints) == 0 {
-			// A host that stopped sending checkpoints can then cut its
-			// tail unseen: without one, its log's end is its own word.
-			fmt.Fprintf(&buf, "UNVERIFIED: no collected checkpoint of its log (%s) was given (--checkpoint %s): its end is not checked against what left the host; a host that stops sending checkpoints can cut its tail unseen\n", l.origin, strings.Join(o.checkpoints, ", "))
-			err = &exitError{code: exitUnverified}
-		}
-		sc := bufio.NewScanner(&buf)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			kind, rest, _ := strings.Cut(sc.Text(), ": ")
-			fmt.Fprintf(stdout, "%s: host %s: %s\n", kind, l.name, rest)
-		}
-		if sc.Err() != nil {
-			fmt.Fprintf(stdout, "FAIL: host %s: verify's report of it could not be read back: %v\n", l.name, sc.Err())
-			err = &exitError{code: exitFailed}
-		}
 		switch {
-		case err == nil:
-		case errors.As(err, &ee) && ee.code == exitUnverified:
+		case err == nil && len(claims) == 0:
+		case err == nil || errors.As(err, &ee) && ee.code == exitUnverified:
 			unverified = append(unverified, l.name)
 		default:
 			failedHosts = append(failedHosts, l.name)
@@ -266,10 +282,20 @@ func runVerifyFleet(cmd *cobra.Command, o verifyOptions, dirs []string) error {
 	for _, u := range run.unknown {
 		fmt.Fprintf(stdout, "UNVERIFIED: collected checkpoint of log %s: of none of the DIRs' logs or hosts, so not checked; pass that host's DIR and key to check it\n", u)
 	}
+	for _, m := range run.missing {
+		fmt.Fprintf(stdout, "UNVERIFIED: %s\n", m)
+	}
 	n := len(logs)
-	notChecked := ""
+	var notGiven []string
 	if len(run.unknown) > 0 {
-		notChecked = fmt.Sprintf("; %d collected checkpoint(s) of logs not given not checked", len(run.unknown))
+		notGiven = append(notGiven, fmt.Sprintf("%d collected checkpoint(s) of logs not given not checked", len(run.unknown)))
+	}
+	if len(run.missing) > 0 {
+		notGiven = append(notGiven, fmt.Sprintf("%d key(s) of a log no DIR holds: %s", len(run.missing), strings.Join(run.missingHosts, ", ")))
+	}
+	notChecked := ""
+	if len(notGiven) > 0 {
+		notChecked = "; " + strings.Join(notGiven, "; ")
 	}
 	switch {
 	case len(failedHosts) > 0:
@@ -282,8 +308,8 @@ func runVerifyFleet(cmd *cobra.Command, o verifyOptions, dirs []string) error {
 	case len(unverified) > 0:
 		fmt.Fprintf(stdout, "UNVERIFIED: %d of %d hosts not checked in full (UNVERIFIED above): %s%s\n", len(unverified), n, strings.Join(unverified, ", "), notChecked)
 		return &exitError{code: exitUnverified}
-	case len(run.unknown) > 0:
-		fmt.Fprintf(stdout, "UNVERIFIED: %d hosts verified, but %d collected checkpoint(s) of logs not given were not checked (UNVERIFIED above)\n", n, len(run.unknown))
+	case len(notGiven) > 0:
+		fmt.Fprintf(stdout, "UNVERIFIED: %d hosts verified, but %s (UNVERIFIED above)\n", n, strings.Join(notGiven, "; "))
 		return &exitError{code: exitUnverified}
 	}
 	names := make([]string, len(logs))
@@ -292,6 +318,56 @@ func runVerifyFleet(cmd *cobra.Command, o verifyOptions, dirs []string) error {
 	}
 	fmt.Fprintf(stdout, "ok: %d hosts, each log verified on its own: %s\n", n, strings.Join(names, ", "))
 	return nil
+}
+
+// verifyHost verifies one host's log with its key and the checkpoints of
+// its origin, and prints verify's lines, each naming the host. A signed
+// or sealed log checked by its chain alone (--chain-only, no key) is
+// UNVERIFIED: in a fleet, ok says every host was fully checked.
+func verifyHost(cmd *cobra.Command, stdout io.Writer, o verifyOptions, l *hostLog) error {
+	if l.empty {
+		fmt.Fprintf(stdout, "UNVERIFIED: host %s: the log holds no record, so nothing of its host is checked; a running hostpass writes audit.start first, so an empty log was set up and never run, or wiped\n", l.name)
+		return &exitError{code: exitUnverified}
+	}
+	one := o
+	one.pubFile = l.pubFile
+	if l.pub != nil {
+		one.chainOnly = false // --chain-only is for the logs no key is for
+	}
+	vo := audit.VerifyOptions{Pub: l.pub, Checkpoints: l.checkpoints}
+	if l.pub != nil {
+		vo.Heartbeat = o.heartbeat
+	}
+	var buf bytes.Buffer
+	sum, err := verifyLog(cmd, &buf, one, vo, l.files)
+	var ee *exitError
+	if errors.As(err, &ee) && ee.err != nil {
+		fmt.Fprintf(&buf, "FAIL: %v\n", ee.err) // the log could not be read
+	}
+	chainOnly := err == nil && one.chainOnly && (sum.Checkpoints > 0 && !sum.Signed || sum.Sealed && !sum.SealsChecked)
+	if chainOnly {
+		err = &exitError{code: exitUnverified}
+	}
+	if err == nil && l.pub != nil && len(o.checkpoints) > 0 && len(l.checkpoints) == 0 {
+		// A host that stopped sending checkpoints can then cut its
+		// tail unseen: without one, its log's end is its own word.
+		fmt.Fprintf(&buf, "UNVERIFIED: no collected checkpoint of its log (%s) was given (--checkpoint %s): its end is not checked against what left the host; a host that stops sending checkpoints can cut its tail unseen\n", l.origin, strings.Join(o.checkpoints, ", "))
+		err = &exitError{code: exitUnverified}
+	}
+	sc := bufio.NewScanner(&buf)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		kind, rest, _ := strings.Cut(sc.Text(), ": ")
+		if kind == "ok" && chainOnly {
+			kind = "UNVERIFIED" // its content is unchecked: not ok among checked hosts
+		}
+		fmt.Fprintf(stdout, "%s: host %s: %s\n", kind, l.name, rest)
+	}
+	if sc.Err() != nil {
+		fmt.Fprintf(stdout, "FAIL: host %s: verify's report of it could not be read back: %v\n", l.name, sc.Err())
+		return &exitError{code: exitFailed}
+	}
+	return err
 }
 
 // fleetLogs reads each DIR's log files, host and origin. The same log

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/hostpass/hostpass/audit"
 )
 
@@ -41,8 +43,6 @@ func TestFleetVerifyWipedLogFails(t *testing.T) {
 		want string
 	}{
 		{"wiped, with key and checkpoints", []string{"--pubkey", pub1, "--pubkey", pub2, "--checkpoint", collected, node1, node2}, wipe},
-		{"wiped, checkpoints alone name it", []string{"--pubkey", pub2, "--checkpoint", collected, node1, node2},
-			"FAIL: host node-1: the checkpoint (" + collected + " line "},
 		{"replaced by another log", []string{"--pubkey", pub1, "--pubkey", pub2, other, node2},
 			"FAIL: host node-1: --pubkey " + pub1 + " is of log " + origin1 + ", of host node-1, but the log in " + other + " is not the log this key is for (replaced or wiped): it is log " + originOf(t, other) + "\n"},
 		{"replaced by an unsigned log", []string{"--pubkey", pub1, "--pubkey", pub2, plain, node2},
@@ -53,8 +53,14 @@ func TestFleetVerifyWipedLogFails(t *testing.T) {
 			t.Errorf("%s: exit %d\n%s\nwant a line starting %s", tc.name, code, got, tc.want)
 		}
 	}
+	// Checkpoints alone (no key of node-1) are anyone's claim: the empty
+	// log is UNVERIFIED, and the claim told apart.
+	code, got, _ := runOut(t, []string{"audit", "verify", "--no-progress", "--pubkey", pub2, "--checkpoint", collected, node1, node2}, nil)
+	if want := "UNVERIFIED: host node-1: the log holds no record, so nothing of its host is checked; a running hostpass writes audit.start first, so an empty log was set up and never run, or wiped\nUNVERIFIED: host node-1: the collector holds checkpoints of another log calling itself node-1 (origin " + origin1 + ", " + collected + " line "; code != exitUnverified || !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "UNVERIFIED: 1 of 2 hosts not checked in full (UNVERIFIED above): node-1\n") {
+		t.Errorf("wiped, checkpoints alone: exit %d\n%s\nwant %s", code, got, want)
+	}
 	// Without key or checkpoint, an empty log is not "ok".
-	code, got, _ := runOut(t, []string{"audit", "verify", "--no-progress", "--chain-only", node1, node2}, nil)
+	code, got, _ = runOut(t, []string{"audit", "verify", "--no-progress", "--chain-only", node1, node2}, nil)
 	if want := "UNVERIFIED: host - (" + node1 + "): the log holds no record"; code != exitUnverified || !strings.HasPrefix(got, want) {
 		t.Errorf("an empty log alone: exit %d\n%s\nwant %s", code, got, want)
 	}
@@ -141,4 +147,108 @@ func TestFleetVerifyRefusals(t *testing.T) {
 			t.Errorf("%v: exit %d\n%s\nwant exit %d, %s", tc.args, code, got, tc.code, tc.want)
 		}
 	}
+}
+
+// stableOut is a fleet verify's output for a golden: fresh keys make each
+// run's hashes and roots new, so an ok line keeps its host and what it
+// says was (not) checked, not its counts and hashes.
+func stableOut(got string) string {
+	var b strings.Builder
+	for _, l := range strings.SplitAfter(got, "\n") {
+		if rest, ok := strings.CutPrefix(l, "ok: host "); ok {
+			host, _, _ := strings.Cut(rest, ": ")
+			l = "ok: host " + host + ": ...\n"
+		}
+		b.WriteString(l)
+	}
+	return b.String()
+}
+
+// Issue 12's review: a signed log checked by its chain alone (no key,
+// --chain-only) is UNVERIFIED, named in the summary; never a final ok.
+func TestFleetVerifyChainOnlySignedUnverified(t *testing.T) {
+	node1, pub1 := signedHost(t, "node-1")
+	node2, _ := signedHost(t, "node-2")
+	names := map[string]string{node1: "$NODE1", node2: "$NODE2", pub1: "$NODE1.pub"}
+	code, got, shown := runOut(t, []string{"audit", "verify", "--no-progress", "--pubkey", pub1, "--chain-only", node1, node2}, names)
+	if code != exitUnverified || !strings.Contains(got, "UNVERIFIED: host node-2: 11 records in 1 file(s), seq 1-11, ") || !strings.Contains(got, "hashes and signatures NOT checked (--chain-only): content unverified") ||
+		!strings.HasSuffix(got, "UNVERIFIED: 1 of 2 hosts not checked in full (UNVERIFIED above): node-2\n") {
+		t.Errorf("exit %d, want %d\n%s", code, exitUnverified, got)
+	}
+	lines := strings.Split(got, "\n")
+	lines[1] = "UNVERIFIED: host node-2: (counts, root and hash of this run)"
+	checkGolden(t, "audit-verify-fleet-chain-only-signed", shown, []byte(stableOut(strings.Join(lines, "\n"))))
+}
+
+// Issue 12's review: a second log calling itself node-1 sends checkpoints
+// to the collector. node-1's own log is still verified in full with its
+// key and its own checkpoints; the other log's checkpoints are a separate
+// UNVERIFIED finding (anyone can send them), not node-1's FAIL.
+func TestFleetVerifySecondLogUnderHostName(t *testing.T) {
+	node1, pub1 := signedHost(t, "node-1")
+	node2, pub2 := signedHost(t, "node-2")
+	impostor, _ := signedHost(t, "node-1")
+	collected := collectorFileOf(t, nil, node1, node2, impostor)
+	names := map[string]string{node1: "$NODE1", node2: "$NODE2", pub1: "$NODE1.pub", pub2: "$NODE2.pub", collected: "$COLLECTOR/received.log",
+		originOf(t, impostor): "hostpass/node-1/$OTHER"}
+	code, got, shown := runOut(t, []string{"audit", "verify", "--no-progress", "--pubkey", pub1, "--pubkey", pub2, "--checkpoint", collected, node1, node2}, names)
+	lines := strings.Split(got, "\n")
+	want := "UNVERIFIED: host node-1: the collector holds checkpoints of another log calling itself node-1 (origin hostpass/node-1/$OTHER, $COLLECTOR/received.log line "
+	if code != exitUnverified || len(lines) != 5 || !strings.HasPrefix(lines[0], "ok: host node-1: ") || !strings.Contains(lines[0], "collected checkpoint(s) proven consistent") ||
+		!strings.HasPrefix(lines[1], want) || !strings.Contains(lines[1], ", sent by node-1 as the collector recorded it, which the sender chooses; and ") ||
+		!strings.HasSuffix(lines[1], "): a second log under this host name, or a replaced log; this host's own log is reported on above") ||
+		!strings.HasPrefix(lines[2], "ok: host node-2: ") || lines[3] != "UNVERIFIED: 1 of 2 hosts not checked in full (UNVERIFIED above): node-1" {
+		t.Errorf("exit %d, want %d\n%s\nwant node-1 verified, then %s", code, exitUnverified, got, want)
+	}
+	checkGolden(t, "audit-verify-fleet-second-log", shown, []byte(stableOut(got)))
+	// node-1's own log edited: its own FAIL still shows, exit 1.
+	edited := filepath.Join(node1, "audit.jsonl")
+	b := read(t, node1, "audit.jsonl")
+	recs := strings.SplitAfter(string(b), "\n")
+	recs[1] = strings.Replace(recs[1], "2026-11-27", "2026-11-26", 1)
+	if err := os.WriteFile(edited, []byte(strings.Join(recs, "")), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	code, got, _ = runOut(t, []string{"audit", "verify", "--no-progress", "--pubkey", pub1, "--pubkey", pub2, "--checkpoint", collected, node1, node2}, names)
+	if code != exitFailed || !strings.HasPrefix(got, "FAIL: host node-1: $NODE1/audit.jsonl line 2") || !strings.Contains(got, "\n"+want) {
+		t.Errorf("node-1 edited: exit %d, want %d\n%s", code, exitFailed, got)
+	}
+}
+
+// Issue 12's review: node-1 replaced its log with a fresh one under a
+// new host name (node-1b). node-1's key matches no DIR: the run names the
+// missing log and ends UNVERIFIED, not a usage error that reads "drop the
+// key"; --chain-only does not make it pass.
+func TestFleetVerifyKeyOfNoDIR(t *testing.T) {
+	_, pub1 := signedHost(t, "node-1")
+	renamed, _ := signedHost(t, "node-1b")
+	node2, pub2 := signedHost(t, "node-2")
+	names := map[string]string{renamed: "$NODE1", node2: "$NODE2", pub1: "$NODE1.pub", pub2: "$NODE2.pub",
+		originOf(t, renamed): "hostpass/node-1b/$NEW", originOf(t, node2): "hostpass/node-2/$NODE2", audit.PubOrigin(mustPub(t, pub1)): "hostpass/node-1/$OLD"}
+	for _, chainOnly := range []bool{false, true} {
+		args := []string{"audit", "verify", "--no-progress", "--pubkey", pub1, "--pubkey", pub2, renamed, node2}
+		if chainOnly {
+			args = append(args[:3], append([]string{"--chain-only"}, args[3:]...)...)
+		}
+		code, got, shown := runOut(t, args, names)
+		want := "UNVERIFIED: --pubkey $NODE1.pub: no DIR holds log hostpass/node-1/$OLD (host node-1): its log is missing, or was replaced (a DIR's log under another name? theirs: hostpass/node-1b/$NEW, "
+		if code != exitUnverified || !strings.Contains(got, want) || !strings.Contains(got, "do not drop the key: name the host's DIR\n") ||
+			!strings.HasSuffix(got, "UNVERIFIED: 1 of 2 hosts not checked in full (UNVERIFIED above): node-1b; 1 key(s) of a log no DIR holds: node-1 (--pubkey $NODE1.pub)\n") {
+			t.Errorf("chain-only %v: exit %d, want %d\n%s\nwant %s", chainOnly, code, exitUnverified, got, want)
+		}
+		if chainOnly {
+			lines := strings.Split(got, "\n")
+			lines[0] = "UNVERIFIED: host node-1b: (counts, root and hash of this run)"
+			checkGolden(t, "audit-verify-fleet-key-of-no-dir", shown, []byte(stableOut(strings.Join(lines, "\n"))))
+		}
+	}
+}
+
+func mustPub(t *testing.T, f string) note.Verifier {
+	t.Helper()
+	v, err := audit.ReadSignPub(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
