@@ -93,6 +93,12 @@ func endpointOf(key string) string {
 	return key
 }
 
+// rerunSlack is how much later than an attribution its container's run
+// may have started and still be the run attributed: the watcher may
+// attribute an endpoint at Docker's connect, a moment before the process
+// starts.
+const rerunSlack = time.Minute
+
 // endpointStale writes the endpoint.stale of endpoint ep, attributed to
 // a's container, and then forgets the attribution. rerunAt, when not zero,
 // is the start of the container's current run, which holds other
@@ -117,9 +123,16 @@ func (w *Watcher) endpointStale(ctx context.Context, key, ep string, a attributi
 			rec.Container.StartedAt = &start
 		}
 	}
+	if rerunAt.IsZero() && err == nil && !c.Running && !a.At.IsZero() && c.StartedAt.After(a.At.Add(rerunSlack)) {
+		// Stopped, but it ran again after the attribution (restarted and
+		// stopped while the watcher was away): its FinishedAt is of that
+		// later run, which did not hold ep.
+		rerunAt = c.StartedAt
+		rec.Detail = strings.Replace(rerunDetail, "its container runs again", "its container ran again since, and stopped since,", 1)
+	}
 	if !rerunAt.IsZero() {
 		end = rerunAt
-		rec.Container.StartedAt = nil // the current run's start is not the start of the run that held ep
+		rec.Container.StartedAt = nil // the later run's start is not the start of the run that held ep
 	} else if err == nil && !c.Running && !c.FinishedAt.IsZero() && !c.FinishedAt.Before(c.StartedAt) {
 		end = c.FinishedAt
 	} else if !a.At.IsZero() {

@@ -186,3 +186,32 @@ func TestReconcileClosesTheEndpointOfAContainersPreviousRun(t *testing.T) {
 	}
 	schematest.Check(t, schematest.Lines(t, h.path))
 }
+
+// The same, restarted and stopped again while the watcher was away: the
+// old endpoint's endpoint.stale is dated by the later run's start, never
+// by that run's FinishedAt.
+func TestReconcileDatesTheEndpointOfARunBeforeTheLastByItsStart(t *testing.T) {
+	h := newHarness(t, "all", false)
+	ctx := context.Background()
+	c := newContainer("c1", "web", "busybox", true, "hp")
+	h.attachAll(ctx, c)
+
+	again := c
+	again.StartedAt = time.Now().UTC().Add(2 * time.Minute)
+	again.Endpoints = map[string]string{hpNet: ""} // Docker's inspect of a stopped container
+	h.fake.set(stopped(again, again.StartedAt.Add(time.Minute)))
+	if err := h.w.reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(h.records()); got != "endpoint.attribute endpoint.stale(late)" {
+		t.Fatalf("records %s, want endpoint.attribute endpoint.stale(late)", got)
+	}
+	r := h.records()[1]
+	if r.EndpointID != "ep-c1" || r.EndedAt == nil || !r.EndedAt.Equal(again.StartedAt) || r.Container.StartedAt != nil {
+		t.Errorf("endpoint.stale: %+v (ended at %v), want of ep-c1, ended at the later run's start %s, no started_at", r, r.EndedAt, again.StartedAt)
+	}
+	if !strings.HasPrefix(r.Detail, "its container ran again since, and stopped since, with a new endpoint") || !strings.Contains(r.Detail, "ended at or before it") {
+		t.Errorf("endpoint.stale detail %q", r.Detail)
+	}
+	schematest.Check(t, schematest.Lines(t, h.path))
+}
