@@ -73,9 +73,10 @@ type ProveQuery struct {
 }
 
 // ContainerEvents are the records a container's bundle holds: its
-// endpoints' lifecycle (attributed to it by endpoint.attribute) and its
-// host mode.
-var ContainerEvents = []Event{EndpointCreate, EndpointJoin, EndpointAttribute, EndpointLeave, EndpointDelete, HostJoin, HostLeave}
+// endpoints' lifecycle (attributed to it by endpoint.attribute), the
+// endpoint.stale that ends one whose Leave Docker never sent, and its host
+// mode.
+var ContainerEvents = []Event{EndpointCreate, EndpointJoin, EndpointAttribute, EndpointLeave, EndpointStale, EndpointDelete, HostJoin, HostLeave}
 
 // names reports whether c is the container q names: its name (with or
 // without Docker's leading slash), its ID, or an ID prefix of 12 or more.
@@ -231,6 +232,8 @@ func belongs(event Event, endpoint string, c *Container, q string, endpoints map
 		return endpoint != "" && endpoints[endpoint]
 	case EndpointAttribute:
 		return names(c, q)
+	case EndpointStale: // it names its container, also one attributed before the log
+		return (endpoint != "" && endpoints[endpoint]) || names(c, q)
 	}
 	return false
 }

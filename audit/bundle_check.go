@@ -206,7 +206,9 @@ func containerText(c *Container) string {
 
 // Sessions describes what the records prove, one line each: every stretch
 // in host mode (host.join to host.leave) and every attachment of an
-// endpoint (endpoint.join to endpoint.leave), with the seqs. A leave ends
+// endpoint (endpoint.join to endpoint.leave, or to the ended_at of the
+// endpoint.stale that ends one whose Leave Docker never sent, as audit
+// sessions dates it), with the seqs. A leave ends
 // the session of its own join only: an endpoint's (endpoint_id), or a
 // container's run in host mode (the started_at both records carry, or the
 // leave's time less its host_mode_seconds). A leave without its join, or a
@@ -227,6 +229,7 @@ func (p *Proven) Sessions() []string {
 	var lines []string
 	open := map[string][]Record{}     // key → its joins not yet ended, in order
 	otherLeave := map[uint64]Record{} // join seq → the first leave after it of its key that was not its own
+	staled := map[string]*Record{}    // key → the endpoint.stale that ended its session
 	for _, r := range p.Records {
 		key := SessionKey(r)
 		if key == "" {
@@ -236,13 +239,17 @@ func (p *Proven) Sessions() []string {
 		case HostJoin, EndpointJoin:
 			open[key] = append(open[key], r)
 			joins = append(joins, r)
-		case HostLeave, EndpointLeave:
+		case HostLeave, EndpointLeave, EndpointStale:
 			js := open[key]
 			own := -1
 			for i := len(js) - 1; i >= 0 && own < 0; i-- {
 				if Ends(r, js[i]) {
 					own = i
 				}
+			}
+			if own < 0 && r.Event == EndpointLeave && staled[key] != nil {
+				lines = append(lines, p.leaveAfterStale(r, *staled[key], who))
+				continue
 			}
 			if own < 0 {
 				for _, j := range js {
@@ -256,6 +263,11 @@ func (p *Proven) Sessions() []string {
 			j := js[own]
 			open[key] = append(js[:own:own], js[own+1:]...)
 			out = append(out, j)
+			if r.Event == EndpointStale {
+				staled[key] = &r
+				lines = append(lines, p.session(j, who)+" from "+at(j)+" to "+staleEnd(j, r))
+				continue
+			}
 			lines = append(lines, p.session(j, who)+" from "+at(j)+" to "+at(r))
 		}
 	}
@@ -372,8 +384,38 @@ func (p *Proven) leaveAlone(l Record, who map[string]*Container) string {
 	c := "an unattributed container"
 	if w := who[l.EndpointID]; w != nil {
 		c = "container " + containerText(w)
+	} else if l.Event == EndpointStale && l.Container != nil {
+		c = "container " + containerText(l.Container)
+	}
+	if l.Event == EndpointStale {
+		at = staleEnd(Record{}, l)
 	}
 	return fmt.Sprintf("%s left hostpass network %s (endpoint %s) on host %s at %s; this bundle holds no endpoint.join of that endpoint", c, short12(l.NetworkID), short12(l.EndpointID), l.Host, at)
+}
+
+// staleEnd says when the endpoint.stale r ended the session join began:
+// at its ended_at, Docker's end of the container (Docker sent no Leave,
+// the record was written later), as audit sessions dates it.
+func staleEnd(join, r Record) string {
+	rec := fmt.Sprintf("seq %d endpoint.stale, written at %s: Docker sent no Leave for the endpoint", r.Seq, r.Time.Format(time.RFC3339Nano))
+	switch {
+	case r.EndedAt == nil:
+		return fmt.Sprintf("an unknown time (%s, and no longer said when the container stopped)", rec)
+	case r.EndedAt.Before(join.Time):
+		return fmt.Sprintf("an unknown time (%s; its ended_at %s is earlier than the join: the host's clock stepped back)", rec, r.EndedAt.Format(time.RFC3339Nano))
+	}
+	return fmt.Sprintf("%s (the ended_at of %s)", r.EndedAt.Format(time.RFC3339Nano), rec)
+}
+
+// leaveAfterStale says that an endpoint.leave came after the
+// endpoint.stale that already ended its endpoint's session: Docker's
+// Leave after all, which ends nothing more.
+func (p *Proven) leaveAfterStale(l, stale Record, who map[string]*Container) string {
+	c := "an unattributed container"
+	if w := who[l.EndpointID]; w != nil {
+		c = "container " + containerText(w)
+	}
+	return fmt.Sprintf("%s left hostpass network %s (endpoint %s) on host %s at %s (seq %d endpoint.leave): Docker's Leave after all, after the endpoint.stale (seq %d) that ended that session", c, short12(l.NetworkID), short12(l.EndpointID), l.Host, l.Time.Format(time.RFC3339Nano), l.Seq, stale.Seq)
 }
 
 // session names what a join began.

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -115,4 +116,75 @@ func TestSessionsEndpointLeaveAlone(t *testing.T) {
 	}
 	wantSessions(t, p.Sessions(),
 		"container web (c0ffee12c0ff) left hostpass network net1 (endpoint ep1) on host node1 at 2026-11-27T10:00:10Z (seq 11 endpoint.leave); this bundle holds no endpoint.join of that endpoint")
+}
+
+// An endpoint whose Leave Docker never sent (a dockerd crash) is ended by
+// the watcher's endpoint.stale: the container's bundle holds it (also one
+// of an endpoint attributed before the log), and check-proof ends the
+// endpoint's session at its ended_at, as audit sessions does; an
+// endpoint.leave after it ends nothing more. Before, the bundle held no
+// endpoint.stale and read "and this bundle holds no leave after it".
+func TestSessionsEndAtEndpointStale(t *testing.T) {
+	l := newHandLog(t)
+	l.checkpoint(CheckpointStart)
+	web := &Container{ID: webID, Name: "web"}
+	ep := func(e Event, id string) Record {
+		return Record{Event: e, Outcome: OK, Driver: "hostpass", NetworkID: "net1", EndpointID: id}
+	}
+	attr := func(id string) Record {
+		r := ep(EndpointAttribute, id)
+		r.Container = web
+		return r
+	}
+	stale := func(id string, end *time.Time) Record {
+		r := ep(EndpointStale, id)
+		r.Container, r.EndedAt, r.ObservedLate = web, end, true
+		return r
+	}
+	crash := signedStart.Add(4 * time.Second)
+	l.add(ep(EndpointJoin, "ep1")) // seq 2, 10:00:01
+	l.add(attr("ep1"))
+	l.add(ep(EndpointJoin, "ep2"))
+	l.add(attr("ep2"))
+	l.add(stale("ep1", &crash))     // seq 6
+	l.add(stale("ep2", nil))        // seq 7
+	l.add(ep(EndpointLeave, "ep1")) // seq 8: Docker's Leave after all
+	l.add(stale("ep3", &crash))     // seq 9: attributed before the log
+	l.checkpoint(CheckpointStop)
+
+	b, err := Prove([]string{l.write(t.TempDir())}, ProveQuery{Container: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	for _, r := range b.Records {
+		seqs = append(seqs, uint64(r.Leaf)+1)
+	}
+	if fmt.Sprint(seqs) != "[2 3 4 5 6 7 8 9]" {
+		t.Errorf("records %v, want seqs 2 to 9 (the joins, attributions, endpoint.stale records and the leave)", seqs)
+	}
+	wantSessions(t, sessionsOf(t, l, "web"),
+		"container web (c0ffee12c0ff) was attached to hostpass network net1 (endpoint ep1) on host node1 from 2026-11-27T10:00:01Z (seq 2 endpoint.join) to 2026-11-27T10:00:04Z (the ended_at of seq 6 endpoint.stale, written at 2026-11-27T10:00:05Z: Docker sent no Leave for the endpoint)",
+		"container web (c0ffee12c0ff) was attached to hostpass network net1 (endpoint ep2) on host node1 from 2026-11-27T10:00:03Z (seq 4 endpoint.join) to an unknown time (seq 7 endpoint.stale, written at 2026-11-27T10:00:06Z: Docker sent no Leave for the endpoint, and no longer said when the container stopped)",
+		"container web (c0ffee12c0ff) left hostpass network net1 (endpoint ep1) on host node1 at 2026-11-27T10:00:07Z (seq 8 endpoint.leave): Docker's Leave after all, after the endpoint.stale (seq 6) that ended that session",
+		"container web (c0ffee12c0ff) left hostpass network net1 (endpoint ep3) on host node1 at 2026-11-27T10:00:04Z (the ended_at of seq 9 endpoint.stale, written at 2026-11-27T10:00:08Z: Docker sent no Leave for the endpoint); this bundle holds no endpoint.join of that endpoint")
+}
+
+// An endpoint.stale whose ended_at is earlier than the endpoint's join (a
+// clock stepped back) ends its session at an unknown time, and says why.
+func TestSessionsStaleEndedBeforeItsJoin(t *testing.T) {
+	l := newHandLog(t)
+	l.checkpoint(CheckpointStart)
+	join := Record{Event: EndpointJoin, Outcome: OK, Driver: "hostpass", NetworkID: "net1", EndpointID: "ep1"}
+	attr := join
+	attr.Event, attr.Container = EndpointAttribute, &Container{ID: webID, Name: "web"}
+	before := signedStart
+	stale := attr
+	stale.Event, stale.EndedAt = EndpointStale, &before
+	l.add(join)
+	l.add(attr)
+	l.add(stale)
+	l.checkpoint(CheckpointStop)
+	wantSessions(t, sessionsOf(t, l, "web"),
+		"container web (c0ffee12c0ff) was attached to hostpass network net1 (endpoint ep1) on host node1 from 2026-11-27T10:00:01Z (seq 2 endpoint.join) to an unknown time (seq 4 endpoint.stale, written at 2026-11-27T10:00:03Z: Docker sent no Leave for the endpoint; its ended_at 2026-11-27T10:00:00Z is earlier than the join: the host's clock stepped back)")
 }

@@ -295,3 +295,24 @@ func TestSessionsBoundsHosts(t *testing.T) {
 		t.Errorf("err = %v, want %s", err, want)
 	}
 }
+
+// An endpoint.stale whose ended_at is earlier than the endpoint's join (a
+// clock stepped back) gives no duration, not 0s: the session says why.
+func TestSessionsStaleEndedBeforeItsJoin(t *testing.T) {
+	end := at(380)
+	a := logOf(t, "a",
+		audit.Record{Time: at(400), Event: audit.EndpointJoin, NetworkID: "net", EndpointID: "e3"},
+		audit.Record{Time: at(410), Event: audit.EndpointStale, NetworkID: "net", EndpointID: "e3", EndedAt: &end, ObservedLate: true},
+	)
+	if got, want := sessionsText(t, []Source{a}, SessionFilter{}), "a  hostpass:net 400-410 ? duration-unknown:-its late stale"; got != want {
+		t.Errorf("sessions:\n%s\nwant:\n%s", got, want)
+	}
+	ss, err := Sessions([]Source{a}, SessionFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "duration unknown: its endpoint.stale (seq 2) gives ended_at " + end.Format(time.RFC3339Nano) + ", earlier than its join (" + at(400).Format(time.RFC3339Nano) + "): the host's clock stepped back"
+	if len(ss) != 1 || ss[0].Duration != nil || ss[0].Cut != want {
+		t.Errorf("sessions %+v, want one with no duration and cut %q", ss, want)
+	}
+}

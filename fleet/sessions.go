@@ -388,8 +388,12 @@ func (h *hostSessions) setDuration(s *Session, leave audit.Record) {
 			s.Cut = fmt.Sprintf("end unknown: its endpoint.stale (seq %d): Docker no longer said when the container stopped", leave.Seq)
 			return
 		}
+		if leave.EndedAt.Before(s.From) {
+			s.Cut = fmt.Sprintf("duration unknown: its endpoint.stale (seq %d) gives ended_at %s, earlier than its join (%s): the host's clock stepped back", leave.Seq, leave.EndedAt.Format(time.RFC3339Nano), s.From.Format(time.RFC3339Nano))
+			return
+		}
 		s.Cut = ""
-		d := max(leave.EndedAt.Sub(s.From).Seconds(), 0)
+		d := leave.EndedAt.Sub(s.From).Seconds()
 		s.Duration = &d
 		return
 	}

@@ -33,6 +33,7 @@ func (w *Watcher) reconcile(ctx context.Context) error {
 		w.replayed = true
 	}
 	running := map[string]bool{}
+	runs := map[string]Container{} // the running containers inspected: their endpoints now
 	for _, id := range ids {
 		running[id] = true
 		w.lanes.add(id, func() {
@@ -40,6 +41,9 @@ func (w *Watcher) reconcile(ctx context.Context) error {
 			if err != nil {
 				return // gone meanwhile (its die follows), or recorded as unplaced
 			}
+			w.mu.Lock()
+			runs[id] = c
+			w.mu.Unlock()
 			w.settle(id, c.StartedAt)
 			if c.sharesWith() != "" {
 				w.noteSharer(c)
@@ -57,9 +61,22 @@ func (w *Watcher) reconcile(ctx context.Context) error {
 		}
 	}
 	stale := map[string]attribution{} // their disconnect was missed
+	rerun := map[string]time.Time{}   // of those, the ones whose container runs again: its start
 	for key, a := range w.state.Attributed {
 		if !running[a.Container] {
 			stale[key] = a
+			continue
+		}
+		// Running, but maybe again: a container restarted by its policy
+		// after a dockerd crash keeps its ID and gets new endpoints, and
+		// Docker never sent the Leave of the old one.
+		owner := a.Container
+		if a.Via != "" {
+			owner = a.Via
+		}
+		if c, seen := runs[owner]; seen && !holds(c, endpointOf(key)) {
+			stale[key] = a
+			rerun[key] = runs[a.Container].StartedAt
 		}
 	}
 	for id := range w.state.Unplaced {
@@ -72,7 +89,7 @@ func (w *Watcher) reconcile(ctx context.Context) error {
 		w.lanes.add(id, func() { w.closeGone(ctx, id) })
 	}
 	w.lanes.wait()
-	w.closeStale(ctx, stale)
+	w.closeStale(ctx, stale, rerun)
 	w.changed()
 	return ctx.Err()
 }
@@ -102,4 +119,14 @@ func (w *Watcher) closeGone(ctx context.Context, id string) {
 	}
 	w.settle(id, end)
 	w.hostLeave(ctx, id, end, true, "the container stopped while hostpass was not watching")
+}
+
+// holds reports whether c's current endpoints include ep.
+func holds(c Container, ep string) bool {
+	for _, e := range c.Endpoints {
+		if e == ep {
+			return true
+		}
+	}
+	return false
 }

@@ -13,6 +13,12 @@ import (
 const staleDetail = "its container is no longer running and Docker sent no Leave for the endpoint (its daemon restarted after a crash, say): " +
 	"the log holds no endpoint.leave of it, and the driver was never told to let it go"
 
+// rerunDetail is what an endpoint.stale says of an endpoint whose
+// container runs again, with other endpoints.
+const rerunDetail = "its container runs again with a new endpoint (restarted by its restart policy after its daemon crashed, say) and Docker sent no Leave for the endpoint: " +
+	"the log holds no endpoint.leave of it, and the driver was never told to let it go; " +
+	"ended_at is the start of the container's current run: the run that held this endpoint ended at or before it"
+
 // closeStale handles the attributions reconcile found whose container is
 // not running. Docker's disconnect of them was missed: when the log holds
 // the driver's endpoint.leave (or endpoint.delete) of the endpoint, that
@@ -24,7 +30,11 @@ const staleDetail = "its container is no longer running and Docker sent no Leave
 // next reconcile, and a crash after it is replayed (replay.go), so it is
 // written once. An attribution of a container in the owner's namespace
 // (Via) is forgotten: the owner's record ends the endpoint.
-func (w *Watcher) closeStale(ctx context.Context, stale map[string]attribution) {
+//
+// rerun holds, for the attributions whose container runs again with other
+// endpoints, the start of that run: the endpoint's use ended at or before
+// it, never at the new run's FinishedAt.
+func (w *Watcher) closeStale(ctx context.Context, stale map[string]attribution, rerun map[string]time.Time) {
 	left, readable := w.leftSince(stale)
 	for key, a := range stale {
 		ep := endpointOf(key)
@@ -37,7 +47,7 @@ func (w *Watcher) closeStale(ctx context.Context, stale map[string]attribution) 
 			w.mu.Unlock()
 			continue
 		}
-		w.lanes.add(a.Container, func() { w.endpointStale(ctx, key, ep, a) })
+		w.lanes.add(a.Container, func() { w.endpointStale(ctx, key, ep, a, rerun[key]) })
 	}
 	w.lanes.wait()
 }
@@ -83,10 +93,22 @@ func endpointOf(key string) string {
 	return key
 }
 
+// rerunSlack is how much later than an attribution its container's run
+// may have started and still be the run attributed: the watcher may
+// attribute an endpoint at Docker's connect, a moment before the process
+// starts.
+const rerunSlack = time.Minute
+
 // endpointStale writes the endpoint.stale of endpoint ep, attributed to
-// a's container, and then forgets the attribution.
-func (w *Watcher) endpointStale(ctx context.Context, key, ep string, a attribution) {
-	rec := w.record(audit.EndpointStale, a.Container, true, staleDetail)
+// a's container, and then forgets the attribution. rerunAt, when not zero,
+// is the start of the container's current run, which holds other
+// endpoints: ep's use ended at or before it.
+func (w *Watcher) endpointStale(ctx context.Context, key, ep string, a attribution, rerunAt time.Time) {
+	detail := staleDetail
+	if !rerunAt.IsZero() {
+		detail = rerunDetail
+	}
+	rec := w.record(audit.EndpointStale, a.Container, true, detail)
 	rec.EndpointID, rec.NetworkName, rec.Swarm = ep, a.NetworkName, a.Swarm
 	rec.Container.Name = a.Name
 	var end time.Time
@@ -101,7 +123,17 @@ func (w *Watcher) endpointStale(ctx context.Context, key, ep string, a attributi
 			rec.Container.StartedAt = &start
 		}
 	}
-	if err == nil && !c.Running && !c.FinishedAt.IsZero() && !c.FinishedAt.Before(c.StartedAt) {
+	if rerunAt.IsZero() && err == nil && !c.Running && !a.At.IsZero() && c.StartedAt.After(a.At.Add(rerunSlack)) {
+		// Stopped, but it ran again after the attribution (restarted and
+		// stopped while the watcher was away): its FinishedAt is of that
+		// later run, which did not hold ep.
+		rerunAt = c.StartedAt
+		rec.Detail = strings.Replace(rerunDetail, "its container runs again", "its container ran again since, and stopped since,", 1)
+	}
+	if !rerunAt.IsZero() {
+		end = rerunAt
+		rec.Container.StartedAt = nil // the later run's start is not the start of the run that held ep
+	} else if err == nil && !c.Running && !c.FinishedAt.IsZero() && !c.FinishedAt.Before(c.StartedAt) {
 		end = c.FinishedAt
 	} else if !a.At.IsZero() {
 		dctx, cancel := context.WithTimeout(ctx, w.callTimeout)

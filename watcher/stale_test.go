@@ -139,3 +139,79 @@ func TestCrashAfterEndpointStaleWritesItOnce(t *testing.T) {
 		t.Error("the attribution is still held after the replay of its endpoint.stale")
 	}
 }
+
+// A container with --restart=always comes back after a dockerd crash with
+// the same ID and a new endpoint: the old endpoint gets an endpoint.stale
+// dated by the new run's start (the run that held it ended at or before
+// it), the new one its attribution, and only the new one stays
+// attributed. When the container later stops unseen, its new run's
+// FinishedAt ends no record of the old endpoint.
+func TestReconcileClosesTheEndpointOfAContainersPreviousRun(t *testing.T) {
+	h := newHarness(t, "all", false)
+	ctx := context.Background()
+	c := newContainer("c1", "web", "busybox", true, "hp")
+	h.attachAll(ctx, c)
+
+	again := c
+	again.StartedAt = t0.Add(5 * time.Minute)
+	again.Endpoints = map[string]string{hpNet: "ep-c1-new"}
+	h.fake.set(again)
+	for range 2 {
+		if err := h.w.reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := names(h.records()); got != "endpoint.attribute endpoint.attribute(late) endpoint.stale(late)" {
+		t.Fatalf("records %s, want endpoint.attribute endpoint.attribute(late) endpoint.stale(late)", got)
+	}
+	r := h.records()[2]
+	if r.EndpointID != "ep-c1" || r.Container.ID != "c1" || r.EndedAt == nil || !r.EndedAt.Equal(again.StartedAt) || r.Container.StartedAt != nil {
+		t.Errorf("endpoint.stale: %+v (ended at %v), want of ep-c1, ended at the new run's start %s, no started_at", r, r.EndedAt, again.StartedAt)
+	}
+	if !strings.Contains(r.Detail, "its container runs again with a new endpoint") || !strings.Contains(r.Detail, "ended at or before it") {
+		t.Errorf("endpoint.stale detail %q", r.Detail)
+	}
+	if got := h.w.state.Attributed; len(got) != 1 || got["ep-c1-new"].Container != "c1" {
+		t.Errorf("attributions left: %+v, want ep-c1-new only", got)
+	}
+
+	h.fake.set(stopped(again, again.StartedAt.Add(time.Minute)))
+	if err := h.w.reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range h.records()[3:] {
+		if r.EndpointID != "ep-c1-new" {
+			t.Errorf("after the new run stopped: a %s of %s, want records of ep-c1-new only", r.Event, r.EndpointID)
+		}
+	}
+	schematest.Check(t, schematest.Lines(t, h.path))
+}
+
+// The same, restarted and stopped again while the watcher was away: the
+// old endpoint's endpoint.stale is dated by the later run's start, never
+// by that run's FinishedAt.
+func TestReconcileDatesTheEndpointOfARunBeforeTheLastByItsStart(t *testing.T) {
+	h := newHarness(t, "all", false)
+	ctx := context.Background()
+	c := newContainer("c1", "web", "busybox", true, "hp")
+	h.attachAll(ctx, c)
+
+	again := c
+	again.StartedAt = time.Now().UTC().Add(2 * time.Minute)
+	again.Endpoints = map[string]string{hpNet: ""} // Docker's inspect of a stopped container
+	h.fake.set(stopped(again, again.StartedAt.Add(time.Minute)))
+	if err := h.w.reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(h.records()); got != "endpoint.attribute endpoint.stale(late)" {
+		t.Fatalf("records %s, want endpoint.attribute endpoint.stale(late)", got)
+	}
+	r := h.records()[1]
+	if r.EndpointID != "ep-c1" || r.EndedAt == nil || !r.EndedAt.Equal(again.StartedAt) || r.Container.StartedAt != nil {
+		t.Errorf("endpoint.stale: %+v (ended at %v), want of ep-c1, ended at the later run's start %s, no started_at", r, r.EndedAt, again.StartedAt)
+	}
+	if !strings.HasPrefix(r.Detail, "its container ran again since, and stopped since, with a new endpoint") || !strings.Contains(r.Detail, "ended at or before it") {
+		t.Errorf("endpoint.stale detail %q", r.Detail)
+	}
+	schematest.Check(t, schematest.Lines(t, h.path))
+}
