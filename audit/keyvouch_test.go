@@ -145,20 +145,32 @@ func TestWriterRefusesALogLaunderedAfterACrash(t *testing.T) {
 	// 12 joins: the review's attack (the edit is two checkpoints back when
 	// the joins are written one at a time);
 	// 1,200: far past one batch.
+	// serial: one join per write, a checkpoint after every 5 (the shape a
+	// loaded machine gives the concurrent joins).
 	for _, joins := range []int{12, 1200} {
-		for _, strip := range []bool{false, true} {
-			t.Run(fmt.Sprintf("joins=%d/strip=%v", joins, strip), func(t *testing.T) { launderAfterCrash(t, joins, strip) })
+		for _, serial := range []bool{false, true} {
+			for _, strip := range []bool{false, true} {
+				t.Run(fmt.Sprintf("joins=%d/serial=%v/strip=%v", joins, serial, strip), func(t *testing.T) { launderAfterCrash(t, joins, serial, strip) })
+			}
 		}
 	}
 }
 
-func launderAfterCrash(t *testing.T, joins int, strip bool) {
+func launderAfterCrash(t *testing.T, joins int, serial, strip bool) {
 	f := injectFaults(t)
 	path, key := signedLog(t)
 	o := Options{CheckpointRecords: 5, EpochRecords: 1 << 20}
 	l := openSigned(t, path, key, o)
 	l.Start()
-	concurrentJoins(t, l, "ep", joins)
+	if serial {
+		for i := 0; i < joins; i++ {
+			if err := l.Append(Record{Event: EndpointJoin, Outcome: OK, EndpointID: fmt.Sprintf("ep%05d", i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	} else {
+		concurrentJoins(t, l, "ep", joins)
+	}
 	abandon(t, l, f)
 	// The first join, whichever goroutine wrote it: the checkpoint of the
 	// write that brought the 5th record covers it, and once the checkpoints
