@@ -15,6 +15,21 @@ var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 
 func at(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 
+// timeAt is at(s), for a record's pointer fields.
+func timeAt(s int) *time.Time { v := at(s); return &v }
+
+func seconds(f float64) *float64 { return &f }
+
+// containerAt is container id (its ID id repeated to 64 characters), started at s.
+func containerAt(id string, s int) *audit.Container {
+	return &audit.Container{ID: strings.Repeat(id, 32), Name: id, StartedAt: timeAt(s)}
+}
+
+// endpointRecord is event e of endpoint id on network "net", at s.
+func endpointRecord(s int, e audit.Event, id string) audit.Record {
+	return audit.Record{Time: at(s), Event: e, NetworkID: "net", EndpointID: id}
+}
+
 // logOf writes recs, as host's, to a log of its own and returns it as a
 // source.
 func logOf(t *testing.T, host string, recs ...audit.Record) Source {
@@ -110,35 +125,27 @@ func sessionsText(t *testing.T, sources []Source, f SessionFilter) string {
 
 // Sessions pair as audit prove pairs them, and say where they cannot tell.
 func TestSessions(t *testing.T) {
-	started := func(s int) *time.Time { v := at(s); return &v }
-	secs := func(f float64) *float64 { return &f }
-	c := func(id string, s int) *audit.Container {
-		return &audit.Container{ID: strings.Repeat(id, 32), Name: id, StartedAt: started(s)}
-	}
-	ep := func(s int, e audit.Event, id string) audit.Record {
-		return audit.Record{Time: at(s), Event: e, NetworkID: "net", EndpointID: id}
-	}
-	attr := ep(2, audit.EndpointAttribute, "e1")
-	attr.Container, attr.NetworkName = c("w1", 1), "fleetnet"
+	attr := endpointRecord(2, audit.EndpointAttribute, "e1")
+	attr.Container, attr.NetworkName = containerAt("w1", 1), "fleetnet"
 	a := logOf(t, "a",
-		audit.Record{Time: at(0), Event: audit.HostJoin, Container: c("h1", 0)},
-		ep(1, audit.EndpointJoin, "e1"),
+		audit.Record{Time: at(0), Event: audit.HostJoin, Container: containerAt("h1", 0)},
+		endpointRecord(1, audit.EndpointJoin, "e1"),
 		attr,
-		ep(3, audit.EndpointJoin, "e9"), // never attributed
-		audit.Record{Time: at(4), Event: audit.HostJoin, Outcome: audit.Refused, Container: c("h2", 4)},
+		endpointRecord(3, audit.EndpointJoin, "e9"), // never attributed
+		audit.Record{Time: at(4), Event: audit.HostJoin, Outcome: audit.Refused, Container: containerAt("h2", 4)},
 		// hostpass restarted: calls in the window are lost, endpoint
 		// sessions open then are cut; the reconciling watcher records h1's
 		// run again, which is the same session.
 		audit.Record{Time: at(10), Event: audit.Restart},
 		audit.Record{Time: at(11), Event: audit.WatchGap, Gap: &audit.Gap{From: at(9), To: at(11), Covered: true}},
-		audit.Record{Time: at(11), Event: audit.HostJoin, Container: c("h1", 0), ObservedLate: true},
-		ep(20, audit.EndpointLeave, "e1"),
-		audit.Record{Time: at(30), Event: audit.HostLeave, Container: c("h1", 0), HostModeSeconds: secs(30)},
+		audit.Record{Time: at(11), Event: audit.HostJoin, Container: containerAt("h1", 0), ObservedLate: true},
+		endpointRecord(20, audit.EndpointLeave, "e1"),
+		audit.Record{Time: at(30), Event: audit.HostLeave, Container: containerAt("h1", 0), HostModeSeconds: seconds(30)},
 		// a leave whose join the log does not hold (another run of h3)
-		audit.Record{Time: at(40), Event: audit.HostLeave, Container: &audit.Container{ID: strings.Repeat("h3", 32), Name: "h3"}, HostModeSeconds: secs(15)},
+		audit.Record{Time: at(40), Event: audit.HostLeave, Container: &audit.Container{ID: strings.Repeat("h3", 32), Name: "h3"}, HostModeSeconds: seconds(15)},
 		// a run whose end the watcher could not tell, seen late
-		audit.Record{Time: at(41), Event: audit.HostJoin, Container: c("h4", 41)},
-		audit.Record{Time: at(45), Event: audit.HostLeave, Container: c("h4", 41), ObservedLate: true, Detail: "the container was gone"},
+		audit.Record{Time: at(41), Event: audit.HostJoin, Container: containerAt("h4", 41)},
+		audit.Record{Time: at(45), Event: audit.HostLeave, Container: containerAt("h4", 41), ObservedLate: true, Detail: "the container was gone"},
 		audit.Record{Time: at(50), Event: audit.NetworkDelete},
 	)
 	got := sessionsText(t, []Source{a}, SessionFilter{})
@@ -184,31 +191,27 @@ func TestEmptyLog(t *testing.T) {
 // the record. A leave after the endpoint.stale ends nothing more. Nothing
 // stays open.
 func TestSessionsEndAtEndpointStale(t *testing.T) {
-	ended := func(s int) *time.Time { v := at(s); return &v }
-	ep := func(s int, e audit.Event, id string) audit.Record {
-		return audit.Record{Time: at(s), Event: e, NetworkID: "net", EndpointID: id}
-	}
 	attr := func(s int, id, name string) audit.Record {
-		r := ep(s, audit.EndpointAttribute, id)
+		r := endpointRecord(s, audit.EndpointAttribute, id)
 		r.Container, r.NetworkName = &audit.Container{ID: strings.Repeat(name, 32), Name: name}, "fleetnet"
 		r.Swarm = &audit.SwarmTask{ServiceName: "web", ServiceID: "svc", TaskID: "t-" + name, TaskName: "web.1." + name, NodeID: "n2"}
 		return r
 	}
 	stale := func(s int, id, name string, end *time.Time) audit.Record {
-		r := ep(s, audit.EndpointStale, id)
-		r.Container, r.NetworkName, r.EndedAt, r.ObservedLate = &audit.Container{ID: strings.Repeat(name, 32), Name: name, StartedAt: ended(0)}, "fleetnet", end, true
+		r := endpointRecord(s, audit.EndpointStale, id)
+		r.Container, r.NetworkName, r.EndedAt, r.ObservedLate = &audit.Container{ID: strings.Repeat(name, 32), Name: name, StartedAt: timeAt(0)}, "fleetnet", end, true
 		r.Swarm = &audit.SwarmTask{ServiceName: "web", ServiceID: "svc", TaskID: "t-" + name, TaskName: "web.1." + name, NodeID: "n2"}
 		return r
 	}
 	a := logOf(t, "b",
-		ep(1, audit.EndpointJoin, "e1"), attr(2, "e1", "x1"),
-		ep(3, audit.EndpointJoin, "e2"), attr(4, "e2", "x2"),
+		endpointRecord(1, audit.EndpointJoin, "e1"), attr(2, "e1", "x1"),
+		endpointRecord(3, audit.EndpointJoin, "e2"), attr(4, "e2", "x2"),
 		audit.Record{Time: at(30), Event: audit.Restart}, // dockerd, and the plugin with it, was killed
-		stale(31, "e1", "x1", ended(20)),
+		stale(31, "e1", "x1", timeAt(20)),
 		stale(32, "e2", "x2", nil),
-		stale(33, "e3", "x3", ended(25)),  // joined before the log began
-		ep(34, audit.EndpointLeave, "e1"), // Docker's Leave after all: it ends nothing more
-		ep(35, audit.EndpointLeave, "e8"), // joined before the log began, never attributed
+		stale(33, "e3", "x3", timeAt(25)),             // joined before the log began
+		endpointRecord(34, audit.EndpointLeave, "e1"), // Docker's Leave after all: it ends nothing more
+		endpointRecord(35, audit.EndpointLeave, "e8"), // joined before the log began, never attributed
 	)
 	ss, err := Sessions([]Source{a}, SessionFilter{Service: "web"})
 	if err != nil {
@@ -242,26 +245,18 @@ func TestSessionsEndAtEndpointStale(t *testing.T) {
 // than its join's. Host mode's duration is host_mode_seconds, not TO less
 // FROM.
 func TestSessionsClockSteppedBack(t *testing.T) {
-	started := func(s int) *time.Time { v := at(s); return &v }
-	secs := func(f float64) *float64 { return &f }
-	c := func(id string, s int) *audit.Container {
-		return &audit.Container{ID: strings.Repeat(id, 32), Name: id, StartedAt: started(s)}
-	}
-	ep := func(s int, e audit.Event, id string) audit.Record {
-		return audit.Record{Time: at(s), Event: e, NetworkID: "net", EndpointID: id}
-	}
 	a := logOf(t, "a",
-		audit.Record{Time: at(100), Event: audit.HostJoin, Container: c("h1", 100)},
-		audit.Record{Time: at(50), Event: audit.HostLeave, Container: c("h1", 100), HostModeSeconds: secs(-50)},
-		ep(100, audit.EndpointJoin, "e1"),
-		ep(90, audit.EndpointLeave, "e1"),
-		audit.Record{Time: at(0), Event: audit.HostJoin, Container: c("h5", 0)},
-		audit.Record{Time: at(100), Event: audit.HostLeave, Container: c("h5", 0), HostModeSeconds: secs(42)},
-		audit.Record{Time: at(200), Event: audit.HostJoin, Container: c("h2", 200)},
+		audit.Record{Time: at(100), Event: audit.HostJoin, Container: containerAt("h1", 100)},
+		audit.Record{Time: at(50), Event: audit.HostLeave, Container: containerAt("h1", 100), HostModeSeconds: seconds(-50)},
+		endpointRecord(100, audit.EndpointJoin, "e1"),
+		endpointRecord(90, audit.EndpointLeave, "e1"),
+		audit.Record{Time: at(0), Event: audit.HostJoin, Container: containerAt("h5", 0)},
+		audit.Record{Time: at(100), Event: audit.HostLeave, Container: containerAt("h5", 0), HostModeSeconds: seconds(42)},
+		audit.Record{Time: at(200), Event: audit.HostJoin, Container: containerAt("h2", 200)},
 		audit.Record{Time: at(260), Event: audit.NetworkCreate},
 		audit.Record{Time: at(150), Event: audit.NetworkCreate},
-		ep(300, audit.EndpointJoin, "e2"),
-		ep(290, audit.EndpointLeave, "e2"),
+		endpointRecord(300, audit.EndpointJoin, "e2"),
+		endpointRecord(290, audit.EndpointLeave, "e2"),
 	)
 	fix := func(s string) string { return strings.ReplaceAll(s, "a  hostpass", "a - hostpass") }
 	want := strings.Join([]string{
