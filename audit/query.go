@@ -292,15 +292,11 @@ func queryFile(path string, f Filter, fn func(r *Entry, line []byte) error) erro
 			if i == len(b.lines)-1 && !b.complete {
 				break // a torn last line: verify reports it
 			}
-			line, sent := recordLine(line)
-			if line == nil {
+			rec, e := entryOf(f, line)
+			if rec == nil {
 				continue
 			}
-			b.lines[i] = line // a collector's line: the record, as --json prints it
-			if e := decode(f, line); e != nil {
-				e.Sender, e.SentPrev, e.SentHash = sent.host, sent.prev, sent.hash
-				b.entries[i] = e
-			}
+			b.lines[i], b.entries[i] = rec, e // a collector's line: the record, as --json prints it
 		}
 	}
 	return longLineAt(path, eachBatchTold(path, decodeAll, func(b *batch) error {
@@ -358,18 +354,14 @@ func QueryRecords(files []string, whole map[Event]bool, progress Progress, fn fu
 			if i == len(b.lines)-1 && !b.complete {
 				break // a torn last line: verify reports it
 			}
-			line, sent := recordLine(line)
-			if line == nil {
+			rec, e := entryOf(Filter{}, line)
+			if rec == nil {
 				continue
-			}
-			e := decode(Filter{}, line)
-			if e != nil {
-				e.Sender, e.SentPrev, e.SentHash = sent.host, sent.prev, sent.hash
 			}
 			b.entries[i] = e
 			if e != nil && whole[e.Event] {
 				var r Record
-				if json.Unmarshal(line, &r) == nil {
+				if json.Unmarshal(rec, &r) == nil {
 					b.records[i] = &r
 				}
 			}
@@ -391,6 +383,21 @@ func QueryRecords(files []string, whole map[Event]bool, progress Progress, fn fu
 		}
 	}
 	return nil
+}
+
+// entryOf reads one line of a log or of a collector's file: the record's
+// own line (nil for a line that holds none), and its entry if it passes f,
+// with what the collector recorded of the message that carried it.
+func entryOf(f Filter, line []byte) ([]byte, *Entry) {
+	rec, sent := recordLine(line)
+	if rec == nil {
+		return nil, nil
+	}
+	e := decode(f, rec)
+	if e != nil {
+		e.Sender, e.SentPrev, e.SentHash = sent.host, sent.prev, sent.hash
+	}
+	return rec, e
 }
 
 // decode returns the line's entry if it passes f, else nil.
