@@ -192,19 +192,7 @@ func TestJoinSandboxLookBounded(t *testing.T) {
 		t.Errorf("%d looks after the stuck one returned, want 2", n)
 	}
 	want := map[string]string{netID(1): audit.SandboxUnseen, netID(2): audit.SandboxUnseen, netID(3): audit.SandboxLive}
-	got := 0
-	for _, r := range records(t, path) {
-		if r.Event != audit.EndpointJoin {
-			continue
-		}
-		got++
-		if r.Sandbox != want[r.EndpointID] {
-			t.Errorf("join of %s: sandbox %q, want %q", r.EndpointID, r.Sandbox, want[r.EndpointID])
-		}
-	}
-	if got != len(want) {
-		t.Errorf("%d join records, want %d", got, len(want))
-	}
+	checkJoinSandboxes(t, path, want)
 }
 
 // BenchmarkJoin is Join with its fsynced record, the key naming a path in a
@@ -389,6 +377,13 @@ func TestJoinSandboxHungLooksBounded(t *testing.T) {
 	for i := 1; i <= burst+1; i++ {
 		want[netID(i)] = audit.SandboxUnseen
 	}
+	checkJoinSandboxes(t, path, want)
+}
+
+// checkJoinSandboxes checks that the log at path holds one endpoint.join
+// per endpoint of want, each with the sandbox state want gives it.
+func checkJoinSandboxes(t *testing.T, path string, want map[string]string) {
+	t.Helper()
 	got := 0
 	for _, r := range records(t, path) {
 		if r.Event != audit.EndpointJoin {
